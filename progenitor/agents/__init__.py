@@ -1,0 +1,1 @@
+"""The agents of the loop: architect, coder, safety reviewer, trainer, oversight."""

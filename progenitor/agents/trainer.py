@@ -1,0 +1,120 @@
+"""The trainer: runs candidates' train commands in sandboxes through an executor.
+
+Every training is keyed by run / generation / candidate and its result is written to
+``g<gen>/c<k>/train.json`` the moment it finishes, so a resumed run looks results up
+instead of training again.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+from pydantic import BaseModel
+
+from progenitor.compute.base import JobResult, TrainJob, unpack
+from progenitor.errors import RunStopped
+from progenitor.runs import read_json, write_json
+from progenitor.sandbox.base import Limits
+from progenitor.scoring import parse_metrics
+from progenitor.workflows.state import RunContext
+
+
+class TrainItem(BaseModel):
+    gen: int
+    k: int
+    sha: str
+
+    @property
+    def key(self) -> str:
+        return f"g{self.gen}/c{self.k}"
+
+
+def limits_for(ctx: RunContext) -> Limits:
+    res = ctx.spec.train.resources
+    return Limits(
+        wall_time=ctx.spec.train.timeout, cpus=res.cpus, memory_bytes=res.memory_bytes,
+        processes=res.processes,
+    )
+
+
+def make_job(ctx: RunContext, item: TrainItem) -> TrainJob:
+    return TrainJob(
+        key=f"{ctx.run.run_id}/{item.key}",
+        command=ctx.spec.train.command,
+        tree_archive=ctx.lineage.archive(item.sha),
+        limits=limits_for(ctx),
+        labels={"run": ctx.run.run_id, "candidate": item.key, "commit": item.sha[:12]},
+        backend=ctx.backend,
+        backend_options=({"image": ctx.spec.sandbox.image} if ctx.spec.sandbox.image else {}),
+        progress_file=ctx.spec.train.progress,
+    )
+
+
+def record_from(result: JobResult, out_dir: Path) -> dict:
+    box = result.sandbox
+    return {
+        "status": "pruned" if result.pruned else box.status,
+        "reason": box.reason,
+        "exit_code": box.exit_code,
+        "duration": round(box.duration, 3),
+        "cpu_seconds": round(box.cpu_seconds, 3),
+        "backend": box.backend,
+        "isolation": box.isolation,
+        "node": result.node,
+        "gpu_ids": result.gpu_ids,
+        "pruned": result.pruned,
+        "self_reported": parse_metrics(box.stdout),
+        "log_tail": "\n".join((box.stdout + "\n" + box.stderr).strip().splitlines()[-30:]),
+        "outputs_truncated": result.outputs_truncated,
+        "out": str(out_dir),
+    }
+
+
+def train(ctx: RunContext, items: list[TrainItem]) -> dict[str, dict]:
+    """Train every item not trained yet; returns {key: train record} for all items."""
+    records: dict[str, dict] = {}
+    pending: dict[str, TrainItem] = {}
+    for item in items:
+        done = read_json(ctx.run.candidate(item.gen, item.k) / "train.json")
+        if done is not None:
+            records[item.key] = done
+            ctx.emit("train.cached", gen=item.gen, k=item.k, status=done["status"])
+        else:
+            pending[f"{ctx.run.run_id}/{item.key}"] = item
+    if not pending:
+        return records
+    jobs = [make_job(ctx, item) for item in pending.values()]
+    executor = ctx.executor
+
+    def on_event(kind: str, payload: dict) -> None:
+        item = pending.get(payload.get("key", ""))
+        if item is None:
+            return
+        if kind == "train.start":
+            ctx.emit("train.start", gen=item.gen, k=item.k, commit=item.sha)
+        elif kind == "train.line":
+            ctx.emit("train.line", gen=item.gen, k=item.k, stream=payload["stream"], line=payload["line"][:500])
+
+    stopped: Optional[str] = None
+    for result in executor.run(jobs, on_event=on_event):
+        item = pending[result.key]
+        if result.sandbox.status == "killed" and not result.pruned:
+            # Cancelled by a stop: not a result. A resume trains this candidate again.
+            ctx.emit("train.cancelled", gen=item.gen, k=item.k)
+            continue
+        cand_dir = ctx.run.candidate(item.gen, item.k)
+        out_dir = cand_dir / "out"
+        unpack(result.outputs_archive, out_dir)
+        record = record_from(result, out_dir)
+        write_json(cand_dir / "train.json", record)
+        records[item.key] = record
+        ctx.emit("train.end", gen=item.gen, k=item.k, status=record["status"], reason=record["reason"],
+                 duration=record["duration"], cpu_seconds=record["cpu_seconds"])
+        stopped = stopped or ctx.run.stop_requested()
+        if stopped:
+            executor.cancel()
+    stopped = stopped or ctx.run.stop_requested()
+    if stopped and len(records) < len(items):
+        raise RunStopped(stopped)
+    return records

@@ -1,0 +1,92 @@
+"""The Python API for lab tooling: start, stream, resume, stop and inspect runs.
+
+Everything the CLI does goes through these functions; the CLI only parses and prints.
+"""
+
+from __future__ import annotations
+
+import queue
+import re
+import threading
+from pathlib import Path
+from typing import Iterator, Optional, Union
+
+from progenitor.lineage import Lineage, base_ref, champion_ref
+from progenitor.runs import find_run, list_runs as _list_runs
+from progenitor.workflows.graph import build_graph
+from progenitor.workflows.runner import RunSummary, resume_run, start_run
+from progenitor.workflows.state import RunOptions
+
+__all__ = [
+    "RunOptions", "RunSummary", "build_graph", "lineage", "list_runs", "resume_run", "run_status",
+    "start_run", "stop_run", "stream_run",
+]
+
+PathLike = Union[str, Path]
+_CANDIDATE = re.compile(r"/g(\d+)/c(\d+)$")
+
+
+def stream_run(repo_dir: PathLike, options: Optional[RunOptions] = None, **kwargs) -> Iterator[dict]:
+    """Start a run in a background thread and yield its events as they happen.
+
+    The last event is ``run.end`` (with the summary) or ``run.error`` (with the message).
+    """
+    events: "queue.Queue[Optional[dict]]" = queue.Queue()
+
+    def work() -> None:
+        try:
+            start_run(Path(repo_dir), options, on_event=events.put, **kwargs)
+        except Exception as exc:  # noqa: BLE001 - handed to the consumer as an event
+            events.put({"type": "run.error", "error": str(exc), "kind": type(exc).__name__})
+        finally:
+            events.put(None)
+
+    threading.Thread(target=work, name="progenitor-run", daemon=True).start()
+    while (event := events.get()) is not None:
+        yield event
+
+
+def stop_run(run_id: str, repo: Optional[PathLike] = None, reason: str = "stopped by request") -> None:
+    """Ask a running run to stop (from any process); it stays resumable."""
+    find_run(run_id, Path(repo) if repo else None).request_stop(reason)
+
+
+def list_runs(repo: PathLike) -> list[dict]:
+    return [_status_of(run) for run in _list_runs(Path(repo))]
+
+
+def _status_of(run) -> dict:
+    meta = run.meta
+    events = run.events()
+    last_gen = max((e.get("gen", 0) or 0 for e in events if e["type"] == "node.start"), default=0)
+    return {
+        "id": run.run_id, "repo": str(run.repo_root), "task": meta.get("task"), "created": meta.get("created"),
+        "status": meta.get("status"), "stop_reason": meta.get("stop_reason"), "backend": meta.get("backend"),
+        "base": meta.get("base"), "generation": last_gen, "summary": meta.get("summary"),
+        "baseline": meta.get("baseline"), "ledger": meta.get("ledger"),
+    }
+
+
+def run_status(run_id: Optional[str] = None, repo: Optional[PathLike] = None) -> Union[dict, list[dict]]:
+    """One run's status, or every run of ``repo`` (default: the current directory)."""
+    if run_id is None:
+        return list_runs(Path(repo) if repo else Path.cwd())
+    return _status_of(find_run(run_id, Path(repo) if repo else None))
+
+
+def lineage(run_id: str, repo: Optional[PathLike] = None) -> dict:
+    """Every candidate of a run with its record (from the git notes), plus base and champion."""
+    run = find_run(run_id, Path(repo) if repo else None)
+    git = Lineage(run.repo_root)
+    refs = git.refs(run_id)
+    candidates = []
+    for ref, sha in refs.items():
+        match = _CANDIDATE.search(ref)
+        if match:
+            record = git.read_note(sha) or {}
+            candidates.append({"ref": ref, "sha": sha, "gen": int(match.group(1)), "k": int(match.group(2)), **record})
+    candidates.sort(key=lambda c: (c["gen"], c["k"]))
+    return {
+        "run": run_id, "repo": str(run.repo_root), "base": refs.get(base_ref(run_id)),
+        "champion": refs.get(champion_ref(run_id)), "baseline": run.meta.get("baseline"), "candidates": candidates,
+    }

@@ -1,0 +1,196 @@
+"""The ``progenitor`` command: parses, calls the public API, prints. No logic lives here.
+
+Errors from the library arrive as ``ProgenitorError`` and leave as one line on stderr
+with the error's exit code (2 for bad input), never as a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import click
+
+from progenitor.errors import ProgenitorError
+
+
+class CommandError(click.ClickException):
+    def __init__(self, message: str, exit_code: int):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+    def show(self, file=None) -> None:
+        click.echo(f"error: {self.message}", err=True)
+
+
+class Group(click.Group):
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except ProgenitorError as exc:
+            raise CommandError(str(exc), exc.exit_code) from None
+
+
+def _console():
+    from rich.console import Console
+
+    return Console(highlight=False)
+
+
+def _repo_opt(fn):
+    return click.option("--repo", type=click.Path(file_okay=False, path_type=Path), default=None,
+                        help="The model repo (default: the current directory, else the run index).")(fn)
+
+
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="progenitor")
+def cli() -> None:
+    """progenitor: agents engineer the next generation of a model, under a sealed evaluation."""
+
+
+@cli.command()
+@click.argument("directory", type=click.Path(path_type=Path))
+@click.option("--example", type=str, default=None, help="Make a fresh model repo from a bundled example (e.g. digits).")
+def init(directory: Path, example: Optional[str]) -> None:
+    """Write a commented progenitor.yaml template into DIRECTORY, or make an example repo."""
+    from progenitor import scaffold
+
+    if example:
+        path = scaffold.init_example(example, directory)
+        click.echo(f"made model repo {path} from example {example!r} (one baseline commit)")
+        click.echo(f"next: progenitor run {path}")
+    else:
+        path = scaffold.init_template(directory)
+        click.echo(f"wrote {path}; edit it, commit it, then: progenitor run {directory}")
+
+
+@cli.command()
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path), default=".")
+@click.option("--generations", "-g", type=click.IntRange(min=1), help="Override budget.generations.")
+@click.option("--candidates", "-k", type=click.IntRange(min=1, max=64), help="Override budget.candidates.")
+@click.option("--sandbox", type=click.Choice(["auto", "process", "docker"]), help="Override sandbox.backend.")
+@click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="Where candidates train: a local pool, or Ray.")
+@click.option("--ray-address", envvar="RAY_ADDRESS", help="Join this Ray cluster (with --executor ray).")
+@click.option("--seed", type=int, help="Override the task's search seed.")
+@click.option("--parallel", type=click.IntRange(min=1), help="Most candidates trained at once (local executor).")
+@click.option("--quiet", "-q", is_flag=True, help="Print only the summary.")
+def run(directory: Path, generations, candidates, sandbox, executor, ray_address, seed, parallel, quiet) -> None:
+    """Run the loop on the model repo DIRECTORY."""
+    from progenitor.api import start_run
+    from progenitor.progress import Progress
+    from progenitor.workflows.state import RunOptions
+
+    options = RunOptions(generations=generations, candidates=candidates, sandbox=sandbox, executor=executor,
+                         ray_address=ray_address, seed=seed, max_parallel=parallel)
+    with Progress(_console(), quiet=quiet) as progress:
+        summary = start_run(directory, options, on_event=progress.on_event)
+    progress.print_summary(summary)
+    sys.exit(0 if summary.status == "finished" else 130)
+
+
+@cli.command()
+@click.argument("run_id")
+@_repo_opt
+@click.option("--quiet", "-q", is_flag=True, help="Print only the summary.")
+def resume(run_id: str, repo: Optional[Path], quiet: bool) -> None:
+    """Resume RUN from its last checkpoint; finished work is not redone."""
+    from progenitor.api import resume_run
+    from progenitor.progress import Progress
+
+    with Progress(_console(), quiet=quiet) as progress:
+        summary = resume_run(run_id, repo, on_event=progress.on_event)
+    progress.print_summary(summary)
+    sys.exit(0 if summary.status == "finished" else 130)
+
+
+@cli.command()
+@click.argument("run_id")
+@_repo_opt
+def stop(run_id: str, repo: Optional[Path]) -> None:
+    """Ask RUN to stop; it cancels its training and stays resumable."""
+    from progenitor.api import stop_run
+
+    stop_run(run_id, repo)
+    click.echo(f"asked run {run_id} to stop; 'progenitor resume {run_id}' continues it")
+
+
+@cli.command()
+@click.argument("run_id", required=False)
+@_repo_opt
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for tools.")
+def status(run_id: Optional[str], repo: Optional[Path], as_json: bool) -> None:
+    """Show one run, or every run of the model repo."""
+    from progenitor.api import run_status
+    from progenitor.progress import print_status
+
+    data = run_status(run_id, repo)
+    if as_json:
+        click.echo(json.dumps(data, indent=2, default=str))
+    else:
+        print_status(_console(), data)
+
+
+@cli.command()
+@click.argument("run_id")
+@_repo_opt
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for tools.")
+def lineage(run_id: str, repo: Optional[Path], as_json: bool) -> None:
+    """Every candidate of RUN with its record, from the git notes."""
+    from progenitor.api import lineage as get_lineage
+    from progenitor.progress import print_lineage
+
+    data = get_lineage(run_id, repo)
+    if as_json:
+        click.echo(json.dumps(data, indent=2, default=str))
+    else:
+        print_lineage(_console(), data)
+
+
+@cli.command()
+def doctor() -> None:
+    """Say what this machine can do: sandboxes, network isolation, Docker, Ray, GPUs."""
+    from progenitor.doctor import checks, print_checks
+
+    print_checks(_console(), checks())
+
+
+@cli.group(cls=Group)
+def audit() -> None:
+    """The hash-chained audit log of decisions."""
+
+
+@audit.command("verify")
+@_repo_opt
+def audit_verify(repo: Optional[Path]) -> None:
+    """Check that no audit entry was edited, inserted or removed."""
+    from progenitor.audit import AuditLog
+    from progenitor.runs import STATE_DIR
+
+    root = (repo or Path.cwd()).resolve()
+    result = AuditLog(root / STATE_DIR / "audit.jsonl").verify()
+    if result.ok:
+        click.echo(f"audit log intact: {result.entries} entries")
+    else:
+        raise CommandError(f"audit log broken: {result.problem}", 1)
+
+
+def _add_sandbox_commands() -> None:
+    try:
+        from progenitor.sandbox.commands import sandbox
+    except ImportError:
+        return
+    cli.add_command(sandbox)
+
+
+_add_sandbox_commands()
+
+
+def main() -> None:
+    cli(prog_name="progenitor")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,63 @@
+"""The in-process executor: a thread pool on this machine, no Ray.
+
+Used by tests and by users who want no Ray. Jobs run at most ``slots`` at a time, where a
+slot is what the job's ``cpus`` asks for out of this machine's cores.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from pathlib import Path
+from typing import Iterator, Optional
+
+from progenitor.compute.base import EventCallback, JobResult, TrainJob, execute_job
+
+
+class LocalExecutor:
+    name = "local"
+
+    def __init__(self, data_dir: Optional[Path], max_parallel: Optional[int] = None, workdir: Optional[Path] = None):
+        self.data_dir = data_dir
+        self.max_parallel = max_parallel
+        self.workdir = workdir
+        self._cancels: list[threading.Event] = []
+        self._lock = threading.Lock()
+
+    def _slots(self, jobs: list[TrainJob]) -> int:
+        if self.max_parallel:
+            return self.max_parallel
+        cpus = max((j.limits.cpus for j in jobs), default=1.0)
+        return max(1, int((os.cpu_count() or 1) // max(cpus, 1.0)))
+
+    def run(self, jobs: list[TrainJob], on_event: Optional[EventCallback] = None) -> Iterator[JobResult]:
+        if not jobs:
+            return
+        emit = on_event or (lambda kind, payload: None)
+        with ThreadPoolExecutor(max_workers=self._slots(jobs), thread_name_prefix="progenitor-train") as pool:
+            futures: dict[Future, TrainJob] = {pool.submit(self._one, job, emit): job for job in jobs}
+            pending = set(futures)
+            while pending:
+                finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    yield future.result()
+
+    def _one(self, job: TrainJob, emit: EventCallback) -> JobResult:
+        cancel = threading.Event()
+        with self._lock:
+            self._cancels.append(cancel)
+        emit("train.start", {"key": job.key})
+
+        def on_line(stream: str, line: str) -> None:
+            emit("train.line", {"key": job.key, "stream": stream, "line": line})
+
+        return execute_job(job, self.data_dir, on_line=on_line, cancel=cancel, workdir=self.workdir)
+
+    def cancel(self) -> None:
+        with self._lock:
+            for event in self._cancels:
+                event.set()
+
+    def close(self) -> None:
+        self.cancel()

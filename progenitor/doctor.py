@@ -1,0 +1,77 @@
+"""``progenitor doctor``: what this machine can do, one line per capability."""
+
+from __future__ import annotations
+
+import importlib.util
+import platform
+import shutil
+import subprocess
+import sys
+from typing import Callable
+
+from pydantic import BaseModel
+
+
+class Check(BaseModel):
+    name: str
+    ok: bool
+    detail: str
+
+
+def _safe(name: str, fn: Callable[[], Check]) -> Check:
+    try:
+        return fn()
+    except Exception as exc:  # noqa: BLE001 - doctor reports, it does not crash
+        return Check(name=name, ok=False, detail=f"check failed: {exc}")
+
+
+def _python() -> Check:
+    ok = sys.version_info >= (3, 10)
+    return Check(name="python", ok=ok, detail=f"{platform.python_version()} ({sys.executable})")
+
+
+def _git() -> Check:
+    path = shutil.which("git")
+    if not path:
+        return Check(name="git", ok=False, detail="git not found on PATH; install it")
+    version = subprocess.run(["git", "--version"], capture_output=True, text=True).stdout.strip()
+    return Check(name="git", ok=True, detail=version)
+
+
+def _sandbox(backend: str) -> Callable[[], Check]:
+    def check() -> Check:
+        from progenitor.sandbox import _make
+
+        result = _make(backend).check()
+        return Check(name=f"sandbox {backend}", ok=result.available, detail=result.detail)
+    return check
+
+
+def _module(name: str, why: str) -> Callable[[], Check]:
+    def check() -> Check:
+        found = importlib.util.find_spec(name) is not None
+        return Check(name=name, ok=found, detail=("installed: " if found else "missing: ") + why)
+    return check
+
+
+def _gpus() -> Check:
+    if not shutil.which("nvidia-smi"):
+        return Check(name="gpus", ok=True, detail="none found (no nvidia-smi); candidates train on CPUs")
+    out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=10).stdout.strip()
+    return Check(name="gpus", ok=True, detail=out or "nvidia-smi found no GPU")
+
+
+def checks() -> list[Check]:
+    items = [("python", _python), ("git", _git), ("sandbox process", _sandbox("process")),
+             ("sandbox docker", _sandbox("docker")), ("ray", _module("ray", "distributes training (--executor ray)")),
+             ("torch", _module("torch", "the bundled examples train PyTorch models")), ("gpus", _gpus)]
+    return [_safe(name, fn) for name, fn in items]
+
+
+def print_checks(console, results: list[Check]) -> None:
+    from rich.table import Table
+
+    table = Table("check", "", "detail", title="progenitor doctor")
+    for c in results:
+        table.add_row(c.name, "[green]ok[/green]" if c.ok else "[red]no[/red]", c.detail)
+    console.print(table)

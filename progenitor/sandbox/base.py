@@ -1,0 +1,117 @@
+"""The one interface every sandbox backend implements: ``Sandbox.run(spec) -> result``.
+
+A spec names the command (a template: ``{tree}``, ``{data}`` and ``{out}`` are filled in
+by the backend with the paths *as the sandboxed command sees them*), the candidate's own
+copy of the tree (writable, the working directory), the read-only data directory, the
+writable outputs directory, extra mounts, environment, limits and network (off by default).
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Callable, Literal, Optional, Protocol, runtime_checkable
+
+from pydantic import BaseModel, ConfigDict, Field
+
+LineCallback = Callable[[str, str], None]
+"""Called with (stream, line) for each line the command prints, stream in {"stdout", "stderr"}."""
+
+
+class Limits(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    wall_time: float = Field(600.0, gt=0)
+    """Seconds before the whole sandbox is killed."""
+    cpus: float = Field(1.0, gt=0)
+    """CPU cores; also sets OMP/MKL/torch thread counts inside."""
+    memory_bytes: Optional[int] = None
+    """Memory limit in bytes (None: unlimited)."""
+    processes: int = 512
+    """Most processes/threads (fork-bomb guard)."""
+    gpus: list[str] = []
+    """GPU device ids assigned to this sandbox (empty: no GPU)."""
+    output_bytes: int = 1 << 20
+    """Cap on captured stdout and on stderr, each; the tail is kept."""
+
+
+class Mount(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    source: Path
+    target: Optional[str] = None
+    """Path inside the sandbox (backends that remap paths need it; default: same as source)."""
+    read_only: bool = True
+
+
+class SandboxSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    command: str
+    """Shell command template, run by ``/bin/sh -c`` after ``{tree}``/``{data}``/``{out}`` are filled in."""
+    tree: Path
+    """The candidate's own copy of its tree: the working directory, writable."""
+    out: Path
+    """Outputs directory, writable; what the candidate leaves here is collected."""
+    data: Optional[Path] = None
+    """Read-only directory of data the candidate may see (never holdout labels)."""
+    mounts: list[Mount] = []
+    env: dict[str, str] = {}
+    limits: Limits = Limits()
+    network: bool = False
+    """Network access (off by default: candidates get none)."""
+    labels: dict[str, str] = {}
+    """Run / generation / candidate, for naming, sweeping and logs."""
+
+
+Status = Literal["ok", "failed", "timeout", "oom", "killed"]
+
+
+class SandboxResult(BaseModel):
+    status: Status
+    """ok: exit 0; failed: non-zero exit; timeout: wall time hit; oom: memory limit hit; killed: cancelled."""
+    exit_code: Optional[int] = None
+    duration: float = 0.0
+    """Wall seconds."""
+    cpu_seconds: float = 0.0
+    """User + system CPU seconds of the command and its children, where the backend can tell."""
+    stdout: str = ""
+    """Tail of stdout, at most ``limits.output_bytes``."""
+    stderr: str = ""
+    truncated: bool = False
+    """True if stdout or stderr was cut to its cap."""
+    backend: str = ""
+    isolation: list[str] = []
+    """What isolation was in force, e.g. ["netns", "mountns", "rlimits", "uid"]."""
+    reason: str = ""
+    """One sentence for a user when status is not ok."""
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+
+class SandboxCheck(BaseModel):
+    backend: str
+    available: bool
+    detail: str
+    """One line for ``progenitor doctor``: what works, what does not and why."""
+    isolation: list[str] = []
+
+
+@runtime_checkable
+class Sandbox(Protocol):
+    """Runs one command in isolation and reports what happened."""
+
+    name: str
+
+    def run(
+        self,
+        spec: SandboxSpec,
+        on_line: Optional[LineCallback] = None,
+        cancel: Optional[threading.Event] = None,
+    ) -> SandboxResult:
+        """Run ``spec`` to completion, timeout or ``cancel``; never leave a process or container behind."""
+        ...
+
+    def check(self) -> SandboxCheck: ...

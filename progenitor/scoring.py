@@ -1,0 +1,145 @@
+"""The trusted side of the sealed evaluation: data preparation and scoring.
+
+Both run code taken from the run's *base* commit (exported to ``trusted/``), never from a
+candidate's tree, on the driver, next to the holdout labels. A candidate only ever sees
+``visible/``: copies of the files its task declares visible.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Optional
+
+from pydantic import BaseModel
+
+from progenitor.errors import UserError
+from progenitor.spec import TaskSpec
+
+_METRIC = re.compile(
+    r"^\s*([A-Za-z_][\w./-]*)\s*[:=]\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|[-+]?nan|[-+]?inf)\s*$",
+    re.IGNORECASE,
+)
+
+
+def parse_metrics(text: str) -> dict[str, float]:
+    """``name: value`` lines (the greppable summary) -> {name: value}; the last one wins."""
+    metrics: dict[str, float] = {}
+    for line in text.splitlines():
+        match = _METRIC.match(line)
+        if match:
+            metrics[match.group(1)] = float(match.group(2))
+    return metrics
+
+
+class Score(BaseModel):
+    ok: bool
+    metrics: dict[str, float] = {}
+    reason: str = ""
+    log: str = ""
+
+
+def _tail(text: str, lines: int = 20) -> str:
+    return "\n".join(text.strip().splitlines()[-lines:])
+
+
+def _last_line(text: str) -> str:
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return lines[-1].strip() if lines else ""
+
+
+def run_trusted(command: str, cwd: Path, timeout: float, what: str) -> subprocess.CompletedProcess:
+    try:
+        return subprocess.run(
+            command, shell=True, cwd=cwd, capture_output=True, text=True, timeout=timeout,
+            stdin=subprocess.DEVNULL,
+        )
+    except subprocess.TimeoutExpired:
+        return subprocess.CompletedProcess(command, -9, "", f"{what} timed out after {timeout:g} s")
+
+
+def prepare_data(spec: TaskSpec, trusted: Path, data: Path, visible: Path) -> list[str]:
+    """Run the trusted prepare command once; copy the visible files. Returns visible names."""
+    marker = data / ".prepared"
+    if not marker.exists():
+        shutil.rmtree(data, ignore_errors=True)
+        data.mkdir(parents=True)
+        command = spec.data.prepare.format(data=str(data))
+        proc = run_trusted(command, trusted, spec.data.timeout, "data.prepare")
+        if proc.returncode != 0:
+            raise UserError(
+                f"data.prepare failed (exit {proc.returncode}): {_last_line(proc.stderr or proc.stdout) or 'no output'}"
+            )
+        marker.write_text("ok\n")
+    shutil.rmtree(visible, ignore_errors=True)
+    visible.mkdir(parents=True)
+    names = []
+    for pattern in spec.data.visible:
+        for item in sorted(data.glob(pattern)):
+            if item.name.startswith(".") or item.is_symlink():
+                continue
+            target = visible / item.relative_to(data)
+            if item.is_dir():
+                shutil.copytree(item, target, symlinks=False)
+            else:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(item, target)
+            names.append(str(item.relative_to(data)))
+    if not names:
+        raise UserError(f"data.visible matched no file that data.prepare wrote (patterns: {spec.data.visible})")
+    return names
+
+
+def check_predictions(spec: TaskSpec, data: Path, out: Path) -> Optional[str]:
+    """Why the candidate's predictions cannot be scored, or None if they can."""
+    import numpy as np
+
+    expect = spec.scorer.predictions
+    if expect is None:
+        return None
+    path = out / expect.file
+    if not path.is_file():
+        return f"no predictions: the candidate did not write {expect.file} to its outputs"
+    try:
+        predictions = np.load(path, allow_pickle=False)
+    except Exception as exc:  # noqa: BLE001 - any unreadable file is the candidate's failure
+        return f"predictions file {expect.file} could not be read as a numeric array: {exc}"
+    if not np.issubdtype(predictions.dtype, np.number) and predictions.dtype != np.bool_:
+        return f"predictions have non-numeric dtype {predictions.dtype}"
+    if predictions.ndim == 0 or predictions.size == 0:
+        return "predictions are empty"
+    if np.issubdtype(predictions.dtype, np.floating):
+        if np.isnan(predictions).any():
+            return f"predictions contain NaN ({int(np.isnan(predictions).sum())} values)"
+        if np.isinf(predictions).any():
+            return f"predictions contain infinite values ({int(np.isinf(predictions).sum())} values)"
+    if expect.match:
+        reference = np.load(data / expect.match, allow_pickle=False)
+        if predictions.shape[0] != reference.shape[0]:
+            return (f"predictions are mis-shaped: {predictions.shape[0]} rows, "
+                    f"expected {reference.shape[0]} (one per row of {expect.match})")
+    return None
+
+
+def score(spec: TaskSpec, trusted: Path, data: Path, out: Path) -> Score:
+    """Measure one candidate's outputs with the trusted scorer."""
+    problem = check_predictions(spec, data, out)
+    if problem:
+        return Score(ok=False, reason=problem)
+    command = spec.scorer.command.format(data=str(data), out=str(out))
+    proc = run_trusted(command, trusted, spec.scorer.timeout, "the scorer")
+    log = _tail(proc.stdout + "\n" + proc.stderr)
+    if proc.returncode != 0:
+        why = _last_line(proc.stderr) or _last_line(proc.stdout) or "no output"
+        return Score(ok=False, reason=f"the scorer rejected the outputs (exit {proc.returncode}): {why}", log=log)
+    metrics = parse_metrics(proc.stdout)
+    metric = spec.objective.metric
+    if metric not in metrics:
+        return Score(ok=False, reason=f"the scorer printed no '{metric}: value' line", metrics=metrics, log=log)
+    bad = [name for name, value in metrics.items() if not math.isfinite(value)]
+    if bad:
+        return Score(ok=False, reason=f"the scorer measured non-finite {', '.join(bad)}", metrics=metrics, log=log)
+    return Score(ok=True, metrics=metrics, log=log)

@@ -1,0 +1,8 @@
+"""Test doubles that ship with progenitor: a tiny numpy-only task that trains in a blink,
+real git repos made from a dict of files, and a scripted architect that proposes given
+file edits (attacks included) as candidates."""
+
+from progenitor.testing.repos import make_repo, toy_task_files
+from progenitor.testing.scripted import ScriptedArchitect, scripted
+
+__all__ = ["ScriptedArchitect", "make_repo", "scripted", "toy_task_files"]

@@ -1,0 +1,232 @@
+"""Start, resume and drive runs: the graph with its SQLite checkpointer, the executor,
+stop requests (Ctrl-C, ``progenitor stop``) and the closing summary."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+from pydantic import BaseModel
+
+from progenitor.audit import AuditLog
+from progenitor.errors import RunStopped, UserError
+from progenitor.lineage import Lineage
+from progenitor.runs import STATE_DIR, RunDir, find_run, new_run_id, register_run
+from progenitor.spec import SPEC_FILE, TaskSpec, load_spec, load_spec_text
+from progenitor.workflows.state import RunContext, RunOptions
+
+EventListener = Callable[[dict], None]
+ArchitectFactory = Callable[[RunContext], Any]
+
+
+class RunSummary(BaseModel):
+    run_id: str
+    repo: str
+    status: str
+    """finished, stopped or waiting."""
+    stop_reason: Optional[str] = None
+    metric: str
+    goal: str
+    baseline: Optional[float] = None
+    champion: Optional[float] = None
+    champion_commit: Optional[str] = None
+    champion_ref: str
+    generations: int = 0
+    counts: dict[str, int] = {}
+    """Candidates by final status: scored, failed, rejected, timeout, pruned, ..."""
+    tried: int = 0
+    seconds: float = 0.0
+    backend: str = ""
+
+
+def search_architect(ctx: RunContext):
+    from progenitor.agents.architect import SearchArchitect
+
+    seed = ctx.options.seed if ctx.options.seed is not None else ctx.spec.seed
+    return SearchArchitect(ctx.spec, ctx.run.path / "study.log", ctx.run.run_id, seed=seed)
+
+
+def committed_spec(lineage: Lineage, sha: str) -> TaskSpec:
+    text = lineage.show(sha, SPEC_FILE)
+    if text is None:
+        raise UserError(f"{lineage.root / SPEC_FILE} is not committed at {sha[:10]}; commit it first (runs read the committed task)")
+    return load_spec_text(text, f"{lineage.root / SPEC_FILE} (commit {sha[:10]})")
+
+
+def effective_spec(spec: TaskSpec, options: RunOptions) -> TaskSpec:
+    budget = spec.budget.model_copy(update={k: v for k, v in {
+        "generations": options.generations, "candidates": options.candidates}.items() if v is not None})
+    update: dict[str, Any] = {"budget": budget}
+    if options.sandbox:
+        update["sandbox"] = spec.sandbox.model_copy(update={"backend": options.sandbox})
+    return spec.model_copy(update=update)
+
+
+def _context(run: RunDir, lineage: Lineage, spec: TaskSpec, options: RunOptions, backend: str,
+             architect: Optional[ArchitectFactory], on_event: Optional[EventListener]) -> RunContext:
+    ctx = RunContext(
+        run=run, lineage=lineage, spec=spec, options=options, backend=backend,
+        audit=AuditLog(run.repo_root / STATE_DIR / "audit.jsonl"),
+        architect_factory=architect or search_architect,
+    )
+    if on_event:
+        ctx.listeners.append(on_event)
+    return ctx
+
+
+def start_run(repo_dir: Path, options: Optional[RunOptions] = None, *, architect: Optional[ArchitectFactory] = None,
+              on_event: Optional[EventListener] = None, run_id: Optional[str] = None) -> RunSummary:
+    """Start a new run on a model repo and drive it until it ends or stops."""
+    from progenitor.sandbox import resolve_backend
+
+    options = options or RunOptions()
+    lineage = Lineage(Path(repo_dir))
+    load_spec(lineage.root)  # the working copy first, so a broken file is named as the user sees it
+    base = lineage.head()
+    spec = effective_spec(committed_spec(lineage, base), options)
+    if spec.oversight.mode == "approver":
+        raise UserError("oversight.mode 'approver' is not available in this version yet; use 'auto' or 'auditor'")
+    backend, why = resolve_backend(spec.sandbox.backend, **_backend_options(spec))
+    run = RunDir(lineage.root, run_id or new_run_id())
+    run.create({"repo": str(lineage.root), "base": base, "options": options.model_dump(), "backend": backend,
+                "status": "running", "task": spec.name})
+    register_run(run.run_id, lineage.root)
+    ctx = _context(run, lineage, spec, options, backend, architect, on_event)
+    ctx.emit("run.start", repo=str(lineage.root), base=base, backend=backend, why=why, task=spec.name,
+             generations=spec.budget.generations, candidates=spec.budget.candidates)
+    return _drive(ctx, {"run_id": run.run_id, "base": base, "generation": 0})
+
+
+def resume_run(run_id: str, repo: Optional[Path] = None, *, architect: Optional[ArchitectFactory] = None,
+               on_event: Optional[EventListener] = None) -> RunSummary:
+    """Continue a run from its last checkpoint; finished work is looked up, not redone."""
+    run = find_run(run_id, repo)
+    meta = run.meta
+    lineage = Lineage(run.repo_root)
+    options = RunOptions.model_validate(meta.get("options", {}))
+    spec = effective_spec(committed_spec(lineage, meta["base"]), options)
+    run.clear_stop()
+    run.update_meta(status="running")
+    ctx = _context(run, lineage, spec, options, meta.get("backend", "process"), architect, on_event)
+    ctx.emit("run.resume")
+    return _drive(ctx, None)
+
+
+def _backend_options(spec: TaskSpec) -> dict:
+    return {"image": spec.sandbox.image} if spec.sandbox.image else {}
+
+
+def make_executor(ctx: RunContext):
+    from progenitor.compute.local import LocalExecutor
+
+    visible = ctx.run.path / "visible"
+    if ctx.options.executor == "ray":
+        try:
+            from progenitor.compute import get_executor
+        except ImportError:
+            raise UserError("the ray executor is not available in this installation") from None
+        return get_executor("ray", data_dir=visible, address=ctx.options.ray_address)
+    if ctx.options.executor != "local":
+        raise UserError(f"unknown executor {ctx.options.executor!r}; choose one of: local, ray")
+    return LocalExecutor(visible, max_parallel=ctx.options.max_parallel)
+
+
+def _sweep(ctx: RunContext) -> None:
+    if ctx.backend == "docker":
+        from progenitor.sandbox.docker import DockerSandbox
+
+        sweep = getattr(DockerSandbox(**_backend_options(ctx.spec)), "sweep", None)
+        if sweep:
+            sweep()
+
+
+class _StopWatch:
+    """Turns a stop request (Ctrl-C here, or a STOP file from ``progenitor stop``) into a cancel."""
+
+    def __init__(self, ctx: RunContext):
+        self.ctx = ctx
+        self.done = threading.Event()
+        self.previous = None
+        self.thread = threading.Thread(target=self._poll, daemon=True)
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGINT, self._on_sigint)
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.done.set()
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+
+    def _on_sigint(self, signum, frame):
+        if self.ctx.run.stop_requested():
+            raise KeyboardInterrupt  # a second Ctrl-C: stop hard
+        self.ctx.run.request_stop("interrupted (Ctrl-C)")
+        self.ctx.emit("run.stopping", reason="interrupted (Ctrl-C)")
+        if self.ctx.executor is not None:
+            self.ctx.executor.cancel()
+
+    def _poll(self):
+        while not self.done.wait(0.5):
+            if self.ctx.run.stop_requested() and self.ctx.executor is not None:
+                self.ctx.executor.cancel()
+                return
+
+
+def _drive(ctx: RunContext, graph_input: Optional[dict]) -> RunSummary:
+    from langgraph.checkpoint.sqlite import SqliteSaver
+
+    from progenitor.workflows.graph import build_graph, recursion_limit
+
+    started = time.time()
+    _sweep(ctx)
+    ctx.executor = make_executor(ctx)
+    config = {"configurable": {"thread_id": ctx.run.run_id},
+              "recursion_limit": recursion_limit(ctx.spec.budget.generations)}
+    status = "finished"
+    try:
+        with SqliteSaver.from_conn_string(str(ctx.run.checkpoints)) as saver, _StopWatch(ctx):
+            graph = build_graph(ctx, saver)
+            try:
+                for _ in graph.stream(graph_input, config, stream_mode="updates"):
+                    pass
+            except RunStopped as exc:
+                status = "stopped"
+                ctx.emit("run.stopped", reason=str(exc))
+            values = graph.get_state(config).values
+    finally:
+        ctx.executor.close()
+    elapsed = ctx.run.meta.get("seconds", 0.0) + (time.time() - started)
+    summary = summarize_run(ctx, values, status, elapsed)
+    ctx.run.update_meta(status=summary.status, stop_reason=summary.stop_reason, seconds=round(elapsed, 1),
+                        summary=summary.model_dump())
+    ctx.emit("run.end", **summary.model_dump())
+    return summary
+
+
+def summarize_run(ctx: RunContext, values: dict, status: str, seconds: float) -> RunSummary:
+    from progenitor.lineage import champion_ref
+
+    metric = ctx.spec.objective.metric
+    counts: dict[str, int] = {}
+    for gen in values.get("history", []):
+        for cand_status, n in gen.get("counts", {}).items():
+            counts[cand_status] = counts.get(cand_status, 0) + n
+    baseline = values.get("baseline") or {}
+    champion = values.get("champion") or {}
+    stop_reason = values.get("stop_reason")
+    if status == "finished" and not stop_reason:
+        status = "stopped"
+    return RunSummary(
+        run_id=ctx.run.run_id, repo=str(ctx.run.repo_root), status=status, stop_reason=stop_reason or ctx.run.stop_requested(),
+        metric=metric, goal=ctx.spec.objective.goal,
+        baseline=(baseline.get("metrics") or {}).get(metric), champion=(champion.get("metrics") or {}).get(metric),
+        champion_commit=champion.get("sha"), champion_ref=champion_ref(ctx.run.run_id),
+        generations=len(values.get("history", [])), counts=counts, tried=sum(counts.values()),
+        seconds=round(seconds, 1), backend=ctx.backend,
+    )
