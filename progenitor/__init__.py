@@ -20,7 +20,7 @@ _EXPORTS = {
     "stop_run": "progenitor.api",
     "run_status": "progenitor.api",
     "list_runs": "progenitor.api",
-    "lineage": "progenitor.api",
+    "get_lineage": "progenitor.api",
     "stream_run": "progenitor.api",
     "build_graph": "progenitor.api",
     "RunOptions": "progenitor.workflows.state",
@@ -43,7 +43,7 @@ def __getattr__(name: str) -> Any:
 
 
 if TYPE_CHECKING:  # pragma: no cover
-    from progenitor.api import build_graph, lineage, list_runs, resume_run, run_status, start_run, stop_run, stream_run
+    from progenitor.api import build_graph, get_lineage, list_runs, resume_run, run_status, start_run, stop_run, stream_run
     from progenitor.errors import ProgenitorError, UserError
     from progenitor.spec import TaskSpec, load_spec
     from progenitor.workflows.runner import RunSummary

@@ -18,7 +18,7 @@ from progenitor.workflows.runner import RunSummary, resume_run, start_run
 from progenitor.workflows.state import RunOptions
 
 __all__ = [
-    "RunOptions", "RunSummary", "build_graph", "lineage", "list_runs", "resume_run", "run_status",
+    "RunOptions", "RunSummary", "build_graph", "get_lineage", "list_runs", "resume_run", "run_status",
     "start_run", "stop_run", "stream_run",
 ]
 
@@ -74,7 +74,7 @@ def run_status(run_id: Optional[str] = None, repo: Optional[PathLike] = None) ->
     return _status_of(find_run(run_id, Path(repo) if repo else None))
 
 
-def lineage(run_id: str, repo: Optional[PathLike] = None) -> dict:
+def get_lineage(run_id: str, repo: Optional[PathLike] = None) -> dict:
     """Every candidate of a run with its record (from the git notes), plus base and champion."""
     run = find_run(run_id, Path(repo) if repo else None)
     git = Lineage(run.repo_root)

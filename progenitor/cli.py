@@ -139,7 +139,7 @@ def status(run_id: Optional[str], repo: Optional[Path], as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for tools.")
 def lineage(run_id: str, repo: Optional[Path], as_json: bool) -> None:
     """Every candidate of RUN with its record, from the git notes."""
-    from progenitor.api import lineage as get_lineage
+    from progenitor.api import get_lineage
     from progenitor.progress import print_lineage
 
     data = get_lineage(run_id, repo)

@@ -1,0 +1,42 @@
+# The two commands of the README:
+#   make demo   - make a virtualenv, install progenitor, run 3 generations of the digits example
+#   make test   - install what the full suite needs (Docker engine, bubblewrap, Chromium),
+#                 start the services, and run every test (what CI runs)
+# and, for everyday work:
+#   make test-fast - the default suite only (no docker / ray / browser / slow tests)
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# The CPU build of PyTorch: a plain `torch` requirement pulls a multi-GB CUDA build.
+TORCH ?= torch==2.13.0
+DEMO_DIR ?= demo/digits
+GENERATIONS ?= 3
+
+.PHONY: install demo test test-fast system clean
+
+$(BIN)/progenitor: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet "$(TORCH)"
+	$(BIN)/pip install --quiet -e ".[examples,dev]"
+	touch $@
+
+install: $(BIN)/progenitor
+
+demo: install
+	rm -rf $(DEMO_DIR)
+	$(BIN)/progenitor init --example digits $(DEMO_DIR)
+	$(BIN)/progenitor run $(DEMO_DIR) --generations $(GENERATIONS) --sandbox process
+
+system:
+	bash .ci/system-setup.sh
+
+test: install system
+	$(BIN)/python -m pytest -m "" -q
+
+test-fast: install
+	$(BIN)/python -m pytest -q
+
+clean:
+	rm -rf $(VENV) demo .pytest_cache

@@ -1,0 +1,165 @@
+"""The loop end to end on the toy task, through the public API and the real CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import git
+import pytest
+from click.testing import CliRunner
+
+import progenitor
+from progenitor.cli import cli
+from progenitor.runs import RunDir
+from progenitor.testing import make_repo, scripted, toy_task_files
+from progenitor.workflows.state import RunOptions
+
+SLEEPY_TRAIN = toy_task_files()["train.py"].replace(
+    'w = float(config["w"])', 'w = float(config["w"])\nimport time; time.sleep(float(config.get("sleep", 0)))'
+)
+
+
+def _train_events(run: RunDir) -> tuple[dict, dict]:
+    starts: dict = {}
+    ends: dict = {}
+    for e in run.events():
+        key = (e.get("gen"), e.get("k"))
+        if e["type"] == "train.start":
+            starts[key] = starts.get(key, 0) + 1
+        elif e["type"] == "train.end":
+            ends[key] = ends.get(key, 0) + 1
+    return starts, ends
+
+
+def test_search_run_improves_and_records_everything(toy_repo):
+    summary = progenitor.start_run(toy_repo, RunOptions(generations=2, candidates=2, sandbox="process"))
+    assert summary.status == "finished" and summary.stop_reason == "budget: 2 generations done"
+    assert summary.champion <= summary.baseline, "the champion is never worse than the human baseline"
+    assert summary.tried == 4
+    repo = git.Repo(toy_repo)
+    refs = {r.path for r in repo.refs}
+    run = summary.run_id
+    for gen in (1, 2):
+        for k in (0, 1):
+            assert f"refs/progenitor/{run}/g{gen}/c{k}" in refs
+    assert f"refs/progenitor/{run}/champion" in refs
+    # every candidate carries its record as a git note, readable with plain git
+    log = repo.git.log("--notes=progenitor", "--all", "--format=%H%n%N")
+    for gen in (1, 2):
+        for k in (0, 1):
+            sha = repo.commit(f"refs/progenitor/{run}/g{gen}/c{k}").hexsha
+            note = json.loads(repo.git.notes("--ref", "refs/notes/progenitor", "show", sha))
+            assert note["status"] == "scored" and "error" in note["metrics"]
+            assert note["proposal"]["hypothesis"] and note["decision"]["verdict"]
+            assert sha in log
+    # the user's branch did not move and the working tree is clean
+    assert repo.active_branch.name == "main" and repo.head.commit.message.strip() == "baseline"
+    assert not repo.is_dirty(untracked_files=True)
+    lineage = progenitor.get_lineage(run, repo=toy_repo)
+    assert len(lineage["candidates"]) == 4 and lineage["champion"] == summary.champion_commit
+    assert progenitor.run_status(run, repo=toy_repo)["status"] == "finished"
+
+
+def test_protected_nan_and_timeout_candidates(tmp_path):
+    files = toy_task_files(generations=1, timeout=3)
+    files["train.py"] = SLEEPY_TRAIN
+    repo = make_repo(tmp_path / "repo", files)
+    nan_train = files["train.py"].replace("w * x)", "w * x * float('nan'))")
+    script = [[
+        {"hypothesis": "make the scorer kinder", "edits": {"score.py": "print('error: 0')\n"}},
+        {"hypothesis": "nan", "edits": {"train.py": nan_train}},
+        {"hypothesis": "sleep", "params": {"w": 3.0, "sleep": 30}},
+        {"hypothesis": "honest", "params": {"w": 2.9}},
+    ]]
+    summary = progenitor.start_run(repo, RunOptions(sandbox="process"), architect=scripted(script))
+    cands = {c["k"]: c for c in progenitor.get_lineage(summary.run_id, repo=repo)["candidates"]}
+    assert cands[0]["status"] == "rejected" and "protected path 'score.py'" in cands[0]["reason"]
+    assert cands[1]["status"] == "failed" and "NaN" in cands[1]["reason"]
+    assert cands[2]["status"] == "timeout" and "timeout" in cands[2]["reason"]
+    assert cands[3]["status"] == "scored" and cands[3]["decision"]["verdict"] == "promoted"
+    starts, _ = _train_events(RunDir(repo, summary.run_id))
+    assert (1, 0) not in starts, "a rejected candidate never runs"
+    assert summary.counts == {"rejected": 1, "failed": 1, "timeout": 1, "scored": 1}
+
+
+def test_sigkill_while_training_then_resume_trains_nothing_twice(tmp_path):
+    files = toy_task_files(generations=2, candidates=2)
+    files["train.py"] = SLEEPY_TRAIN
+    files["config.yaml"] += "sleep: 1.5\n"
+    repo = make_repo(tmp_path / "repo", files)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "progenitor.cli", "run", str(repo), "--sandbox", "process", "--parallel", "1", "-q"],
+        env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    runs_dir = repo / ".progenitor" / "runs"
+    deadline = time.time() + 60
+    run = None
+    try:
+        while time.time() < deadline:
+            if run is None and runs_dir.is_dir() and any(runs_dir.iterdir()):
+                run = RunDir(repo, next(runs_dir.iterdir()).name)
+            if run is not None:
+                starts, ends = _train_events(run)
+                if ends.get((1, 0)) and starts.get((1, 1)):
+                    break  # g1/c0 has finished, g1/c1 is training right now
+            time.sleep(0.1)
+        else:
+            pytest.fail("the run never reached the second candidate's training")
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert not (run.candidate(1, 1) / "train.json").exists()
+    summary = progenitor.resume_run(run.run_id, repo=repo)
+    assert summary.status == "finished" and summary.generations == 2
+    starts, ends = _train_events(run)
+    assert all(n == 1 for n in ends.values()), f"a candidate finished training twice: {ends}"
+    assert set(ends) == {(0, 0), (1, 0), (1, 1), (2, 0), (2, 1)}
+    assert starts[(1, 0)] == 1 and starts[(0, 0)] == 1, "finished work was redone"
+    assert starts[(1, 1)] == 2, "the killed training was started again"
+
+
+def test_cli_bad_spec_exits_2_with_one_sentence(tmp_path):
+    files = toy_task_files()
+    files["progenitor.yaml"] = files["progenitor.yaml"].replace("timeout: 30", "timeout: soon")
+    repo = make_repo(tmp_path / "repo", files)
+    result = CliRunner().invoke(cli, ["run", str(repo)])
+    assert result.exit_code == 2
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and "train.timeout" in lines[0] and "Traceback" not in result.output
+
+
+def test_cli_not_a_repo_and_unknown_run(tmp_path):
+    runner = CliRunner()
+    result = runner.invoke(cli, ["run", str(tmp_path)])
+    assert result.exit_code == 2 and "not the root of a git repository" in result.output
+    result = runner.invoke(cli, ["resume", "r20990101-dead", "--repo", str(tmp_path)])
+    assert result.exit_code == 2 and "no run 'r20990101-dead'" in result.output
+
+
+def test_cli_run_status_lineage_json(toy_repo):
+    runner = CliRunner()
+    result = runner.invoke(cli, ["run", str(toy_repo), "-g", "1", "-k", "2", "--sandbox", "process", "-q"])
+    assert result.exit_code == 0, result.output
+    assert "baseline error:" in result.output and "champion error:" in result.output
+    run_id = next((toy_repo / ".progenitor" / "runs").iterdir()).name
+    status = json.loads(runner.invoke(cli, ["status", run_id, "--repo", str(toy_repo), "--json"]).output)
+    assert status["status"] == "finished" and status["summary"]["tried"] == 2
+    lineage = json.loads(runner.invoke(cli, ["lineage", run_id, "--repo", str(toy_repo), "--json"]).output)
+    assert [c["k"] for c in lineage["candidates"]] == [0, 1]
+    assert all("findings" in c for c in lineage["candidates"])
+    assert runner.invoke(cli, ["audit", "verify", "--repo", str(toy_repo)]).exit_code == 0
+
+
+def test_help_is_fast_and_imports_nothing_heavy():
+    code = ("import sys, time; t=time.time(); import progenitor.cli; "
+            "heavy=[m for m in ('langgraph','ray','docker','torch','litellm','optuna','git') if m in sys.modules]; "
+            "print(heavy, time.time()-t)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.startswith("[]"), out
