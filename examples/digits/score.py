@@ -1,0 +1,124 @@
+"""The sealed evaluation of the digits task. Trusted: progenitor runs this file from the base commit.
+
+Reads a candidate's class probabilities on the holdout inputs and the holdout labels (which
+no candidate ever sees) and prints one ``metric: value`` line per metric:
+
+  accuracy   share of holdout images whose most probable class is the label
+  log_loss   mean negative log-probability of the label (probabilities clipped at 1e-7)
+  ece        expected calibration error over 15 equal-width confidence bins
+  params     number of values in the candidate's saved state_dict (with --model)
+
+It never runs candidate code: predictions load with ``allow_pickle=False`` and the model
+with ``torch.load(weights_only=True)``, only to count its tensors. Bad input exits non-zero
+with one sentence on stderr.
+
+Usage: python score.py --predictions P.npy --labels L.npy [--model model.pt]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+N_CLASSES = 10
+ECE_BINS = 15  # the usual choice in the calibration literature (Guo et al., 2017)
+PROB_EPS = 1e-7  # keeps one confident mistake from making log_loss infinite
+SUM_TOLERANCE = 1e-3  # float32 softmax rows sum to 1 within ~1e-6; logits do not
+
+
+class BadInput(Exception):
+    """The candidate's outputs cannot be scored."""
+
+
+def load_array(path: Path, what: str) -> np.ndarray:
+    if not path.is_file():
+        raise BadInput(f"{what} file {path} does not exist")
+    try:
+        return np.load(path, allow_pickle=False)
+    except (ValueError, OSError) as exc:
+        raise BadInput(f"{what} file {path} is not a plain .npy array ({exc})") from None
+
+
+def check_predictions(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Return the probabilities as float64 rows summing to 1, or raise BadInput."""
+    if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
+        raise BadInput(f"labels must be a 1-D integer array, got {labels.dtype} with shape {labels.shape}")
+    if len(labels) == 0 or labels.min() < 0 or labels.max() >= N_CLASSES:
+        raise BadInput(f"labels must be a non-empty array of classes 0..{N_CLASSES - 1}")
+    if probs.shape != (len(labels), N_CLASSES):
+        raise BadInput(f"predictions must have shape ({len(labels)}, {N_CLASSES}), got {probs.shape}")
+    if not np.issubdtype(probs.dtype, np.floating):
+        raise BadInput(f"predictions must be floating-point probabilities, got dtype {probs.dtype}")
+    probs = probs.astype(np.float64)
+    if not np.isfinite(probs).all():
+        raise BadInput("predictions contain NaN or infinite values")
+    if (probs < 0).any():
+        raise BadInput("predictions contain negative values; write probabilities (softmax), not logits")
+    worst = float(np.abs(probs.sum(axis=1) - 1.0).max())
+    if worst > SUM_TOLERANCE:
+        raise BadInput(f"prediction rows must sum to 1 (worst row is off by {worst:.3g}); write softmax probabilities")
+    return probs / probs.sum(axis=1, keepdims=True)
+
+
+def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, bins: int = ECE_BINS) -> float:
+    """Weighted mean gap between confidence and accuracy over equal-width confidence bins."""
+    confidence = probs.max(axis=1)
+    correct = probs.argmax(axis=1) == labels
+    # Bin i holds confidences in (i/bins, (i+1)/bins]; confidence is always > 1/N_CLASSES > 0.
+    which = np.clip(np.ceil(confidence * bins).astype(int) - 1, 0, bins - 1)
+    ece = 0.0
+    for b in range(bins):
+        members = which == b
+        if members.any():
+            ece += members.mean() * abs(correct[members].mean() - confidence[members].mean())
+    return float(ece)
+
+
+def count_params(path: Path) -> int:
+    """Values in a saved state_dict, loaded without unpickling arbitrary objects."""
+    if not path.is_file():
+        raise BadInput(f"model file {path} does not exist")
+    import torch  # slow import: only needed for the parameter count
+
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for a bad or unsafe file
+        raise BadInput(f"model file {path} is not a tensors-only state_dict ({type(exc).__name__})") from None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise BadInput(f"model file {path} must hold a state_dict: a mapping of names to tensors")
+    return int(sum(v.numel() for v in state.values()))
+
+
+def score(predictions: Path, labels_path: Path, model: Path | None) -> dict[str, float]:
+    labels = load_array(labels_path, "labels")
+    probs = check_predictions(load_array(predictions, "predictions"), labels)
+    picked = np.clip(probs[np.arange(len(labels)), labels], PROB_EPS, 1.0)
+    metrics = {
+        "accuracy": float((probs.argmax(axis=1) == labels).mean()),
+        "log_loss": float(-np.log(picked).mean()),
+        "ece": expected_calibration_error(probs, labels),
+    }
+    if model is not None:
+        metrics["params"] = count_params(model)
+    return metrics
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--predictions", required=True, type=Path, help="candidate's (n, 10) probabilities, .npy")
+    parser.add_argument("--labels", required=True, type=Path, help="holdout labels, .npy")
+    parser.add_argument("--model", type=Path, help="candidate's state_dict, to count parameters")
+    args = parser.parse_args()
+    try:
+        metrics = score(args.predictions, args.labels, args.model)
+    except BadInput as exc:
+        sys.exit(f"score.py: {exc}")
+    for name, value in metrics.items():
+        print(f"{name}: {value}" if name == "params" else f"{name}: {value:.6f}")
+
+
+if __name__ == "__main__":
+    main()

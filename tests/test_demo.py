@@ -1,0 +1,35 @@
+"""The digits example end to end through the real CLI (slow: trains real PyTorch models)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+import git
+import pytest
+
+@pytest.mark.slow
+def test_init_example_then_run_digits(tmp_path):
+    repo = tmp_path / "digits"
+    cli = [sys.executable, "-m", "progenitor.cli"]
+    subprocess.run([*cli, "init", "--example", "digits", str(repo)], check=True, capture_output=True)
+    assert len(list(git.Repo(repo).iter_commits())) == 1
+    proc = subprocess.run([*cli, "run", str(repo), "-g", "1", "-k", "2", "--sandbox", "process"],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    baseline = float(re.search(r"^baseline accuracy: ([\d.]+)$", proc.stdout, re.M).group(1))
+    champion = float(re.search(r"^champion accuracy: ([\d.]+)$", proc.stdout, re.M).group(1))
+    assert 0.85 < baseline <= champion <= 1.0
+    log = git.Repo(repo).git.log("--notes=progenitor", "--all")
+    assert log.count('"hypothesis": "search trial') == 2
+
+
+def test_init_refuses_non_empty_dir_and_unknown_example(tmp_path):
+    cli = [sys.executable, "-m", "progenitor.cli"]
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "x").write_text("x")
+    proc = subprocess.run([*cli, "init", "--example", "digits", str(tmp_path / "full")], capture_output=True, text=True)
+    assert proc.returncode == 2 and "not empty" in proc.stderr
+    proc = subprocess.run([*cli, "init", "--example", "nope", str(tmp_path / "new")], capture_output=True, text=True)
+    assert proc.returncode == 2 and "unknown example 'nope'; choose one of: digits" in proc.stderr
