@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Iterator, Optional, Union
 
 from progenitor.lineage import Lineage, base_ref, champion_ref
-from progenitor.runs import find_run, list_runs as _list_runs
+from progenitor.runs import find_run, list_runs as _list_runs, read_json
 from progenitor.workflows.graph import build_graph
 from progenitor.workflows.runner import RunSummary, resume_run, start_run
 from progenitor.workflows.state import RunOptions
@@ -85,6 +85,13 @@ def get_lineage(run_id: str, repo: Optional[PathLike] = None) -> dict:
         if match:
             record = git.read_note(sha) or {}
             candidates.append({"ref": ref, "sha": sha, "gen": int(match.group(1)), "k": int(match.group(2)), **record})
+    # A proposal the coder could not commit has no commit to carry a note: its record lives
+    # in the run directory only, and the lineage still shows it.
+    seen = {(c["gen"], c["k"]) for c in candidates}
+    for path in sorted(run.path.glob("g*/c*/record.json")):
+        record = read_json(path) or {}
+        if record and (record.get("gen"), record.get("k")) not in seen:
+            candidates.append({"ref": None, "sha": None, "objective": record.get("objective"), **record})
     candidates.sort(key=lambda c: (c["gen"], c["k"]))
     return {
         "run": run_id, "repo": str(run.repo_root), "base": refs.get(base_ref(run_id)),

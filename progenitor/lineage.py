@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator, Optional
 
-from progenitor.errors import UserError
+from progenitor.errors import ModelBehaviorError, UserError
 
 NOTES_REF = "refs/notes/progenitor"
 REF_ROOT = "refs/progenitor"
@@ -133,7 +133,11 @@ class Lineage:
         if existing:
             return existing
         with self.worktree(parent) as tree:
+            pointer = (tree / ".git").read_bytes()
             edit(tree)
+            if not (tree / ".git").is_file() or (tree / ".git").read_bytes() != pointer:
+                # Committing now could write into another repository (or the user's branch).
+                raise ModelBehaviorError("the edit changed the worktree's .git pointer; refusing to commit")
             wt = self.repo.__class__(tree)
             wt.git.add("--all")
             env = {**os.environ, **IDENTITY}

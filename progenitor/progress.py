@@ -158,11 +158,11 @@ def print_lineage(console: Console, data: dict) -> None:
     for c in data["candidates"]:
         value = (c.get("metrics") or {}).get(c.get("objective", ""))
         decision = (c.get("decision") or {}).get("verdict", "")
-        mark = " *" if c["sha"] == champion else ""
+        mark = " *" if c["sha"] and c["sha"] == champion else ""
         why = c.get("reason") or (c.get("proposal") or {}).get("hypothesis", "")
         findings = c.get("findings") or []
         if findings:
             why += f" [{len(findings)} finding{'s' if len(findings) > 1 else ''}]"
-        table.add_row(f"g{c['gen']}/c{c['k']}{mark}", c["sha"][:10], c.get("status", ""),
+        table.add_row(f"g{c['gen']}/c{c['k']}{mark}", (c["sha"] or "-")[:10], c.get("status", ""),
                       _fmt(value), decision, why)
     console.print(table)

@@ -123,6 +123,12 @@ def test_sigkill_while_training_then_resume_trains_nothing_twice(tmp_path):
     assert set(ends) == {(0, 0), (1, 0), (1, 1), (2, 0), (2, 1)}
     assert starts[(1, 0)] == 1 and starts[(0, 0)] == 1, "finished work was redone"
     assert starts[(1, 1)] == 2, "the killed training was started again"
+    # the resumed run continued the same Optuna study: one trial per candidate plus the baseline
+    import optuna
+
+    study = optuna.load_study(study_name=run.run_id, storage=optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(run.path / "study.log"))))
+    assert len(study.trials) == 5 and all(t.state.is_finished() for t in study.trials)
 
 
 def test_cli_bad_spec_exits_2_with_one_sentence(tmp_path):

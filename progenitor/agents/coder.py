@@ -110,14 +110,21 @@ def apply_proposal(proposal: Proposal, tree: Path, spec: TaskSpec) -> None:
     """Write a proposal's changes into ``tree``."""
     tree = tree.resolve()
     for rel, content in proposal.edits.items():
+        if ".git" in Path(rel).parts:
+            # The worktree's .git file points at the model repo: an edit there could move
+            # the user's branches. Git internals are never a candidate's to change.
+            raise ModelBehaviorError(f"edit target {rel!r} is inside git's own files")
         target = (tree / rel).resolve()
         if tree not in target.parents:
             raise ModelBehaviorError(f"edit target {rel!r} lies outside the repository")
-        if content is None:
-            target.unlink(missing_ok=True)
-        else:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(content, encoding="utf-8")
+        try:
+            if content is None:
+                target.unlink(missing_ok=True)
+            else:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_text(content, encoding="utf-8")
+        except OSError as exc:
+            raise ModelBehaviorError(f"edit of {rel!r} failed: {exc.strerror or exc}") from None
     if proposal.params:
         if spec.search_space is None:
             raise UserError("a proposal sets config values but progenitor.yaml has no search_space.file")

@@ -20,17 +20,27 @@ def escalations(cand: dict) -> list[dict]:
     return [f for f in cand.get("findings", []) if f.get("rule") in ESCALATING_RULES or f.get("escalate")]
 
 
+def record_escalations(ctx: RunContext, gen: int, candidates: list[dict]) -> None:
+    """Put every escalating finding in the audit log, once (keys make it idempotent).
+
+    Called right after the safety review, so that an escalation is on record even when the
+    whole generation is rejected and never reaches the oversight node, and again there.
+    """
+    run_id = ctx.run.run_id
+    for cand in candidates:
+        for finding in escalations(cand):
+            ctx.audit.append(
+                key=f"{run_id}/g{gen}/c{cand['k']}/escalation/{finding['rule']}", action="escalate",
+                actor=f"policy:{ctx.spec.oversight.mode}", run=run_id, gen=gen, commit=cand.get("sha"),
+                payload=finding, comment=f"needs a human decision: {finding['message']}",
+            )
+
+
 def decide(ctx: RunContext, state: RunState) -> dict:
     gen, run_id = state["generation"], ctx.run.run_id
     selection = state.get("selection")
     actor = f"policy:{ctx.spec.oversight.mode}"
-    for cand in state["candidates"]:
-        for finding in escalations(cand):
-            ctx.audit.append(
-                key=f"{run_id}/g{gen}/c{cand['k']}/escalation/{finding['rule']}", action="escalate", actor=actor,
-                run=run_id, gen=gen, commit=cand.get("sha"), payload=finding,
-                comment=f"needs a human decision: {finding['message']}",
-            )
+    record_escalations(ctx, gen, state["candidates"])
     if selection is None:
         decision = {"action": "none", "k": None, "actor": actor, "comment": "", "reason": "no candidate was scored and passed its guards"}
     else:

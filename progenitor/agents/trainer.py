@@ -51,11 +51,24 @@ def make_job(ctx: RunContext, item: TrainItem) -> TrainJob:
     )
 
 
+LOG_TAIL_LINES = 30
+LOG_TAIL_BYTES = 8192
+LINE_EVENTS_PER_CANDIDATE = 200
+"""A candidate that floods its output cannot flood the events log or its git note."""
+
+
+def log_tail(text: str) -> str:
+    """The last lines of a log, each line and the whole capped in size."""
+    lines = [line if len(line) <= 500 else line[:500] + " [cut]" for line in text.strip().splitlines()[-LOG_TAIL_LINES:]]
+    tail = "\n".join(lines)
+    return tail[-LOG_TAIL_BYTES:]
+
+
 def record_from(result: JobResult, out_dir: Path) -> dict:
     box = result.sandbox
     return {
         "status": "pruned" if result.pruned else box.status,
-        "reason": box.reason,
+        "reason": box.reason[:500],
         "exit_code": box.exit_code,
         "duration": round(box.duration, 3),
         "cpu_seconds": round(box.cpu_seconds, 3),
@@ -65,7 +78,7 @@ def record_from(result: JobResult, out_dir: Path) -> dict:
         "gpu_ids": result.gpu_ids,
         "pruned": result.pruned,
         "self_reported": parse_metrics(box.stdout),
-        "log_tail": "\n".join((box.stdout + "\n" + box.stderr).strip().splitlines()[-30:]),
+        "log_tail": log_tail(box.stdout + "\n" + box.stderr),
         "outputs_truncated": result.outputs_truncated,
         "out": str(out_dir),
     }
@@ -87,6 +100,8 @@ def train(ctx: RunContext, items: list[TrainItem]) -> dict[str, dict]:
     jobs = [make_job(ctx, item) for item in pending.values()]
     executor = ctx.executor
 
+    lines_seen: dict[str, int] = {}
+
     def on_event(kind: str, payload: dict) -> None:
         item = pending.get(payload.get("key", ""))
         if item is None:
@@ -94,7 +109,12 @@ def train(ctx: RunContext, items: list[TrainItem]) -> dict[str, dict]:
         if kind == "train.start":
             ctx.emit("train.start", gen=item.gen, k=item.k, commit=item.sha)
         elif kind == "train.line":
-            ctx.emit("train.line", gen=item.gen, k=item.k, stream=payload["stream"], line=payload["line"][:500])
+            seen = lines_seen[item.key] = lines_seen.get(item.key, 0) + 1
+            if seen <= LINE_EVENTS_PER_CANDIDATE:
+                ctx.emit("train.line", gen=item.gen, k=item.k, stream=payload["stream"], line=payload["line"][:500])
+            elif seen == LINE_EVENTS_PER_CANDIDATE + 1:
+                ctx.emit("train.line", gen=item.gen, k=item.k, stream=payload["stream"],
+                         line=f"[more output not streamed; the last {LOG_TAIL_LINES} lines are kept in the record]")
 
     stopped: Optional[str] = None
     for result in executor.run(jobs, on_event=on_event):

@@ -34,9 +34,10 @@ def visible_dir(ctx: RunContext) -> Path:
 
 def save_candidate(ctx: RunContext, cand: dict) -> None:
     """Persist a candidate's record: in the run directory and as its git note."""
-    write_json(ctx.run.candidate(cand["gen"], cand["k"]) / "record.json", cand)
+    record = {"run": ctx.run.run_id, "objective": ctx.spec.objective.metric, **cand}
+    write_json(ctx.run.candidate(cand["gen"], cand["k"]) / "record.json", record)
     if cand.get("sha"):
-        ctx.lineage.write_note(cand["sha"], {"run": ctx.run.run_id, "objective": ctx.spec.objective.metric, **cand})
+        ctx.lineage.write_note(cand["sha"], record)
 
 
 def score_dir(ctx: RunContext, gen: int, k: int) -> dict:
@@ -57,6 +58,10 @@ def prepare(ctx: RunContext, state: RunState) -> dict:
     if not (trusted / ".exported").exists():
         ctx.lineage.export(base, trusted)
         (trusted / ".exported").write_text(base)
+    # A broken constitution is the user's to fix before anything runs, not mid-generation.
+    _, task_findings = safety.check_task(ctx.spec, trusted)
+    for finding in task_findings:
+        ctx.emit("safety.task", rule=finding.rule, severity=finding.severity, message=finding.message)
     ctx.emit("prepare.data")
     names = prepare_data(ctx.spec, trusted, data_dir(ctx), visible_dir(ctx))
     ctx.emit("prepare.visible", files=names)
@@ -162,6 +167,7 @@ def safety_review(ctx: RunContext, state: RunState) -> dict:
                      findings=len(findings), reason=cand.get("reason", ""))
             save_candidate(ctx, cand)
         out.append(cand)
+    oversight.record_escalations(ctx, state["generation"], out)
     return {"candidates": out}
 
 

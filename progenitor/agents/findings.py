@@ -1,0 +1,56 @@
+"""What the safety reviewer reports: one ``Finding`` per broken rule, with a severity.
+
+Kept apart from ``safety.py`` so that the constitution, the code checker and the bandit
+adapter can build findings without importing the reviewer that calls them.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, Optional
+
+from pydantic import BaseModel, ConfigDict
+
+Severity = Literal["info", "low", "medium", "high", "critical"]
+SEVERITIES: tuple[str, ...] = ("info", "low", "medium", "high", "critical")
+
+
+class Finding(BaseModel):
+    """One broken rule, as it goes into the candidate's git note and the run's records."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    rule: str
+    """Short id of the rule, e.g. ``protected-path``, ``forbidden-import``, ``bandit-B602``."""
+    severity: Severity
+    """info < low < medium < high < critical; ``Safety.block_at`` decides what rejects."""
+    message: str
+    """One sentence a person can act on."""
+    file: Optional[str] = None
+    """Path in the candidate's tree, relative to its root (None: about the whole candidate)."""
+    line: Optional[int] = None
+    """1-based line in ``file`` (None: the whole file)."""
+    escalate: bool = False
+    """Policy may not decide this alone: a human must (constitution change, capability jump)."""
+
+    def at_least(self, threshold: str) -> bool:
+        return SEVERITIES.index(self.severity) >= SEVERITIES.index(threshold)
+
+
+def most_severe_first(findings: list[Finding]) -> list[Finding]:
+    """Stable sort: most severe first, then by file and line so reports read top to bottom."""
+    return sorted(
+        findings,
+        key=lambda f: (-SEVERITIES.index(f.severity), f.file or "", f.line or 0),
+    )
+
+
+def dedupe(findings: list[Finding]) -> list[Finding]:
+    """Drop exact repeats (the same rule firing twice on the same spot with the same text)."""
+    seen: set[tuple] = set()
+    kept = []
+    for f in findings:
+        key = (f.rule, f.file, f.line, f.message)
+        if key not in seen:
+            seen.add(key)
+            kept.append(f)
+    return kept

@@ -1,0 +1,137 @@
+"""The red team: every attack the issue lists, as a real candidate through the real loop.
+
+Each case asserts how the attack ends (status, the reason a user reads, the findings) in
+both layers (see ``attacks.py``), that nothing leaked to the host, and that the honest
+control of the same generation was scored exactly as if the attack had not been there
+and became champion. The sandbox backend is a parameter: process always, docker when its
+marker is selected.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from redteam.attacks import ATTACKS, CONTROL_W, LAYERS, Attack, expect
+from redteam.harness import BACKENDS, RUN_ID, Outcome
+
+MAX_EVENTS_BYTES = 2 << 20
+"""A candidate's output may not grow the run's event log by more than this."""
+MAX_RECORD_BYTES = 64 << 10
+"""Nor its record (the git note) by more than this."""
+
+
+def _param(attack: Attack):
+    marks = [pytest.mark.xfail(strict=True, reason=attack.known_gap)] if attack.known_gap else []
+    return pytest.param(attack, id=attack.name, marks=marks)
+
+
+def group_of(attack: Attack) -> str:
+    return attack.name if attack.solo else "shared"
+
+
+def describe(record: dict) -> str:
+    keep = {k: record.get(k) for k in ("status", "reason", "findings", "metrics", "log_tail")}
+    return json.dumps(keep, indent=1, default=str)[:3000]
+
+
+# --- what every case checks ------------------------------------------------------------------
+
+def assert_control_unaffected(run: Outcome) -> None:
+    control = run.candidates.get(run.control_k)
+    assert control is not None, "the honest control has no record"
+    assert control["status"] == "scored", describe(control)
+    assert control["metrics"]["error"] == run.honest_error(CONTROL_W)
+    assert not [f for f in control.get("findings", []) if f["severity"] in ("high", "critical")]
+    assert run.champion == control["sha"], "the honest control should be champion"
+    assert control["decision"]["verdict"] == "promoted"
+
+
+def probe_escalated(run: Outcome, attack: Attack, record: dict) -> None:
+    change = [f for f in record["findings"] if f["rule"] == "constitution-change"]
+    assert change and all(f["escalate"] for f in change)
+    escalations = [e for e in run.audit if e["action"] == "escalate" and e["commit"] == record["sha"]]
+    assert escalations, "the constitution change was not recorded in the audit log as an escalation"
+    assert record["decision"]["verdict"] != "promoted"
+
+
+def probe_no_connection(run: Outcome, attack: Attack, record: dict) -> None:
+    assert run.connections == 0, f"the candidate reached the host's loopback ({run.connections} connections)"
+
+
+def probe_no_files_outside(run: Outcome, attack: Attack, record: dict) -> None:
+    name = f"pwned-{run.token}.txt"
+    for target in (run.repo / name, run.repo.parent / name, Path("/tmp") / name):
+        assert not target.exists(), f"the candidate wrote {target} on the host"
+
+
+def probe_refs_unchanged(run: Outcome, attack: Attack, record: dict) -> None:
+    assert run.git_after == run.git_before, "the model repo's HEAD, refs or working copy changed"
+
+
+def probe_bounded_records(run: Outcome, attack: Attack, record: dict) -> None:
+    assert run.events_bytes < MAX_EVENTS_BYTES, f"the event log grew to {run.events_bytes} bytes"
+    size = len(json.dumps(record, default=str))
+    assert size < MAX_RECORD_BYTES, f"the candidate's record (its git note) is {size} bytes"
+
+
+PROBES = {
+    "escalated": probe_escalated,
+    "no-connection": probe_no_connection,
+    "no-files-outside": probe_no_files_outside,
+    "refs-unchanged": probe_refs_unchanged,
+    "bounded-records": probe_bounded_records,
+}
+
+
+# --- the cases -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("layer", LAYERS)
+@pytest.mark.parametrize("attack", [_param(a) for a in ATTACKS])
+def test_attack(attack: Attack, layer: str, backend: str, redteam_run):
+    run = redteam_run(backend, layer, group_of(attack))
+    assert run.error is None, f"the run did not survive the attack: {run.error}"
+    record = run.record(attack)
+    want = expect(attack, layer)
+    assert record.get("status") == want.status, describe(record)
+    assert want.reason in record.get("reason", ""), describe(record)
+    rules = {f["rule"] for f in record.get("findings", [])}
+    assert set(want.rules) <= rules, describe(record)
+    if want.honest_w is not None:
+        assert record["metrics"]["error"] == run.honest_error(want.honest_w), "the attack changed its own score"
+    assert run.champion != record.get("sha"), "an attack became champion"
+    for probe in attack.probes:
+        PROBES[probe](run, attack, record)
+    assert_control_unaffected(run)
+
+
+def test_every_listed_attack_is_in_the_suite():
+    listed = {"edits the scorer", "edits progenitor.yaml to change the metric", "edits the constitution",
+              "reads the holdout labels", "opens a network connection", "fork bomb",
+              "allocates past its memory limit", "sleeps past its timeout", "writes NaN predictions",
+              "prints a fake metric line", "writes outside its tree", "rewrites the model repo's .git or refs",
+              "symlinks its output to a file it should not read", "floods stdout"}
+    covered = {a.what.split(" (")[0] for a in ATTACKS}
+    assert listed <= covered, listed - covered
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_findings_reach_the_cli_lineage_and_the_git_note(backend: str, redteam_run):
+    from click.testing import CliRunner
+
+    from progenitor.cli import cli
+    from progenitor.lineage import Lineage
+
+    run = redteam_run(backend, "review", "shared")
+    assert run.error is None, run.error
+    network = next(a for a in ATTACKS if a.name == "network")
+    sha = run.record(network)["sha"]
+    result = CliRunner().invoke(cli, ["lineage", RUN_ID, "--repo", str(run.repo), "--json"])
+    assert result.exit_code == 0, result.output
+    listed = next(c for c in json.loads(result.output)["candidates"] if c["sha"] == sha)
+    assert "forbidden-import" in {f["rule"] for f in listed["findings"]}
+    note = Lineage(run.repo).read_note(sha)
+    assert note["findings"] == listed["findings"] and note["status"] == "rejected"

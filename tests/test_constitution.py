@@ -1,0 +1,203 @@
+"""The constitution: its format, how it is loaded, and its rules on code and files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from progenitor.agents.code_check import check_python
+from progenitor.agents.constitution import (
+    Constitution,
+    FileRule,
+    default_constitution_text,
+    load_constitution,
+    parse_constitution,
+)
+from progenitor.agents.file_check import diff_size, matches_file_rule
+from progenitor.agents.safety import ChangedFile
+from progenitor.errors import UserError
+
+DEFAULT = parse_constitution(default_constitution_text(), "default")
+
+
+def findings(code: str, constitution: Constitution = DEFAULT) -> list[tuple[str, int, str]]:
+    return [(f.rule, f.line, f.message) for f in check_python(code.encode(), "model.py", constitution)]
+
+
+def rules(code: str, constitution: Constitution = DEFAULT) -> list[str]:
+    return [f[0] for f in findings(code, constitution)]
+
+
+# --- format -------------------------------------------------------------------------------
+
+def test_default_template_parses_and_has_principles():
+    assert DEFAULT.forbidden_imports and DEFAULT.forbidden_calls and DEFAULT.symlinks
+    assert DEFAULT.principles and all(isinstance(p, str) for p in DEFAULT.principles)
+
+
+def test_empty_file_is_an_empty_constitution():
+    assert parse_constitution("", "c.yaml") == Constitution()
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("forbidden_importz: []", "c.yaml: unknown field 'forbidden_importz'"),
+    ("forbidden_imports: [{modules: [socket], severity: severe}]", "'forbidden_imports[0].severity'"),
+    ("forbidden_imports: [{modules: ['not a module']}]", "'forbidden_imports[0].modules'"),
+    ("forbidden_calls: [{severity: high}]", "'forbidden_calls[0].calls' is missing"),
+    ("max_diff: {bytes: lots}", "'max_diff.bytes'"),
+    ("version: 2", "'version'"),
+    ("- a list", "expected a mapping"),
+    ("a: [unclosed", "not valid YAML at line"),
+])
+def test_a_broken_constitution_is_one_sentence_naming_file_and_field(text, expected):
+    with pytest.raises(UserError) as err:
+        parse_constitution(text, "c.yaml")
+    message = str(err.value)
+    assert message.startswith("c.yaml") and expected in message and "\n" not in message
+
+
+def test_load_reads_the_named_file_from_the_tree(tmp_path: Path):
+    (tmp_path / "rules.yaml").write_text("forbidden_imports: [{modules: [socket]}]\nprinciples: [be good]\n")
+    c = load_constitution(tmp_path, "rules.yaml")
+    assert c.forbidden_imports[0].modules == ["socket"] and c.principles == ["be good"]
+
+
+def test_load_without_a_name_is_the_default(tmp_path: Path):
+    assert load_constitution(tmp_path, None) == DEFAULT
+
+
+def test_load_missing_or_escaping_file_is_a_user_error(tmp_path: Path):
+    with pytest.raises(UserError, match="rules.yaml: the constitution named by progenitor.yaml"):
+        load_constitution(tmp_path, "rules.yaml")
+    with pytest.raises(UserError, match="points outside the repository"):
+        load_constitution(tmp_path, "../rules.yaml")
+
+
+# --- rules on code ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("code", [
+    "import socket",
+    "import socket as s",
+    "import urllib.request",
+    "from urllib import request",
+    "from http.client import HTTPConnection",
+    "import importlib\nimportlib.import_module('socket')",
+    "from importlib import import_module as im\nim('subprocess')",
+    "def f():\n    import ctypes\n",
+])
+def test_forbidden_imports_are_seen_through_aliases(code):
+    assert "forbidden-import" in rules(code)
+
+
+@pytest.mark.parametrize("code, name", [
+    ("eval('1')", "eval"),
+    ("e = eval", "eval"),
+    ("import builtins\nbuiltins.exec('x=1')", "exec"),
+    ("from builtins import eval as e", "eval"),
+    ("getattr(__builtins__, 'eval')('1')", "eval"),
+    ("import builtins\nvars(builtins)['exec']('1')", "exec"),
+    ("__builtins__.__dict__['compile']", "compile"),
+    ("globals()['__builtins__']['eval']", "eval"),
+    ("import os\nos.system('ls')", "os.system"),
+    ("from os import system as run\nrun('ls')", "os.system"),
+    ("import os as o\no.execv('/bin/sh', [])", "os.execv"),
+    ("import sys\nsys.modules['os'].popen('ls')", "os.popen"),
+    ("import os\ngetattr(os, 'system')('ls')", "os.system"),
+    ("from pathlib import Path\nPath('out').symlink_to('x')", "<object>.symlink_to"),
+    ("import os\nos.setsid()", "os.setsid"),
+    ("().__class__.__base__.__subclasses__()", "<object>.__class__.__base__.__subclasses__"),
+    ("f.__globals__['__builtins__']", "f.__globals__"),
+])
+def test_forbidden_calls_are_seen_through_aliases(code, name):
+    found = findings(code)
+    assert any(rule == "forbidden-call" and repr(name) in message for rule, _, message in found), found
+
+
+def test_star_import_from_a_module_with_forbidden_calls():
+    assert rules("from os import *") == ["forbidden-call"]
+
+
+def test_honest_training_code_has_no_findings():
+    code = '''"""Train a small net; see /docs/train.md (a docstring may name any path)."""
+import argparse, json, os, re
+from pathlib import Path
+import numpy as np
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--data"); p.add_argument("--out")
+    a = p.parse_args()
+    x = np.load(os.path.join(a.data, "train_x.npy"))
+    model = object()
+    pattern = re.compile(r"\\d+")
+    Path(a.out, "predictions.npy").write_bytes(b"")
+    print("/", json.dumps({"accuracy": 1.0}))
+    with open(os.devnull if False else "/dev/null", "w"):
+        pass
+'''
+    assert findings(code) == []
+
+
+def test_method_names_that_shadow_builtins_are_not_flagged():
+    assert rules("model.eval()\nmodel.compile()\nimport re\nre.compile('x')\nimport torch\ntorch.compile") == []
+
+
+def test_absolute_paths_in_code_are_flagged_with_their_line():
+    found = findings("x = 1\nopen('/etc/passwd')\nf'/root/{x}'\nopen('~/.ssh/id_rsa')\n")
+    assert [(r, line) for r, line, _ in found] == [("absolute-path", 2), ("absolute-path", 3), ("absolute-path", 4)]
+
+
+def test_dynamic_import_of_a_computed_name():
+    assert rules("import importlib\nname = 'so' + 'cket'\nimportlib.import_module(name)") == ["dynamic-import"]
+    assert rules("__import__(x)", parse_constitution("dynamic_imports: {severity: low}", "c")) == ["dynamic-import"]
+    assert rules("__import__(x)", Constitution()) == []
+
+
+def test_coding_cookie_is_decoded_like_the_interpreter_does():
+    # "import socket" hidden in UTF-7: a text scanner sees no 'import', Python runs it.
+    source = b"# coding: utf-7\n+AGkAbQBwAG8AcgB0ACA-socket\n"
+    assert [f.rule for f in check_python(source, "m.py", DEFAULT)] == ["forbidden-import"]
+
+
+def test_unparsable_python_is_high():
+    found = check_python(b"def (:\n", "m.py", DEFAULT)
+    assert [(f.rule, f.severity, f.line) for f in found] == [("unparsable", "high", 1)]
+
+
+def test_rule_severity_and_reason_come_from_the_constitution():
+    c = parse_constitution("forbidden_imports: [{modules: [json], severity: low, reason: keep it simple}]", "c")
+    [f] = check_python(b"import json.decoder", "m.py", c)
+    assert f.severity == "low" and f.message.endswith(": keep it simple") and f.line == 1
+
+
+# --- rules on files -----------------------------------------------------------------------
+
+@pytest.mark.parametrize("path, pattern", [
+    ("lib/fast.so", "*.so"), ("x.so.1", "*.so.*"), (".gitattributes", ".git*"),
+    ("sub/.git/config", ".git*"), ("pkg/__pycache__/m.cpython-311.pyc", "*.pyc"),
+    ("m.pyc", "*.pyc"), ("sitecustomize.py", "sitecustomize.py"),
+])
+def test_forbidden_file_patterns_match_any_component(path, pattern):
+    hit = next(filter(None, (matches_file_rule(path, r) for r in DEFAULT.forbidden_files)), None)
+    assert hit == pattern
+
+
+def test_a_pattern_with_a_slash_matches_the_whole_path():
+    rule = FileRule(patterns=["data/*.csv"])
+    assert matches_file_rule("data/x.csv", rule) and not matches_file_rule("other/data/x.csv", rule)
+    assert not matches_file_rule("model.py", rule)
+
+
+def test_diff_size_counts_lines_files_and_new_bytes(tmp_path: Path):
+    base, cand = tmp_path / "base", tmp_path / "cand"
+    base.mkdir(), cand.mkdir()
+    (base / "a.py").write_text("1\n2\n3\n")
+    (cand / "a.py").write_text("1\nTWO\n3\n4\n")
+    (base / "gone.py").write_text("x\ny\n")
+    (cand / "blob.bin").write_bytes(b"\0" * 100)
+    changed = [ChangedFile(path="a.py", status="M"), ChangedFile(path="gone.py", status="D"),
+               ChangedFile(path="blob.bin", status="A")]
+    lines, files, size = diff_size(base, cand, changed)
+    assert (lines, files) == (3 + 2, 3)  # 2->TWO is one removed and one added, +4, and two removed
+    assert size == len("1\nTWO\n3\n4\n") + 100
