@@ -63,7 +63,7 @@ def init(directory: Path, example: Optional[str]) -> None:
         click.echo(f"next: progenitor run {path}")
     else:
         path = scaffold.init_template(directory)
-        click.echo(f"wrote {path}; edit it, commit it, then: progenitor run {directory}")
+        click.echo(f"wrote {path} and constitution.yaml beside it; edit them, commit them, then: progenitor run {directory}")
 
 
 @cli.command()

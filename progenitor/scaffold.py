@@ -34,7 +34,11 @@ def init_template(directory: Path) -> Path:
     target = directory / SPEC_FILE
     if target.exists():
         raise UserError(f"{target} exists already; edit it, or remove it to start from the template")
-    target.write_text(resources.files("progenitor").joinpath("templates", SPEC_FILE).read_text())
+    templates = resources.files("progenitor").joinpath("templates")
+    target.write_text(templates.joinpath(SPEC_FILE).read_text())
+    constitution = directory / "constitution.yaml"
+    if not constitution.exists():
+        constitution.write_text(templates.joinpath("constitution.yaml").read_text())
     return target
 
 

@@ -33,3 +33,17 @@ def test_init_refuses_non_empty_dir_and_unknown_example(tmp_path):
     assert proc.returncode == 2 and "not empty" in proc.stderr
     proc = subprocess.run([*cli, "init", "--example", "nope", str(tmp_path / "new")], capture_output=True, text=True)
     assert proc.returncode == 2 and "unknown example 'nope'; choose one of: digits" in proc.stderr
+
+
+def test_init_template_writes_valid_spec_and_constitution(tmp_path):
+    from progenitor.agents.constitution import load_constitution
+    from progenitor.spec import load_spec
+
+    cli = [sys.executable, "-m", "progenitor.cli"]
+    proc = subprocess.run([*cli, "init", str(tmp_path)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    spec = load_spec(tmp_path)
+    assert spec.safety.constitution == "constitution.yaml"
+    assert load_constitution(tmp_path, spec.safety.constitution).principles
+    again = subprocess.run([*cli, "init", str(tmp_path)], capture_output=True, text=True)
+    assert again.returncode == 2 and "exists already" in again.stderr
