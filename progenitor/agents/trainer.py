@@ -46,7 +46,7 @@ def make_job(ctx: RunContext, item: TrainItem) -> TrainJob:
         limits=limits_for(ctx),
         labels={"run": ctx.run.run_id, "candidate": item.key, "commit": item.sha[:12]},
         backend=ctx.backend,
-        backend_options=({"image": ctx.spec.sandbox.image} if ctx.spec.sandbox.image else {}),
+        backend_options=ctx.backend_options,
         progress_file=ctx.spec.train.progress,
     )
 

@@ -66,9 +66,10 @@ def effective_spec(spec: TaskSpec, options: RunOptions) -> TaskSpec:
 
 
 def _context(run: RunDir, lineage: Lineage, spec: TaskSpec, options: RunOptions, backend: str,
-             architect: Optional[ArchitectFactory], on_event: Optional[EventListener]) -> RunContext:
+             backend_options: dict, architect: Optional[ArchitectFactory],
+             on_event: Optional[EventListener]) -> RunContext:
     ctx = RunContext(
-        run=run, lineage=lineage, spec=spec, options=options, backend=backend,
+        run=run, lineage=lineage, spec=spec, options=options, backend=backend, backend_options=backend_options,
         audit=AuditLog(run.repo_root / STATE_DIR / "audit.jsonl"),
         architect_factory=architect or search_architect,
     )
@@ -89,12 +90,17 @@ def start_run(repo_dir: Path, options: Optional[RunOptions] = None, *, architect
     spec = effective_spec(committed_spec(lineage, base), options)
     if spec.oversight.mode == "approver":
         raise UserError("oversight.mode 'approver' is not available in this version yet; use 'auto' or 'auditor'")
-    backend, why = resolve_backend(spec.sandbox.backend, **_backend_options(spec))
+    backend_options = _backend_options(spec, lineage.root)
+    backend, why = resolve_backend(spec.sandbox.backend, **backend_options)
+    if backend != "docker":
+        backend_options = {}
+    else:
+        _require_docker(backend_options)
     run = RunDir(lineage.root, run_id or new_run_id())
     run.create({"repo": str(lineage.root), "base": base, "options": options.model_dump(), "backend": backend,
-                "status": "running", "task": spec.name})
+                "backend_options": backend_options, "status": "running", "task": spec.name})
     register_run(run.run_id, lineage.root)
-    ctx = _context(run, lineage, spec, options, backend, architect, on_event)
+    ctx = _context(run, lineage, spec, options, backend, backend_options, architect, on_event)
     ctx.emit("run.start", repo=str(lineage.root), base=base, backend=backend, why=why, task=spec.name,
              generations=spec.budget.generations, candidates=spec.budget.candidates)
     return _drive(ctx, {"run_id": run.run_id, "base": base, "generation": 0})
@@ -110,13 +116,37 @@ def resume_run(run_id: str, repo: Optional[Path] = None, *, architect: Optional[
     spec = effective_spec(committed_spec(lineage, meta["base"]), options)
     run.clear_stop()
     run.update_meta(status="running")
-    ctx = _context(run, lineage, spec, options, meta.get("backend", "process"), architect, on_event)
+    ctx = _context(run, lineage, spec, options, meta.get("backend", "process"), meta.get("backend_options", {}),
+                   architect, on_event)
     ctx.emit("run.resume")
     return _drive(ctx, None)
 
 
-def _backend_options(spec: TaskSpec) -> dict:
-    return {"image": spec.sandbox.image} if spec.sandbox.image else {}
+def _backend_options(spec: TaskSpec, repo_root: Path) -> dict:
+    """The Docker image candidates run in: the task's own, else the one ``progenitor sandbox
+    build`` makes for this repo's requirements (the bare base image has no ML libraries)."""
+    if spec.sandbox.image:
+        return {"image": spec.sandbox.image}
+    if spec.sandbox.backend == "process":
+        return {}
+    from progenitor.errors import SandboxError
+    from progenitor.sandbox.images import task_image
+
+    try:
+        return {"image": task_image(repo_root)}
+    except SandboxError:
+        if spec.sandbox.backend == "docker":
+            raise
+        return {}  # auto: no daemon or no base image, so the process backend it is
+
+
+def _require_docker(options: dict) -> None:
+    from progenitor.errors import SandboxError
+    from progenitor.sandbox.docker import DockerSandbox
+
+    check = DockerSandbox(**options).check()
+    if not check.available:
+        raise SandboxError(f"the docker sandbox cannot run this task: {check.detail}")
 
 
 def make_executor(ctx: RunContext):
@@ -138,9 +168,8 @@ def _sweep(ctx: RunContext) -> None:
     if ctx.backend == "docker":
         from progenitor.sandbox.docker import DockerSandbox
 
-        sweep = getattr(DockerSandbox(**_backend_options(ctx.spec)), "sweep", None)
-        if sweep:
-            sweep()
+        # Only this run's leftovers: other runs may be training right now.
+        DockerSandbox(**ctx.backend_options).sweep(run=ctx.run.run_id)
 
 
 class _StopWatch:

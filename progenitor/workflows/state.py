@@ -67,6 +67,7 @@ class RunContext:
     options: RunOptions
     backend: str
     """The resolved sandbox backend."""
+    backend_options: dict
     audit: AuditLog
     architect_factory: Callable[["RunContext"], Any]
     listeners: list[Callable[[dict], None]] = field(default_factory=list)

@@ -1,0 +1,207 @@
+"""The conformance suite every ``Sandbox`` backend must pass (``sandbox`` is parameterised
+over the backends in conftest). Commands name the sandbox's directories only through
+``{tree}``, ``{data}`` and ``{out}``, so that the suite holds for a backend that shows them
+at other paths; host paths appear only where a test checks they are *not* reachable."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+
+
+def test_exit_code_and_output_are_captured(box):
+    result = box.run("echo hello; echo oops >&2; exit 3")
+    assert result.status == "failed"
+    assert result.exit_code == 3
+    assert result.stdout == "hello\n"
+    assert "oops" in result.stderr
+    assert result.reason.startswith("exit code 3") and "oops" in result.reason
+    assert result.backend == box.sandbox.name
+    assert result.isolation, "a backend says what isolation was in force"
+
+
+def test_success_has_no_reason(box):
+    result = box.run("echo fine")
+    assert (result.status, result.exit_code, result.reason, result.ok) == ("ok", 0, "", True)
+    assert result.duration > 0
+
+
+def test_failure_reason_names_the_last_error_line(box):
+    result = box.run("python3 -c '1/0'")
+    assert result.status == "failed"
+    assert "ZeroDivisionError" in result.reason
+
+
+def test_working_directory_is_the_writable_tree(box):
+    result = box.run('[ "$(pwd -P)" = "$(cd {tree} && pwd -P)" ] && echo same; cat train.py; echo made > made.txt')
+    assert result.ok, result.reason
+    assert result.stdout.splitlines() == ["same", "print('training')"]
+    assert (box.tree / "made.txt").read_text() == "made\n"
+
+
+def test_data_is_readable_but_read_only(box):
+    result = box.run("cat {data}/train.txt; touch {data}/new 2>/dev/null && echo wrote || echo refused; "
+                     "echo x >> {data}/train.txt 2>/dev/null || echo refused")
+    assert result.stdout == "visible data\nrefused\nrefused\n"
+    assert sorted(p.name for p in box.data.iterdir()) == ["train.txt"]
+    assert (box.data / "train.txt").read_text() == "visible data\n"
+
+
+def test_outputs_land_on_the_host(box):
+    result = box.run("mkdir -p {out}/sub && echo 0.93 > {out}/sub/metrics.txt")
+    assert result.ok, result.reason
+    assert (box.out / "sub" / "metrics.txt").read_text() == "0.93\n"
+
+
+def test_a_secret_outside_the_sandbox_cannot_be_read(box, tmp_path):
+    secret = tmp_path / "holdout_labels.txt"
+    secret.write_text("the labels\n")
+    result = box.run(f"cat {secret}; ls {tmp_path}")
+    assert "the labels" not in result.stdout
+    assert "holdout_labels" not in result.stdout
+    assert result.status == "failed"
+
+
+def test_cannot_write_outside_tree_and_out(box, host_dir):
+    result = box.run(f"for d in {host_dir} /etc /usr /; do touch $d/progenitor-escape 2>/dev/null && echo wrote $d; "
+                     "done; echo done")
+    assert result.stdout == "done\n"
+    assert list(host_dir.iterdir()) == []
+    assert not os.path.exists("/etc/progenitor-escape")
+
+
+def test_command_does_not_run_as_root(box):
+    result = box.run("id -u")
+    assert result.ok, result.reason
+    assert result.stdout.strip() != "0"
+
+
+NETWORK_PROBE = """
+import socket, sys
+names = sorted(name for _, name in socket.if_nameindex())
+try:
+    socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=2).close()
+    reached = "reached"
+except OSError:
+    reached = "unreachable"
+print(",".join(names), reached)
+"""
+
+
+def test_no_network(box):
+    with socket.socket() as server:  # a service on the host's loopback
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        (box.tree / "probe.py").write_text(NETWORK_PROBE)
+        result = box.run(f"python3 probe.py {port}")
+    assert result.ok, result.reason
+    assert result.stdout.split() == ["lo", "unreachable"]
+
+
+def test_host_environment_does_not_leak(box, monkeypatch):
+    monkeypatch.setenv("PROGENITOR_CANARY_API_KEY", "sk-canary")
+    result = box.run("env", env={"ASKED_FOR": "yes"})
+    assert "sk-canary" not in result.stdout
+    assert "PROGENITOR_CANARY_API_KEY" not in result.stdout
+    assert "ASKED_FOR=yes" in result.stdout.splitlines()
+
+
+def test_thread_counts_follow_cpus(box):
+    cpus = 2.0 if (os.cpu_count() or 1) >= 2 else 1.0
+    result = box.run("echo $OMP_NUM_THREADS $MKL_NUM_THREADS $OPENBLAS_NUM_THREADS $TORCH_NUM_THREADS "
+                     "[$CUDA_VISIBLE_DEVICES]", limits={"cpus": cpus})
+    n = str(int(cpus))
+    assert result.stdout.split() == [n, n, n, n, "[]"]
+
+
+def test_wall_timeout_kills_grandchildren(box):
+    started = time.monotonic()
+    result = box.run("sh -c 'while :; do echo beat >> {out}/beat; sleep 0.05; done' & sleep 60",
+                     limits={"wall_time": 1.0})
+    assert time.monotonic() - started < 6
+    assert result.status == "timeout"
+    assert "timeout" in result.reason
+    beats = (box.out / "beat").read_text().count("beat")
+    assert beats > 0
+    time.sleep(0.4)
+    assert (box.out / "beat").read_text().count("beat") == beats, "the grandchild outlived the timeout"
+
+
+def test_background_process_is_not_left_behind(box):
+    started = time.monotonic()
+    result = box.run("(sleep 1; echo late > {out}/late) & echo started")
+    assert result.ok, result.reason
+    assert time.monotonic() - started < 1.0, "the run waited for its background process"
+    time.sleep(1.5)
+    assert not (box.out / "late").exists()
+
+
+def test_memory_limit_reports_oom(box):
+    fits = box.run("python3 -c \"b = b'x' * (32 << 20); print('fits')\"", limits={"memory_bytes": 256 << 20})
+    assert fits.ok, fits.reason
+    result = box.run("python3 -c \"b = b'x' * (768 << 20); print('escaped')\"", limits={"memory_bytes": 256 << 20})
+    assert result.status == "oom", result
+    assert "escaped" not in result.stdout
+    assert "memory" in result.reason
+
+
+BOMB = "bomb() { [ $1 -gt 0 ] || { sleep 10; return; }; bomb $(($1 - 1)) & bomb $(($1 - 1)) & wait; }; bomb 9; sleep 10"
+"""Doubling ten times, 1,024 sleepers: bounded even if a backend's limit failed to hold."""
+
+
+def test_fork_bomb_is_contained_and_reported(box):
+    started = time.monotonic()
+    result = box.run(BOMB, limits={"processes": 64, "wall_time": 2.0})
+    assert time.monotonic() - started < 10
+    assert result.status in ("timeout", "failed")
+    assert "fork" in result.stderr.lower(), "the bomb should have hit the process limit"
+    assert result.reason
+    after = box.run("echo alive")
+    assert after.ok, after.reason
+
+
+def test_stdout_flood_keeps_the_tail(box):
+    cap = 10_000
+    result = box.run("python3 -c \"[print(i) for i in range(200000)]\"; echo END", limits={"output_bytes": cap})
+    assert result.ok, result.reason
+    assert result.truncated
+    assert len(result.stdout.encode()) <= cap
+    assert result.stdout.endswith("199999\nEND\n")
+
+
+def test_one_endless_line_is_capped(box):
+    cap = 10_000
+    result = box.run("head -c 3000000 /dev/zero | tr '\\0' x; echo; echo END", limits={"output_bytes": cap})
+    assert result.ok, result.reason
+    assert result.truncated and len(result.stdout.encode()) <= cap
+    assert result.stdout.endswith("xxx\nEND\n")
+
+
+def test_cancel_stops_the_run(box):
+    cancel = threading.Event()
+    threading.Timer(0.5, cancel.set).start()
+    started = time.monotonic()
+    result = box.run("echo waiting; sleep 60", cancel=cancel)
+    assert time.monotonic() - started < 5
+    assert result.status == "killed"
+    assert "cancel" in result.reason
+
+
+def test_lines_are_streamed_as_they_come(box):
+    seen: list[tuple[str, str, float]] = []
+    started = time.monotonic()
+
+    def on_line(stream: str, line: str) -> None:
+        seen.append((stream, line, time.monotonic() - started))
+
+    result = box.run("echo one; echo two >&2; sleep 1; printf 'three\\nlast-without-newline'", on_line=on_line)
+    assert result.ok, result.reason
+    assert [(s, line) for s, line, _ in seen if s == "stdout"] == [
+        ("stdout", "one"), ("stdout", "three"), ("stdout", "last-without-newline")]
+    assert [line for s, line, _ in seen if s == "stderr"] == ["two"]
+    first = next(t for s, line, t in seen if line == "one")
+    three = next(t for s, line, t in seen if line == "three")
+    assert three - first > 0.5, "'one' was delivered only at the end"
