@@ -4,10 +4,12 @@ bubblewrap whitelist view, uids, the reaper of the plain mode, and its helpers."
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 from pathlib import Path
@@ -209,7 +211,7 @@ from pathlib import Path
 from progenitor.sandbox.base import Limits, SandboxSpec
 from progenitor.sandbox.process import ProcessSandbox
 tree, out, mode = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
-command = "while :; do echo beat >> {out}/beat; sleep 0.05; done"
+command = "id -u > {out}/uid; while :; do echo beat >> {out}/beat; sleep 0.05; done"
 ProcessSandbox(isolation=mode).run(SandboxSpec(command=command, tree=tree, out=out, limits=Limits(wall_time=60)))
 """
 
@@ -231,6 +233,11 @@ def test_a_killed_driver_takes_its_candidate_along(box_for, mode):
     before = beat.read_text().count("beat")
     time.sleep(0.4)
     assert beat.read_text().count("beat") == before, "the candidate outlived its driver"
+    # A driver killed outright cannot remove the plain mode's scratch home: do it here.
+    uid = int((box.out / "uid").read_text())
+    for home in Path(tempfile.gettempdir()).glob("progenitor-home-*"):
+        if uid != os.getuid() and home.stat().st_uid == uid:
+            shutil.rmtree(home)
 
 
 def test_a_failing_callback_still_tears_the_command_down(box_for):
