@@ -78,6 +78,19 @@ class Resources(_Strict):
         return parse_size(self.memory)
 
 
+class EarlyStop(_Strict):
+    metric: str
+    """Key in the candidate's progress lines (e.g. ``val_accuracy``) compared with the champion's curve."""
+    goal: Literal["maximize", "minimize"] = "maximize"
+    """Whether a larger or a smaller value of ``metric`` is better."""
+    rule: Literal["wilcoxon", "median"] = "wilcoxon"
+    """Optuna pruner that decides: a signed-rank test over shared steps, or the median rule."""
+    margin: float = Field(0.0, ge=0)
+    """How far behind the champion, in the metric's units, counts as clearly behind."""
+    warmup_steps: int = Field(3, ge=1)
+    """Progress points a candidate reports before it may be stopped."""
+
+
 class Train(_Strict):
     command: str
     """Shell command run in the candidate's sandbox; ``{data}`` and ``{out}`` are filled in."""
@@ -87,6 +100,8 @@ class Train(_Strict):
     """What one candidate's training may use."""
     progress: Optional[str] = "progress.jsonl"
     """File in ``{out}`` where the candidate may append intermediate metrics as JSON lines."""
+    early_stop: Optional[EarlyStop] = None
+    """Stop a candidate that is clearly behind the champion at the same step (needs ``progress``)."""
 
 
 class Data(_Strict):
