@@ -1,0 +1,180 @@
+"""Early stopping: stop a candidate that is clearly behind the champion at the same step.
+
+A candidate may append ``{"step": n, "<metric>": v}`` lines to a JSON-lines file in its
+outputs while it trains. The worker reads the new lines about once a second and asks
+Optuna whether to stop: the champion's curve is a completed trial of an in-memory study,
+the candidate a running trial that reports each step, and one of Optuna's pruners decides.
+The rule travels as a small ``PruneConfig`` (picklable, so it ships inside a Ray task) and
+the Optuna objects are built on the worker that watches the job.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import stat
+import warnings
+from pathlib import Path
+from typing import Iterator, Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+READ_CAP_BYTES = 1 << 20
+"""Most bytes of progress read per look: the file is the candidate's, so it may be huge."""
+
+
+class PruneConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    metric: str
+    """Key in each progress line whose value is compared, e.g. ``val_loss``."""
+    goal: Literal["maximize", "minimize"] = "maximize"
+    """Whether a larger or a smaller value of ``metric`` is better."""
+    champion: dict[int, float]
+    """The champion's curve: the metric's value by step, read from its own progress file."""
+    rule: Literal["wilcoxon", "median"] = "wilcoxon"
+    """Which Optuna pruner decides. ``wilcoxon``: a signed-rank test over the steps both have
+    reported says the candidate is worse (``WilcoxonPruner``); ``median``: the candidate's best
+    value so far is worse than the champion's at the current step (``MedianPruner``)."""
+    margin: float = Field(0.0, ge=0)
+    """How far behind counts as clearly behind, in the metric's units: the champion's curve is
+    handicapped by this much before the comparison."""
+    warmup_steps: int = Field(3, ge=1)
+    """Progress points a candidate reports before it may be stopped (early steps are noisy)."""
+    p_threshold: float = Field(0.1, gt=0, lt=1)
+    """``wilcoxon`` only: the p-value under which the candidate is taken to be worse."""
+
+    @field_validator("champion")
+    @classmethod
+    def _some_points(cls, v: dict[int, float]) -> dict[int, float]:
+        if not v:
+            raise ValueError("the champion's curve needs at least one point to compare against")
+        if not all(math.isfinite(x) for x in v.values()):
+            raise ValueError("the champion's curve holds a NaN or infinite value")
+        return v
+
+    def watcher(self, progress_file: str) -> "ProgressWatcher":
+        """The callable ``execute_job(watch=...)`` expects, reading ``progress_file`` in the outputs."""
+        return ProgressWatcher(self, progress_file)
+
+
+def parse_progress(text: str, metric: str) -> dict[int, float]:
+    """Steps and values of ``metric`` in JSON-lines text; lines without both are skipped."""
+    return dict(_points(text.splitlines(), metric))
+
+
+def read_curve(path: Path, metric: str) -> dict[int, float]:
+    """A finished run's curve (e.g. the champion's) from its progress file; empty if none."""
+    try:
+        return parse_progress(path.read_text(encoding="utf-8", errors="replace"), metric)
+    except FileNotFoundError:
+        return {}
+
+
+def _points(lines: list[str], metric: str) -> Iterator[tuple[int, float]]:
+    for line in lines:
+        try:
+            record = json.loads(line)
+            step, value = record["step"], record[metric]
+        except (ValueError, KeyError, TypeError):
+            continue
+        if isinstance(step, bool) or not isinstance(step, int) or not isinstance(value, (int, float)):
+            continue
+        yield step, float(value)
+
+
+class ProgressWatcher:
+    """Reads a candidate's progress file incrementally and says when to stop it."""
+
+    def __init__(self, config: PruneConfig, progress_file: str):
+        self.config = config
+        self.progress_file = progress_file
+        self.points: dict[int, float] = {}
+        self._offset = 0
+        self._partial = b""
+        self._trial = None
+
+    def __call__(self, out: Path) -> Optional[dict]:
+        new = [(s, v) for s, v in _points(self._read_new(out / self.progress_file), self.config.metric)
+               if s not in self.points]
+        if not new:
+            return None
+        trial = self._trial or self._start()
+        for step, value in new:
+            self.points[step] = value
+            if not math.isfinite(value):
+                # A diverged run never catches up; Optuna's pruners would keep it running.
+                return self._verdict(step, value, "diverged: ")
+            trial.report(value, step)
+        if len(self.points) < self.config.warmup_steps or not trial.should_prune():
+            return None
+        return self._verdict(*new[-1])
+
+    def _read_new(self, path: Path) -> list[str]:
+        """Complete lines appended since the last look; symlinks and non-files are ignored."""
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        except OSError:
+            return []
+        with os.fdopen(fd, "rb") as f:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                return []
+            f.seek(self._offset)
+            chunk = f.read(READ_CAP_BYTES)
+        self._offset += len(chunk)
+        data = self._partial + chunk
+        head, _, self._partial = data.rpartition(b"\n")
+        if len(self._partial) > READ_CAP_BYTES:
+            self._partial = b""  # one absurd line: drop it rather than hold it forever
+        return head.decode("utf-8", errors="replace").splitlines()
+
+    def _start(self):
+        """The in-memory study: the champion's curve as a completed trial, the candidate running."""
+        import optuna
+
+        cfg = self.config
+        worse = -cfg.margin if cfg.goal == "maximize" else cfg.margin
+        curve = {step: value + worse for step, value in cfg.champion.items()}
+        last = curve[max(curve)]
+        with _quiet_optuna():
+            pruner = (
+                optuna.pruners.WilcoxonPruner(p_threshold=cfg.p_threshold, n_startup_steps=0)
+                if cfg.rule == "wilcoxon"
+                else optuna.pruners.MedianPruner(n_startup_trials=0, n_warmup_steps=0)
+            )
+            study = optuna.create_study(direction=cfg.goal, pruner=pruner)
+            study.add_trial(optuna.trial.create_trial(value=last, intermediate_values=curve))
+            self._trial = study.ask()
+        return self._trial
+
+    def _verdict(self, step: int, value: float, prefix: str = "") -> dict:
+        cfg = self.config
+        reference = cfg.champion.get(step)
+        against = f"the champion's {reference:.4g}" if reference is not None else "the champion's curve"
+        return {
+            "reason": f"{prefix}{cfg.metric} {value:.4g} at step {step} is clearly behind {against}",
+            "step": step,
+            "metric": cfg.metric,
+            "value": value if math.isfinite(value) else str(value),
+            "champion": reference,
+            "rule": cfg.rule,
+            "points": len(self.points),
+        }
+
+
+@contextlib.contextmanager
+def _quiet_optuna() -> Iterator[None]:
+    """Optuna logs every study and trial at INFO, and flags WilcoxonPruner as experimental;
+    neither is news to the person watching a run."""
+    import optuna
+
+    before = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            yield
+    finally:
+        optuna.logging.set_verbosity(before)

@@ -1,0 +1,258 @@
+"""The Ray executor: each candidate's training is a Ray task, on whichever node Ray chose.
+
+With no address it starts a local Ray instance sized to this machine (dashboard off, logs
+quiet); with an address (or ``RAY_ADDRESS``) it joins that cluster. Nothing assumes a
+shared filesystem: the tree travels inside the ``TrainJob``, the run's visible data as one
+archive put once into the object store and unpacked once per node, and the outputs come
+back as the size-capped archive in the ``JobResult``. Scoring stays on the driver, so the
+holdout labels never leave it (only the visible data directory handed in is shipped).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import logging
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Iterator, Optional
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from progenitor.compute.base import EventCallback, JobResult, TrainJob, pack_dir
+from progenitor.errors import ComputeError
+from progenitor.sandbox.base import SandboxResult
+
+DATA_CAP_BYTES = 64 << 30
+
+
+class RayConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    address: Optional[str] = Field(default_factory=lambda: os.environ.get("RAY_ADDRESS") or None)
+    """Cluster to join (``host:port``, ``auto``, ``ray://...``); default ``RAY_ADDRESS``, else a local instance."""
+    num_cpus: Optional[int] = None
+    """CPUs of the local instance (default: this machine's cores)."""
+    num_gpus: Optional[float] = None
+    """GPUs of the local instance (default: what Ray detects; tests declare logical ones)."""
+    object_store_bytes: Optional[int] = None
+    """Object store of the local instance (default: a fifth of memory, at most 2 GiB; Ray spills beyond)."""
+    resources: dict[str, float] = {}
+    """Custom resources of the local instance."""
+    job_resources: dict[str, float] = {}
+    """Custom resources every training task asks for (e.g. to keep training on GPU nodes)."""
+    cache_dir: Optional[str] = None
+    """Where workers unpack the run's data (default: the node's temp directory)."""
+    max_retries: int = Field(0, ge=0)
+    """Times Ray reruns a task whose worker or node died (training is not retried by default)."""
+    batch_seconds: float = Field(0.25, gt=0)
+    """How often a task sends the lines its command printed back to the driver."""
+
+
+def connect(config: RayConfig) -> bool:
+    """Join the configured cluster or start a local instance; True if this call started Ray."""
+    try:
+        import ray
+    except ImportError:
+        raise ComputeError("the ray executor needs the 'ray' package: pip install 'ray>=2.40'") from None
+
+    if ray.is_initialized():
+        return False
+    quiet = {"logging_level": logging.ERROR, "log_to_driver": False}
+    try:
+        if config.address:
+            ray.init(address=config.address, **quiet)
+        else:
+            # "local": never join a cluster left running on this machine by accident.
+            ray.init(
+                address="local", include_dashboard=False, num_cpus=config.num_cpus or os.cpu_count(),
+                num_gpus=config.num_gpus, resources=config.resources or None,
+                object_store_memory=config.object_store_bytes or _default_object_store(), **quiet,
+            )
+    except Exception as exc:  # noqa: BLE001 - every failure to start or join is the same one sentence
+        where = f"join the Ray cluster at {config.address}" if config.address else "start a local Ray instance"
+        raise ComputeError(f"could not {where}: {exc}") from exc
+    return True
+
+
+def _default_object_store() -> int:
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    return max(128 << 20, min(2 << 30, memory // 5))
+
+
+class RayExecutor:
+    """Runs a batch of ``TrainJob``s as Ray tasks, yielding each result as it finishes."""
+
+    name = "ray"
+
+    def __init__(self, data_dir: Optional[Path], address: Optional[str] = None, config: Optional[RayConfig] = None, **options):
+        self.data_dir = Path(data_dir) if data_dir else None
+        self.config = config or RayConfig(**options)
+        if address:
+            self.config = self.config.model_copy(update={"address": address})
+        self._owns_ray = connect(self.config)
+        self._data: Optional[list] = None
+        self._inflight: dict = {}
+        self._started: dict = {}
+        self._cancelled = threading.Event()
+        self._cancel_sent: set = set()
+
+    def run(self, jobs: list[TrainJob], on_event: Optional[EventCallback] = None) -> Iterator[JobResult]:
+        if not jobs:
+            return
+        emit = on_event or (lambda kind, payload: None)
+        self._cancelled.clear()
+        self._cancel_sent.clear()
+        if not self.config.address:  # a cluster may grow (autoscaling); this machine will not
+            _check_fits(jobs)
+        data = self._ship_data()
+        task = _remote_task()
+        for job in jobs:
+            options = {"num_cpus": job.limits.cpus, "num_gpus": job.num_gpus, "max_retries": self.config.max_retries,
+                       "name": f"progenitor-train:{job.key}"}
+            if self.config.job_resources:
+                options["resources"] = self.config.job_resources
+            gen = task.options(**options).remote(job, data, self.config.cache_dir, self.config.batch_seconds)
+            self._inflight[gen] = job
+        try:
+            yield from self._collect(emit)
+        finally:
+            if self._inflight:  # the caller stopped early, or something raised: stop the rest
+                self._cancel_now(list(self._inflight))
+                self._inflight.clear()
+                self._started.clear()
+            self._cancel_sent.clear()
+
+    def _collect(self, emit: EventCallback) -> Iterator[JobResult]:
+        import ray
+
+        while self._inflight:
+            ready, _ = ray.wait(list(self._inflight), num_returns=1, timeout=0.5)
+            if self._cancelled.is_set():
+                self._cancel_now(list(self._inflight))
+            if ready:  # gather every other generator that has something too
+                ready, _ = ray.wait(list(self._inflight), num_returns=len(self._inflight), timeout=0)
+            for gen in ready:
+                result = self._step(gen, emit)
+                if result is not None:
+                    del self._inflight[gen]
+                    self._started.pop(gen, None)
+                    emit("train.end", {"key": result.key, "status": result.sandbox.status, "node": result.node})
+                    yield result
+
+    def _step(self, gen, emit: EventCallback) -> Optional[JobResult]:
+        """Take one message from a task; the ``JobResult`` when the task is over."""
+        import ray
+
+        job: TrainJob = self._inflight[gen]
+        try:
+            kind, payload = ray.get(next(gen))
+        except StopIteration:
+            return self._lost(gen, "killed" if self._cancelled.is_set() else "failed", "the Ray task ended without a result")
+        except ray.exceptions.TaskCancelledError:
+            return self._lost(gen, "killed", "cancelled")
+        except ray.exceptions.OutOfMemoryError as exc:
+            return self._lost(gen, "oom", f"Ray's memory monitor killed it: {_summary(exc)}")
+        except (ray.exceptions.WorkerCrashedError, ray.exceptions.NodeDiedError, ray.exceptions.ObjectLostError) as exc:
+            return self._lost(gen, "failed", f"the Ray worker or node running it died: {_summary(exc)}")
+        except ray.exceptions.RayTaskError as exc:
+            raise ComputeError(f"training {job.key} could not run on its Ray worker: {_summary(exc.cause or exc)}") from exc
+        except ray.exceptions.RayError as exc:
+            raise ComputeError(f"Ray could not run training {job.key}: {_summary(exc)}") from exc
+        if kind == "start":
+            self._started[gen] = (time.monotonic(), payload)
+            emit("train.start", {"key": job.key, "node": payload})
+        elif kind == "lines":
+            for stream, line in payload:
+                emit("train.line", {"key": job.key, "stream": stream, "line": line})
+        elif kind == "result":
+            return payload
+        return None
+
+    def _lost(self, gen, status: str, reason: str) -> JobResult:
+        """The result of a task that could not report its own: cancelled (Ray drops what a
+        cancelled task yields), or its worker died. Duration and node are what the driver saw."""
+        job: TrainJob = self._inflight[gen]
+        began, node = self._started.get(gen, (None, ""))
+        duration = time.monotonic() - began if began is not None else 0.0
+        if began is not None:
+            reason = f"{reason} after {duration:.1f} s"
+        return JobResult(key=job.key, sandbox=SandboxResult(status=status, reason=reason, duration=duration),
+                         node=node, gpu_ids=job.limits.gpus)
+
+    def _ship_data(self) -> Optional[list]:
+        """Put the visible data into the object store once per executor; a list so that Ray
+        hands the reference itself to each task, which fetches it once per node."""
+        import ray
+
+        if self.data_dir is None or self._data is not None:
+            return self._data
+        archive, truncated = pack_dir(self.data_dir, DATA_CAP_BYTES)
+        if truncated:
+            raise ComputeError(f"the data directory {self.data_dir} is larger than {DATA_CAP_BYTES >> 30} GiB; Ray cannot ship it")
+        self._data = [ray.put(archive), hashlib.sha256(archive).hexdigest()[:32]]
+        return self._data
+
+    def cancel(self) -> None:
+        """Cancel every task under way (safe from a signal handler: no lock, Ray is called from a thread)."""
+        self._cancelled.set()
+        refs = list(self._inflight)
+        if refs:
+            threading.Thread(target=self._cancel_now, args=(refs,), name="progenitor-ray-cancel", daemon=True).start()
+
+    def _cancel_now(self, refs: list) -> None:
+        import ray
+
+        for ref in refs:
+            if ref in self._cancel_sent:
+                continue
+            self._cancel_sent.add(ref)
+            try:
+                # Not force: the task gets KeyboardInterrupt and tears its sandbox down; a
+                # forced exit would kill the worker and orphan the sandbox's processes.
+                ray.cancel(ref, force=False)
+            except Exception:  # noqa: BLE001 - already finished or gone: nothing to cancel
+                pass
+
+    def close(self) -> None:
+        import ray
+
+        self._cancelled.set()
+        if self._inflight and ray.is_initialized():
+            self._cancel_now(list(self._inflight))
+        self._data = None
+        if self._owns_ray and ray.is_initialized():
+            ray.shutdown()
+            self._owns_ray = False
+
+
+def _check_fits(jobs: list[TrainJob]) -> None:
+    """On the local instance a job that asks for more than the machine has would wait forever."""
+    import ray
+
+    have = ray.cluster_resources()
+    for job in jobs:
+        for name, want in (("CPU", job.limits.cpus), ("GPU", job.num_gpus)):
+            if want > have.get(name, 0.0):
+                raise ComputeError(
+                    f"{job.key} asks for {want:g} {name}s but the local Ray instance has {have.get(name, 0.0):g}; "
+                    f"lower train.resources or join a larger cluster with --ray-address"
+                )
+
+
+@functools.lru_cache(maxsize=None)
+def _remote_task():
+    """The Ray remote function, made once per process (Ray exports it to workers once)."""
+    import ray
+
+    from progenitor.compute.ray_task import train_task
+
+    return ray.remote(train_task)
+
+
+def _summary(exc: BaseException) -> str:
+    """The last line of an error's text: Ray's remote tracebacks end with ``Type: message``."""
+    text = str(exc).strip().splitlines()
+    return text[-1] if text else type(exc).__name__

@@ -1,0 +1,213 @@
+"""The Ray executor on a real local Ray instance: same interface as the local one, data
+shipped once, GPUs granted one per candidate, cancellation that leaves no sandbox behind,
+early stopping inside the Ray task."""
+
+from __future__ import annotations
+
+import io
+import os
+import sys
+import tarfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from progenitor.compute import get_executor
+from progenitor.compute.base import JobResult, TrainJob
+from progenitor.compute.ray_executor import RayExecutor
+from progenitor.errors import UserError
+from progenitor.sandbox.base import Limits
+
+from ray_fixtures import ray_local, tree_archive  # noqa: F401 - ray_local is a fixture
+from test_pruning import prune_job
+
+PY = sys.executable
+
+
+def outputs(result: JobResult) -> dict[str, str]:
+    with tarfile.open(fileobj=io.BytesIO(result.outputs_archive)) as tar:
+        return {m.name: tar.extractfile(m).read().decode() for m in tar.getmembers() if m.isfile()}
+
+
+def job(key: str, command: str, files: dict[str, str] | None = None, **fields) -> TrainJob:
+    limits = fields.pop("limits", Limits(cpus=1, wall_time=60))
+    return TrainJob(key=key, command=command, tree_archive=tree_archive(files or {"README": "tree\n"}),
+                    limits=limits, **fields)
+
+
+def test_registry_names_the_choices(tmp_path):
+    with pytest.raises(UserError, match="choose one of: local, ray"):
+        get_executor("slurm", tmp_path)
+    assert get_executor("local", tmp_path).name == "local"
+
+
+@pytest.mark.ray
+def test_jobs_run_as_ray_tasks_with_data_tree_and_outputs(ray_local, tmp_path):
+    data = tmp_path / "visible"
+    data.mkdir()
+    (data / "train.txt").write_text("21\n")
+    script = "import sys; n = int(open(sys.argv[1] + '/train.txt').read()); open(sys.argv[2] + '/answer.txt', 'w').write(str(2 * n)); print('trained', n)"
+    jobs = [job(f"r/g1/c{k}", f"{PY} train.py {{data}} {{out}}", {"train.py": script}) for k in range(3)]
+    events: list[tuple[str, dict]] = []
+    cache = tmp_path / "cache"
+    executor = get_executor("ray", data, cache_dir=str(cache))
+    try:
+        results = list(executor.run(jobs, on_event=lambda kind, payload: events.append((kind, payload))))
+        again = list(executor.run(jobs[:1]))  # the data is shipped and unpacked once, not per run
+    finally:
+        executor.close()
+    assert ray_local.is_initialized()  # the executor joined the session's instance and left it up
+    assert again[0].sandbox.ok
+    [unpacked] = [p for p in (cache / "progenitor-ray-data").iterdir() if p.is_dir()]
+    assert (unpacked / "train.txt").read_text() == "21\n"
+    assert not os.access(unpacked / "train.txt", os.W_OK) or os.geteuid() == 0
+    assert (unpacked / "train.txt").stat().st_mode & 0o777 == 0o444  # no candidate may change it for the next
+    assert sorted(r.key for r in results) == [j.key for j in jobs]
+    node_id = ray_local.get_runtime_context().get_node_id()
+    for result in results:
+        assert result.sandbox.ok, result.sandbox
+        assert outputs(result) == {"answer.txt": "42"}
+        assert result.node.endswith("/" + node_id)
+    kinds = {kind for kind, _ in events}
+    assert {"train.start", "train.line", "train.end"} <= kinds
+    assert ("train.line", {"key": "r/g1/c0", "stream": "stdout", "line": "trained 21"}) in events
+
+
+@pytest.mark.ray
+def test_each_candidate_sees_only_the_gpu_ray_gave_it(ray_local, tmp_path):
+    # Two logical GPUs declared to the local instance; each job asks for one and holds it
+    # for a second so that both hold theirs at the same time.
+    command = "echo \"$CUDA_VISIBLE_DEVICES\" > {out}/cuda.txt; sleep 1"
+    jobs = [job(f"r/g1/c{k}", command, num_gpus=1) for k in range(2)]
+    executor = RayExecutor(None)
+    try:
+        results = list(executor.run(jobs))
+    finally:
+        executor.close()
+    seen = []
+    for result in results:
+        assert result.sandbox.ok, result.sandbox
+        assert len(result.gpu_ids) == 1
+        assert outputs(result)["cuda.txt"].strip() == result.gpu_ids[0]
+        seen.append(result.gpu_ids[0])
+    assert sorted(seen) == ["0", "1"]
+
+
+@pytest.mark.ray
+def test_a_job_without_gpus_sees_none(ray_local):
+    executor = RayExecutor(None)
+    try:
+        [result] = list(executor.run([job("r/g1/c0", "echo \"[$CUDA_VISIBLE_DEVICES]\" > {out}/cuda.txt")]))
+    finally:
+        executor.close()
+    assert result.gpu_ids == [] and outputs(result)["cuda.txt"].strip() == "[]"
+
+
+def _processes_with(marker: str) -> list[int]:
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if marker.encode() in cmdline:
+            found.append(int(pid))
+    return found
+
+
+@pytest.mark.ray
+def test_cancel_stops_running_and_queued_tasks_and_their_sandboxes(ray_local):
+    marker = f"progenitor-cancel-{uuid.uuid4().hex[:8]}"
+    # Three 1-CPU jobs on 2 CPUs: two run, one waits in Ray's queue.
+    sleeper = f"{PY} -c \"import time; print('up', flush=True); time.sleep(120)\" {marker}"
+    jobs = [job(f"r/g1/c{k}", sleeper) for k in range(3)]
+    executor = RayExecutor(None)
+    started = threading.Event()
+    running: set[str] = set()
+
+    def on_event(kind: str, payload: dict) -> None:
+        if kind == "train.line" and payload["line"] == "up":
+            running.add(payload["key"])
+            if len(running) == 2:
+                started.set()
+
+    results: list[JobResult] = []
+    consumer = threading.Thread(target=lambda: results.extend(executor.run(jobs, on_event=on_event)))
+    began = time.monotonic()
+    consumer.start()
+    try:
+        assert started.wait(60), "the sandboxes never started"
+        assert len(_processes_with(marker)) >= 2
+        executor.cancel()
+        consumer.join(30)
+        assert not consumer.is_alive(), "run() did not return after cancel()"
+    finally:
+        executor.close()
+    assert time.monotonic() - began < 60
+    assert sorted(r.key for r in results) == [j.key for j in jobs]
+    assert all(r.sandbox.status == "killed" for r in results)
+    # The two that ran report what their sandbox did; the queued one never started.
+    assert {r.key for r in results if r.sandbox.duration > 0} == running
+    deadline = time.monotonic() + 10
+    while _processes_with(marker) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _processes_with(marker) == []
+
+
+@pytest.mark.ray
+def test_a_caller_that_stops_reading_cancels_the_rest(ray_local):
+    marker = f"progenitor-abandon-{uuid.uuid4().hex[:8]}"
+    jobs = [job("r/g1/c0", "echo quick"), job("r/g1/c1", f"sleep 120 || {marker}")]
+    executor = RayExecutor(None)
+    try:
+        results = executor.run(jobs)
+        first = next(results)
+        deadline = time.monotonic() + 30
+        while not _processes_with(marker) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert _processes_with(marker), "the slow job never started"
+        results.close()  # e.g. the trainer raised: the generator's cleanup cancels the slow job
+    finally:
+        executor.close()
+    assert first.key == "r/g1/c0" and first.sandbox.ok
+    deadline = time.monotonic() + 20
+    while _processes_with(marker) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _processes_with(marker) == []
+
+
+@pytest.mark.ray
+def test_early_stopping_runs_inside_the_ray_task(ray_local):
+    executor = RayExecutor(None)
+    try:
+        [result] = list(executor.run([prune_job()]))
+    finally:
+        executor.close()
+    assert result.pruned is not None, result.sandbox
+    assert result.sandbox.status == "killed" and result.pruned["step"] >= 3
+    assert result.sandbox.duration < 15
+
+
+@pytest.mark.ray
+def test_a_job_larger_than_the_local_instance_is_refused(ray_local):
+    from progenitor.errors import ComputeError
+
+    executor = RayExecutor(None)
+    try:
+        with pytest.raises(ComputeError, match="asks for 3 GPUs but the local Ray instance has 2"):
+            list(executor.run([job("r/g1/c0", "true", num_gpus=3)]))
+    finally:
+        executor.close()
+
+
+def test_address_from_the_environment_is_used(monkeypatch):
+    from progenitor.compute.ray_executor import RayConfig
+
+    monkeypatch.setenv("RAY_ADDRESS", "10.0.0.1:6379")
+    assert RayConfig().address == "10.0.0.1:6379"
+    assert RayConfig(address=None).address is None
+    monkeypatch.delenv("RAY_ADDRESS")
+    assert RayConfig().address is None
