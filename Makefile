@@ -27,7 +27,7 @@ install: $(BIN)/progenitor
 demo: install
 	rm -rf $(DEMO_DIR)
 	$(BIN)/progenitor init --example digits $(DEMO_DIR)
-	$(BIN)/progenitor run $(DEMO_DIR) --generations $(GENERATIONS) --sandbox process
+	$(BIN)/progenitor run $(DEMO_DIR) --generations $(GENERATIONS)
 
 system:
 	bash .ci/system-setup.sh

@@ -71,8 +71,8 @@ def init(directory: Path, example: Optional[str]) -> None:
 @click.option("--generations", "-g", type=click.IntRange(min=1), help="Override budget.generations.")
 @click.option("--candidates", "-k", type=click.IntRange(min=1, max=64), help="Override budget.candidates.")
 @click.option("--sandbox", type=click.Choice(["auto", "process", "docker"]), help="Override sandbox.backend.")
-@click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
-              help="Where candidates train: a local pool, or Ray.")
+@click.option("--executor", type=click.Choice(["ray", "local"]), default="ray", show_default=True,
+              help="Where candidates train: Ray (a local instance, or --ray-address), or a local pool without Ray.")
 @click.option("--ray-address", envvar="RAY_ADDRESS", help="Join this Ray cluster (with --executor ray).")
 @click.option("--seed", type=int, help="Override the task's search seed.")
 @click.option("--parallel", type=click.IntRange(min=1), help="Most candidates trained at once (local executor).")

@@ -62,6 +62,10 @@ class Progress:
         if self.bar is not None:
             self.task = self.bar.add_task("training", total=1 + e["generations"] * e["candidates"])
 
+    def _on_executor_start(self, e: dict) -> None:
+        if e["executor"] == "ray":
+            self._line("starting Ray (or joining the cluster at --ray-address)")
+
     def _on_run_resume(self, e: dict) -> None:
         self._line(f"resuming run [bold]{e['run']}[/bold]")
 
@@ -125,7 +129,11 @@ class Progress:
         table.add_row("generations", str(s.generations))
         counts = ", ".join(f"{n} {k}" for k, n in sorted(s.counts.items())) or "none"
         table.add_row("candidates", f"{s.tried} tried: {counts}")
-        table.add_row("sandbox", s.backend)
+        table.add_row("sandbox / executor", f"{s.backend} / {s.executor}")
+        if s.ledger:
+            spend = s.ledger
+            table.add_row("spend", f"{spend['cpu_seconds']:.1f} CPU-s, {spend['gpu_seconds']:.1f} GPU-s, "
+                                   f"{spend['train_wall_seconds']:.1f} s training in {spend['attempts']} attempts")
         table.add_row("time", f"{s.seconds:.1f} s")
         self.console.print(table)
         # Plain, greppable lines too: tools and the demo read these.

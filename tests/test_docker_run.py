@@ -61,7 +61,7 @@ def test_toy_run_on_docker_every_candidate_in_a_container(tmp_path, toy_image):
     watcher = threading.Thread(target=watch)
     watcher.start()
     try:
-        summary = progenitor.start_run(repo, RunOptions(sandbox="docker"))
+        summary = progenitor.start_run(repo, RunOptions(sandbox="docker", executor="local"))
     finally:
         done.set()
         watcher.join()
@@ -79,7 +79,7 @@ def test_killed_run_leaves_no_container_after_resume(tmp_path, toy_image):
     files["config.yaml"] += "sleep: 8\n"
     files["progenitor.yaml"] = files["progenitor.yaml"].replace("timeout: 30", "timeout: 60")
     repo = make_repo(tmp_path / "repo", files)
-    proc = subprocess.Popen([sys.executable, "-m", "progenitor.cli", "run", str(repo), "--sandbox", "docker", "-q"],
+    proc = subprocess.Popen([sys.executable, "-m", "progenitor.cli", "run", str(repo), "--sandbox", "docker", "--executor", "local", "-q"],
                             start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     runs = repo / ".progenitor" / "runs"
     try:

@@ -38,7 +38,7 @@ def _train_events(run: RunDir) -> tuple[dict, dict]:
 
 
 def test_search_run_improves_and_records_everything(toy_repo):
-    summary = progenitor.start_run(toy_repo, RunOptions(generations=2, candidates=2, sandbox="process"))
+    summary = progenitor.start_run(toy_repo, RunOptions(generations=2, candidates=2, sandbox="process", executor="local"))
     assert summary.status == "finished" and summary.stop_reason == "budget: 2 generations done"
     assert summary.champion <= summary.baseline, "the champion is never worse than the human baseline"
     assert summary.tried == 4
@@ -77,7 +77,7 @@ def test_protected_nan_and_timeout_candidates(tmp_path):
         {"hypothesis": "sleep", "params": {"w": 3.0, "sleep": 30}},
         {"hypothesis": "honest", "params": {"w": 2.9}},
     ]]
-    summary = progenitor.start_run(repo, RunOptions(sandbox="process"), architect=scripted(script))
+    summary = progenitor.start_run(repo, RunOptions(sandbox="process", executor="local"), architect=scripted(script))
     cands = {c["k"]: c for c in progenitor.get_lineage(summary.run_id, repo=repo)["candidates"]}
     assert cands[0]["status"] == "rejected" and "protected path 'score.py'" in cands[0]["reason"]
     assert cands[1]["status"] == "failed" and "NaN" in cands[1]["reason"]
@@ -95,7 +95,7 @@ def test_sigkill_while_training_then_resume_trains_nothing_twice(tmp_path):
     repo = make_repo(tmp_path / "repo", files)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "progenitor.cli", "run", str(repo), "--sandbox", "process", "--parallel", "1", "-q"],
+        [sys.executable, "-m", "progenitor.cli", "run", str(repo), "--sandbox", "process", "--executor", "local", "--parallel", "1", "-q"],
         env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     runs_dir = repo / ".progenitor" / "runs"
@@ -151,7 +151,7 @@ def test_cli_not_a_repo_and_unknown_run(tmp_path):
 
 def test_cli_run_status_lineage_json(toy_repo):
     runner = CliRunner()
-    result = runner.invoke(cli, ["run", str(toy_repo), "-g", "1", "-k", "2", "--sandbox", "process", "-q"])
+    result = runner.invoke(cli, ["run", str(toy_repo), "-g", "1", "-k", "2", "--sandbox", "process", "--executor", "local", "-q"])
     assert result.exit_code == 0, result.output
     assert "baseline error:" in result.output and "champion error:" in result.output
     run_id = next((toy_repo / ".progenitor" / "runs").iterdir()).name
@@ -169,3 +169,50 @@ def test_help_is_fast_and_imports_nothing_heavy():
             "print(heavy, time.time()-t)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.startswith("[]"), out
+
+
+def test_budget_cap_stops_with_reason_and_ledger_adds_up(tmp_path):
+    files = toy_task_files(generations=5, candidates=2)
+    files["progenitor.yaml"] = files["progenitor.yaml"].replace(
+        "budget: {generations: 5, candidates: 2}", "budget: {generations: 5, candidates: 2, cpu_hours: 0.00001}")
+    repo = make_repo(tmp_path / "repo", files)
+    summary = progenitor.start_run(repo, RunOptions(sandbox="process", executor="local"))
+    assert summary.status == "finished" and summary.generations == 1, "the cap ends the run after its generation"
+    assert summary.stop_reason.startswith("budget reached:") and "CPU-hours" in summary.stop_reason
+    ledger = summary.ledger
+    records = progenitor.get_lineage(summary.run_id, repo=repo)["candidates"]
+    baseline = json.loads((repo / ".progenitor" / "runs" / summary.run_id / "g0" / "c0" / "train.json").read_text())
+    trained = [c["train"]["cpu_seconds"] for c in records] + [baseline["cpu_seconds"]]
+    assert ledger["attempts"] == 3 and ledger["cpu_seconds"] == pytest.approx(sum(trained), abs=0.01)
+    assert progenitor.run_status(summary.run_id, repo=repo)["ledger"]["cpu_seconds"] == pytest.approx(ledger["cpu_seconds"])
+
+
+def test_stop_from_another_thread_leaves_run_resumable(tmp_path):
+    import threading
+
+    files = toy_task_files(generations=2, candidates=2)
+    files["train.py"] = SLEEPY_TRAIN
+    files["config.yaml"] += "sleep: 2\n"
+    repo = make_repo(tmp_path / "repo", files)
+    events: list[dict] = []
+    result: dict = {}
+
+    def run() -> None:
+        result["summary"] = progenitor.start_run(repo, RunOptions(sandbox="process", executor="local"),
+                                                 on_event=events.append)
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    deadline = time.time() + 60
+    while not any(e["type"] == "train.start" and e.get("gen") == 1 for e in events):
+        assert time.time() < deadline, "never reached generation 1"
+        time.sleep(0.05)
+    progenitor.stop_run(events[0]["run"], repo=repo)
+    worker.join(60)
+    summary = result["summary"]
+    assert summary.status == "stopped"
+    assert any(e["type"] == "train.cancelled" for e in events)
+    resumed = progenitor.resume_run(summary.run_id, repo=repo)
+    assert resumed.status == "finished" and resumed.generations == 2
+    _, ends = _train_events(RunDir(repo, summary.run_id))
+    assert all(n == 1 for n in ends.values()), ends

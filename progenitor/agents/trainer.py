@@ -13,6 +13,7 @@ from typing import Optional
 from pydantic import BaseModel
 
 from progenitor.compute.base import JobResult, TrainJob, unpack
+from progenitor.compute.pruning import PruneConfig, read_curve
 from progenitor.errors import RunStopped
 from progenitor.runs import read_json, write_json
 from progenitor.sandbox.base import Limits
@@ -38,12 +39,26 @@ def limits_for(ctx: RunContext) -> Limits:
     )
 
 
-def make_job(ctx: RunContext, item: TrainItem) -> TrainJob:
+def prune_config(ctx: RunContext, champion: Optional[dict]) -> Optional[PruneConfig]:
+    """Early stopping against the champion's own progress curve, when the task asks for it."""
+    rule, progress = ctx.spec.train.early_stop, ctx.spec.train.progress
+    if rule is None or progress is None or champion is None:
+        return None
+    curve = read_curve(ctx.run.candidate(champion["gen"], champion["k"]) / "out" / progress, rule.metric)
+    if not curve:
+        return None
+    return PruneConfig(metric=rule.metric, goal=rule.goal, champion=curve, rule=rule.rule, margin=rule.margin,
+                       warmup_steps=rule.warmup_steps)
+
+
+def make_job(ctx: RunContext, item: TrainItem, prune: Optional[PruneConfig] = None) -> TrainJob:
     return TrainJob(
         key=f"{ctx.run.run_id}/{item.key}",
         command=ctx.spec.train.command,
         tree_archive=ctx.lineage.archive(item.sha),
         limits=limits_for(ctx),
+        num_gpus=ctx.spec.train.resources.gpus,
+        prune=prune,
         labels={"run": ctx.run.run_id, "candidate": item.key, "commit": item.sha[:12]},
         backend=ctx.backend,
         backend_options=ctx.backend_options,
@@ -84,8 +99,10 @@ def record_from(result: JobResult, out_dir: Path) -> dict:
     }
 
 
-def train(ctx: RunContext, items: list[TrainItem]) -> dict[str, dict]:
-    """Train every item not trained yet; returns {key: train record} for all items."""
+def train(ctx: RunContext, items: list[TrainItem], champion: Optional[dict] = None) -> dict[str, dict]:
+    """Train every item not trained yet; returns {key: train record} for all items.
+
+    ``champion`` (its gen and k) gives the curve that early stopping compares against."""
     records: dict[str, dict] = {}
     pending: dict[str, TrainItem] = {}
     for item in items:
@@ -97,7 +114,8 @@ def train(ctx: RunContext, items: list[TrainItem]) -> dict[str, dict]:
             pending[f"{ctx.run.run_id}/{item.key}"] = item
     if not pending:
         return records
-    jobs = [make_job(ctx, item) for item in pending.values()]
+    prune = prune_config(ctx, champion)
+    jobs = {key: make_job(ctx, item, prune) for key, item in pending.items()}
     executor = ctx.executor
 
     lines_seen: dict[str, int] = {}
@@ -117,8 +135,11 @@ def train(ctx: RunContext, items: list[TrainItem]) -> dict[str, dict]:
                          line=f"[more output not streamed; the last {LOG_TAIL_LINES} lines are kept in the record]")
 
     stopped: Optional[str] = None
-    for result in executor.run(jobs, on_event=on_event):
+    for result in executor.run(list(jobs.values()), on_event=on_event):
         item = pending[result.key]
+        if ctx.ledger is not None:  # every attempt costs, a cancelled one too
+            ctx.ledger.record_job(jobs[result.key], result)
+            ctx.ledger.save()
         if result.sandbox.status == "killed" and not result.pruned:
             # Cancelled by a stop: not a result. A resume trains this candidate again.
             ctx.emit("train.cancelled", gen=item.gen, k=item.k)

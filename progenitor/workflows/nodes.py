@@ -178,7 +178,7 @@ def after_review(state: RunState) -> str:
 # -- trainer ---------------------------------------------------------------------------------
 def trainer(ctx: RunContext, state: RunState) -> dict:
     todo = [TrainItem(gen=c["gen"], k=c["k"], sha=c["sha"]) for c in state["candidates"] if c["status"] == "reviewed"]
-    records = train(ctx, todo)
+    records = train(ctx, todo, champion=state["champion"])
     out = []
     for cand in state["candidates"]:
         cand = dict(cand)
@@ -284,6 +284,10 @@ def promote(ctx: RunContext, state: RunState) -> dict:
         ctx.architect.observe(Proposal.model_validate(cand["proposal"]), _outcome(cand, metric))
         out.append(cand)
     summary = summarize(gen, out, champion, promoted, metric)
+    if ctx.ledger is not None:
+        ctx.ledger.save()
+        summary["spend"] = ctx.ledger.totals(generation=gen).model_dump()
+        ctx.run.update_meta(ledger=ctx.ledger.summary())
     history = [*state.get("history", []), summary]
     ctx.emit("generation.end", **{k: v for k, v in summary.items() if k != "candidates"})
     stop = stop_reason(ctx, gen, champion["metrics"][metric])
@@ -311,6 +315,10 @@ def stop_reason(ctx: RunContext, gen: int, champion_value: float) -> Any:
         return f"target reached: {ctx.spec.objective.metric} {champion_value:.4g}"
     if gen >= ctx.spec.budget.generations:
         return f"budget: {ctx.spec.budget.generations} generations done"
+    if ctx.ledger is not None:
+        capped = ctx.ledger.check_caps(ctx.spec.budget)
+        if capped:
+            return capped
     requested = ctx.run.stop_requested()
     if requested:
         return f"stopped: {requested}"

@@ -40,6 +40,9 @@ class RunSummary(BaseModel):
     tried: int = 0
     seconds: float = 0.0
     backend: str = ""
+    executor: str = ""
+    ledger: dict = {}
+    """CPU-, GPU- and wall-seconds (and hours), LLM dollars and tokens, of the whole run."""
 
 
 def search_architect(ctx: RunContext):
@@ -150,18 +153,12 @@ def _require_docker(options: dict) -> None:
 
 
 def make_executor(ctx: RunContext):
-    from progenitor.compute.local import LocalExecutor
+    from progenitor.compute import get_executor
 
     visible = ctx.run.path / "visible"
-    if ctx.options.executor == "ray":
-        try:
-            from progenitor.compute import get_executor
-        except ImportError:
-            raise UserError("the ray executor is not available in this installation") from None
-        return get_executor("ray", data_dir=visible, address=ctx.options.ray_address)
-    if ctx.options.executor != "local":
-        raise UserError(f"unknown executor {ctx.options.executor!r}; choose one of: local, ray")
-    return LocalExecutor(visible, max_parallel=ctx.options.max_parallel)
+    if ctx.options.executor == "local":
+        return get_executor("local", visible, max_parallel=ctx.options.max_parallel)
+    return get_executor(ctx.options.executor, visible, address=ctx.options.ray_address)
 
 
 def _sweep(ctx: RunContext) -> None:
@@ -212,8 +209,13 @@ def _drive(ctx: RunContext, graph_input: Optional[dict]) -> RunSummary:
 
     from progenitor.workflows.graph import build_graph, recursion_limit
 
+    from progenitor.ledger import Ledger
+
     started = time.time()
     _sweep(ctx)
+    ctx.ledger = Ledger(ctx.run.path / "ledger.json")
+    ctx.ledger.start_clock()
+    ctx.emit("executor.start", executor=ctx.options.executor)
     ctx.executor = make_executor(ctx)
     config = {"configurable": {"thread_id": ctx.run.run_id},
               "recursion_limit": recursion_limit(ctx.spec.budget.generations)}
@@ -230,10 +232,12 @@ def _drive(ctx: RunContext, graph_input: Optional[dict]) -> RunSummary:
             values = graph.get_state(config).values
     finally:
         ctx.executor.close()
+        ctx.ledger.stop_clock()
+        ctx.ledger.save()
     elapsed = ctx.run.meta.get("seconds", 0.0) + (time.time() - started)
     summary = summarize_run(ctx, values, status, elapsed)
     ctx.run.update_meta(status=summary.status, stop_reason=summary.stop_reason, seconds=round(elapsed, 1),
-                        summary=summary.model_dump())
+                        summary=summary.model_dump(), ledger=summary.ledger)
     ctx.emit("run.end", **summary.model_dump())
     return summary
 
@@ -257,5 +261,6 @@ def summarize_run(ctx: RunContext, values: dict, status: str, seconds: float) ->
         baseline=(baseline.get("metrics") or {}).get(metric), champion=(champion.get("metrics") or {}).get(metric),
         champion_commit=champion.get("sha"), champion_ref=champion_ref(ctx.run.run_id),
         generations=len(values.get("history", [])), counts=counts, tried=sum(counts.values()),
-        seconds=round(seconds, 1), backend=ctx.backend,
+        seconds=round(seconds, 1), backend=ctx.backend, executor=ctx.options.executor,
+        ledger=ctx.ledger.summary() if ctx.ledger is not None else {},
     )

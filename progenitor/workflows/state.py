@@ -50,8 +50,8 @@ class RunOptions(BaseModel):
     """Overrides budget.candidates."""
     sandbox: Optional[str] = None
     """Overrides sandbox.backend: auto, process or docker."""
-    executor: str = "local"
-    """local (thread pool on this machine) or ray."""
+    executor: str = "ray"
+    """ray (a local Ray instance, or the cluster at ray_address) or local (a thread pool, no Ray)."""
     ray_address: Optional[str] = None
     seed: Optional[int] = None
     """Overrides the task's seed for the search architect."""
@@ -70,6 +70,8 @@ class RunContext:
     backend_options: dict
     audit: AuditLog
     architect_factory: Callable[["RunContext"], Any]
+    ledger: Any = None
+    """The run's Ledger: CPU/GPU/wall seconds per candidate, LLM spend."""
     listeners: list[Callable[[dict], None]] = field(default_factory=list)
     _architect: Any = None
     executor: Any = None

@@ -197,7 +197,7 @@ def run_group(root: Path, layer: str, attacks: list[Attack], backend: str, token
         repo, script = build_repo(root, layer, attacks, listener.port, token, image)
         outcome = Outcome(layer=layer, repo=repo, attacks=attacks, token=token, git_before=git_state(repo))
         try:
-            start_run(repo, RunOptions(generations=1, sandbox=backend), architect=scripted(script),
+            start_run(repo, RunOptions(generations=1, sandbox=backend, executor="local"), architect=scripted(script),
                       run_id=RUN_ID, on_event=on_event)
         except Exception as exc:  # noqa: BLE001 - a crash is the verdict of every attack in the run
             outcome.error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
