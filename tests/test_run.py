@@ -216,3 +216,37 @@ def test_stop_from_another_thread_leaves_run_resumable(tmp_path):
     assert resumed.status == "finished" and resumed.generations == 2
     _, ends = _train_events(RunDir(repo, summary.run_id))
     assert all(n == 1 for n in ends.values()), ends
+
+
+CURVE_TRAIN = '''\
+import argparse, json, os, time
+import numpy as np
+import yaml
+
+parser = argparse.ArgumentParser()
+parser.add_argument("--data", required=True)
+parser.add_argument("--out", required=True)
+args = parser.parse_args()
+w = float(yaml.safe_load(open("config.yaml"))["w"])
+for step in range(1, 13):
+    with open(os.path.join(args.out, "progress.jsonl"), "a") as f:
+        f.write(json.dumps({"step": step, "error": abs(w - 3) + 1.0 / step}) + "\\n")
+    time.sleep(0.4)
+x = np.load(os.path.join(args.data, "holdout_inputs.npy"))
+np.save(os.path.join(args.out, "predictions.npy"), w * x)
+'''
+
+
+def test_candidate_behind_the_champion_is_pruned(tmp_path):
+    files = toy_task_files(generations=1, candidates=2, w=2.5)
+    files["train.py"] = CURVE_TRAIN
+    files["progenitor.yaml"] = files["progenitor.yaml"].replace(
+        "  resources: {cpus: 1, memory: 1g}",
+        "  resources: {cpus: 1, memory: 1g}\n  early_stop: {metric: error, goal: minimize, rule: median, warmup_steps: 3}")
+    repo = make_repo(tmp_path / "repo", files)
+    script = [[{"hypothesis": "far off", "params": {"w": 6.0}}, {"hypothesis": "closer", "params": {"w": 2.9}}]]
+    summary = progenitor.start_run(repo, RunOptions(sandbox="process", executor="local"), architect=scripted(script))
+    cands = {c["k"]: c for c in progenitor.get_lineage(summary.run_id, repo=repo)["candidates"]}
+    assert cands[0]["status"] == "pruned", cands[0].get("reason")
+    assert cands[0]["train"]["pruned"]["step"] < 12 and cands[0]["train"]["duration"] < 4.0
+    assert cands[1]["status"] == "scored" and cands[1]["decision"]["verdict"] == "promoted"
