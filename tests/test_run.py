@@ -131,14 +131,24 @@ def test_sigkill_while_training_then_resume_trains_nothing_twice(tmp_path):
     assert len(study.trials) == 5 and all(t.state.is_finished() for t in study.trials)
 
 
-def test_cli_bad_spec_exits_2_with_one_sentence(tmp_path):
+def _drop_scorer(text: str) -> str:
+    return text[: text.index("scorer:")] + text[text.index("protected:"):]
+
+
+@pytest.mark.parametrize("break_it,field", [
+    (lambda t: t.replace("timeout: 30", "timeout: soon"), "train.timeout"),
+    (lambda t: t.replace("name: toy", "name: toy\nnmae: typo"), "nmae"),
+    (_drop_scorer, "scorer"),
+])
+def test_cli_bad_spec_exits_2_with_one_sentence(tmp_path, break_it, field):
     files = toy_task_files()
-    files["progenitor.yaml"] = files["progenitor.yaml"].replace("timeout: 30", "timeout: soon")
+    files["progenitor.yaml"] = break_it(files["progenitor.yaml"])
     repo = make_repo(tmp_path / "repo", files)
     result = CliRunner().invoke(cli, ["run", str(repo)])
     assert result.exit_code == 2
     lines = result.output.strip().splitlines()
-    assert len(lines) == 1 and "train.timeout" in lines[0] and "Traceback" not in result.output
+    assert len(lines) == 1 and f"'{field}'" in lines[0] and "progenitor.yaml" in lines[0]
+    assert "Traceback" not in result.output
 
 
 def test_cli_not_a_repo_and_unknown_run(tmp_path):
@@ -250,3 +260,25 @@ def test_candidate_behind_the_champion_is_pruned(tmp_path):
     assert cands[0]["status"] == "pruned", cands[0].get("reason")
     assert cands[0]["train"]["pruned"]["step"] < 12 and cands[0]["train"]["duration"] < 4.0
     assert cands[1]["status"] == "scored" and cands[1]["decision"]["verdict"] == "promoted"
+
+
+SIZED_SCORE = toy_task_files()["score.py"].replace(
+    'print(f"params: 1")',
+    'import os; print("params: " + open(os.path.join(os.path.dirname(args.predictions), "size.txt")).read())')
+SIZED_TRAIN = toy_task_files()["train.py"].replace(
+    'print(f"error:', 'open(os.path.join(args.out, "size.txt"), "w").write(str(config.get("size", 1)))\nprint(f"error:')
+
+
+def test_better_candidate_that_breaks_a_guard_is_not_promoted(tmp_path):
+    files = toy_task_files(generations=1)
+    files["score.py"], files["train.py"] = SIZED_SCORE, SIZED_TRAIN
+    repo = make_repo(tmp_path / "repo", files)
+    script = [[{"hypothesis": "best error, but huge", "params": {"w": 3.0, "size": 500}},
+               {"hypothesis": "good error, small", "params": {"w": 2.5, "size": 2}}]]
+    summary = progenitor.start_run(repo, RunOptions(sandbox="process", executor="local"), architect=scripted(script))
+    cands = {c["k"]: c for c in progenitor.get_lineage(summary.run_id, repo=repo)["candidates"]}
+    assert cands[0]["metrics"]["error"] < cands[1]["metrics"]["error"]
+    assert cands[0]["decision"]["verdict"] == "not promoted" and "guard" in cands[0]["decision"]["reason"]
+    assert any(f["rule"] == "guard" for f in cands[0]["findings"])
+    assert cands[1]["decision"]["verdict"] == "promoted"
+    assert summary.champion_commit == cands[1]["sha"]
