@@ -319,11 +319,15 @@ def load_spec(path: Union[str, Path]) -> TaskSpec:
     return load_spec_text(path.read_text(encoding="utf-8"), str(path))
 
 
-def load_spec_text(text: str, source: str = SPEC_FILE) -> TaskSpec:
+def load_yaml(text: str, source: str, error: type = SpecError) -> Any:
+    """Parse YAML; a syntax error is one ``error`` naming ``source`` and the line."""
     try:
-        data = yaml.safe_load(text)
+        return yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
-        raise SpecError(f"{source}: not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
-    return parse_spec(data, source)
+        raise error(f"{source}: not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
+
+
+def load_spec_text(text: str, source: str = SPEC_FILE) -> TaskSpec:
+    return parse_spec(load_yaml(text, source), source)

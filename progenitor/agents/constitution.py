@@ -18,12 +18,11 @@ from importlib import resources
 from pathlib import Path
 from typing import Optional, Union
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from progenitor.agents.findings import Severity
 from progenitor.errors import UserError
-from progenitor.spec import describe_validation_error, parse_size
+from progenitor.spec import describe_validation_error, load_yaml, parse_size
 
 _DOTTED = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 _DOTTED_GLOB = re.compile(r"^[A-Za-z_*?\[][A-Za-z0-9_.*?\[\]!-]*$")
@@ -145,12 +144,7 @@ def default_constitution_text() -> str:
 
 def parse_constitution(text: str, source: str) -> Constitution:
     """Validate constitution text; a problem is one ``UserError`` naming ``source`` and the field."""
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark else ""
-        raise UserError(f"{source}: not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
+    data = load_yaml(text, source, UserError)
     if data is None:
         data = {}
     if not isinstance(data, dict):
