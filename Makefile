@@ -8,8 +8,11 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-# The CPU build of PyTorch: a plain `torch` requirement pulls a multi-GB CUDA build.
+# PyTorch for the examples. On the machines this project is built on, torch==2.13.0 resolves to
+# a CPU build kept on local disk; elsewhere a plain `torch` pulls a multi-GB CUDA build, so
+# point pip at PyTorch's CPU wheel index with TORCH_PIP_ARGS="--index-url <that index>".
 TORCH ?= torch==2.13.0
+TORCH_PIP_ARGS ?=
 DEMO_DIR ?= demo/digits
 GENERATIONS ?= 3
 
@@ -18,7 +21,7 @@ GENERATIONS ?= 3
 $(BIN)/progenitor: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet "$(TORCH)"
+	$(BIN)/pip install --quiet $(TORCH_PIP_ARGS) "$(TORCH)"
 	$(BIN)/pip install --quiet -e ".[examples,dev]"
 	touch $@
 

@@ -5,6 +5,7 @@ Everything the CLI does goes through these functions; the CLI only parses and pr
 
 from __future__ import annotations
 
+import os
 import queue
 import re
 import threading
@@ -55,8 +56,23 @@ def list_runs(repo: PathLike) -> list[dict]:
     return [_status_of(run) for run in _list_runs(Path(repo))]
 
 
+def _alive(pid: Optional[int]) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+        return True
+    except PermissionError:
+        return True
+    except OSError:
+        return False
+
+
 def _status_of(run) -> dict:
     meta = run.meta
+    if meta.get("status") == "running" and not _alive(meta.get("pid")):
+        # Its process is gone (killed, or the machine went down): the checkpoints remain.
+        meta = {**meta, "status": "interrupted", "stop_reason": "its process is gone; 'progenitor resume' continues it"}
     events = run.events()
     last_gen = max((e.get("gen", 0) or 0 for e in events if e["type"] == "node.start"), default=0)
     return {

@@ -36,7 +36,8 @@ class Group(click.Group):
 def _console():
     from rich.console import Console
 
-    return Console(highlight=False)
+    # soft_wrap: a log line is one line in a file or a pipe, whatever the width.
+    return Console(highlight=False, soft_wrap=True)
 
 
 def _repo_opt(fn):
@@ -170,7 +171,10 @@ def audit_verify(repo: Optional[Path]) -> None:
     from progenitor.runs import STATE_DIR
 
     root = (repo or Path.cwd()).resolve()
-    result = AuditLog(root / STATE_DIR / "audit.jsonl").verify()
+    path = root / STATE_DIR / "audit.jsonl"
+    if not path.exists():
+        raise CommandError(f"no audit log at {path}; run it in a model repo that has had a run, or pass --repo", 2)
+    result = AuditLog(path).verify()
     if result.ok:
         click.echo(f"audit log intact: {result.entries} entries")
     else:

@@ -92,6 +92,11 @@ class Lineage:
         except Exception:  # noqa: BLE001 - GitCommandError: the ref does not exist
             return None
 
+    def uncommitted(self) -> list[str]:
+        """Paths with uncommitted changes in the user's work tree (progenitor's own dir excluded)."""
+        out = self.git.status("--porcelain", "--untracked-files=no")
+        return [line[3:] for line in out.splitlines() if line.strip()]
+
     def set_ref(self, ref: str, sha: str, message: str = "progenitor") -> None:
         self.git.update_ref("-m", message, ref, sha)
 

@@ -62,6 +62,12 @@ class Progress:
         if self.bar is not None:
             self.task = self.bar.add_task("training", total=1 + e["generations"] * e["candidates"])
 
+    def _on_run_warning(self, e: dict) -> None:
+        self._line(f"[yellow]warning[/yellow]: {e['message']}")
+
+    def _on_run_failed(self, e: dict) -> None:
+        self._line(f"[red]run failed[/red] ({e['kind']}); its checkpoints are kept: 'progenitor resume {e['run']}' continues it")
+
     def _on_executor_start(self, e: dict) -> None:
         if e["executor"] == "ray":
             self._line("starting Ray (or joining the cluster at --ray-address)")

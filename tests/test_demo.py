@@ -15,14 +15,16 @@ def test_init_example_then_run_digits(tmp_path):
     cli = [sys.executable, "-m", "progenitor.cli"]
     subprocess.run([*cli, "init", "--example", "digits", str(repo)], check=True, capture_output=True)
     assert len(list(git.Repo(repo).iter_commits())) == 1
-    proc = subprocess.run([*cli, "run", str(repo), "-g", "1", "-k", "2", "--sandbox", "process"],
-                          capture_output=True, text=True, timeout=600)
+    # exactly what `make demo` runs: the example's own budget (3 generations x 4 candidates),
+    # the default executor (Ray) and sandbox (auto)
+    proc = subprocess.run([*cli, "run", str(repo), "--generations", "3"], capture_output=True, text=True, timeout=1200)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     baseline = float(re.search(r"^baseline accuracy: ([\d.]+)$", proc.stdout, re.M).group(1))
     champion = float(re.search(r"^champion accuracy: ([\d.]+)$", proc.stdout, re.M).group(1))
     assert 0.85 < baseline <= champion <= 1.0
+    assert "12 tried" in proc.stdout and "budget: 3 generations done" in proc.stdout
     log = git.Repo(repo).git.log("--notes=progenitor", "--all")
-    assert log.count('"hypothesis": "search trial') == 2
+    assert log.count('"hypothesis": "search trial') == 12
 
 
 def test_init_refuses_non_empty_dir_and_unknown_example(tmp_path):

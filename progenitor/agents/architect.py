@@ -99,13 +99,17 @@ class SearchArchitect:
         self.spec = spec
         self.space = spec.search_space
         self.dists = {name: _distribution(p) for name, p in self.space.params.items()}
+        self.seed = seed
         storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(study_path)))
-        sampler = optuna.samplers.TPESampler(
-            seed=seed, n_startup_trials=max(spec.budget.candidates, 4), multivariate=True, constant_liar=True,
-        )
         direction = "maximize" if spec.objective.goal == "maximize" else "minimize"
         self.study = optuna.create_study(
-            storage=storage, study_name=study_name, sampler=sampler, direction=direction, load_if_exists=True,
+            storage=storage, study_name=study_name, direction=direction, load_if_exists=True,
+        )
+        # The sampler's random state is not stored with the study: seeding it with the number
+        # of trials so far keeps a run reproducible without a resumed run repeating itself.
+        self.study.sampler = optuna.samplers.TPESampler(
+            seed=seed + len(self.study.trials), n_startup_trials=max(spec.budget.candidates, 4),
+            multivariate=True, constant_liar=True,
         )
 
     def seed_baseline(self, params: dict[str, Any], value: float) -> None:
@@ -124,14 +128,23 @@ class SearchArchitect:
             return
         self.study.add_trial(trial)
 
+    def _fail_orphans(self) -> None:
+        """Trials asked for by a run that died before saving its proposals: told failed, so
+        that the sampler's constant liar does not weigh them forever."""
+        from optuna.trial import TrialState
+
+        for trial in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            self.study.tell(trial.number, state=TrialState.FAIL)
+
     def propose(self, ctx: ProposeContext) -> list[Proposal]:
+        self._fail_orphans()  # every trial of earlier generations was told in promote
         proposals = []
         for k in range(ctx.count):
             trial = self.study.ask(self.dists)
             changes = [f"{n} {_fmt(ctx.champion_params.get(n, '?'))}->{_fmt(v)}"
                        for n, v in trial.params.items() if ctx.champion_params.get(n) != v]
             hypothesis = (f"search trial {trial.number}: " + (", ".join(changes) if changes else "re-run the champion's settings")
-                          + f" (TPE, seed {self.spec.seed})")
+                          + f" (TPE, seed {self.seed})")
             proposals.append(Proposal(k=k, hypothesis=hypothesis, params=dict(trial.params), trial=trial.number))
         return proposals
 

@@ -95,7 +95,7 @@ def record_from(result: JobResult, out_dir: Path) -> dict:
         "self_reported": parse_metrics(box.stdout),
         "log_tail": log_tail(box.stdout + "\n" + box.stderr),
         "outputs_truncated": result.outputs_truncated,
-        "out": str(out_dir),
+        "out": str(out_dir.relative_to(out_dir.parents[2])),  # g<gen>/c<k>/out: notes hold no host paths
     }
 
 

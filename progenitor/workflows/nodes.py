@@ -283,7 +283,7 @@ def promote(ctx: RunContext, state: RunState) -> dict:
         save_candidate(ctx, cand)
         ctx.architect.observe(Proposal.model_validate(cand["proposal"]), _outcome(cand, metric))
         out.append(cand)
-    summary = summarize(gen, out, champion, promoted, metric)
+    summary = summarize(gen, out, champion, promoted, metric, ctx.spec.objective.goal)
     if ctx.ledger is not None:
         ctx.ledger.save()
         summary["spend"] = ctx.ledger.totals(generation=gen).model_dump()
@@ -296,14 +296,14 @@ def promote(ctx: RunContext, state: RunState) -> dict:
             "stop_reason": stop, "feedback": feedback}
 
 
-def summarize(gen: int, cands: list[dict], champion: dict, promoted: Any, metric: str) -> dict:
+def summarize(gen: int, cands: list[dict], champion: dict, promoted: Any, metric: str, goal: str) -> dict:
     counts: dict[str, int] = {}
     for cand in cands:
         counts[cand["status"]] = counts.get(cand["status"], 0) + 1
     values = [c["metrics"][metric] for c in cands if c["status"] == "scored"]
     return {
         "gen": gen, "promoted": promoted, "champion": champion["sha"], "champion_value": champion["metrics"][metric],
-        "best_value": max(values) if values else None, "counts": counts,
+        "best_value": (max(values) if goal == "maximize" else min(values)) if values else None, "counts": counts,
         "candidates": [{"gen": c["gen"], "k": c["k"], "status": c["status"], "sha": c.get("sha"),
                         "hypothesis": c["proposal"].get("hypothesis"), "value": (c.get("metrics") or {}).get(metric),
                         "reason": c.get("reason", "")} for c in cands],
@@ -319,9 +319,7 @@ def stop_reason(ctx: RunContext, gen: int, champion_value: float) -> Any:
         capped = ctx.ledger.check_caps(ctx.spec.budget)
         if capped:
             return capped
-    requested = ctx.run.stop_requested()
-    if requested:
-        return f"stopped: {requested}"
+    # A stop request is not an end: the next node raises RunStopped and the run stays resumable.
     return None
 
 

@@ -3,6 +3,7 @@ stop requests (Ctrl-C, ``progenitor stop``) and the closing summary."""
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 import time
@@ -90,6 +91,7 @@ def start_run(repo_dir: Path, options: Optional[RunOptions] = None, *, architect
     lineage = Lineage(Path(repo_dir))
     load_spec(lineage.root)  # the working copy first, so a broken file is named as the user sees it
     base = lineage.head()
+    dirty = lineage.uncommitted()
     spec = effective_spec(committed_spec(lineage, base), options)
     if spec.oversight.mode == "approver":
         raise UserError("oversight.mode 'approver' is not available in this version yet; use 'auto' or 'auditor'")
@@ -106,6 +108,10 @@ def start_run(repo_dir: Path, options: Optional[RunOptions] = None, *, architect
     ctx = _context(run, lineage, spec, options, backend, backend_options, architect, on_event)
     ctx.emit("run.start", repo=str(lineage.root), base=base, backend=backend, why=why, task=spec.name,
              generations=spec.budget.generations, candidates=spec.budget.candidates)
+    if dirty:
+        ctx.emit("run.warning", message=(f"{len(dirty)} uncommitted change(s) ({', '.join(dirty[:3])}"
+                                         f"{', ...' if len(dirty) > 3 else ''}) are not part of this run: "
+                                         f"it starts from commit {base[:10]}"))
     return _drive(ctx, {"run_id": run.run_id, "base": base, "generation": 0})
 
 
@@ -220,6 +226,7 @@ def _drive(ctx: RunContext, graph_input: Optional[dict]) -> RunSummary:
     config = {"configurable": {"thread_id": ctx.run.run_id},
               "recursion_limit": recursion_limit(ctx.spec.budget.generations)}
     status = "finished"
+    ctx.run.update_meta(status="running", pid=os.getpid())
     try:
         with SqliteSaver.from_conn_string(str(ctx.run.checkpoints)) as saver, _StopWatch(ctx):
             graph = build_graph(ctx, saver)
@@ -230,6 +237,12 @@ def _drive(ctx: RunContext, graph_input: Optional[dict]) -> RunSummary:
                 status = "stopped"
                 ctx.emit("run.stopped", reason=str(exc))
             values = graph.get_state(config).values
+    except BaseException as exc:
+        # The run is resumable from its last checkpoint; say so instead of "running" forever.
+        why = str(exc) or type(exc).__name__
+        ctx.run.update_meta(status="failed", stop_reason=f"{type(exc).__name__}: {why}"[:500])
+        ctx.emit("run.failed", error=why[:500], kind=type(exc).__name__)
+        raise
     finally:
         ctx.executor.close()
         ctx.ledger.stop_clock()
