@@ -8,9 +8,11 @@ candidate's tree, on the driver, next to the holdout labels. A candidate only ev
 from __future__ import annotations
 
 import math
+import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Optional
 
@@ -51,11 +53,20 @@ def _last_line(text: str) -> str:
     return lines[-1].strip() if lines else ""
 
 
+def trusted_env() -> dict[str, str]:
+    """The caller's environment with this interpreter's bin directory first on PATH, so that
+    ``python`` in a task's commands is the Python progenitor runs in (a virtualenv that was
+    never activated included), as it is inside the sandboxes."""
+    env = dict(os.environ)
+    env["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), env.get("PATH", "")])
+    return env
+
+
 def run_trusted(command: str, cwd: Path, timeout: float, what: str) -> subprocess.CompletedProcess:
     try:
         return subprocess.run(
             command, shell=True, cwd=cwd, capture_output=True, text=True, timeout=timeout,
-            stdin=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL, env=trusted_env(),
         )
     except subprocess.TimeoutExpired:
         return subprocess.CompletedProcess(command, -9, "", f"{what} timed out after {timeout:g} s")

@@ -42,9 +42,14 @@ def _free_port() -> int:
 
 
 def _start_node(log: Path, env: dict, *args: str) -> subprocess.Popen:
+    # Every port a node opens is a free one, so that another Ray on this machine (the
+    # session's local instance, say) cannot collide with the test's cluster.
+    ports = [f"--dashboard-agent-listen-port={_free_port()}", f"--dashboard-agent-grpc-port={_free_port()}",
+             f"--runtime-env-agent-port={_free_port()}", f"--metrics-export-port={_free_port()}",
+             f"--node-manager-port={_free_port()}", f"--object-manager-port={_free_port()}"]
     return subprocess.Popen(
         [RAY, "start", "--block", "--num-cpus=1",
-         f"--object-store-memory={128 << 20}", *args],
+         f"--object-store-memory={128 << 20}", *ports, *args],
         stdout=log.open("w"), stderr=subprocess.STDOUT, env=env, start_new_session=True,
     )
 
@@ -98,7 +103,7 @@ def _stop(nodes: list[subprocess.Popen]) -> list[int]:
     return survivors
 
 
-def _wait_for_nodes(address: str, count: int, env: dict, timeout: float = 90) -> None:
+def _wait_for_nodes(address: str, count: int, env: dict, timeout: float = 150) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         status = subprocess.run([RAY, "status", f"--address={address}"], capture_output=True, text=True, env=env)
