@@ -126,7 +126,7 @@ def cluster(tmp_path):
     port = _free_port()
     address = f"127.0.0.1:{port}"
     nodes = [_start_node(tmp_path / "head.log", env, "--head", f"--port={port}", "--include-dashboard=false",
-                         f"--ray-client-server-port={_free_port()}", '--resources={"node_a": 1}')]
+                         '--resources={"node_a": 1}')]
     try:
         _wait_for_nodes(address, 1, env)
         nodes.append(_start_node(tmp_path / "worker.log", env, f"--address={address}", '--resources={"node_b": 1}'))
