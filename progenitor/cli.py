@@ -151,11 +151,13 @@ def lineage(run_id: str, repo: Optional[Path], as_json: bool) -> None:
 
 
 @cli.command()
-def doctor() -> None:
-    """Say what this machine can do: sandboxes, network isolation, Docker, Ray, GPUs."""
+@click.argument("directory", type=click.Path(file_okay=False, exists=True, path_type=Path), required=False)
+def doctor(directory: Optional[Path]) -> None:
+    """Say what this machine can do: sandboxes, network isolation, Docker, Ray, GPUs
+    (and, given a model repo DIRECTORY, whether its Docker task image is built)."""
     from progenitor.doctor import checks, print_checks
 
-    print_checks(_console(), checks())
+    print_checks(_console(), checks(directory))
 
 
 @cli.group(cls=Group)

@@ -61,10 +61,24 @@ def _gpus() -> Check:
     return Check(name="gpus", ok=True, detail=out or "nvidia-smi found no GPU")
 
 
-def checks() -> list[Check]:
+def _task_image(repo) -> Callable[[], Check]:
+    def check() -> Check:
+        from progenitor.sandbox.images import connect, image_exists, missing_image_message, task_image
+
+        name = task_image(repo)
+        if image_exists(connect(), name):
+            return Check(name="task image", ok=True, detail=f"{name} built for {repo}")
+        return Check(name="task image", ok=False, detail=missing_image_message(name))
+    return check
+
+
+def checks(repo=None) -> list[Check]:
+    """Every check; with ``repo`` (a model repo), also whether its Docker task image is built."""
     items = [("python", _python), ("git", _git), ("sandbox process", _sandbox("process")),
              ("sandbox docker", _sandbox("docker")), ("ray", _module("ray", "distributes training (--executor ray)")),
              ("torch", _module("torch", "the bundled examples train PyTorch models")), ("gpus", _gpus)]
+    if repo is not None:
+        items.append(("task image", _task_image(repo)))
     return [_safe(name, fn) for name, fn in items]
 
 

@@ -300,3 +300,17 @@ def test_task_tag_hashes_base_requirements_and_pins():
     assert len({one, _tag("sha256:b", "torch\n", ["torch==2.0"], "3.11"),
                 _tag("sha256:a", "numpy\n", ["torch==2.0"], "3.11"),
                 _tag("sha256:a", "torch\n", ["torch==2.1"], "3.11")}) == 4
+
+
+@pytest.mark.docker
+def test_doctor_reports_daemon_image_and_gpu_support(tmp_path):
+    from click.testing import CliRunner
+
+    from progenitor.cli import cli
+
+    (tmp_path / "requirements.txt").write_text("an-unbuilt-requirement-for-doctor\n")
+    result = CliRunner().invoke(cli, ["doctor", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert "answers" in text and "GPU support" in text
+    assert "task image" in text and "progenitor sandbox build" in text
