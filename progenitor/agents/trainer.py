@@ -117,7 +117,40 @@ def train(ctx: RunContext, items: list[TrainItem], champion: Optional[dict] = No
     prune = prune_config(ctx, champion)
     jobs = {key: make_job(ctx, item, prune) for key, item in pending.items()}
     executor = ctx.executor
+    stopped: Optional[str] = None
+    for result in executor.run(list(jobs.values()), on_event=_relay(ctx, pending)):
+        item = pending[result.key]
+        if ctx.ledger is not None:  # every attempt costs, a cancelled one too
+            ctx.ledger.record_job(jobs[result.key], result)
+            ctx.ledger.save()
+        if result.sandbox.status == "killed" and not result.pruned:
+            # Cancelled by a stop: not a result. A resume trains this candidate again.
+            ctx.emit("train.cancelled", gen=item.gen, k=item.k)
+            continue
+        records[item.key] = _keep(ctx, item, result)
+        stopped = stopped or ctx.run.stop_requested()
+        if stopped:
+            executor.cancel()
+    stopped = stopped or ctx.run.stop_requested()
+    if stopped and len(records) < len(items):
+        raise RunStopped(stopped)
+    return records
 
+
+def _keep(ctx: RunContext, item: TrainItem, result: JobResult) -> dict:
+    """Unpack a finished training's outputs and write its record: from now on it is looked up."""
+    cand_dir = ctx.run.candidate(item.gen, item.k)
+    out_dir = cand_dir / "out"
+    unpack(result.outputs_archive, out_dir)
+    record = record_from(result, out_dir)
+    write_json(cand_dir / "train.json", record)
+    ctx.emit("train.end", gen=item.gen, k=item.k, status=record["status"], reason=record["reason"],
+             duration=record["duration"], cpu_seconds=record["cpu_seconds"])
+    return record
+
+
+def _relay(ctx: RunContext, pending: dict[str, TrainItem]):
+    """Turn executor events into run events; a flood of output lines is cut per candidate."""
     lines_seen: dict[str, int] = {}
 
     def on_event(kind: str, payload: dict) -> None:
@@ -134,28 +167,4 @@ def train(ctx: RunContext, items: list[TrainItem], champion: Optional[dict] = No
                 ctx.emit("train.line", gen=item.gen, k=item.k, stream=payload["stream"],
                          line=f"[more output not streamed; the last {LOG_TAIL_LINES} lines are kept in the record]")
 
-    stopped: Optional[str] = None
-    for result in executor.run(list(jobs.values()), on_event=on_event):
-        item = pending[result.key]
-        if ctx.ledger is not None:  # every attempt costs, a cancelled one too
-            ctx.ledger.record_job(jobs[result.key], result)
-            ctx.ledger.save()
-        if result.sandbox.status == "killed" and not result.pruned:
-            # Cancelled by a stop: not a result. A resume trains this candidate again.
-            ctx.emit("train.cancelled", gen=item.gen, k=item.k)
-            continue
-        cand_dir = ctx.run.candidate(item.gen, item.k)
-        out_dir = cand_dir / "out"
-        unpack(result.outputs_archive, out_dir)
-        record = record_from(result, out_dir)
-        write_json(cand_dir / "train.json", record)
-        records[item.key] = record
-        ctx.emit("train.end", gen=item.gen, k=item.k, status=record["status"], reason=record["reason"],
-                 duration=record["duration"], cpu_seconds=record["cpu_seconds"])
-        stopped = stopped or ctx.run.stop_requested()
-        if stopped:
-            executor.cancel()
-    stopped = stopped or ctx.run.stop_requested()
-    if stopped and len(records) < len(items):
-        raise RunStopped(stopped)
-    return records
+    return on_event
