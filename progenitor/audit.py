@@ -61,10 +61,10 @@ class AuditLog:
                payload: Any = None, comment: str = "", **extra: Any) -> dict:
         """Record a decision once per key; a repeated key (a resumed run) returns the first record."""
         with self._lock:
-            existing = self.find(key)
+            entries = self.entries()
+            existing = next((e for e in entries if e.get("key") == key), None)
             if existing:
                 return existing
-            entries = self.entries()
             entry = {
                 "seq": len(entries), "time": now_iso(), "key": key, "run": run, "gen": gen,
                 "action": action, "actor": actor, "commit": commit,

@@ -34,11 +34,12 @@ def init_template(directory: Path) -> Path:
     target = directory / SPEC_FILE
     if target.exists():
         raise UserError(f"{target} exists already; edit it, or remove it to start from the template")
-    templates = resources.files("progenitor").joinpath("templates")
-    target.write_text(templates.joinpath(SPEC_FILE).read_text())
-    constitution = directory / "constitution.yaml"
+    from progenitor.agents.constitution import DEFAULT_TEMPLATE, default_constitution_text
+
+    target.write_text(resources.files("progenitor").joinpath("templates", SPEC_FILE).read_text())
+    constitution = directory / DEFAULT_TEMPLATE
     if not constitution.exists():
-        constitution.write_text(templates.joinpath("constitution.yaml").read_text())
+        constitution.write_text(default_constitution_text())
     return target
 
 

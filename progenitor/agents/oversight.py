@@ -13,11 +13,8 @@ from typing import Any, Optional
 
 from progenitor.workflows.state import RunContext, RunState
 
-ESCALATING_RULES = ("constitution-change", "capability-jump")
-
-
 def escalations(cand: dict) -> list[dict]:
-    return [f for f in cand.get("findings", []) if f.get("rule") in ESCALATING_RULES or f.get("escalate")]
+    return [f for f in cand.get("findings", []) if f.get("escalate")]
 
 
 def record_escalations(ctx: RunContext, gen: int, candidates: list[dict]) -> None:

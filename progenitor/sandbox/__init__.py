@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from progenitor.errors import UserError
+from progenitor.errors import SandboxError, UserError
 from progenitor.sandbox.base import (
     Limits,
     Mount,
@@ -46,10 +46,18 @@ def _make(name: str, **options: Any) -> Sandbox:
 
 
 def resolve_backend(name: str, **options: Any) -> tuple[str, str]:
-    """Turn ``auto`` into a concrete backend name; returns (name, why)."""
+    """Turn ``auto`` into a concrete backend name and check that it can run; returns (name, why).
+
+    ``auto`` falls back to the process backend; an explicit ``docker`` that cannot run (no
+    daemon, no image) is a ``SandboxError`` saying what is missing.
+    """
     if name != "auto":
         if name not in BACKENDS:
             raise UserError(f"unknown sandbox backend {name!r}; choose one of: auto, {', '.join(BACKENDS)}")
+        if name == "docker":
+            check = _make("docker", **options).check()
+            if not check.available:
+                raise SandboxError(f"the docker sandbox cannot run this task: {check.detail}")
         return name, "asked for"
     try:
         check = _make("docker", **options).check()
@@ -61,6 +69,8 @@ def resolve_backend(name: str, **options: Any) -> tuple[str, str]:
 
 
 def get_sandbox(name: str = "auto", **options: Any) -> Sandbox:
-    """A sandbox backend by short name: auto, process or docker."""
-    resolved, _ = resolve_backend(name, **options)
-    return _make(resolved, **options)
+    """A sandbox backend by short name: auto, process or docker (a concrete name is not
+    checked again here: a worker runs many jobs on a backend resolved once per run)."""
+    if name == "auto":
+        name, _ = resolve_backend(name, **options)
+    return _make(name, **options)

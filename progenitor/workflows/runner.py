@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import signal
 import threading
-import time
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -99,8 +98,6 @@ def start_run(repo_dir: Path, options: Optional[RunOptions] = None, *, architect
     backend, why = resolve_backend(spec.sandbox.backend, **backend_options)
     if backend != "docker":
         backend_options = {}
-    else:
-        _require_docker(backend_options)
     run = RunDir(lineage.root, run_id or new_run_id())
     run.create({"repo": str(lineage.root), "base": base, "options": options.model_dump(), "backend": backend,
                 "backend_options": backend_options, "status": "running", "task": spec.name})
@@ -147,15 +144,6 @@ def _backend_options(spec: TaskSpec, repo_root: Path) -> dict:
         if spec.sandbox.backend == "docker":
             raise
         return {}  # auto: no daemon or no base image, so the process backend it is
-
-
-def _require_docker(options: dict) -> None:
-    from progenitor.errors import SandboxError
-    from progenitor.sandbox.docker import DockerSandbox
-
-    check = DockerSandbox(**options).check()
-    if not check.available:
-        raise SandboxError(f"the docker sandbox cannot run this task: {check.detail}")
 
 
 def make_executor(ctx: RunContext):
@@ -217,7 +205,6 @@ def _drive(ctx: RunContext, graph_input: Optional[dict]) -> RunSummary:
 
     from progenitor.ledger import Ledger
 
-    started = time.time()
     _sweep(ctx)
     ctx.ledger = Ledger(ctx.run.path / "ledger.json")
     ctx.ledger.start_clock()
@@ -247,15 +234,14 @@ def _drive(ctx: RunContext, graph_input: Optional[dict]) -> RunSummary:
         ctx.executor.close()
         ctx.ledger.stop_clock()
         ctx.ledger.save()
-    elapsed = ctx.run.meta.get("seconds", 0.0) + (time.time() - started)
-    summary = summarize_run(ctx, values, status, elapsed)
-    ctx.run.update_meta(status=summary.status, stop_reason=summary.stop_reason, seconds=round(elapsed, 1),
+    summary = summarize_run(ctx, values, status)
+    ctx.run.update_meta(status=summary.status, stop_reason=summary.stop_reason,
                         summary=summary.model_dump(), ledger=summary.ledger)
     ctx.emit("run.end", **summary.model_dump())
     return summary
 
 
-def summarize_run(ctx: RunContext, values: dict, status: str, seconds: float) -> RunSummary:
+def summarize_run(ctx: RunContext, values: dict, status: str) -> RunSummary:
     from progenitor.lineage import champion_ref
 
     metric = ctx.spec.objective.metric
@@ -274,6 +260,6 @@ def summarize_run(ctx: RunContext, values: dict, status: str, seconds: float) ->
         baseline=(baseline.get("metrics") or {}).get(metric), champion=(champion.get("metrics") or {}).get(metric),
         champion_commit=champion.get("sha"), champion_ref=champion_ref(ctx.run.run_id),
         generations=len(values.get("history", [])), counts=counts, tried=sum(counts.values()),
-        seconds=round(seconds, 1), backend=ctx.backend, executor=ctx.options.executor,
-        ledger=ctx.ledger.summary() if ctx.ledger is not None else {},
+        seconds=round(ctx.ledger.run_wall_seconds(), 1), backend=ctx.backend, executor=ctx.options.executor,
+        ledger=ctx.ledger.summary(),
     )
