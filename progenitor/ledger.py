@@ -12,13 +12,14 @@ cancelled and trained again is charged for both attempts, since both really ran.
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
 from pydantic import BaseModel, ConfigDict
+
+from progenitor.runs import write_json
 
 if TYPE_CHECKING:
     from progenitor.compute.base import JobResult, TrainJob
@@ -173,9 +174,10 @@ class Ledger:
                 self._session_start = time.monotonic()
 
     def stop_clock(self) -> None:
-        """Fold this session's wall time into the persisted total."""
+        """Fold this session's wall time into the total and stop counting."""
         with self._lock:
             self._fold_clock()
+            self._session_start = None
 
     def _fold_clock(self) -> None:
         if self._session_start is not None:
@@ -239,11 +241,8 @@ class Ledger:
         """Write the ledger atomically (a crash mid-write leaves the previous file)."""
         with self._lock:
             self._fold_clock()
-            text = self.data.model_dump_json(indent=2)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, self.path)
+            data = self.data.model_dump(mode="json")
+        write_json(self.path, data)
 
 
 def _generation(key: str) -> Optional[int]:

@@ -165,9 +165,6 @@ class Lineage:
                 changes.append({"path": parts[1], "status": status if status in "AMDT" else "M"})
         return changes
 
-    def diff(self, parent: str, sha: str) -> str:
-        return self.git.diff("--no-color", parent, sha)
-
     def diff_stats(self, parent: str, sha: str) -> dict:
         out = self.git.diff("--numstat", parent, sha)
         added = removed = files = 0

@@ -66,7 +66,7 @@ class Progress:
         self._line(f"[yellow]warning[/yellow]: {e['message']}")
 
     def _on_run_failed(self, e: dict) -> None:
-        self._line(f"[red]run failed[/red] ({e['kind']}); its checkpoints are kept: 'progenitor resume {e['run']}' continues it")
+        self._line(f"[red]run failed[/red] ({e['error_type']}); its checkpoints are kept: 'progenitor resume {e['run']}' continues it")
 
     def _on_executor_start(self, e: dict) -> None:
         if e["executor"] == "ray":

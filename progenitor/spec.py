@@ -211,10 +211,14 @@ class Oversight(_Strict):
     """Escalate when the objective improves by more than this in one generation."""
 
 
+Severity = Literal["info", "low", "medium", "high", "critical"]
+"""How grave a safety finding is, least to most."""
+
+
 class Safety(_Strict):
     constitution: Optional[str] = None
     """Protected file with the machine-checkable rules every generation inherits."""
-    block_at: Literal["info", "low", "medium", "high", "critical"] = "high"
+    block_at: Severity = "high"
     """Findings at or above this severity reject a candidate before it runs."""
     bandit: bool = True
     """Run bandit on changed Python files."""

@@ -101,10 +101,14 @@ def test_run_wall_time_counts_sessions_only(tmp_path):
     assert 0.2 <= spent < 1.0
     time.sleep(0.2)  # stopped: not counted after the session is over
     resumed = Ledger(path)
-    assert resumed.run_wall_seconds() == pytest.approx(Ledger(path).data.run_wall_seconds)
+    assert resumed.run_wall_seconds() == pytest.approx(spent, abs=0.05)
     resumed.start_clock()
     time.sleep(0.1)
     assert resumed.run_wall_seconds() >= resumed.data.run_wall_seconds + 0.1
+    resumed.stop_clock()
+    stopped_at = resumed.run_wall_seconds()
+    time.sleep(0.1)
+    assert resumed.run_wall_seconds() == stopped_at, "a stopped clock does not run"
 
 
 def test_check_caps_names_the_cap_reached(tmp_path):

@@ -192,5 +192,4 @@ def test_candidates_train_on_both_nodes(cluster, tmp_path):
     for result in results:
         node_id = result["node"].rsplit("/", 1)[-1]
         names |= {name for name in ("node_a", "node_b") if name in report["resources"][node_id]}
-    print(json.dumps({r["key"]: r["node"] for r in results}, indent=1))
     assert names == {"node_a", "node_b"}

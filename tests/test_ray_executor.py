@@ -63,7 +63,6 @@ def test_jobs_run_as_ray_tasks_with_data_tree_and_outputs(ray_local, tmp_path):
     assert again[0].sandbox.ok
     [unpacked] = [p for p in (cache / "progenitor-ray-data").iterdir() if p.is_dir()]
     assert (unpacked / "train.txt").read_text() == "21\n"
-    assert not os.access(unpacked / "train.txt", os.W_OK) or os.geteuid() == 0
     assert (unpacked / "train.txt").stat().st_mode & 0o777 == 0o444  # no candidate may change it for the next
     assert sorted(r.key for r in results) == [j.key for j in jobs]
     node_id = ray_local.get_runtime_context().get_node_id()

@@ -284,3 +284,15 @@ def test_better_candidate_that_breaks_a_guard_is_not_promoted(tmp_path):
     assert any(f["rule"] == "guard" for f in cands[0]["findings"])
     assert cands[1]["decision"]["verdict"] == "promoted"
     assert summary.champion_commit == cands[1]["sha"]
+
+
+def test_task_that_breaks_its_own_constitution_is_refused_at_start(tmp_path):
+    files = toy_task_files()
+    files["constitution.yaml"] = "required_guards: {metrics: [calibration_error], severity: high}\n"
+    files["progenitor.yaml"] += "safety: {constitution: constitution.yaml}\n"
+    repo = make_repo(tmp_path / "repo", files)
+    result = CliRunner().invoke(cli, ["run", str(repo), "--executor", "local", "--sandbox", "process"])
+    assert result.exit_code == 2, result.output
+    assert "breaks its own constitution" in result.output and "calibration_error" in result.output
+    run = next((repo / ".progenitor" / "runs").iterdir()).name
+    assert not (repo / ".progenitor" / "runs" / run / "g0" / "c0" / "train.json").exists(), "nothing ran"

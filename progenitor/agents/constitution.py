@@ -106,7 +106,7 @@ class RequiredGuards(_Rule):
 
 
 class Constitution(BaseModel):
-    """The machine-checkable rules, plus principles for an LLM reviewer."""
+    """The machine-checkable rules, plus principles kept for a future LLM reviewer."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -131,7 +131,8 @@ class Constitution(BaseModel):
     required_guards: Optional[RequiredGuards] = None
     """Guard metrics the task must declare."""
     principles: list[str] = []
-    """Plain-language principles an LLM reviewer applies to every diff."""
+    """Plain-language principles, recorded with the task; no check reads them yet (an LLM
+    reviewer that applies them to every diff is still to come)."""
 
 
 DEFAULT_TEMPLATE = "constitution.yaml"

@@ -6,12 +6,13 @@ adapter can build findings without importing the reviewer that calls them.
 
 from __future__ import annotations
 
-from typing import Literal, Optional
+from typing import Optional, get_args
 
 from pydantic import BaseModel, ConfigDict
 
-Severity = Literal["info", "low", "medium", "high", "critical"]
-SEVERITIES: tuple[str, ...] = ("info", "low", "medium", "high", "critical")
+from progenitor.spec import Severity
+
+SEVERITIES: tuple[str, ...] = get_args(Severity)
 
 
 class Finding(BaseModel):
@@ -37,10 +38,11 @@ class Finding(BaseModel):
 
 
 def most_severe_first(findings: list[Finding]) -> list[Finding]:
-    """Stable sort: most severe first, then by file and line so reports read top to bottom."""
+    """Stable sort: most severe first, escalations first among equals (their message is the
+    one a person must act on), then by file and line so reports read top to bottom."""
     return sorted(
         findings,
-        key=lambda f: (-SEVERITIES.index(f.severity), f.file or "", f.line or 0),
+        key=lambda f: (-SEVERITIES.index(f.severity), not f.escalate, f.file or "", f.line or 0),
     )
 
 

@@ -60,8 +60,8 @@ class ReviewInput(BaseModel):
     candidate_tree: Path
     """The candidate's tree (read only: never executed here)."""
     changed: list[ChangedFile]
-    diff: str = ""
-    """The unified diff, for the LLM reviewer and the records; the static checks read the trees."""
+    constitution: Optional[Constitution] = None
+    """The base's constitution, loaded once per run (None: loaded from ``base_tree`` here)."""
 
 
 def matches(path: str, patterns: list[str]) -> bool:
@@ -140,9 +140,10 @@ def check_task(spec: TaskSpec, base_tree: Path) -> tuple[Constitution, list[Find
 
 
 def review_candidate(inp: ReviewInput) -> list[Finding]:
-    """All static findings for one candidate, most severe first."""
-    constitution, findings = check_task(inp.spec, inp.base_tree)
-    findings += check_protected(inp)
+    """All static findings for one candidate, most severe first. Problems of the task itself
+    (``check_task``) are not the candidate's: the run refuses to start on them."""
+    constitution = inp.constitution or load_constitution(inp.base_tree, inp.spec.safety.constitution)
+    findings = check_protected(inp)
     findings += check_constitution_change(inp)
     findings += check_files(inp, constitution)
     findings += check_code(inp, constitution)

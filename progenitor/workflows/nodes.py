@@ -40,6 +40,22 @@ def save_candidate(ctx: RunContext, cand: dict) -> None:
         ctx.lineage.write_note(cand["sha"], record)
 
 
+def constitution(ctx: RunContext):
+    """The base's constitution, loaded and checked once per run session.
+
+    A task the constitution itself rejects (a required guard it does not declare) would
+    reject every candidate: that is one clear error at the start instead."""
+    if ctx.constitution is None:
+        rules, problems = safety.check_task(ctx.spec, trusted_dir(ctx))
+        blocking = safety.blocking(problems, ctx.spec.safety.block_at)
+        if blocking:
+            raise UserError(f"the task breaks its own constitution: {blocking[0].message}")
+        for finding in problems:
+            ctx.emit("safety.task", rule=finding.rule, severity=finding.severity, message=finding.message)
+        ctx.constitution = rules
+    return ctx.constitution
+
+
 def score_dir(ctx: RunContext, gen: int, k: int) -> dict:
     """Score one trained candidate with the trusted scorer (looked up if done before)."""
     cand_dir = ctx.run.candidate(gen, k)
@@ -58,10 +74,7 @@ def prepare(ctx: RunContext, state: RunState) -> dict:
     if not (trusted / ".exported").exists():
         ctx.lineage.export(base, trusted)
         (trusted / ".exported").write_text(base)
-    # A broken constitution is the user's to fix before anything runs, not mid-generation.
-    _, task_findings = safety.check_task(ctx.spec, trusted)
-    for finding in task_findings:
-        ctx.emit("safety.task", rule=finding.rule, severity=finding.severity, message=finding.message)
+    constitution(ctx)  # a broken constitution or task is the user's to fix before anything runs
     ctx.emit("prepare.data")
     names = prepare_data(ctx.spec, trusted, data_dir(ctx), visible_dir(ctx))
     ctx.emit("prepare.visible", files=names)
@@ -155,7 +168,7 @@ def safety_review(ctx: RunContext, state: RunState) -> dict:
             with ctx.lineage.worktree(cand["sha"]) as tree:
                 findings = safety.review_candidate(safety.ReviewInput(
                     spec=ctx.spec, base_tree=trusted_dir(ctx), candidate_tree=tree, changed=changed,
-                    diff=ctx.lineage.diff(cand["parent"], cand["sha"]),
+                    constitution=constitution(ctx),
                 ))
             cand["findings"] = [f.model_dump() for f in findings]
             blockers = safety.blocking(findings, ctx.spec.safety.block_at)
@@ -285,7 +298,6 @@ def promote(ctx: RunContext, state: RunState) -> dict:
         out.append(cand)
     summary = summarize(gen, out, champion, promoted, metric, ctx.spec.objective.goal)
     if ctx.ledger is not None:
-        ctx.ledger.save()
         summary["spend"] = ctx.ledger.totals(generation=gen).model_dump()
         ctx.run.update_meta(ledger=ctx.ledger.summary())
     history = [*state.get("history", []), summary]

@@ -105,6 +105,9 @@ def start_run(repo_dir: Path, options: Optional[RunOptions] = None, *, architect
     ctx = _context(run, lineage, spec, options, backend, backend_options, architect, on_event)
     ctx.emit("run.start", repo=str(lineage.root), base=base, backend=backend, why=why, task=spec.name,
              generations=spec.budget.generations, candidates=spec.budget.candidates)
+    if spec.budget.dollars is not None:
+        ctx.emit("run.warning", message="budget.dollars caps LLM spend, but no agent of this run calls an LLM "
+                                        "(the search architect is offline): the cap cannot be reached")
     if dirty:
         ctx.emit("run.warning", message=(f"{len(dirty)} uncommitted change(s) ({', '.join(dirty[:3])}"
                                          f"{', ...' if len(dirty) > 3 else ''}) are not part of this run: "
@@ -228,7 +231,7 @@ def _drive(ctx: RunContext, graph_input: Optional[dict]) -> RunSummary:
         # The run is resumable from its last checkpoint; say so instead of "running" forever.
         why = str(exc) or type(exc).__name__
         ctx.run.update_meta(status="failed", stop_reason=f"{type(exc).__name__}: {why}"[:500])
-        ctx.emit("run.failed", error=why[:500], kind=type(exc).__name__)
+        ctx.emit("run.failed", error=why[:500], error_type=type(exc).__name__)
         raise
     finally:
         ctx.executor.close()

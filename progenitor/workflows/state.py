@@ -70,6 +70,8 @@ class RunContext:
     backend_options: dict
     audit: AuditLog
     architect_factory: Callable[["RunContext"], Any]
+    constitution: Any = None
+    """The base commit's constitution, loaded once (``nodes.constitution``)."""
     ledger: Any = None
     """The run's Ledger: CPU/GPU/wall seconds per candidate, LLM spend."""
     listeners: list[Callable[[dict], None]] = field(default_factory=list)
