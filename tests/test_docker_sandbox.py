@@ -61,15 +61,16 @@ print(json.dumps({
 
 @pytest.fixture(scope="module")
 def client(request):
-    docker = pytest.importorskip("docker")
+    import docker
+
+    from conftest import skip_unless_docker
+
     try:
         client = docker.from_env()
         client.ping()
         client.images.get(DEFAULT_BASE)
-    except Exception as exc:  # noqa: BLE001
-        if "docker" in (request.config.option.markexpr or ""):
-            pytest.fail(f"-m docker asked for, but Docker is not usable: {exc} (run .ci/docker-setup.sh)")
-        pytest.skip(f"no usable Docker here ({exc}); CI runs these with -m docker")
+    except Exception as exc:  # noqa: BLE001 - any failure here means: Docker is not usable
+        skip_unless_docker(request.config, False, str(exc))
     return client
 
 
@@ -117,6 +118,7 @@ def test_the_container_seen_from_inside(sandbox, dirs):
     assert seen["cwd"] == "/sandbox/tree"
     assert int(seen["cap_eff"], 16) == 0, "every capability dropped"
     assert seen["no_new_privs"] == "1"
+    assert seen["seccomp"] == "2", "the default seccomp profile filters system calls"
     assert seen["cgroup"]["memory"] == [str(512 << 20)]
     assert seen["cgroup"]["pids"] == ["100"]
     assert seen["cgroup"]["cpu"] == ["150000", "100000"], "1.5 CPUs of quota per period"

@@ -69,11 +69,11 @@ def require_backend(backend: str, request: pytest.FixtureRequest) -> None:
     """Skip a backend this machine cannot run, unless its marker was asked for (then it fails)."""
     if backend == "process":
         return
+    from conftest import skip_unless_docker
     from progenitor.sandbox import get_sandbox
 
     check = get_sandbox(backend).check()
-    if not check.available and backend not in (request.config.option.markexpr or ""):
-        pytest.skip(f"no usable {backend} sandbox here ({check.detail}); CI runs it with -m {backend}")
+    skip_unless_docker(request.config, check.available, check.detail)
 
 
 def task_image(root: Path) -> str:

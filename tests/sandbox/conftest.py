@@ -34,16 +34,12 @@ def make_sandbox(name: str, request: pytest.FixtureRequest) -> Sandbox:
         from progenitor.sandbox.process import ProcessSandbox
 
         return ProcessSandbox(isolation="none")
-    try:
-        from progenitor.sandbox.docker import DockerSandbox
-    except ImportError as exc:
-        pytest.skip(f"progenitor.sandbox.docker does not import yet: {exc}")
+    from conftest import skip_unless_docker
+    from progenitor.sandbox.docker import DockerSandbox
+
     sandbox = DockerSandbox()
-    # Asked for with -m docker: a missing daemon is a failure. Otherwise it is a skip.
-    if "docker" not in (request.config.option.markexpr or ""):
-        check = sandbox.check()
-        if not check.available:
-            pytest.skip(f"no usable Docker here ({check.detail}); CI runs these with -m docker")
+    check = sandbox.check()
+    skip_unless_docker(request.config, check.available, check.detail)
     return sandbox
 
 
