@@ -43,6 +43,6 @@ if ! answers; then
 fi
 echo "docker-setup: $($SUDO docker version --format 'daemon {{.Server.Version}} answers')"
 
-# `python -m` the sandbox commands: they work before the `progenitor` script is installed.
-echo "docker-setup: base image $($SUDO "$PYTHON" -m progenitor.sandbox.commands base --quiet)"
-echo "docker-setup: digits task image $($SUDO "$PYTHON" -m progenitor.sandbox.commands build examples/digits --quiet)"
+# `python -m progenitor.cli`: works before the `progenitor` script is on PATH.
+echo "docker-setup: base image $($SUDO "$PYTHON" -m progenitor.cli sandbox base --quiet)"
+echo "docker-setup: digits task image $($SUDO "$PYTHON" -m progenitor.cli sandbox build examples/digits --quiet)"

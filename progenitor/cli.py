@@ -13,24 +13,8 @@ from typing import Optional
 
 import click
 
-from progenitor.errors import ProgenitorError
-
-
-class CommandError(click.ClickException):
-    def __init__(self, message: str, exit_code: int):
-        super().__init__(message)
-        self.exit_code = exit_code
-
-    def show(self, file=None) -> None:
-        click.echo(f"error: {self.message}", err=True)
-
-
-class Group(click.Group):
-    def invoke(self, ctx: click.Context):
-        try:
-            return super().invoke(ctx)
-        except ProgenitorError as exc:
-            raise CommandError(str(exc), exc.exit_code) from None
+from progenitor.cliutil import CommandError, Group
+from progenitor.sandbox.commands import sandbox
 
 
 def _console():
@@ -183,15 +167,7 @@ def audit_verify(repo: Optional[Path]) -> None:
         raise CommandError(f"audit log broken: {result.problem}", 1)
 
 
-def _add_sandbox_commands() -> None:
-    try:
-        from progenitor.sandbox.commands import sandbox
-    except ImportError:
-        return
-    cli.add_command(sandbox)
-
-
-_add_sandbox_commands()
+cli.add_command(sandbox)
 
 
 def main() -> None:

@@ -1,43 +1,25 @@
 """``progenitor sandbox ...``: make the Docker images, check the backend, sweep leftovers.
 
-A thin shell over ``progenitor.sandbox.images`` and ``DockerSandbox``: it parses, calls,
-prints, and turns a progenitor error into one line and its exit code.
+A thin shell over ``progenitor.sandbox.images`` and ``DockerSandbox``: it parses, calls and
+prints; ``cliutil.Group`` turns a progenitor error into one line and its exit code.
 """
 
 from __future__ import annotations
 
-import functools
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Callable, Optional
 
 import click
 
-from progenitor.errors import ProgenitorError
+from progenitor.cliutil import Group
 from progenitor.sandbox.images import DEFAULT_BASE
-
-
-class _Failed(click.ClickException):
-    def __init__(self, error: ProgenitorError):
-        super().__init__(str(error))
-        self.exit_code = error.exit_code
-
-
-def _one_line_errors(command: Callable[..., Any]) -> Callable[..., Any]:
-    @functools.wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return command(*args, **kwargs)
-        except ProgenitorError as exc:
-            raise _Failed(exc) from None
-
-    return wrapper
 
 
 def _logger(quiet: bool) -> Optional[Callable[[str], None]]:
     return None if quiet else (lambda line: click.echo(line, err=True))
 
 
-@click.group("sandbox")
+@click.group("sandbox", cls=Group)
 def sandbox() -> None:
     """Docker images and containers for the docker sandbox backend."""
 
@@ -53,7 +35,6 @@ def sandbox() -> None:
               help="Gather wheels on this host with pip; --no-download uses the wheelhouse as it is.")
 @click.option("--force", is_flag=True, help="Rebuild even if an image with the same hash exists.")
 @click.option("--quiet", "-q", is_flag=True, help="Print only the image's tag.")
-@_one_line_errors
 def build(directory: Path, base: str, wheelhouse: Optional[Path], tag: Optional[str],
           download: bool, force: bool, quiet: bool) -> None:
     """Build the task image of the model repo DIR: base image + its requirements.txt, offline."""
@@ -70,7 +51,6 @@ def build(directory: Path, base: str, wheelhouse: Optional[Path], tag: Optional[
 @click.option("--mirror", help="Debian mirror URL (default: debootstrap's).")
 @click.option("--force", is_flag=True, help="Make it again even if it exists.")
 @click.option("--quiet", "-q", is_flag=True, help="Print only the image's tag.")
-@_one_line_errors
 def base(tag: str, suite: str, mirror: Optional[str], force: bool, quiet: bool) -> None:
     """Make the base image locally: debootstrap a minimal Debian with Python, docker import it (needs root)."""
     from progenitor.sandbox.images import make_base_image
@@ -80,7 +60,6 @@ def base(tag: str, suite: str, mirror: Optional[str], force: bool, quiet: bool) 
 
 @sandbox.command("check")
 @click.option("--image", help="Image to look for (default: the base image).")
-@_one_line_errors
 def check(image: Optional[str]) -> None:
     """Say in one line whether Docker answers, the image exists and GPUs are supported."""
     from progenitor.sandbox.docker import DockerSandbox
@@ -93,14 +72,9 @@ def check(image: Optional[str]) -> None:
 
 @sandbox.command("sweep")
 @click.option("--run", "run_id", help="Only the containers of this run.")
-@_one_line_errors
 def sweep(run_id: Optional[str]) -> None:
     """Remove progenitor's leftover containers (of every run, unless --run is given)."""
     from progenitor.sandbox.docker import DockerSandbox
 
     count = DockerSandbox().sweep(run=run_id)
     click.echo(f"removed {count} container{'s' if count != 1 else ''}")
-
-
-if __name__ == "__main__":  # lets .ci/docker-setup.sh run it before the main CLI is installed
-    sandbox()

@@ -1,0 +1,27 @@
+"""The CLI's error discipline, shared by every command group: a ``ProgenitorError`` leaves
+as one line on stderr with the error's exit code (2 for bad input), never a traceback."""
+
+from __future__ import annotations
+
+import click
+
+from progenitor.errors import ProgenitorError
+
+
+class CommandError(click.ClickException):
+    def __init__(self, message: str, exit_code: int):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+    def show(self, file=None) -> None:
+        click.echo(f"error: {self.message}", err=True)
+
+
+class Group(click.Group):
+    """A click group whose commands turn progenitor's errors into ``CommandError``."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except ProgenitorError as exc:
+            raise CommandError(str(exc), exc.exit_code) from None
