@@ -46,3 +46,5 @@ echo "docker-setup: $($SUDO docker version --format 'daemon {{.Server.Version}} 
 # `python -m progenitor.cli`: works before the `progenitor` script is on PATH.
 echo "docker-setup: base image $($SUDO "$PYTHON" -m progenitor.cli sandbox base --quiet)"
 echo "docker-setup: digits task image $($SUDO "$PYTHON" -m progenitor.cli sandbox build examples/digits --quiet)"
+# Containers a crashed run or test left behind on this daemon (nothing runs yet at set-up time).
+echo "docker-setup: $($SUDO "$PYTHON" -m progenitor.cli sandbox sweep)"

@@ -23,10 +23,11 @@ SLEEPY_TRAIN = toy_task_files()["train.py"].replace(
 )
 
 
-def _containers() -> list[str]:
+def _containers(run: str) -> list[str]:
+    """This run's containers only: other runs (or other tests) on the same daemon are not ours."""
     import docker
 
-    return [c.name for c in docker.from_env().containers.list(all=True, filters={"label": "progenitor=1"})]
+    return [c.name for c in docker.from_env().containers.list(all=True, filters={"label": f"progenitor.run={run}"})]
 
 
 @pytest.fixture(scope="module")
@@ -51,12 +52,15 @@ def test_toy_run_on_docker_every_candidate_in_a_container(tmp_path, toy_image):
     files = _toy_repo(tmp_path, generations=1, candidates=2)
     files["config.yaml"] += "sleep: 1\n"
     repo = make_repo(tmp_path / "repo", files)
+    import docker
+
+    client = docker.from_env()
     seen: set[str] = set()
     done = threading.Event()
 
     def watch() -> None:
         while not done.wait(0.1):
-            seen.update(_containers())
+            seen.update(c.name for c in client.containers.list(all=True, filters={"label": "progenitor=1"}))
 
     watcher = threading.Thread(target=watch)
     watcher.start()
@@ -68,10 +72,9 @@ def test_toy_run_on_docker_every_candidate_in_a_container(tmp_path, toy_image):
     assert summary.status == "finished" and summary.backend == "docker"
     records = progenitor.get_lineage(summary.run_id, repo=repo)["candidates"]
     assert [c["train"]["backend"] for c in records] == ["docker", "docker"]
-    assert seen, "containers were running during training"
-    assert all(summary.run_id in name for name in seen), seen
-    assert len(seen) == 3, f"the baseline and each candidate in a container of its own: {seen}"
-    assert not _containers(), "no container is left after a run"
+    ours = {name for name in seen if summary.run_id in name}
+    assert len(ours) == 3, f"the baseline and each candidate in a container of its own: {seen}"
+    assert not _containers(summary.run_id), "no container is left after a run"
 
 
 def test_killed_run_leaves_no_container_after_resume(tmp_path, toy_image):
@@ -87,7 +90,7 @@ def test_killed_run_leaves_no_container_after_resume(tmp_path, toy_image):
         while time.time() < deadline:
             if runs.is_dir() and any(runs.iterdir()):
                 run = RunDir(repo, next(runs.iterdir()).name)
-                if sum(e["type"] == "train.start" and e["gen"] == 1 for e in run.events()) == 2 and len(_containers()) >= 2:
+                if sum(e["type"] == "train.start" and e["gen"] == 1 for e in run.events()) == 2 and len(_containers(run.run_id)) >= 2:
                     break
             time.sleep(0.2)
         else:
@@ -95,10 +98,10 @@ def test_killed_run_leaves_no_container_after_resume(tmp_path, toy_image):
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
-    assert _containers(), "the killed driver left its containers (the resume must sweep them)"
+    assert _containers(run.run_id), "the killed driver left its containers (the resume must sweep them)"
     summary = progenitor.resume_run(run.run_id, repo=repo)
     assert summary.status == "finished"
-    assert not _containers(), "no container is left after the resumed run"
+    assert not _containers(run.run_id), "no container is left after the resumed run"
 
 
 @pytest.mark.slow
@@ -118,4 +121,4 @@ def test_digits_example_end_to_end_on_docker(tmp_path):
     run_id = next((repo / ".progenitor" / "runs").iterdir()).name
     records = progenitor.get_lineage(run_id, repo=repo)["candidates"]
     assert {c["train"]["backend"] for c in records} == {"docker"}
-    assert not _containers()
+    assert not _containers(run_id)

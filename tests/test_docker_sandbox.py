@@ -201,13 +201,16 @@ def test_a_killed_watcher_leaves_a_container_the_next_sweep_removes(client, sand
         while not [c for c in _ours(client, run) if c.status == "running"]:
             assert time.monotonic() < deadline and watcher.poll() is None, "the container never ran"
             time.sleep(0.1)
-    finally:
         watcher.kill()  # as a crash would: no cleanup runs
         watcher.wait()
-    (left,) = _ours(client, run)
-    assert left.attrs["Config"]["Cmd"][:4] == ["timeout", "-s", "KILL", "40"], "it would kill itself at 30 + 10 s"
-    assert sandbox.sweep(run=run) == 1
-    assert _ours(client, run) == []
+        (left,) = _ours(client, run)
+        assert left.attrs["Config"]["Cmd"][:4] == ["timeout", "-s", "KILL", "40"], "it would kill itself at 30 + 10 s"
+        assert sandbox.sweep(run=run) == 1
+        assert _ours(client, run) == []
+    finally:
+        watcher.kill()
+        watcher.wait()
+        sandbox.sweep(run=run)  # a failed assertion above must not leave a container for later tests
 
 
 @pytest.mark.docker
