@@ -63,7 +63,7 @@ def _gpus() -> Check:
 
 def _task_image(repo) -> Callable[[], Check]:
     def check() -> Check:
-        from progenitor.sandbox.images import connect, image_exists, missing_image_message, task_image
+        from progenitor.sandbox.docker.images import connect, image_exists, missing_image_message, task_image
 
         name = task_image(repo)
         if image_exists(connect(), name):

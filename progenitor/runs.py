@@ -79,6 +79,35 @@ class RunDir:
     def checkpoints(self) -> Path:
         return self.repo_root / STATE_DIR / "checkpoints.sqlite"
 
+    # -- the run's directories and files: every path of a run is named here, nowhere else --
+    @property
+    def trusted(self) -> Path:
+        """Export of the base commit: prepare, scorer, spec and protected files."""
+        return self.path / "trusted"
+
+    @property
+    def data(self) -> Path:
+        """What the trusted prepare command wrote, holdout labels included."""
+        return self.path / "data"
+
+    @property
+    def visible(self) -> Path:
+        """The copies of ``data.visible`` that candidates may read."""
+        return self.path / "visible"
+
+    @property
+    def study(self) -> Path:
+        """The search architect's Optuna journal."""
+        return self.path / "study.log"
+
+    @property
+    def ledger(self) -> Path:
+        return self.path / "ledger.json"
+
+    def proposals(self, gen: int) -> Path:
+        """A generation's proposals, saved before any is committed (so a resume re-proposes nothing)."""
+        return self.path / f"g{gen}" / "proposals.json"
+
     def exists(self) -> bool:
         return (self.path / "run.json").exists()
 

@@ -34,7 +34,7 @@ def init_template(directory: Path) -> Path:
     target = directory / SPEC_FILE
     if target.exists():
         raise UserError(f"{target} exists already; edit it, or remove it to start from the template")
-    from progenitor.agents.constitution import DEFAULT_TEMPLATE, default_constitution_text
+    from progenitor.agents.safety.constitution import DEFAULT_TEMPLATE, default_constitution_text
 
     target.write_text(resources.files("progenitor").joinpath("templates", SPEC_FILE).read_text())
     constitution = directory / DEFAULT_TEMPLATE

@@ -6,15 +6,15 @@ from pathlib import Path
 
 import pytest
 
-from progenitor.agents.code_check import check_python
-from progenitor.agents.constitution import (
+from progenitor.agents.safety.code_check import check_python
+from progenitor.agents.safety.constitution import (
     Constitution,
     FileRule,
     default_constitution_text,
     load_constitution,
     parse_constitution,
 )
-from progenitor.agents.file_check import diff_size, matches_file_rule
+from progenitor.agents.safety.file_check import diff_size, matches_file_rule
 from progenitor.agents.safety import ChangedFile
 from progenitor.errors import UserError
 

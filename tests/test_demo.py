@@ -38,7 +38,7 @@ def test_init_refuses_non_empty_dir_and_unknown_example(tmp_path):
 
 
 def test_init_template_writes_valid_spec_and_constitution(tmp_path):
-    from progenitor.agents.constitution import load_constitution
+    from progenitor.agents.safety.constitution import load_constitution
     from progenitor.spec import load_spec
 
     cli = [sys.executable, "-m", "progenitor.cli"]

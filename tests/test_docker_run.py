@@ -32,7 +32,7 @@ def _containers(run: str) -> list[str]:
 
 @pytest.fixture(scope="module")
 def toy_image(tmp_path_factory):
-    from progenitor.sandbox.images import build_task_image
+    from progenitor.sandbox.docker.images import build_task_image
 
     context = tmp_path_factory.mktemp("toy-image")
     (context / "requirements.txt").write_text("numpy\npyyaml\n")

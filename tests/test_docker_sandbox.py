@@ -23,7 +23,7 @@ from click.testing import CliRunner
 
 from progenitor.errors import SandboxError
 from progenitor.sandbox.base import Limits, SandboxSpec
-from progenitor.sandbox.images import DEFAULT_BASE, _tag, host_pins
+from progenitor.sandbox.docker.images import DEFAULT_BASE, _tag, host_pins
 
 PROBE = r'''
 import json, os, socket
@@ -254,7 +254,7 @@ def test_check_reports_daemon_image_and_gpu(sandbox):
 
 @pytest.mark.docker
 def test_cli_check_and_sweep(client):
-    from progenitor.sandbox.commands import sandbox as group
+    from progenitor.cli.sandbox import sandbox as group
 
     runner = CliRunner()
     checked = runner.invoke(group, ["check"])
@@ -268,7 +268,7 @@ def test_cli_check_and_sweep(client):
 @pytest.mark.docker
 def test_task_image_is_built_offline_and_reused(client, sandbox, dirs, tmp_path):
     from progenitor.sandbox.docker import DockerSandbox
-    from progenitor.sandbox.images import build_task_image, task_image
+    from progenitor.sandbox.docker.images import build_task_image, task_image
 
     yaml = pytest.importorskip("yaml")
     repo = tmp_path / "repo"

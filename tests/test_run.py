@@ -127,7 +127,7 @@ def test_sigkill_while_training_then_resume_trains_nothing_twice(tmp_path):
     import optuna
 
     study = optuna.load_study(study_name=run.run_id, storage=optuna.storages.JournalStorage(
-        optuna.storages.journal.JournalFileBackend(str(run.path / "study.log"))))
+        optuna.storages.journal.JournalFileBackend(str(run.study))))
     assert len(study.trials) == 5 and all(t.state.is_finished() for t in study.trials)
     values = [t.params["w"] for t in study.trials]
     assert len(set(values)) == len(values), f"the resumed search repeated a proposal: {values}"

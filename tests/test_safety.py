@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from progenitor.agents.bandit_check import SEVERITY_MAP, map_severity, run_bandit
+from progenitor.agents.safety.bandit_check import SEVERITY_MAP, map_severity, run_bandit
 from progenitor.agents.safety import (
     ChangedFile,
     Finding,

@@ -3,7 +3,6 @@ by run / generation / candidate, results on disk) and returns the state's new fi
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from progenitor.agents import oversight, safety
@@ -20,18 +19,6 @@ TERMINAL = ("rejected", "failed", "timeout", "oom", "killed", "pruned", "scored"
 
 
 # -- helpers ------------------------------------------------------------------------------------
-def trusted_dir(ctx: RunContext) -> Path:
-    return ctx.run.path / "trusted"
-
-
-def data_dir(ctx: RunContext) -> Path:
-    return ctx.run.path / "data"
-
-
-def visible_dir(ctx: RunContext) -> Path:
-    return ctx.run.path / "visible"
-
-
 def save_candidate(ctx: RunContext, cand: dict) -> None:
     """Persist a candidate's record: in the run directory and as its git note."""
     record = {"run": ctx.run.run_id, "objective": ctx.spec.objective.metric, **cand}
@@ -46,7 +33,7 @@ def constitution(ctx: RunContext):
     A task the constitution itself rejects (a required guard it does not declare) would
     reject every candidate: that is one clear error at the start instead."""
     if ctx.constitution is None:
-        rules, problems = safety.check_task(ctx.spec, trusted_dir(ctx))
+        rules, problems = safety.check_task(ctx.spec, ctx.run.trusted)
         blocking = safety.blocking(problems, ctx.spec.safety.block_at)
         if blocking:
             raise UserError(f"the task breaks its own constitution: {blocking[0].message}")
@@ -62,7 +49,7 @@ def score_dir(ctx: RunContext, gen: int, k: int) -> dict:
     done = read_json(cand_dir / "score.json")
     if done is not None:
         return done
-    result = score(ctx.spec, trusted_dir(ctx), data_dir(ctx), cand_dir / "out").model_dump()
+    result = score(ctx.spec, ctx.run.trusted, ctx.run.data, cand_dir / "out").model_dump()
     write_json(cand_dir / "score.json", result)
     return result
 
@@ -70,13 +57,13 @@ def score_dir(ctx: RunContext, gen: int, k: int) -> dict:
 # -- prepare -----------------------------------------------------------------------------------
 def prepare(ctx: RunContext, state: RunState) -> dict:
     base = state["base"]
-    trusted = trusted_dir(ctx)
+    trusted = ctx.run.trusted
     if not (trusted / ".exported").exists():
         ctx.lineage.export(base, trusted)
         (trusted / ".exported").write_text(base)
     constitution(ctx)  # a broken constitution or task is the user's to fix before anything runs
     ctx.emit("prepare.data")
-    names = prepare_data(ctx.spec, trusted, data_dir(ctx), visible_dir(ctx))
+    names = prepare_data(ctx.spec, trusted, ctx.run.data, ctx.run.visible)
     ctx.emit("prepare.visible", files=names)
     ctx.lineage.set_ref(base_ref(ctx.run.run_id), base, "progenitor: run base")
     if not ctx.lineage.resolve(champion_ref(ctx.run.run_id)):
@@ -110,7 +97,7 @@ def journal(ctx: RunContext, state: RunState) -> list[dict]:
 
 def architect(ctx: RunContext, state: RunState) -> dict:
     gen = state["generation"]
-    path = ctx.run.path / f"g{gen}" / "proposals.json"
+    path = ctx.run.proposals(gen)
     saved = read_json(path)
     if saved is None:
         params = state["champion"].get("params") or {}
@@ -167,7 +154,7 @@ def safety_review(ctx: RunContext, state: RunState) -> dict:
             changed = [safety.ChangedFile(**c) for c in ctx.lineage.changed_files(cand["parent"], cand["sha"])]
             with ctx.lineage.worktree(cand["sha"]) as tree:
                 findings = safety.review_candidate(safety.ReviewInput(
-                    spec=ctx.spec, base_tree=trusted_dir(ctx), candidate_tree=tree, changed=changed,
+                    spec=ctx.spec, base_tree=ctx.run.trusted, candidate_tree=tree, changed=changed,
                     constitution=constitution(ctx),
                 ))
             cand["findings"] = [f.model_dump() for f in findings]

@@ -49,7 +49,7 @@ def search_architect(ctx: RunContext):
     from progenitor.agents.architect import SearchArchitect
 
     seed = ctx.options.seed if ctx.options.seed is not None else ctx.spec.seed
-    return SearchArchitect(ctx.spec, ctx.run.path / "study.log", ctx.run.run_id, seed=seed)
+    return SearchArchitect(ctx.spec, ctx.run.study, ctx.run.run_id, seed=seed)
 
 
 def committed_spec(lineage: Lineage, sha: str) -> TaskSpec:
@@ -139,7 +139,7 @@ def _backend_options(spec: TaskSpec, repo_root: Path) -> dict:
     if spec.sandbox.backend == "process":
         return {}
     from progenitor.errors import SandboxError
-    from progenitor.sandbox.images import task_image
+    from progenitor.sandbox.docker.images import task_image
 
     try:
         return {"image": task_image(repo_root)}
@@ -152,7 +152,7 @@ def _backend_options(spec: TaskSpec, repo_root: Path) -> dict:
 def make_executor(ctx: RunContext):
     from progenitor.compute import get_executor
 
-    visible = ctx.run.path / "visible"
+    visible = ctx.run.visible
     if ctx.options.executor == "local":
         return get_executor("local", visible, max_parallel=ctx.options.max_parallel)
     return get_executor(ctx.options.executor, visible, address=ctx.options.ray_address)
@@ -209,7 +209,7 @@ def _drive(ctx: RunContext, graph_input: Optional[dict]) -> RunSummary:
     from progenitor.ledger import Ledger
 
     _sweep(ctx)
-    ctx.ledger = Ledger(ctx.run.path / "ledger.json")
+    ctx.ledger = Ledger(ctx.run.ledger)
     ctx.ledger.start_clock()
     ctx.emit("executor.start", executor=ctx.options.executor)
     ctx.executor = make_executor(ctx)

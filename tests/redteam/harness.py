@@ -18,7 +18,7 @@ from typing import Callable, Optional
 import numpy as np
 import pytest
 
-from progenitor.agents.constitution import default_constitution_text
+from progenitor.agents.safety.constitution import default_constitution_text
 from progenitor.api import get_lineage, start_run
 from progenitor.testing import make_repo, scripted, toy_task_files
 from progenitor.workflows.state import RunOptions
@@ -78,7 +78,7 @@ def require_backend(backend: str, request: pytest.FixtureRequest) -> None:
 
 def task_image(root: Path) -> str:
     """The docker task image for the toy task (built once, then reused by its tag)."""
-    from progenitor.sandbox.images import build_task_image
+    from progenitor.sandbox.docker.images import build_task_image
 
     context = root / "image-context"
     context.mkdir(parents=True, exist_ok=True)

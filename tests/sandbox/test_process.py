@@ -17,9 +17,11 @@ from pathlib import Path
 import pytest
 
 from progenitor.errors import SandboxError, UserError
-from progenitor.sandbox import get_sandbox, isolation
+from progenitor.sandbox import get_sandbox
+from progenitor.sandbox.env import fill_template
 from progenitor.sandbox.base import Mount
-from progenitor.sandbox.process import ProcessSandbox, fill_template
+from progenitor.sandbox.process import ProcessSandbox, isolation
+from progenitor.sandbox.process.bwrap import python_roots
 
 BWRAP, BWRAP_WHY = isolation.probe_bwrap()
 needs_bwrap = pytest.mark.skipif(not BWRAP, reason=f"bubblewrap unusable here: {BWRAP_WHY}")
@@ -82,7 +84,7 @@ def test_view_holds_only_what_was_whitelisted(box_for, tmp_path):
     assert result.ok, result.reason
     top, siblings, rest = result.stdout.split("--\n")
     allowed = {"bin", "sbin", "lib", "lib32", "lib64", "libx32", "usr", "etc", "dev", "proc", "tmp"}
-    allowed |= {Path(p).parts[1] for p in [box.base, *isolation.python_roots(os.environ.get("PATH", ""))]}
+    allowed |= {Path(p).parts[1] for p in [box.base, *python_roots(os.environ.get("PATH", ""))]}
     assert set(top.split()) <= allowed
     assert sorted(siblings.split()) == ["data", "out", "tree"]
     assert "git-visible" not in rest and "pyproject.toml" not in rest and "holdout" not in rest
@@ -273,7 +275,7 @@ def test_python_in_a_project_checkout_is_bound_without_the_checkout(tmp_path):
     for sub in ("bin", "lib", ".git", "secret-notes"):
         (project / sub).mkdir(parents=True)
     (project / "bin" / "python3").write_text(textwrap.dedent("#!/bin/sh\n"))
-    roots = isolation.python_roots(str(project / "bin"))
+    roots = python_roots(str(project / "bin"))
     assert project / "bin" in roots and project / "lib" in roots
     assert project not in roots and all(project / "secret-notes" != r for r in roots)
     assert Path(sys.prefix).resolve() in [r.resolve() for r in roots] or any(

@@ -16,7 +16,7 @@ from typing import Optional
 from progenitor.errors import SandboxError
 from progenitor.sandbox.base import Limits, LineCallback
 from progenitor.sandbox.capture import Tail, drain, exited, watch
-from progenitor.sandbox.isolation import ChildSetup, make_preexec
+from progenitor.sandbox.process.isolation import ChildSetup, make_preexec
 from progenitor.sandbox.outcome import Outcome
 
 __all__ = ["launch"]

@@ -11,7 +11,7 @@ from typing import Any, Literal, Optional
 from progenitor.errors import SandboxError
 from progenitor.sandbox.base import LineCallback, SandboxResult, SandboxSpec
 from progenitor.sandbox.capture import Tail
-from progenitor.sandbox.docker_container import isolation
+from progenitor.sandbox.docker.container import isolation
 from progenitor.sandbox.outcome import Outcome, judge, limit_note
 
 __all__ = ["supervise"]

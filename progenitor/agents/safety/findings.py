@@ -1,12 +1,12 @@
 """What the safety reviewer reports: one ``Finding`` per broken rule, with a severity.
 
-Kept apart from ``safety.py`` so that the constitution, the code checker and the bandit
-adapter can build findings without importing the reviewer that calls them.
+Also the one other plain model every check reads: ``ChangedFile``, a path the candidate
+changed. Both live here, below every check, so that no check imports the reviewer.
 """
 
 from __future__ import annotations
 
-from typing import Optional, get_args
+from typing import Literal, Optional, get_args
 
 from pydantic import BaseModel, ConfigDict
 
@@ -56,3 +56,10 @@ def dedupe(findings: list[Finding]) -> list[Finding]:
             seen.add(key)
             kept.append(f)
     return kept
+
+
+class ChangedFile(BaseModel):
+    path: str
+    """Path in the candidate's tree (for a rename: the new path)."""
+    status: Literal["A", "M", "D", "R", "T"]
+    old_path: Optional[str] = None

@@ -11,14 +11,11 @@ import fnmatch
 import os
 from collections import Counter
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Optional
+from typing import Optional
 
-from progenitor.agents.constitution import Constitution, FileRule
-from progenitor.agents.findings import Finding
-
-if TYPE_CHECKING:
-    from progenitor.agents.safety import ChangedFile
-    from progenitor.spec import TaskSpec
+from progenitor.agents.safety.constitution import Constitution, FileRule
+from progenitor.agents.safety.findings import ChangedFile, Finding
+from progenitor.spec import TaskSpec
 
 
 def _because(reason: str) -> str:
@@ -43,11 +40,11 @@ def matches_file_rule(path: str, rule: FileRule) -> Optional[str]:
     return None
 
 
-def _brings_content(change: "ChangedFile") -> bool:
+def _brings_content(change: ChangedFile) -> bool:
     return change.status != "D"
 
 
-def check_paths(changed: list["ChangedFile"]) -> list[Finding]:
+def check_paths(changed: list[ChangedFile]) -> list[Finding]:
     """Paths that leave the tree cannot be reviewed or exported safely."""
     return [
         Finding(rule="path-escape", severity="critical", file=path,
@@ -58,7 +55,7 @@ def check_paths(changed: list["ChangedFile"]) -> list[Finding]:
     ]
 
 
-def check_forbidden_files(changed: list["ChangedFile"], constitution: Constitution) -> list[Finding]:
+def check_forbidden_files(changed: list[ChangedFile], constitution: Constitution) -> list[Finding]:
     findings = []
     for change in filter(_brings_content, changed):
         for rule in constitution.forbidden_files:
@@ -111,7 +108,7 @@ def _lines(data: bytes) -> Counter:
     return Counter(data.decode("utf-8", errors="replace").splitlines())
 
 
-def diff_size(base_tree: Path, candidate_tree: Path, changed: list["ChangedFile"]) -> tuple[int, int, int]:
+def diff_size(base_tree: Path, candidate_tree: Path, changed: list[ChangedFile]) -> tuple[int, int, int]:
     """(lines added + removed, files, bytes of new content). Lines are counted as a multiset
     difference per file: linear in the file size, exact for edits, and a moved line is free."""
     lines = new_bytes = 0
@@ -126,7 +123,7 @@ def diff_size(base_tree: Path, candidate_tree: Path, changed: list["ChangedFile"
 
 
 def check_diff_size(
-    base_tree: Path, candidate_tree: Path, changed: list["ChangedFile"], constitution: Constitution
+    base_tree: Path, candidate_tree: Path, changed: list[ChangedFile], constitution: Constitution
 ) -> list[Finding]:
     limit = constitution.max_diff
     if limit is None:
@@ -145,7 +142,7 @@ def check_diff_size(
                     message=f"the candidate is too large: {'; '.join(over)}{_because(limit.reason)}")]
 
 
-def check_text(candidate_tree: Path, changed: list["ChangedFile"], constitution: Constitution) -> list[Finding]:
+def check_text(candidate_tree: Path, changed: list[ChangedFile], constitution: Constitution) -> list[Finding]:
     findings = []
     for change in filter(_brings_content, changed):
         data = _read(candidate_tree / change.path)
@@ -162,7 +159,7 @@ def check_text(candidate_tree: Path, changed: list["ChangedFile"], constitution:
     return findings
 
 
-def check_required_guards(spec: "TaskSpec", constitution: Constitution) -> list[Finding]:
+def check_required_guards(spec: TaskSpec, constitution: Constitution) -> list[Finding]:
     """Guards the constitution requires but the (base) spec does not declare."""
     rule = constitution.required_guards
     if rule is None:

@@ -34,11 +34,9 @@ from typing import Callable, Optional
 from pydantic import BaseModel, ConfigDict
 
 from progenitor.sandbox.access import is_root
-# python_roots is re-exported: callers and tests reach the view's helpers through this module.
-from progenitor.sandbox.bwrap import View, bwrap_argv, python_roots
+from progenitor.sandbox.process.bwrap import View, bwrap_argv
 
-__all__ = ["ChildSetup", "count_tasks", "fresh_uid", "is_root", "make_preexec", "nproc_limit",
-           "probe_bwrap", "probe_netns", "python_roots"]
+__all__ = ["ChildSetup", "count_tasks", "fresh_uid", "make_preexec", "nproc_limit", "probe_bwrap", "probe_netns"]
 
 _CLONE_NEWUSER = 0x10000000
 _CLONE_NEWNET = 0x40000000

@@ -5,7 +5,7 @@ privileges, a read-only root with a tmpfs ``/tmp``, a non-root user, and the mem
 CPU / pids limits of the spec. The candidate's tree is mounted read-write at
 ``/sandbox/tree`` (the working directory), its outputs at ``/sandbox/out`` and the data
 read-only at ``/sandbox/data``; the command template is filled with those paths. What the
-container is: ``docker_container``; how a run is watched and judged: ``docker_supervise``.
+container is: ``container``; how a run is watched and judged: ``supervise``.
 
 Containers carry the label ``progenitor=1`` (plus run and candidate) so that ``sweep`` can
 remove what a crashed run left behind; ``run`` removes its container whatever happens.
@@ -19,9 +19,9 @@ from typing import Any, Optional
 
 from progenitor.errors import SandboxError
 from progenitor.sandbox.base import LineCallback, SandboxCheck, SandboxResult, SandboxSpec
-from progenitor.sandbox.docker_container import LABEL, container_options, grant_access, isolation
-from progenitor.sandbox.docker_supervise import supervise
-from progenitor.sandbox.images import DEFAULT_BASE, connect, image_exists, missing_image_message
+from progenitor.sandbox.docker.container import LABEL, container_options, grant_access, isolation
+from progenitor.sandbox.docker.supervise import supervise
+from progenitor.sandbox.docker.images import DEFAULT_BASE, connect, image_exists, missing_image_message
 
 __all__ = ["DockerSandbox"]
 

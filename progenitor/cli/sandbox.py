@@ -1,7 +1,7 @@
 """``progenitor sandbox ...``: make the Docker images, check the backend, sweep leftovers.
 
-A thin shell over ``progenitor.sandbox.images`` and ``DockerSandbox``: it parses, calls and
-prints; ``cliutil.Group`` turns a progenitor error into one line and its exit code.
+A thin shell over ``progenitor.sandbox.docker.images`` and ``DockerSandbox``: it parses, calls and
+prints; ``errors.Group`` turns a progenitor error into one line and its exit code.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from typing import Callable, Optional
 
 import click
 
-from progenitor.cliutil import Group
-from progenitor.sandbox.images import DEFAULT_BASE
+from progenitor.cli.errors import Group
+from progenitor.sandbox.docker.images import DEFAULT_BASE
 
 
 def _logger(quiet: bool) -> Optional[Callable[[str], None]]:
@@ -38,7 +38,7 @@ def sandbox() -> None:
 def build(directory: Path, base: str, wheelhouse: Optional[Path], tag: Optional[str],
           download: bool, force: bool, quiet: bool) -> None:
     """Build the task image of the model repo DIR: base image + its requirements.txt, offline."""
-    from progenitor.sandbox.images import build_task_image
+    from progenitor.sandbox.docker.images import build_task_image
 
     name = build_task_image(directory, base=base, wheelhouse=wheelhouse, tag=tag, download=download,
                             force=force, log=_logger(quiet))
@@ -53,7 +53,7 @@ def build(directory: Path, base: str, wheelhouse: Optional[Path], tag: Optional[
 @click.option("--quiet", "-q", is_flag=True, help="Print only the image's tag.")
 def base(tag: str, suite: str, mirror: Optional[str], force: bool, quiet: bool) -> None:
     """Make the base image locally: debootstrap a minimal Debian with Python, docker import it (needs root)."""
-    from progenitor.sandbox.images import make_base_image
+    from progenitor.sandbox.docker.images import make_base_image
 
     click.echo(make_base_image(tag=tag, suite=suite, mirror=mirror, force=force, log=_logger(quiet)))
 

@@ -15,8 +15,8 @@ import fnmatch
 import re
 from typing import Optional
 
-from progenitor.agents.constitution import Constitution
-from progenitor.agents.findings import Finding, dedupe
+from progenitor.agents.safety.constitution import Constitution
+from progenitor.agents.safety.findings import Finding, dedupe
 
 _BUILTIN_PREFIXES = ("builtins.", "__builtins__.", "__builtin__.", "sys.modules.")
 _DYNAMIC_IMPORTERS = {"__import__", "importlib.import_module", "importlib.__import__"}

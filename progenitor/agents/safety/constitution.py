@@ -3,7 +3,7 @@
 It is a YAML file in the model repo, named by ``safety.constitution`` in ``progenitor.yaml``
 and protected like the spec. A candidate is always judged by the constitution of the base
 commit it descends from, never by its own copy, so it cannot relax the rules it is judged
-by; a candidate that edits the constitution needs a human decision (see ``safety.py``).
+by; a candidate that edits the constitution needs a human decision (see ``reviewer``).
 When a task names no constitution, the packaged default (``templates/constitution.yaml``)
 applies, so that every run gets the same floor of rules.
 
@@ -20,7 +20,7 @@ from typing import Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from progenitor.agents.findings import Severity
+from progenitor.agents.safety.findings import Severity
 from progenitor.errors import UserError
 from progenitor.spec import describe_validation_error, load_yaml, parse_size
 

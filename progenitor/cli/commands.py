@@ -13,8 +13,8 @@ from typing import Optional
 
 import click
 
-from progenitor.cliutil import CommandError, Group
-from progenitor.sandbox.commands import sandbox
+from progenitor.cli.errors import CommandError, Group
+from progenitor.cli.sandbox import sandbox
 
 
 def _console():
@@ -65,7 +65,7 @@ def init(directory: Path, example: Optional[str]) -> None:
 def run(directory: Path, generations, candidates, sandbox, executor, ray_address, seed, parallel, quiet) -> None:
     """Run the loop on the model repo DIRECTORY."""
     from progenitor.api import start_run
-    from progenitor.progress import Progress
+    from progenitor.cli.progress import Progress
     from progenitor.workflows.state import RunOptions
 
     options = RunOptions(generations=generations, candidates=candidates, sandbox=sandbox, executor=executor,
@@ -83,7 +83,7 @@ def run(directory: Path, generations, candidates, sandbox, executor, ray_address
 def resume(run_id: str, repo: Optional[Path], quiet: bool) -> None:
     """Resume RUN from its last checkpoint; finished work is not redone."""
     from progenitor.api import resume_run
-    from progenitor.progress import Progress
+    from progenitor.cli.progress import Progress
 
     with Progress(_console(), quiet=quiet) as progress:
         summary = resume_run(run_id, repo, on_event=progress.on_event)
@@ -109,7 +109,7 @@ def stop(run_id: str, repo: Optional[Path]) -> None:
 def status(run_id: Optional[str], repo: Optional[Path], as_json: bool) -> None:
     """Show one run, or every run of the model repo."""
     from progenitor.api import run_status
-    from progenitor.progress import print_status
+    from progenitor.cli.progress import print_status
 
     data = run_status(run_id, repo)
     if as_json:
@@ -125,7 +125,7 @@ def status(run_id: Optional[str], repo: Optional[Path], as_json: bool) -> None:
 def lineage(run_id: str, repo: Optional[Path], as_json: bool) -> None:
     """Every candidate of RUN with its record, from the git notes."""
     from progenitor.api import get_lineage
-    from progenitor.progress import print_lineage
+    from progenitor.cli.progress import print_lineage
 
     data = get_lineage(run_id, repo)
     if as_json:
@@ -173,6 +173,3 @@ cli.add_command(sandbox)
 def main() -> None:
     cli(prog_name="progenitor")
 
-
-if __name__ == "__main__":
-    main()

@@ -21,15 +21,14 @@ from pydantic import BaseModel, ConfigDict
 from progenitor.errors import SandboxError
 from progenitor.sandbox.access import grant_read, hand_over, is_root, unreachable_parent
 from progenitor.sandbox.base import LineCallback, SandboxCheck, SandboxResult, SandboxSpec
-from progenitor.sandbox.bwrap import View, bwrap_argv, python_roots
-from progenitor.sandbox.child import launch
+from progenitor.sandbox.process.bwrap import View, bwrap_argv, python_roots
+from progenitor.sandbox.process.child import launch
 from progenitor.sandbox.env import build_env, fill_template
-from progenitor.sandbox.isolation import ChildSetup, fresh_uid, nproc_limit, probe_bwrap, probe_netns
+from progenitor.sandbox.process.isolation import ChildSetup, fresh_uid, nproc_limit, probe_bwrap, probe_netns
 from progenitor.sandbox.outcome import judge
-from progenitor.sandbox.reaper import reaper_argv
+from progenitor.sandbox.process.reaper import reaper_argv
 
-# fill_template is re-exported: it was defined here, and callers still import it from here.
-__all__ = ["ProcessOptions", "ProcessSandbox", "fill_template"]
+__all__ = ["ProcessOptions", "ProcessSandbox"]
 
 
 class ProcessOptions(BaseModel):

@@ -1,0 +1,30 @@
+"""The safety reviewer: what a candidate may change, checked before any of its code runs
+(``reviewer``), and what its results may show, checked after it was scored (``results``).
+
+``constitution`` is the rules file every generation inherits; ``code_check`` (Python, with
+``ast``), ``file_check`` (paths, links, sizes, text) and ``bandit_check`` apply it;
+``findings`` is what they all report.
+"""
+
+from progenitor.agents.safety.constitution import Constitution, load_constitution
+from progenitor.agents.safety.findings import SEVERITIES, ChangedFile, Finding, Severity
+from progenitor.agents.safety.results import JUMP_FACTOR, check_after_training, check_guards, check_jump
+from progenitor.agents.safety.reviewer import ReviewInput, blocking, check_task, needs_human, review_candidate
+
+__all__ = [
+    "JUMP_FACTOR",
+    "SEVERITIES",
+    "ChangedFile",
+    "Constitution",
+    "Finding",
+    "ReviewInput",
+    "Severity",
+    "blocking",
+    "check_after_training",
+    "check_guards",
+    "check_jump",
+    "check_task",
+    "load_constitution",
+    "needs_human",
+    "review_candidate",
+]

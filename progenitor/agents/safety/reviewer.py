@@ -1,0 +1,136 @@
+"""The static review: checks on a candidate's diff before any of its code runs.
+
+Protected paths untouched, the constitution left alone (a change to it is a
+``constitution-change`` finding that only a human may accept), the constitution's rules on
+files and on Python code, and bandit. Every check reads the *base* commit's spec and
+constitution, never the candidate's, so a candidate cannot relax the rules it is judged by.
+The checks after training (self-report gap, capability jump, guards) are in ``results``.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from pathlib import Path
+from typing import Optional
+
+from pydantic import BaseModel
+
+from progenitor.agents.safety import file_check as fc
+from progenitor.agents.safety.code_check import check_python
+from progenitor.agents.safety.constitution import Constitution, load_constitution
+from progenitor.agents.safety.findings import ChangedFile, Finding, dedupe, most_severe_first
+from progenitor.spec import TaskSpec
+
+__all__ = ["ReviewInput", "blocking", "check_task", "needs_human", "review_candidate"]
+
+
+class ReviewInput(BaseModel):
+    spec: TaskSpec
+    """The base commit's spec."""
+    base_tree: Path
+    """Trusted export of the base commit."""
+    candidate_tree: Path
+    """The candidate's tree (read only: never executed here)."""
+    changed: list[ChangedFile]
+    constitution: Optional[Constitution] = None
+    """The base's constitution, loaded once per run (None: loaded from ``base_tree`` here)."""
+
+
+def matches(path: str, patterns: list[str]) -> bool:
+    """Does ``path`` fall under any protected pattern (a glob, a file, or a directory)?"""
+    for pattern in patterns:
+        pattern = pattern.rstrip("/")
+        if fnmatch.fnmatch(path, pattern) or path == pattern or path.startswith(pattern + "/"):
+            return True
+    return False
+
+
+def check_protected(inp: ReviewInput) -> list[Finding]:
+    findings = []
+    protected = inp.spec.protected_paths
+    for change in inp.changed:
+        for path in filter(None, {change.path, change.old_path}):
+            if matches(path, protected):
+                findings.append(Finding(
+                    rule="protected-path", severity="critical", file=path,
+                    message=f"the candidate changes protected path {path!r} ({change.status})",
+                ))
+    return findings
+
+
+def check_constitution_change(inp: ReviewInput) -> list[Finding]:
+    """A candidate that edits, moves or deletes the constitution: only a human may accept that."""
+    name = inp.spec.safety.constitution
+    if not name:
+        return []
+    name = Path(name).as_posix()
+    return [
+        Finding(rule="constitution-change", severity="critical", file=name, escalate=True,
+                message=(f"the candidate changes the constitution {name!r} ({change.status}); "
+                         "policy never accepts that, a human must decide"))
+        for change in inp.changed
+        if name in {change.path, change.old_path}
+    ]
+
+
+def _python_files(inp: ReviewInput) -> list[str]:
+    """Changed, regular .py files in the candidate's tree (a link's target is never read)."""
+    files = []
+    for change in inp.changed:
+        full = inp.candidate_tree / change.path
+        if (change.status != "D" and change.path.endswith(".py") and not fc.escapes(change.path)
+                and not full.is_symlink() and full.is_file()):
+            files.append(change.path)
+    return files
+
+
+def check_code(inp: ReviewInput, constitution: Constitution) -> list[Finding]:
+    findings = []
+    for path in _python_files(inp):
+        findings += check_python((inp.candidate_tree / path).read_bytes(), path, constitution)
+    return findings
+
+
+def check_files(inp: ReviewInput, constitution: Constitution) -> list[Finding]:
+    changed = [c for c in inp.changed if not fc.escapes(c.path) and not fc.escapes(c.old_path or "")]
+    return [
+        *fc.check_paths(inp.changed),
+        *fc.check_forbidden_files(changed, constitution),
+        *fc.check_symlinks(inp.base_tree, inp.candidate_tree, constitution),
+        *fc.check_diff_size(inp.base_tree, inp.candidate_tree, changed, constitution),
+        *fc.check_text(inp.candidate_tree, changed, constitution),
+    ]
+
+
+def check_task(spec: TaskSpec, base_tree: Path) -> tuple[Constitution, list[Finding]]:
+    """The base's constitution and the findings about the task itself (not about a candidate).
+
+    Call it when a run starts so that a broken constitution is a ``UserError`` then, not in
+    the middle of a generation."""
+    constitution = load_constitution(base_tree, spec.safety.constitution)
+    return constitution, fc.check_required_guards(spec, constitution)
+
+
+def review_candidate(inp: ReviewInput) -> list[Finding]:
+    """All static findings for one candidate, most severe first. Problems of the task itself
+    (``check_task``) are not the candidate's: the run refuses to start on them."""
+    constitution = inp.constitution or load_constitution(inp.base_tree, inp.spec.safety.constitution)
+    findings = check_protected(inp)
+    findings += check_constitution_change(inp)
+    findings += check_files(inp, constitution)
+    findings += check_code(inp, constitution)
+    if inp.spec.safety.bandit:
+        from progenitor.agents.safety.bandit_check import run_bandit
+
+        findings += run_bandit(inp.candidate_tree, _python_files(inp))
+    return most_severe_first(dedupe(findings))
+
+
+def blocking(findings: list[Finding], block_at: str) -> list[Finding]:
+    """The findings that reject the candidate."""
+    return [f for f in findings if f.at_least(block_at)]
+
+
+def needs_human(findings: list[Finding]) -> bool:
+    """Must a person decide (a constitution change, a possible capability jump)?"""
+    return any(f.escalate for f in findings)
