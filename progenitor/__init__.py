@@ -23,6 +23,7 @@ _EXPORTS = {
     "get_lineage": "progenitor.api",
     "stream_run": "progenitor.api",
     "build_graph": "progenitor.api",
+    "open_run": "progenitor.api",
     "RunOptions": "progenitor.workflows.state",
     "RunSummary": "progenitor.workflows.runner",
     "TaskSpec": "progenitor.spec",
@@ -43,7 +44,9 @@ def __getattr__(name: str) -> Any:
 
 
 if TYPE_CHECKING:  # pragma: no cover
-    from progenitor.api import build_graph, get_lineage, list_runs, resume_run, run_status, start_run, stop_run, stream_run
+    from progenitor.api import (
+        build_graph, get_lineage, list_runs, open_run, resume_run, run_status, start_run, stop_run, stream_run,
+    )
     from progenitor.errors import ProgenitorError, UserError
     from progenitor.spec import TaskSpec, load_spec
     from progenitor.workflows.runner import RunSummary

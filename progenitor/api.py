@@ -7,24 +7,24 @@ from __future__ import annotations
 
 import os
 import queue
-import re
 import threading
 from pathlib import Path
 from typing import Iterator, Optional, Union
 
+from progenitor.candidate import Candidate, CandidateKey
+from progenitor.errors import UserError
 from progenitor.lineage import Lineage, base_ref, champion_ref
 from progenitor.runs import find_run, list_runs as _list_runs, read_json
 from progenitor.workflows.graph import build_graph
-from progenitor.workflows.runner import RunSummary, resume_run, start_run
+from progenitor.workflows.runner import RunSummary, open_run, resume_run, start_run
 from progenitor.workflows.state import RunOptions
 
 __all__ = [
-    "RunOptions", "RunSummary", "build_graph", "get_lineage", "list_runs", "resume_run", "run_status",
+    "RunOptions", "RunSummary", "build_graph", "get_lineage", "list_runs", "open_run", "resume_run", "run_status",
     "start_run", "stop_run", "stream_run",
 ]
 
 PathLike = Union[str, Path]
-_CANDIDATE = re.compile(r"/g(\d+)/c(\d+)$")
 
 
 def stream_run(repo_dir: PathLike, options: Optional[RunOptions] = None, **kwargs) -> Iterator[dict]:
@@ -91,25 +91,39 @@ def run_status(run_id: Optional[str] = None, repo: Optional[PathLike] = None) ->
 
 
 def get_lineage(run_id: str, repo: Optional[PathLike] = None) -> dict:
-    """Every candidate of a run with its record (from the git notes), plus base and champion."""
-    run = find_run(run_id, Path(repo) if repo else None)
-    git = Lineage(run.repo_root)
+    """Every candidate of a run with its record, plus base and champion.
+
+    Records come from the git notes (so a clone of the lineage, with no run directory, reads
+    the same), and from the run directory for proposals that never became a commit. Records
+    of any schema are read (``Candidate.from_record``)."""
+    try:
+        run = find_run(run_id, Path(repo) if repo else None)
+        root, meta = run.repo_root, run.meta
+    except UserError:
+        root = Path(repo) if repo else Path.cwd()
+        if not Lineage(root).refs(run_id):
+            raise
+        run, meta = None, {}
+    git = Lineage(root)
     refs = git.refs(run_id)
-    candidates = []
+    candidates: dict[tuple[int, int], Candidate] = {}
     for ref, sha in refs.items():
-        match = _CANDIDATE.search(ref)
-        if match:
-            record = git.read_note(sha) or {}
-            candidates.append({"ref": ref, "sha": sha, "gen": int(match.group(1)), "k": int(match.group(2)), **record})
-    # A proposal the coder could not commit has no commit to carry a note: its record lives
-    # in the run directory only, and the lineage still shows it.
-    seen = {(c["gen"], c["k"]) for c in candidates}
-    for path in sorted(run.path.glob("g*/c*/record.json")):
-        record = read_json(path) or {}
-        if record and (record.get("gen"), record.get("k")) not in seen:
-            candidates.append({"ref": None, "sha": None, "objective": record.get("objective"), **record})
-    candidates.sort(key=lambda c: (c["gen"], c["k"]))
+        try:
+            key = CandidateKey.parse(ref)
+        except ValueError:
+            continue  # base, champion
+        note = git.read_note(sha)
+        if note:
+            candidates[(key.gen, key.k)] = Candidate.from_record(note).model_copy(update={"sha": sha, "ref": ref})
+    if run is not None:
+        # A proposal the coder could not commit has no commit to carry a note: its record lives
+        # in the run directory only. So does a record not final yet (the run is under way).
+        for path in run.path.glob("g*/c*/record.json"):
+            cand = Candidate.from_record(read_json(path) or {})
+            if (cand.gen, cand.k) not in candidates:
+                candidates[(cand.gen, cand.k)] = cand
     return {
-        "run": run_id, "repo": str(run.repo_root), "base": refs.get(base_ref(run_id)),
-        "champion": refs.get(champion_ref(run_id)), "baseline": run.meta.get("baseline"), "candidates": candidates,
+        "run": run_id, "repo": str(root), "base": refs.get(base_ref(run_id)),
+        "champion": refs.get(champion_ref(run_id)), "baseline": meta.get("baseline"),
+        "candidates": [candidates[key].record() for key in sorted(candidates)],
     }

@@ -246,10 +246,12 @@ class Ledger:
 
 
 def _generation(key: str) -> Optional[int]:
-    for part in key.split("/"):
-        if len(part) > 1 and part[0] == "g" and part[1:].isdigit():
-            return int(part[1:])
-    return None
+    from progenitor.candidate import CandidateKey
+
+    try:
+        return CandidateKey.parse(key).gen
+    except ValueError:
+        return None
 
 
 def load_ledger(path: Path) -> dict:

@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator, Optional
 
-from progenitor.errors import ModelBehaviorError, UserError
+from progenitor.errors import ModelBehaviorError, ProgenitorError, UserError
 
 NOTES_REF = "refs/notes/progenitor"
 REF_ROOT = "refs/progenitor"
@@ -37,8 +37,8 @@ IDENTITY = {
 }
 
 
-def candidate_ref(run: str, gen: int, k: int) -> str:
-    return f"{REF_ROOT}/{run}/g{gen}/c{k}"
+class CommitError(ProgenitorError):
+    """Git refused one candidate's commit: that candidate fails, never the run."""
 
 
 def champion_ref(run: str) -> str:
@@ -126,29 +126,33 @@ class Lineage:
             shutil.rmtree(tmp, ignore_errors=True)
             self.git.worktree("prune")
 
-    def commit_candidate(
-        self, ref: str, parent: str, edit: Callable[[Path], None], message: str
-    ) -> str:
-        """Build a candidate commit on ``ref`` from ``parent`` by running ``edit`` in a worktree.
+    def commit_candidate(self, ref: str, parent: str, edit: Callable[[Path], str]) -> str:
+        """Build a candidate commit on ``ref`` from ``parent``: ``edit`` changes a worktree and
+        returns the commit message.
 
         Idempotent: if ``ref`` already exists (a resumed run), its commit is returned and
-        ``edit`` is not called again.
+        ``edit`` is not called again. A git failure is a ``CommitError`` about this candidate.
         """
+        import git
+
         existing = self.resolve(ref)
         if existing:
             return existing
         with self.worktree(parent) as tree:
             pointer = (tree / ".git").read_bytes()
-            edit(tree)
+            message = edit(tree)
             if not (tree / ".git").is_file() or (tree / ".git").read_bytes() != pointer:
                 # Committing now could write into another repository (or the user's branch).
                 raise ModelBehaviorError("the edit changed the worktree's .git pointer; refusing to commit")
-            wt = self.repo.__class__(tree)
-            wt.git.add("--all")
-            env = {**os.environ, **IDENTITY}
-            # --allow-empty: a proposal equal to its parent is still a candidate with a record.
-            wt.git.commit("--quiet", "--allow-empty", "--no-verify", "-m", message, env=env)
-            sha = wt.head.commit.hexsha
+            try:
+                wt = self.repo.__class__(tree)
+                wt.git.add("--all")
+                env = {**os.environ, **IDENTITY}
+                # --allow-empty: a proposal equal to its parent is still a candidate with a record.
+                wt.git.commit("--quiet", "--allow-empty", "--no-verify", "-m", message, env=env)
+                sha = wt.head.commit.hexsha
+            except git.GitCommandError as exc:
+                raise CommitError(f"git refused the change: {_git_reason(exc)}") from None
         self.set_ref(ref, sha, f"progenitor: candidate {ref}")
         return sha
 
@@ -205,6 +209,13 @@ class Lineage:
             return json.loads(self.git.notes("--ref", NOTES_REF, "show", sha))
         except Exception:  # noqa: BLE001 - no note on that commit
             return None
+
+
+def _git_reason(exc: Exception) -> str:
+    """The last line git printed, without GitPython's framing."""
+    text = (getattr(exc, "stderr", "") or str(exc)).strip()
+    lines = [line.strip().removeprefix("stderr:").strip(" '") for line in text.splitlines() if line.strip()]
+    return lines[-1][:300] if lines else "unknown error"
 
 
 def _stdin(text: str):

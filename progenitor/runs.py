@@ -96,11 +96,6 @@ class RunDir:
         return self.path / "visible"
 
     @property
-    def study(self) -> Path:
-        """The search architect's Optuna journal."""
-        return self.path / "study.log"
-
-    @property
     def ledger(self) -> Path:
         return self.path / "ledger.json"
 

@@ -224,6 +224,15 @@ class Safety(_Strict):
     """Run bandit on changed Python files."""
 
 
+class Agents(_Strict):
+    architect: str = "search"
+    """Who proposes candidates: ``search`` (offline: Optuna over ``search_space``) or another registered architect."""
+    coder: str = "offline"
+    """Who turns a proposal into a commit: ``offline`` (writes config values and given file edits) or another registered coder."""
+    reviewers: list[str] = []
+    """Reviewers added to the static review, which every candidate always gets."""
+
+
 class SandboxConfig(_Strict):
     backend: Literal["auto", "process", "docker"] = "auto"
     """Where candidates run: docker when a daemon answers, else process."""
@@ -245,6 +254,8 @@ class TaskSpec(_Strict):
     budget: Budget = Budget()
     oversight: Oversight = Oversight()
     safety: Safety = Safety()
+    agents: Agents = Agents()
+    """Which registered implementation plays each agent role."""
     sandbox: SandboxConfig = SandboxConfig()
     seed: int = 0
     """Seed of the search architect."""

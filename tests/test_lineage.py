@@ -3,10 +3,11 @@ from __future__ import annotations
 import git
 import pytest
 
-from progenitor.agents.architect import Proposal
-from progenitor.agents.coder import apply_proposal, commit_message, read_params, write_config
+from progenitor.agents.base import AgentContext, Proposal
+from progenitor.agents.offline_coder import OfflineCoder, read_params, write_config
+from progenitor.candidate import CandidateKey
 from progenitor.errors import UserError
-from progenitor.lineage import Lineage, candidate_ref
+from progenitor.lineage import Lineage
 from progenitor.spec import load_spec
 from progenitor.testing import make_repo, toy_task_files
 
@@ -16,11 +17,10 @@ def test_candidate_commit_on_its_ref_leaves_user_state_alone(toy_repo):
     repo = git.Repo(toy_repo)
     (toy_repo / "scratch.txt").write_text("uncommitted work of the user\n")
     head, branch = lineage.head(), repo.active_branch.name
-    spec = load_spec(toy_repo)
-    proposal = Proposal(k=0, hypothesis="w closer to 3", params={"w": 2.5})
-    ref = candidate_ref("r1", 1, 0)
-    sha = lineage.commit_candidate(ref, head, lambda tree: apply_proposal(proposal, tree, spec),
-                                   commit_message(proposal, 1))
+    coder = OfflineCoder(AgentContext(spec=load_spec(toy_repo), run_id="r1", workdir=toy_repo))
+    proposal = Proposal(gen=1, k=0, hypothesis="w closer to 3", params={"w": 2.5})
+    ref = CandidateKey(run="r1", gen=1, k=0).ref
+    sha = lineage.commit_candidate(ref, head, lambda tree: coder.apply(proposal, tree).message)
     assert lineage.resolve(ref) == sha
     commit = repo.commit(sha)
     assert [p.hexsha for p in commit.parents] == [head]
@@ -33,7 +33,7 @@ def test_candidate_commit_on_its_ref_leaves_user_state_alone(toy_repo):
     assert (toy_repo / "scratch.txt").exists() and not repo.is_dirty(untracked_files=False)
     assert repo.git.worktree("list").count("\n") == 0, "temporary worktrees are removed"
     # idempotent: a resumed run gets the same commit and the edit is not redone
-    again = lineage.commit_candidate(ref, head, lambda tree: pytest.fail("edited twice"), "x")
+    again = lineage.commit_candidate(ref, head, lambda tree: pytest.fail("edited twice"))
     assert again == sha
     assert lineage.changed_files(head, sha) == [{"path": "config.yaml", "status": "M"}]
 

@@ -14,17 +14,17 @@ Usage: python train.py --data DATA_DIR --out OUT_DIR [--config config.yaml]
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
 import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from torch import nn
 
 from model import MLP
@@ -32,49 +32,26 @@ from model import MLP
 PIXEL_MAX = 16.0  # the digits pixels are counts 0..16; scaling to 0..1 keeps early logits small
 
 
-@dataclass(frozen=True)
-class Config:
+class Config(BaseModel):
     """What config.yaml must hold; the values and the reasons for them live in that file."""
 
-    hidden: int  # units per hidden layer
-    depth: int  # number of hidden layers
-    activation: str  # relu, gelu, tanh or silu
-    dropout: float  # drop probability after each hidden layer, during training only
-    lr: float  # AdamW learning rate, constant over training
-    epochs: int  # full passes over the training split
-    batch_size: int  # examples per optimiser step
-    weight_decay: float  # AdamW's decoupled weight decay
-    val_fraction: float  # share of train.npz held back to estimate accuracy
+    model_config = ConfigDict(extra="forbid", frozen=True)  # an unknown key is a typo, not a new knob
+
+    hidden: int = Field(ge=1)  # units per hidden layer
+    depth: int = Field(ge=1)  # number of hidden layers
+    activation: Literal["relu", "gelu", "tanh", "silu"]
+    dropout: float = Field(ge=0.0, lt=1.0)  # drop probability after each hidden layer, during training only
+    lr: float = Field(gt=0.0)  # AdamW learning rate, constant over training
+    epochs: int = Field(ge=1)  # full passes over the training split
+    batch_size: int = Field(ge=1)  # examples per optimiser step
+    weight_decay: float = Field(ge=0.0)  # AdamW's decoupled weight decay
+    val_fraction: float = Field(gt=0.0, lt=1.0)  # share of train.npz held back to estimate accuracy
     seed: int  # seeds the validation split, the initial weights and the batch order
 
 
 def load_config(path: Path) -> Config:
-    """Read config.yaml; a missing, unknown or mistyped key is a one-sentence error."""
-    raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    if not isinstance(raw, dict):
-        raise ValueError(f"{path} must be a mapping of key: value")
-    fields = {f.name: f.type for f in dataclasses.fields(Config)}
-    unknown = sorted(set(raw) - set(fields))
-    missing = sorted(set(fields) - set(raw))
-    if unknown or missing:
-        raise ValueError(f"{path}: unknown keys {unknown}, missing keys {missing}")
-    casts = {"int": int, "float": float, "str": str}
-    values = {}
-    for name, kind in fields.items():
-        value = raw[name]
-        if kind == "int" and isinstance(value, float) and value.is_integer():
-            value = int(value)  # a search tool may write 64.0
-        if kind == "float" and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
-        if not isinstance(value, casts[kind]) or isinstance(value, bool):
-            raise ValueError(f"{path}: {name} must be {kind}, got {value!r}")
-        values[name] = value
-    cfg = Config(**values)
-    if not (0.0 <= cfg.dropout < 1.0 and 0.0 < cfg.val_fraction < 1.0):
-        raise ValueError(f"{path}: dropout must be in [0, 1) and val_fraction in (0, 1)")
-    if min(cfg.epochs, cfg.batch_size, cfg.hidden, cfg.depth) < 1 or cfg.lr <= 0 or cfg.weight_decay < 0:
-        raise ValueError(f"{path}: epochs, batch_size, hidden, depth and lr must be positive")
-    return cfg
+    """Read config.yaml; a missing, unknown or mistyped key is an error naming it."""
+    return Config.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
 
 
 def load_data(data: Path, cfg: Config) -> dict[str, torch.Tensor]:
@@ -148,7 +125,10 @@ def main() -> None:
     args = parser.parse_args()
     try:
         cfg = load_config(args.config)
-    except (OSError, ValueError, yaml.YAMLError) as exc:
+    except ValidationError as exc:
+        problem = exc.errors()[0]
+        sys.exit(f"train.py: bad config: {'.'.join(map(str, problem['loc']))}: {problem['msg']}")
+    except (OSError, yaml.YAMLError) as exc:
         sys.exit(f"train.py: bad config: {exc}")
 
     torch.set_num_threads(threads_from_env())

@@ -1,75 +1,75 @@
-"""The trainer: runs candidates' train commands in sandboxes through an executor.
-
-Every training is keyed by run / generation / candidate and its result is written to
-``g<gen>/c<k>/train.json`` the moment it finishes, so a resumed run looks results up
-instead of training again.
+"""The trainer's pure parts: a candidate's sandbox limits, its training job, and the record
+its result leaves. The trainer node (``workflows/training.py``) runs the jobs through an
+executor and keeps the records; nothing here touches a run.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Optional
 
 from pydantic import BaseModel
 
-from progenitor.compute.base import JobResult, TrainJob, unpack
-from progenitor.compute.pruning import PruneConfig, read_curve
-from progenitor.errors import RunStopped
-from progenitor.runs import read_json, write_json
+from progenitor.compute.base import JobResult, TrainJob
+from progenitor.compute.pruning import PruneConfig
 from progenitor.sandbox.base import Limits
 from progenitor.scoring import parse_metrics
-from progenitor.workflows.state import RunContext
+from progenitor.spec import TaskSpec
 
-
-class TrainItem(BaseModel):
-    gen: int
-    k: int
-    sha: str
-
-    @property
-    def key(self) -> str:
-        return f"g{self.gen}/c{self.k}"
-
-
-def limits_for(ctx: RunContext) -> Limits:
-    res = ctx.spec.train.resources
-    return Limits(
-        wall_time=ctx.spec.train.timeout, cpus=res.cpus, memory_bytes=res.memory_bytes,
-        processes=res.processes,
-    )
-
-
-def prune_config(ctx: RunContext, champion: Optional[dict]) -> Optional[PruneConfig]:
-    """Early stopping against the champion's own progress curve, when the task asks for it."""
-    rule, progress = ctx.spec.train.early_stop, ctx.spec.train.progress
-    if rule is None or progress is None or champion is None:
-        return None
-    curve = read_curve(ctx.run.candidate(champion["gen"], champion["k"]) / "out" / progress, rule.metric)
-    if not curve:
-        return None
-    return PruneConfig(metric=rule.metric, goal=rule.goal, champion=curve, rule=rule.rule, margin=rule.margin,
-                       warmup_steps=rule.warmup_steps)
-
-
-def make_job(ctx: RunContext, item: TrainItem, prune: Optional[PruneConfig] = None) -> TrainJob:
-    return TrainJob(
-        key=f"{ctx.run.run_id}/{item.key}",
-        command=ctx.spec.train.command,
-        tree_archive=ctx.lineage.archive(item.sha),
-        limits=limits_for(ctx),
-        num_gpus=ctx.spec.train.resources.gpus,
-        prune=prune,
-        labels={"run": ctx.run.run_id, "candidate": item.key, "commit": item.sha[:12]},
-        backend=ctx.backend,
-        backend_options=ctx.backend_options,
-        progress_file=ctx.spec.train.progress,
-    )
-
+__all__ = ["LINE_EVENTS_PER_CANDIDATE", "LOG_TAIL_LINES", "TrainRecord", "limits_for", "log_tail", "make_job",
+           "record_from"]
 
 LOG_TAIL_LINES = 30
 LOG_TAIL_BYTES = 8192
 LINE_EVENTS_PER_CANDIDATE = 200
 """A candidate that floods its output cannot flood the events log or its git note."""
+
+
+class TrainRecord(BaseModel):
+    """What one training left: kept in ``train.json`` the moment it ends, and in the candidate's record."""
+
+    status: str
+    """ok, failed, timeout, oom or pruned."""
+    reason: str = ""
+    exit_code: Optional[int] = None
+    duration: float = 0.0
+    cpu_seconds: float = 0.0
+    backend: str = ""
+    isolation: list[str] = []
+    node: str = ""
+    gpu_ids: list[str] = []
+    pruned: Optional[dict] = None
+    """Set when early stopping ended it: step, value, reference."""
+    self_reported: dict[str, float] = {}
+    """The ``metric: value`` lines the candidate printed about itself (compared, never trusted)."""
+    log_tail: str = ""
+    """The last lines it printed, each line and the whole capped."""
+    outputs_truncated: bool = False
+    out: str = ""
+    """Its outputs, relative to the run directory (records hold no host paths)."""
+
+
+def limits_for(spec: TaskSpec) -> Limits:
+    res = spec.train.resources
+    return Limits(
+        wall_time=spec.train.timeout, cpus=res.cpus, memory_bytes=res.memory_bytes,
+        processes=res.processes,
+    )
+
+
+def make_job(spec: TaskSpec, key: str, tree_archive: bytes, labels: dict[str, str], backend: str,
+             backend_options: dict, prune: Optional[PruneConfig] = None) -> TrainJob:
+    return TrainJob(
+        key=key,
+        command=spec.train.command,
+        tree_archive=tree_archive,
+        limits=limits_for(spec),
+        num_gpus=spec.train.resources.gpus,
+        prune=prune,
+        labels=labels,
+        backend=backend,
+        backend_options=backend_options,
+        progress_file=spec.train.progress,
+    )
 
 
 def log_tail(text: str) -> str:
@@ -79,92 +79,22 @@ def log_tail(text: str) -> str:
     return tail[-LOG_TAIL_BYTES:]
 
 
-def record_from(result: JobResult, out_dir: Path) -> dict:
+def record_from(result: JobResult, out: str) -> TrainRecord:
+    """The record of a finished job whose outputs were unpacked at ``out`` (run-relative)."""
     box = result.sandbox
-    return {
-        "status": "pruned" if result.pruned else box.status,
-        "reason": box.reason[:500],
-        "exit_code": box.exit_code,
-        "duration": round(box.duration, 3),
-        "cpu_seconds": round(box.cpu_seconds, 3),
-        "backend": box.backend,
-        "isolation": box.isolation,
-        "node": result.node,
-        "gpu_ids": result.gpu_ids,
-        "pruned": result.pruned,
-        "self_reported": parse_metrics(box.stdout),
-        "log_tail": log_tail(box.stdout + "\n" + box.stderr),
-        "outputs_truncated": result.outputs_truncated,
-        "out": str(out_dir.relative_to(out_dir.parents[2])),  # g<gen>/c<k>/out: notes hold no host paths
-    }
-
-
-def train(ctx: RunContext, items: list[TrainItem], champion: Optional[dict] = None) -> dict[str, dict]:
-    """Train every item not trained yet; returns {key: train record} for all items.
-
-    ``champion`` (its gen and k) gives the curve that early stopping compares against."""
-    records: dict[str, dict] = {}
-    pending: dict[str, TrainItem] = {}
-    for item in items:
-        done = read_json(ctx.run.candidate(item.gen, item.k) / "train.json")
-        if done is not None:
-            records[item.key] = done
-            ctx.emit("train.cached", gen=item.gen, k=item.k, status=done["status"])
-        else:
-            pending[f"{ctx.run.run_id}/{item.key}"] = item
-    if not pending:
-        return records
-    prune = prune_config(ctx, champion)
-    jobs = {key: make_job(ctx, item, prune) for key, item in pending.items()}
-    executor = ctx.executor
-    stopped: Optional[str] = None
-    for result in executor.run(list(jobs.values()), on_event=_relay(ctx, pending)):
-        item = pending[result.key]
-        if ctx.ledger is not None:  # every attempt costs, a cancelled one too
-            ctx.ledger.record_job(jobs[result.key], result)
-            ctx.ledger.save()
-        if result.sandbox.status == "killed" and not result.pruned:
-            # Cancelled by a stop: not a result. A resume trains this candidate again.
-            ctx.emit("train.cancelled", gen=item.gen, k=item.k)
-            continue
-        records[item.key] = _keep(ctx, item, result)
-        stopped = stopped or ctx.run.stop_requested()
-        if stopped:
-            executor.cancel()
-    stopped = stopped or ctx.run.stop_requested()
-    if stopped and len(records) < len(items):
-        raise RunStopped(stopped)
-    return records
-
-
-def _keep(ctx: RunContext, item: TrainItem, result: JobResult) -> dict:
-    """Unpack a finished training's outputs and write its record: from now on it is looked up."""
-    cand_dir = ctx.run.candidate(item.gen, item.k)
-    out_dir = cand_dir / "out"
-    unpack(result.outputs_archive, out_dir)
-    record = record_from(result, out_dir)
-    write_json(cand_dir / "train.json", record)
-    ctx.emit("train.end", gen=item.gen, k=item.k, status=record["status"], reason=record["reason"],
-             duration=record["duration"], cpu_seconds=record["cpu_seconds"])
-    return record
-
-
-def _relay(ctx: RunContext, pending: dict[str, TrainItem]):
-    """Turn executor events into run events; a flood of output lines is cut per candidate."""
-    lines_seen: dict[str, int] = {}
-
-    def on_event(kind: str, payload: dict) -> None:
-        item = pending.get(payload.get("key", ""))
-        if item is None:
-            return
-        if kind == "train.start":
-            ctx.emit("train.start", gen=item.gen, k=item.k, commit=item.sha)
-        elif kind == "train.line":
-            seen = lines_seen[item.key] = lines_seen.get(item.key, 0) + 1
-            if seen <= LINE_EVENTS_PER_CANDIDATE:
-                ctx.emit("train.line", gen=item.gen, k=item.k, stream=payload["stream"], line=payload["line"][:500])
-            elif seen == LINE_EVENTS_PER_CANDIDATE + 1:
-                ctx.emit("train.line", gen=item.gen, k=item.k, stream=payload["stream"],
-                         line=f"[more output not streamed; the last {LOG_TAIL_LINES} lines are kept in the record]")
-
-    return on_event
+    return TrainRecord(
+        status="pruned" if result.pruned else box.status,
+        reason=box.reason[:500],
+        exit_code=box.exit_code,
+        duration=round(box.duration, 3),
+        cpu_seconds=round(box.cpu_seconds, 3),
+        backend=box.backend,
+        isolation=box.isolation,
+        node=result.node,
+        gpu_ids=result.gpu_ids,
+        pruned=result.pruned,
+        self_reported=parse_metrics(box.stdout),
+        log_tail=log_tail(box.stdout + "\n" + box.stderr),
+        outputs_truncated=result.outputs_truncated,
+        out=out,
+    )

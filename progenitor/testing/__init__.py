@@ -1,8 +1,10 @@
 """Test doubles that ship with progenitor: a tiny numpy-only task that trains in a blink,
-real git repos made from a dict of files, and a scripted architect that proposes given
+real git repos made from a dict of files, a fake executor that plays training in-process,
+and a scripted architect that proposes given
 file edits (attacks included) as candidates."""
 
+from progenitor.testing.executor import FakeExecutor, FakeRun, toy_training
 from progenitor.testing.repos import make_repo, toy_task_files
 from progenitor.testing.scripted import ScriptedArchitect, scripted
 
-__all__ = ["ScriptedArchitect", "make_repo", "scripted", "toy_task_files"]
+__all__ = ["FakeExecutor", "FakeRun", "ScriptedArchitect", "make_repo", "scripted", "toy_task_files", "toy_training"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from progenitor.agents.architect import Outcome, Proposal, ProposeContext
+from progenitor.agents.base import Baseline, Observation, Proposal, ProposeContext
 
 
 class ScriptedArchitect:
@@ -17,18 +17,22 @@ class ScriptedArchitect:
 
     def __init__(self, generations: list[list[dict[str, Any]]]):
         self.generations = generations
-        self.observed: list[tuple[Proposal, Outcome]] = []
+        self.observed: list[tuple[Proposal, Observation]] = []
+        self.baseline: Baseline | None = None
+
+    def seed(self, baseline: Baseline) -> None:
+        self.baseline = baseline
 
     def propose(self, ctx: ProposeContext) -> list[Proposal]:
         script = self.generations[min(ctx.gen - 1, len(self.generations) - 1)]
         return [
-            Proposal(k=k, hypothesis=item.get("hypothesis", f"scripted change {k}"), params=item.get("params", {}),
+            Proposal(gen=ctx.gen, k=k, hypothesis=item.get("hypothesis", f"scripted change {k}"), params=item.get("params", {}),
                      edits=item.get("edits", {}), author="scripted")
             for k, item in enumerate(script)
         ]
 
-    def observe(self, proposal: Proposal, outcome: Outcome) -> None:
-        self.observed.append((proposal, outcome))
+    def observe(self, proposal: Proposal, observation: Observation) -> None:
+        self.observed.append((proposal, observation))
 
 
 def scripted(generations: list[list[dict[str, Any]]]) -> Callable[[Any], ScriptedArchitect]:

@@ -17,7 +17,7 @@ from functools import partial
 from typing import Any
 
 from progenitor.errors import RunStopped
-from progenitor.workflows import nodes
+from progenitor.workflows import decide, nodes
 from progenitor.workflows.state import RunContext, RunState
 
 NODES_PER_GENERATION = 8
@@ -40,9 +40,9 @@ def build_graph(ctx: RunContext, checkpointer: Any = None):
         "safety_review": nodes.safety_review,
         "trainer": nodes.trainer,
         "scorer": nodes.scorer,
-        "select": nodes.select,
-        "oversight": nodes.oversee,
-        "promote": nodes.promote,
+        "select": decide.select,
+        "oversight": decide.oversight,
+        "promote": decide.promote,
     }
     for name, fn in steps.items():
         graph.add_node(name, partial(_run_node, name, fn, ctx))
@@ -55,7 +55,7 @@ def build_graph(ctx: RunContext, checkpointer: Any = None):
     graph.add_edge("scorer", "select")
     graph.add_edge("select", "oversight")
     graph.add_edge("oversight", "promote")
-    graph.add_conditional_edges("promote", nodes.after_promote, {"architect": "architect", "end": END})
+    graph.add_conditional_edges("promote", decide.after_promote, {"architect": "architect", "end": END})
     return graph.compile(checkpointer=checkpointer)
 
 

@@ -1,30 +1,54 @@
-"""The nodes of the loop. Each takes the state, does its side effects idempotently (keyed
-by run / generation / candidate, results on disk) and returns the state's new fields."""
+"""The nodes of the loop up to the trusted score. Each takes the state, does its side effects
+idempotently (keyed by run / generation / candidate, results on disk), and returns the
+state's new fields. Agents are asked here and only here; what they return is turned into
+events, records and commits here, and nowhere else. The deciding nodes are in ``decide``."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Callable, TypeVar
 
-from progenitor.agents import oversight, safety
-from progenitor.agents.architect import Outcome, Proposal, ProposeContext
-from progenitor.agents.coder import apply_proposal, commit_message, read_params
-from progenitor.agents.trainer import TrainItem, train
+from progenitor.agents import safety
+from progenitor.agents.base import Baseline, JournalEntry, Proposal, ProposeContext
+from progenitor.agents.offline_coder import read_params
+from progenitor.candidate import Candidate, CandidateKey, DiffStats
 from progenitor.errors import ModelBehaviorError, UserError
-from progenitor.lineage import base_ref, candidate_ref, champion_ref
+from progenitor.lineage import CommitError, base_ref, champion_ref
 from progenitor.runs import read_json, write_json
-from progenitor.scoring import prepare_data, score
-from progenitor.workflows.state import RunContext, RunState
+from progenitor.scoring import Score, prepare_data, score
+from progenitor.workflows.state import Champion, RunContext, RunState
+from progenitor.workflows.training import train
 
-TERMINAL = ("rejected", "failed", "timeout", "oom", "killed", "pruned", "scored")
+__all__ = ["architect", "coder", "prepare", "safety_review", "scorer", "trainer"]
+
+MODEL_RETRIES = 2
+"""Times a node asks an agent again after a ``ModelBehaviorError`` before recording the failure."""
+
+T = TypeVar("T")
 
 
-# -- helpers ------------------------------------------------------------------------------------
-def save_candidate(ctx: RunContext, cand: dict) -> None:
-    """Persist a candidate's record: in the run directory and as its git note."""
-    record = {"run": ctx.run.run_id, "objective": ctx.spec.objective.metric, **cand}
-    write_json(ctx.run.candidate(cand["gen"], cand["k"]) / "record.json", record)
-    if cand.get("sha"):
-        ctx.lineage.write_note(cand["sha"], record)
+# -- helpers ----------------------------------------------------------------------------------
+def ask(call: Callable[[], T], retries: int = MODEL_RETRIES) -> T:
+    """``call()``, asked again up to ``retries`` times while the agent misbehaves."""
+    for attempt in range(retries + 1):
+        try:
+            return call()
+        except ModelBehaviorError:
+            if attempt == retries:
+                raise
+    raise AssertionError("unreachable")
+
+
+def save(ctx: RunContext, cand: Candidate, publish: bool = False) -> None:
+    """Keep a candidate's record in the run directory; ``publish``: also as its git note
+    (done once its record is final, so the notes ref gets one commit per candidate)."""
+    record = cand.record()
+    write_json(ctx.run.candidate(cand.gen, cand.k) / "record.json", record)
+    if publish and cand.sha and ctx.lineage.read_note(cand.sha) != record:
+        ctx.lineage.write_note(cand.sha, record)
+
+
+def dump(cands: list[Candidate]) -> list[dict]:
+    return [c.record() for c in cands]
 
 
 def constitution(ctx: RunContext):
@@ -43,20 +67,20 @@ def constitution(ctx: RunContext):
     return ctx.constitution
 
 
-def score_dir(ctx: RunContext, gen: int, k: int) -> dict:
+def score_dir(ctx: RunContext, key: CandidateKey) -> Score:
     """Score one trained candidate with the trusted scorer (looked up if done before)."""
-    cand_dir = ctx.run.candidate(gen, k)
+    cand_dir = ctx.run.candidate(key.gen, key.k)
     done = read_json(cand_dir / "score.json")
     if done is not None:
-        return done
-    result = score(ctx.spec, ctx.run.trusted, ctx.run.data, cand_dir / "out").model_dump()
-    write_json(cand_dir / "score.json", result)
+        return Score.model_validate(done)
+    result = score(ctx.spec, ctx.run.trusted, ctx.run.data, cand_dir / "out")
+    write_json(cand_dir / "score.json", result.model_dump())
     return result
 
 
-# -- prepare -----------------------------------------------------------------------------------
+# -- prepare ----------------------------------------------------------------------------------
 def prepare(ctx: RunContext, state: RunState) -> dict:
-    base = state["base"]
+    base, run_id = state["base"], ctx.run.run_id
     trusted = ctx.run.trusted
     if not (trusted / ".exported").exists():
         ctx.lineage.export(base, trusted)
@@ -65,262 +89,185 @@ def prepare(ctx: RunContext, state: RunState) -> dict:
     ctx.emit("prepare.data")
     names = prepare_data(ctx.spec, trusted, ctx.run.data, ctx.run.visible)
     ctx.emit("prepare.visible", files=names)
-    ctx.lineage.set_ref(base_ref(ctx.run.run_id), base, "progenitor: run base")
-    if not ctx.lineage.resolve(champion_ref(ctx.run.run_id)):
-        ctx.lineage.set_ref(champion_ref(ctx.run.run_id), base, "progenitor: baseline champion")
+    ctx.lineage.set_ref(base_ref(run_id), base, "progenitor: run base")
+    if not ctx.lineage.resolve(champion_ref(run_id)):
+        ctx.lineage.set_ref(champion_ref(run_id), base, "progenitor: baseline champion")
     ctx.emit("baseline.start", commit=base)
-    record = train(ctx, [TrainItem(gen=0, k=0, sha=base)])["g0/c0"]
-    if record["status"] != "ok":
-        raise UserError(f"the human baseline (commit {base[:10]}) failed to train: {record['reason']}")
-    scored = score_dir(ctx, 0, 0)
-    if not scored["ok"]:
-        raise UserError(f"the human baseline (commit {base[:10]}) could not be scored: {scored['reason']}")
-    metrics = scored["metrics"]
-    params = read_params(trusted, ctx.spec)
-    seed = getattr(ctx.architect, "seed_baseline", None)
-    if seed:
-        seed(params, metrics[ctx.spec.objective.metric])
-    baseline = {"sha": base, "metrics": metrics, "gen": 0, "k": 0, "params": params}
-    ctx.run.update_meta(baseline=baseline)
-    ctx.emit("baseline.end", metrics=metrics)
-    return {"baseline": baseline, "champion": baseline, "generation": 1, "history": [], "feedback": [],
-            "candidates": [], "stop_reason": None}
+    key = CandidateKey(run=run_id, gen=0, k=0)
+    record = train(ctx, [(key, base)])[key]
+    if record.status != "ok":
+        raise UserError(f"the human baseline (commit {base[:10]}) failed to train: {record.reason}")
+    scored = score_dir(ctx, key)
+    if not scored.ok:
+        raise UserError(f"the human baseline (commit {base[:10]}) could not be scored: {scored.reason}")
+    baseline = Champion(sha=base, metrics=scored.metrics, params=read_params(trusted, ctx.spec))
+    ctx.architect.seed(Baseline(params=baseline.params, metrics=baseline.metrics,
+                                value=baseline.metrics[ctx.spec.objective.metric]))
+    ctx.run.update_meta(baseline=baseline.model_dump())
+    ctx.emit("baseline.end", metrics=baseline.metrics)
+    return {"baseline": baseline.model_dump(), "champion": baseline.model_dump(), "generation": 1, "history": [],
+            "feedback": [], "candidates": [], "stop_reason": None}
 
 
-# -- architect -------------------------------------------------------------------------------
-def journal(ctx: RunContext, state: RunState) -> list[dict]:
+# -- architect --------------------------------------------------------------------------------
+def journal(ctx: RunContext, before: int) -> list[JournalEntry]:
+    """Every candidate of the generations before ``before``, from their records, oldest first."""
     entries = []
-    for summary in state.get("history", []):
-        entries.extend(summary.get("candidates", []))
+    for path in sorted(ctx.run.path.glob("g*/c*/record.json"), key=lambda p: (int(p.parent.parent.name[1:]), int(p.parent.name[1:]))):
+        cand = Candidate.from_record(read_json(path))
+        if 0 < cand.gen < before:
+            entries.append(JournalEntry(
+                gen=cand.gen, k=cand.k, status=cand.status, hypothesis=cand.proposal.hypothesis,
+                params=cand.proposal.params, value=cand.value, reason=cand.reason,
+                verdict=cand.decision.verdict if cand.decision else "", findings=[f.rule for f in cand.findings],
+            ))
     return entries
+
+
+def _proposals(ctx: RunContext, state: RunState, gen: int) -> list[Proposal]:
+    """The generation's proposals: asked of the architect once, then read from the run."""
+    saved = read_json(ctx.run.proposals(gen))
+    if saved is not None:
+        return [Proposal.model_validate(p) for p in saved]
+    champion = ctx.champion(state)
+    pctx = ProposeContext(gen=gen, count=ctx.spec.budget.candidates, spec=ctx.spec, champion_params=champion.params,
+                          journal=journal(ctx, gen), feedback=state.get("feedback", []))
+    try:
+        proposals = ask(lambda: ctx.architect.propose(pctx))
+    except ModelBehaviorError as exc:
+        ctx.emit("architect.failed", gen=gen, reason=str(exc))
+        proposals = []
+    # Numbered here, whatever the architect wrote: keys must be unique and of this generation.
+    proposals = [p.model_copy(update={"gen": gen, "k": k}) for k, p in enumerate(proposals)]
+    write_json(ctx.run.proposals(gen), [p.model_dump() for p in proposals])
+    return proposals
 
 
 def architect(ctx: RunContext, state: RunState) -> dict:
     gen = state["generation"]
-    path = ctx.run.proposals(gen)
-    saved = read_json(path)
-    if saved is None:
-        params = state["champion"].get("params") or {}
-        pctx = ProposeContext(
-            gen=gen, count=ctx.spec.budget.candidates, spec=ctx.spec, champion_params=params,
-            journal=journal(ctx, state), feedback=state.get("feedback", []),
-        )
-        try:
-            proposals = ctx.architect.propose(pctx)
-        except ModelBehaviorError as exc:
-            ctx.emit("architect.failed", gen=gen, reason=str(exc))
-            proposals = []
-        saved = [p.model_dump() for p in proposals]
-        write_json(path, saved)
-    candidates = []
-    for item in saved:
-        proposal = Proposal.model_validate(item)
-        candidates.append({"gen": gen, "k": proposal.k, "status": "proposed", "proposal": item,
-                           "parent": state["champion"]["sha"], "ref": candidate_ref(ctx.run.run_id, gen, proposal.k),
-                           "findings": []})
-        ctx.emit("architect.proposal", gen=gen, k=proposal.k, hypothesis=proposal.hypothesis)
-    return {"candidates": candidates, "selection": None, "decision": None}
+    parent = ctx.champion(state).sha
+    cands = []
+    for proposal in _proposals(ctx, state, gen):
+        cand = Candidate.new(proposal, ctx.run.run_id, parent, ctx.spec.objective.metric)
+        save(ctx, cand)
+        ctx.emit("architect.proposal", gen=gen, k=cand.k, hypothesis=proposal.hypothesis)
+        cands.append(cand)
+    return {"candidates": dump(cands), "selection": None, "decision": None}
 
 
-# -- coder -----------------------------------------------------------------------------------
+# -- coder ------------------------------------------------------------------------------------
+def _commit(ctx: RunContext, cand: Candidate, champion: Champion) -> Candidate:
+    def edit(tree) -> str:
+        return ctx.coder.apply(cand.proposal, tree).message
+
+    try:
+        sha = ask(lambda: ctx.lineage.commit_candidate(cand.ref, cand.parent, edit))
+    except (ModelBehaviorError, UserError, CommitError) as exc:
+        cand = cand.fail(f"the coder could not apply the proposal: {exc}")
+        ctx.emit("coder.failed", gen=cand.gen, k=cand.k, reason=cand.reason)
+        return cand
+    ctx.emit("coder.commit", gen=cand.gen, k=cand.k, commit=sha, ref=cand.ref)
+    return cand.advance("committed", sha=sha, diff=DiffStats(**ctx.lineage.diff_stats(cand.parent, sha)),
+                        params={**champion.params, **cand.proposal.params})
+
+
 def coder(ctx: RunContext, state: RunState) -> dict:
+    champion = ctx.champion(state)
     out = []
-    for cand in state["candidates"]:
-        cand = dict(cand)
-        if cand["status"] == "proposed":
-            proposal = Proposal.model_validate(cand["proposal"])
-            try:
-                sha = ctx.lineage.commit_candidate(
-                    cand["ref"], cand["parent"], lambda tree: apply_proposal(proposal, tree, ctx.spec),
-                    commit_message(proposal, cand["gen"]),
-                )
-                cand.update(sha=sha, status="committed", diff=ctx.lineage.diff_stats(cand["parent"], sha))
-                cand["params"] = {**(state["champion"].get("params") or {}), **proposal.params}
-                ctx.emit("coder.commit", gen=cand["gen"], k=cand["k"], commit=sha, ref=cand["ref"])
-            except (ModelBehaviorError, UserError) as exc:
-                cand.update(status="failed", reason=f"the coder could not apply the proposal: {exc}")
-                ctx.emit("coder.failed", gen=cand["gen"], k=cand["k"], reason=cand["reason"])
-            save_candidate(ctx, cand)
+    for cand in ctx.candidates(state):
+        if cand.status == "proposed":
+            cand = _commit(ctx, cand, champion)
+            save(ctx, cand)
         out.append(cand)
-    return {"candidates": out}
+    return {"candidates": dump(out)}
 
 
-# -- safety review ---------------------------------------------------------------------------
+# -- safety review ----------------------------------------------------------------------------
+def _review(ctx: RunContext, cand: Candidate) -> Candidate:
+    changed = [safety.ChangedFile(**c) for c in ctx.lineage.changed_files(cand.parent, cand.sha)]
+    findings: list[safety.Finding] = []
+    with ctx.lineage.worktree(cand.sha) as tree:
+        change = safety.ReviewInput(spec=ctx.spec, base_tree=ctx.run.trusted, candidate_tree=tree, changed=changed,
+                                    constitution=constitution(ctx))
+        for reviewer in ctx.reviewers:
+            try:
+                findings += ask(lambda: reviewer.review(change))
+            except ModelBehaviorError as exc:
+                # A review that could not be done is not a pass.
+                findings.append(safety.Finding(rule="review-failed", severity="high",
+                                               message=f"the {reviewer.name} reviewer could not review it: {exc}"))
+    findings = safety.sort_findings(findings)
+    blockers = safety.blocking(findings, ctx.spec.safety.block_at)
+    if blockers:
+        return cand.advance("rejected", findings=findings, reason="rejected by the safety review: " + blockers[0].message)
+    return cand.advance("reviewed", findings=findings)
+
+
 def safety_review(ctx: RunContext, state: RunState) -> dict:
     out = []
-    for cand in state["candidates"]:
-        cand = dict(cand)
-        if cand["status"] == "committed":
-            changed = [safety.ChangedFile(**c) for c in ctx.lineage.changed_files(cand["parent"], cand["sha"])]
-            with ctx.lineage.worktree(cand["sha"]) as tree:
-                findings = safety.review_candidate(safety.ReviewInput(
-                    spec=ctx.spec, base_tree=ctx.run.trusted, candidate_tree=tree, changed=changed,
-                    constitution=constitution(ctx),
-                ))
-            cand["findings"] = [f.model_dump() for f in findings]
-            blockers = safety.blocking(findings, ctx.spec.safety.block_at)
-            if blockers:
-                cand.update(status="rejected", reason="rejected by the safety review: " + blockers[0].message)
-            else:
-                cand["status"] = "reviewed"
-            ctx.emit("safety.review", gen=cand["gen"], k=cand["k"], status=cand["status"],
-                     findings=len(findings), reason=cand.get("reason", ""))
-            save_candidate(ctx, cand)
+    for cand in ctx.candidates(state):
+        if cand.status == "committed":
+            cand = _review(ctx, cand)
+            ctx.emit("safety.review", gen=cand.gen, k=cand.k, status=cand.status, findings=len(cand.findings),
+                     reason=cand.reason)
+            save(ctx, cand)
         out.append(cand)
-    oversight.record_escalations(ctx, state["generation"], out)
-    return {"candidates": out}
+    record_escalations(ctx, out)
+    return {"candidates": dump(out)}
+
+
+def record_escalations(ctx: RunContext, cands: list[Candidate]) -> None:
+    """Put every escalating finding in the audit log, once (keys make it idempotent).
+
+    Called right after the safety review, so that an escalation is on record even when the
+    whole generation is rejected and never reaches the oversight node, and again there."""
+    run_id = ctx.run.run_id
+    for cand in cands:
+        for finding in cand.findings:
+            if finding.escalate:
+                ctx.audit.append(
+                    key=f"{cand.key.job}/escalation/{finding.rule}", action="escalate",
+                    actor=f"policy:{ctx.spec.oversight.mode}", run=run_id, gen=cand.gen, commit=cand.sha,
+                    payload=finding.model_dump(), comment=f"needs a human decision: {finding.message}",
+                )
 
 
 def after_review(state: RunState) -> str:
     return "trainer" if any(c["status"] == "reviewed" for c in state["candidates"]) else "promote"
 
 
-# -- trainer ---------------------------------------------------------------------------------
+# -- trainer ----------------------------------------------------------------------------------
 def trainer(ctx: RunContext, state: RunState) -> dict:
-    todo = [TrainItem(gen=c["gen"], k=c["k"], sha=c["sha"]) for c in state["candidates"] if c["status"] == "reviewed"]
-    records = train(ctx, todo, champion=state["champion"])
+    cands = ctx.candidates(state)
+    todo = [(c.key, c.sha) for c in cands if c.status == "reviewed"]
+    records = train(ctx, todo, champion=ctx.champion(state))
     out = []
-    for cand in state["candidates"]:
-        cand = dict(cand)
-        record = records.get(f"g{cand['gen']}/c{cand['k']}")
+    for cand in cands:
+        record = records.get(cand.key)
         if record is not None:
-            cand["train"] = {k: v for k, v in record.items() if k != "log_tail"}
-            cand["log_tail"] = record["log_tail"]
-            cand["status"] = "trained" if record["status"] == "ok" else record["status"]
-            if record["status"] != "ok":
-                cand["reason"] = record["reason"]
-            save_candidate(ctx, cand)
+            if record.status == "ok":
+                cand = cand.advance("trained", train=record)
+            else:
+                cand = cand.advance(record.status, train=record, reason=record.reason)
+            save(ctx, cand)
         out.append(cand)
-    return {"candidates": out}
+    return {"candidates": dump(out)}
 
 
-# -- scorer ------------------------------------------------------------------------------------
+# -- scorer -----------------------------------------------------------------------------------
 def scorer(ctx: RunContext, state: RunState) -> dict:
     metric = ctx.spec.objective.metric
-    history = [h["champion_value"] for h in state.get("history", []) if h.get("champion_value") is not None]
-    history = [state["baseline"]["metrics"][metric], *history]
+    history = [state["baseline"]["metrics"][metric], *[h["champion_value"] for h in state.get("history", [])]]
     out = []
-    for cand in state["candidates"]:
-        cand = dict(cand)
-        if cand["status"] == "trained":
-            result = score_dir(ctx, cand["gen"], cand["k"])
-            if result["ok"]:
-                cand.update(status="scored", metrics=result["metrics"])
-                after = safety.check_after_training(
-                    ctx.spec, cand.get("train", {}).get("self_reported", {}), result["metrics"], history,
-                )
-                cand["findings"] = [*cand.get("findings", []), *[f.model_dump() for f in after]]
+    for cand in ctx.candidates(state):
+        if cand.status == "trained":
+            result = score_dir(ctx, cand.key)
+            if result.ok:
+                after = safety.check_after_training(ctx.spec, cand.train.self_reported, result.metrics, history)
+                cand = cand.advance("scored", metrics=result.metrics, findings=[*cand.findings, *after])
             else:
-                cand.update(status="failed", reason=result["reason"], scorer_log=result.get("log", ""))
-            ctx.emit("score", gen=cand["gen"], k=cand["k"], status=cand["status"],
-                     value=(cand.get("metrics") or {}).get(metric), reason=cand.get("reason", ""))
-            save_candidate(ctx, cand)
+                cand = cand.advance("failed", reason=result.reason, scorer_log=result.log)
+            ctx.emit("score", gen=cand.gen, k=cand.k, status=cand.status, value=cand.value, reason=cand.reason)
+            save(ctx, cand)
         out.append(cand)
-    return {"candidates": out}
-
-
-# -- select ------------------------------------------------------------------------------------
-def select(ctx: RunContext, state: RunState) -> dict:
-    objective = ctx.spec.objective
-    champion = state["champion"]
-    ranked = []
-    out = []
-    for cand in state["candidates"]:
-        cand = dict(cand)
-        if cand["status"] == "scored":
-            broken = safety.check_guards(ctx.spec, cand["metrics"], champion["metrics"])
-            if broken:
-                cand["findings"] = [*cand.get("findings", []), *[f.model_dump() for f in broken]]
-                cand["guard_failed"] = broken[0].message
-            else:
-                ranked.append(cand)
-        out.append(cand)
-    sign = 1 if objective.goal == "maximize" else -1
-    ranked.sort(key=lambda c: sign * c["metrics"][objective.metric], reverse=True)
-    selection = None
-    if ranked:
-        best = ranked[0]
-        value, current = best["metrics"][objective.metric], champion["metrics"][objective.metric]
-        improves = objective.better(value, current)
-        selection = {"k": best["k"], "sha": best["sha"], "value": value, "champion_value": current,
-                     "improves": improves,
-                     "reason": f"{objective.metric} {value:.4g} vs champion {current:.4g}"}
-    ctx.emit("select", gen=state["generation"], selection=selection)
-    return {"candidates": out, "selection": selection}
-
-
-# -- oversight -------------------------------------------------------------------------------
-def oversee(ctx: RunContext, state: RunState) -> dict:
-    decision = oversight.decide(ctx, state)
-    ctx.emit("oversight.decision", gen=state["generation"], **decision)
-    return {"decision": decision}
-
-
-# -- promote ---------------------------------------------------------------------------------
-def _outcome(cand: dict, metric: str) -> Outcome:
-    if cand["status"] == "scored":
-        return Outcome(status="scored", value=cand["metrics"][metric])
-    return Outcome(status="pruned" if cand["status"] == "pruned" else "failed")
-
-
-def promote(ctx: RunContext, state: RunState) -> dict:
-    gen, metric = state["generation"], ctx.spec.objective.metric
-    decision = state.get("decision") or {}
-    champion = state["champion"]
-    promoted = None
-    if decision.get("action") == "approve":
-        chosen = next(c for c in state["candidates"] if c["k"] == decision["k"])
-        champion = {"sha": chosen["sha"], "metrics": chosen["metrics"], "gen": gen, "k": chosen["k"],
-                    "params": chosen.get("params", {})}
-        ctx.lineage.set_ref(champion_ref(ctx.run.run_id), chosen["sha"], f"progenitor: g{gen}/c{chosen['k']} promoted")
-        promoted = chosen["k"]
-    out = []
-    for cand in state["candidates"]:
-        cand = dict(cand)
-        if cand["status"] in ("reviewed", "committed", "trained", "proposed"):
-            cand["status"] = "failed"
-        cand["decision"] = oversight.candidate_decision(cand, decision, promoted)
-        save_candidate(ctx, cand)
-        ctx.architect.observe(Proposal.model_validate(cand["proposal"]), _outcome(cand, metric))
-        out.append(cand)
-    summary = summarize(gen, out, champion, promoted, metric, ctx.spec.objective.goal)
-    if ctx.ledger is not None:
-        summary["spend"] = ctx.ledger.totals(generation=gen).model_dump()
-        ctx.run.update_meta(ledger=ctx.ledger.summary())
-    history = [*state.get("history", []), summary]
-    ctx.emit("generation.end", **{k: v for k, v in summary.items() if k != "candidates"})
-    stop = stop_reason(ctx, gen, champion["metrics"][metric])
-    feedback = [*state.get("feedback", []), *([decision["comment"]] if decision.get("comment") else [])]
-    return {"champion": champion, "candidates": out, "history": history, "generation": gen + 1,
-            "stop_reason": stop, "feedback": feedback}
-
-
-def summarize(gen: int, cands: list[dict], champion: dict, promoted: Any, metric: str, goal: str) -> dict:
-    counts: dict[str, int] = {}
-    for cand in cands:
-        counts[cand["status"]] = counts.get(cand["status"], 0) + 1
-    values = [c["metrics"][metric] for c in cands if c["status"] == "scored"]
-    return {
-        "gen": gen, "promoted": promoted, "champion": champion["sha"], "champion_value": champion["metrics"][metric],
-        "best_value": (max(values) if goal == "maximize" else min(values)) if values else None, "counts": counts,
-        "candidates": [{"gen": c["gen"], "k": c["k"], "status": c["status"], "sha": c.get("sha"),
-                        "hypothesis": c["proposal"].get("hypothesis"), "value": (c.get("metrics") or {}).get(metric),
-                        "reason": c.get("reason", "")} for c in cands],
-    }
-
-
-def stop_reason(ctx: RunContext, gen: int, champion_value: float) -> Any:
-    if ctx.spec.objective.reached(champion_value):
-        return f"target reached: {ctx.spec.objective.metric} {champion_value:.4g}"
-    if gen >= ctx.spec.budget.generations:
-        return f"budget: {ctx.spec.budget.generations} generations done"
-    if ctx.ledger is not None:
-        capped = ctx.ledger.check_caps(ctx.spec.budget)
-        if capped:
-            return capped
-    # A stop request is not an end: the next node raises RunStopped and the run stays resumable.
-    return None
-
-
-def after_promote(state: RunState) -> str:
-    return "end" if state.get("stop_reason") else "architect"
+    return {"candidates": dump(out)}

@@ -6,8 +6,9 @@ from __future__ import annotations
 import os
 import signal
 import threading
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Iterator, Optional
 
 from pydantic import BaseModel
 
@@ -16,10 +17,9 @@ from progenitor.errors import RunStopped, UserError
 from progenitor.lineage import Lineage
 from progenitor.runs import STATE_DIR, RunDir, find_run, new_run_id, register_run
 from progenitor.spec import SPEC_FILE, TaskSpec, load_spec, load_spec_text
-from progenitor.workflows.state import RunContext, RunOptions
+from progenitor.workflows.state import AgentFactory, RunContext, RunOptions
 
 EventListener = Callable[[dict], None]
-ArchitectFactory = Callable[[RunContext], Any]
 
 
 class RunSummary(BaseModel):
@@ -45,13 +45,6 @@ class RunSummary(BaseModel):
     """CPU-, GPU- and wall-seconds (and hours), LLM dollars and tokens, of the whole run."""
 
 
-def search_architect(ctx: RunContext):
-    from progenitor.agents.architect import SearchArchitect
-
-    seed = ctx.options.seed if ctx.options.seed is not None else ctx.spec.seed
-    return SearchArchitect(ctx.spec, ctx.run.study, ctx.run.run_id, seed=seed)
-
-
 def committed_spec(lineage: Lineage, sha: str) -> TaskSpec:
     text = lineage.show(sha, SPEC_FILE)
     if text is None:
@@ -69,21 +62,39 @@ def effective_spec(spec: TaskSpec, options: RunOptions) -> TaskSpec:
 
 
 def _context(run: RunDir, lineage: Lineage, spec: TaskSpec, options: RunOptions, backend: str,
-             backend_options: dict, architect: Optional[ArchitectFactory],
+             backend_options: dict, architect: Optional[AgentFactory],
              on_event: Optional[EventListener]) -> RunContext:
     ctx = RunContext(
         run=run, lineage=lineage, spec=spec, options=options, backend=backend, backend_options=backend_options,
         audit=AuditLog(run.repo_root / STATE_DIR / "audit.jsonl"),
-        architect_factory=architect or search_architect,
+        factories={"architect": architect} if architect else {},
     )
     if on_event:
         ctx.listeners.append(on_event)
     return ctx
 
 
-def start_run(repo_dir: Path, options: Optional[RunOptions] = None, *, architect: Optional[ArchitectFactory] = None,
+def start_run(repo_dir: Path, options: Optional[RunOptions] = None, *, architect: Optional[AgentFactory] = None,
               on_event: Optional[EventListener] = None, run_id: Optional[str] = None) -> RunSummary:
     """Start a new run on a model repo and drive it until it ends or stops."""
+    ctx, graph_input = new_run(repo_dir, options, architect=architect, on_event=on_event, run_id=run_id)
+    return _drive(ctx, graph_input)
+
+
+@contextmanager
+def open_run(repo_dir: Path, options: Optional[RunOptions] = None, *, architect: Optional[AgentFactory] = None,
+             on_event: Optional[EventListener] = None, run_id: Optional[str] = None) -> Iterator[tuple[RunContext, dict]]:
+    """A new run, ready to be driven by your own graph: ``(context, graph input)``, with the
+    run's executor and ledger open until the block ends. ``build_graph(context)`` is then the
+    loop to embed as a subgraph (it uses the parent graph's checkpointer)."""
+    ctx, graph_input = new_run(repo_dir, options, architect=architect, on_event=on_event, run_id=run_id)
+    with session(ctx):
+        yield ctx, graph_input
+
+
+def new_run(repo_dir: Path, options: Optional[RunOptions] = None, *, architect: Optional[AgentFactory] = None,
+            on_event: Optional[EventListener] = None, run_id: Optional[str] = None) -> tuple[RunContext, dict]:
+    """Check everything a run needs, create its directory and context; nothing is trained yet."""
     from progenitor.sandbox import resolve_backend
 
     options = options or RunOptions()
@@ -92,6 +103,7 @@ def start_run(repo_dir: Path, options: Optional[RunOptions] = None, *, architect
     base = lineage.head()
     dirty = lineage.uncommitted()
     spec = effective_spec(committed_spec(lineage, base), options)
+    check_agents(spec, options, architect)
     if spec.oversight.mode == "approver":
         raise UserError("oversight.mode 'approver' is not available in this version yet; use 'auto' or 'auditor'")
     backend_options = _backend_options(spec, lineage.root)
@@ -112,10 +124,10 @@ def start_run(repo_dir: Path, options: Optional[RunOptions] = None, *, architect
         ctx.emit("run.warning", message=(f"{len(dirty)} uncommitted change(s) ({', '.join(dirty[:3])}"
                                          f"{', ...' if len(dirty) > 3 else ''}) are not part of this run: "
                                          f"it starts from commit {base[:10]}"))
-    return _drive(ctx, {"run_id": run.run_id, "base": base, "generation": 0})
+    return ctx, {"run_id": run.run_id, "base": base, "generation": 0}
 
 
-def resume_run(run_id: str, repo: Optional[Path] = None, *, architect: Optional[ArchitectFactory] = None,
+def resume_run(run_id: str, repo: Optional[Path] = None, *, architect: Optional[AgentFactory] = None,
                on_event: Optional[EventListener] = None) -> RunSummary:
     """Continue a run from its last checkpoint; finished work is looked up, not redone."""
     run = find_run(run_id, repo)
@@ -129,6 +141,17 @@ def resume_run(run_id: str, repo: Optional[Path] = None, *, architect: Optional[
                    architect, on_event)
     ctx.emit("run.resume")
     return _drive(ctx, None)
+
+
+def check_agents(spec: TaskSpec, options: RunOptions, architect: Optional[AgentFactory]) -> None:
+    """Every agent the run will ask exists: an unknown name is one sentence now, not a crash later."""
+    from progenitor.agents import registry
+
+    if architect is None:
+        registry.factory("architect", options.architect or spec.agents.architect)
+    registry.factory("coder", options.coder or spec.agents.coder)
+    for name in spec.agents.reviewers:
+        registry.factory("reviewer", name)
 
 
 def _backend_options(spec: TaskSpec, repo_root: Path) -> dict:
@@ -153,9 +176,9 @@ def make_executor(ctx: RunContext):
     from progenitor.compute import get_executor
 
     visible = ctx.run.visible
-    if ctx.options.executor == "local":
-        return get_executor("local", visible, max_parallel=ctx.options.max_parallel)
-    return get_executor(ctx.options.executor, visible, address=ctx.options.ray_address)
+    if ctx.options.executor == "ray":
+        return get_executor("ray", visible, address=ctx.options.ray_address)
+    return get_executor(ctx.options.executor, visible, max_parallel=ctx.options.max_parallel)
 
 
 def _sweep(ctx: RunContext) -> None:
@@ -201,11 +224,10 @@ class _StopWatch:
                 return
 
 
-def _drive(ctx: RunContext, graph_input: Optional[dict]) -> RunSummary:
-    from langgraph.checkpoint.sqlite import SqliteSaver
-
-    from progenitor.workflows.graph import build_graph, recursion_limit
-
+@contextmanager
+def session(ctx: RunContext) -> Iterator[RunContext]:
+    """One session of a run: its leftovers swept, the ledger's clock running, the executor
+    open; on the way out the executor is closed and the ledger saved, whatever happened."""
     from progenitor.ledger import Ledger
 
     _sweep(ctx)
@@ -213,12 +235,25 @@ def _drive(ctx: RunContext, graph_input: Optional[dict]) -> RunSummary:
     ctx.ledger.start_clock()
     ctx.emit("executor.start", executor=ctx.options.executor)
     ctx.executor = make_executor(ctx)
+    ctx.run.update_meta(status="running", pid=os.getpid())
+    try:
+        yield ctx
+    finally:
+        ctx.executor.close()
+        ctx.ledger.stop_clock()
+        ctx.ledger.save()
+
+
+def _drive(ctx: RunContext, graph_input: Optional[dict]) -> RunSummary:
+    from langgraph.checkpoint.sqlite import SqliteSaver
+
+    from progenitor.workflows.graph import build_graph, recursion_limit
+
     config = {"configurable": {"thread_id": ctx.run.run_id},
               "recursion_limit": recursion_limit(ctx.spec.budget.generations)}
     status = "finished"
-    ctx.run.update_meta(status="running", pid=os.getpid())
     try:
-        with SqliteSaver.from_conn_string(str(ctx.run.checkpoints)) as saver, _StopWatch(ctx):
+        with session(ctx), SqliteSaver.from_conn_string(str(ctx.run.checkpoints)) as saver, _StopWatch(ctx):
             graph = build_graph(ctx, saver)
             try:
                 for _ in graph.stream(graph_input, config, stream_mode="updates"):
@@ -233,10 +268,11 @@ def _drive(ctx: RunContext, graph_input: Optional[dict]) -> RunSummary:
         ctx.run.update_meta(status="failed", stop_reason=f"{type(exc).__name__}: {why}"[:500])
         ctx.emit("run.failed", error=why[:500], error_type=type(exc).__name__)
         raise
-    finally:
-        ctx.executor.close()
-        ctx.ledger.stop_clock()
-        ctx.ledger.save()
+    return finish(ctx, values, status)
+
+
+def finish(ctx: RunContext, values: dict, status: str = "finished") -> RunSummary:
+    """Close a run that reached an end: its summary, in run.json and as the ``run.end`` event."""
     summary = summarize_run(ctx, values, status)
     ctx.run.update_meta(status=summary.status, stop_reason=summary.stop_reason,
                         summary=summary.model_dump(), ledger=summary.ledger)

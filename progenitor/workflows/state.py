@@ -1,7 +1,10 @@
 """The graph's state, and the context its nodes close over.
 
-The state holds only plain data (it is checkpointed after every node); the context holds
-the live objects (repo, run directory, architect, executor) and is rebuilt on resume.
+The state holds only plain data (it is checkpointed after every node): each candidate is
+the JSON of its ``Candidate`` record, the champion and each finished generation a small
+model's JSON, so that a checkpoint reads like the run's own files. The nodes turn them
+back into models (``candidates``, ``champion``) and hand back JSON. The context holds the
+live objects (repo, run directory, agents, executor) and is rebuilt on resume.
 """
 
 from __future__ import annotations
@@ -11,7 +14,9 @@ from typing import Any, Callable, Optional, TypedDict
 
 from pydantic import BaseModel, ConfigDict
 
+from progenitor.agents.base import AgentContext, Architect, Coder, Reviewer
 from progenitor.audit import AuditLog
+from progenitor.candidate import Candidate
 from progenitor.lineage import Lineage
 from progenitor.runs import RunDir
 from progenitor.spec import TaskSpec
@@ -24,19 +29,40 @@ class RunState(TypedDict, total=False):
     base: str
     """The commit the run started from: its spec, scorer and protected files are the trusted ones."""
     baseline: dict
-    """{sha, metrics}: the human baseline, scored in prepare."""
+    """``Champion`` JSON of the human baseline, scored in prepare."""
     champion: dict
-    """{sha, metrics, gen, k}: the best approved commit so far."""
+    """``Champion`` JSON: the best approved commit so far."""
     candidates: list[dict]
-    """This generation's candidate records."""
+    """This generation's ``Candidate`` records."""
     selection: Optional[dict]
-    """What select picked: {k, value, improves, reason} or None."""
+    """What select picked (``Selection`` JSON) or None."""
     decision: Optional[dict]
-    """What oversight decided about the selection."""
+    """What oversight decided about the selection (``PolicyDecision`` JSON)."""
     history: list[dict]
-    """One summary per finished generation."""
+    """One ``GenerationSummary`` JSON per finished generation."""
     feedback: list[str]
+    """Comments from human decisions, newest last (they reach the architect)."""
     stop_reason: Optional[str]
+
+
+class Champion(BaseModel):
+    """A commit that holds (or held) the title, with its trusted numbers."""
+
+    sha: str
+    metrics: dict[str, float]
+    gen: int = 0
+    k: int = 0
+    params: dict[str, Any] = {}
+
+
+class GenerationSummary(BaseModel):
+    gen: int
+    promoted: Optional[int] = None
+    champion: str
+    champion_value: float
+    best_value: Optional[float] = None
+    counts: dict[str, int] = {}
+    spend: dict = {}
 
 
 class RunOptions(BaseModel):
@@ -57,6 +83,13 @@ class RunOptions(BaseModel):
     """Overrides the task's seed for the search architect."""
     max_parallel: Optional[int] = None
     """Most candidates trained at once by the local executor (default: by CPUs)."""
+    architect: Optional[str] = None
+    """Overrides agents.architect: a registered architect's name."""
+    coder: Optional[str] = None
+    """Overrides agents.coder: a registered coder's name."""
+
+
+AgentFactory = Callable[[AgentContext], Any]
 
 
 @dataclass
@@ -69,22 +102,56 @@ class RunContext:
     """The resolved sandbox backend."""
     backend_options: dict
     audit: AuditLog
-    architect_factory: Callable[["RunContext"], Any]
+    factories: dict[str, AgentFactory] = field(default_factory=dict)
+    """Agents given by the caller (the API's ``architect=``), by role; the rest come from the registry."""
     constitution: Any = None
     """The base commit's constitution, loaded once (``nodes.constitution``)."""
     ledger: Any = None
     """The run's Ledger: CPU/GPU/wall seconds per candidate, LLM spend."""
     listeners: list[Callable[[dict], None]] = field(default_factory=list)
-    _architect: Any = None
     executor: Any = None
+    _agents: dict[str, Any] = field(default_factory=dict)
+
+    def agent_context(self) -> AgentContext:
+        seed = self.options.seed if self.options.seed is not None else self.spec.seed
+        return AgentContext(spec=self.spec, run_id=self.run.run_id, workdir=self.run.path, seed=seed)
+
+    def _agent(self, role: str, name: str) -> Any:
+        from progenitor.agents import registry
+
+        if role not in self._agents:
+            made = self.factories.get(role) or registry.factory(role, name)
+            self._agents[role] = made(self.agent_context())
+        return self._agents[role]
 
     @property
-    def architect(self):
-        if self._architect is None:
-            self._architect = self.architect_factory(self)
-        return self._architect
+    def architect(self) -> Architect:
+        return self._agent("architect", self.options.architect or self.spec.agents.architect)
+
+    @property
+    def coder(self) -> Coder:
+        return self._agent("coder", self.options.coder or self.spec.agents.coder)
+
+    @property
+    def reviewers(self) -> list[Reviewer]:
+        """The static review first (always), then the task's own reviewers."""
+        from progenitor.agents import registry
+
+        if "reviewers" not in self._agents:
+            names = ["static", *[n for n in self.spec.agents.reviewers if n != "static"]]
+            self._agents["reviewers"] = [registry.create("reviewer", n, self.agent_context()) for n in names]
+        return self._agents["reviewers"]
 
     def emit(self, kind: str, **payload: Any) -> None:
         event = self.run.emit(kind, **payload)
         for listener in self.listeners:
             listener(event)
+
+    # -- the candidates of the state, typed ---------------------------------------------------
+    @staticmethod
+    def candidates(state: RunState) -> list[Candidate]:
+        return [Candidate.from_record(c) for c in state.get("candidates", [])]
+
+    @staticmethod
+    def champion(state: RunState) -> Champion:
+        return Champion.model_validate(state["champion"])

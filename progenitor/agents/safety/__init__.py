@@ -7,9 +7,12 @@
 """
 
 from progenitor.agents.safety.constitution import Constitution, load_constitution
-from progenitor.agents.safety.findings import SEVERITIES, ChangedFile, Finding, Severity
+from progenitor.agents.safety.change import ChangedFile, ReviewInput
+from progenitor.agents.safety.findings import SEVERITIES, Finding, Severity
 from progenitor.agents.safety.results import JUMP_FACTOR, check_after_training, check_guards, check_jump
-from progenitor.agents.safety.reviewer import ReviewInput, blocking, check_task, needs_human, review_candidate
+from progenitor.agents.safety.reviewer import (
+    StaticReviewer, blocking, check_task, needs_human, review_candidate, sort_findings,
+)
 
 __all__ = [
     "JUMP_FACTOR",
@@ -18,6 +21,7 @@ __all__ = [
     "Constitution",
     "Finding",
     "ReviewInput",
+    "StaticReviewer",
     "Severity",
     "blocking",
     "check_after_training",
@@ -27,4 +31,5 @@ __all__ = [
     "load_constitution",
     "needs_human",
     "review_candidate",
+    "sort_findings",
 ]

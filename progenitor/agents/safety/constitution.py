@@ -20,9 +20,8 @@ from typing import Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from progenitor.agents.safety.findings import Severity
 from progenitor.errors import UserError
-from progenitor.spec import describe_validation_error, load_yaml, parse_size
+from progenitor.spec import Severity, describe_validation_error, load_yaml, parse_size
 
 _DOTTED = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 _DOTTED_GLOB = re.compile(r"^[A-Za-z_*?\[][A-Za-z0-9_.*?\[\]!-]*$")

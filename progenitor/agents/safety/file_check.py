@@ -14,7 +14,8 @@ from pathlib import Path, PurePosixPath
 from typing import Optional
 
 from progenitor.agents.safety.constitution import Constitution, FileRule
-from progenitor.agents.safety.findings import ChangedFile, Finding
+from progenitor.agents.safety.change import ChangedFile
+from progenitor.agents.safety.findings import Finding
 from progenitor.spec import TaskSpec
 
 

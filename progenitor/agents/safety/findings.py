@@ -1,12 +1,12 @@
 """What the safety reviewer reports: one ``Finding`` per broken rule, with a severity.
 
-Also the one other plain model every check reads: ``ChangedFile``, a path the candidate
-changed. Both live here, below every check, so that no check imports the reviewer.
+Kept below every check (the constitution, the code and file checks, bandit), so that none of
+them imports the reviewer that calls them.
 """
 
 from __future__ import annotations
 
-from typing import Literal, Optional, get_args
+from typing import Optional, get_args
 
 from pydantic import BaseModel, ConfigDict
 
@@ -56,10 +56,3 @@ def dedupe(findings: list[Finding]) -> list[Finding]:
             seen.add(key)
             kept.append(f)
     return kept
-
-
-class ChangedFile(BaseModel):
-    path: str
-    """Path in the candidate's tree (for a rename: the new path)."""
-    status: Literal["A", "M", "D", "R", "T"]
-    old_path: Optional[str] = None

@@ -11,29 +11,15 @@ from __future__ import annotations
 
 import fnmatch
 from pathlib import Path
-from typing import Optional
-
-from pydantic import BaseModel
 
 from progenitor.agents.safety import file_check as fc
 from progenitor.agents.safety.code_check import check_python
 from progenitor.agents.safety.constitution import Constitution, load_constitution
-from progenitor.agents.safety.findings import ChangedFile, Finding, dedupe, most_severe_first
+from progenitor.agents.safety.change import ReviewInput
+from progenitor.agents.safety.findings import Finding, dedupe, most_severe_first
 from progenitor.spec import TaskSpec
 
-__all__ = ["ReviewInput", "blocking", "check_task", "needs_human", "review_candidate"]
-
-
-class ReviewInput(BaseModel):
-    spec: TaskSpec
-    """The base commit's spec."""
-    base_tree: Path
-    """Trusted export of the base commit."""
-    candidate_tree: Path
-    """The candidate's tree (read only: never executed here)."""
-    changed: list[ChangedFile]
-    constitution: Optional[Constitution] = None
-    """The base's constitution, loaded once per run (None: loaded from ``base_tree`` here)."""
+__all__ = ["StaticReviewer", "blocking", "check_task", "needs_human", "review_candidate", "sort_findings"]
 
 
 def matches(path: str, patterns: list[str]) -> bool:
@@ -123,6 +109,11 @@ def review_candidate(inp: ReviewInput) -> list[Finding]:
         from progenitor.agents.safety.bandit_check import run_bandit
 
         findings += run_bandit(inp.candidate_tree, _python_files(inp))
+    return sort_findings(findings)
+
+
+def sort_findings(findings: list[Finding]) -> list[Finding]:
+    """Findings of every reviewer as one report: repeats dropped, most severe first."""
     return most_severe_first(dedupe(findings))
 
 
@@ -134,3 +125,16 @@ def blocking(findings: list[Finding], block_at: str) -> list[Finding]:
 def needs_human(findings: list[Finding]) -> bool:
     """Must a person decide (a constitution change, a possible capability jump)?"""
     return any(f.escalate for f in findings)
+
+
+class StaticReviewer:
+    """The review every candidate gets, whatever other reviewers a task adds: the rules above,
+    read from the base commit. It runs nothing and asks no model."""
+
+    name = "static"
+
+    def __init__(self, ctx: object = None):
+        pass
+
+    def review(self, change: ReviewInput) -> list[Finding]:
+        return review_candidate(change)

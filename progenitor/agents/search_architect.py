@@ -1,63 +1,21 @@
-"""Architects propose the candidates of a generation.
+"""The offline search architect: Optuna ask/tell over the task's declared ``search_space``.
 
-One interface, several implementations: the offline **search architect** here (Optuna
-ask/tell, seeded TPE, over the task's ``search_space``), and scripted or LLM architects
-elsewhere. A proposal either sets config values (``params``, written by the offline coder)
-or carries whole-file edits (``edits``, applied by the edit coder).
+The default architect when no language model is configured, so that everything runs with no
+network and no API key. The study (seeded TPE) lives in the run directory as an Optuna
+journal, so a resumed run continues it; every trial carries the key of the candidate it
+became (``g<gen>/c<k>``), so results are told back by key and a resumed run never tells a
+trial twice. A proposal only sets config values; the offline coder writes them.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any, Optional, Protocol
+from typing import Any
 
-from pydantic import BaseModel
-
+from progenitor.agents.base import AgentContext, Baseline, Observation, Proposal, ProposeContext
 from progenitor.errors import UserError
-from progenitor.spec import Param, TaskSpec
+from progenitor.spec import Param
 
-
-class Proposal(BaseModel):
-    k: int
-    """Index of the candidate in its generation."""
-    hypothesis: str
-    """Why this change should help: goes into the commit message and the record."""
-    params: dict[str, Any] = {}
-    """Config values to write into ``search_space.file`` (dotted keys)."""
-    edits: dict[str, Optional[str]] = {}
-    """Whole-file edits: path -> new content (None deletes the file)."""
-    trial: Optional[int] = None
-    """The Optuna trial behind this proposal, if any."""
-    author: str = "search"
-
-
-class Outcome(BaseModel):
-    """What became of a proposal, told back to the architect."""
-
-    status: str
-    """scored, failed, rejected or pruned."""
-    value: Optional[float] = None
-    """The objective, when scored."""
-
-
-class ProposeContext(BaseModel):
-    gen: int
-    count: int
-    spec: TaskSpec
-    champion_params: dict[str, Any] = {}
-    """Current values of the search-space keys in the champion's config file."""
-    journal: list[dict] = []
-    """Records of earlier candidates (proposal, metrics, decision)."""
-    feedback: list[str] = []
-    """Comments from human decisions, newest last."""
-
-
-class Architect(Protocol):
-    name: str
-
-    def propose(self, ctx: ProposeContext) -> list[Proposal]: ...
-
-    def observe(self, proposal: Proposal, outcome: Outcome) -> None: ...
+__all__ = ["SearchArchitect"]
 
 
 def _distribution(param: Param):
@@ -90,39 +48,40 @@ class SearchArchitect:
 
     name = "search"
 
-    def __init__(self, spec: TaskSpec, study_path: Path, study_name: str, seed: int = 0):
+    def __init__(self, ctx: AgentContext):
+        spec = ctx.spec
         if spec.search_space is None:
             raise UserError("progenitor.yaml has no 'search_space': the offline search architect needs one (or configure an LLM architect)")
         import optuna
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        self.spec = spec
         self.space = spec.search_space
         self.dists = {name: _distribution(p) for name, p in self.space.params.items()}
-        self.seed = seed
-        storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(study_path)))
+        self.seed_value = ctx.seed
+        storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(ctx.workdir / "study.log")))
         direction = "maximize" if spec.objective.goal == "maximize" else "minimize"
         self.study = optuna.create_study(
-            storage=storage, study_name=study_name, direction=direction, load_if_exists=True,
+            storage=storage, study_name=ctx.run_id, direction=direction, load_if_exists=True,
         )
         # The sampler's random state is not stored with the study: seeding it with the number
         # of trials so far keeps a run reproducible without a resumed run repeating itself.
         self.study.sampler = optuna.samplers.TPESampler(
-            seed=seed + len(self.study.trials), n_startup_trials=max(spec.budget.candidates, 4),
+            seed=ctx.seed + len(self.study.trials), n_startup_trials=max(spec.budget.candidates, 4),
             multivariate=True, constant_liar=True,
         )
 
-    def seed_baseline(self, params: dict[str, Any], value: float) -> None:
+    def seed(self, baseline: Baseline) -> None:
         """Tell the study what the human baseline scored, once, if its values lie in the space."""
         import optuna
 
         if any(t.user_attrs.get("baseline") for t in self.study.trials):
             return
+        params = baseline.params
         if not all(_within(p, params.get(name)) for name, p in self.space.params.items()):
             return  # the baseline sits outside the declared space: the search starts cold
         values = {name: params[name] for name in self.dists}
         try:
-            trial = optuna.trial.create_trial(params=values, distributions=self.dists, value=value,
+            trial = optuna.trial.create_trial(params=values, distributions=self.dists, value=baseline.value,
                                               user_attrs={"baseline": True})
         except ValueError:
             return
@@ -141,24 +100,30 @@ class SearchArchitect:
         proposals = []
         for k in range(ctx.count):
             trial = self.study.ask(self.dists)
+            trial.set_user_attr("candidate", _key(ctx.gen, k))
             changes = [f"{n} {_fmt(ctx.champion_params.get(n, '?'))}->{_fmt(v)}"
                        for n, v in trial.params.items() if ctx.champion_params.get(n) != v]
             hypothesis = (f"search trial {trial.number}: " + (", ".join(changes) if changes else "re-run the champion's settings")
-                          + f" (TPE, seed {self.seed})")
-            proposals.append(Proposal(k=k, hypothesis=hypothesis, params=dict(trial.params), trial=trial.number))
+                          + f" (TPE, seed {self.seed_value})")
+            if ctx.feedback:
+                hypothesis += f"; the human's last comment: {ctx.feedback[-1]}"
+            proposals.append(Proposal(gen=ctx.gen, k=k, hypothesis=hypothesis, params=dict(trial.params), author=self.name))
         return proposals
 
-    def observe(self, proposal: Proposal, outcome: Outcome) -> None:
+    def observe(self, proposal: Proposal, observation: Observation) -> None:
         from optuna.trial import TrialState
 
-        if proposal.trial is None:
-            return
-        trial = self.study.trials[proposal.trial]
-        if trial.state != TrialState.RUNNING:
-            return  # told already (a resumed run)
-        if outcome.status == "scored" and outcome.value is not None:
-            self.study.tell(proposal.trial, outcome.value)
-        elif outcome.status == "pruned":
-            self.study.tell(proposal.trial, state=TrialState.PRUNED)
+        key = _key(proposal.gen, proposal.k)
+        trial = next((t for t in self.study.get_trials(deepcopy=False) if t.user_attrs.get("candidate") == key), None)
+        if trial is None or trial.state != TrialState.RUNNING:
+            return  # not one of ours, or told already (a resumed run)
+        if observation.status == "scored" and observation.value is not None:
+            self.study.tell(trial.number, observation.value)
+        elif observation.status == "pruned":
+            self.study.tell(trial.number, state=TrialState.PRUNED)
         else:
-            self.study.tell(proposal.trial, state=TrialState.FAIL)
+            self.study.tell(trial.number, state=TrialState.FAIL)
+
+
+def _key(gen: int, k: int) -> str:
+    return f"g{gen}/c{k}"

@@ -1,0 +1,165 @@
+"""The agent seams: what an architect, a coder and a reviewer are, and the plain models they
+take and give.
+
+Agents are pure: they read the models handed to them and return models. They never emit
+events, write the audit log, charge the ledger, commit, or touch the graph's state; the
+nodes of ``progenitor.workflows`` do those, each in one place. Implementations are registered
+by name (``progenitor.agents.registry``), so a new agent is one class and one registration.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal, Optional, Protocol, runtime_checkable
+
+from pydantic import BaseModel, ConfigDict
+
+from progenitor.agents.safety.change import ReviewInput
+from progenitor.agents.safety.findings import Finding
+from progenitor.spec import TaskSpec
+
+__all__ = [
+    "AgentContext", "Architect", "Baseline", "CodeChange", "Coder", "Failure", "FileEdit", "JournalEntry",
+    "Observation", "Proposal", "ProposeContext", "Reviewer", "ReviewInput",
+]
+
+
+class Proposal(BaseModel):
+    """One candidate as an architect proposes it: what to change and why."""
+
+    gen: int
+    """The generation it is proposed for."""
+    k: int
+    """Index of the candidate in its generation."""
+    hypothesis: str
+    """Why this change should help: goes into the commit message and the record."""
+    params: dict[str, Any] = {}
+    """Config values to write into ``search_space.file`` (dotted keys)."""
+    edits: dict[str, Optional[str]] = {}
+    """Whole-file edits: path -> new content (None deletes the file)."""
+    author: str = "search"
+    """The architect that proposed it (its registered name)."""
+
+
+class Observation(BaseModel):
+    """What became of a proposal, told back to the architect that made it."""
+
+    status: str
+    """The candidate's final status: scored, failed, rejected, timeout, oom, pruned, ..."""
+    value: Optional[float] = None
+    """The objective, when scored."""
+    reason: str = ""
+
+
+class Baseline(BaseModel):
+    """The human baseline, told to an architect once, before its first proposal."""
+
+    params: dict[str, Any] = {}
+    """Values of the search-space keys in the baseline's config file."""
+    metrics: dict[str, float]
+    value: float
+    """The objective."""
+
+
+class JournalEntry(BaseModel):
+    """One earlier candidate, as the architect reads the lineage."""
+
+    gen: int
+    k: int
+    status: str
+    hypothesis: str = ""
+    params: dict[str, Any] = {}
+    value: Optional[float] = None
+    reason: str = ""
+    verdict: str = ""
+    """promoted, not promoted, rejected, failed, ..."""
+    findings: list[str] = []
+    """The rules the safety review or the checks after scoring fired."""
+
+
+class ProposeContext(BaseModel):
+    gen: int
+    count: int
+    """How many proposals the generation wants."""
+    spec: TaskSpec
+    champion_params: dict[str, Any] = {}
+    """Current values of the search-space keys in the champion's config file."""
+    journal: list[JournalEntry] = []
+    """Every earlier candidate of the run, oldest first."""
+    feedback: list[str] = []
+    """Comments from human decisions, newest last."""
+
+
+class AgentContext(BaseModel):
+    """What a registered agent is built from (``registry.create``)."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    spec: TaskSpec
+    """The run's (base commit's) task."""
+    run_id: str
+    workdir: Path
+    """A directory the agent may keep its own state in (the run directory)."""
+    seed: int = 0
+
+
+class FileEdit(BaseModel):
+    path: str
+    """Path in the tree, relative to its root."""
+    action: Literal["write", "delete"] = "write"
+
+
+class CodeChange(BaseModel):
+    """What a coder did to a tree; the node commits it."""
+
+    message: str
+    """The commit message (first line: the key and the hypothesis)."""
+    edits: list[FileEdit] = []
+
+
+class Failure(BaseModel):
+    """A candidate that crashed in training, for ``Coder.fix``."""
+
+    status: str
+    reason: str
+    log_tail: str = ""
+
+
+@runtime_checkable
+class Architect(Protocol):
+    """Proposes the candidates of a generation and learns what became of them."""
+
+    name: str
+
+    def seed(self, baseline: Baseline) -> None:
+        """Told the human baseline once, before the first proposal."""
+        ...
+
+    def propose(self, ctx: ProposeContext) -> list[Proposal]: ...
+
+    def observe(self, proposal: Proposal, observation: Observation) -> None:
+        """Told what became of each proposal once its generation is decided (again on a resume:
+        an implementation ignores what it was told already)."""
+        ...
+
+
+@runtime_checkable
+class Coder(Protocol):
+    """Turns a proposal into file changes in a tree (a temporary worktree the node commits)."""
+
+    name: str
+
+    def apply(self, proposal: Proposal, tree: Path) -> CodeChange: ...
+
+    def fix(self, proposal: Proposal, tree: Path, failure: Failure) -> Optional[CodeChange]:
+        """Try to repair a candidate that crashed in training (None: this coder does not fix)."""
+        ...
+
+
+@runtime_checkable
+class Reviewer(Protocol):
+    """Findings about a change, before any of its code runs."""
+
+    name: str
+
+    def review(self, change: ReviewInput) -> list[Finding]: ...

@@ -1,0 +1,35 @@
+"""What the safety review reads: the files a candidate changed, and its trees."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal, Optional
+
+from pydantic import BaseModel
+
+from progenitor.agents.safety.constitution import Constitution
+from progenitor.spec import TaskSpec
+
+__all__ = ["ChangedFile", "ReviewInput"]
+
+
+class ChangedFile(BaseModel):
+    path: str
+    """Path in the candidate's tree (for a rename: the new path)."""
+    status: Literal["A", "M", "D", "R", "T"]
+    old_path: Optional[str] = None
+
+
+class ReviewInput(BaseModel):
+    """One candidate's change, as every reviewer reads it."""
+
+    spec: TaskSpec
+    """The base commit's spec."""
+    base_tree: Path
+    """Trusted export of the base commit."""
+    candidate_tree: Path
+    """The candidate's tree (read only: never executed by a reviewer)."""
+    changed: list[ChangedFile]
+    """What the candidate added, changed, renamed or deleted, against its parent."""
+    constitution: Optional[Constitution] = None
+    """The base's constitution, loaded once per run (None: loaded from ``base_tree``)."""

@@ -1,0 +1,140 @@
+"""The nodes that decide: select ranks the scored candidates, oversight decides about the
+best one (and records it in the audit log), promote moves the champion, finalises every
+candidate's record (its git note), tells the architect, and loops or ends."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from progenitor.agents import oversight as policy
+from progenitor.agents import safety
+from progenitor.agents.base import Observation
+from progenitor.agents.oversight import PolicyDecision, Selection
+from progenitor.candidate import Candidate, CandidateCost
+from progenitor.lineage import champion_ref
+from progenitor.workflows.nodes import dump, record_escalations, save
+from progenitor.workflows.state import Champion, GenerationSummary, RunContext, RunState
+
+__all__ = ["after_promote", "oversight", "promote", "select"]
+
+UNFINISHED = ("proposed", "committed", "reviewed", "trained")
+
+
+# -- select -----------------------------------------------------------------------------------
+def select(ctx: RunContext, state: RunState) -> dict:
+    objective = ctx.spec.objective
+    champion = ctx.champion(state)
+    ranked, out = [], []
+    for cand in ctx.candidates(state):
+        if cand.status == "scored":
+            broken = safety.check_guards(ctx.spec, cand.metrics, champion.metrics)
+            if broken:
+                cand = cand.with_(findings=[*cand.findings, *broken], guard_failed=broken[0].message)
+                save(ctx, cand)
+            else:
+                ranked.append(cand)
+        out.append(cand)
+    sign = 1 if objective.goal == "maximize" else -1
+    ranked.sort(key=lambda c: sign * c.value, reverse=True)
+    selection = None
+    if ranked:
+        best = ranked[0]
+        current = champion.metrics[objective.metric]
+        selection = Selection(k=best.k, sha=best.sha, value=best.value, champion_value=current,
+                              improves=objective.better(best.value, current),
+                              reason=f"{objective.metric} {best.value:.4g} vs champion {current:.4g}")
+    ctx.emit("select", gen=state["generation"], selection=selection.model_dump() if selection else None)
+    return {"candidates": dump(out), "selection": selection.model_dump() if selection else None}
+
+
+# -- oversight --------------------------------------------------------------------------------
+def oversight(ctx: RunContext, state: RunState) -> dict:
+    gen, run_id = state["generation"], ctx.run.run_id
+    cands = ctx.candidates(state)
+    selection = Selection.model_validate(state["selection"]) if state.get("selection") else None
+    record_escalations(ctx, cands)
+    decision = policy.decide(ctx.spec.oversight.mode, selection, cands)
+    commit = next((c.sha for c in cands if c.k == decision.k), None)
+    entry = ctx.audit.append(
+        key=f"{run_id}/g{gen}/decision", action=decision.action, actor=decision.actor, run=run_id, gen=gen,
+        commit=commit, payload={"selection": state.get("selection")}, comment=decision.reason,
+    )
+    decision = decision.model_copy(update={"audit_seq": entry["seq"]})
+    ctx.emit("oversight.decision", gen=gen, **decision.model_dump())
+    return {"decision": decision.model_dump()}
+
+
+# -- promote ----------------------------------------------------------------------------------
+def _observation(cand: Candidate) -> Observation:
+    return Observation(status=cand.status, value=cand.value if cand.status == "scored" else None, reason=cand.reason)
+
+
+def _cost(ctx: RunContext, cand: Candidate) -> Optional[CandidateCost]:
+    if ctx.ledger is None:
+        return None
+    spent = ctx.ledger.candidate(cand.key.job)
+    if spent is None:
+        return CandidateCost()
+    return CandidateCost(cpu_seconds=round(spent.cpu_seconds, 3), gpu_seconds=round(spent.gpu_seconds, 3),
+                         wall_seconds=round(spent.wall_seconds, 3), attempts=len(spent.attempts))
+
+
+def promote(ctx: RunContext, state: RunState) -> dict:
+    gen, metric = state["generation"], ctx.spec.objective.metric
+    decision = PolicyDecision.model_validate(state["decision"]) if state.get("decision") else \
+        PolicyDecision(action="none", actor="platform", reason="no candidate survived the safety review")
+    champion = ctx.champion(state)
+    cands = ctx.candidates(state)
+    promoted = None
+    if decision.action == "approve":
+        chosen = next(c for c in cands if c.k == decision.k)
+        champion = Champion(sha=chosen.sha, metrics=chosen.metrics, gen=gen, k=chosen.k, params=chosen.params)
+        ctx.lineage.set_ref(champion_ref(ctx.run.run_id), chosen.sha, f"progenitor: {chosen.key.name} promoted")
+        promoted = chosen.k
+    out = []
+    for cand in cands:
+        if cand.status in UNFINISHED:
+            cand = cand.fail(f"its {cand.status} work never finished")
+        cand = cand.with_(decision=policy.candidate_decision(cand, decision, promoted), cost=_cost(ctx, cand))
+        save(ctx, cand, publish=True)
+        ctx.architect.observe(cand.proposal, _observation(cand))
+        out.append(cand)
+    summary = _summary(ctx, gen, out, champion, promoted)
+    history = [*state.get("history", []), summary.model_dump()]
+    ctx.emit("generation.end", **summary.model_dump())
+    feedback = [*state.get("feedback", []), *([decision.comment] if decision.comment else [])]
+    return {"champion": champion.model_dump(), "candidates": dump(out), "history": history, "generation": gen + 1,
+            "stop_reason": stop_reason(ctx, gen, champion.metrics[metric]), "feedback": feedback}
+
+
+def _summary(ctx: RunContext, gen: int, cands: list[Candidate], champion: Champion, promoted: Optional[int]
+             ) -> GenerationSummary:
+    counts: dict[str, int] = {}
+    for cand in cands:
+        counts[cand.status] = counts.get(cand.status, 0) + 1
+    values = [c.value for c in cands if c.status == "scored"]
+    best = (max(values) if ctx.spec.objective.goal == "maximize" else min(values)) if values else None
+    spend = {}
+    if ctx.ledger is not None:
+        spend = ctx.ledger.totals(generation=gen).model_dump()
+        ctx.run.update_meta(ledger=ctx.ledger.summary())
+    return GenerationSummary(gen=gen, promoted=promoted, champion=champion.sha,
+                             champion_value=champion.metrics[ctx.spec.objective.metric], best_value=best,
+                             counts=counts, spend=spend)
+
+
+def stop_reason(ctx: RunContext, gen: int, champion_value: float) -> Optional[str]:
+    if ctx.spec.objective.reached(champion_value):
+        return f"target reached: {ctx.spec.objective.metric} {champion_value:.4g}"
+    if gen >= ctx.spec.budget.generations:
+        return f"budget: {ctx.spec.budget.generations} generations done"
+    if ctx.ledger is not None:
+        capped = ctx.ledger.check_caps(ctx.spec.budget)
+        if capped:
+            return capped
+    # A stop request is not an end: the next node raises RunStopped and the run stays resumable.
+    return None
+
+
+def after_promote(state: RunState) -> str:
+    return "end" if state.get("stop_reason") else "architect"

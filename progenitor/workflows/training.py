@@ -1,0 +1,109 @@
+"""Training candidates through the run's executor: the side of the trainer that touches a run.
+
+Every training is keyed by run / generation / candidate and its record is written to
+``g<gen>/c<k>/train.json`` the moment it finishes, so a resumed run looks results up
+instead of training again. Every attempt is charged to the ledger, a cancelled one too.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from progenitor.agents.trainer import LINE_EVENTS_PER_CANDIDATE, LOG_TAIL_LINES, TrainRecord, make_job, record_from
+from progenitor.candidate import CandidateKey
+from progenitor.compute.base import JobResult, unpack
+from progenitor.compute.pruning import PruneConfig, read_curve
+from progenitor.errors import RunStopped
+from progenitor.runs import read_json, write_json
+from progenitor.workflows.state import Champion, RunContext
+
+__all__ = ["prune_config", "train"]
+
+
+def prune_config(ctx: RunContext, champion: Optional[Champion]) -> Optional[PruneConfig]:
+    """Early stopping against the champion's own progress curve, when the task asks for it."""
+    rule, progress = ctx.spec.train.early_stop, ctx.spec.train.progress
+    if rule is None or progress is None or champion is None:
+        return None
+    curve = read_curve(ctx.run.candidate(champion.gen, champion.k) / "out" / progress, rule.metric)
+    if not curve:
+        return None
+    return PruneConfig(metric=rule.metric, goal=rule.goal, champion=curve, rule=rule.rule, margin=rule.margin,
+                       warmup_steps=rule.warmup_steps)
+
+
+def train(ctx: RunContext, items: list[tuple[CandidateKey, str]], champion: Optional[Champion] = None
+          ) -> dict[CandidateKey, TrainRecord]:
+    """Train every (key, commit) not trained yet; returns the record of every item that has one.
+
+    ``champion`` gives the curve that early stopping compares against."""
+    records: dict[CandidateKey, TrainRecord] = {}
+    pending: dict[str, tuple[CandidateKey, str]] = {}
+    for key, sha in items:
+        done = read_json(ctx.run.candidate(key.gen, key.k) / "train.json")
+        if done is not None:
+            records[key] = TrainRecord.model_validate(done)
+            ctx.emit("train.cached", gen=key.gen, k=key.k, status=records[key].status)
+        else:
+            pending[key.job] = (key, sha)
+    if not pending:
+        return records
+    prune = prune_config(ctx, champion)
+    jobs = {
+        job: make_job(ctx.spec, job, ctx.lineage.archive(sha),
+                      {"run": key.run, "candidate": key.name, "commit": sha[:12]},
+                      ctx.backend, ctx.backend_options, prune)
+        for job, (key, sha) in pending.items()
+    }
+    stopped: Optional[str] = None
+    for result in ctx.executor.run(list(jobs.values()), on_event=_relay(ctx, pending)):
+        key, _ = pending[result.key]
+        if ctx.ledger is not None:  # every attempt costs, a cancelled one too
+            ctx.ledger.record_job(jobs[result.key], result)
+            ctx.ledger.save()
+        if result.sandbox.status == "killed" and not result.pruned:
+            # Cancelled by a stop: not a result. A resume trains this candidate again.
+            ctx.emit("train.cancelled", gen=key.gen, k=key.k)
+            continue
+        records[key] = _keep(ctx, key, result)
+        stopped = stopped or ctx.run.stop_requested()
+        if stopped:
+            ctx.executor.cancel()
+    stopped = stopped or ctx.run.stop_requested()
+    if stopped and len(records) < len(items):
+        raise RunStopped(stopped)
+    return records
+
+
+def _keep(ctx: RunContext, key: CandidateKey, result: JobResult) -> TrainRecord:
+    """Unpack a finished training's outputs and write its record: from now on it is looked up."""
+    cand_dir = ctx.run.candidate(key.gen, key.k)
+    out_dir = cand_dir / "out"
+    unpack(result.outputs_archive, out_dir)
+    record = record_from(result, out=f"{key.name}/out")
+    write_json(cand_dir / "train.json", record.model_dump(mode="json"))
+    ctx.emit("train.end", gen=key.gen, k=key.k, status=record.status, reason=record.reason,
+             duration=record.duration, cpu_seconds=record.cpu_seconds)
+    return record
+
+
+def _relay(ctx: RunContext, pending: dict[str, tuple[CandidateKey, str]]):
+    """Turn executor events into run events; a flood of output lines is cut per candidate."""
+    lines_seen: dict[str, int] = {}
+
+    def on_event(kind: str, payload: dict) -> None:
+        item = pending.get(payload.get("key", ""))
+        if item is None:
+            return
+        key, sha = item
+        if kind == "train.start":
+            ctx.emit("train.start", gen=key.gen, k=key.k, commit=sha)
+        elif kind == "train.line":
+            seen = lines_seen[key.job] = lines_seen.get(key.job, 0) + 1
+            if seen <= LINE_EVENTS_PER_CANDIDATE:
+                ctx.emit("train.line", gen=key.gen, k=key.k, stream=payload["stream"], line=payload["line"][:500])
+            elif seen == LINE_EVENTS_PER_CANDIDATE + 1:
+                ctx.emit("train.line", gen=key.gen, k=key.k, stream=payload["stream"],
+                         line=f"[more output not streamed; the last {LOG_TAIL_LINES} lines are kept in the record]")
+
+    return on_event
