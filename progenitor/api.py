@@ -11,7 +11,8 @@ import threading
 from pathlib import Path
 from typing import Iterator, Optional, Union
 
-from progenitor.candidate import Candidate, CandidateKey
+from progenitor.candidate import Candidate
+from progenitor.keys import CandidateKey
 from progenitor.errors import UserError
 from progenitor.lineage import Lineage, base_ref, champion_ref
 from progenitor.runs import find_run, list_runs as _list_runs, read_json
@@ -118,7 +119,7 @@ def get_lineage(run_id: str, repo: Optional[PathLike] = None) -> dict:
     if run is not None:
         # A proposal the coder could not commit has no commit to carry a note: its record lives
         # in the run directory only. So does a record not final yet (the run is under way).
-        for path in run.path.glob("g*/c*/record.json"):
+        for path in run.records():
             cand = Candidate.from_record(read_json(path) or {})
             if (cand.gen, cand.k) not in candidates:
                 candidates[(cand.gen, cand.k)] = cand

@@ -11,7 +11,6 @@ through ``Candidate.from_record``, so an old lineage stays readable.
 
 from __future__ import annotations
 
-import re
 from typing import Any, Optional
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -20,8 +19,9 @@ from progenitor.agents.base import Proposal
 from progenitor.agents.safety.findings import Finding
 from progenitor.agents.trainer import TrainRecord
 from progenitor.errors import ProgenitorError
+from progenitor.keys import CandidateKey
 
-__all__ = ["SCHEMA", "TERMINAL", "TRANSITIONS", "Candidate", "CandidateCost", "CandidateKey", "Decision",
+__all__ = ["SCHEMA", "TERMINAL", "TRANSITIONS", "Candidate", "CandidateCost", "Decision",
            "DiffStats", "IllegalTransition"]
 
 SCHEMA = 2
@@ -48,52 +48,8 @@ training never reported) fails, with a reason."""
 
 TERMINAL: tuple[str, ...] = tuple(status for status, nexts in TRANSITIONS.items() if not nexts)
 
-_KEY = re.compile(r"^(?:(?P<run>[\w.-]+)/)?g(?P<gen>\d+)/c(?P<k>\d+)$")
-
-
 class IllegalTransition(ProgenitorError):
     """A status change the status machine does not allow (a bug, not bad input)."""
-
-
-class CandidateKey(BaseModel):
-    """Which candidate: run, generation (1-based; 0 is the baseline) and index in it."""
-
-    model_config = ConfigDict(frozen=True)
-
-    run: str
-    gen: int
-    k: int
-
-    @property
-    def name(self) -> str:
-        """``g<gen>/c<k>``: the candidate within its run (paths, events, the CLI)."""
-        return f"g{self.gen}/c{self.k}"
-
-    @property
-    def job(self) -> str:
-        """``<run>/g<gen>/c<k>``: the side-effect key of its training (executors, the ledger)."""
-        return f"{self.run}/{self.name}"
-
-    @property
-    def ref(self) -> str:
-        """The git ref its commit lives on."""
-        from progenitor.lineage import REF_ROOT
-
-        return f"{REF_ROOT}/{self.run}/{self.name}"
-
-    @classmethod
-    def parse(cls, text: str, run: Optional[str] = None) -> "CandidateKey":
-        """``g1/c0`` (with ``run``), ``r.../g1/c0`` or ``refs/progenitor/r.../g1/c0``."""
-        from progenitor.lineage import REF_ROOT
-
-        text = text.removeprefix(REF_ROOT + "/")
-        match = _KEY.match(text)
-        if not match or not (match.group("run") or run):
-            raise ValueError(f"{text!r} is not a candidate key like r20261128-1a2b/g1/c0")
-        return cls(run=match.group("run") or run, gen=int(match.group("gen")), k=int(match.group("k")))
-
-    def __str__(self) -> str:
-        return self.job
 
 
 class DiffStats(BaseModel):

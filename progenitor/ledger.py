@@ -246,7 +246,7 @@ class Ledger:
 
 
 def _generation(key: str) -> Optional[int]:
-    from progenitor.candidate import CandidateKey
+    from progenitor.keys import CandidateKey
 
     try:
         return CandidateKey.parse(key).gen

@@ -23,9 +23,9 @@ from pathlib import Path
 from typing import Callable, Iterator, Optional
 
 from progenitor.errors import ModelBehaviorError, ProgenitorError, UserError
+from progenitor.keys import REF_ROOT
 
 NOTES_REF = "refs/notes/progenitor"
-REF_ROOT = "refs/progenitor"
 
 # Commits made by progenitor carry their own identity, so that a machine with no
 # user.name configured (CI) still works and the lineage says who wrote what.

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Optional
 
 from progenitor.errors import UserError
+from progenitor.keys import candidate_name, generation_name
 
 STATE_DIR = ".progenitor"
 
@@ -101,7 +102,7 @@ class RunDir:
 
     def proposals(self, gen: int) -> Path:
         """A generation's proposals, saved before any is committed (so a resume re-proposes nothing)."""
-        return self.path / f"g{gen}" / "proposals.json"
+        return self.path / generation_name(gen) / "proposals.json"
 
     def exists(self) -> bool:
         return (self.path / "run.json").exists()
@@ -120,9 +121,15 @@ class RunDir:
             write_json(self.path / "run.json", {**self.meta, **fields})
 
     def candidate(self, gen: int, k: int) -> Path:
-        path = self.path / f"g{gen}" / f"c{k}"
+        path = self.path / candidate_name(gen, k)
         path.mkdir(parents=True, exist_ok=True)
         return path
+
+    def records(self) -> list[Path]:
+        """Every candidate's ``record.json`` so far, in key order (generation, then index)."""
+        found = [p for p in self.path.glob("g*/c*/record.json") if p.parent.parent.name[1:].isdigit()
+                 and p.parent.name[1:].isdigit()]
+        return sorted(found, key=lambda p: (int(p.parent.parent.name[1:]), int(p.parent.name[1:])))
 
     # -- events ----------------------------------------------------------------------------
     @property

@@ -5,7 +5,7 @@ import pytest
 
 from progenitor.agents.base import AgentContext, Proposal
 from progenitor.agents.offline_coder import OfflineCoder, read_params, write_config
-from progenitor.candidate import CandidateKey
+from progenitor.keys import CandidateKey
 from progenitor.errors import UserError
 from progenitor.lineage import Lineage
 from progenitor.spec import load_spec

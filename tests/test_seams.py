@@ -19,7 +19,8 @@ from progenitor.agents import registry
 from progenitor.agents.base import CodeChange, FileEdit, Proposal
 from progenitor.agents.offline_coder import OfflineCoder
 from progenitor.agents.safety import Finding
-from progenitor.candidate import Candidate, CandidateKey, IllegalTransition
+from progenitor.candidate import Candidate, IllegalTransition
+from progenitor.keys import CandidateKey
 from progenitor.cli import cli
 from progenitor.compute import register_executor
 from progenitor.errors import ModelBehaviorError, UserError

@@ -17,6 +17,7 @@ from typing import Any, Optional
 from progenitor.agents.base import AgentContext, CodeChange, Failure, FileEdit, Proposal
 from progenitor.agents.config_files import get_dotted, load_config, set_values
 from progenitor.errors import ModelBehaviorError, UserError
+from progenitor.keys import candidate_name
 from progenitor.spec import TaskSpec
 
 __all__ = ["OfflineCoder", "commit_message", "read_params", "write_config"]
@@ -44,7 +45,7 @@ def commit_message(proposal: Proposal) -> str:
         body.append("Values: " + json.dumps(proposal.params, sort_keys=True, default=str))
     if proposal.edits:
         body.append("Files: " + ", ".join(sorted(proposal.edits)))
-    return f"g{proposal.gen}/c{proposal.k}: {proposal.hypothesis}\n\n" + "\n".join(body) + "\n"
+    return f"{candidate_name(proposal.gen, proposal.k)}: {proposal.hypothesis}\n\n" + "\n".join(body) + "\n"
 
 
 def _target(tree: Path, rel: str) -> Path:

@@ -13,6 +13,7 @@ from typing import Any
 
 from progenitor.agents.base import AgentContext, Baseline, Observation, Proposal, ProposeContext
 from progenitor.errors import UserError
+from progenitor.keys import candidate_name
 from progenitor.spec import Param
 
 __all__ = ["SearchArchitect"]
@@ -100,7 +101,7 @@ class SearchArchitect:
         proposals = []
         for k in range(ctx.count):
             trial = self.study.ask(self.dists)
-            trial.set_user_attr("candidate", _key(ctx.gen, k))
+            trial.set_user_attr("candidate", candidate_name(ctx.gen, k))
             changes = [f"{n} {_fmt(ctx.champion_params.get(n, '?'))}->{_fmt(v)}"
                        for n, v in trial.params.items() if ctx.champion_params.get(n) != v]
             hypothesis = (f"search trial {trial.number}: " + (", ".join(changes) if changes else "re-run the champion's settings")
@@ -113,7 +114,7 @@ class SearchArchitect:
     def observe(self, proposal: Proposal, observation: Observation) -> None:
         from optuna.trial import TrialState
 
-        key = _key(proposal.gen, proposal.k)
+        key = candidate_name(proposal.gen, proposal.k)
         trial = next((t for t in self.study.get_trials(deepcopy=False) if t.user_attrs.get("candidate") == key), None)
         if trial is None or trial.state != TrialState.RUNNING:
             return  # not one of ours, or told already (a resumed run)
@@ -125,5 +126,3 @@ class SearchArchitect:
             self.study.tell(trial.number, state=TrialState.FAIL)
 
 
-def _key(gen: int, k: int) -> str:
-    return f"g{gen}/c{k}"

@@ -8,7 +8,14 @@ from typing import Any, Optional
 from rich.console import Console
 from rich.table import Table
 
+from progenitor.keys import candidate_name, generation_name
+
 _QUIET_EVENTS = {"train.line", "node.start", "node.end", "train.cached", "prepare.visible"}
+
+
+def _name(e: dict) -> str:
+    """``g<gen>/c<k>`` of the candidate an event or record is about."""
+    return candidate_name(e["gen"], e["k"])
 
 
 def _fmt(value: Optional[float]) -> str:
@@ -87,39 +94,39 @@ class Progress:
         self._advance()
 
     def _on_architect_proposal(self, e: dict) -> None:
-        self._line(f"g{e['gen']}/c{e['k']} proposed: {e['hypothesis']}")
+        self._line(f"{_name(e)} proposed: {e['hypothesis']}")
 
     def _on_coder_failed(self, e: dict) -> None:
-        self._line(f"g{e['gen']}/c{e['k']} [red]coder failed[/red]: {e['reason']}")
+        self._line(f"{_name(e)} [red]coder failed[/red]: {e['reason']}")
 
     def _on_safety_review(self, e: dict) -> None:
         if e["status"] == "rejected":
-            self._line(f"g{e['gen']}/c{e['k']} [red]rejected before running[/red]: {e['reason']}")
+            self._line(f"{_name(e)} [red]rejected before running[/red]: {e['reason']}")
             self._advance()
 
     def _on_train_start(self, e: dict) -> None:
         if e["gen"] > 0:
-            self._line(f"g{e['gen']}/c{e['k']} training ({e['commit'][:10]})")
+            self._line(f"{_name(e)} training ({e['commit'][:10]})")
 
     def _on_train_end(self, e: dict) -> None:
         if e["status"] != "ok":
-            self._line(f"g{e['gen']}/c{e['k']} [red]{e['status']}[/red] after {e['duration']:.1f}s: {e['reason']}")
+            self._line(f"{_name(e)} [red]{e['status']}[/red] after {e['duration']:.1f}s: {e['reason']}")
         if e["gen"] > 0:
-            self._advance(f"g{e['gen']} training")
+            self._advance(f"{generation_name(e['gen'])} training")
 
     def _on_score(self, e: dict) -> None:
         if e["status"] == "scored":
-            self._line(f"g{e['gen']}/c{e['k']} scored {_fmt(e['value'])}")
+            self._line(f"{_name(e)} scored {_fmt(e['value'])}")
         else:
-            self._line(f"g{e['gen']}/c{e['k']} [red]failed scoring[/red]: {e['reason']}")
+            self._line(f"{_name(e)} [red]failed scoring[/red]: {e['reason']}")
 
     def _on_oversight_decision(self, e: dict) -> None:
         colour = "green" if e["action"] == "approve" else "yellow"
-        self._line(f"g{e['gen']} decision [{colour}]{e['action']}[/{colour}] by {e['actor']}: {e['reason']}")
+        self._line(f"{generation_name(e['gen'])} decision [{colour}]{e['action']}[/{colour}] by {e['actor']}: {e['reason']}")
 
     def _on_generation_end(self, e: dict) -> None:
         counts = ", ".join(f"{n} {s}" for s, n in sorted(e["counts"].items()))
-        self._line(f"g{e['gen']} done: champion {_fmt(e['champion_value'])} ({counts})")
+        self._line(f"{generation_name(e['gen'])} done: champion {_fmt(e['champion_value'])} ({counts})")
 
     def _on_run_stopping(self, e: dict) -> None:
         self._line(f"[yellow]stopping[/yellow]: {e['reason']}; training under way is cancelled")
@@ -177,6 +184,6 @@ def print_lineage(console: Console, data: dict) -> None:
         findings = c.get("findings") or []
         if findings:
             why += f" [{len(findings)} finding{'s' if len(findings) > 1 else ''}]"
-        table.add_row(f"g{c['gen']}/c{c['k']}{mark}", (c["sha"] or "-")[:10], c.get("status", ""),
+        table.add_row(f"{_name(c)}{mark}", (c["sha"] or "-")[:10], c.get("status", ""),
                       _fmt(value), decision, why)
     console.print(table)

@@ -11,6 +11,7 @@ from progenitor.agents import safety
 from progenitor.agents.base import Observation
 from progenitor.agents.oversight import PolicyDecision, Selection
 from progenitor.candidate import Candidate, CandidateCost
+from progenitor.keys import generation_name
 from progenitor.lineage import champion_ref
 from progenitor.workflows.nodes import dump, record_escalations, save
 from progenitor.workflows.state import Champion, GenerationSummary, RunContext, RunState
@@ -56,7 +57,7 @@ def oversight(ctx: RunContext, state: RunState) -> dict:
     decision = policy.decide(ctx.spec.oversight.mode, selection, cands)
     commit = next((c.sha for c in cands if c.k == decision.k), None)
     entry = ctx.audit.append(
-        key=f"{run_id}/g{gen}/decision", action=decision.action, actor=decision.actor, run=run_id, gen=gen,
+        key=f"{run_id}/{generation_name(gen)}/decision", action=decision.action, actor=decision.actor, run=run_id, gen=gen,
         commit=commit, payload={"selection": state.get("selection")}, comment=decision.reason,
     )
     decision = decision.model_copy(update={"audit_seq": entry["seq"]})

@@ -10,7 +10,8 @@ from typing import Callable, TypeVar
 from progenitor.agents import safety
 from progenitor.agents.base import Baseline, JournalEntry, Proposal, ProposeContext
 from progenitor.agents.offline_coder import read_params
-from progenitor.candidate import Candidate, CandidateKey, DiffStats
+from progenitor.candidate import Candidate, DiffStats
+from progenitor.keys import CandidateKey
 from progenitor.errors import ModelBehaviorError, UserError
 from progenitor.lineage import CommitError, base_ref, champion_ref
 from progenitor.runs import read_json, write_json
@@ -113,7 +114,7 @@ def prepare(ctx: RunContext, state: RunState) -> dict:
 def journal(ctx: RunContext, before: int) -> list[JournalEntry]:
     """Every candidate of the generations before ``before``, from their records, oldest first."""
     entries = []
-    for path in sorted(ctx.run.path.glob("g*/c*/record.json"), key=lambda p: (int(p.parent.parent.name[1:]), int(p.parent.name[1:]))):
+    for path in ctx.run.records():
         cand = Candidate.from_record(read_json(path))
         if 0 < cand.gen < before:
             entries.append(JournalEntry(

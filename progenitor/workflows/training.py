@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Optional
 
 from progenitor.agents.trainer import LINE_EVENTS_PER_CANDIDATE, LOG_TAIL_LINES, TrainRecord, make_job, record_from
-from progenitor.candidate import CandidateKey
+from progenitor.keys import CandidateKey
 from progenitor.compute.base import JobResult, unpack
 from progenitor.compute.pruning import PruneConfig, read_curve
 from progenitor.errors import RunStopped
