@@ -102,6 +102,8 @@ class Candidate(BaseModel):
     train: Optional[TrainRecord] = None
     metrics: dict[str, float] = {}
     """The trusted scorer's numbers: the only ones selection reads."""
+    test_metrics: dict[str, float] = {}
+    """Its figures on the final test split, measured only once it was promoted (``test_<metric>``)."""
     reason: str = ""
     """Why it ended as it did, in one sentence (empty while it is doing well)."""
     scorer_log: str = ""

@@ -19,7 +19,7 @@ from typing import Optional
 from pydantic import BaseModel
 
 from progenitor.errors import UserError
-from progenitor.spec import TaskSpec
+from progenitor.spec import Predictions, TaskSpec
 
 _METRIC = re.compile(
     r"^\s*([A-Za-z_][\w./-]*)\s*[:=]\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|[-+]?nan|[-+]?inf)\s*$",
@@ -104,11 +104,10 @@ def prepare_data(spec: TaskSpec, trusted: Path, data: Path, visible: Path) -> li
     return names
 
 
-def check_predictions(spec: TaskSpec, data: Path, out: Path) -> Optional[str]:
+def check_predictions(expect: Optional[Predictions], data: Path, out: Path) -> Optional[str]:
     """Why the candidate's predictions cannot be scored, or None if they can."""
     import numpy as np
 
-    expect = spec.scorer.predictions
     if expect is None:
         return None
     path = out / expect.file
@@ -136,11 +135,25 @@ def check_predictions(spec: TaskSpec, data: Path, out: Path) -> Optional[str]:
 
 
 def score(spec: TaskSpec, trusted: Path, data: Path, out: Path) -> Score:
-    """Measure one candidate's outputs with the trusted scorer."""
-    problem = check_predictions(spec, data, out)
+    """Measure one candidate's outputs with the trusted scorer, on the holdout."""
+    return run_scorer(spec, spec.scorer.command, spec.scorer.predictions, trusted, data, out)
+
+
+def score_test(spec: TaskSpec, trusted: Path, data: Path, out: Path) -> Optional[Score]:
+    """Measure outputs on the final test split (None: the task has none). Its metrics are
+    named ``test_<metric>``, so they can never be mistaken for the holdout's."""
+    if spec.scorer.test is None:
+        return None
+    result = run_scorer(spec, spec.scorer.test.command, spec.scorer.test.predictions, trusted, data, out)
+    return result.model_copy(update={"metrics": {f"test_{k}": v for k, v in result.metrics.items()}})
+
+
+def run_scorer(spec: TaskSpec, template: str, expect: Optional[Predictions], trusted: Path, data: Path,
+               out: Path) -> Score:
+    problem = check_predictions(expect, data, out)
     if problem:
         return Score(ok=False, reason=problem)
-    command = spec.scorer.command.format(data=str(data), out=str(out))
+    command = template.format(data=str(data), out=str(out))
     proc = run_trusted(command, trusted, spec.scorer.timeout, "the scorer")
     log = _tail(proc.stdout + "\n" + proc.stderr)
     if proc.returncode != 0:

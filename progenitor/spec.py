@@ -7,6 +7,7 @@ field, the bad value and what is allowed.
 
 from __future__ import annotations
 
+import fnmatch
 import re
 from pathlib import Path
 from typing import Any, Literal, Optional, Union
@@ -46,6 +47,16 @@ class Objective(_Strict):
     """Stop the run once the champion reaches this value (optional)."""
     min_delta: float = 0.0
     """A candidate must beat the champion by more than this to be promoted."""
+    range: Optional[tuple[float, float]] = None
+    """The range one example's score lies in, when the metric is a mean over examples
+    (accuracy: [0, 1]). With it, the summary bounds how much of a gain the luck of selecting
+    among many candidates on one holdout could explain."""
+
+    @model_validator(mode="after")
+    def _range(self) -> "Objective":
+        if self.range is not None and not self.range[0] < self.range[1]:
+            raise ValueError(f"'range' {list(self.range)} must be [low, high] with low < high")
+        return self
 
     def better(self, a: float, b: float) -> bool:
         """Is ``a`` better than ``b`` by more than ``min_delta``?"""
@@ -104,6 +115,13 @@ class Train(_Strict):
     """Stop a candidate that is clearly behind the champion at the same step (needs ``progress``)."""
 
 
+class TestSplit(_Strict):
+    inputs: str
+    """File in ``{data}`` with the test split's inputs: visible to candidates, which predict on it."""
+    labels: str
+    """File in ``{data}`` with the test split's labels: seen only by the trusted scorer."""
+
+
 class Data(_Strict):
     prepare: str
     """Trusted command (from the base commit) that writes the data splits into ``{data}``, once per run."""
@@ -111,6 +129,9 @@ class Data(_Strict):
     """Glob patterns of files in ``{data}`` that a candidate may read; everything else stays hidden."""
     timeout: float = Field(600.0, gt=0)
     """Wall-clock seconds the prepare command may take."""
+    test: Optional[TestSplit] = None
+    """A final test split the loop never selects on: scored for the baseline and for each
+    champion when it is promoted, so the run's last number is an honest one."""
 
 
 class Predictions(_Strict):
@@ -118,6 +139,14 @@ class Predictions(_Strict):
     """File in the candidate's ``{out}`` that holds its predictions (``.npy``)."""
     match: Optional[str] = None
     """Data file (e.g. ``holdout_labels.npy``) whose length the predictions must have."""
+
+
+class TestScorer(_Strict):
+    command: str
+    """Trusted command that scores the test split (``{out}``, ``{data}`` filled in), printing
+    ``metric: value`` lines like the holdout's scorer; its metrics are recorded as ``test_<metric>``."""
+    predictions: Optional[Predictions] = None
+    """What progenitor checks before the test scorer runs (e.g. ``{file: test_predictions.npy, match: test_labels.npy}``)."""
 
 
 class Scorer(_Strict):
@@ -129,6 +158,8 @@ class Scorer(_Strict):
     """What progenitor checks before the scorer runs (missing, NaN, infinite, mis-shaped)."""
     self_report_gap: float = Field(0.05, ge=0)
     """A gap larger than this between what the candidate printed and what the scorer measured is a finding."""
+    test: Optional[TestScorer] = None
+    """How the test split (``data.test``) is scored."""
 
 
 class Param(_Strict):
@@ -180,12 +211,15 @@ class Guard(_Strict):
     """The metric may not go above this."""
     max_regression: Optional[float] = None
     """How much worse than the champion's value it may get (in the guard's ``goal`` direction)."""
+    max_drift: Optional[float] = None
+    """How much worse than the human baseline's value it may get, however many small steps it
+    took to get there (default: ``max_regression``)."""
     goal: Literal["maximize", "minimize"] = "maximize"
 
     @model_validator(mode="after")
     def _some_bound(self) -> "Guard":
-        if self.min is None and self.max is None and self.max_regression is None:
-            raise ValueError("a guard needs at least one of 'min', 'max' or 'max_regression'")
+        if self.min is None and self.max is None and self.max_regression is None and self.max_drift is None:
+            raise ValueError("a guard needs at least one of 'min', 'max', 'max_regression' or 'max_drift'")
         return self
 
 
@@ -259,6 +293,18 @@ class TaskSpec(_Strict):
     sandbox: SandboxConfig = SandboxConfig()
     seed: int = 0
     """Seed of the search architect."""
+
+    @model_validator(mode="after")
+    def _test_split(self) -> "TaskSpec":
+        if (self.data.test is None) != (self.scorer.test is None):
+            raise ValueError("a test split needs both 'data.test' (its files) and 'scorer.test' (how it is scored)")
+        test = self.data.test
+        if test is not None:
+            if any(fnmatch.fnmatch(test.labels, pattern) for pattern in self.data.visible):
+                raise ValueError(f"data.visible would show the test labels {test.labels!r} to candidates")
+            if not any(fnmatch.fnmatch(test.inputs, pattern) for pattern in self.data.visible):
+                raise ValueError(f"data.visible must include the test inputs {test.inputs!r}: candidates predict on them")
+        return self
 
     @property
     def protected_paths(self) -> list[str]:

@@ -22,6 +22,9 @@ def test_init_example_then_run_digits(tmp_path):
     baseline = float(re.search(r"^baseline accuracy: ([\d.]+)$", proc.stdout, re.M).group(1))
     champion = float(re.search(r"^champion accuracy: ([\d.]+)$", proc.stdout, re.M).group(1))
     assert 0.85 < baseline <= champion <= 1.0
+    baseline_test = float(re.search(r"^baseline test accuracy: ([\d.]+)$", proc.stdout, re.M).group(1))
+    champion_test = float(re.search(r"^champion test accuracy: ([\d.]+)$", proc.stdout, re.M).group(1))
+    assert 0.85 < baseline_test <= 1.0 and 0.85 < champion_test <= 1.0
     assert "12 tried" in proc.stdout and "budget: 3 generations done" in proc.stdout
     log = git.Repo(repo).git.log("--notes=progenitor", "--all")
     assert log.count('"hypothesis": "search trial') == 12

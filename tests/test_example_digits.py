@@ -53,7 +53,7 @@ def test_spec_loads():
         "hidden", "depth", "activation", "dropout", "lr", "epochs", "batch_size", "weight_decay",
     }
     assert {"prepare.py", "score.py", "progenitor.yaml"} <= set(spec.protected_paths)
-    assert "holdout_labels.npy" not in spec.data.visible
+    assert "holdout_labels.npy" not in spec.data.visible and spec.data.test.labels not in spec.data.visible
     # Every searchable key exists in the baseline config the offline coder rewrites.
     import yaml
 
@@ -91,10 +91,16 @@ def test_prepare_writes_fixed_split(pipeline):
         x, y = train["x"], train["y"]
     inputs = np.load(data / "holdout_inputs.npy", allow_pickle=False)
     labels = np.load(data / "holdout_labels.npy", allow_pickle=False)
-    assert x.shape == (1258, 64) and y.shape == (1258,)
-    assert inputs.shape == (539, 64) and labels.shape == (539,)
-    assert x.dtype == inputs.dtype == np.float32 and labels.dtype == np.int64
-    assert set(np.unique(labels)) == set(range(10))
+    test_inputs = np.load(data / "test_inputs.npy", allow_pickle=False)
+    test_labels = np.load(data / "test_labels.npy", allow_pickle=False)
+    assert x.shape == (1079, 64) and y.shape == (1079,)
+    assert inputs.shape == (359, 64) and labels.shape == (359,)
+    assert test_inputs.shape == (359, 64) and test_labels.shape == (359,)
+    assert x.dtype == inputs.dtype == test_inputs.dtype == np.float32 and labels.dtype == test_labels.dtype == np.int64
+    assert set(np.unique(labels)) == set(np.unique(test_labels)) == set(range(10))
+    # three disjoint splits: no image is in two of them
+    rows = {r.tobytes() for r in x} | {r.tobytes() for r in inputs} | {r.tobytes() for r in test_inputs}
+    assert len(rows) >= 0.98 * (len(x) + len(inputs) + len(test_inputs))  # the digits hold a few duplicate images
 
 
 @pytest.mark.slow
@@ -103,7 +109,8 @@ def test_train_writes_outputs_and_summary(pipeline):
 
     out, summ = pipeline["out"], pipeline["train"]
     probs = np.load(out / "predictions.npy", allow_pickle=False)
-    assert probs.shape == (539, 10) and probs.dtype == np.float32
+    assert probs.shape == (359, 10) and probs.dtype == np.float32
+    assert np.load(out / "test_predictions.npy", allow_pickle=False).shape == (359, 10)
     assert np.allclose(probs.sum(axis=1), 1.0, atol=1e-5)
     state = torch.load(out / "model.pt", weights_only=True)
     assert all(isinstance(v, torch.Tensor) for v in state.values())

@@ -5,6 +5,7 @@ Reads config.yaml, trains on {data}/train.npz minus a validation split it carves
 itself, and writes into --out:
   progress.jsonl    one JSON line per epoch: {"step", "train_loss", "val_accuracy"}
   predictions.npy   float32 (n, 10) class probabilities on {data}/holdout_inputs.npy
+  test_predictions.npy  the same on {data}/test_inputs.npy (the task's final test split)
   model.pt          the trained state_dict (tensors only)
 then prints a greppable summary of ``key: value`` lines. Same config, same numbers.
 
@@ -59,6 +60,7 @@ def load_data(data: Path, cfg: Config) -> dict[str, torch.Tensor]:
     with np.load(data / "train.npz", allow_pickle=False) as split:
         x, y = split["x"], split["y"]
     holdout = np.load(data / "holdout_inputs.npy", allow_pickle=False)
+    test = np.load(data / "test_inputs.npy", allow_pickle=False)
     order = np.random.default_rng(cfg.seed).permutation(len(x))
     n_val = int(round(len(x) * cfg.val_fraction))
     val, train = order[:n_val], order[n_val:]
@@ -69,7 +71,7 @@ def load_data(data: Path, cfg: Config) -> dict[str, torch.Tensor]:
     return {
         "x_train": inputs(x[train]), "y_train": torch.from_numpy(y[train].astype(np.int64)),
         "x_val": inputs(x[val]), "y_val": torch.from_numpy(y[val].astype(np.int64)),
-        "x_holdout": inputs(holdout),
+        "x_holdout": inputs(holdout), "x_test": inputs(test),
     }
 
 
@@ -142,6 +144,7 @@ def main() -> None:
     model, val_acc = train(cfg, data, progress)
     seconds = time.perf_counter() - start
     np.save(args.out / "predictions.npy", predict(model, data["x_holdout"]))
+    np.save(args.out / "test_predictions.npy", predict(model, data["x_test"]))
     torch.save(model.state_dict(), args.out / "model.pt")
 
     print(f"val_accuracy: {val_acc:.4f}")

@@ -134,10 +134,22 @@ class Progress:
     def print_summary(self, s: Any) -> None:
         table = Table(title=f"run {s.run_id}: {s.status}" + (f" ({s.stop_reason})" if s.stop_reason else ""),
                       show_header=False)
-        table.add_row("baseline " + s.metric, _fmt(s.baseline))
-        table.add_row("champion " + s.metric, _fmt(s.champion))
+        h = s.honesty
+        table.add_row("baseline " + s.metric + " (holdout)", _fmt(s.baseline))
+        table.add_row("champion " + s.metric + " (holdout)", _fmt(s.champion))
         if s.baseline is not None and s.champion is not None:
             table.add_row("change", f"{s.champion - s.baseline:+.4f} ({s.goal})")
+        if h.test_metric:
+            table.add_row(f"baseline {h.test_metric}", _fmt(h.baseline_test))
+            table.add_row(f"champion {h.test_metric}", _fmt(h.champion_test))
+            if h.holdout_test_gap is not None:
+                table.add_row("holdout - test (champion)", f"{h.holdout_test_gap:+.4f}")
+        if h.selection_luck is not None:
+            table.add_row("selection luck", f"up to {h.selection_luck:.4f} ({h.compared} compared on {h.holdout_n} examples)")
+        for metric, moved in s.drift.items():
+            allowed = "" if moved["allowed"] is None else f" (at most {moved['allowed']:.4g} worse allowed)"
+            table.add_row(f"guard {metric}", f"{_fmt(moved['baseline'])} -> {_fmt(moved['champion'])}, "
+                                             f"{moved['change']:+.4f} since the baseline{allowed}")
         table.add_row("champion commit", f"{(s.champion_commit or '')[:12]}  ({s.champion_ref})")
         table.add_row("generations", str(s.generations))
         counts = ", ".join(f"{n} {k}" for k, n in sorted(s.counts.items())) or "none"
@@ -149,9 +161,14 @@ class Progress:
                                    f"{spend['train_wall_seconds']:.1f} s training in {spend['attempts']} attempts")
         table.add_row("time", f"{s.seconds:.1f} s")
         self.console.print(table)
+        for note in h.notes:
+            self.console.print(f"[yellow]note[/yellow]: {note}")
         # Plain, greppable lines too: tools and the demo read these.
         print(f"baseline {s.metric}: {_fmt(s.baseline)}")
         print(f"champion {s.metric}: {_fmt(s.champion)}")
+        if h.test_metric:
+            print(f"baseline test {s.metric}: {_fmt(h.baseline_test)}")
+            print(f"champion test {s.metric}: {_fmt(h.champion_test)}")
         if s.status != "finished":
             print(f"resume with: progenitor resume {s.run_id} --repo {s.repo}")
 

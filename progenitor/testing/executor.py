@@ -35,7 +35,8 @@ Training = Callable[[Path, Optional[Path], Path], FakeRun]
 
 
 def toy_training(tree: Path, data: Optional[Path], out: Path) -> FakeRun:
-    """The toy task's train.py, played in-process: predictions ``w * x``, a progress line."""
+    """The toy task's train.py, played in-process: predictions ``w * x`` (on the test split's
+    inputs too, when there is one), a progress line."""
     import json
 
     import numpy as np
@@ -45,6 +46,8 @@ def toy_training(tree: Path, data: Optional[Path], out: Path) -> FakeRun:
     w = float(config["w"])
     x = np.load(data / "holdout_inputs.npy")
     np.save(out / "predictions.npy", w * x)
+    if (data / "test_inputs.npy").exists():
+        np.save(out / "test_predictions.npy", w * np.load(data / "test_inputs.npy"))
     (out / "progress.jsonl").write_text(json.dumps({"step": 1, "error": abs(w - 3)}) + "\n")
     return FakeRun(stdout=f"error: {abs(w - 3) * 1.5:.6f}\n")
 

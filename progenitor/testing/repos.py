@@ -22,11 +22,13 @@ parser = argparse.ArgumentParser()
 parser.add_argument("--out", required=True)
 args = parser.parse_args()
 rng = np.random.default_rng(0)
-x = rng.uniform(1, 2, size=(40,))
+x = rng.uniform(1, 2, size=(60,))
 np.save(os.path.join(args.out, "train_x.npy"), x[:20])
 np.save(os.path.join(args.out, "train_y.npy"), 3 * x[:20])
-np.save(os.path.join(args.out, "holdout_inputs.npy"), x[20:])
-np.save(os.path.join(args.out, "holdout_labels.npy"), 3 * x[20:])
+np.save(os.path.join(args.out, "holdout_inputs.npy"), x[20:40])
+np.save(os.path.join(args.out, "holdout_labels.npy"), 3 * x[20:40])
+np.save(os.path.join(args.out, "test_inputs.npy"), x[40:])
+np.save(os.path.join(args.out, "test_labels.npy"), %(test_labels)s)
 '''
 
 TOY_TRAIN = '''\
@@ -42,6 +44,8 @@ config = yaml.safe_load(open("config.yaml"))
 w = float(config["w"])
 x = np.load(os.path.join(args.data, "holdout_inputs.npy"))
 np.save(os.path.join(args.out, "predictions.npy"), w * x)
+if os.path.exists(os.path.join(args.data, "test_inputs.npy")):
+    np.save(os.path.join(args.out, "test_predictions.npy"), w * np.load(os.path.join(args.data, "test_inputs.npy")))
 with open(os.path.join(args.out, "progress.jsonl"), "a") as f:
     f.write(json.dumps({"step": 1, "error": abs(w - 3)}) + "\\n")
 print(f"error: {abs(w - 3) * 1.5:.6f}")
@@ -84,11 +88,30 @@ budget: {generations: %(generations)s, candidates: %(candidates)s}
 sandbox: {backend: process}
 '''
 
+TOY_TEST_SPLIT = """\
+data:
+  prepare: python prepare.py --out {data}
+  visible: [train_*.npy, holdout_inputs.npy, test_inputs.npy]
+  test: {inputs: test_inputs.npy, labels: test_labels.npy}
+"""
+TOY_TEST_SCORER = """\
+  test:
+    command: python score.py --predictions {out}/test_predictions.npy --labels {data}/test_labels.npy
+    predictions: {file: test_predictions.npy, match: test_labels.npy}
+"""
 
-def toy_task_files(generations: int = 2, candidates: int = 2, timeout: float = 30, w: float = 1.0) -> dict[str, str]:
+
+def toy_task_files(generations: int = 2, candidates: int = 2, timeout: float = 30, w: float = 1.0,
+                   test_split: bool = False, test_labels: str = "3 * x[40:]") -> dict[str, str]:
+    """The toy task's files. ``test_split``: declare the final test split (whose labels
+    ``test_labels``, a numpy expression over ``x``, lets a test change them)."""
+    spec = TOY_SPEC % {"generations": generations, "candidates": candidates, "timeout": timeout}
+    if test_split:
+        spec = spec.replace(spec[spec.index("data:"):spec.index("train:")], TOY_TEST_SPLIT)
+        spec = spec.replace("protected:", TOY_TEST_SCORER + "protected:")
     return {
-        "progenitor.yaml": TOY_SPEC % {"generations": generations, "candidates": candidates, "timeout": timeout},
-        "prepare.py": TOY_PREPARE,
+        "progenitor.yaml": spec,
+        "prepare.py": TOY_PREPARE % {"test_labels": test_labels},
         "train.py": TOY_TRAIN,
         "score.py": TOY_SCORE,
         "config.yaml": f"# the weight the model multiplies its input by\nw: {w}\n",

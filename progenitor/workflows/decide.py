@@ -13,7 +13,7 @@ from progenitor.agents.oversight import PolicyDecision, Selection
 from progenitor.candidate import Candidate, CandidateCost
 from progenitor.keys import generation_name
 from progenitor.lineage import champion_ref
-from progenitor.workflows.nodes import dump, record_escalations, save
+from progenitor.workflows.nodes import dump, record_escalations, save, test_metrics
 from progenitor.workflows.state import Champion, GenerationSummary, RunContext, RunState
 
 __all__ = ["after_promote", "oversight", "promote", "select"]
@@ -28,7 +28,7 @@ def select(ctx: RunContext, state: RunState) -> dict:
     ranked, out = [], []
     for cand in ctx.candidates(state):
         if cand.status == "scored":
-            broken = safety.check_guards(ctx.spec, cand.metrics, champion.metrics)
+            broken = safety.check_guards(ctx.spec, cand.metrics, champion.metrics, state["baseline"]["metrics"])
             if broken:
                 cand = cand.with_(findings=[*cand.findings, *broken], guard_failed=broken[0].message)
                 save(ctx, cand)
@@ -89,7 +89,10 @@ def promote(ctx: RunContext, state: RunState) -> dict:
     promoted = None
     if decision.action == "approve":
         chosen = next(c for c in cands if c.k == decision.k)
-        champion = Champion(sha=chosen.sha, metrics=chosen.metrics, gen=gen, k=chosen.k, params=chosen.params)
+        tested = test_metrics(ctx, chosen.key)  # after the decision: the test split never chooses
+        cands = [c.with_(test_metrics=tested) if c.k == chosen.k else c for c in cands]
+        champion = Champion(sha=chosen.sha, metrics=chosen.metrics, gen=gen, k=chosen.k, params=chosen.params,
+                            test_metrics=tested)
         ctx.lineage.set_ref(champion_ref(ctx.run.run_id), chosen.sha, f"progenitor: {chosen.key.name} promoted")
         promoted = chosen.k
     out = []

@@ -15,11 +15,11 @@ from progenitor.keys import CandidateKey
 from progenitor.errors import ModelBehaviorError, UserError
 from progenitor.lineage import CommitError, base_ref, champion_ref
 from progenitor.runs import read_json, write_json
-from progenitor.scoring import Score, prepare_data, score
+from progenitor.scoring import Score, prepare_data, score, score_test
 from progenitor.workflows.state import Champion, RunContext, RunState
 from progenitor.workflows.training import train
 
-__all__ = ["architect", "coder", "prepare", "safety_review", "scorer", "trainer"]
+__all__ = ["architect", "coder", "prepare", "safety_review", "scorer", "test_metrics", "trainer"]
 
 MODEL_RETRIES = 2
 """Times a node asks an agent again after a ``ModelBehaviorError`` before recording the failure."""
@@ -68,15 +68,29 @@ def constitution(ctx: RunContext):
     return ctx.constitution
 
 
-def score_dir(ctx: RunContext, key: CandidateKey) -> Score:
-    """Score one trained candidate with the trusted scorer (looked up if done before)."""
+def score_dir(ctx: RunContext, key: CandidateKey, split: str = "holdout") -> Score:
+    """Score one trained candidate with the trusted scorer, on the holdout or (for the baseline
+    and promoted champions only) the test split; looked up if done before."""
     cand_dir = ctx.run.candidate(key.gen, key.k)
-    done = read_json(cand_dir / "score.json")
+    path = cand_dir / ("score.json" if split == "holdout" else "test_score.json")
+    done = read_json(path)
     if done is not None:
         return Score.model_validate(done)
-    result = score(ctx.spec, ctx.run.trusted, ctx.run.data, cand_dir / "out")
-    write_json(cand_dir / "score.json", result.model_dump())
+    measure = score if split == "holdout" else score_test
+    result = measure(ctx.spec, ctx.run.trusted, ctx.run.data, cand_dir / "out")
+    write_json(path, result.model_dump())
     return result
+
+
+def test_metrics(ctx: RunContext, key: CandidateKey) -> dict[str, float]:
+    """A champion's figures on the test split ({} when the task has none, or they could not be had)."""
+    if ctx.spec.scorer.test is None:
+        return {}
+    result = score_dir(ctx, key, split="test")
+    if not result.ok:
+        ctx.emit("test.failed", gen=key.gen, k=key.k, reason=result.reason)
+        return {}
+    return result.metrics
 
 
 # -- prepare ----------------------------------------------------------------------------------
@@ -101,7 +115,11 @@ def prepare(ctx: RunContext, state: RunState) -> dict:
     scored = score_dir(ctx, key)
     if not scored.ok:
         raise UserError(f"the human baseline (commit {base[:10]}) could not be scored: {scored.reason}")
-    baseline = Champion(sha=base, metrics=scored.metrics, params=read_params(trusted, ctx.spec))
+    baseline = Champion(sha=base, metrics=scored.metrics, params=read_params(trusted, ctx.spec),
+                        test_metrics=test_metrics(ctx, key))
+    if ctx.spec.scorer.test is not None and not baseline.test_metrics:
+        raise UserError(f"the human baseline (commit {base[:10]}) could not be scored on the test split: "
+                        f"{score_dir(ctx, key, split='test').reason}")
     ctx.architect.seed(Baseline(params=baseline.params, metrics=baseline.metrics,
                                 value=baseline.metrics[ctx.spec.objective.metric]))
     ctx.run.update_meta(baseline=baseline.model_dump())

@@ -14,6 +14,7 @@ from pydantic import BaseModel
 
 from progenitor.audit import AuditLog
 from progenitor.errors import RunStopped, UserError
+from progenitor.honesty import Honesty, assess, holdout_size
 from progenitor.lineage import Lineage
 from progenitor.runs import STATE_DIR, RunDir, find_run, new_run_id, register_run
 from progenitor.spec import SPEC_FILE, TaskSpec, load_spec, load_spec_text
@@ -43,6 +44,10 @@ class RunSummary(BaseModel):
     executor: str = ""
     ledger: dict = {}
     """CPU-, GPU- and wall-seconds (and hours), LLM dollars and tokens, of the whole run."""
+    honesty: Honesty = Honesty()
+    """The test split's figures, the holdout/test gap, the bound on selection luck, and caveats."""
+    drift: dict[str, dict] = {}
+    """How far each guarded metric moved from the baseline to the champion."""
 
 
 def committed_spec(lineage: Lineage, sha: str) -> TaskSpec:
@@ -293,6 +298,10 @@ def summarize_run(ctx: RunContext, values: dict, status: str) -> RunSummary:
     stop_reason = values.get("stop_reason")
     if status == "finished" and not stop_reason:
         status = "stopped"
+    from progenitor.agents.safety import drift
+
+    compared = 1 + counts.get("scored", 0)  # the baseline, and every candidate the scorer measured
+    honesty = assess(ctx.spec, baseline, champion, compared, holdout_size(ctx.spec, ctx.run.data))
     return RunSummary(
         run_id=ctx.run.run_id, repo=str(ctx.run.repo_root), status=status, stop_reason=stop_reason or ctx.run.stop_requested(),
         metric=metric, goal=ctx.spec.objective.goal,
@@ -300,5 +309,6 @@ def summarize_run(ctx: RunContext, values: dict, status: str) -> RunSummary:
         champion_commit=champion.get("sha"), champion_ref=champion_ref(ctx.run.run_id),
         generations=len(values.get("history", [])), counts=counts, tried=sum(counts.values()),
         seconds=round(ctx.ledger.run_wall_seconds(), 1), backend=ctx.backend, executor=ctx.options.executor,
-        ledger=ctx.ledger.summary(),
+        ledger=ctx.ledger.summary(), honesty=honesty,
+        drift=drift(ctx.spec, baseline.get("metrics") or {}, champion.get("metrics") or {}),
     )

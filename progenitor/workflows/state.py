@@ -53,6 +53,8 @@ class Champion(BaseModel):
     gen: int = 0
     k: int = 0
     params: dict[str, Any] = {}
+    test_metrics: dict[str, float] = {}
+    """Its figures on the final test split (``test_<metric>``): never read by select or an architect."""
 
 
 class GenerationSummary(BaseModel):

@@ -9,7 +9,7 @@
 from progenitor.agents.safety.constitution import Constitution, load_constitution
 from progenitor.agents.safety.change import ChangedFile, ReviewInput
 from progenitor.agents.safety.findings import SEVERITIES, Finding, Severity
-from progenitor.agents.safety.results import JUMP_FACTOR, check_after_training, check_guards, check_jump
+from progenitor.agents.safety.results import JUMP_FACTOR, check_after_training, check_guards, check_jump, drift
 from progenitor.agents.safety.reviewer import (
     StaticReviewer, blocking, check_task, needs_human, review_candidate, sort_findings,
 )
@@ -28,6 +28,7 @@ __all__ = [
     "check_guards",
     "check_jump",
     "check_task",
+    "drift",
     "load_constitution",
     "needs_human",
     "review_candidate",

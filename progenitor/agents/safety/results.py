@@ -10,7 +10,7 @@ from typing import Optional
 from progenitor.agents.safety.findings import Finding
 from progenitor.spec import Guard, TaskSpec
 
-__all__ = ["JUMP_FACTOR", "check_after_training", "check_guards", "check_jump"]
+__all__ = ["JUMP_FACTOR", "check_after_training", "check_guards", "check_jump", "drift", "drift_limit"]
 
 JUMP_FACTOR = 3.0
 """An improvement more than this many times the lineage's largest past one is a possible capability jump."""
@@ -72,7 +72,18 @@ def check_after_training(
     return findings
 
 
-def _guard(guard: Guard, value: Optional[float], champion: Optional[float]) -> Optional[str]:
+def _regression(guard: Guard, value: float, reference: Optional[float], limit: Optional[float], whose: str
+                ) -> Optional[str]:
+    if limit is None or reference is None or not math.isfinite(reference):
+        return None
+    loss = -_gain(guard.goal, value, reference)
+    if loss > limit:
+        return f"{value:.4g} regresses by {loss:.4g} from {whose} {reference:.4g} (at most {limit:.4g} allowed)"
+    return None
+
+
+def _guard(guard: Guard, value: Optional[float], champion: Optional[float], baseline: Optional[float]
+           ) -> Optional[str]:
     """Why ``value`` breaks ``guard`` (None: it holds)."""
     if value is None:
         return "the scorer did not report it"
@@ -82,20 +93,39 @@ def _guard(guard: Guard, value: Optional[float], champion: Optional[float]) -> O
         return f"{value:.4g} is below its minimum {guard.min:.4g}"
     if guard.max is not None and value > guard.max:
         return f"{value:.4g} is above its maximum {guard.max:.4g}"
-    if guard.max_regression is not None and champion is not None and math.isfinite(champion):
-        loss = -_gain(guard.goal, value, champion)
-        if loss > guard.max_regression:
-            return (f"{value:.4g} regresses by {loss:.4g} from the champion's {champion:.4g} "
-                    f"(at most {guard.max_regression:.4g} allowed)")
-    return None
+    return (_regression(guard, value, champion, guard.max_regression, "the champion's")
+            # Small steps each within max_regression may add up: the baseline bounds the sum.
+            or _regression(guard, value, baseline, drift_limit(guard), "the human baseline's"))
 
 
-def check_guards(spec: TaskSpec, measured: dict[str, float], champion_metrics: dict[str, float]) -> list[Finding]:
-    """One finding per broken guard; a candidate with any is not promoted, whatever its objective."""
+def drift_limit(guard: Guard) -> Optional[float]:
+    """How far from the baseline a guarded metric may drift in all (``max_drift``, else ``max_regression``)."""
+    return guard.max_drift if guard.max_drift is not None else guard.max_regression
+
+
+def check_guards(spec: TaskSpec, measured: dict[str, float], champion_metrics: dict[str, float],
+                 baseline_metrics: Optional[dict[str, float]] = None) -> list[Finding]:
+    """One finding per broken guard; a candidate with any is not promoted, whatever its objective.
+
+    Each guard holds against the champion the candidate would replace (``max_regression``) and
+    against the human baseline (``max_drift``), so that regressions cannot compound."""
     findings = []
     for guard in spec.guards:
-        why = _guard(guard, measured.get(guard.metric), champion_metrics.get(guard.metric))
+        why = _guard(guard, measured.get(guard.metric), champion_metrics.get(guard.metric),
+                     (baseline_metrics or {}).get(guard.metric))
         if why:
             findings.append(Finding(rule="guard", severity="high",
                                     message=f"guard on {guard.metric!r} broken: {why}"))
     return findings
+
+
+def drift(spec: TaskSpec, baseline: dict[str, float], champion: dict[str, float]) -> dict[str, dict]:
+    """How far each guarded metric has moved from the baseline to the champion (worse is negative)."""
+    moved = {}
+    for guard in spec.guards:
+        before, after = baseline.get(guard.metric), champion.get(guard.metric)
+        if before is None or after is None:
+            continue
+        moved[guard.metric] = {"baseline": before, "champion": after, "change": _gain(guard.goal, after, before),
+                               "allowed": drift_limit(guard), "goal": guard.goal}
+    return moved
