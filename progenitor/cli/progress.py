@@ -147,9 +147,11 @@ class Progress:
         if h.selection_luck is not None:
             table.add_row("selection luck", f"up to {h.selection_luck:.4f} ({h.compared} compared on {h.holdout_n} examples)")
         for metric, moved in s.drift.items():
+            change = moved["change"]
+            how = "unchanged" if change == 0 else f"{abs(change):.4g} {'better' if change > 0 else 'worse'}"
             allowed = "" if moved["allowed"] is None else f" (at most {moved['allowed']:.4g} worse allowed)"
-            table.add_row(f"guard {metric}", f"{_fmt(moved['baseline'])} -> {_fmt(moved['champion'])}, "
-                                             f"{moved['change']:+.4f} since the baseline{allowed}")
+            table.add_row(f"guard {metric}", f"{moved['baseline']:.4g} -> {moved['champion']:.4g}: {how} "
+                                             f"than the baseline{allowed}")
         table.add_row("champion commit", f"{(s.champion_commit or '')[:12]}  ({s.champion_ref})")
         table.add_row("generations", str(s.generations))
         counts = ", ".join(f"{n} {k}" for k, n in sorted(s.counts.items())) or "none"

@@ -120,9 +120,12 @@ def check_guards(spec: TaskSpec, measured: dict[str, float], champion_metrics: d
 
 
 def drift(spec: TaskSpec, baseline: dict[str, float], champion: dict[str, float]) -> dict[str, dict]:
-    """How far each guarded metric has moved from the baseline to the champion (worse is negative)."""
+    """How far each guarded metric with a direction (``max_regression`` / ``max_drift``) has moved
+    from the baseline to the champion, in the guard's ``goal`` direction (worse is negative)."""
     moved = {}
     for guard in spec.guards:
+        if drift_limit(guard) is None:
+            continue  # a plain min/max bound: where it moved says nothing about regressing
         before, after = baseline.get(guard.metric), champion.get(guard.metric)
         if before is None or after is None:
             continue
