@@ -12,7 +12,8 @@ from typing import Optional
 
 from pydantic import BaseModel
 
-from progenitor.compute.base import JobResult, TrainJob, unpack
+from progenitor.compute.base import PACK_SECONDS, JobResult, TrainJob
+from progenitor.compute.outputs import unpack_outputs
 from progenitor.compute.pruning import PruneConfig, read_curve
 from progenitor.errors import RunStopped
 from progenitor.runs import read_json, write_json
@@ -35,7 +36,7 @@ def limits_for(ctx: RunContext) -> Limits:
     res = ctx.spec.train.resources
     return Limits(
         wall_time=ctx.spec.train.timeout, cpus=res.cpus, memory_bytes=res.memory_bytes,
-        processes=res.processes,
+        processes=res.processes, disk_bytes=res.disk_bytes,
     )
 
 
@@ -63,7 +64,15 @@ def make_job(ctx: RunContext, item: TrainItem, prune: Optional[PruneConfig] = No
         backend=ctx.backend,
         backend_options=ctx.backend_options,
         progress_file=ctx.spec.train.progress,
+        disk_files=ctx.spec.train.resources.files,
+        output_cap_bytes=ctx.spec.train.resources.output_bytes,
+        outputs_first=[f for f in (_predictions_file(ctx), ctx.spec.train.progress) if f],
     )
+
+
+def _predictions_file(ctx: RunContext) -> Optional[str]:
+    expect = ctx.spec.scorer.predictions
+    return expect.file if expect is not None else None
 
 
 LOG_TAIL_LINES = 30
@@ -141,7 +150,7 @@ def _keep(ctx: RunContext, item: TrainItem, result: JobResult) -> dict:
     """Unpack a finished training's outputs and write its record: from now on it is looked up."""
     cand_dir = ctx.run.candidate(item.gen, item.k)
     out_dir = cand_dir / "out"
-    unpack(result.outputs_archive, out_dir)
+    unpack_outputs(result.outputs_archive, out_dir, seconds=PACK_SECONDS)
     record = record_from(result, out_dir)
     write_json(cand_dir / "train.json", record)
     ctx.emit("train.end", gen=item.gen, k=item.k, status=record["status"], reason=record["reason"],

@@ -15,7 +15,7 @@ from progenitor.runs import read_json, write_json
 from progenitor.scoring import prepare_data, score
 from progenitor.workflows.state import RunContext, RunState
 
-TERMINAL = ("rejected", "failed", "timeout", "oom", "killed", "pruned", "scored")
+TERMINAL = ("rejected", "failed", "timeout", "oom", "disk", "killed", "pruned", "scored")
 
 
 # -- helpers ------------------------------------------------------------------------------------
@@ -187,7 +187,7 @@ def trainer(ctx: RunContext, state: RunState) -> dict:
             cand["train"] = {k: v for k, v in record.items() if k != "log_tail"}
             cand["log_tail"] = record["log_tail"]
             cand["status"] = "trained" if record["status"] == "ok" else record["status"]
-            if record["status"] != "ok":
+            if record["reason"]:  # a trained candidate's too: what was cut from its outputs
                 cand["reason"] = record["reason"]
             save_candidate(ctx, cand)
         out.append(cand)
@@ -211,7 +211,9 @@ def scorer(ctx: RunContext, state: RunState) -> dict:
                 )
                 cand["findings"] = [*cand.get("findings", []), *[f.model_dump() for f in after]]
             else:
-                cand.update(status="failed", reason=result["reason"], scorer_log=result.get("log", ""))
+                cut = cand.get("reason", "")  # an outputs cut explains a scorer that found nothing
+                cand.update(status="failed", reason="; ".join(r for r in (result["reason"], cut) if r),
+                            scorer_log=result.get("log", ""))
             ctx.emit("score", gen=cand["gen"], k=cand["k"], status=cand["status"],
                      value=(cand.get("metrics") or {}).get(metric), reason=cand.get("reason", ""))
             save_candidate(ctx, cand)
