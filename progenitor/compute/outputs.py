@@ -38,7 +38,7 @@ class Packed(BaseModel):
 
     archive: bytes = b""
     entries: int = 0
-    bytes: int = 0
+    counted: int = 0
     """The archive's size as counted against the cap (headers included)."""
     dropped: int = 0
     """Links, devices, fifos, sockets and ``.git`` paths: never brought back."""
@@ -88,7 +88,7 @@ class _Packer:
             cost = BLOCK
         else:
             info.mode, cost = FILE_MODE, _cost(st.st_size)
-        if self.out.bytes + cost + TAR_SLACK > self.cap:
+        if self.out.counted + cost + TAR_SLACK > self.cap:
             self.left_out += 1
             return False
         if info.isdir():
@@ -96,7 +96,7 @@ class _Packer:
         elif not self._add_file(rel, info, st.st_size):
             return False
         self.out.entries += 1
-        self.out.bytes += cost
+        self.out.counted += cost
         self.done.add(rel)
         return True
 

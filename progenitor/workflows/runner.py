@@ -15,6 +15,7 @@ from progenitor.audit import AuditLog
 from progenitor.errors import RunStopped, UserError
 from progenitor.lineage import Lineage
 from progenitor.runs import STATE_DIR, RunDir, find_run, new_run_id, register_run
+from progenitor.sandbox.seal import check_sealed, process_options
 from progenitor.spec import SPEC_FILE, TaskSpec, load_spec, load_spec_text
 from progenitor.workflows.state import RunContext, RunOptions
 
@@ -43,6 +44,10 @@ class RunSummary(BaseModel):
     executor: str = ""
     ledger: dict = {}
     """CPU-, GPU- and wall-seconds (and hours), LLM dollars and tokens, of the whole run."""
+    sealed: bool = True
+    """False when the run was let run (``--allow-unsealed``) where candidates could read its files."""
+    isolation: str = ""
+    """The sandbox's isolation, in words."""
 
 
 def search_architect(ctx: RunContext):
@@ -96,15 +101,20 @@ def start_run(repo_dir: Path, options: Optional[RunOptions] = None, *, architect
         raise UserError("oversight.mode 'approver' is not available in this version yet; use 'auto' or 'auditor'")
     backend_options = _backend_options(spec, lineage.root)
     backend, why = resolve_backend(spec.sandbox.backend, **backend_options)
+    sealed, isolation = check_sealed(backend, options.allow_unsealed)
     if backend != "docker":
-        backend_options = {}
+        backend_options = process_options(options.allow_unsealed)
     run = RunDir(lineage.root, run_id or new_run_id())
     run.create({"repo": str(lineage.root), "base": base, "options": options.model_dump(), "backend": backend,
-                "backend_options": backend_options, "status": "running", "task": spec.name})
+                "backend_options": backend_options, "status": "running", "task": spec.name,
+                "sealed": sealed, "isolation": isolation})
     register_run(run.run_id, lineage.root)
     ctx = _context(run, lineage, spec, options, backend, backend_options, architect, on_event)
     ctx.emit("run.start", repo=str(lineage.root), base=base, backend=backend, why=why, task=spec.name,
-             generations=spec.budget.generations, candidates=spec.budget.candidates)
+             generations=spec.budget.generations, candidates=spec.budget.candidates, isolation=isolation)
+    if not sealed:
+        ctx.emit("run.warning", message=f"UNSEALED SANDBOX ({isolation}): --allow-unsealed was given, so "
+                                        "candidates can read every file you can, the holdout labels included")
     if spec.budget.dollars is not None:
         ctx.emit("run.warning", message="budget.dollars caps LLM spend, but no agent of this run calls an LLM "
                                         "(the search architect is offline): the cap cannot be reached")
@@ -123,6 +133,7 @@ def resume_run(run_id: str, repo: Optional[Path] = None, *, architect: Optional[
     lineage = Lineage(run.repo_root)
     options = RunOptions.model_validate(meta.get("options", {}))
     spec = effective_spec(committed_spec(lineage, meta["base"]), options)
+    check_sealed(meta.get("backend", "process"), options.allow_unsealed)  # the machine may have changed
     run.clear_stop()
     run.update_meta(status="running")
     ctx = _context(run, lineage, spec, options, meta.get("backend", "process"), meta.get("backend_options", {}),
@@ -265,4 +276,5 @@ def summarize_run(ctx: RunContext, values: dict, status: str) -> RunSummary:
         generations=len(values.get("history", [])), counts=counts, tried=sum(counts.values()),
         seconds=round(ctx.ledger.run_wall_seconds(), 1), backend=ctx.backend, executor=ctx.options.executor,
         ledger=ctx.ledger.summary(),
+        sealed=ctx.run.meta.get("sealed", True), isolation=ctx.run.meta.get("isolation", ""),
     )

@@ -57,6 +57,9 @@ class RunOptions(BaseModel):
     """Overrides the task's seed for the search architect."""
     max_parallel: Optional[int] = None
     """Most candidates trained at once by the local executor (default: by CPUs)."""
+    allow_unsealed: bool = False
+    """Run even where the sandbox cannot hide the run's files (the holdout labels) from candidates:
+    not root, no bubblewrap, no Docker. Loud: warned at the start, recorded in run.json and the summary."""
 
 
 @dataclass
