@@ -9,7 +9,9 @@ others and the control shows that none of them reached it.
 from __future__ import annotations
 
 import json
+import os
 import socket
+import tempfile
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +33,13 @@ BACKENDS = ["process", pytest.param("docker", marks=pytest.mark.docker)]
 RUN_ID = "r20260101-0001"
 TRAIN_TIMEOUT = 6
 """Seconds a candidate may train: the toy task needs well under one, the timeout attack sleeps an hour."""
+DISK = "96m"
+"""Each candidate's disk quota (tree and outputs): the disk filler is killed at it."""
+DISK_BYTES = 96 << 20
+FILES = 20_000
+"""Each candidate's quota of files and directories: the 300,000-files writer is killed at it."""
+OUTPUTS = "16m"
+"""What may come back of a candidate's outputs: the big-output attack leaves 24 MiB."""
 
 SPEC = """\
 name: redteam
@@ -41,7 +50,7 @@ data:
 train:
   command: python train.py --data {data} --out {out}
   timeout: %(timeout)s
-  resources: {cpus: 1, memory: 512m, processes: 64}
+  resources: {cpus: 1, memory: 512m, processes: 64, disk: %(disk)s, files: %(files)s, outputs: %(outputs)s}
 scorer:
   command: python score.py --predictions {out}/predictions.npy --labels {data}/holdout_labels.npy
   predictions: {file: predictions.npy, match: holdout_labels.npy}
@@ -89,7 +98,7 @@ def task_image(root: Path) -> str:
 def spec_text(layer: str, goal: str = "minimize", image: Optional[str] = None) -> str:
     strict = layer == "review"
     return SPEC % {
-        "goal": goal, "timeout": TRAIN_TIMEOUT,
+        "goal": goal, "timeout": TRAIN_TIMEOUT, "disk": DISK, "files": FILES, "outputs": OUTPUTS,
         "sandbox": f"{{backend: process, image: {image}}}" if image else "{backend: process}",
         "protected": "[prepare.py, score.py]" if strict else "[prepare.py]",
         "block_at": "high" if strict else "critical", "bandit": "true" if strict else "false",
@@ -125,6 +134,29 @@ class Listener:
         self.sock.close()
 
 
+class FreeSpace:
+    """The free bytes of a filesystem, sampled every 0.1 s until closed: the lowest is kept."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.before = self.lowest = self._free()
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._sample, daemon=True)
+        self.thread.start()
+
+    def _free(self) -> int:
+        st = os.statvfs(self.path)
+        return st.f_bavail * st.f_frsize
+
+    def _sample(self) -> None:
+        while not self.stop.wait(0.1):
+            self.lowest = min(self.lowest, self._free())
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join()
+
+
 def git_state(repo: Path) -> dict[str, str]:
     """HEAD and every ref the user owns (progenitor's own refs and notes may move)."""
     import git
@@ -155,6 +187,10 @@ class Outcome:
     git_after: dict = field(default_factory=dict)
     connections: int = 0
     token: str = ""
+    free_before: int = 0
+    """Free bytes of the host's temporary filesystem (where job dirs live) before the run."""
+    free_lowest: int = 0
+    """The least free bytes seen there while the run went on (sampled every 0.1 s)."""
 
     @property
     def control_k(self) -> int:
@@ -193,6 +229,7 @@ def run_group(root: Path, layer: str, attacks: list[Attack], backend: str, token
     """Run one generation holding ``attacks`` and the control through the real loop."""
     image = task_image(root) if backend == "docker" else None
     listener = Listener()
+    disk = FreeSpace(Path(tempfile.gettempdir()))
     try:
         repo, script = build_repo(root, layer, attacks, listener.port, token, image)
         outcome = Outcome(layer=layer, repo=repo, attacks=attacks, token=token, git_before=git_state(repo))
@@ -203,6 +240,8 @@ def run_group(root: Path, layer: str, attacks: list[Attack], backend: str, token
             outcome.error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
     finally:
         listener.close()
+        disk.close()
+    outcome.free_before, outcome.free_lowest = disk.before, disk.lowest
     outcome.connections = listener.connections
     outcome.git_after = git_state(repo)
     collect(outcome)
