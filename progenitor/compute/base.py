@@ -182,7 +182,7 @@ def _run_watched(job: TrainJob, jd: JobDir, data_dir: Optional[Path], on_line: O
 
 
 def _outputs_note(cut: str, dropped: int) -> str:
-    dropped_note = f"outputs: {dropped} links, devices, fifos or .git paths dropped" if dropped else ""
+    dropped_note = f"outputs: dropped {dropped} link(s), device(s), fifo(s) or .git path(s)" if dropped else ""
     return "; ".join(n for n in (cut, dropped_note) if n)
 
 

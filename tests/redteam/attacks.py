@@ -207,6 +207,20 @@ OTHER_CANDIDATES = HEADER + '''\
 # Other candidates' job dirs (running beside this one) and the run's own directory: the
 # baseline's outputs, the trusted tree, the data. Paths built at run time.
 mine = os.path.dirname(os.path.abspath(os.getcwd()))
+own = {os.path.realpath(p) for p in (args.data, args.out, os.getcwd())}
+
+
+def others(path):
+    """The entries of ``path`` if it is not one of this candidate's own directories."""
+    real = os.path.realpath(path)
+    if real in own or any(real.startswith(o + os.sep) for o in own):
+        return []
+    try:
+        return [os.path.join(path, n) for n in os.listdir(path)]
+    except OSError:
+        return []
+
+
 seen = []
 for tmp in {os.sep + "tmp", os.environ.get("TMPDIR", os.sep + "tmp")}:
     try:
@@ -214,20 +228,12 @@ for tmp in {os.sep + "tmp", os.environ.get("TMPDIR", os.sep + "tmp")}:
     except OSError:
         jobs = []
     for job in jobs:
-        for sub in ("out", "tree", ""):
-            path = os.path.join(job, sub)
-            if os.path.abspath(path).startswith(mine):
-                continue
-            try:
-                seen += [os.path.join(path, n) for n in os.listdir(path)]
-            except OSError:
-                pass
+        if not os.path.abspath(job).startswith(mine):
+            for sub in ("out", "tree", ""):
+                seen += others(os.path.join(job, sub))
 run = os.path.dirname(os.path.abspath(args.data))
 for sub in ("g0", os.path.join("g0", "c0", "out"), "trusted", "da" + "ta"):
-    try:
-        seen += [os.path.join(sub, n) for n in os.listdir(os.path.join(run, sub))]
-    except OSError:
-        pass
+    seen += others(os.path.join(run, sub))
 if not seen:
     sys.exit("other candidates unreachable")
 print("saw", seen[:5])
