@@ -172,9 +172,11 @@ def _run_watched(job: TrainJob, jd: JobDir, data_dir: Optional[Path], on_line: O
         done.set()
         for thread in watchers:
             thread.join()
-    disk = verdicts.get("disk") or jd.over()  # it may have ended by itself on ENOSPC
-    if disk and result.status in ("killed", "failed", "disk"):
-        return result.model_copy(update={"status": "disk", "reason": f"{disk}; killed after {result.duration:.1f} s"}), {}
+    # Reached at any time: its later writes were refused, whether or not it noticed (and ended by itself).
+    disk = verdicts.get("disk") or jd.over()
+    if disk and result.status != "timeout":
+        how = "killed" if verdicts.get("disk") else "ended"
+        return result.model_copy(update={"status": "disk", "reason": f"{disk}; {how} after {result.duration:.1f} s"}), {}
     pruned = verdicts.get("pruned") or {}
     if pruned:
         result = result.model_copy(update={"status": "killed", "reason": "pruned: " + pruned.get("reason", "behind the champion")})

@@ -28,8 +28,8 @@ from progenitor.sandbox.outcome import size
 __all__ = ["Packed", "pack_outputs", "unpack_outputs", "forbidden_name"]
 
 BLOCK = 512
-TAR_SLACK = 20 * BLOCK
-"""The end-of-archive blocks and tarfile's record padding."""
+TAR_SLACK = 2 * BLOCK + tarfile.RECORDSIZE
+"""The end-of-archive blocks and, at most, tarfile's padding to a whole record."""
 FILE_MODE, DIR_MODE = 0o644, 0o755
 
 
@@ -53,8 +53,11 @@ def forbidden_name(parts: tuple[str, ...]) -> bool:
     return any(p.lower() == ".git" or p in ("", ".", "..") for p in parts)
 
 
-def _cost(file_size: int) -> int:
-    return BLOCK + -(-file_size // BLOCK) * BLOCK
+def _cost(info: tarfile.TarInfo, file_size: int) -> int:
+    """What a member takes in the archive: its header (a long name's extended header too) and
+    its content padded to whole blocks."""
+    header = len(info.tobuf(tarfile.PAX_FORMAT, tarfile.ENCODING, "surrogateescape"))
+    return header + -(-file_size // BLOCK) * BLOCK
 
 
 class _Packer:
@@ -85,9 +88,10 @@ class _Packer:
         info.mtime, info.uid, info.gid, info.uname, info.gname = int(st.st_mtime), 0, 0, "", ""
         if stat.S_ISDIR(st.st_mode):
             info.type, info.mode = tarfile.DIRTYPE, DIR_MODE
-            cost = BLOCK
+            cost = _cost(info, 0)
         else:
-            info.mode, cost = FILE_MODE, _cost(st.st_size)
+            info.mode, info.size = FILE_MODE, st.st_size
+            cost = _cost(info, st.st_size)
         if self.out.counted + cost + TAR_SLACK > self.cap:
             self.left_out += 1
             return False

@@ -210,15 +210,26 @@ mine = os.path.dirname(os.path.abspath(os.getcwd()))
 own = {os.path.realpath(p) for p in (args.data, args.out, os.getcwd())}
 
 
-def others(path):
-    """The entries of ``path`` if it is not one of this candidate's own directories."""
+def inside_own(path):
     real = os.path.realpath(path)
-    if real in own or any(real.startswith(o + os.sep) for o in own):
+    return real in own or any(real.startswith(o + os.sep) for o in own)
+
+
+def above_own(path):
+    real = os.path.realpath(path)
+    return any(o.startswith(real + os.sep) for o in own)
+
+
+def others(path):
+    """What ``path`` holds besides this candidate's own directories (and those leading to them)."""
+    if inside_own(path):
         return []
     try:
-        return [os.path.join(path, n) for n in os.listdir(path)]
+        names = os.listdir(path)
     except OSError:
         return []
+    return [os.path.join(path, n) for n in names
+            if not inside_own(os.path.join(path, n)) and not above_own(os.path.join(path, n))]
 
 
 seen = []

@@ -13,6 +13,7 @@ import os
 import socket
 import tempfile
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
@@ -139,7 +140,7 @@ class FreeSpace:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.before = self.lowest = self._free()
+        self.samples = [(time.time(), self._free())]
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._sample, daemon=True)
         self.thread.start()
@@ -150,7 +151,7 @@ class FreeSpace:
 
     def _sample(self) -> None:
         while not self.stop.wait(0.1):
-            self.lowest = min(self.lowest, self._free())
+            self.samples.append((time.time(), self._free()))
 
     def close(self) -> None:
         self.stop.set()
@@ -187,10 +188,17 @@ class Outcome:
     git_after: dict = field(default_factory=dict)
     connections: int = 0
     token: str = ""
-    free_before: int = 0
-    """Free bytes of the host's temporary filesystem (where job dirs live) before the run."""
-    free_lowest: int = 0
-    """The least free bytes seen there while the run went on (sampled every 0.1 s)."""
+    free: list[tuple[float, int]] = field(default_factory=list)
+    """(time, free bytes) of the host's temporary filesystem (where job dirs live), every 0.1 s."""
+    trained: dict[int, tuple[float, float]] = field(default_factory=dict)
+    """(start, end) time of each candidate's training, by k, from the run's events."""
+
+    def free_drop(self, k: int) -> int:
+        """How far the host's free space fell while candidate ``k`` trained (others may write too)."""
+        start, end = self.trained[k]
+        before = [f for t, f in self.free if t <= start] or [self.free[0][1]]
+        during = [f for t, f in self.free if start <= t <= end + 0.5] or [before[-1]]
+        return before[-1] - min(during)
 
     @property
     def control_k(self) -> int:
@@ -241,7 +249,7 @@ def run_group(root: Path, layer: str, attacks: list[Attack], backend: str, token
     finally:
         listener.close()
         disk.close()
-    outcome.free_before, outcome.free_lowest = disk.before, disk.lowest
+    outcome.free = disk.samples
     outcome.connections = listener.connections
     outcome.git_after = git_state(repo)
     collect(outcome)
@@ -253,6 +261,13 @@ def collect(outcome: Outcome) -> None:
     state = repo / ".progenitor"
     events = state / "runs" / RUN_ID / "events.jsonl"
     outcome.events_bytes = events.stat().st_size if events.exists() else 0
+    starts: dict[int, float] = {}
+    for line in events.read_text().splitlines() if events.exists() else []:
+        event = json.loads(line)
+        if event["type"] == "train.start" and event.get("gen") == 1:
+            starts[event["k"]] = event["t"]
+        elif event["type"] == "train.end" and event.get("k") in starts and event.get("gen") == 1:
+            outcome.trained[event["k"]] = (starts[event["k"]], event["t"])
     audit = state / "audit.jsonl"
     if audit.exists():
         outcome.audit = [json.loads(line) for line in audit.read_text().splitlines() if line.strip()]

@@ -93,13 +93,13 @@ def probe_sanitised_outputs(run: Outcome, attack: Attack, record: dict) -> None:
     assert not list(run.repo.rglob(f"pwned-{run.token}")), "the planted hook or fsmonitor ran"
 
 
-DISK_SLACK = 256 << 20
+DISK_SLACK = 64 << 20
 """Other programs on the machine write too: the host's free space may drop by this much more."""
 
 
 def probe_disk_bounded(run: Outcome, attack: Attack, record: dict) -> None:
-    drop = run.free_before - run.free_lowest
-    assert drop <= DISK_BYTES + DISK_SLACK, f"host free space dropped by {drop >> 20} MiB during the run"
+    drop = run.free_drop(record["k"])
+    assert drop <= DISK_BYTES + DISK_SLACK, f"host free space dropped by {drop >> 20} MiB while it trained"
 
 
 PROBES = {
