@@ -44,8 +44,11 @@ script = [[{"hypothesis": "reads the labels", "edits": {"train.py": READ_LABELS_
 summary = start_run(repo, RunOptions(sandbox="process", executor=sys.argv[2]), architect=scripted(script),
                     run_id="r20260101-00aa")
 lineage = get_lineage("r20260101-00aa", repo)
+import tempfile
+cache = Path(tempfile.gettempdir()) / "progenitor-ray-data"
+cached = sorted({p.name for p in cache.rglob("*") if p.is_file()}) if cache.is_dir() else []
 print("RESULT " + json.dumps({"summary": summary.model_dump(), "candidates": lineage["candidates"],
-                              "champion": lineage.get("champion")}))
+                              "champion": lineage.get("champion"), "cached": cached}))
 """
 
 
@@ -82,7 +85,11 @@ def test_as_root_without_bwrap_a_run_isolates_the_labels(tmp_path):
 
 @pytest.mark.ray
 def test_as_root_without_bwrap_a_ray_run_isolates_the_labels(tmp_path):
-    check_sealed_run(run_driver(tmp_path, "ray"))
+    result = run_driver(tmp_path, "ray")
+    check_sealed_run(result)
+    # The node's data cache holds the visible files only (any run's: it is shared by digest).
+    assert {"holdout_inputs.npy", "train_x.npy", "train_y.npy"} <= set(result["cached"])
+    assert not [name for name in result["cached"] if "label" in name], result["cached"]
 
 
 def test_doctor_without_bwrap_proves_the_view_with_a_probe():

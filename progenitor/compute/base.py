@@ -18,7 +18,7 @@ from typing import Callable, Iterator, Optional, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
-from progenitor.compute.jobdir import JobDir, job_dir
+from progenitor.compute.jobdir import JobDir, daemon_shares_our_mounts, job_dir
 from progenitor.compute.outputs import pack_outputs
 from progenitor.compute.pruning import PruneConfig
 from progenitor.sandbox.base import LineCallback, Limits, SandboxResult, SandboxSpec
@@ -128,7 +128,8 @@ def execute_job(
     """
     if watch is None and job.prune is not None and job.progress_file:
         watch = job.prune.watcher(job.progress_file)
-    with job_dir(workdir, job.limits.disk_bytes, job.disk_files) as jd:
+    tmpfs = job.backend != "docker" or daemon_shares_our_mounts("dockerd")
+    with job_dir(workdir, job.limits.disk_bytes, job.disk_files, tmpfs=tmpfs) as jd:
         try:
             unpack(job.tree_archive, jd.tree)
         except OSError as exc:

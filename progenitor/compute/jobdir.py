@@ -7,8 +7,13 @@ backend alike (bubblewrap, our own view and Docker all bind its ``tree`` and ``o
 costs memory, not disk, and only as far as it is filled; under Docker those pages count
 against the container's memory limit too. Without root no mount is possible: each file is
 capped by RLIMIT_FSIZE (the sandboxes set it from ``Limits.disk_bytes``) and a watcher walks
-the tree and outputs once a second, so a fast writer may pass the quota by what it writes
-in that second before it is killed.
+the tree and outputs every 0.2 s (or twice as long as a walk takes), so a fast writer may
+pass the quota by what it writes in that time before it is killed.
+
+Docker's daemon mounts the job's directories from its own mount namespace: a tmpfs mounted
+in ours is invisible to it when the two differ (a driver in ``unshare -m``, in a container
+beside the socket, under systemd's PrivateTmp). So for Docker the tmpfs is used only where a
+``dockerd`` is seen in our mount namespace; elsewhere the quota is the watcher's.
 
 Either way ``over()`` says, in one sentence, when the quota is reached; the job is then
 killed with the status ``disk``. A tmpfs left by a driver that was killed outright (its pid
@@ -20,20 +25,24 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import functools
 import os
 import re
 import shutil
 import stat
 import tempfile
+import time
 from pathlib import Path
 from typing import Iterator, Optional
 
 from progenitor.sandbox.access import is_root
 from progenitor.sandbox.outcome import size
 
-__all__ = ["JobDir", "job_dir", "remove_tree"]
+__all__ = ["JobDir", "daemon_shares_our_mounts", "job_dir", "remove_tree"]
 
 PREFIX = "progenitor-job-"
+POLL_SECONDS = 0.2
+"""How often the quota is looked at while a job runs (at least)."""
 FULL_SLACK = 64 << 10
 """A tmpfs with less than this left is full: the candidate's last write was refused."""
 _MS_NOSUID, _MS_NODEV = 2, 4
@@ -47,11 +56,13 @@ class JobDir:
     def __init__(self, path: Path, disk_bytes: Optional[int], files: Optional[int], mounted: bool):
         self.path, self.disk_bytes, self.files, self.mounted = path, disk_bytes, files, mounted
         self.tree, self.out = path / "tree", path / "out"
+        self._walk_seconds = 0.0
 
     @property
     def poll_seconds(self) -> float:
-        """How often a watcher should ask ``over()``: statvfs is cheap, a walk is not."""
-        return 0.2 if self.mounted else 1.0
+        """How often a watcher should ask ``over()``: statvfs is cheap; a walk costs what it
+        last took, and is not let take more than a third of the driver's time."""
+        return max(POLL_SECONDS, 2 * self._walk_seconds)
 
     def over(self) -> Optional[str]:
         """Why the tree and outputs are at their quota, or None."""
@@ -72,14 +83,20 @@ class JobDir:
             st = os.statvfs(self.path)
             # The root of the tmpfs is one inode of its own.
             return (st.f_blocks - st.f_bfree) * st.f_frsize, max(0, st.f_files - st.f_ffree - 1)
-        return _walk_usage([self.tree, self.out], stop_entries=self.files, stop_bytes=self.disk_bytes)
+        started = time.monotonic()
+        try:
+            return _walk_usage([self.tree, self.out], stop_entries=self.files, stop_bytes=self.disk_bytes)
+        finally:
+            self._walk_seconds = time.monotonic() - started
 
 
 @contextlib.contextmanager
-def job_dir(workdir: Optional[Path], disk_bytes: Optional[int], files: Optional[int]) -> Iterator[JobDir]:
-    """A fresh job directory (mode 0711: others may pass, not look), removed afterwards."""
+def job_dir(workdir: Optional[Path], disk_bytes: Optional[int], files: Optional[int],
+            tmpfs: bool = True) -> Iterator[JobDir]:
+    """A fresh job directory (mode 0711: others may pass, not look), removed afterwards;
+    ``tmpfs`` False: never a tmpfs (whoever mounts its directories would not see one)."""
     parent = Path(workdir or tempfile.gettempdir())
-    mounted = is_root() and (disk_bytes is not None or files is not None)
+    mounted = tmpfs and is_root() and (disk_bytes is not None or files is not None)
     if mounted:
         sweep_mounts(parent)
     path = Path(tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}-", dir=parent))
@@ -130,6 +147,28 @@ def sweep_mounts(parent: Path) -> int:
             remove_tree(Path(point))
             swept += 1
     return swept
+
+
+@functools.lru_cache(maxsize=None)
+def daemon_shares_our_mounts(name: str = "dockerd") -> bool:
+    """Whether a process called ``name`` runs here in our mount namespace (so that it sees a
+    mount we make); False when none is seen (a remote or rootless daemon, another namespace)."""
+    try:
+        ours = os.stat("/proc/self/ns/mnt").st_ino
+    except OSError:
+        return False
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(os.path.join(entry.path, "comm")) as f:
+                if f.read().strip() != name:
+                    continue
+            if os.stat(os.path.join(entry.path, "ns", "mnt")).st_ino == ours:
+                return True
+        except OSError:
+            continue
+    return False
 
 
 def _alive(pid: int) -> bool:

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from progenitor.compute.base import OUTPUT_MAX_ENTRIES, TrainJob, execute_job
-from progenitor.compute.jobdir import PREFIX, sweep_mounts
+from progenitor.compute.jobdir import PREFIX, JobDir, sweep_mounts
 from progenitor.compute.outputs import pack_outputs, unpack_outputs
 from progenitor.sandbox.base import Limits
 
@@ -228,3 +228,46 @@ def test_nothing_of_a_job_is_left_behind(job):
     assert set(Path(tempfile.gettempdir()).glob(f"{PREFIX}{os.getpid()}-*")) == before
     with open("/proc/self/mountinfo") as f:
         assert f"{PREFIX}{os.getpid()}-" not in f.read()
+
+
+def test_without_root_the_quota_is_a_walk_that_stops_at_the_cap(tmp_path):
+    job = JobDir(tmp_path, disk_bytes=1 << 20, files=100, mounted=False)
+    job.tree.mkdir()
+    job.out.mkdir()
+    assert job.over() is None and job.poll_seconds >= 0.2
+    (job.out / "big").write_bytes(os.urandom(2 << 20))
+    assert "reached the 1 MiB quota" in job.over()
+    (job.out / "big").unlink()
+    for i in range(150):
+        (job.out / f"f{i}").touch()
+    assert job.usage()[1] == 100, "the walk should stop at the cap"
+    assert "reached 100 files and directories" in job.over()
+
+
+@needs_root
+def test_a_tree_larger_than_the_quota_is_a_disk_failure_before_anything_runs():
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for i in range(40):
+            info = tarfile.TarInfo(f"f{i}.py")
+            tar.addfile(info, io.BytesIO(b""))
+    result = execute_job(TrainJob(key="t/g1/c1", command="echo ran", tree_archive=buf.getvalue(),
+                                  limits=Limits(disk_bytes=16 << 20), disk_files=20), None)
+    assert result.sandbox.status == "disk" and "tree does not fit its disk quota" in result.sandbox.reason
+    assert "ran" not in result.sandbox.stdout
+
+
+def test_where_no_tmpfs_can_be_seen_the_watcher_holds_the_quota(job, monkeypatch):
+    """A Docker daemon in another mount namespace (or no root): the quota is a walk, and a
+    writer passes it by at most what it writes between two looks."""
+    import progenitor.compute.base as base
+    import progenitor.compute.jobdir as jobdir
+
+    monkeypatch.setattr(jobdir, "is_root", lambda: False)  # the job dir is then never a tmpfs
+    with FreeSpace() as disk:
+        result = job(FILLER)
+    assert result.sandbox.status == "disk", result.sandbox
+    assert "reached the 64 MiB quota" in result.sandbox.reason
+    drop = disk.before - disk.lowest
+    print(f"watched: killed after {result.sandbox.duration:.2f} s, host free space fell by {drop >> 20} MiB")
+    assert drop <= (64 << 20) + (512 << 20), f"fell by {drop >> 20} MiB"
