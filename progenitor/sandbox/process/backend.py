@@ -152,7 +152,8 @@ class ProcessSandbox:
         data = _existing(spec.data, "data") if spec.data is not None else None
         user = self._user()
         # The plain child's HOME (the views have a /tmp of their own); the unshare mode's new root.
-        scratch = Path(tempfile.mkdtemp(prefix="progenitor-home-" if mode == "none" else "progenitor-root-"))
+        prefix = {"none": "progenitor-home-", "unshare": "progenitor-root-"}.get(mode)
+        scratch = Path(tempfile.mkdtemp(prefix=prefix)) if prefix else None
         try:
             if mode == "none" and data is not None and user is not None:
                 data = _reachable_data(data, scratch, user[0])

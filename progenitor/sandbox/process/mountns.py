@@ -60,74 +60,88 @@ def view_plan(view: View, root: Path) -> str:
 
 VIEW_CODE = r"""
 import ctypes, json, os
+RDONLY, NOSUID, NODEV, NOEXEC, REMOUNT, BIND, REC, PRIVATE = 1, 2, 4, 8, 32, 4096, 16384, 1 << 18
+view_libc = ctypes.CDLL(None, use_errno=True)
+view_libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
+
+
+def check(rc, what):
+    if rc != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, "%s: %s" % (what, os.strerror(err)))
+
+
+def mount(source, target, fstype, flags, data=None):
+    enc = lambda s: None if s is None else s.encode()
+    check(view_libc.mount(enc(source), enc(target), enc(fstype), flags, enc(data)), "mount %s" % target)
+
+
+def makedirs(path):
+    # Directories the view needs above a bind: open to the command (0755), owned by root.
+    here = ""
+    for part in [p for p in path.split("/") if p]:
+        here += "/" + part
+        if not os.path.isdir(here):
+            os.mkdir(here)
+            os.chmod(here, 0o755)
+
+
+def touch(path, mode):
+    makedirs(os.path.dirname(path))
+    os.close(os.open(path, os.O_CREAT | os.O_WRONLY, mode))
+
+
+def bind(source, where, read_only):
+    if os.path.isdir(source):
+        makedirs(where)
+    elif not os.path.exists(where):
+        touch(where, 0o644)
+    mount(source, where, None, BIND | REC)
+    flags = REMOUNT | BIND | NOSUID | (RDONLY if read_only else 0) | (0 if source.startswith("/dev/") else NODEV)
+    mount(None, where, None, flags)
+
+
+def tmpfs(where, mode, size, flags=NOSUID | NODEV):
+    makedirs(where)
+    mount("tmpfs", where, "tmpfs", flags, "mode=%o" % mode + (",size=%d" % size if size else ""))
+
+
+def dev(where):
+    # bubblewrap's --dev: a few harmless nodes bound from the host, and the fd links.
+    tmpfs(where, 0o755, 1 << 20, NOSUID | NOEXEC)
+    for name in DEV_NODES:
+        touch(where + "/" + name, 0o666)
+        mount("/dev/" + name, where + "/" + name, None, BIND)
+    for name, target in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"),
+                         ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")):
+        os.symlink(target, where + "/" + name)
+
+
 def build_view(plan):
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
-    RDONLY, NOSUID, NODEV, NOEXEC, REMOUNT, BIND, REC, PRIVATE = 1, 2, 4, 8, 32, 4096, 16384, 1 << 18
-
-    def check(rc, what):
-        if rc != 0:
-            err = ctypes.get_errno()
-            raise OSError(err, "%s: %s" % (what, os.strerror(err)))
-
-    def mount(source, target, fstype, flags, data=None):
-        enc = lambda s: None if s is None else s.encode()
-        check(libc.mount(enc(source), enc(target), enc(fstype), flags, enc(data)), "mount %s" % target)
-
-    def makedirs(path):
-        # Directories the view needs above a bind: open to the command (0755), owned by root.
-        parts, here = [p for p in path.split("/") if p], ""
-        for part in parts:
-            here += "/" + part
-            if not os.path.isdir(here):
-                os.mkdir(here)
-                os.chmod(here, 0o755)
-
     root = plan["root"]
-    check(libc.unshare(0x20000 | 0x08000000 | 0x04000000), "unshare(NEWNS|NEWIPC|NEWUTS)")
+    check(view_libc.unshare(0x20000 | 0x08000000 | 0x04000000), "unshare(NEWNS|NEWIPC|NEWUTS)")
     mount(None, "/", None, REC | PRIVATE)  # nothing done here reaches the host
-    mount("tmpfs", root, "tmpfs", NOSUID | NODEV, "mode=0755,size=16m")
+    tmpfs(root, 0o755, 16 << 20)
     for op in plan["ops"]:
-        kind, where = op[0], root + (op[2] if op[0] in ("bind", "symlink") else op[1] if len(op) > 1 else "")
-        if kind == "symlink":
-            os.symlink(op[1], where)
-        elif kind == "bind":
-            source, read_only = op[1], op[3]
-            if os.path.isdir(source):
-                makedirs(where)
-            elif not os.path.exists(where):
-                makedirs(os.path.dirname(where))
-                os.close(os.open(where, os.O_CREAT | os.O_WRONLY, 0o644))
-            mount(source, where, None, BIND | REC)
-            flags = REMOUNT | BIND | NOSUID | (RDONLY if read_only else 0)
-            flags |= 0 if source.startswith("/dev/") else NODEV
-            mount(None, where, None, flags)
-        elif kind == "tmpfs":
-            makedirs(where)
-            size = (",size=%d" % op[3]) if op[3] else ""
-            mount("tmpfs", where, "tmpfs", NOSUID | NODEV, "mode=%o%s" % (op[2], size))
-        elif kind == "dev":
-            where = root + "/dev"
-            makedirs(where)
-            mount("tmpfs", where, "tmpfs", NOSUID | NOEXEC, "mode=0755,size=1m")
-            for name in DEV_NODES:
-                node = where + "/" + name
-                os.close(os.open(node, os.O_CREAT | os.O_WRONLY, 0o666))
-                mount("/dev/" + name, node, None, BIND)
-            for name, target in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"),
-                                 ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")):
-                os.symlink(target, where + "/" + name)
-        elif kind == "proc":
+        if op[0] == "symlink":
+            os.symlink(op[1], root + op[2])
+        elif op[0] == "bind":
+            bind(op[1], root + op[2], op[3])
+        elif op[0] == "tmpfs":
+            tmpfs(root + op[1], op[2], op[3])
+        elif op[0] == "dev":
+            dev(root + "/dev")
+        elif op[0] == "proc":
             makedirs(root + "/proc")
             # hidepid=2: the command sees its own processes only; the reaper (root) sees all.
             mount("proc", root + "/proc", "proc", NOSUID | NODEV | NOEXEC, "hidepid=2")
     os.chdir(root)
-    check(libc.pivot_root(b".", b"."), "pivot_root")
-    check(libc.umount2(b".", 2), "detach the host's root")  # MNT_DETACH
+    check(view_libc.pivot_root(b".", b"."), "pivot_root")
+    check(view_libc.umount2(b".", 2), "detach the host's root")  # MNT_DETACH: the old root is gone
     os.chdir("/")
     mount(None, "/", None, REMOUNT | RDONLY | NOSUID | NODEV)
     name = plan["hostname"].encode()
-    libc.sethostname(name, len(name))
+    view_libc.sethostname(name, len(name))
     os.chdir(plan["cwd"])
 """.replace("DEV_NODES", repr(DEV_NODES))
 """The reaper's half: ``build_view(plan)``, run as root before the command is forked."""
