@@ -4,7 +4,7 @@ sandbox (``sandbox.probe``), a library line is an import, a tool line is that to
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import platform
 import shutil
 import subprocess
@@ -59,11 +59,16 @@ def _docker_sandbox(repo) -> Check:
     from progenitor.sandbox.docker.images import DEFAULT_BASE, task_image
     from progenitor.sandbox.probe import probe_sandbox, requirement_names
 
+    from progenitor.sandbox.docker import DockerSandbox
+
     image = task_image(repo) if repo is not None else DEFAULT_BASE
+    daemon = DockerSandbox(image=image).check()  # asks the daemon: its version, the image, its runtimes
+    if not daemon.available:
+        return Check(name="sandbox docker", ok=False, detail=daemon.detail)
     # The base image has only python3; a task image's venv has the `python` a task's commands name.
     report = probe_sandbox("docker", {"image": image}, python="python" if repo is not None else "python3",
                            imports=tuple(requirement_names(repo)))
-    return Check(name="sandbox docker", ok=report.ok, detail=f"image {image}; {report.detail}")
+    return Check(name="sandbox docker", ok=report.ok, detail=f"{daemon.detail}; {report.detail}")
 
 
 def _module(name: str, why: str) -> Callable[[], Check]:

@@ -8,8 +8,8 @@ a job directory held to the disk quota (``jobdir``), unpack, run the sandbox, pa
 
 from __future__ import annotations
 
+import errno
 import io
-import os
 import socket
 import tarfile
 import threading
@@ -133,6 +133,8 @@ def execute_job(
         try:
             unpack(job.tree_archive, jd.tree)
         except OSError as exc:
+            if exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+                raise
             reason = f"its tree does not fit its disk quota ({exc.strerror or exc})"
             return JobResult(key=job.key, sandbox=SandboxResult(status="disk", reason=reason),
                              node=socket.gethostname(), gpu_ids=job.limits.gpus)

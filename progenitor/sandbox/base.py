@@ -89,7 +89,8 @@ class SandboxResult(BaseModel):
     isolation: list[str] = []
     """What isolation was in force, e.g. ["netns", "mountns", "rlimits", "uid"]."""
     reason: str = ""
-    """One sentence for a user when status is not ok."""
+    """One sentence for a user when status is not ok (and, once ``execute_job`` has packed the
+    outputs, what was cut or dropped from them, whatever the status)."""
 
     @property
     def ok(self) -> bool:

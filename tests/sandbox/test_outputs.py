@@ -260,7 +260,6 @@ def test_a_tree_larger_than_the_quota_is_a_disk_failure_before_anything_runs():
 def test_where_no_tmpfs_can_be_seen_the_watcher_holds_the_quota(job, monkeypatch):
     """A Docker daemon in another mount namespace (or no root): the quota is a walk, and a
     writer passes it by at most what it writes between two looks."""
-    import progenitor.compute.base as base
     import progenitor.compute.jobdir as jobdir
 
     monkeypatch.setattr(jobdir, "is_root", lambda: False)  # the job dir is then never a tmpfs
