@@ -27,7 +27,7 @@ from progenitor.sandbox.process.child import launch
 from progenitor.sandbox.env import build_env, fill_template
 from progenitor.sandbox.process.isolation import (ChildSetup, fresh_uid, nproc_limit, probe_bwrap, probe_netns,
                                                   probe_unshare)
-from progenitor.sandbox.process.mountns import view_plan
+from progenitor.sandbox.process.mountns import view_plan, view_root
 from progenitor.sandbox.outcome import judge
 from progenitor.sandbox.process.reaper import reaper_argv
 
@@ -151,9 +151,8 @@ class ProcessSandbox:
         tree, out = _existing(spec.tree, "tree"), _existing(spec.out, "out")
         data = _existing(spec.data, "data") if spec.data is not None else None
         user = self._user()
-        # The plain child's HOME (the views have a /tmp of their own); the unshare mode's new root.
-        prefix = {"none": "progenitor-home-", "unshare": "progenitor-root-"}.get(mode)
-        scratch = Path(tempfile.mkdtemp(prefix=prefix)) if prefix else None
+        # The plain child's HOME (the views have a /tmp of their own).
+        scratch = Path(tempfile.mkdtemp(prefix="progenitor-home-")) if mode == "none" else None
         try:
             if mode == "none" and data is not None and user is not None:
                 data = _reachable_data(data, scratch, user[0])
@@ -162,7 +161,7 @@ class ProcessSandbox:
             if mode == "bwrap":
                 argv, setup = self._bwrap(spec, tree, out, data, env, command, user)
             elif mode == "unshare":
-                argv, setup = self._unshare(spec, tree, out, data, env, command, user, scratch)
+                argv, setup = self._unshare(spec, tree, out, data, env, command, user, view_root())
             else:
                 argv, setup = self._plain(spec, tree, out, data, command, user)
             if user is not None:

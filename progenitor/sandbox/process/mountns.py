@@ -19,16 +19,33 @@ so that no mount call runs in a forked child of the threaded driver.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import stat
+import tempfile
 from pathlib import Path
 
+from progenitor.errors import SandboxError
 from progenitor.sandbox.process.bwrap import SYSTEM_DIRS, View
 
-__all__ = ["DEV_NODES", "VIEW_CODE", "view_plan"]
+__all__ = ["DEV_NODES", "VIEW_CODE", "view_plan", "view_root"]
 
 DEV_NODES = ("null", "zero", "full", "random", "urandom", "tty")
 """The host device nodes the view's ``/dev`` holds (bubblewrap's ``--dev`` set)."""
+
+
+def view_root() -> Path:
+    """The host directory every view's new root is mounted on, each in its own private mount
+    namespace: one for all runs (the mounts never reach the host, so it stays empty), and
+    nothing per run to be left behind by a driver killed outright."""
+    path = Path(tempfile.gettempdir()) / "progenitor-view-root"
+    with contextlib.suppress(FileExistsError):
+        path.mkdir(mode=0o700)
+    st = os.lstat(path)
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid() or st.st_mode & 0o077:
+        raise SandboxError(f"{path} is not a private directory of this user's; remove it so that it is made anew")
+    return path
 
 
 def view_plan(view: View, root: Path) -> str:
