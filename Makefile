@@ -1,5 +1,6 @@
 # The two commands of the README:
-#   make demo   - make a virtualenv, install progenitor, run 3 generations of the digits example
+#   make demo   - make a virtualenv, install progenitor (and bubblewrap, where it may), run 3
+#                 generations of the digits example
 #   make test   - install what the full suite needs (Docker engine, bubblewrap, Chromium),
 #                 start the services, and run every test (what CI runs)
 # and, for everyday work:
@@ -15,8 +16,10 @@ TORCH ?= torch==2.13.0
 TORCH_PIP_ARGS ?=
 DEMO_DIR ?= demo/digits
 GENERATIONS ?= 3
+# Extra flags for the demo's `progenitor run`, e.g. DEMO_FLAGS="--sandbox process".
+DEMO_FLAGS ?=
 
-.PHONY: install demo test test-fast system clean
+.PHONY: install demo demo-setup test test-fast system clean
 
 $(BIN)/progenitor: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,10 +30,14 @@ $(BIN)/progenitor: pyproject.toml
 
 install: $(BIN)/progenitor
 
-demo: install
+# bubblewrap where this user may install it; the run itself says which isolation it got.
+demo-setup:
+	bash .ci/demo-setup.sh
+
+demo: install demo-setup
 	rm -rf $(DEMO_DIR)
 	$(BIN)/progenitor init --example digits $(DEMO_DIR)
-	$(BIN)/progenitor run $(DEMO_DIR) --generations $(GENERATIONS)
+	$(BIN)/progenitor run $(DEMO_DIR) --generations $(GENERATIONS) $(DEMO_FLAGS)
 
 system:
 	bash .ci/system-setup.sh

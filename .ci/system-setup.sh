@@ -5,13 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-SUDO=""
-if [ "$(id -u)" != "0" ]; then SUDO="sudo"; fi
-
-if ! command -v bwrap >/dev/null; then
-  echo "system-setup: installing bubblewrap"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq bubblewrap >/dev/null
-fi
+bash .ci/demo-setup.sh
+command -v bwrap >/dev/null || { echo "system-setup: bubblewrap could not be installed" >&2; exit 1; }
 
 bash .ci/docker-setup.sh

@@ -27,7 +27,7 @@ __all__ = ["SCHEMA", "TERMINAL", "TRANSITIONS", "Candidate", "CandidateCost", "D
 SCHEMA = 2
 """Version of the record's JSON. 1: the untyped records of progenitor 0.1 (no ``schema`` key)."""
 
-TRAINING_ENDS = ("failed", "timeout", "oom", "pruned")
+TRAINING_ENDS = ("failed", "timeout", "oom", "disk", "pruned")
 """How a training that did not succeed ends (the sandbox's statuses, and pruned)."""
 
 TRANSITIONS: dict[str, tuple[str, ...]] = {
@@ -40,6 +40,7 @@ TRANSITIONS: dict[str, tuple[str, ...]] = {
     "failed": (),
     "timeout": (),
     "oom": (),
+    "disk": (),
     "pruned": (),
 }
 """Which status may follow which. ``failed`` is reachable from every unfinished status: a

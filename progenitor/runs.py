@@ -59,6 +59,7 @@ def read_json(path: Path, default: Any = None) -> Any:
 def ensure_state_dir(repo_root: Path) -> Path:
     state = repo_root / STATE_DIR
     state.mkdir(exist_ok=True)
+    os.chmod(state, 0o700)  # checkpoints, the audit log and every run's labels: the owner's only
     exclude = repo_root / ".git" / "info" / "exclude"
     if exclude.parent.is_dir():
         text = exclude.read_text() if exclude.exists() else ""
@@ -110,6 +111,9 @@ class RunDir:
     def create(self, meta: dict) -> None:
         ensure_state_dir(self.repo_root)
         self.path.mkdir(parents=True, exist_ok=False)
+        # Its data (holdout labels), trusted tree and candidates are no other uid's business:
+        # the sandboxes bind the visible data in as root, they never walk here as the candidate.
+        os.chmod(self.path, 0o700)
         write_json(self.path / "run.json", {"id": self.run_id, "created": now_iso(), **meta})
 
     @property

@@ -77,16 +77,33 @@ class Resources(_Strict):
     """Memory limit, like ``512m`` or ``2g``."""
     processes: int = Field(512, ge=1)
     """Most processes/threads the candidate may start (stops fork bombs)."""
+    disk: str = "2g"
+    """Disk quota of the candidate's tree and outputs while it trains, like ``512m``; a candidate
+    that reaches it is killed with the status ``disk``."""
+    files: int = Field(100_000, ge=16)
+    """Most files and directories its tree and outputs may hold while it trains (part of the quota)."""
+    outputs: str = "256m"
+    """Most bytes of outputs brought back to the scorer, tar headers counted; more is cut, and
+    the candidate's reason says so."""
 
-    @field_validator("memory")
+    @field_validator("memory", "disk", "outputs")
     @classmethod
-    def _memory(cls, v: str) -> str:
-        parse_size(v)
+    def _size(cls, v: str) -> str:
+        if parse_size(v) < 1 << 20:
+            raise ValueError(f"{v!r} is below 1m; write it like 512m or 2g")
         return v
 
     @property
     def memory_bytes(self) -> int:
         return parse_size(self.memory)
+
+    @property
+    def disk_bytes(self) -> int:
+        return parse_size(self.disk)
+
+    @property
+    def output_bytes(self) -> int:
+        return parse_size(self.outputs)
 
 
 class EarlyStop(_Strict):

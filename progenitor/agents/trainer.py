@@ -52,7 +52,7 @@ def limits_for(spec: TaskSpec) -> Limits:
     res = spec.train.resources
     return Limits(
         wall_time=spec.train.timeout, cpus=res.cpus, memory_bytes=res.memory_bytes,
-        processes=res.processes,
+        processes=res.processes, disk_bytes=res.disk_bytes,
     )
 
 
@@ -69,7 +69,16 @@ def make_job(spec: TaskSpec, key: str, tree_archive: bytes, labels: dict[str, st
         backend=backend,
         backend_options=backend_options,
         progress_file=spec.train.progress,
+        disk_files=spec.train.resources.files,
+        output_cap_bytes=spec.train.resources.output_bytes,
+        # What the scorer needs is packed first: a filler sorting before it cannot push it out.
+        outputs_first=[f for f in (_predictions_file(spec), spec.train.progress) if f],
     )
+
+
+def _predictions_file(spec: TaskSpec) -> Optional[str]:
+    expect = spec.scorer.predictions
+    return expect.file if expect is not None else None
 
 
 def log_tail(text: str) -> str:

@@ -61,15 +61,18 @@ def init(directory: Path, example: Optional[str]) -> None:
 @click.option("--ray-address", envvar="RAY_ADDRESS", help="Join this Ray cluster (with --executor ray).")
 @click.option("--seed", type=int, help="Override the task's search seed.")
 @click.option("--parallel", type=click.IntRange(min=1), help="Most candidates trained at once (local executor).")
+@click.option("--allow-unsealed", is_flag=True,
+              help="Run even where candidates could read the holdout labels (not root, no bubblewrap, no Docker).")
 @click.option("--quiet", "-q", is_flag=True, help="Print only the summary.")
-def run(directory: Path, generations, candidates, sandbox, executor, ray_address, seed, parallel, quiet) -> None:
+def run(directory: Path, generations, candidates, sandbox, executor, ray_address, seed, parallel, allow_unsealed,
+        quiet) -> None:
     """Run the loop on the model repo DIRECTORY."""
     from progenitor.api import start_run
     from progenitor.cli.progress import Progress
     from progenitor.workflows.state import RunOptions
 
     options = RunOptions(generations=generations, candidates=candidates, sandbox=sandbox, executor=executor,
-                         ray_address=ray_address, seed=seed, max_parallel=parallel)
+                         ray_address=ray_address, seed=seed, max_parallel=parallel, allow_unsealed=allow_unsealed)
     with Progress(_console(), quiet=quiet) as progress:
         summary = start_run(directory, options, on_event=progress.on_event)
     progress.print_summary(summary)

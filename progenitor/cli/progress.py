@@ -65,7 +65,8 @@ class Progress:
 
     def _on_run_start(self, e: dict) -> None:
         self._line(f"run [bold]{e['run']}[/bold] on {e['repo']} (task {e['task']}): "
-                   f"{e['generations']} generations x {e['candidates']} candidates, sandbox {e['backend']} ({e['why']})")
+                   f"{e['generations']} generations x {e['candidates']} candidates, sandbox {e['backend']} ({e['why']})"
+                   + (f": {e['isolation']}" if e.get("isolation") else ""))
         if self.bar is not None:
             self.task = self.bar.add_task("training", total=1 + e["generations"] * e["candidates"])
 
@@ -156,7 +157,9 @@ class Progress:
         table.add_row("generations", str(s.generations))
         counts = ", ".join(f"{n} {k}" for k, n in sorted(s.counts.items())) or "none"
         table.add_row("candidates", f"{s.tried} tried: {counts}")
-        table.add_row("sandbox / executor", f"{s.backend} / {s.executor}")
+        table.add_row("sandbox / executor", f"{s.backend} / {s.executor}" + (f" ({s.isolation})" if s.isolation else ""))
+        if not s.sealed:
+            table.add_row("[red]UNSEALED[/red]", "[red]candidates could read the holdout labels (--allow-unsealed)[/red]")
         if s.ledger:
             spend = s.ledger
             table.add_row("spend", f"{spend['cpu_seconds']:.1f} CPU-s, {spend['gpu_seconds']:.1f} GPU-s, "

@@ -33,6 +33,10 @@ class Limits(BaseModel):
     """GPU device ids assigned to this sandbox (empty: no GPU)."""
     output_bytes: int = 1 << 20
     """Cap on captured stdout and on stderr, each; the tail is kept."""
+    disk_bytes: Optional[int] = None
+    """Disk quota of the tree and outputs (None: none). The backends cap any one file at it
+    (RLIMIT_FSIZE, Docker's fsize ulimit); the whole is held by the job directory it runs in
+    (``compute.jobdir``)."""
 
 
 class Mount(BaseModel):
@@ -64,12 +68,13 @@ class SandboxSpec(BaseModel):
     """Run / generation / candidate, for naming, sweeping and logs."""
 
 
-Status = Literal["ok", "failed", "timeout", "oom", "killed"]
+Status = Literal["ok", "failed", "timeout", "oom", "disk", "killed"]
 
 
 class SandboxResult(BaseModel):
     status: Status
-    """ok: exit 0; failed: non-zero exit; timeout: wall time hit; oom: memory limit hit; killed: cancelled."""
+    """ok: exit 0; failed: non-zero exit; timeout: wall time hit; oom: memory limit hit; disk: the disk
+    quota (bytes or files) hit; killed: cancelled."""
     exit_code: Optional[int] = None
     duration: float = 0.0
     """Wall seconds."""
@@ -84,7 +89,8 @@ class SandboxResult(BaseModel):
     isolation: list[str] = []
     """What isolation was in force, e.g. ["netns", "mountns", "rlimits", "uid"]."""
     reason: str = ""
-    """One sentence for a user when status is not ok."""
+    """One sentence for a user when status is not ok (and, once ``execute_job`` has packed the
+    outputs, what was cut or dropped from them, whatever the status)."""
 
     @property
     def ok(self) -> bool:

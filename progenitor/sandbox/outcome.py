@@ -33,6 +33,9 @@ class Outcome(BaseModel):
 MEMORY_SIGNS = ("memoryerror", "std::bad_alloc", "cannot allocate memory", "unable to allocate",
                 "can't allocate memory", "out of memory")
 """What a process that hit RLIMIT_DATA prints last (Python, C++, numpy, PyTorch, the shell)."""
+DISK_SIGNS = ("no space left on device", "file too large", "disk quota exceeded")
+"""What a process refused a write by its quota prints last (ENOSPC from the job's tmpfs, EFBIG
+from RLIMIT_FSIZE)."""
 FORK_SIGNS = ("cannot fork", "can't fork", "can't start new thread", "fork: resource temporarily unavailable",
               "fork: retry")
 
@@ -52,6 +55,9 @@ def judge(outcome: Outcome, limits: Limits) -> SandboxResult:
         status = "ok"
     elif _out_of_memory(outcome.stderr):
         status, reason = "oom", f"out of memory{limit_note(limits)}: {last}"
+    elif code == 128 + signal.SIGXFSZ or _last_lines_say(outcome.stderr, DISK_SIGNS):
+        status = "disk"
+        reason = f"disk quota{_disk_note(limits)}: " + (last or f"killed by SIGXFSZ (exit code {code})")
     elif code == 128 + signal.SIGKILL:
         status = "oom"
         reason = "killed by SIGKILL (exit code 137), most likely by the kernel's out-of-memory killer"
@@ -88,8 +94,16 @@ def _last_line(text: str) -> str:
 
 
 def _out_of_memory(stderr: str) -> bool:
+    return _last_lines_say(stderr, MEMORY_SIGNS)
+
+
+def _last_lines_say(stderr: str, signs: tuple[str, ...]) -> bool:
     tail = "\n".join(stderr[-4096:].splitlines()[-5:]).lower()
-    return any(sign in tail for sign in MEMORY_SIGNS)
+    return any(sign in tail for sign in signs)
+
+
+def _disk_note(limits: Limits) -> str:
+    return f" ({size(limits.disk_bytes)}, train.resources.disk)" if limits.disk_bytes else ""
 
 
 def _fork_note(stderr: str, limits: Limits) -> str:

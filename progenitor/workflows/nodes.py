@@ -265,7 +265,8 @@ def trainer(ctx: RunContext, state: RunState) -> dict:
         record = records.get(cand.key)
         if record is not None:
             if record.status == "ok":
-                cand = cand.advance("trained", train=record)
+                # The reason of a trained candidate says what was cut from its outputs, if anything.
+                cand = cand.advance("trained", train=record, reason=record.reason)
             else:
                 cand = cand.advance(record.status, train=record, reason=record.reason)
             save(ctx, cand)
@@ -285,7 +286,9 @@ def scorer(ctx: RunContext, state: RunState) -> dict:
                 after = safety.check_after_training(ctx.spec, cand.train.self_reported, result.metrics, history)
                 cand = cand.advance("scored", metrics=result.metrics, findings=[*cand.findings, *after])
             else:
-                cand = cand.advance("failed", reason=result.reason, scorer_log=result.log)
+                cut = cand.reason  # an outputs cut explains a scorer that found nothing
+                cand = cand.advance("failed", reason="; ".join(r for r in (result.reason, cut) if r),
+                                    scorer_log=result.log)
             ctx.emit("score", gen=cand.gen, k=cand.k, status=cand.status, value=cand.value, reason=cand.reason)
             save(ctx, cand)
         out.append(cand)

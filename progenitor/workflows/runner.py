@@ -17,6 +17,7 @@ from progenitor.errors import RunStopped, UserError
 from progenitor.honesty import Honesty, assess, holdout_size
 from progenitor.lineage import Lineage
 from progenitor.runs import STATE_DIR, RunDir, find_run, new_run_id, register_run
+from progenitor.sandbox.seal import check_sealed, process_options
 from progenitor.spec import SPEC_FILE, TaskSpec, load_spec, load_spec_text
 from progenitor.workflows.state import AgentFactory, RunContext, RunOptions
 
@@ -48,6 +49,11 @@ class RunSummary(BaseModel):
     """The test split's figures, the holdout/test gap, the bound on selection luck, and caveats."""
     drift: dict[str, dict] = {}
     """How far each guarded metric moved from the baseline to the champion."""
+    sealed: bool = True
+    """False when the run was let run (``--allow-unsealed``) where candidates could read its files."""
+    isolation: str = ""
+    """The sandbox's isolation, in words."""
+
 
 
 def committed_spec(lineage: Lineage, sha: str) -> TaskSpec:
@@ -113,15 +119,20 @@ def new_run(repo_dir: Path, options: Optional[RunOptions] = None, *, architect: 
         raise UserError("oversight.mode 'approver' is not available in this version yet; use 'auto' or 'auditor'")
     backend_options = _backend_options(spec, lineage.root)
     backend, why = resolve_backend(spec.sandbox.backend, **backend_options)
+    sealed, isolation = check_sealed(backend, options.allow_unsealed)
     if backend != "docker":
-        backend_options = {}
+        backend_options = process_options(options.allow_unsealed)
     run = RunDir(lineage.root, run_id or new_run_id())
     run.create({"repo": str(lineage.root), "base": base, "options": options.model_dump(), "backend": backend,
-                "backend_options": backend_options, "status": "running", "task": spec.name})
+                "backend_options": backend_options, "status": "running", "task": spec.name,
+                "sealed": sealed, "isolation": isolation})
     register_run(run.run_id, lineage.root)
     ctx = _context(run, lineage, spec, options, backend, backend_options, architect, on_event)
     ctx.emit("run.start", repo=str(lineage.root), base=base, backend=backend, why=why, task=spec.name,
-             generations=spec.budget.generations, candidates=spec.budget.candidates)
+             generations=spec.budget.generations, candidates=spec.budget.candidates, isolation=isolation)
+    if not sealed:
+        ctx.emit("run.warning", message=f"UNSEALED SANDBOX ({isolation}): --allow-unsealed was given, so "
+                                        "candidates can read every file you can, the holdout labels included")
     if spec.budget.dollars is not None:
         ctx.emit("run.warning", message="budget.dollars caps LLM spend, but no agent of this run calls an LLM "
                                         "(the search architect is offline): the cap cannot be reached")
@@ -140,6 +151,7 @@ def resume_run(run_id: str, repo: Optional[Path] = None, *, architect: Optional[
     lineage = Lineage(run.repo_root)
     options = RunOptions.model_validate(meta.get("options", {}))
     spec = effective_spec(committed_spec(lineage, meta["base"]), options)
+    check_sealed(meta.get("backend", "process"), options.allow_unsealed)  # the machine may have changed
     run.clear_stop()
     run.update_meta(status="running")
     ctx = _context(run, lineage, spec, options, meta.get("backend", "process"), meta.get("backend_options", {}),
@@ -311,4 +323,5 @@ def summarize_run(ctx: RunContext, values: dict, status: str) -> RunSummary:
         seconds=round(ctx.ledger.run_wall_seconds(), 1), backend=ctx.backend, executor=ctx.options.executor,
         ledger=ctx.ledger.summary(), honesty=honesty,
         drift=drift(ctx.spec, baseline.get("metrics") or {}, champion.get("metrics") or {}),
+        sealed=ctx.run.meta.get("sealed", True), isolation=ctx.run.meta.get("isolation", ""),
     )

@@ -89,6 +89,9 @@ class RunOptions(BaseModel):
     """Overrides agents.architect: a registered architect's name."""
     coder: Optional[str] = None
     """Overrides agents.coder: a registered coder's name."""
+    allow_unsealed: bool = False
+    """Run even where the sandbox cannot hide the run's files (the holdout labels) from candidates:
+    not root, no bubblewrap, no Docker. Loud: warned at the start, recorded in run.json and the summary."""
 
 
 AgentFactory = Callable[[AgentContext], Any]

@@ -11,7 +11,8 @@ from typing import Optional
 
 from progenitor.agents.trainer import LINE_EVENTS_PER_CANDIDATE, LOG_TAIL_LINES, TrainRecord, make_job, record_from
 from progenitor.keys import CandidateKey
-from progenitor.compute.base import JobResult, unpack
+from progenitor.compute.base import PACK_SECONDS, JobResult
+from progenitor.compute.outputs import unpack_outputs
 from progenitor.compute.pruning import PruneConfig, read_curve
 from progenitor.errors import RunStopped
 from progenitor.runs import read_json, write_json
@@ -79,7 +80,7 @@ def _keep(ctx: RunContext, key: CandidateKey, result: JobResult) -> TrainRecord:
     """Unpack a finished training's outputs and write its record: from now on it is looked up."""
     cand_dir = ctx.run.candidate(key.gen, key.k)
     out_dir = cand_dir / "out"
-    unpack(result.outputs_archive, out_dir)
+    unpack_outputs(result.outputs_archive, out_dir, seconds=PACK_SECONDS)
     record = record_from(result, out=f"{key.name}/out")
     write_json(cand_dir / "train.json", record.model_dump(mode="json"))
     ctx.emit("train.end", gen=key.gen, k=key.k, status=record.status, reason=record.reason,

@@ -162,6 +162,148 @@ sys.stdout.flush()
 honest(1.0)
 '''
 
+READ_LABELS_BUILT = HEADER + '''\
+# Every name is built at run time, so that no review can see it.
+name = "_".join(("holdout", "labels")) + "." + "npy"
+state = "." + "progenitor"
+
+
+def look(path):
+    try:
+        return np.load(path, allow_pickle=False)
+    except Exception:
+        return None
+
+
+def below(d, depth):
+    """Every directory down to ``depth`` levels below ``d``, dot-directories included."""
+    yield d
+    if depth:
+        try:
+            entries = [e.path for e in os.scandir(d) if e.is_dir(follow_symlinks=False)]
+        except OSError:
+            return
+        for sub in entries:
+            yield from below(sub, depth - 1)
+
+
+found = look(os.path.join(args.data, os.pardir, "da" + "ta", name))
+starts = [os.path.abspath(args.data), os.getcwd(), os.environ.get("HOME", os.sep)]
+for start in starts:
+    d = start
+    while found is None:
+        for where in [*below(d, 2), *glob.glob(os.path.join(d, state, "runs", "*", "*"))]:
+            found = look(os.path.join(where, name)) if found is None else found
+        if os.path.dirname(d) == d:
+            break
+        d = os.path.dirname(d)
+if found is None:
+    sys.exit("holdout labels unreachable")
+np.save(os.path.join(args.out, "predictions.npy"), found)
+print("error: 0.0")
+'''
+
+OTHER_CANDIDATES = HEADER + '''\
+# Other candidates' job dirs (running beside this one) and the run's own directory: the
+# baseline's outputs, the trusted tree, the data. Paths built at run time.
+mine = os.path.dirname(os.path.abspath(os.getcwd()))
+own = {os.path.realpath(p) for p in (args.data, args.out, os.getcwd())}
+
+
+def inside_own(path):
+    real = os.path.realpath(path)
+    return real in own or any(real.startswith(o + os.sep) for o in own)
+
+
+def above_own(path):
+    real = os.path.realpath(path)
+    return any(o.startswith(real + os.sep) for o in own)
+
+
+def others(path):
+    """What ``path`` holds besides this candidate's own directories (and those leading to them)."""
+    if inside_own(path):
+        return []
+    try:
+        names = os.listdir(path)
+    except OSError:
+        return []
+    return [os.path.join(path, n) for n in names
+            if not inside_own(os.path.join(path, n)) and not above_own(os.path.join(path, n))]
+
+
+seen = []
+for tmp in {os.sep + "tmp", os.environ.get("TMPDIR", os.sep + "tmp")}:
+    try:
+        jobs = [os.path.join(tmp, n) for n in os.listdir(tmp) if n.startswith("progenitor-")]
+    except OSError:
+        jobs = []
+    for job in jobs:
+        if not os.path.abspath(job).startswith(mine):
+            for sub in ("out", "tree", ""):
+                seen += others(os.path.join(job, sub))
+run = os.path.dirname(os.path.abspath(args.data))
+for sub in ("g0", os.path.join("g0", "c0", "out"), "trusted", "da" + "ta"):
+    seen += others(os.path.join(run, sub))
+if not seen:
+    sys.exit("other candidates unreachable")
+print("saw", seen[:5])
+honest(3.0)
+'''
+
+GIT_IN_OUTPUTS = HEADER + '''\
+honest(1.0)
+for top in ("nested", "deep/er"):
+    for git in (".git", ".GIT", ".Git"):
+        d = os.path.join(args.out, top, git)
+        os.makedirs(os.path.join(d, "hooks"), exist_ok=True)
+        with open(os.path.join(d, "config"), "w") as f:
+            f.write("[core]\\n\\tfsmonitor = touch pwned-__TOKEN__\\n")
+        with open(os.path.join(d, "HEAD"), "w") as f:
+            f.write("ref: refs/heads/main\\n")
+        with open(os.path.join(d, "hooks", "post-checkout"), "w") as f:
+            f.write("#!" + os.sep + "bin" + os.sep + "sh\\ntouch pwned-__TOKEN__\\n")
+        os.chmod(os.path.join(d, "hooks", "post-checkout"), 0o755)
+os.mkfifo(os.path.join(args.out, "fifo"))
+with open(os.path.join(args.out, "run.sh"), "w") as f:
+    f.write("echo run\\n")
+os.chmod(os.path.join(args.out, "run.sh"), 0o4755)
+'''
+
+DISK_FILLER = HEADER + '''\
+chunk = os.urandom(1 << 20)  # incompressible
+for i in range(1024):  # at most 8 GiB, so that a quota that fails fails the test, not the machine
+    with open(os.path.join(args.out, "aaa-filler-%04d.bin" % i), "wb") as f:  # sorts before predictions
+        for _ in range(8):
+            f.write(chunk)
+honest()
+'''
+
+BIG_OUTPUT = HEADER + '''\
+with open(os.path.join(args.out, "aaa-big.bin"), "wb") as f:  # under the disk quota, over the output cap
+    f.write(os.urandom(24 << 20))
+honest(1.0)
+'''
+
+MANY_FILES = HEADER + '''\
+made = 0
+os.makedirs(os.path.join(args.out, "many"))
+try:
+    for i in range(300_000):
+        open(os.path.join(args.out, "many", "f%06d" % i), "w").close()
+        made += 1
+except OSError as exc:
+    sys.exit(f"stopped after {made} files: {exc}")
+honest()
+'''
+
+MANY_OUTPUTS = HEADER + '''\
+os.makedirs(os.path.join(args.out, "aaa"))
+for i in range(12_000):  # under the disk quota's file count, over what may come back
+    open(os.path.join(args.out, "aaa", "f%05d" % i), "w").close()
+honest(1.0)
+'''
+
 SCORER = 'print("error: 0.0")\nprint("params: 1")\n'
 
 
@@ -294,6 +436,51 @@ ATTACKS: list[Attack] = [
         edits={"train.py": SYMLINK_OUTPUT},
         review=Expect("rejected", "'os.symlink'", ("forbidden-call",)),
         runtime=Expect("failed", "no predictions"),
+    ),
+    Attack(
+        "read-labels-built", "reads the holdout labels (names built at run time: ../data, the run dir, every parent)",
+        edits={"train.py": READ_LABELS_BUILT},
+        review=Expect("failed", "holdout labels unreachable"),
+        runtime=Expect("failed", "holdout labels unreachable"),
+    ),
+    Attack(
+        "other-candidates", "reads other candidates' job dirs and the run directory",
+        edits={"train.py": OTHER_CANDIDATES},
+        review=Expect("failed", "other candidates unreachable"),
+        runtime=Expect("failed", "other candidates unreachable"),
+    ),
+    Attack(
+        "git-in-outputs", "plants a git repository (.git, .GIT, core.fsmonitor), a fifo and a setuid file in its outputs",
+        edits={"train.py": GIT_IN_OUTPUTS},
+        review=Expect("scored", "dropped", honest_w=1.0),
+        runtime=Expect("scored", "dropped", honest_w=1.0),
+        probes=("sanitised-outputs",),
+    ),
+    Attack(
+        "disk-filler", "fills the disk (a filler sorting before predictions.npy)",
+        edits={"train.py": DISK_FILLER},
+        review=Expect("disk", "disk quota"),
+        runtime=Expect("disk", "disk quota"),
+        probes=("disk-bounded",),
+    ),
+    Attack(
+        "big-output", "writes outputs past the output cap (a filler sorting before predictions.npy)",
+        edits={"train.py": BIG_OUTPUT},
+        review=Expect("scored", "outputs cut", honest_w=1.0),
+        runtime=Expect("scored", "outputs cut", honest_w=1.0),
+    ),
+    Attack(
+        "many-files", "writes 300,000 small files",
+        edits={"train.py": MANY_FILES},
+        review=Expect("disk", "files and directories"),
+        runtime=Expect("disk", "files and directories"),
+        probes=("disk-bounded",),
+    ),
+    Attack(
+        "many-outputs", "leaves more output files than may come back",
+        edits={"train.py": MANY_OUTPUTS},
+        review=Expect("scored", "outputs cut: more than", honest_w=1.0),
+        runtime=Expect("scored", "outputs cut: more than", honest_w=1.0),
     ),
     Attack(
         "flood", "floods stdout",

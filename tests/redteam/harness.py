@@ -9,8 +9,11 @@ others and the control shows that none of them reached it.
 from __future__ import annotations
 
 import json
+import os
 import socket
+import tempfile
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
@@ -31,6 +34,13 @@ BACKENDS = ["process", pytest.param("docker", marks=pytest.mark.docker)]
 RUN_ID = "r20260101-0001"
 TRAIN_TIMEOUT = 6
 """Seconds a candidate may train: the toy task needs well under one, the timeout attack sleeps an hour."""
+DISK = "96m"
+"""Each candidate's disk quota (tree and outputs): the disk filler is killed at it."""
+DISK_BYTES = 96 << 20
+FILES = 20_000
+"""Each candidate's quota of files and directories: the 300,000-files writer is killed at it."""
+OUTPUTS = "16m"
+"""What may come back of a candidate's outputs: the big-output attack leaves 24 MiB."""
 
 SPEC = """\
 name: redteam
@@ -41,7 +51,7 @@ data:
 train:
   command: python train.py --data {data} --out {out}
   timeout: %(timeout)s
-  resources: {cpus: 1, memory: 512m, processes: 64}
+  resources: {cpus: 1, memory: 512m, processes: 64, disk: %(disk)s, files: %(files)s, outputs: %(outputs)s}
 scorer:
   command: python score.py --predictions {out}/predictions.npy --labels {data}/holdout_labels.npy
   predictions: {file: predictions.npy, match: holdout_labels.npy}
@@ -89,7 +99,7 @@ def task_image(root: Path) -> str:
 def spec_text(layer: str, goal: str = "minimize", image: Optional[str] = None) -> str:
     strict = layer == "review"
     return SPEC % {
-        "goal": goal, "timeout": TRAIN_TIMEOUT,
+        "goal": goal, "timeout": TRAIN_TIMEOUT, "disk": DISK, "files": FILES, "outputs": OUTPUTS,
         "sandbox": f"{{backend: process, image: {image}}}" if image else "{backend: process}",
         "protected": "[prepare.py, score.py]" if strict else "[prepare.py]",
         "block_at": "high" if strict else "critical", "bandit": "true" if strict else "false",
@@ -125,6 +135,29 @@ class Listener:
         self.sock.close()
 
 
+class FreeSpace:
+    """The free bytes of a filesystem, sampled every 0.1 s until closed: the lowest is kept."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.samples = [(time.time(), self._free())]
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._sample, daemon=True)
+        self.thread.start()
+
+    def _free(self) -> int:
+        st = os.statvfs(self.path)
+        return st.f_bavail * st.f_frsize
+
+    def _sample(self) -> None:
+        while not self.stop.wait(0.1):
+            self.samples.append((time.time(), self._free()))
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join()
+
+
 def git_state(repo: Path) -> dict[str, str]:
     """HEAD and every ref the user owns (progenitor's own refs and notes may move)."""
     import git
@@ -155,6 +188,17 @@ class Outcome:
     git_after: dict = field(default_factory=dict)
     connections: int = 0
     token: str = ""
+    free: list[tuple[float, int]] = field(default_factory=list)
+    """(time, free bytes) of the host's temporary filesystem (where job dirs live), every 0.1 s."""
+    trained: dict[int, tuple[float, float]] = field(default_factory=dict)
+    """(start, end) time of each candidate's training, by k, from the run's events."""
+
+    def free_drop(self, k: int) -> int:
+        """How far the host's free space fell while candidate ``k`` trained (others may write too)."""
+        start, end = self.trained[k]
+        before = [f for t, f in self.free if t <= start] or [self.free[0][1]]
+        during = [f for t, f in self.free if start <= t <= end + 0.5] or [before[-1]]
+        return before[-1] - min(during)
 
     @property
     def control_k(self) -> int:
@@ -193,6 +237,7 @@ def run_group(root: Path, layer: str, attacks: list[Attack], backend: str, token
     """Run one generation holding ``attacks`` and the control through the real loop."""
     image = task_image(root) if backend == "docker" else None
     listener = Listener()
+    disk = FreeSpace(Path(tempfile.gettempdir()))
     try:
         repo, script = build_repo(root, layer, attacks, listener.port, token, image)
         outcome = Outcome(layer=layer, repo=repo, attacks=attacks, token=token, git_before=git_state(repo))
@@ -203,6 +248,8 @@ def run_group(root: Path, layer: str, attacks: list[Attack], backend: str, token
             outcome.error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
     finally:
         listener.close()
+        disk.close()
+    outcome.free = disk.samples
     outcome.connections = listener.connections
     outcome.git_after = git_state(repo)
     collect(outcome)
@@ -214,6 +261,13 @@ def collect(outcome: Outcome) -> None:
     state = repo / ".progenitor"
     events = state / "runs" / RUN_ID / "events.jsonl"
     outcome.events_bytes = events.stat().st_size if events.exists() else 0
+    starts: dict[int, float] = {}
+    for line in events.read_text().splitlines() if events.exists() else []:
+        event = json.loads(line)
+        if event["type"] == "train.start" and event.get("gen") == 1:
+            starts[event["k"]] = event["t"]
+        elif event["type"] == "train.end" and event.get("k") in starts and event.get("gen") == 1:
+            outcome.trained[event["k"]] = (starts[event["k"]], event["t"])
     audit = state / "audit.jsonl"
     if audit.exists():
         outcome.audit = [json.loads(line) for line in audit.read_text().splitlines() if line.strip()]

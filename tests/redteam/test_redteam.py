@@ -10,12 +10,14 @@ marker is selected.
 from __future__ import annotations
 
 import json
+import os
+import stat
 from pathlib import Path
 
 import pytest
 
 from redteam.attacks import ATTACKS, CONTROL_W, LAYERS, Attack, expect
-from redteam.harness import BACKENDS, RUN_ID, Outcome
+from redteam.harness import BACKENDS, DISK_BYTES, RUN_ID, Outcome
 
 MAX_EVENTS_BYTES = 2 << 20
 """A candidate's output may not grow the run's event log by more than this."""
@@ -77,7 +79,32 @@ def probe_bounded_records(run: Outcome, attack: Attack, record: dict) -> None:
     assert size < MAX_RECORD_BYTES, f"the candidate's record (its git note) is {size} bytes"
 
 
+def probe_sanitised_outputs(run: Outcome, attack: Attack, record: dict) -> None:
+    """What came back to the run directory: no .git in any case, no fifo or link, no exec or setuid bit."""
+    out = run.repo / ".progenitor" / "runs" / RUN_ID / f"g{record['gen']}" / f"c{record['k']}" / "out"
+    assert (out / "predictions.npy").is_file()
+    for path in [out, *out.rglob("*")]:
+        rel = path.relative_to(out)
+        assert not any(part.lower() == ".git" for part in rel.parts), f"{rel} came back"
+        mode = os.lstat(path).st_mode
+        assert stat.S_ISDIR(mode) or stat.S_ISREG(mode), f"{rel} is neither a file nor a directory"
+        if stat.S_ISREG(mode):
+            assert not mode & 0o7111, f"{rel} came back with mode {oct(mode)}"
+    assert not list(run.repo.rglob(f"pwned-{run.token}")), "the planted hook or fsmonitor ran"
+
+
+DISK_SLACK = 64 << 20
+"""Other programs on the machine write too: the host's free space may drop by this much more."""
+
+
+def probe_disk_bounded(run: Outcome, attack: Attack, record: dict) -> None:
+    drop = run.free_drop(record["k"])
+    assert drop <= DISK_BYTES + DISK_SLACK, f"host free space dropped by {drop >> 20} MiB while it trained"
+
+
 PROBES = {
+    "sanitised-outputs": probe_sanitised_outputs,
+    "disk-bounded": probe_disk_bounded,
     "escalated": probe_escalated,
     "no-connection": probe_no_connection,
     "no-files-outside": probe_no_files_outside,
@@ -113,7 +140,12 @@ def test_every_listed_attack_is_in_the_suite():
               "reads the holdout labels", "opens a network connection", "fork bomb",
               "allocates past its memory limit", "sleeps past its timeout", "writes NaN predictions",
               "prints a fake metric line", "writes outside its tree", "rewrites the model repo's .git or refs",
-              "symlinks its output to a file it should not read", "floods stdout"}
+              "symlinks its output to a file it should not read", "floods stdout",
+              # issue 8: the plain fallback's labels, outputs as a git repository, the disk, many small files
+              "reads other candidates' job dirs and the run directory", "fills the disk",
+              "writes 300,000 small files", "leaves more output files than may come back",
+              "writes outputs past the output cap",
+              "plants a git repository"}
     covered = {a.what.split(" (")[0] for a in ATTACKS}
     assert listed <= covered, listed - covered
 

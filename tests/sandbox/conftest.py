@@ -1,9 +1,11 @@
 """Fixtures of the sandbox tests: every backend, and a fresh tree / out / data per test.
 
 The ``sandbox`` fixture runs each conformance test against every backend: ``process`` as
-it picks its isolation here (bubblewrap when it works), ``process-plain`` (the fallback
-without bubblewrap, meaningful as root, where it still drops to an unprivileged uid) and
-``docker`` (marked ``docker``: CI selects it with ``-m docker`` next to a real daemon).
+it picks its isolation here (bubblewrap when it works), ``process-unshare`` (the fallback
+without bubblewrap as root: the same whitelist view, built in our own mount namespace),
+``process-plain`` (the plain child, meaningful as root, where it still drops to an
+unprivileged uid) and ``docker`` (marked ``docker``: CI selects it with ``-m docker`` next
+to a real daemon).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import pytest
 
 from progenitor.sandbox.base import Limits, Sandbox, SandboxResult, SandboxSpec
 
-BACKENDS = ["process", "process-plain", pytest.param("docker", marks=pytest.mark.docker)]
+BACKENDS = ["process", "process-unshare", "process-plain", pytest.param("docker", marks=pytest.mark.docker)]
 
 
 def make_sandbox(name: str, request: pytest.FixtureRequest) -> Sandbox:
@@ -28,12 +30,12 @@ def make_sandbox(name: str, request: pytest.FixtureRequest) -> Sandbox:
         from progenitor.sandbox.process import ProcessSandbox
 
         return ProcessSandbox()
-    if name == "process-plain":
+    if name in ("process-plain", "process-unshare"):
         if os.geteuid() != 0:
-            pytest.skip("the plain process fallback only hides the host's files when it can drop root")
+            pytest.skip(f"{name} drops root to hide the host's files: only root runs it")
         from progenitor.sandbox.process import ProcessSandbox
 
-        return ProcessSandbox(isolation="none")
+        return ProcessSandbox(isolation="none" if name == "process-plain" else "unshare")
     from conftest import skip_unless_docker
     from progenitor.sandbox.docker import DockerSandbox
 

@@ -26,7 +26,8 @@ from progenitor.sandbox.process.bwrap import python_roots
 BWRAP, BWRAP_WHY = isolation.probe_bwrap()
 needs_bwrap = pytest.mark.skipif(not BWRAP, reason=f"bubblewrap unusable here: {BWRAP_WHY}")
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="only root drops the command to another uid")
-MODES = ["auto", "none"]
+MODES = ["auto", pytest.param("unshare", marks=needs_root), "none"]
+VIEWS = [pytest.param("bwrap", marks=needs_bwrap), pytest.param("unshare", marks=needs_root)]
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -65,7 +66,15 @@ def no_bwrap(monkeypatch, tmp_path):
 
 def test_without_bwrap_auto_falls_back_and_bwrap_refuses(no_bwrap, box_for):
     auto = ProcessSandbox().check()
-    assert auto.available and auto.detail.startswith("plain child process (bwrap not found)")
+    if os.geteuid() == 0:  # root builds the same view itself
+        assert auto.available and auto.detail.startswith(
+            "whitelist view in our own mount namespace (bubblewrap unusable: bwrap not found)")
+        assert "mountns" in auto.isolation
+    else:  # a plain child, which a run refuses unless the user opts in
+        assert auto.available and auto.detail.startswith("plain child process (bubblewrap unusable: bwrap not found")
+        with pytest.raises(SandboxError, match="cannot hide the holdout labels.*install bubblewrap"):
+            box_for(ProcessSandbox()).run("true")
+        assert box_for(ProcessSandbox(allow_unsealed=True)).run("true").ok
     required = ProcessSandbox(isolation="bwrap")
     check = required.check()
     assert not check.available and "bwrap not found" in check.detail
@@ -73,9 +82,9 @@ def test_without_bwrap_auto_falls_back_and_bwrap_refuses(no_bwrap, box_for):
         box_for(required).run("true")
 
 
-@needs_bwrap
-def test_view_holds_only_what_was_whitelisted(box_for, tmp_path):
-    box = box_for(ProcessSandbox())
+@pytest.mark.parametrize("view", VIEWS)
+def test_view_holds_only_what_was_whitelisted(box_for, tmp_path, view):
+    box = box_for(ProcessSandbox(isolation=view))
     (box.base / "holdout_labels.txt").write_text("labels\n")  # world-readable, next to the tree
     os.chmod(box.base / "holdout_labels.txt", 0o644)
     home = Path(os.path.expanduser("~"))

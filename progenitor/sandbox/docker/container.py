@@ -63,6 +63,9 @@ def container_options(spec: SandboxSpec, user: str) -> dict[str, Any]:
     if limits.memory_bytes:
         # Same value for memory+swap: no swapping past the limit.
         options.update(mem_limit=limits.memory_bytes, memswap_limit=limits.memory_bytes)
+    if limits.disk_bytes:
+        # No one file past the disk quota (the job's tmpfs holds the whole; see compute.jobdir).
+        options["ulimits"] = [docker.types.Ulimit(name="fsize", soft=limits.disk_bytes, hard=limits.disk_bytes)]
     if limits.gpus:
         options["device_requests"] = [docker.types.DeviceRequest(device_ids=list(limits.gpus), capabilities=[["gpu"]])]
     return options

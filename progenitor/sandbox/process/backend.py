@@ -1,7 +1,8 @@
 """The process backend: the candidate's command as a child process of this one.
 
-With bubblewrap it runs in a whitelist view of the machine (see ``bwrap``); without, as a
-plain child. Either way: its own session (killed whole), rlimits, an unprivileged uid when
+With bubblewrap it runs in a whitelist view of the machine (see ``bwrap``); without, as root,
+in the same view built with our own mount namespace (see ``mountns``); else as a plain child,
+which a run accepts only when the user opts in. Either way: its own session (killed whole), rlimits, an unprivileged uid when
 we are root, a minimal environment, and no network unless the spec asks for it. The child's
 life, from start to teardown, is ``child.launch``; its verdict is ``outcome.judge``.
 """
@@ -24,7 +25,9 @@ from progenitor.sandbox.base import LineCallback, SandboxCheck, SandboxResult, S
 from progenitor.sandbox.process.bwrap import View, bwrap_argv, python_roots
 from progenitor.sandbox.process.child import launch
 from progenitor.sandbox.env import build_env, fill_template
-from progenitor.sandbox.process.isolation import ChildSetup, fresh_uid, nproc_limit, probe_bwrap, probe_netns
+from progenitor.sandbox.process.isolation import (ChildSetup, fresh_uid, nproc_limit, probe_bwrap, probe_netns,
+                                                  probe_unshare)
+from progenitor.sandbox.process.mountns import view_plan, view_root
 from progenitor.sandbox.outcome import judge
 from progenitor.sandbox.process.reaper import reaper_argv
 
@@ -34,8 +37,10 @@ __all__ = ["ProcessOptions", "ProcessSandbox"]
 class ProcessOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    isolation: Literal["auto", "bwrap", "none"] = "auto"
-    """auto: bubblewrap when it works here, else a plain child; bwrap: bubblewrap or fail; none: a plain child."""
+    isolation: Literal["auto", "bwrap", "unshare", "none"] = "auto"
+    """auto: bubblewrap when it works here, else (as root) the view built with our own mount
+    namespace, else a plain child (only with ``allow_unsealed``); bwrap / unshare: that one or
+    fail; none: a plain child."""
     uid: Optional[int] = None
     """Who the command runs as when we are root, so that it owns nothing on the host and
     RLIMIT_NPROC (which root ignores) applies. None: a fresh unused uid for every run, so
@@ -43,6 +48,16 @@ class ProcessOptions(BaseModel):
     a number (65534: nobody) pins it."""
     gid: Optional[int] = None
     """Group of the command when we are root (None: the same number as the uid)."""
+    allow_unsealed: bool = False
+    """Let ``auto`` fall back to the plain child, which hides nothing from the command that
+    its uid may read (without root: everything you can read, the holdout labels included).
+    Set by ``progenitor run --allow-unsealed``; off, such a machine refuses to run."""
+
+
+UNSEALED = ("the process sandbox cannot hide the holdout labels here ({why}): install bubblewrap "
+            "(apt-get install bubblewrap) or Docker, or run as root; or pass --allow-unsealed to run "
+            "with candidates able to read every file you can")
+"""The one sentence a run (or a worker) refuses with where no mode can hide the run's files."""
 
 
 class ProcessSandbox:
@@ -57,19 +72,36 @@ class ProcessSandbox:
 
     # ------------------------------------------------------------------ check
 
-    def _mode(self) -> tuple[str, str]:
-        """("bwrap" | "none", why), or ("", why) when bwrap was required and does not work."""
-        if self.options.isolation == "none":
+    def mode(self) -> tuple[str, str]:
+        """("bwrap" | "unshare" | "none", why), or ("", why) when the mode asked for does not work here."""
+        asked = self.options.isolation
+        if asked == "none":
             return "none", "isolation=none asked for"
-        works, why = probe_bwrap()
+        not_bwrap = "isolation=unshare asked for"
+        if asked in ("auto", "bwrap"):
+            works, why = probe_bwrap()
+            if works:
+                return "bwrap", why
+            if asked == "bwrap":
+                return "", why
+            not_bwrap = f"bubblewrap unusable: {why}"
+        works, why = probe_unshare()
         if works:
-            return "bwrap", why
-        return ("", why) if self.options.isolation == "bwrap" else ("none", why)
+            return "unshare", not_bwrap
+        if asked == "unshare":
+            return "", why
+        return "none", f"{not_bwrap}; {why}"
+
+    def sealed(self) -> tuple[bool, str]:
+        """Whether the mode this machine gives hides every host file the command was not
+        given (the run directory's labels above all); and the mode in words."""
+        mode, why = self.mode()
+        return mode in ("bwrap", "unshare"), _MODE_WORDS.get(mode, "unusable") + f" ({why})"
 
     def _isolation(self, mode: str, network: bool) -> list[str]:
         root = is_root()
-        if mode == "bwrap":
-            labels = ["mountns", "pidns", "ipcns"] + ([] if network else ["netns"])
+        if mode in ("bwrap", "unshare"):
+            labels = ["mountns", "ipcns"] + (["pidns"] if mode == "bwrap" else []) + ([] if network else ["netns"])
             labels += ["uid", "nnp"] if root else []
         else:
             labels = ["netns"] if not network and probe_netns() else []
@@ -77,9 +109,10 @@ class ProcessSandbox:
         return [*labels, "rlimits", "session", "pdeathsig"]
 
     def check(self) -> SandboxCheck:
-        mode, why = self._mode()
+        mode, why = self.mode()
         if not mode:
-            return SandboxCheck(backend=self.name, available=False, detail=f"bubblewrap asked for but unusable: {why}")
+            asked = self.options.isolation
+            return SandboxCheck(backend=self.name, available=False, detail=f"{asked} asked for but unusable: {why}")
         if not is_root():
             user = "our own uid"
         else:
@@ -87,10 +120,13 @@ class ProcessSandbox:
         if mode == "bwrap":
             detail = (f"{why}: whitelist view, private network/PID/IPC namespaces, runs as {user}, "
                       "memory and process rlimits")
+        elif mode == "unshare":
+            detail = (f"whitelist view in our own mount namespace ({why}): private network/IPC namespaces, "
+                      f"runs as {user}, memory and process rlimits")
         else:
             net = "network namespace" if probe_netns() else "NO network isolation (cannot unshare)"
             detail = (f"plain child process ({why}): own session under a reaper, memory and process rlimits, "
-                      f"runs as {user}, {net}; the host's files are guarded only by their permissions")
+                      f"runs as {user}, {net}; UNSEALED: the host's files are guarded only by their permissions")
             other = self.options.uid if self.options.uid is not None else -1
             closed = unreachable_parent(Path(os.path.realpath(sys.executable)), other) if is_root() else None
             if closed is not None:
@@ -106,22 +142,30 @@ class ProcessSandbox:
         on_line: Optional[LineCallback] = None,
         cancel: Optional[threading.Event] = None,
     ) -> SandboxResult:
-        mode, why = self._mode()
+        mode, why = self.mode()
         if not mode:
-            raise SandboxError(f"the process sandbox was asked for bubblewrap, which cannot run here: {why}")
+            asked = {"bwrap": "bubblewrap", "unshare": "its own mount namespace"}[self.options.isolation]
+            raise SandboxError(f"the process sandbox was asked for {asked}, which cannot run here: {why}")
+        if mode == "none" and self.options.isolation == "auto" and not self.options.allow_unsealed:
+            raise SandboxError(UNSEALED.format(why=why))
         tree, out = _existing(spec.tree, "tree"), _existing(spec.out, "out")
         data = _existing(spec.data, "data") if spec.data is not None else None
-        command = fill_template(spec.command, tree=tree, data=data, out=out)
         user = self._user()
-        scratch = None if mode == "bwrap" else Path(tempfile.mkdtemp(prefix="progenitor-home-"))
+        # The plain child's HOME (the views have a /tmp of their own).
+        scratch = Path(tempfile.mkdtemp(prefix="progenitor-home-")) if mode == "none" else None
         try:
-            env = build_env(spec, home="/tmp" if scratch is None else str(scratch))
+            if mode == "none" and data is not None and user is not None:
+                data = _reachable_data(data, scratch, user[0])
+            command = fill_template(spec.command, tree=tree, data=data, out=out)
+            env = build_env(spec, home=str(scratch) if mode == "none" else "/tmp")
             if mode == "bwrap":
                 argv, setup = self._bwrap(spec, tree, out, data, env, command, user)
+            elif mode == "unshare":
+                argv, setup = self._unshare(spec, tree, out, data, env, command, user, view_root())
             else:
                 argv, setup = self._plain(spec, tree, out, data, command, user)
             if user is not None:
-                self._hand_over(spec, tree, out, data, scratch, user)
+                self._hand_over(spec, tree, out, data, scratch if mode == "none" else None, user)
             outcome = launch(argv, env, tree, setup, mode, spec.limits, on_line, cancel)
         finally:
             if scratch is not None:
@@ -141,23 +185,25 @@ class ProcessSandbox:
         """As root: give the unprivileged command its writable dirs, and let it read the data.
         Extra mounts are the caller's own: their permissions are left as they are."""
         hand_over([p for p in (tree, out, scratch) if p is not None], *user)
+        for path in (tree, out):  # no other uid (another candidate) may look in
+            os.chmod(path, 0o700)
         if data is not None:
             grant_read(data)
 
     def _bwrap(self, spec: SandboxSpec, tree: Path, out: Path, data: Optional[Path], env: dict[str, str],
                command: str, user: Optional[tuple[int, int]]) -> tuple[list[str], ChildSetup]:
-        view = View(
-            tree=tree, out=out, data=data, network=spec.network, gpus=spec.limits.gpus,
-            binds=[(_existing(m.source, "mount"), Path(m.target or m.source), m.read_only) for m in spec.mounts],
-            python_roots=python_roots(env["PATH"]),
-            tmp_bytes=spec.limits.memory_bytes,
-        )
+        view = _view(spec, tree, out, data, env)
         argv = bwrap_argv(view, reaper_argv(command, *(user or (None, None))))
         argv[0] = shutil.which("bwrap") or "bwrap"
-        setup = ChildSetup(
-            memory_bytes=spec.limits.memory_bytes, processes=nproc_limit(spec.limits.processes),
-        )
-        return argv, setup
+        return argv, _setup(spec)
+
+    def _unshare(self, spec: SandboxSpec, tree: Path, out: Path, data: Optional[Path], env: dict[str, str],
+                 command: str, user: Optional[tuple[int, int]], root: Path) -> tuple[list[str], ChildSetup]:
+        """The bwrap view, built by the reaper in its own mount namespace (see ``mountns``)."""
+        view = _view(spec, tree, out, data, env)
+        plan = view_plan(view, root)
+        setup = _setup(spec).model_copy(update={"unshare_net": not spec.network})
+        return reaper_argv(command, *(user or (None, None)), plan=plan), setup
 
     def _plain(self, spec: SandboxSpec, tree: Path, out: Path, data: Optional[Path], command: str,
                user: Optional[tuple[int, int]]) -> tuple[list[str], ChildSetup]:
@@ -172,12 +218,37 @@ class ProcessSandbox:
                 if blocked is not None:
                     raise SandboxError(f"uid {uid} cannot reach {path}: {blocked} is closed to other users; "
                                        "put the sandbox's directories under a world-searchable one")
-        setup = ChildSetup(
-            memory_bytes=spec.limits.memory_bytes,
-            processes=nproc_limit(spec.limits.processes),
-            unshare_net=not spec.network and probe_netns(),
-        )
+        setup = _setup(spec).model_copy(update={"unshare_net": not spec.network and probe_netns()})
         return reaper_argv(command, *(user or (None, None))), setup
+
+
+_MODE_WORDS = {"bwrap": "bubblewrap whitelist view", "unshare": "whitelist view in our own mount namespace",
+               "none": "UNSEALED plain child process"}
+
+
+def _view(spec: SandboxSpec, tree: Path, out: Path, data: Optional[Path], env: dict[str, str]) -> View:
+    return View(
+        tree=tree, out=out, data=data, network=spec.network, gpus=spec.limits.gpus,
+        binds=[(_existing(m.source, "mount"), Path(m.target or m.source), m.read_only) for m in spec.mounts],
+        python_roots=python_roots(env["PATH"]),
+        tmp_bytes=spec.limits.memory_bytes,
+    )
+
+
+def _setup(spec: SandboxSpec) -> ChildSetup:
+    return ChildSetup(memory_bytes=spec.limits.memory_bytes, processes=nproc_limit(spec.limits.processes),
+                      file_bytes=spec.limits.disk_bytes)
+
+
+def _reachable_data(data: Path, scratch: Path, uid: int) -> Path:
+    """The plain child sees the host's directories: data inside a closed run directory is
+    copied next to its scratch home, where its uid can reach it."""
+    if unreachable_parent(data, uid) is None:
+        return data
+    copy = scratch / "data"
+    os.chmod(scratch, 0o711)
+    shutil.copytree(data, copy, symlinks=False)
+    return copy
 
 
 def _existing(path: Optional[Path], what: str) -> Path:

@@ -1,15 +1,19 @@
 """The operating-system side of the process sandbox: what this machine allows, the few system
 calls a child makes before it becomes the candidate's command, and the uids commands run as.
 
-Two ways to run a command, strongest first:
+Three ways to run a command, strongest first:
 
 - ``bwrap``: bubblewrap builds a *whitelist* view (see ``bwrap``). Network, PID, IPC and UTS
   namespaces are private. When we are root, bubblewrap runs as root (so it can bind any
   path) and the reaper (see ``reaper``) drops the command to an unprivileged uid inside, so
   that the command owns nothing on the host.
+- ``unshare`` (root only, where bubblewrap is missing or unusable): the reaper builds the same
+  whitelist view itself, in private mount, IPC and UTS namespaces (see ``mountns``), then
+  drops the command to the unprivileged uid.
 - ``none``: a plain child in its own session, under the same reaper, which drops it to the
   unprivileged uid (when we are root), collects everything it starts and kills what is left
-  when it ends; with a network namespace of its own where the kernel allows one.
+  when it ends; with a network namespace of its own where the kernel allows one. It sees the
+  host's files: a run refuses it unless the user opts in (see ``sandbox.seal``).
 
 Both keep rlimits (memory, processes, no core files) and a parent-death signal. When we are
 root, each run gets a fresh uid of its own, so that one candidate's processes never count
@@ -36,7 +40,8 @@ from pydantic import BaseModel, ConfigDict
 from progenitor.sandbox.access import is_root
 from progenitor.sandbox.process.bwrap import View, bwrap_argv
 
-__all__ = ["ChildSetup", "count_tasks", "fresh_uid", "make_preexec", "nproc_limit", "probe_bwrap", "probe_netns"]
+__all__ = ["ChildSetup", "count_tasks", "fresh_uid", "make_preexec", "nproc_limit", "probe_bwrap", "probe_netns",
+           "probe_unshare"]
 
 _CLONE_NEWUSER = 0x10000000
 _CLONE_NEWNET = 0x40000000
@@ -65,6 +70,29 @@ def probe_bwrap() -> tuple[bool, str]:
         return False, f"bwrap cannot make namespaces here ({lines[-1] if lines else done.returncode})"
     version = subprocess.run([exe, "--version"], capture_output=True, text=True).stdout.strip()
     return True, version or "bubblewrap"
+
+
+@functools.lru_cache(maxsize=None)
+def probe_unshare() -> tuple[bool, str]:
+    """Whether the reaper can build the whitelist view itself here (root, mount namespaces); (works, why)."""
+    from progenitor.sandbox.process.mountns import view_plan
+    from progenitor.sandbox.process.reaper import reaper_argv
+
+    if not is_root():
+        return False, "not root"
+    try:
+        with tempfile.TemporaryDirectory(prefix="progenitor-probe-") as tmp:
+            root = Path(tmp) / "root"
+            root.mkdir()
+            plan = view_plan(View(tree=Path(tmp), out=Path(tmp), tmp_bytes=1 << 20), root)
+            done = subprocess.run(reaper_argv("test -d /proc/self/fd", None, None, plan),
+                                  capture_output=True, text=True, timeout=_PROBE_TIMEOUT)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return False, f"the view could not be built ({exc})"
+    if done.returncode != 0:
+        lines = done.stderr.strip().splitlines()
+        return False, f"no mount namespace here ({lines[-1] if lines else done.returncode})"
+    return True, "mount namespace"
 
 
 @functools.lru_cache(maxsize=None)
@@ -113,7 +141,9 @@ class ChildSetup(BaseModel):
     processes: Optional[int] = None
     """RLIMIT_NPROC: counted per uid, so it only bites once the command is not root."""
     unshare_net: bool = False
-    """Leave the host network (plain mode; bwrap does its own)."""
+    """Leave the host network (plain and unshare modes; bwrap does its own)."""
+    file_bytes: Optional[int] = None
+    """RLIMIT_FSIZE: no file the command writes grows past this (its disk quota)."""
 
 
 def make_preexec(setup: ChildSetup) -> Callable[[], None]:
@@ -125,6 +155,8 @@ def make_preexec(setup: ChildSetup) -> Callable[[], None]:
         limits.append((resource.RLIMIT_DATA, setup.memory_bytes))
     if setup.processes is not None:
         limits.append((resource.RLIMIT_NPROC, setup.processes))
+    if setup.file_bytes is not None:
+        limits.append((resource.RLIMIT_FSIZE, setup.file_bytes))
 
     def preexec() -> None:
         for which, value in limits:

@@ -14,6 +14,12 @@ libc = ctypes.CDLL(None)
 libc.prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER: the command's orphans become our children
 libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG: die with whoever started us
 uid, gid, command = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+if len(sys.argv) > 4:  # the unshare mode: build the view (see mountns) while still root
+    try:
+        build_view(json.loads(sys.argv[4]))
+    except BaseException as exc:
+        os.write(2, ("sandbox: cannot build the view: %s\n" % exc).encode())
+        os._exit(126)
 main = os.fork()
 if main == 0:
     try:
@@ -62,8 +68,13 @@ to receive the parent-death signal from bwrap, which runs as root too) and drops
 command to its own uid."""
 
 
-def reaper_argv(command: str, uid: Optional[int], gid: Optional[int]) -> list[str]:
-    """The reaper's command line; ``uid``/``gid`` None: the command keeps ours."""
+def reaper_argv(command: str, uid: Optional[int], gid: Optional[int], plan: Optional[str] = None) -> list[str]:
+    """The reaper's command line; ``uid``/``gid`` None: the command keeps ours. ``plan``: the
+    unshare mode's view (``mountns.view_plan``), built by the reaper before the command starts."""
+    from progenitor.sandbox.process.mountns import VIEW_CODE
+
     no = -1
-    return [sys.executable, "-I", "-S", "-c", REAPER,
-            str(no if uid is None else uid), str(no if gid is None else gid), command]
+    ids = [str(no if uid is None else uid), str(no if gid is None else gid)]
+    if plan is None:
+        return [sys.executable, "-I", "-S", "-c", REAPER, *ids, command]
+    return [sys.executable, "-I", "-S", "-c", VIEW_CODE + REAPER, *ids, command, plan]

@@ -1,0 +1,225 @@
+"""A job's directory on the worker: the candidate's tree and outputs, held to a disk quota.
+
+As root (the process backend's usual case, and Docker's), the directory is a tmpfs of the
+quota's size and file count, mounted here before the tree is unpacked: the kernel refuses
+the write that would pass it (``ENOSPC``), so nothing overshoots, for every sandbox mode and
+backend alike (bubblewrap, our own view and Docker all bind its ``tree`` and ``out``). It
+costs memory, not disk, and only as far as it is filled; under Docker those pages count
+against the container's memory limit too. Without root no mount is possible: each file is
+capped by RLIMIT_FSIZE (the sandboxes set it from ``Limits.disk_bytes``) and a watcher walks
+the tree and outputs every 0.2 s (or twice as long as a walk takes), so a fast writer may
+pass the quota by what it writes in that time before it is killed.
+
+Docker's daemon mounts the job's directories from its own mount namespace: a tmpfs mounted
+in ours is invisible to it when the two differ (a driver in ``unshare -m``, in a container
+beside the socket, under systemd's PrivateTmp). So for Docker the tmpfs is used only where a
+``dockerd`` is seen in our mount namespace; elsewhere the quota is the watcher's.
+
+Either way ``over()`` says, in one sentence, when the quota is reached; the job is then
+killed with the status ``disk``. A tmpfs left by a driver that was killed outright (its pid
+is in the name) is unmounted by the next job on that machine.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import ctypes.util
+import functools
+import os
+import re
+import shutil
+import stat
+import tempfile
+import time
+from pathlib import Path
+from typing import Iterator, Optional
+
+from progenitor.sandbox.access import is_root
+from progenitor.sandbox.outcome import size
+
+__all__ = ["JobDir", "daemon_shares_our_mounts", "job_dir", "remove_tree"]
+
+PREFIX = "progenitor-job-"
+POLL_SECONDS = 0.2
+"""How often the quota is looked at while a job runs (at least)."""
+FULL_SLACK = 64 << 10
+"""A tmpfs with less than this left is full: the candidate's last write was refused."""
+_MS_NOSUID, _MS_NODEV = 2, 4
+_MNT_DETACH = 2
+_LIBC = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+
+
+class JobDir:
+    """``path`` holds ``tree`` and ``out``; ``mounted`` when it is a tmpfs of the quota."""
+
+    def __init__(self, path: Path, disk_bytes: Optional[int], files: Optional[int], mounted: bool):
+        self.path, self.disk_bytes, self.files, self.mounted = path, disk_bytes, files, mounted
+        self.tree, self.out = path / "tree", path / "out"
+        self._walk_seconds = 0.0
+
+    @property
+    def poll_seconds(self) -> float:
+        """How often a watcher should ask ``over()``: statvfs is cheap; a walk costs what it
+        last took, and is not let take more than a third of the driver's time."""
+        return max(POLL_SECONDS, 2 * self._walk_seconds)
+
+    def over(self) -> Optional[str]:
+        """Why the tree and outputs are at their quota, or None."""
+        if self.disk_bytes is None and self.files is None:
+            return None
+        used, entries = self.usage()
+        if self.disk_bytes is not None and used >= self.disk_bytes - (FULL_SLACK if self.mounted else 0):
+            return (f"disk quota: its tree and outputs reached the {size(self.disk_bytes)} quota "
+                    "(train.resources.disk)")
+        if self.files is not None and entries >= self.files:
+            return (f"disk quota: its tree and outputs reached {self.files} files and directories "
+                    "(train.resources.files)")
+        return None
+
+    def usage(self) -> tuple[int, int]:
+        """(bytes, entries) used by the tree and outputs."""
+        if self.mounted:
+            st = os.statvfs(self.path)
+            # The root of the tmpfs is one inode of its own.
+            return (st.f_blocks - st.f_bfree) * st.f_frsize, max(0, st.f_files - st.f_ffree - 1)
+        started = time.monotonic()
+        try:
+            return _walk_usage([self.tree, self.out], stop_entries=self.files, stop_bytes=self.disk_bytes)
+        finally:
+            self._walk_seconds = time.monotonic() - started
+
+
+@contextlib.contextmanager
+def job_dir(workdir: Optional[Path], disk_bytes: Optional[int], files: Optional[int],
+            tmpfs: bool = True) -> Iterator[JobDir]:
+    """A fresh job directory (mode 0711: others may pass, not look), removed afterwards;
+    ``tmpfs`` False: never a tmpfs (whoever mounts its directories would not see one)."""
+    parent = Path(workdir or tempfile.gettempdir())
+    mounted = tmpfs and is_root() and (disk_bytes is not None or files is not None)
+    if mounted:
+        sweep_mounts(parent)
+    path = Path(tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}-", dir=parent))
+    try:
+        if mounted:
+            _mount_tmpfs(path, disk_bytes, files)
+        os.chmod(path, 0o711)
+        job = JobDir(path, disk_bytes, files, mounted)
+        job.tree.mkdir()
+        job.out.mkdir()
+        yield job
+    finally:
+        if mounted:
+            _unmount(path)
+        remove_tree(path)
+
+
+def _mount_tmpfs(path: Path, disk_bytes: Optional[int], files: Optional[int]) -> None:
+    options = ["mode=0711"]
+    if disk_bytes is not None:
+        options.append(f"size={disk_bytes}")
+    if files is not None:
+        options.append(f"nr_inodes={files + 3}")  # the root, tree/ and out/ besides the candidate's
+    rc = _LIBC.mount(b"tmpfs", str(path).encode(), b"tmpfs", _MS_NOSUID | _MS_NODEV, ",".join(options).encode())
+    if rc != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"cannot mount the job's tmpfs on {path}: {os.strerror(err)}")
+
+
+def _unmount(path: Path) -> None:
+    # Detached: a process that still holds a file there cannot keep the mount alive for us.
+    _LIBC.umount2(str(path).encode(), _MNT_DETACH)
+
+
+def sweep_mounts(parent: Path) -> int:
+    """Unmount and remove job tmpfs left under ``parent`` by drivers that are gone; how many."""
+    pattern = re.compile(re.escape(str(parent.resolve()) + "/" + PREFIX) + r"(\d+)-[^/]+$")
+    swept = 0
+    try:
+        with open("/proc/self/mountinfo") as f:
+            points = [line.split()[4] for line in f]
+    except OSError:
+        return 0
+    for point in points:
+        match = pattern.match(point)
+        if match and not _alive(int(match.group(1))):
+            _unmount(Path(point))
+            remove_tree(Path(point))
+            swept += 1
+    return swept
+
+
+@functools.lru_cache(maxsize=None)
+def daemon_shares_our_mounts(name: str = "dockerd") -> bool:
+    """Whether a process called ``name`` runs here in our mount namespace (so that it sees a
+    mount we make); False when none is seen (a remote or rootless daemon, another namespace)."""
+    try:
+        ours = os.stat("/proc/self/ns/mnt").st_ino
+    except OSError:
+        return False
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(os.path.join(entry.path, "comm")) as f:
+                if f.read().strip() != name:
+                    continue
+            if os.stat(os.path.join(entry.path, "ns", "mnt")).st_ino == ours:
+                return True
+        except OSError:
+            continue
+    return False
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _walk_usage(tops: list[Path], stop_entries: Optional[int], stop_bytes: Optional[int]) -> tuple[int, int]:
+    """Bytes on disk and entries below ``tops``, links not followed; the walk stops as soon as
+    a cap is passed, so that a million files cost no more than the cap's worth of looking."""
+    used = entries = 0
+    stack = [str(t) for t in tops]
+    while stack:
+        try:
+            it = os.scandir(stack.pop())
+        except OSError:
+            continue
+        with it:
+            for entry in it:
+                entries += 1
+                try:
+                    st = entry.stat(follow_symlinks=False)
+                except OSError:
+                    continue
+                used += st.st_blocks * 512
+                if stat.S_ISDIR(st.st_mode):
+                    stack.append(entry.path)
+                if (stop_entries is not None and entries >= stop_entries) or (
+                        stop_bytes is not None and used >= stop_bytes):
+                    return used, entries
+    return used, entries
+
+
+def remove_tree(path: Path) -> None:
+    """Remove ``path`` whatever modes the candidate left in it (a directory it made 0000 stops
+    a plain rmtree when we are not root); links are removed, never followed."""
+
+    def opened(func, failed: str, _exc) -> None:
+        parent = os.path.dirname(failed)
+        with contextlib.suppress(OSError):
+            os.chmod(parent, 0o700)
+            if os.path.isdir(failed) and not os.path.islink(failed):
+                os.chmod(failed, 0o700)
+                shutil.rmtree(failed, ignore_errors=True)
+            else:
+                os.unlink(failed)
+
+    if os.path.lexists(path):
+        shutil.rmtree(path, onerror=opened)
