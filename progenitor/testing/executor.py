@@ -81,8 +81,9 @@ class FakeExecutor:
             box = SandboxResult(status=played.status, exit_code=0 if played.status == "ok" else 1,
                                 duration=time.monotonic() - started, stdout=played.stdout, reason=played.reason,
                                 backend="fake")
-            archive, truncated = pack_dir(out, job.output_cap_bytes)
-            return JobResult(key=job.key, sandbox=box, outputs_archive=archive, outputs_truncated=truncated, node="fake")
+            archive, cut = pack_dir(out, job.output_cap_bytes)
+            return JobResult(key=job.key, sandbox=box, outputs_archive=archive, outputs_truncated=bool(cut),
+                             outputs_note=cut, node="fake")
         finally:
             shutil.rmtree(base, ignore_errors=True)
 
