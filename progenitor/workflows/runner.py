@@ -17,6 +17,7 @@ from progenitor.errors import RunStopped, UserError
 from progenitor.lineage import Lineage
 from progenitor.runs import STATE_DIR, RunDir, find_run, new_run_id, register_run
 from progenitor.spec import SPEC_FILE, TaskSpec, load_spec, load_spec_text
+from progenitor.workflows.llm_usage import check_llm, llm_roles
 from progenitor.workflows.state import AgentFactory, RunContext, RunOptions
 
 EventListener = Callable[[dict], None]
@@ -117,7 +118,7 @@ def new_run(repo_dir: Path, options: Optional[RunOptions] = None, *, architect: 
     ctx = _context(run, lineage, spec, options, backend, backend_options, architect, on_event)
     ctx.emit("run.start", repo=str(lineage.root), base=base, backend=backend, why=why, task=spec.name,
              generations=spec.budget.generations, candidates=spec.budget.candidates)
-    if spec.budget.dollars is not None:
+    if spec.budget.dollars is not None and not llm_roles(spec, options.architect, options.coder):
         ctx.emit("run.warning", message="budget.dollars caps LLM spend, but no agent of this run calls an LLM "
                                         "(the search architect is offline): the cap cannot be reached")
     if dirty:
@@ -152,6 +153,8 @@ def check_agents(spec: TaskSpec, options: RunOptions, architect: Optional[AgentF
     registry.factory("coder", options.coder or spec.agents.coder)
     for name in spec.agents.reviewers:
         registry.factory("reviewer", name)
+    # An architect the caller hands in is theirs to configure: only the named agents are checked.
+    check_llm(spec, "(given)" if architect is not None else options.architect, options.coder)
 
 
 def _backend_options(spec: TaskSpec, repo_root: Path) -> dict:
