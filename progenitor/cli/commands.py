@@ -14,6 +14,7 @@ from typing import Optional
 import click
 
 from progenitor.cli.errors import CommandError, Group
+from progenitor.cli.prompts import prompts
 from progenitor.cli.sandbox import sandbox
 
 
@@ -138,7 +139,8 @@ def lineage(run_id: str, repo: Optional[Path], as_json: bool) -> None:
 @click.argument("directory", type=click.Path(file_okay=False, exists=True, path_type=Path), required=False)
 def doctor(directory: Optional[Path]) -> None:
     """Say what this machine can do: sandboxes, network isolation, Docker, Ray, GPUs
-    (and, given a model repo DIRECTORY, whether its Docker task image is built)."""
+    (and, given a model repo DIRECTORY, whether its Docker task image is built and whether
+    the models of its llm: section answer, with what they cost)."""
     from progenitor.doctor import checks, print_checks
 
     print_checks(_console(), checks(directory))
@@ -168,6 +170,7 @@ def audit_verify(repo: Optional[Path]) -> None:
 
 
 cli.add_command(sandbox)
+cli.add_command(prompts)
 
 
 def main() -> None:
