@@ -200,3 +200,18 @@ def test_the_mixed_architect_codes_the_models_idea_with_the_searchs_knobs(tmp_pa
     assert cand["proposal"]["author"] == "mixed" and "knobs tuned by the search: w=" in cand["proposal"]["hypothesis"]
     tree = git.Repo(repo).git.show(f"{cand['sha']}:config.yaml")
     assert tree.startswith("# tuned by progenitor") and f"w: {w}" in tree
+
+
+def test_the_cli_shows_each_call_and_the_llm_spend(tmp_path, llm_server):
+    from click.testing import CliRunner
+
+    from progenitor.cli import cli
+
+    llm_server.queue("arch", proposals(draft("w = 3", "set w to 3.0")))
+    llm_server.queue("coder", W_TO_3)
+    llm_server.queue("rev", NO_FINDINGS)
+    repo = _repo(tmp_path, llm_server)
+    result = CliRunner().invoke(cli, ["run", str(repo), "--executor", "local", "--sandbox", "process"])
+    assert result.exit_code == 0, result.output
+    assert "architect: openai/arch, " in result.output and "g1/c0 coder: openai/coder, " in result.output
+    assert "LLM spend" in result.output and "in 3 calls" in result.output

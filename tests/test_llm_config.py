@@ -105,3 +105,14 @@ def test_doctor_asks_each_model_for_one_token_and_says_what_it_costs(tmp_path, l
     offline = make_repo(tmp_path / "offline", toy_task_files())
     (line,) = [c for c in checks(offline) if c.name.startswith("llm")]
     assert line.ok and line.detail.startswith("none configured") and len(llm_server.requests) == 2
+
+
+def test_init_templates_a_research_brief_that_the_spec_names_and_protects(tmp_path):
+    result = CliRunner().invoke(cli, ["init", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    from progenitor.spec import load_spec
+
+    spec = load_spec(tmp_path)
+    assert spec.agents.brief == "program.md" and "program.md" in spec.protected_paths
+    assert (tmp_path / "program.md").read_text().startswith("# Research brief")
+    assert spec.llm is None and spec.agents.architect == "search", "the template runs offline"

@@ -40,7 +40,8 @@ def cli() -> None:
 @click.argument("directory", type=click.Path(path_type=Path))
 @click.option("--example", type=str, default=None, help="Make a fresh model repo from a bundled example (e.g. digits).")
 def init(directory: Path, example: Optional[str]) -> None:
-    """Write a commented progenitor.yaml template into DIRECTORY, or make an example repo."""
+    """Write a commented progenitor.yaml template (with a constitution and a research brief) into
+    DIRECTORY, or make an example repo."""
     from progenitor import scaffold
 
     if example:
@@ -49,7 +50,8 @@ def init(directory: Path, example: Optional[str]) -> None:
         click.echo(f"next: progenitor run {path}")
     else:
         path = scaffold.init_template(directory)
-        click.echo(f"wrote {path} and constitution.yaml beside it; edit them, commit them, then: progenitor run {directory}")
+        click.echo(f"wrote {path}, constitution.yaml and program.md (the research brief) beside it; edit them, "
+                   f"commit them, then: progenitor run {directory}")
 
 
 @cli.command()
