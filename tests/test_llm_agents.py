@@ -215,3 +215,26 @@ def test_the_cli_shows_each_call_and_the_llm_spend(tmp_path, llm_server):
     assert result.exit_code == 0, result.output
     assert "architect: openai/arch, " in result.output and "g1/c0 coder: openai/coder, " in result.output
     assert "LLM spend" in result.output and "in 3 calls" in result.output
+
+
+def test_a_coder_stopped_between_two_replies_replays_the_first_on_resume(tmp_path, llm_server):
+    run_id = "r20990101-code"
+    llm_server.queue("arch", proposals(draft("w = 3", "set w to 3.0")))
+    repo = _repo(tmp_path, llm_server)
+
+    def wrong_then_stop(request):
+        RunDir(repo, run_id).request_stop("stopped by the test")
+        return edit("config.yaml", "w: 7.0", "w: 3.0")  # does not apply: a second reply is needed
+
+    llm_server.respond("coder", wrong_then_stop)
+    first = progenitor.start_run(repo, FAST, run_id=run_id)
+    assert first.status == "stopped" and len(llm_server.requests_for("coder")) == 1
+    llm_server.respond("coder", lambda request: W_TO_3)
+    llm_server.queue("rev", NO_FINDINGS)
+    summary = progenitor.resume_run(run_id, repo=repo)
+    (cand,) = _lineage(summary, repo).values()
+    assert cand["status"] == "scored", cand["reason"]
+    first_reply, second = llm_server.requests_for("coder")
+    assert "does not occur in config.yaml" in second.messages[-1]["content"], \
+        "the resumed coder replayed its first reply from the run and went on from there"
+    assert cand["cost"]["llm_calls"] == 3

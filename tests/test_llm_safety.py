@@ -112,6 +112,8 @@ def test_the_architect_reads_the_brief_the_code_and_the_lineage_never_labels_or_
     assert "g1/c0: scored, error" in second and "promoted" in second and "hypothesis: w = 2" in second
     assert "finding: llm-principle-3 (low): small change" in second
     assert "w: 2.0" in second, "the champion's code is the promoted candidate's"
+    for request in llm_server.requests:
+        assert "gitdir:" not in request.prompt and str(tmp_path) not in request.prompt, "no host path, no .git pointer"
     assert "program.md" in load_spec(repo).protected_paths
 
 

@@ -81,7 +81,8 @@ def _walk(tree: Path) -> list[str]:
     found = []
     for root, dirs, files in os.walk(tree, followlinks=False):
         dirs[:] = sorted(d for d in dirs if d not in _SKIP_DIRS and not Path(root, d).is_symlink())
-        found += [Path(root, f).relative_to(tree).as_posix() for f in files]
+        # In a worktree .git is a file pointing at the repository (a host path): never shown.
+        found += [Path(root, f).relative_to(tree).as_posix() for f in files if f != ".git"]
     return sorted(found)
 
 

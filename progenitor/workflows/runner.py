@@ -136,6 +136,8 @@ def resume_run(run_id: str, repo: Optional[Path] = None, *, architect: Optional[
     lineage = Lineage(run.repo_root)
     options = RunOptions.model_validate(meta.get("options", {}))
     spec = effective_spec(committed_spec(lineage, meta["base"]), options)
+    # The key may have been unset since the run started: one sentence now, not a failed call later.
+    check_llm(spec, "(given)" if architect is not None else options.architect, options.coder)
     run.clear_stop()
     run.update_meta(status="running")
     ctx = _context(run, lineage, spec, options, meta.get("backend", "process"), meta.get("backend_options", {}),
