@@ -53,15 +53,17 @@ def test_a_deleted_block_takes_its_line_with_it(tmp_path):
     assert files["model.py"] == "def f(x):\n    return x\n\n\n"
 
 
-def test_a_proposal_repeating_an_earlier_candidate_or_its_neighbour_is_dropped():
+def test_a_code_proposal_repeating_an_earlier_candidate_or_its_neighbour_is_dropped():
     journal = [JournalEntry(gen=1, k=0, status="scored", hypothesis="Wider layer", plan="hidden 64"),
                JournalEntry(gen=1, k=1, status="failed", hypothesis="fix", plan="x", fix_of=0)]
     new = [Proposal(gen=2, k=0, hypothesis="wider  layer", plan="Hidden 64"),
            Proposal(gen=2, k=1, hypothesis="deeper", plan="depth 2"),
            Proposal(gen=2, k=2, hypothesis="Deeper", plan="depth 2"),
-           Proposal(gen=2, k=3, hypothesis="wider layer", plan="hidden 64", params={"w": 2.0})]
+           Proposal(gen=2, k=3, hypothesis="wider layer", plan="hidden 64", params={"w": 2.0}),
+           Proposal(gen=2, k=4, hypothesis="scripted", params={"w": 2.0}),
+           Proposal(gen=2, k=5, hypothesis="scripted", params={"w": 2.0})]
     kept, dropped = drop_repeats(new, journal)
-    assert [p.k for p in kept] == [1, 3]
+    assert [p.k for p in kept] == [1, 3, 4, 5], "values-only proposals (search, scripted) are never dropped"
     assert [(p.k, why) for p, why in dropped] == [(0, "identical to g1/c0, tried before"), (2, "identical to g2/c1, tried before")]
 
 

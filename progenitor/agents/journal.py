@@ -26,10 +26,15 @@ def fingerprint(hypothesis: str, plan: str, params: dict, edits: Optional[dict] 
 
 def drop_repeats(proposals: list[Proposal], journal: list[JournalEntry]) -> tuple[list[Proposal], list[tuple[Proposal, str]]]:
     """The proposals not identical to an earlier candidate nor to one before them in the list;
-    the dropped ones with why."""
-    seen = {fingerprint(e.hypothesis, e.plan, e.params): f"g{e.gen}/c{e.k}" for e in journal if e.fix_of is None}
+    the dropped ones with why. Only proposals with a plan (a reasoning architect's code
+    changes) are compared: the search keeps its own memory, and a scripted architect repeats
+    itself on purpose."""
+    seen = {fingerprint(e.hypothesis, e.plan, e.params): f"g{e.gen}/c{e.k}" for e in journal if e.fix_of is None and e.plan}
     kept, dropped = [], []
     for p in proposals:
+        if not p.plan:
+            kept.append(p)
+            continue
         mark = fingerprint(p.hypothesis, p.plan, p.params, p.edits)
         if mark in seen:
             dropped.append((p, f"identical to {seen[mark]}, tried before"))
