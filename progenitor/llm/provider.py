@@ -2,7 +2,9 @@
 
 - **which model**: the role's endpoint, then ``llm.fallbacks``; litellm tries them in order
   (``fallbacks=``), each with its own retries (``num_retries``) and ``timeout``. We add no
-  loop of our own.
+  loop of our own. (litellm hands ``num_retries`` to the OpenAI client as its own retries
+  too, then retries the call itself: a request that keeps failing is sent up to about
+  ``2 x retries + 1`` times before the fallbacks are tried.)
 - **what it cost**: ``litellm.completion_cost`` on the response, at the model's price in
   ``llm.prices`` when one is given (local models), else at litellm's own table; a model
   neither knows costs $0 and is reported as unpriced (the node warns once).
