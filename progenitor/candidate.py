@@ -77,7 +77,12 @@ class CandidateCost(BaseModel):
     wall_seconds: float = 0.0
     attempts: int = 0
     dollars: float = 0.0
-    """LLM spend on this candidate (proposal share, code, review, fix)."""
+    """LLM spend on this candidate: its own calls (code, review) plus an equal share of its
+    generation's architect call."""
+    llm_calls: int = 0
+    """Its own LLM calls (the architect's call is the generation's)."""
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
 
 
 class Candidate(BaseModel):
@@ -111,6 +116,11 @@ class Candidate(BaseModel):
     guard_failed: Optional[str] = None
     decision: Optional[Decision] = None
     cost: Optional[CandidateCost] = None
+    fix_of: Optional[int] = None
+    """Set on the coder's fix of a candidate that crashed in training: that candidate's index
+    (its commit is this one's parent)."""
+    fix_tried: bool = False
+    """Set on a candidate that crashed in training once the coder was asked for its fix."""
 
     @classmethod
     def new(cls, proposal: Proposal, run: str, parent: str, objective: str) -> "Candidate":

@@ -97,14 +97,27 @@ def _task_image(repo) -> Callable[[], Check]:
 
 
 def checks(repo=None) -> list[Check]:
-    """Every check; with ``repo`` (a model repo), also whether its Docker task image is built."""
+    """Every check; with ``repo`` (a model repo), also whether its Docker task image is built and
+    whether the models of its ``llm:`` section answer (``progenitor.llm.doctor``)."""
     items = [("python", _python), ("git", _git), ("sandbox process", lambda: _process_sandbox(repo)),
              ("sandbox docker", lambda: _docker_sandbox(repo)),
              ("ray", _module("ray", "distributes training (--executor ray)")),
              ("torch", _module("torch", "the bundled examples train PyTorch models")), ("gpus", _gpus)]
     if repo is not None:
         items.append(("task image", _task_image(repo)))
-    return [_safe(name, fn) for name, fn in items]
+    results = [_safe(name, fn) for name, fn in items]
+    if repo is not None:
+        from progenitor.llm.doctor import llm_checks
+
+        results += _safe_list("llm", lambda: llm_checks(repo))
+    return results
+
+
+def _safe_list(name: str, fn: Callable[[], list[Check]]) -> list[Check]:
+    try:
+        return fn()
+    except Exception as exc:  # noqa: BLE001 - doctor reports, it does not crash
+        return [Check(name=name, ok=False, detail=f"check failed: {exc}")]
 
 
 def print_checks(console, results: list[Check]) -> None:

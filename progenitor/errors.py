@@ -5,8 +5,9 @@
   exits with code 2.
 - ``ModelBehaviorError``: an agent (LLM) produced something unusable. It is fed back to
   the agent with retries capped, never shown as a crash.
-- ``SandboxError`` / ``ComputeError``: the machinery that runs candidates failed (no
-  Docker daemon, Ray could not start). Exit code 3.
+- ``SandboxError`` / ``ComputeError`` / ``LlmUnavailable``: the machinery failed (no
+  Docker daemon, Ray could not start, no LLM provider answered after litellm's retries and
+  fallbacks). Exit code 3; a run stays resumable.
 - Flow exceptions (``ApprovalRequired``, ``BudgetExceeded``, ``RunStopped``) carry a
   message and are used to steer the loop, not to report bugs.
 """
@@ -42,6 +43,13 @@ class SandboxError(ProgenitorError):
 
 class ComputeError(ProgenitorError):
     """The executor (local pool or Ray) could not run the work."""
+
+    exit_code = 3
+
+
+class LlmUnavailable(ProgenitorError):
+    """No configured model answered (after litellm's retries and fallbacks): not the model's
+    fault, nor one candidate's; the run stops, resumable, with finished calls kept."""
 
     exit_code = 3
 

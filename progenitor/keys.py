@@ -12,10 +12,11 @@ from typing import Optional
 
 from pydantic import BaseModel, ConfigDict
 
-__all__ = ["REF_ROOT", "CandidateKey", "candidate_name", "generation_name"]
+__all__ = ["REF_ROOT", "CandidateKey", "candidate_name", "generation_job", "generation_name", "generation_of"]
 
 REF_ROOT = "refs/progenitor"
 _KEY = re.compile(r"^(?:(?P<run>[\w.-]+)/)?g(?P<gen>\d+)/c(?P<k>\d+)$")
+_GEN = re.compile(r"(?:^|/)g(\d+)(?:/|$)")
 
 
 def generation_name(gen: int) -> str:
@@ -24,6 +25,17 @@ def generation_name(gen: int) -> str:
 
 def candidate_name(gen: int, k: int) -> str:
     return f"{generation_name(gen)}/c{k}"
+
+
+def generation_job(run: str, gen: int) -> str:
+    """``<run>/g<gen>``: the key of a generation's own side effects (its architect's LLM calls)."""
+    return f"{run}/{generation_name(gen)}"
+
+
+def generation_of(key: str) -> Optional[int]:
+    """The generation of ``<run>/g<gen>/c<k>`` or ``<run>/g<gen>`` (None: neither)."""
+    match = _GEN.search(key)
+    return int(match.group(1)) if match else None
 
 
 class CandidateKey(BaseModel):

@@ -2,12 +2,14 @@
 
 Training spend is CPU-seconds (measured by the sandbox, or ``cpus x duration`` when the
 backend cannot tell), GPU-seconds (``gpus x duration``) and wall seconds. LLM spend is
-dollars and tokens per agent. The run's own wall time counts only while a session of the
-run is going (a stopped run waiting to be resumed does not spend).
+dollars and tokens per call, summed per role (architect, coder, reviewer) and per candidate
+(the architect's call is the generation's, ``<run>/g<gen>``). The run's own wall time counts
+only while a session of the run is going (a stopped run waiting to be resumed does not spend).
 
 Recording is additive over distinct attempts and idempotent for replays: a resumed run that
-looks a finished result up and records it again changes nothing, while a candidate that was
-cancelled and trained again is charged for both attempts, since both really ran.
+looks a finished result up (a training, an LLM call replayed from the run's call cache) and
+records it again changes nothing, while a candidate that was cancelled and trained again is
+charged for both attempts, since both really ran.
 """
 
 from __future__ import annotations
@@ -76,6 +78,26 @@ class LlmCost(BaseModel):
     completion_tokens: int = 0
     calls: int = 0
 
+    def add(self, dollars: float, prompt_tokens: int, completion_tokens: int) -> None:
+        self.dollars += dollars
+        self.prompt_tokens += prompt_tokens
+        self.completion_tokens += completion_tokens
+        self.calls += 1
+
+
+class LlmCharge(BaseModel):
+    """One LLM call as charged (the key of ``LedgerData.llm_calls`` is its call id)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    role: str
+    candidate: str = ""
+    """``<run>/g<gen>/c<k>``, or ``<run>/g<gen>`` for the architect's call for the whole generation."""
+    model: str = ""
+    dollars: float = 0.0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
 
 class Totals(BaseModel):
     """Sums over a run (or one generation): what the CLI summary and ``status --json`` show."""
@@ -112,7 +134,9 @@ class LedgerData(BaseModel):
     version: int = 1
     candidates: dict[str, CandidateCost] = {}
     llm: dict[str, LlmCost] = {}
-    """By agent (architect, coder, safety, ...)."""
+    """By agent role (architect, coder, reviewer)."""
+    llm_calls: dict[str, LlmCharge] = {}
+    """Every charged LLM call by its id (``<run>/g<gen>/c<k>/<role>/<n>``): a replay is not charged twice."""
     run_wall_seconds: float = 0.0
     """Wall time of the run's finished sessions (the current one is added on top)."""
 
@@ -156,14 +180,31 @@ class Ledger:
         return self.record(result.key, result.sandbox, job.limits.cpus, gpus, result.node,
                            step if isinstance(step, int) else None)
 
-    def add_llm(self, agent: str, dollars: float = 0.0, prompt_tokens: int = 0, completion_tokens: int = 0) -> None:
-        """Add one LLM call's cost (LLM calls are charged every time: a redone call is paid again)."""
+    def add_llm(self, agent: str, dollars: float = 0.0, prompt_tokens: int = 0, completion_tokens: int = 0, *,
+                candidate: str = "", call_id: Optional[str] = None, model: str = "") -> bool:
+        """Charge one LLM call to its role (and its candidate); with ``call_id``, a call charged
+        already (a replay) is not charged again. True when it was charged now."""
         with self._lock:
-            cost = self.data.llm.setdefault(agent, LlmCost())
-            cost.dollars += dollars
-            cost.prompt_tokens += prompt_tokens
-            cost.completion_tokens += completion_tokens
-            cost.calls += 1
+            if call_id is not None:
+                if call_id in self.data.llm_calls:
+                    return False
+                self.data.llm_calls[call_id] = LlmCharge(role=agent, candidate=candidate, model=model, dollars=dollars,
+                                                         prompt_tokens=prompt_tokens,
+                                                         completion_tokens=completion_tokens)
+            self.data.llm.setdefault(agent, LlmCost()).add(dollars, prompt_tokens, completion_tokens)
+            return True
+
+    def llm(self, candidate: Optional[str] = None, generation: Optional[int] = None) -> LlmCost:
+        """LLM spend on one candidate (its key exactly) or one generation (its architect call too)."""
+        total = LlmCost()
+        with self._lock:
+            for charge in self.data.llm_calls.values():
+                if candidate is not None and charge.candidate != candidate:
+                    continue
+                if generation is not None and _generation(charge.candidate) != generation:
+                    continue
+                total.add(charge.dollars, charge.prompt_tokens, charge.completion_tokens)
+        return total
 
     # --- the run's clock -------------------------------------------------------------
 
@@ -198,7 +239,8 @@ class Ledger:
         with self._lock:
             costs = [c for c in self.data.candidates.values()
                      if generation is None or _generation(c.key) == generation]
-            llm = list(self.data.llm.values()) if generation is None else []
+            llm = list(self.data.llm.values()) if generation is None else \
+                [c for c in self.data.llm_calls.values() if _generation(c.candidate) == generation]
             return Totals(
                 candidates=len(costs),
                 attempts=sum(len(c.attempts) for c in costs),
@@ -233,7 +275,10 @@ class Ledger:
     def summary(self) -> dict:
         """Totals with hours, for the CLI summary and ``status --json``."""
         t = self.totals()
-        return {**t.model_dump(), "cpu_hours": t.cpu_hours, "gpu_hours": t.gpu_hours, "wall_hours": t.wall_hours}
+        with self._lock:
+            llm = {role: cost.model_dump() for role, cost in sorted(self.data.llm.items())}
+        return {**t.model_dump(), "cpu_hours": t.cpu_hours, "gpu_hours": t.gpu_hours, "wall_hours": t.wall_hours,
+                "llm": llm}
 
     # --- persistence -----------------------------------------------------------------
 
@@ -245,13 +290,12 @@ class Ledger:
         write_json(self.path, data)
 
 
-def _generation(key: str) -> Optional[int]:
-    from progenitor.keys import CandidateKey
 
-    try:
-        return CandidateKey.parse(key).gen
-    except ValueError:
-        return None
+
+def _generation(key: str) -> Optional[int]:
+    from progenitor.keys import generation_of
+
+    return generation_of(key)
 
 
 def load_ledger(path: Path) -> dict:

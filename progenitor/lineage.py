@@ -169,6 +169,10 @@ class Lineage:
                 changes.append({"path": parts[1], "status": status if status in "AMDT" else "M"})
         return changes
 
+    def diff_text(self, parent: str, sha: str) -> str:
+        """The unified diff of a candidate against ``parent`` (what a reviewer reads)."""
+        return self.git.diff("--no-color", "--no-ext-diff", "-M", parent, sha)
+
     def diff_stats(self, parent: str, sha: str) -> dict:
         out = self.git.diff("--numstat", parent, sha)
         added = removed = files = 0

@@ -13,6 +13,7 @@ Layout, inside the model repo (``.progenitor/`` is kept out of git through
         trusted/                 export of the base commit: prepare, scorer, protected files
         study.log                the search architect's Optuna journal
         g<gen>/c<k>/             proposal.json, train.json, out/, score.json
+        llm/                     every finished LLM call: request, reply, cost (no key), by its id
         STOP                     present when a stop was asked for
 """
 
@@ -100,6 +101,11 @@ class RunDir:
     @property
     def ledger(self) -> Path:
         return self.path / "ledger.json"
+
+    @property
+    def llm(self) -> Path:
+        """The call cache: each finished LLM call's request and reply, replayed on a resume."""
+        return self.path / "llm"
 
     def proposals(self, gen: int) -> Path:
         """A generation's proposals, saved before any is committed (so a resume re-proposes nothing)."""

@@ -11,6 +11,9 @@ from progenitor.errors import UserError
 from progenitor.lineage import IDENTITY
 from progenitor.spec import SPEC_FILE
 
+BRIEF = "program.md"
+"""The research brief ``progenitor init`` writes beside the spec (``agents.brief``)."""
+
 
 def examples_root() -> Path:
     """The bundled examples: ``examples/`` beside the package (a source checkout or an
@@ -40,6 +43,9 @@ def init_template(directory: Path) -> Path:
     constitution = directory / DEFAULT_TEMPLATE
     if not constitution.exists():
         constitution.write_text(default_constitution_text())
+    brief = directory / BRIEF
+    if not brief.exists():
+        brief.write_text(resources.files("progenitor").joinpath("templates", BRIEF).read_text())
     return target
 
 

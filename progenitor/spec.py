@@ -10,10 +10,10 @@ from __future__ import annotations
 import fnmatch
 import re
 from pathlib import Path
-from typing import Any, Literal, Optional, Union
+from typing import Annotated, Any, Literal, Optional, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from progenitor.errors import SpecError
 
@@ -277,11 +277,125 @@ class Safety(_Strict):
 
 class Agents(_Strict):
     architect: str = "search"
-    """Who proposes candidates: ``search`` (offline: Optuna over ``search_space``) or another registered architect."""
+    """Who proposes candidates: ``search`` (offline: Optuna over ``search_space``), ``llm`` (a language
+    model reasons over the lineage and proposes code changes), ``mixed`` (the model proposes code
+    changes, the search tunes their knobs) or another registered architect."""
     coder: str = "offline"
-    """Who turns a proposal into a commit: ``offline`` (writes config values and given file edits) or another registered coder."""
+    """Who turns a proposal into a commit: ``offline`` (writes config values and given file edits),
+    ``llm`` (a language model edits the code, and gets one fix attempt per training crash) or another
+    registered coder."""
     reviewers: list[str] = []
-    """Reviewers added to the static review, which every candidate always gets."""
+    """Reviewers added to the static review, which every candidate always gets (``llm``: a
+    constitutional review of the diff by a language model)."""
+    brief: Optional[str] = None
+    """Protected file with the human's research brief (goals, ideas worth trying, no-go areas) that
+    the LLM architect reads first, like autoresearch's ``program.md``."""
+
+
+LLM_AGENTS = {"architect": ("llm", "mixed"), "coder": ("llm",), "reviewer": ("llm",)}
+"""The built-in agents that call a language model, by role: they need an ``llm:`` section."""
+
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class Endpoint(_Strict):
+    """A model and where to reach it."""
+
+    model: str = Field(min_length=1)
+    """litellm's name for it: ``openai/gpt-4o-mini``, ``anthropic/claude-sonnet-4-5``, ``ollama/qwen2.5-coder``,
+    ``hosted_vllm/<name>`` (with ``api_base``), ..."""
+    api_base: Optional[str] = None
+    """The server's URL (local models: Ollama, vLLM, any OpenAI-compatible server); default: ``llm.api_base``."""
+    api_key_env: Optional[str] = None
+    """Name of the environment variable that holds its key, never the key itself; default:
+    ``llm.api_key_env``, else the provider's usual variable (``OPENAI_API_KEY``, ...), read by litellm."""
+
+    @field_validator("api_key_env")
+    @classmethod
+    def _env_name(cls, v: Optional[str]) -> Optional[str]:
+        if v is not None and not _ENV_NAME.match(v):
+            raise ValueError("must be the name of an environment variable (like OPENAI_API_KEY), never the key itself")
+        return v
+
+
+def _model_ref(value: Any) -> Any:
+    if isinstance(value, str):
+        return {"model": value}
+    if isinstance(value, (dict, Endpoint)):
+        return value
+    raise ValueError("must be a model name like openai/gpt-4o-mini, or a mapping {model, api_base, api_key_env}")
+
+
+ModelRef = Annotated[Endpoint, BeforeValidator(_model_ref)]
+"""A model by its litellm name (``openai/gpt-4o-mini``), or with its own endpoint (``{model, api_base, api_key_env}``)."""
+
+
+class Price(_Strict):
+    """What a model costs, for models litellm has no price for (local ones, new ones)."""
+
+    input: float = Field(ge=0)
+    """Dollars per million prompt tokens."""
+    output: float = Field(ge=0)
+    """Dollars per million completion tokens."""
+
+
+class Llm(_Strict):
+    """The language models of the LLM agents (litellm). Keys come from the environment only."""
+
+    model: Optional[ModelRef] = None
+    """The default model of every role."""
+    architect: Optional[ModelRef] = None
+    """The architect's model (default: ``model``)."""
+    coder: Optional[ModelRef] = None
+    """The coder's model (default: ``model``)."""
+    reviewer: Optional[ModelRef] = None
+    """The reviewer's model (default: ``model``)."""
+    api_base: Optional[str] = None
+    """Default server URL of every model that names none."""
+    api_key_env: Optional[str] = None
+    """Default name of the environment variable holding the key (never the key itself)."""
+    fallbacks: list[ModelRef] = []
+    """Models litellm tries, in order, when a call to the role's model fails (after its retries)."""
+    timeout: float = Field(120.0, gt=0)
+    """Seconds one request may take (litellm's ``timeout``)."""
+    retries: int = Field(2, ge=0, le=10)
+    """Retries of a failed request, with backoff (litellm's ``num_retries``)."""
+    repairs: int = Field(2, ge=0, le=5)
+    """Times a reply that does not validate is sent back to the model with the validation error."""
+    edit_attempts: int = Field(3, ge=1, le=10)
+    """Times the coder may answer with edits; one that does not apply goes back with the exact error."""
+    max_tokens: int = Field(4096, ge=1)
+    """Most tokens of one reply."""
+    temperature: Optional[float] = Field(0.2, ge=0, le=2)
+    """Sampling temperature (None: the provider's default)."""
+    json_mode: bool = True
+    """Ask for JSON replies (``response_format``) where a reply is structured; turn off for servers that refuse it."""
+    prices: dict[str, Price] = {}
+    """Prices by model name, for models litellm cannot price (else they count as $0, with a warning)."""
+
+    @field_validator("api_key_env")
+    @classmethod
+    def _env_name(cls, v: Optional[str]) -> Optional[str]:
+        return Endpoint._env_name(v)
+
+    def chain(self, role: str) -> list[Endpoint]:
+        """The role's model, then the fallbacks, each with its endpoint filled in."""
+        first = getattr(self, role) or self.model
+        if first is None:
+            return []
+        return [self._endpoint(ref) for ref in [first, *self.fallbacks]]
+
+    def _endpoint(self, ep: Endpoint) -> Endpoint:
+        return ep.model_copy(update={"api_base": ep.api_base or self.api_base,
+                                     "api_key_env": ep.api_key_env or self.api_key_env})
+
+    def models(self) -> list[Endpoint]:
+        """Every distinct model configured (doctor checks each)."""
+        seen: dict[str, Endpoint] = {}
+        for role in ("architect", "coder", "reviewer"):
+            for ep in self.chain(role):
+                seen.setdefault(ep.model, ep)
+        return list(seen.values())
 
 
 class SandboxConfig(_Strict):
@@ -307,6 +421,8 @@ class TaskSpec(_Strict):
     safety: Safety = Safety()
     agents: Agents = Agents()
     """Which registered implementation plays each agent role."""
+    llm: Optional[Llm] = None
+    """The language models of the LLM agents; without it everything runs offline."""
     sandbox: SandboxConfig = SandboxConfig()
     seed: int = 0
     """Seed of the search architect."""
@@ -329,6 +445,8 @@ class TaskSpec(_Strict):
         always = [SPEC_FILE]
         if self.safety.constitution:
             always.append(self.safety.constitution)
+        if self.agents.brief:
+            always.append(self.agents.brief)
         return list(dict.fromkeys([*always, *self.protected]))
 
 
@@ -358,6 +476,9 @@ def _allowed(err: dict) -> str:
     return err["msg"][0].lower() + err["msg"][1:]
 
 
+_SECRET_FIELDS = ("api_key", "key", "token", "api_key_env")
+
+
 def describe_validation_error(source: str, exc: ValidationError) -> str:
     """One sentence for the first error, mentioning how many more there are."""
     errors = exc.errors()
@@ -366,12 +487,17 @@ def describe_validation_error(source: str, exc: ValidationError) -> str:
     kind = err["type"]
     if kind == "missing":
         text = f"{source}: required field '{field}' is missing; add it"
+    elif kind == "extra_forbidden" and field.split(".")[-1] in _SECRET_FIELDS:
+        text = (f"{source}: unknown field '{field}'; keys are never written in progenitor.yaml: name the "
+                f"environment variable that holds it with api_key_env")
     elif kind == "extra_forbidden":
         text = f"{source}: unknown field '{field}'; remove it or check its spelling"
     else:
         reason = str((err.get("ctx") or {}).get("error") or "")
         allowed = _allowed(err)
-        text = f"{source}: field '{field}' has bad value {err.get('input')!r}"
+        # A value where a key's name belongs may be the key itself: never echo it.
+        value = "(not shown)" if field.split(".")[-1] in _SECRET_FIELDS else repr(err.get("input"))
+        text = f"{source}: field '{field}' has bad value {value}"
         text += f": {reason}" if reason else (f" ({allowed})" if allowed else "")
     if len(errors) > 1:
         text += f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})"

@@ -1,14 +1,72 @@
 """Shared fixtures. Every test gets its own run index (PROGENITOR_HOME) so nothing is
-written to the real home directory, and no test can reach a real LLM provider."""
+written to the real home directory, and no test can reach a real LLM provider: a TCP
+connection to anything but this machine (loopback, or its own addresses, which a local Ray
+uses) is refused and fails the test, even where the code under test swallows the error."""
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import socket
 from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+
+def _own_addresses() -> set[str]:
+    try:
+        return {info[4][0] for info in socket.getaddrinfo(socket.gethostname(), None)}
+    except OSError:
+        return set()
+
+
+_OWN = _own_addresses()
+
+
+def _local(address) -> bool:
+    if not isinstance(address, tuple):
+        return True  # a Unix socket (the Docker daemon)
+    host = str(address[0])
+    if host == "localhost" or host in _OWN:
+        return True
+    try:
+        return ipaddress.ip_address(host.split("%")[0]).is_loopback
+    except ValueError:
+        return False  # a host name: resolving it would be the first step out
+
+
+class NetworkGuard:
+    """The non-local connections a test tried (each was refused)."""
+
+    def __init__(self) -> None:
+        self.attempts: list[str] = []
+
+    def check(self, sock: socket.socket, address) -> None:
+        if sock.type == socket.SOCK_STREAM and not _local(address):
+            self.attempts.append(repr(address))
+            raise ConnectionRefusedError(f"tests may not reach the network: {address!r}")
+
+
+@pytest.fixture(autouse=True)
+def network_guard(monkeypatch):
+    guard = NetworkGuard()
+    connect, connect_ex = socket.socket.connect, socket.socket.connect_ex
+
+    def guarded_connect(self, address):
+        guard.check(self, address)
+        return connect(self, address)
+
+    def guarded_connect_ex(self, address):
+        guard.check(self, address)
+        return connect_ex(self, address)
+
+    monkeypatch.setattr(socket.socket, "connect", guarded_connect)
+    monkeypatch.setattr(socket.socket, "connect_ex", guarded_connect_ex)
+    yield guard
+    if guard.attempts:
+        pytest.fail(f"the test tried to reach the network: {', '.join(guard.attempts)}")
 
 
 def docker_required(config: pytest.Config) -> bool:
@@ -45,3 +103,12 @@ def toy_repo(tmp_path) -> Path:
     from progenitor.testing import make_repo, toy_task_files
 
     return make_repo(tmp_path / "toy", toy_task_files())
+
+
+@pytest.fixture
+def llm_server():
+    """A scripted OpenAI-compatible server on 127.0.0.1 (``progenitor.testing``)."""
+    from progenitor.testing.llm_server import ScriptedLLMServer
+
+    with ScriptedLLMServer() as server:
+        yield server

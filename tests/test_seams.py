@@ -115,7 +115,7 @@ def test_an_unknown_agent_is_one_sentence_with_the_nearest_name(tmp_path):
     repo = make_repo(tmp_path / "repo", files)
     result = CliRunner().invoke(cli, ["run", str(repo), "--executor", "local"])
     assert result.exit_code == 2, result.output
-    assert result.output.strip() == "error: unknown architect 'serch'; did you mean 'search'? choose one of: search"
+    assert result.output.strip() == "error: unknown architect 'serch'; did you mean 'search'? choose one of: llm, mixed, search"
     assert not (repo / ".progenitor" / "runs").exists(), "nothing started"
 
 

@@ -39,6 +39,12 @@ class Proposal(BaseModel):
     """Whole-file edits: path -> new content (None deletes the file)."""
     author: str = "search"
     """The architect that proposed it (its registered name)."""
+    plan: str = ""
+    """How to change the code, for a coder that writes code (empty: only ``params`` and ``edits``)."""
+    expected: str = ""
+    """The effect expected on the objective (and on the guards)."""
+    risk: str = ""
+    """What could go wrong: a crash, a guard broken, a slower training."""
 
 
 class Observation(BaseModel):
@@ -68,13 +74,16 @@ class JournalEntry(BaseModel):
     k: int
     status: str
     hypothesis: str = ""
+    plan: str = ""
     params: dict[str, Any] = {}
     value: Optional[float] = None
     reason: str = ""
     verdict: str = ""
     """promoted, not promoted, rejected, failed, ..."""
     findings: list[str] = []
-    """The rules the safety review or the checks after scoring fired."""
+    """What the safety review or the checks after scoring found: ``rule (severity): message``."""
+    fix_of: Optional[int] = None
+    """Set on a coder's fix of a crashed candidate: that candidate's index."""
 
 
 class ProposeContext(BaseModel):
@@ -84,6 +93,10 @@ class ProposeContext(BaseModel):
     spec: TaskSpec
     champion_params: dict[str, Any] = {}
     """Current values of the search-space keys in the champion's config file."""
+    champion_metrics: dict[str, float] = {}
+    """The champion's trusted scores."""
+    champion_tree: Optional[Path] = None
+    """A checkout of the champion to read (never to write): its code, and the research brief."""
     journal: list[JournalEntry] = []
     """Every earlier candidate of the run, oldest first."""
     feedback: list[str] = []
@@ -101,6 +114,9 @@ class AgentContext(BaseModel):
     workdir: Path
     """A directory the agent may keep its own state in (the run directory)."""
     seed: int = 0
+    llm: Any = None
+    """The run's ``progenitor.llm.LlmSession`` when the task has an ``llm:`` section: the models,
+    the call cache, the meter the nodes charge the ledger from."""
 
 
 class FileEdit(BaseModel):

@@ -14,6 +14,7 @@ from typing import Optional
 import click
 
 from progenitor.cli.errors import CommandError, Group
+from progenitor.cli.prompts import prompts
 from progenitor.cli.sandbox import sandbox
 
 
@@ -39,7 +40,8 @@ def cli() -> None:
 @click.argument("directory", type=click.Path(path_type=Path))
 @click.option("--example", type=str, default=None, help="Make a fresh model repo from a bundled example (e.g. digits).")
 def init(directory: Path, example: Optional[str]) -> None:
-    """Write a commented progenitor.yaml template into DIRECTORY, or make an example repo."""
+    """Write a commented progenitor.yaml template (with a constitution and a research brief) into
+    DIRECTORY, or make an example repo."""
     from progenitor import scaffold
 
     if example:
@@ -48,7 +50,8 @@ def init(directory: Path, example: Optional[str]) -> None:
         click.echo(f"next: progenitor run {path}")
     else:
         path = scaffold.init_template(directory)
-        click.echo(f"wrote {path} and constitution.yaml beside it; edit them, commit them, then: progenitor run {directory}")
+        click.echo(f"wrote {path}, constitution.yaml and program.md (the research brief) beside it; edit them, "
+                   f"commit them, then: progenitor run {directory}")
 
 
 @cli.command()
@@ -141,7 +144,8 @@ def lineage(run_id: str, repo: Optional[Path], as_json: bool) -> None:
 @click.argument("directory", type=click.Path(file_okay=False, exists=True, path_type=Path), required=False)
 def doctor(directory: Optional[Path]) -> None:
     """Say what this machine can do: sandboxes, network isolation, Docker, Ray, GPUs
-    (and, given a model repo DIRECTORY, whether its Docker task image is built)."""
+    (and, given a model repo DIRECTORY, whether its Docker task image is built and whether
+    the models of its llm: section answer, with what they cost)."""
     from progenitor.doctor import checks, print_checks
 
     print_checks(_console(), checks(directory))
@@ -171,6 +175,7 @@ def audit_verify(repo: Optional[Path]) -> None:
 
 
 cli.add_command(sandbox)
+cli.add_command(prompts)
 
 
 def main() -> None:

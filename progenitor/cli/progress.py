@@ -100,6 +100,19 @@ class Progress:
     def _on_coder_failed(self, e: dict) -> None:
         self._line(f"{_name(e)} [red]coder failed[/red]: {e['reason']}")
 
+    def _on_coder_fix(self, e: dict) -> None:
+        if e["fix"] is not None:
+            self._line(f"g{e['gen']}/c{e['k']} crashed: the coder's fix is g{e['gen']}/c{e['fix']} ({e['status']})")
+
+    def _on_architect_duplicate(self, e: dict) -> None:
+        self._line(f"g{e['gen']}/c{e['k']} [yellow]dropped[/yellow]: {e['reason']}")
+
+    def _on_llm_call(self, e: dict) -> None:
+        who = e["role"] if e["k"] is None else f"g{e['gen']}/c{e['k']} {e['role']}"
+        how = "replayed from the run" if e["cached"] else f"{e['seconds']:.1f} s"
+        self._line(f"[dim]{who}: {e['model']}, {e['prompt_tokens']}+{e['completion_tokens']} tokens, "
+                   f"${e['dollars']:.4f} ({how})[/dim]")
+
     def _on_safety_review(self, e: dict) -> None:
         if e["status"] == "rejected":
             self._line(f"{_name(e)} [red]rejected before running[/red]: {e['reason']}")
@@ -164,6 +177,10 @@ class Progress:
             spend = s.ledger
             table.add_row("spend", f"{spend['cpu_seconds']:.1f} CPU-s, {spend['gpu_seconds']:.1f} GPU-s, "
                                    f"{spend['train_wall_seconds']:.1f} s training in {spend['attempts']} attempts")
+            if spend.get("llm"):
+                tokens = spend["prompt_tokens"] + spend["completion_tokens"]
+                table.add_row("LLM spend", f"${spend['dollars']:.4f}, {tokens} tokens in "
+                                           f"{sum(r['calls'] for r in spend['llm'].values())} calls")
         table.add_row("time", f"{s.seconds:.1f} s")
         self.console.print(table)
         for note in h.notes:

@@ -1,10 +1,12 @@
 """Test doubles that ship with progenitor: a tiny numpy-only task that trains in a blink,
 real git repos made from a dict of files, a fake executor that plays training in-process,
-and a scripted architect that proposes given
-file edits (attacks included) as candidates."""
+a scripted architect that proposes given file edits (attacks included) as candidates, and a
+scripted OpenAI-compatible server on 127.0.0.1 that plays the language model to litellm."""
 
 from progenitor.testing.executor import FakeExecutor, FakeRun, toy_training
+from progenitor.testing.llm_server import Reply, ScriptedLLMServer
 from progenitor.testing.repos import make_repo, toy_task_files
 from progenitor.testing.scripted import ScriptedArchitect, scripted
 
-__all__ = ["FakeExecutor", "FakeRun", "ScriptedArchitect", "make_repo", "scripted", "toy_task_files", "toy_training"]
+__all__ = ["FakeExecutor", "FakeRun", "Reply", "ScriptedArchitect", "ScriptedLLMServer", "make_repo", "scripted",
+           "toy_task_files", "toy_training"]

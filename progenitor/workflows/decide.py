@@ -13,6 +13,7 @@ from progenitor.agents.oversight import PolicyDecision, Selection
 from progenitor.candidate import Candidate, CandidateCost
 from progenitor.keys import generation_name
 from progenitor.lineage import champion_ref
+from progenitor.workflows.llm_usage import candidate_llm
 from progenitor.workflows.nodes import dump, record_escalations, save, test_metrics
 from progenitor.workflows.state import Champion, GenerationSummary, RunContext, RunState
 
@@ -73,11 +74,14 @@ def _observation(cand: Candidate) -> Observation:
 def _cost(ctx: RunContext, cand: Candidate) -> Optional[CandidateCost]:
     if ctx.ledger is None:
         return None
+    llm = candidate_llm(ctx, cand.gen, cand.k)
+    spent_llm = {"dollars": round(llm.dollars, 6), "llm_calls": llm.calls, "prompt_tokens": llm.prompt_tokens,
+                 "completion_tokens": llm.completion_tokens}
     spent = ctx.ledger.candidate(cand.key.job)
     if spent is None:
-        return CandidateCost()
+        return CandidateCost(**spent_llm)
     return CandidateCost(cpu_seconds=round(spent.cpu_seconds, 3), gpu_seconds=round(spent.gpu_seconds, 3),
-                         wall_seconds=round(spent.wall_seconds, 3), attempts=len(spent.attempts))
+                         wall_seconds=round(spent.wall_seconds, 3), attempts=len(spent.attempts), **spent_llm)
 
 
 def promote(ctx: RunContext, state: RunState) -> dict:

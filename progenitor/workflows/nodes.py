@@ -9,10 +9,11 @@ from typing import Callable, TypeVar
 
 from progenitor.agents import safety
 from progenitor.agents.base import Baseline, JournalEntry, Proposal, ProposeContext
+from progenitor.agents.journal import drop_repeats
 from progenitor.agents.offline_coder import read_params
 from progenitor.candidate import Candidate, DiffStats
+from progenitor.errors import BudgetExceeded, ModelBehaviorError, UserError
 from progenitor.keys import CandidateKey
-from progenitor.errors import ModelBehaviorError, UserError
 from progenitor.lineage import CommitError, base_ref, champion_ref
 from progenitor.runs import read_json, write_json
 from progenitor.scoring import Score, prepare_data, score, score_test
@@ -137,8 +138,9 @@ def journal(ctx: RunContext, before: int) -> list[JournalEntry]:
         if 0 < cand.gen < before:
             entries.append(JournalEntry(
                 gen=cand.gen, k=cand.k, status=cand.status, hypothesis=cand.proposal.hypothesis,
-                params=cand.proposal.params, value=cand.value, reason=cand.reason,
-                verdict=cand.decision.verdict if cand.decision else "", findings=[f.rule for f in cand.findings],
+                plan=cand.proposal.plan, params=cand.proposal.params, value=cand.value, reason=cand.reason,
+                verdict=cand.decision.verdict if cand.decision else "", fix_of=cand.fix_of,
+                findings=[f"{f.rule} ({f.severity}): {f.message}" for f in cand.findings],
             ))
     return entries
 
@@ -149,15 +151,21 @@ def _proposals(ctx: RunContext, state: RunState, gen: int) -> list[Proposal]:
     if saved is not None:
         return [Proposal.model_validate(p) for p in saved]
     champion = ctx.champion(state)
-    pctx = ProposeContext(gen=gen, count=ctx.spec.budget.candidates, spec=ctx.spec, champion_params=champion.params,
-                          journal=journal(ctx, gen), feedback=state.get("feedback", []))
-    try:
-        proposals = ask(lambda: ctx.architect.propose(pctx))
-    except ModelBehaviorError as exc:
-        ctx.emit("architect.failed", gen=gen, reason=str(exc))
-        proposals = []
+    earlier = journal(ctx, gen)
+    with ctx.lineage.worktree(champion.sha) as tree:
+        pctx = ProposeContext(gen=gen, count=ctx.spec.budget.candidates, spec=ctx.spec, champion_params=champion.params,
+                              champion_metrics=champion.metrics, champion_tree=tree, journal=earlier,
+                              feedback=state.get("feedback", []))
+        try:
+            proposals = ask(lambda: ctx.architect.propose(pctx))
+        except (ModelBehaviorError, BudgetExceeded) as exc:
+            ctx.emit("architect.failed", gen=gen, reason=str(exc))
+            proposals = []
     # Numbered here, whatever the architect wrote: keys must be unique and of this generation.
     proposals = [p.model_copy(update={"gen": gen, "k": k}) for k, p in enumerate(proposals)]
+    proposals, dropped = drop_repeats(proposals, earlier)
+    for p, why in dropped:
+        ctx.emit("architect.duplicate", gen=gen, k=p.k, hypothesis=p.hypothesis, reason=why)
     write_json(ctx.run.proposals(gen), [p.model_dump() for p in proposals])
     return proposals
 
@@ -181,7 +189,7 @@ def _commit(ctx: RunContext, cand: Candidate, champion: Champion) -> Candidate:
 
     try:
         sha = ask(lambda: ctx.lineage.commit_candidate(cand.ref, cand.parent, edit))
-    except (ModelBehaviorError, UserError, CommitError) as exc:
+    except (ModelBehaviorError, UserError, CommitError, BudgetExceeded) as exc:
         cand = cand.fail(f"the coder could not apply the proposal: {exc}")
         ctx.emit("coder.failed", gen=cand.gen, k=cand.k, reason=cand.reason)
         return cand
@@ -202,16 +210,19 @@ def coder(ctx: RunContext, state: RunState) -> dict:
 
 
 # -- safety review ----------------------------------------------------------------------------
-def _review(ctx: RunContext, cand: Candidate) -> Candidate:
-    changed = [safety.ChangedFile(**c) for c in ctx.lineage.changed_files(cand.parent, cand.sha)]
+def _review(ctx: RunContext, cand: Candidate, base: str) -> Candidate:
+    """Review the candidate's change against ``base``, the champion (for a fix: the crashed
+    change and its fix together, which is what would be promoted)."""
+    changed = [safety.ChangedFile(**c) for c in ctx.lineage.changed_files(base, cand.sha)]
     findings: list[safety.Finding] = []
     with ctx.lineage.worktree(cand.sha) as tree:
         change = safety.ReviewInput(spec=ctx.spec, base_tree=ctx.run.trusted, candidate_tree=tree, changed=changed,
-                                    constitution=constitution(ctx))
+                                    constitution=constitution(ctx), gen=cand.gen, k=cand.k,
+                                    hypothesis=cand.proposal.hypothesis, diff=ctx.lineage.diff_text(base, cand.sha))
         for reviewer in ctx.reviewers:
             try:
                 findings += ask(lambda: reviewer.review(change))
-            except ModelBehaviorError as exc:
+            except (ModelBehaviorError, BudgetExceeded) as exc:
                 # A review that could not be done is not a pass.
                 findings.append(safety.Finding(rule="review-failed", severity="high",
                                                message=f"the {reviewer.name} reviewer could not review it: {exc}"))
@@ -224,9 +235,10 @@ def _review(ctx: RunContext, cand: Candidate) -> Candidate:
 
 def safety_review(ctx: RunContext, state: RunState) -> dict:
     out = []
+    champion = ctx.champion(state).sha
     for cand in ctx.candidates(state):
         if cand.status == "committed":
-            cand = _review(ctx, cand)
+            cand = _review(ctx, cand, champion)
             ctx.emit("safety.review", gen=cand.gen, k=cand.k, status=cand.status, findings=len(cand.findings),
                      reason=cand.reason)
             save(ctx, cand)
@@ -252,7 +264,9 @@ def record_escalations(ctx: RunContext, cands: list[Candidate]) -> None:
 
 
 def after_review(state: RunState) -> str:
-    return "trainer" if any(c["status"] == "reviewed" for c in state["candidates"]) else "promote"
+    statuses = {c["status"] for c in state["candidates"]}
+    # "trained" waits here only after a crash fix was reviewed: the others still need their score.
+    return "trainer" if "reviewed" in statuses else "scorer" if "trained" in statuses else "promote"
 
 
 # -- trainer ----------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from progenitor.lineage import Lineage
 from progenitor.runs import STATE_DIR, RunDir, find_run, new_run_id, register_run
 from progenitor.sandbox.seal import check_sealed, process_options
 from progenitor.spec import SPEC_FILE, TaskSpec, load_spec, load_spec_text
+from progenitor.workflows.llm_usage import check_llm, llm_roles
 from progenitor.workflows.state import AgentFactory, RunContext, RunOptions
 
 EventListener = Callable[[dict], None]
@@ -133,7 +134,7 @@ def new_run(repo_dir: Path, options: Optional[RunOptions] = None, *, architect: 
     if not sealed:
         ctx.emit("run.warning", message=f"UNSEALED SANDBOX ({isolation}): --allow-unsealed was given, so "
                                         "candidates can read every file you can, the holdout labels included")
-    if spec.budget.dollars is not None:
+    if spec.budget.dollars is not None and not llm_roles(spec, options.architect, options.coder):
         ctx.emit("run.warning", message="budget.dollars caps LLM spend, but no agent of this run calls an LLM "
                                         "(the search architect is offline): the cap cannot be reached")
     if dirty:
@@ -152,6 +153,8 @@ def resume_run(run_id: str, repo: Optional[Path] = None, *, architect: Optional[
     options = RunOptions.model_validate(meta.get("options", {}))
     spec = effective_spec(committed_spec(lineage, meta["base"]), options)
     check_sealed(meta.get("backend", "process"), options.allow_unsealed)  # the machine may have changed
+    # The key may have been unset since the run started: one sentence now, not a failed call later.
+    check_llm(spec, "(given)" if architect is not None else options.architect, options.coder)
     run.clear_stop()
     run.update_meta(status="running")
     ctx = _context(run, lineage, spec, options, meta.get("backend", "process"), meta.get("backend_options", {}),
@@ -169,6 +172,8 @@ def check_agents(spec: TaskSpec, options: RunOptions, architect: Optional[AgentF
     registry.factory("coder", options.coder or spec.agents.coder)
     for name in spec.agents.reviewers:
         registry.factory("reviewer", name)
+    # An architect the caller hands in is theirs to configure: only the named agents are checked.
+    check_llm(spec, "(given)" if architect is not None else options.architect, options.coder)
 
 
 def _backend_options(spec: TaskSpec, repo_root: Path) -> dict:

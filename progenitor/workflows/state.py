@@ -115,11 +115,17 @@ class RunContext:
     """The run's Ledger: CPU/GPU/wall seconds per candidate, LLM spend."""
     listeners: list[Callable[[dict], None]] = field(default_factory=list)
     executor: Any = None
+    llm: Any = None
+    """The run's LLM session (``workflows.llm_usage.open_session``), when the task has an llm: section."""
     _agents: dict[str, Any] = field(default_factory=dict)
 
     def agent_context(self) -> AgentContext:
         seed = self.options.seed if self.options.seed is not None else self.spec.seed
-        return AgentContext(spec=self.spec, run_id=self.run.run_id, workdir=self.run.path, seed=seed)
+        if self.llm is None and self.spec.llm is not None:
+            from progenitor.workflows.llm_usage import open_session
+
+            self.llm = open_session(self)
+        return AgentContext(spec=self.spec, run_id=self.run.run_id, workdir=self.run.path, seed=seed, llm=self.llm)
 
     def _agent(self, role: str, name: str) -> Any:
         from progenitor.agents import registry

@@ -33,3 +33,10 @@ class ReviewInput(BaseModel):
     """What the candidate added, changed, renamed or deleted, against its parent."""
     constitution: Optional[Constitution] = None
     """The base's constitution, loaded once per run (None: loaded from ``base_tree``)."""
+    gen: int = 0
+    k: int = 0
+    """Which candidate (an LLM reviewer's calls are keyed by it)."""
+    hypothesis: str = ""
+    """What the change claims to do (a change its hypothesis does not explain is suspicious)."""
+    diff: str = ""
+    """The unified diff against the champion, for reviewers that read one (the static checks read the trees)."""

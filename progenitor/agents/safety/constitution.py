@@ -105,7 +105,7 @@ class RequiredGuards(_Rule):
 
 
 class Constitution(BaseModel):
-    """The machine-checkable rules, plus principles kept for a future LLM reviewer."""
+    """The machine-checkable rules, plus the principles an LLM reviewer applies to every diff."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -130,8 +130,8 @@ class Constitution(BaseModel):
     required_guards: Optional[RequiredGuards] = None
     """Guard metrics the task must declare."""
     principles: list[str] = []
-    """Plain-language principles, recorded with the task; no check reads them yet (an LLM
-    reviewer that applies them to every diff is still to come)."""
+    """Plain-language principles: the LLM reviewer (``agents.reviewers: [llm]``) judges every
+    diff against them; without it they are recorded with the task, not checked."""
 
 
 DEFAULT_TEMPLATE = "constitution.yaml"

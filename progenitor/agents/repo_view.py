@@ -1,0 +1,114 @@
+"""What an LLM agent may read of a tree: a map of its files, and the text of the editable ones.
+
+Editable means: not protected (the spec's ``protected``, the spec itself, the constitution,
+the research brief), not named by the trusted prepare or scorer command (the scorer's
+internals stay unseen even where the task forgot to protect them), a regular file (a link is
+never followed), text, and not too large. Protected and hidden files are listed by name
+only. The holdout labels live in the run's data directory, never in a tree, so no view of a
+tree can show them.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel
+
+from progenitor.agents.safety.reviewer import matches
+from progenitor.spec import TaskSpec
+
+__all__ = ["FILE_BYTES", "TOTAL_BYTES", "RepoFile", "TreeView", "view"]
+
+FILE_BYTES = 40_000
+"""A file larger than this is listed, not shown."""
+TOTAL_BYTES = 150_000
+"""Most text shown of one tree in one prompt."""
+_SKIP_DIRS = {".git", "__pycache__", ".progenitor", ".venv", "venv", "node_modules", ".mypy_cache", ".pytest_cache"}
+
+
+class RepoFile(BaseModel):
+    path: str
+    bytes: int
+    kind: Literal["editable", "protected", "link", "binary", "large"]
+
+
+class TreeView(BaseModel):
+    files: list[RepoFile]
+    """Every file, with why it is not editable where it is not."""
+    texts: dict[str, str]
+    """The editable files shown, path -> text."""
+    omitted: list[str] = []
+    """Editable files not shown, and why."""
+
+    def shown(self) -> list[dict]:
+        return [{"path": path, "text": text} for path, text in self.texts.items()]
+
+
+def hidden_names(spec: TaskSpec) -> set[str]:
+    """Files the trusted commands name: the scorer's and the data preparation's own code."""
+    names = set()
+    for command in (spec.scorer.command, spec.data.prepare):
+        try:
+            words = shlex.split(command)
+        except ValueError:
+            words = command.split()
+        names.update(w for w in words if "{" not in w and not w.startswith("-"))
+    return names
+
+
+def _kind(tree: Path, rel: str, spec: TaskSpec, hidden: set[str]) -> str:
+    full = tree / rel
+    if full.is_symlink():
+        return "link"
+    if matches(rel, spec.protected_paths) or rel in hidden:
+        return "protected"
+    if full.stat().st_size > FILE_BYTES:
+        return "large"
+    data = full.read_bytes()
+    if b"\0" in data:
+        return "binary"
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return "binary"
+    return "editable"
+
+
+def _walk(tree: Path) -> list[str]:
+    found = []
+    for root, dirs, files in os.walk(tree, followlinks=False):
+        dirs[:] = sorted(d for d in dirs if d not in _SKIP_DIRS and not Path(root, d).is_symlink())
+        # In a worktree .git is a file pointing at the repository (a host path): never shown.
+        found += [Path(root, f).relative_to(tree).as_posix() for f in files if f != ".git"]
+    return sorted(found)
+
+
+def view(tree: Path, spec: TaskSpec, total_bytes: int = TOTAL_BYTES) -> TreeView:
+    tree = Path(tree)
+    hidden = hidden_names(spec)
+    files, texts, omitted, used = [], {}, [], 0
+    for rel in _walk(tree):
+        kind = _kind(tree, rel, spec, hidden)
+        size = (tree / rel).lstat().st_size
+        files.append(RepoFile(path=rel, bytes=size, kind=kind))
+        if kind != "editable":
+            continue
+        if used + size > total_bytes:
+            omitted.append(f"{rel} (the prompt's size budget is spent)")
+            continue
+        texts[rel] = (tree / rel).read_text(encoding="utf-8")
+        used += size
+    return TreeView(files=files, texts=texts, omitted=omitted)
+
+
+def read_brief(tree: Path, spec: TaskSpec) -> str:
+    """The research brief the spec names, if the tree has it (a protected file: the base's)."""
+    if not spec.agents.brief:
+        return ""
+    path = Path(tree) / spec.agents.brief
+    if path.is_symlink() or not path.is_file():
+        return ""
+    return path.read_text(encoding="utf-8", errors="replace")[:FILE_BYTES]

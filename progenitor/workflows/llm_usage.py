@@ -1,0 +1,107 @@
+"""The workflow's side of the LLM agents: their session, the ledger and events for their calls,
+and what each candidate's calls cost.
+
+- ``open_session``: the run's ``LlmSession`` (its call cache in the run directory; its meter
+  refuses a new paid call once a stop was asked for or ``budget.dollars`` is spent).
+- ``charge``: after every node, the calls its agents made are charged to the ledger (by call
+  id, so a replayed call is never charged twice), one ``llm.call`` event each, and one
+  warning per model that nobody can price.
+- ``candidate_llm``: a candidate's LLM spend for its record: its own calls (code, review,
+  fix) plus an equal share of its generation's architect call.
+
+Budget: ``check_caps`` still ends the run after the generation in which the dollars are
+spent; within a generation no paid call starts once they are (the call under way finishes,
+so the cap can be passed by that one call). A proposal, edit or review refused so is
+recorded on its candidate, and the run ends when the generation does.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from progenitor.errors import BudgetExceeded, RunStopped, UserError
+from progenitor.keys import CandidateKey, generation_job
+from progenitor.ledger import LlmCost
+from progenitor.runs import read_json
+from progenitor.spec import LLM_AGENTS, TaskSpec
+
+__all__ = ["candidate_llm", "charge", "check_llm", "llm_roles", "open_session"]
+
+
+def llm_roles(spec: TaskSpec, architect: Optional[str] = None, coder: Optional[str] = None) -> list[str]:
+    """The roles this run gives to a built-in LLM agent."""
+    names = {"architect": [architect or spec.agents.architect], "coder": [coder or spec.agents.coder],
+             "reviewer": spec.agents.reviewers}
+    return [role for role, chosen in names.items() if any(n in LLM_AGENTS[role] for n in chosen)]
+
+
+def check_llm(spec: TaskSpec, architect: Optional[str] = None, coder: Optional[str] = None) -> list[str]:
+    """Every LLM agent the run will ask has a model and its key variable is set; the roles."""
+    import os
+
+    roles = llm_roles(spec, architect, coder)
+    if not roles:
+        return roles
+    if spec.llm is None:
+        raise UserError(f"agents: the {roles[0]} is an LLM agent but progenitor.yaml has no llm: section; "
+                        "add one (llm: {model: openai/gpt-4o-mini}, say)")
+    for role in roles:
+        chain = spec.llm.chain(role)
+        if not chain:
+            raise UserError(f"llm: no model for the {role}; set llm.model (the default) or llm.{role}")
+        for ep in chain:
+            if ep.api_key_env and not os.environ.get(ep.api_key_env):
+                raise UserError(f"llm: the key of {ep.model} is read from ${ep.api_key_env}, which is not set")
+    return roles
+
+
+def open_session(ctx):
+    """The run's LLM session, or None when the task has no ``llm:`` section."""
+    from progenitor.llm import CallMeter, LlmSession
+
+    if ctx.spec.llm is None:
+        return None
+
+    def allowance(pending: float) -> None:
+        stop = ctx.run.stop_requested()
+        if stop:
+            raise RunStopped(stop)  # between calls: the node is redone on resume, finished calls replayed
+        cap = ctx.spec.budget.dollars
+        if cap is not None and ctx.ledger is not None:
+            spent = ctx.ledger.totals().dollars + pending
+            if spent >= cap:
+                raise BudgetExceeded(f"budget reached: {spent:.4g} of {cap:g} LLM dollars spent")
+
+    return LlmSession(ctx.spec.llm, cache_dir=ctx.run.llm, meter=CallMeter(allowance))
+
+
+def charge(ctx) -> None:
+    """Charge the calls the last node's agents made; their events; a warning per unpriced model."""
+    session = ctx.llm
+    if session is None:
+        return
+    calls = session.meter.take()
+    for call in calls:
+        job = generation_job(ctx.run.run_id, call.gen) if call.k is None else CandidateKey(
+            run=ctx.run.run_id, gen=call.gen, k=call.k).job
+        if ctx.ledger is not None:
+            ctx.ledger.add_llm(call.role, call.dollars, call.prompt_tokens, call.completion_tokens,
+                               candidate=job, call_id=f"{ctx.run.run_id}/{call.id}", model=call.model)
+        ctx.emit("llm.call", role=call.role, gen=call.gen, k=call.k, call=call.id, model=call.model,
+                 prompt_tokens=call.prompt_tokens, completion_tokens=call.completion_tokens,
+                 dollars=round(call.dollars, 6), cached=call.cached, seconds=call.seconds)
+        if not call.priced and call.model not in session.meter.warned:
+            session.meter.warned.add(call.model)
+            ctx.emit("run.warning", message=(f"no price for {call.model} in litellm's table or llm.prices: its calls "
+                                             "count as $0 (set llm.prices to count them)"))
+    if calls and ctx.ledger is not None:
+        ctx.ledger.save()
+
+
+def candidate_llm(ctx, gen: int, k: int) -> LlmCost:
+    """A candidate's LLM spend: its own calls plus its share of the generation's architect call."""
+    own = ctx.ledger.llm(candidate=CandidateKey(run=ctx.run.run_id, gen=gen, k=k).job)
+    proposed = {p.get("k") for p in read_json(ctx.run.proposals(gen)) or []}
+    if k in proposed:  # a fix reuses its crashed candidate's proposal: it has no share of its own
+        own.dollars += ctx.ledger.llm(candidate=generation_job(ctx.run.run_id, gen)).dollars / len(proposed)
+    return own
