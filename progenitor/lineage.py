@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator, Optional
 
-from progenitor.errors import ModelBehaviorError, UserError
+from progenitor.errors import CandidateError, ModelBehaviorError, UserError
 
 NOTES_REF = "refs/notes/progenitor"
 REF_ROOT = "refs/progenitor"
@@ -115,8 +115,8 @@ class Lineage:
         """A temporary detached worktree at ``sha``, removed afterwards."""
         tmp = Path(tempfile.mkdtemp(prefix="progenitor-wt-"))
         path = tmp / "tree"
-        self.git.worktree("add", "--detach", "--quiet", str(path), sha)
         try:
+            self.git.worktree("add", "--detach", "--quiet", str(path), sha)
             yield path
         finally:
             try:
@@ -132,38 +132,55 @@ class Lineage:
         """Build a candidate commit on ``ref`` from ``parent`` by running ``edit`` in a worktree.
 
         Idempotent: if ``ref`` already exists (a resumed run), its commit is returned and
-        ``edit`` is not called again.
+        ``edit`` is not called again. Whatever goes wrong with this one candidate - git
+        refusing one of its paths, the edit failing on the disk - is a ``CandidateError``
+        naming it (the candidate fails, the run goes on); nothing is left behind and no ref
+        is written, so a resume tries again and fails the same way, without a crash.
         """
+        import git
+
         existing = self.resolve(ref)
         if existing:
             return existing
-        with self.worktree(parent) as tree:
-            pointer = (tree / ".git").read_bytes()
-            edit(tree)
-            if not (tree / ".git").is_file() or (tree / ".git").read_bytes() != pointer:
-                # Committing now could write into another repository (or the user's branch).
-                raise ModelBehaviorError("the edit changed the worktree's .git pointer; refusing to commit")
-            wt = self.repo.__class__(tree)
-            wt.git.add("--all")
-            env = {**os.environ, **IDENTITY}
-            # --allow-empty: a proposal equal to its parent is still a candidate with a record.
-            wt.git.commit("--quiet", "--allow-empty", "--no-verify", "-m", message, env=env)
-            sha = wt.head.commit.hexsha
+        try:
+            with self.worktree(parent) as tree:
+                pointer = (tree / ".git").read_bytes()
+                edit(tree)
+                if not (tree / ".git").is_file() or (tree / ".git").read_bytes() != pointer:
+                    # Committing now could write into another repository (or the user's branch).
+                    raise ModelBehaviorError("the edit changed the worktree's .git pointer; refusing to commit")
+                wt = self.repo.__class__(tree)
+                wt.git.add("--all")
+                env = {**os.environ, **IDENTITY}
+                # --allow-empty: a proposal equal to its parent is still a candidate with a record.
+                # A NUL byte cannot travel in an argument (nor be kept in a commit message).
+                wt.git.commit("--quiet", "--allow-empty", "--no-verify", "-m", message.replace("\0", ""), env=env)
+                sha = wt.head.commit.hexsha
+        except git.GitCommandError as exc:
+            raise CandidateError(f"git refused to commit the candidate: {git_reason(exc)}") from None
+        except OSError as exc:
+            raise CandidateError(f"the candidate's tree could not be written: {exc.strerror or exc}") from None
         self.set_ref(ref, sha, f"progenitor: candidate {ref}")
         return sha
 
     def changed_files(self, parent: str, sha: str) -> list[dict]:
-        """Files a candidate changed: [{path, status, old_path}] (renames detected)."""
-        out = self.git.diff("--name-status", "-M", "--no-color", parent, sha)
+        """Files a candidate changed: [{path, status, old_path}] (renames detected).
+
+        Read with ``-z``: paths come exactly as committed, never C-quoted (git quotes a name
+        with a tab, a quote or a non-ASCII byte, which would hide it from every check)."""
+        fields = self.git.diff("--name-status", "-z", "-M", "--no-color", parent, sha).split("\0")
         changes = []
-        for line in out.splitlines():
-            parts = line.split("\t")
-            status = parts[0][0]
+        i = 0
+        while i < len(fields) and fields[i]:
+            status = fields[i][0]
             if status == "R":
-                changes.append({"path": parts[2], "status": "R", "old_path": parts[1]})
+                changes.append({"path": fields[i + 2], "status": "R", "old_path": fields[i + 1]})
+                i += 3
             else:
-                changes.append({"path": parts[1], "status": status if status in "AMDT" else "M"})
+                changes.append({"path": fields[i + 1], "status": status if status in "AMDT" else "M"})
+                i += 2
         return changes
+
 
     def diff_stats(self, parent: str, sha: str) -> dict:
         out = self.git.diff("--numstat", parent, sha)
@@ -205,6 +222,15 @@ class Lineage:
             return json.loads(self.git.notes("--ref", NOTES_REF, "show", sha))
         except Exception:  # noqa: BLE001 - no note on that commit
             return None
+
+
+def git_reason(exc: Exception) -> str:
+    """The one line of a git failure a person needs: git's own message, without its prefix."""
+    stderr = str(getattr(exc, "stderr", "") or exc).strip()
+    stderr = stderr.removeprefix("stderr:").strip().removeprefix("'").removesuffix("'")  # GitPython's framing
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    lines = [line.split(":", 1)[1].strip() if line.startswith(("error:", "fatal:")) else line for line in lines]
+    return (lines[0] if lines else type(exc).__name__)[:300]
 
 
 def _stdin(text: str):

@@ -4,6 +4,9 @@
   YAML, JSON or TOML, keys dotted for nesting. In a YAML file, a top-level ``key: value``
   line is edited in place so the human's comments explaining each value survive;
 - whole-file edits (``proposal.edits``) are written as given (scripted and LLM coders).
+
+Every read and write of the tree goes through ``progenitor.tree_files``: the tree is the
+champion's, so a link in it is never followed and git's own files are never touched.
 """
 
 from __future__ import annotations
@@ -12,12 +15,13 @@ import json
 import re
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import yaml
 
+from progenitor import tree_files
 from progenitor.agents.architect import Proposal
-from progenitor.errors import ModelBehaviorError, UserError
+from progenitor.errors import ModelBehaviorError, UnsafePathError, UserError
 from progenitor.spec import TaskSpec
 
 if sys.version_info >= (3, 11):
@@ -26,9 +30,23 @@ else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
 
-def load_config(path: Path) -> dict:
+def _in_tree(path: Path, tree: Optional[Path]) -> tuple[Path, str]:
+    """(root, relative path): ``tree`` is where links stop being followed (default: the file's directory)."""
+    if tree is None:
+        return path.parent, path.name
+    return tree, path.relative_to(tree).as_posix()
+
+
+def _read(path: Path, tree: Optional[Path]) -> str:
+    try:
+        return tree_files.read_text(*_in_tree(path, tree))
+    except UnicodeDecodeError:
+        raise UserError(f"{path.name}: is not UTF-8 text") from None
+
+
+def load_config(path: Path, tree: Optional[Path] = None) -> dict:
     suffix = path.suffix.lower()
-    text = path.read_text(encoding="utf-8")
+    text = _read(path, tree)
     try:
         if suffix in (".yaml", ".yml"):
             data = yaml.safe_load(text) or {}
@@ -63,9 +81,9 @@ def read_params(tree: Path, spec: TaskSpec) -> dict[str, Any]:
     if spec.search_space is None:
         return {}
     path = tree / spec.search_space.file
-    if not path.exists():
+    if tree_files.kind(tree, spec.search_space.file) is None:
         return {}
-    data = load_config(path)
+    data = load_config(path, tree)
     return {key: get_dotted(data, key) for key in spec.search_space.params}
 
 
@@ -83,52 +101,50 @@ def _edit_yaml_lines(text: str, values: dict[str, Any]) -> str:
     return text
 
 
-def write_config(path: Path, values: dict[str, Any]) -> None:
+def write_config(path: Path, values: dict[str, Any], tree: Optional[Path] = None) -> None:
     suffix = path.suffix.lower()
-    data = load_config(path) if path.exists() else {}
+    root, rel = _in_tree(path, tree)
+    exists = tree_files.kind(root, rel) is not None
+    text = _read(path, tree) if exists else ""
+    data = load_config(path, tree) if exists else {}
     for key, value in values.items():
         set_dotted(data, key, value)
     if suffix in (".yaml", ".yml"):
-        text = path.read_text(encoding="utf-8") if path.exists() else ""
         try:
             edited = _edit_yaml_lines(text, values)
             if yaml.safe_load(edited) == data:
-                path.write_text(edited, encoding="utf-8")
+                tree_files.write_text(root, rel, edited)
                 return
         except (KeyError, yaml.YAMLError):
             pass  # nested or repeated keys: rewrite the whole file
-        path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+        tree_files.write_text(root, rel, yaml.safe_dump(data, sort_keys=False))
     elif suffix == ".json":
-        path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+        tree_files.write_text(root, rel, json.dumps(data, indent=2) + "\n")
     else:
         import tomli_w
 
-        path.write_text(tomli_w.dumps(data), encoding="utf-8")
+        tree_files.write_text(root, rel, tomli_w.dumps(data))
 
 
 def apply_proposal(proposal: Proposal, tree: Path, spec: TaskSpec) -> None:
     """Write a proposal's changes into ``tree``."""
     tree = tree.resolve()
     for rel, content in proposal.edits.items():
-        if ".git" in Path(rel).parts:
-            # The worktree's .git file points at the model repo: an edit there could move
-            # the user's branches. Git internals are never a candidate's to change.
-            raise ModelBehaviorError(f"edit target {rel!r} is inside git's own files")
-        target = (tree / rel).resolve()
-        if tree not in target.parents:
-            raise ModelBehaviorError(f"edit target {rel!r} lies outside the repository")
+        # tree_files refuses git's own files in any spelling (the worktree's .git file points
+        # at the model repo: an edit there could move the user's branches), links and '..'.
         try:
             if content is None:
-                target.unlink(missing_ok=True)
+                tree_files.remove(tree, rel)
             else:
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_text(content, encoding="utf-8")
-        except OSError as exc:
-            raise ModelBehaviorError(f"edit of {rel!r} failed: {exc.strerror or exc}") from None
+                tree_files.write_text(tree, rel, content)
+        except UnsafePathError as exc:
+            raise ModelBehaviorError(f"edit target {exc}") from None
+        except (OSError, UnicodeError) as exc:
+            raise ModelBehaviorError(f"edit of {rel!r} failed: {getattr(exc, 'strerror', None) or exc}") from None
     if proposal.params:
         if spec.search_space is None:
             raise UserError("a proposal sets config values but progenitor.yaml has no search_space.file")
-        write_config(tree / spec.search_space.file, proposal.params)
+        write_config(tree / spec.search_space.file, proposal.params, tree)
 
 
 def commit_message(proposal: Proposal, gen: int) -> str:

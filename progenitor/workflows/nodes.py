@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from progenitor import tree_files
 from progenitor.agents import oversight, safety
 from progenitor.agents.architect import Outcome, Proposal, ProposeContext
 from progenitor.agents.coder import apply_proposal, commit_message, read_params
 from progenitor.agents.trainer import TrainItem, train
-from progenitor.errors import ModelBehaviorError, UserError
+from progenitor.errors import CandidateError, ModelBehaviorError, UserError
 from progenitor.lineage import base_ref, candidate_ref, champion_ref
 from progenitor.runs import read_json, write_json
 from progenitor.scoring import prepare_data, score
@@ -60,7 +61,7 @@ def prepare(ctx: RunContext, state: RunState) -> dict:
     trusted = ctx.run.trusted
     if not (trusted / ".exported").exists():
         ctx.lineage.export(base, trusted)
-        (trusted / ".exported").write_text(base)
+        tree_files.write_text(trusted, ".exported", base)  # the base's own tree: no link followed
     constitution(ctx)  # a broken constitution or task is the user's to fix before anything runs
     ctx.emit("prepare.data")
     names = prepare_data(ctx.spec, trusted, ctx.run.data, ctx.run.visible)
@@ -137,7 +138,7 @@ def coder(ctx: RunContext, state: RunState) -> dict:
                 cand.update(sha=sha, status="committed", diff=ctx.lineage.diff_stats(cand["parent"], sha))
                 cand["params"] = {**(state["champion"].get("params") or {}), **proposal.params}
                 ctx.emit("coder.commit", gen=cand["gen"], k=cand["k"], commit=sha, ref=cand["ref"])
-            except (ModelBehaviorError, UserError) as exc:
+            except (ModelBehaviorError, UserError, CandidateError) as exc:
                 cand.update(status="failed", reason=f"the coder could not apply the proposal: {exc}")
                 ctx.emit("coder.failed", gen=cand["gen"], k=cand["k"], reason=cand["reason"])
             save_candidate(ctx, cand)
