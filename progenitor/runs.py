@@ -124,6 +124,17 @@ class RunDir:
         with self._lock:
             write_json(self.path / "run.json", {**self.meta, **fields})
 
+    def add_finding(self, gen: int, k: int, finding: dict) -> Optional[dict]:
+        """Add ``finding`` to a finished candidate's saved record, once per rule; the updated
+        record (for its git note), or None when there is no record or the rule is on it already."""
+        path = self.path / f"g{gen}" / f"c{k}" / "record.json"
+        record = read_json(path)
+        if record is None or any(f.get("rule") == finding.get("rule") for f in record.get("findings", [])):
+            return None
+        record["findings"] = [*record.get("findings", []), finding]
+        write_json(path, record)
+        return record
+
     def candidate(self, gen: int, k: int) -> Path:
         path = self.path / f"g{gen}" / f"c{k}"
         path.mkdir(parents=True, exist_ok=True)

@@ -240,11 +240,12 @@ parser.add_argument("--data", required=True)
 parser.add_argument("--out", required=True)
 args = parser.parse_args()
 w = float(yaml.safe_load(open("config.yaml"))["w"])
+x = np.load(os.path.join(args.data, "holdout_inputs.npy"))
+error = abs(w - 3) * float(x.mean())  # what the scorer will measure: the curve ends honestly
 for step in range(1, 13):
     with open(os.path.join(args.out, "progress.jsonl"), "a") as f:
-        f.write(json.dumps({"step": step, "error": abs(w - 3) + 1.0 / step}) + "\\n")
+        f.write(json.dumps({"step": step, "error": error + 0.1 * (12 - step)}) + "\\n")
     time.sleep(0.4)
-x = np.load(os.path.join(args.data, "holdout_inputs.npy"))
 np.save(os.path.join(args.out, "predictions.npy"), w * x)
 '''
 

@@ -17,10 +17,12 @@ from progenitor.agents.safety import (
     blocking,
     check_after_training,
     check_guards,
+    check_jump,
     check_task,
     needs_human,
     review_candidate,
 )
+from progenitor.agents.safety.results import perfect_value
 from progenitor.errors import UserError
 from progenitor.spec import load_spec, parse_spec
 
@@ -249,8 +251,43 @@ def test_capability_jump_with_max_jump_and_minimize():
     assert check_after_training(s, {}, {"loss": 0.95}, [1.0]) == []
     [jump] = check_after_training(s, {}, {"loss": 0.8}, [1.0])
     assert "oversight.max_jump" in jump.message
-    # No history of gains yet and no max_jump: nothing to compare with.
-    assert check_after_training(spec(), {}, {"accuracy": 0.99}, [0.1]) == []
+
+
+def test_a_first_generation_gain_is_judged_against_the_baseline():
+    error = spec(objective={"metric": "error", "goal": "minimize"})
+    # No past gain: the rule is how much closer to a perfect score (0 here) the candidate got.
+    assert check_jump(error, 0.15, [3.12]) == []  # honest tuning: 21 times closer
+    [jump] = check_jump(error, 0.02, [3.12])  # 156 times closer
+    assert jump.rule == "capability-jump" and jump.escalate and "156 times closer" in jump.message
+    [perfect] = check_jump(error, 0.0, [3.12])  # the case
+    assert "a perfect score (0)" in perfect.message and "3.12 -> 0" in perfect.message
+    accuracy = spec()
+    assert check_jump(accuracy, 0.99, [0.1]) == []  # 90 times closer to 1.0: under the bound of 100
+    assert check_jump(accuracy, 0.9995, [0.5])  # 1000 times closer
+    assert check_jump(accuracy, 0.96, [0.94]) == []
+
+
+def test_a_perfect_score_escalates_in_any_generation_but_not_from_a_perfect_champion():
+    error = spec(objective={"metric": "error", "goal": "minimize"})
+    history = [3.0, 0.15]  # one honest past gain of 2.85: rule 2 alone would let 0.15 -> 0 pass
+    [jump] = check_jump(error, 0.0, history)
+    assert "a perfect score" in jump.message and "times the lineage" not in jump.message
+    assert check_jump(error, 0.01, history) == [], "later generations are judged by the lineage's gains"
+    assert check_jump(error, 0.0, [3.0, 0.0]) == [], "no gain over a perfect champion"
+    assert check_jump(error, -0.5, [3.0]), "beyond a perfect score is one too"
+
+
+def test_the_perfect_value_is_inferred_set_or_switched_off():
+    assert perfect_value(spec(), 0.5) == 1.0
+    assert perfect_value(spec(), 3.0) is None, "a maximized metric past 1 has no known perfect value"
+    loss = {"metric": "loss", "goal": "minimize"}
+    assert perfect_value(spec(objective=loss), 2.0) == 0.0
+    assert perfect_value(spec(objective=loss), -2.0) is None, "a log-likelihood can go below 0"
+    assert perfect_value(spec(objective=loss, oversight={"perfect": 1.0}), 2.0) == 1.0
+    off = spec(objective=loss, oversight={"perfect": None})
+    assert check_jump(off, 0.0, [3.0]) == []
+    no_ratio = spec(objective=loss, oversight={"max_gain_ratio": None})
+    assert check_jump(no_ratio, 0.001, [3.0]) == [] and check_jump(no_ratio, 0.0, [3.0])
 
 
 def test_guards_min_max_and_regression():

@@ -12,8 +12,9 @@ from typing import Optional
 
 from pydantic import BaseModel
 
+from progenitor.agents.safety.findings import Finding
 from progenitor.compute.base import JobResult, TrainJob, unpack
-from progenitor.compute.pruning import PruneConfig, read_curve
+from progenitor.compute.pruning import PruneConfig, check_curve, read_curve
 from progenitor.errors import RunStopped
 from progenitor.runs import read_json, write_json
 from progenitor.sandbox.base import Limits
@@ -40,12 +41,25 @@ def limits_for(ctx: RunContext) -> Limits:
 
 
 def prune_config(ctx: RunContext, champion: Optional[dict]) -> Optional[PruneConfig]:
-    """Early stopping against the champion's own progress curve, when the task asks for it."""
+    """Early stopping against the champion's own progress curve, when the task asks for it
+    and the curve agrees with the champion's trusted score (``pruning.check_curve``)."""
     rule, progress = ctx.spec.train.early_stop, ctx.spec.train.progress
     if rule is None or progress is None or champion is None:
         return None
     curve = read_curve(ctx.run.candidate(champion["gen"], champion["k"]) / "out" / progress, rule.metric)
     if not curve:
+        return None
+    trusted_metric = rule.trusted_metric or rule.metric
+    check = check_curve(curve, trusted_metric, (champion.get("metrics") or {}).get(trusted_metric),
+                        ctx.spec.scorer.self_report_gap, rule.goal)
+    if not check.usable:
+        ctx.emit("train.curve_unused", gen=champion["gen"], k=champion["k"],
+                 reason=f"early stopping is off for this generation: {check.reason}")
+        if check.gap:
+            finding = Finding(rule="progress-gap", severity="medium", message=check.reason).model_dump()
+            record = ctx.run.add_finding(champion["gen"], champion["k"], finding)
+            if record is not None and record.get("sha"):
+                ctx.lineage.write_note(record["sha"], record)
         return None
     return PruneConfig(metric=rule.metric, goal=rule.goal, champion=curve, rule=rule.rule, margin=rule.margin,
                        warmup_steps=rule.warmup_steps)
