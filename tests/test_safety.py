@@ -150,6 +150,75 @@ def test_a_python_symlink_is_never_read(trees):
     assert [f.rule for f in found] == ["symlink"]
 
 
+def test_no_new_symlink_is_built_in_whatever_the_constitution_says(trees):
+    base, cand = trees
+    (base / "constitution.yaml").write_text("principles: [anything goes]\n")  # no symlinks entry at all
+    (cand / "config.yaml").unlink()
+    os.symlink(str(base / "progenitor.yaml"), cand / "config.yaml")
+    os.symlink(str(base), cand / "lib")  # a linked directory too
+    found = review(base, cand, {"config.yaml": "T", "lib": "A"})
+    assert [(f.rule, f.severity, f.file) for f in found if f.rule == "symlink"] == \
+        [("symlink", "critical", "config.yaml"), ("symlink", "critical", "lib")]
+    assert "reaches outside the candidate's tree" in found[0].message
+
+
+def test_a_link_the_base_already_had_is_no_finding(trees):
+    base, cand = trees
+    os.symlink("train.py", base / "alias.py")
+    os.symlink("train.py", cand / "alias.py")
+    assert [f for f in review(base, cand, {}) if f.rule == "symlink"] == []
+
+
+def test_reviewer_reads_nothing_through_a_linked_directory(trees, tmp_path):
+    base, cand = trees
+    secret = tmp_path / "secret"
+    secret.mkdir()
+    (secret / "model.py").write_text("import socket\nholdout_labels = 1\n")
+    os.symlink(str(secret), cand / "pkg")
+    found = review(base, cand, {"pkg/model.py": "A"})
+    assert {f.rule for f in found} == {"symlink"}, "the linked file's content is never read"
+
+
+@pytest.mark.parametrize("path", [".GIT/hooks/post-commit", "src/.Git/config", ".git./x", "GIT~1/config"])
+def test_a_path_into_git_s_own_files_is_a_built_in_critical_finding(trees, path):
+    base, cand = trees
+    (base / "constitution.yaml").write_text("principles: [anything goes]\n")
+    found = review(base, cand, {path: "A"})
+    assert [(f.rule, f.severity, f.file) for f in found] == [("git-path", "critical", path)]
+
+
+@pytest.mark.parametrize("path, status", [
+    ("requirements.txt", "M"), ("requirements-dev.txt", "A"), ("sub/Requirements.TXT", "A"),
+    ("requirements/base.txt", "A"), ("pyproject.toml", "D"), ("setup.py", "A"), ("setup.cfg", "M"),
+    ("environment.yml", "A"), ("poetry.lock", "A"), ("uv.lock", "A"), ("Pipfile.lock", "A"),
+    ("conda-lock.yml", "A"), ("constraints.txt", "A"),
+])
+def test_a_dependency_manifest_change_is_a_built_in_escalating_finding(trees, path, status):
+    base, cand = trees
+    (base / "constitution.yaml").write_text("principles: [anything goes]\n")
+    target = cand / path
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if status != "D":
+        target.write_text("numpy\nleftpad-ai==0.1\n")
+    found = review(base, cand, {path: status})
+    [dep] = [f for f in found if f.rule == "dependency-change"]
+    assert (dep.severity, dep.escalate, dep.file) == ("medium", True, path)
+    assert blocking([dep], "high") == [] and needs_human([dep]), "it may run; only a person may promote it"
+
+
+def test_renaming_a_manifest_away_is_a_dependency_change(trees):
+    base, cand = trees
+    inp = ReviewInput(spec=load_spec(base), base_tree=base, candidate_tree=cand,
+                      changed=[ChangedFile(path="notes.txt", status="R", old_path="requirements.txt")])
+    assert [f.file for f in review_candidate(inp) if f.rule == "dependency-change"] == ["requirements.txt"]
+
+
+def test_forbidden_file_patterns_match_in_any_case(trees):
+    base, cand = trees
+    (cand / "FAST.SO").write_bytes(b"\x7fELF")
+    assert ("forbidden-file", "critical", "FAST.SO", None) in summary(review(base, cand, {"FAST.SO": "A"}))
+
+
 def test_diff_size_limit(trees):
     base, cand = trees
     (cand / "big.py").write_text("x = 1\n" * 60)
