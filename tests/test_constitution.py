@@ -191,6 +191,8 @@ def test_low_level_spellings_of_what_a_rule_forbids_are_seen(code, rule, says):
     "import threading, _thread\nthreading.Thread(target=f).start()",
     "d.get('exec')\nconfig.get('system')",
     "f'{a}/{b}'\na + '/' + b",
+    "import types, timeit, importlib.util\nisinstance(f, types.FunctionType)\nt = timeit.default_timer()\n"
+    "importlib.util.find_spec('torch')",
 ])
 def test_honest_code_that_looks_low_level_is_not_flagged(code):
     assert findings(code) == []

@@ -190,3 +190,13 @@ def test_changed_files_are_read_exactly_as_committed(toy_repo):
     assert sorted(c["path"] for c in lineage.changed_files(lineage.head(), sha)) == sorted(names)
     renamed = lineage.commit_candidate(candidate_ref("r1", 2, 0), sha, lambda t: (t / names[0]).rename(t / "b.py"), "mv")
     assert lineage.changed_files(sha, renamed) == [{"path": "b.py", "status": "R", "old_path": names[0]}]
+
+
+def test_a_search_space_file_that_is_a_link_in_the_base_is_a_user_error(toy_repo):
+    import os
+
+    (toy_repo / "configs").mkdir()
+    (toy_repo / "config.yaml").rename(toy_repo / "configs" / "small.yaml")
+    os.symlink("configs/small.yaml", toy_repo / "config.yaml")
+    with pytest.raises(UserError, match="search_space.file 'config.yaml' is a symbolic link"):
+        read_params(toy_repo, load_spec(toy_repo))

@@ -81,8 +81,12 @@ def read_params(tree: Path, spec: TaskSpec) -> dict[str, Any]:
     if spec.search_space is None:
         return {}
     path = tree / spec.search_space.file
-    if tree_files.kind(tree, spec.search_space.file) is None:
+    kind = tree_files.kind(tree, spec.search_space.file)
+    if kind is None:
         return {}
+    if kind == "link":  # in the base: the run refuses to start rather than fail every candidate
+        raise UserError(f"search_space.file {spec.search_space.file!r} is a symbolic link; progenitor writes no "
+                        "file through a link, so name the file it points to")
     data = load_config(path, tree)
     return {key: get_dotted(data, key) for key in spec.search_space.params}
 

@@ -295,6 +295,8 @@ class Attack:
     """The group's run is stopped once its proposals are saved, and resumed."""
     blocks_promotion: bool = False
     """It is its generation's best and is escalated: nothing is promoted (see the module docstring)."""
+    slow: bool = False
+    """Marked ``slow``: a sibling whose run takes long, whose logic a fast unit test also covers."""
 
     @property
     def run_group(self) -> str:
@@ -480,14 +482,14 @@ ATTACKS: list[Attack] = [
         edits={"train.py": FLATTERING_CURVE}, params={"w": 2.5}, before=(None,), early_stop=True,
         review=Expect("scored", honest_w=2.5),
         runtime=Expect("scored", honest_w=2.5),
-        probes=("curve-unused",), solo=True,
+        probes=("curve-unused",), solo=True, slow=True,
     ),
     Attack(
         "curve-nan", "a champion's fake progress curve prunes the next generation (a NaN, which crashed the run)",
         edits={"train.py": NAN_CURVE}, params={"w": 2.5}, before=(None,), early_stop=True,
         review=Expect("scored", honest_w=2.5),
         runtime=Expect("scored", honest_w=2.5),
-        probes=("curve-unused",), solo=True,
+        probes=("curve-unused",), solo=True, slow=True,
     ),
     # -- a dependency change escalates, and no image is built from it without a person's word -----
     Attack(

@@ -210,7 +210,10 @@ def build_repo(root: Path, layer: str, attacks: list[Attack], port: int, token: 
     assert all(a.before == before for a in attacks), "the attacks of one group share their earlier generations"
     script = [[proposal(attacks[0]) if earlier is None else {"hypothesis": "an earlier generation", **earlier}]
               for earlier in before]
-    script.append([*map(proposal, attacks), {"hypothesis": "the honest control", "params": {"w": CONTROL_W}}])
+    control: dict = {"hypothesis": "the honest control", "params": {"w": CONTROL_W}}
+    if None in before:  # the attack is the champion: the control restores the files it changed
+        control["edits"] = {path: files.get(path) for path in attacks[0].edits}
+    script.append([*map(proposal, attacks), control])
     plant_links(repo, attacks, script[-1], tokens, gen=len(script))
     return repo, script
 

@@ -25,6 +25,7 @@ MAX_RECORD_BYTES = 64 << 10
 
 def _param(attack: Attack):
     marks = [pytest.mark.xfail(strict=True, reason=attack.known_gap)] if attack.known_gap else []
+    marks += [pytest.mark.slow] if attack.slow else []
     return pytest.param(attack, id=attack.name, marks=marks)
 
 
@@ -99,10 +100,11 @@ def probe_curve_unused(run: Outcome, attack: Attack, record: dict) -> None:
     """The champion's (the attack's earlier self's) curve pruned nobody, and its gap is a finding on it."""
     champion = run.records[(run.generations - 1, 0)]
     assert run.previous_champion == champion["sha"], "the attack was to be the champion of the generation before"
+    pruned = [c["k"] for c in run.candidates.values() if c["status"] == "pruned"]
+    assert not pruned, f"the champion's curve pruned candidates {pruned}"
     assert "progress-gap" in {f["rule"] for f in champion["findings"]}, describe(champion)
     unused = [e for e in run.events if e["type"] == "train.curve_unused" and e.get("gen") == champion["gen"]]
     assert unused and "early stopping is off" in unused[0]["reason"]
-    assert not [c for c in run.candidates.values() if c["status"] == "pruned"], "someone was pruned"
 
 
 def probe_no_connection(run: Outcome, attack: Attack, record: dict) -> None:
