@@ -12,6 +12,7 @@ commit the harness planted (``Attack.links``); the last generation is the one ju
 from __future__ import annotations
 
 import json
+import secrets
 import socket
 import threading
 from dataclasses import dataclass, field
@@ -31,7 +32,9 @@ from redteam.attacks import CONTROL_W, HONEST_CURVE, Attack, render
 BACKENDS = ["process", pytest.param("docker", marks=pytest.mark.docker)]
 """Every sandbox backend the suite runs on; a new backend is one more entry."""
 
-RUN_ID = "r20260101-0001"
+RUN_ID = f"r20260101-{secrets.token_hex(2)}"
+"""One id per test session: a run sweeps the containers of its own id when it starts, so two
+sessions sharing a Docker daemon (two engineers' red teams) must not share one."""
 TRAIN_TIMEOUT = 6
 """Seconds a candidate may train: the toy task needs well under one, the timeout attack sleeps an hour."""
 
