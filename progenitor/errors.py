@@ -5,6 +5,8 @@
   exits with code 2.
 - ``ModelBehaviorError``: an agent (LLM) produced something unusable. It is fed back to
   the agent with retries capped, never shown as a crash.
+- ``CandidateError``: one candidate could not be built (its tree holds a link, git refused
+  one of its paths). That candidate fails with the message as its reason; the run goes on.
 - ``SandboxError`` / ``ComputeError`` / ``LlmUnavailable``: the machinery failed (no
   Docker daemon, Ray could not start, no LLM provider answered after litellm's retries and
   fallbacks). Exit code 3; a run stays resumable.
@@ -33,6 +35,14 @@ class SpecError(UserError):
 
 class ModelBehaviorError(ProgenitorError):
     """An agent's output could not be used (fed back to the agent, retries capped)."""
+
+
+class CandidateError(ProgenitorError):
+    """One candidate could not be built or committed: it fails with this message, the run goes on."""
+
+
+class UnsafePathError(CandidateError):
+    """A host-side access into a tree would follow a link, leave the tree or touch git's own files."""
 
 
 class SandboxError(ProgenitorError):

@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator, Optional
 
-from progenitor.errors import ModelBehaviorError, ProgenitorError, UserError
+from progenitor.errors import CandidateError, ModelBehaviorError, UserError
 from progenitor.keys import REF_ROOT
 
 NOTES_REF = "refs/notes/progenitor"
@@ -35,10 +35,6 @@ IDENTITY = {
     "GIT_COMMITTER_NAME": "progenitor",
     "GIT_COMMITTER_EMAIL": "progenitor@localhost",
 }
-
-
-class CommitError(ProgenitorError):
-    """Git refused one candidate's commit: that candidate fails, never the run."""
 
 
 def champion_ref(run: str) -> str:
@@ -115,8 +111,8 @@ class Lineage:
         """A temporary detached worktree at ``sha``, removed afterwards."""
         tmp = Path(tempfile.mkdtemp(prefix="progenitor-wt-"))
         path = tmp / "tree"
-        self.git.worktree("add", "--detach", "--quiet", str(path), sha)
         try:
+            self.git.worktree("add", "--detach", "--quiet", str(path), sha)
             yield path
         finally:
             try:
@@ -126,47 +122,59 @@ class Lineage:
             shutil.rmtree(tmp, ignore_errors=True)
             self.git.worktree("prune")
 
-    def commit_candidate(self, ref: str, parent: str, edit: Callable[[Path], str]) -> str:
+    def commit_candidate(self, ref: str, parent: str, edit: Callable[[Path], Optional[str]],
+                         message: str = "progenitor candidate") -> str:
         """Build a candidate commit on ``ref`` from ``parent``: ``edit`` changes a worktree and
-        returns the commit message.
+        returns the commit message (or None: ``message`` is used).
 
         Idempotent: if ``ref`` already exists (a resumed run), its commit is returned and
-        ``edit`` is not called again. A git failure is a ``CommitError`` about this candidate.
+        ``edit`` is not called again. Whatever goes wrong with this one candidate - git
+        refusing one of its paths, the edit failing on the disk - is a ``CandidateError``
+        naming it (the candidate fails, the run goes on); nothing is left behind and no ref
+        is written, so a resume tries again and fails the same way, without a crash.
         """
         import git
 
         existing = self.resolve(ref)
         if existing:
             return existing
-        with self.worktree(parent) as tree:
-            pointer = (tree / ".git").read_bytes()
-            message = edit(tree)
-            if not (tree / ".git").is_file() or (tree / ".git").read_bytes() != pointer:
-                # Committing now could write into another repository (or the user's branch).
-                raise ModelBehaviorError("the edit changed the worktree's .git pointer; refusing to commit")
-            try:
+        try:
+            with self.worktree(parent) as tree:
+                pointer = (tree / ".git").read_bytes()
+                message = edit(tree) or message
+                if not (tree / ".git").is_file() or (tree / ".git").read_bytes() != pointer:
+                    # Committing now could write into another repository (or the user's branch).
+                    raise ModelBehaviorError("the edit changed the worktree's .git pointer; refusing to commit")
                 wt = self.repo.__class__(tree)
                 wt.git.add("--all")
                 env = {**os.environ, **IDENTITY}
                 # --allow-empty: a proposal equal to its parent is still a candidate with a record.
-                wt.git.commit("--quiet", "--allow-empty", "--no-verify", "-m", message, env=env)
+                # A NUL byte cannot travel in an argument (nor be kept in a commit message).
+                wt.git.commit("--quiet", "--allow-empty", "--no-verify", "-m", message.replace("\0", ""), env=env)
                 sha = wt.head.commit.hexsha
-            except git.GitCommandError as exc:
-                raise CommitError(f"git refused the change: {_git_reason(exc)}") from None
+        except git.GitCommandError as exc:
+            raise CandidateError(f"git refused to commit the candidate: {git_reason(exc)}") from None
+        except OSError as exc:
+            raise CandidateError(f"the candidate's tree could not be written: {exc.strerror or exc}") from None
         self.set_ref(ref, sha, f"progenitor: candidate {ref}")
         return sha
 
     def changed_files(self, parent: str, sha: str) -> list[dict]:
-        """Files a candidate changed: [{path, status, old_path}] (renames detected)."""
-        out = self.git.diff("--name-status", "-M", "--no-color", parent, sha)
+        """Files a candidate changed: [{path, status, old_path}] (renames detected).
+
+        Read with ``-z``: paths come exactly as committed, never C-quoted (git quotes a name
+        with a tab, a quote or a non-ASCII byte, which would hide it from every check)."""
+        fields = self.git.diff("--name-status", "-z", "-M", "--no-color", parent, sha).split("\0")
         changes = []
-        for line in out.splitlines():
-            parts = line.split("\t")
-            status = parts[0][0]
+        i = 0
+        while i < len(fields) and fields[i]:
+            status = fields[i][0]
             if status == "R":
-                changes.append({"path": parts[2], "status": "R", "old_path": parts[1]})
+                changes.append({"path": fields[i + 2], "status": "R", "old_path": fields[i + 1]})
+                i += 3
             else:
-                changes.append({"path": parts[1], "status": status if status in "AMDT" else "M"})
+                changes.append({"path": fields[i + 1], "status": status if status in "AMDT" else "M"})
+                i += 2
         return changes
 
     def diff_text(self, parent: str, sha: str) -> str:
@@ -215,11 +223,13 @@ class Lineage:
             return None
 
 
-def _git_reason(exc: Exception) -> str:
-    """The last line git printed, without GitPython's framing."""
-    text = (getattr(exc, "stderr", "") or str(exc)).strip()
-    lines = [line.strip().removeprefix("stderr:").strip(" '") for line in text.splitlines() if line.strip()]
-    return lines[-1][:300] if lines else "unknown error"
+def git_reason(exc: Exception) -> str:
+    """The one line of a git failure a person needs: git's own message, without its prefix."""
+    stderr = str(getattr(exc, "stderr", "") or exc).strip()
+    stderr = stderr.removeprefix("stderr:").strip().removeprefix("'").removesuffix("'")  # GitPython's framing
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    lines = [line.split(":", 1)[1].strip() if line.startswith(("error:", "fatal:")) else line for line in lines]
+    return (lines[0] if lines else type(exc).__name__)[:300]
 
 
 def _stdin(text: str):

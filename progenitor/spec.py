@@ -109,6 +109,10 @@ class Resources(_Strict):
 class EarlyStop(_Strict):
     metric: str
     """Key in the candidate's progress lines (e.g. ``val_accuracy``) compared with the champion's curve."""
+    trusted_metric: Optional[str] = None
+    """The scorer metric that checks the champion's curve before it prunes anyone (default:
+    ``metric`` itself): its last point must lie within ``scorer.self_report_gap`` of it. A
+    curve the scorer cannot check is not used (early stopping is off for that generation)."""
     goal: Literal["maximize", "minimize"] = "maximize"
     """Whether a larger or a smaller value of ``metric`` is better."""
     rule: Literal["wilcoxon", "median"] = "wilcoxon"
@@ -260,6 +264,14 @@ class Oversight(_Strict):
     """auto: decide by policy and escalate; approver: wait for a person; auditor: record, never block."""
     max_jump: Optional[float] = None
     """Escalate when the objective improves by more than this in one generation."""
+    perfect: Union[float, Literal["auto"], None] = "auto"
+    """The objective's perfect value, for the capability-jump checks. ``auto``: 0 for a minimized
+    metric whose baseline is at least 0 (an error, a loss), 1 for a maximized one whose baseline
+    lies in [0, 1] (an accuracy, an F1); a number sets it; null: the metric has none."""
+    max_gain_ratio: Optional[float] = Field(100.0, gt=1)
+    """While the lineage has no past gain to compare with (the first generation), a candidate
+    that gets this many times closer to the perfect value than the champion is escalated as a
+    possible capability jump (a perfect score from an imperfect champion always is). null: off."""
 
 
 Severity = Literal["info", "low", "medium", "high", "critical"]

@@ -114,6 +114,90 @@ def test_forbidden_calls_are_seen_through_aliases(code, name):
     assert any(rule == "forbidden-call" and repr(name) in message for rule, _, message in found), found
 
 
+# Every sibling of "import posix; posix.system(...)" that code_check's docstring lists, and the rule that stops it.
+LOW_LEVEL = [
+    ("import posix\nposix.fork(); posix.setsid(); posix.system('x')", "forbidden-call", "'os.fork'"),
+    ("import nt\nnt.system('x')", "forbidden-call", "'os.system'"),
+    ("from posix import system as s\ns('x')", "forbidden-call", "'os.system'"),
+    ("from posix import *", "forbidden-call", "star-imports 'os'"),
+    ("import posix\nposix.posix_spawn(p, [], {})", "forbidden-call", "'os.posix_spawn'"),
+    ("import posix\nposix.execv(p, [])\nposix.kill(1, 9)", "forbidden-call", "'os.execv'"),
+    ("import _posixsubprocess\n_posixsubprocess.fork_exec()", "forbidden-import", "(that is 'subprocess')"),
+    ("import _winapi", "forbidden-import", "(that is 'subprocess')"),
+    ("import _socket", "forbidden-import", "(that is 'socket')"),
+    ("from _multiprocessing import SemLock", "forbidden-import", "(that is 'multiprocessing')"),
+    ("import sys\nsys.modules['posix'].system('x')", "forbidden-call", "'os.system'"),
+    ("import sys\nsys.modules.get('os').system('x')", "forbidden-call", "'os.system'"),
+    ("import builtins\nbuiltins.__import__('os')", "forbidden-call", "'__import__'"),
+    ("__builtins__['__import__']('os')", "forbidden-call", "'__import__'"),
+    ("m = __builtins__.__import__('importlib').import_module(n)", "dynamic-import", "computed at run time"),
+    ("import os\ngetattr(os, 'sys' + 'tem')('x')", "dynamic-import", "attribute of 'os'"),
+    ("import sys\nsys.modules[n]", "dynamic-import", "attribute of 'sys.modules'"),
+    ("globals()[n]('x')", "dynamic-import", "attribute of 'globals()'"),
+    ("import builtins\nvars(builtins).get(n)", "dynamic-import", "attribute of 'builtins'"),
+    ("import operator, os\noperator.attrgetter('system')(os)('x')", "forbidden-call", "'os.system'"),
+    ("import operator, os\noperator.methodcaller('system', 'x')(os)", "forbidden-call", "'os.system'"),
+    ("import os\nos.__getattribute__('system')('x')", "forbidden-call", "'os.system'"),
+    ("import os\nobject.__getattribute__(os, 'system')('x')", "forbidden-call", "'os.system'"),
+    ("import shutil\nshutil.os.system('x')", "forbidden-call", "'shutil.os.system'"),
+    ("from shutil import os\nos.system('x')", "forbidden-call", "'shutil.os.system'"),
+    ("import asyncio\nasyncio.subprocess.PIPE", "forbidden-import", "uses 'asyncio.subprocess'"),
+    ("from asyncio import subprocess", "forbidden-import", "'asyncio.subprocess'"),
+    ("import torch.multiprocessing as mp", "forbidden-import", "'torch.multiprocessing'"),
+    ("import asyncio\nasyncio.create_subprocess_shell('x')", "forbidden-call", "create_subprocess_shell"),
+    ("loop.subprocess_exec(p)", "forbidden-call", "subprocess_exec"),
+    ("from concurrent.futures import ProcessPoolExecutor", "forbidden-call", "ProcessPoolExecutor"),
+    ("import os\nos.unshare(0)", "forbidden-call", "'os.unshare'"),
+    ("import signal\nsignal.pthread_kill(1, 9)", "forbidden-call", "'signal.pthread_kill'"),
+    ("import signal\nsignal.pidfd_send_signal(3, 9)", "forbidden-call", "'signal.pidfd_send_signal'"),
+    ("import asyncio\nasyncio.open_connection('h', 1)", "forbidden-call", "'asyncio.open_connection'"),
+    ("import webbrowser", "forbidden-import", "'webbrowser'"),
+    ("import importlib.util\ns = importlib.util.spec_from_file_location('m', 'x.py')", "forbidden-call",
+     "spec_from_file_location"),
+    ("spec.loader.exec_module(m)", "forbidden-call", "exec_module"),
+    ("import importlib\nimportlib.reload(m)", "forbidden-call", "'importlib.reload'"),
+    ("import _imp", "forbidden-import", "'_imp'"),
+    ("import timeit\ntimeit.timeit('1')", "forbidden-call", "'timeit.timeit'"),
+    ("import gc\ngc.get_objects()", "forbidden-call", "'gc.get_objects'"),
+    ("import sys\nsys._getframe()", "forbidden-call", "'sys._getframe'"),
+    ("import io\nio.open('/etc/passwd')", "absolute-path", "'/etc/passwd'"),
+    ("import os\nos.open(b'/etc/passwd', 0)", "absolute-path", "'/etc/passwd'"),
+    ("open('../../x')", "absolute-path", "climbs out"),
+    ("import os\nopen(os.sep + 'etc' + os.sep + 'passwd')", "absolute-path", "filesystem's root"),
+    ("open('/' + name)", "absolute-path", "filesystem's root"),
+    ("open(f'/{name}')", "absolute-path", "filesystem's root"),
+    ("open('/{}'.format(name))", "absolute-path", "filesystem's root"),
+    ("open('/%s' % name)", "absolute-path", "filesystem's root"),
+    ("import os\nos.path.join('/', 'etc')", "absolute-path", "filesystem's root"),
+    ("from pathlib import Path\nPath('/') / 'etc'", "absolute-path", "filesystem's root"),
+    ("import os\nos.path.expanduser('~')", "absolute-path", "filesystem's root"),
+    ("from pathlib import Path\nPath.home()", "absolute-path", "home directory"),
+]
+
+
+@pytest.mark.parametrize("code, rule, says", LOW_LEVEL, ids=[c.splitlines()[-1][:40] for c, _, _ in LOW_LEVEL])
+def test_low_level_spellings_of_what_a_rule_forbids_are_seen(code, rule, says):
+    found = findings(code)
+    assert any(r == rule and says in message for r, _, message in found), found
+
+
+@pytest.mark.parametrize("code", [
+    "import torch\nmodel.eval()",
+    "import os\nos.environ[key]\nos.environ.get(key)\nos.path.join(a, 'b')",
+    "import torch.nn as nn\ngetattr(nn, cfg.activation)",
+    "x.split('/')\n'/'.join(parts)\nprint('/', 1)\nname.rstrip('/')",
+    "import sys\nsys.modules[__name__]",
+    "import numpy as np\narr = np.zeros(3)\narr.ctypes.data",
+    "import threading, _thread\nthreading.Thread(target=f).start()",
+    "d.get('exec')\nconfig.get('system')",
+    "f'{a}/{b}'\na + '/' + b",
+    "import types, timeit, importlib.util\nisinstance(f, types.FunctionType)\nt = timeit.default_timer()\n"
+    "importlib.util.find_spec('torch')",
+])
+def test_honest_code_that_looks_low_level_is_not_flagged(code):
+    assert findings(code) == []
+
+
 def test_star_import_from_a_module_with_forbidden_calls():
     assert rules("from os import *") == ["forbidden-call"]
 

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from progenitor.compute.base import TrainJob
 from progenitor.compute.local import LocalExecutor
-from progenitor.compute.pruning import PruneConfig, parse_progress, read_curve
+from progenitor.compute.pruning import CurveCheck, PruneConfig, check_curve, parse_progress, read_curve
 from progenitor.sandbox.base import Limits
 
 from ray_fixtures import tree_archive
@@ -139,3 +139,96 @@ def test_local_executor_prunes_a_job_behind_the_champion(tmp_path):
     assert result.pruned["step"] >= 3 and result.pruned["value"] == 0.1
     assert result.sandbox.duration < 15  # stopped long before its 30 s
     assert "finished" not in result.sandbox.stdout
+
+
+# --- the champion's curve is checked against its trusted score before it prunes anyone ----------
+
+HONEST = {1: 0.95, 2: 0.85, 3: 0.75}  # an error falling to what the scorer measured
+
+
+def test_an_honest_curve_may_prune():
+    assert check_curve(HONEST, "error", 0.75, 0.05, "minimize") == CurveCheck(True)
+    assert check_curve(CHAMPION, "accuracy", 0.88, 0.05, "maximize").usable  # ends at 0.9, within 0.05
+
+
+@pytest.mark.parametrize("curve, says", [
+    ({1: 0.0, 2: 0.0, 3: 0.0}, "ends at error 0 (step 3) but the scorer measured 0.75"),  # the fake curve
+    ({1: 0.0, 2: 0.0, 3: 0.76}, "claims error 0 at step 1, better than the 0.75"),  # flatters early, ends honestly
+    ({1: float("nan"), 2: 0.75}, "holds nan at step 1"),
+    ({1: 0.9, 2: float("inf")}, "holds inf at step 2"),
+])
+def test_a_curve_that_disagrees_with_the_trusted_score_is_not_used_and_is_a_gap(curve, says):
+    check = check_curve(curve, "error", 0.75, 0.05, "minimize")
+    assert not check.usable and check.gap and says in check.reason, check
+
+
+def test_a_curve_the_scorer_does_not_measure_is_not_used_and_is_no_gap():
+    check = check_curve(HONEST, "val_loss", None, 0.05, "minimize")
+    assert not check.usable and not check.gap and "does not measure 'val_loss'" in check.reason
+
+
+def test_a_nan_in_the_progress_file_is_read_and_then_refused(tmp_path):
+    (tmp_path / "p.jsonl").write_text('{"step": 1, "error": NaN}\n{"step": 2, "error": 0.7}\n')
+    curve = read_curve(tmp_path / "p.jsonl", "error")
+    assert 1 in curve and not check_curve(curve, "error", 0.7, 0.05, "minimize").usable
+
+
+def test_read_curve_follows_no_link_and_reads_no_fifo(tmp_path):
+    import os
+
+    _append(tmp_path / "real.jsonl", (1, 0.5))
+    (tmp_path / "link.jsonl").symlink_to(tmp_path / "real.jsonl")
+    os.mkfifo(tmp_path / "fifo.jsonl")
+    assert read_curve(tmp_path / "link.jsonl", "accuracy") == {}
+    assert read_curve(tmp_path / "fifo.jsonl", "accuracy") == {}  # returns at once, never blocks
+
+
+def _champion_with_curve(tmp_path, curve_text: str, metrics: dict):
+    from progenitor.audit import AuditLog
+    from progenitor.lineage import Lineage
+    from progenitor.runs import RunDir, write_json
+    from progenitor.spec import load_spec
+    from progenitor.testing import make_repo, toy_task_files
+    from progenitor.workflows.state import RunContext, RunOptions
+
+    files = toy_task_files()
+    files["progenitor.yaml"] = files["progenitor.yaml"].replace(
+        "  resources: {cpus: 1, memory: 1g}",
+        "  resources: {cpus: 1, memory: 1g}\n  early_stop: {metric: error, goal: minimize, rule: median}")
+    repo = make_repo(tmp_path / "repo", files)
+    lineage = Lineage(repo)
+    run = RunDir(repo, "r20260101-curv")
+    run.create({"repo": str(repo)})
+    sha = lineage.head()
+    champion = {"sha": sha, "gen": 1, "k": 0, "metrics": metrics}
+    write_json(run.candidate(1, 0) / "record.json", {"sha": sha, "gen": 1, "k": 0, "findings": []})
+    (run.candidate(1, 0) / "out").mkdir()
+    (run.candidate(1, 0) / "out" / "progress.jsonl").write_text(curve_text)
+    ctx = RunContext(run=run, lineage=lineage, spec=load_spec(repo), options=RunOptions(), backend="process",
+                     backend_options={}, audit=AuditLog(tmp_path / "audit.jsonl"), architect_factory=lambda c: None)
+    return ctx, champion
+
+
+def test_a_champion_whose_curve_lies_prunes_nobody_and_gets_a_finding(tmp_path):
+    from progenitor.agents.trainer import prune_config
+    from progenitor.runs import read_json
+
+    fake = "".join(json.dumps({"step": s, "error": 0.0}) + "\n" for s in range(1, 6))
+    ctx, champion = _champion_with_curve(tmp_path, fake, {"error": 0.75})
+    assert prune_config(ctx, champion) is None
+    [event] = [e for e in ctx.run.events() if e["type"] == "train.curve_unused"]
+    assert "early stopping is off" in event["reason"] and "scorer measured 0.75" in event["reason"]
+    for record in (read_json(ctx.run.candidate(1, 0) / "record.json"), ctx.lineage.read_note(champion["sha"])):
+        assert [f["rule"] for f in record["findings"]] == ["progress-gap"]
+    assert prune_config(ctx, champion) is None  # again (a resume): the finding is not repeated
+    assert len(read_json(ctx.run.candidate(1, 0) / "record.json")["findings"]) == 1
+
+
+def test_a_champion_whose_curve_is_honest_prunes(tmp_path):
+    from progenitor.agents.trainer import prune_config
+
+    honest = "".join(json.dumps({"step": s, "error": v}) + "\n" for s, v in HONEST.items())
+    ctx, champion = _champion_with_curve(tmp_path, honest, {"error": 0.76})
+    config = prune_config(ctx, champion)
+    assert config is not None and config.champion == HONEST
+    assert not [e for e in ctx.run.events() if e["type"] == "train.curve_unused"]

@@ -248,11 +248,12 @@ parser.add_argument("--data", required=True)
 parser.add_argument("--out", required=True)
 args = parser.parse_args()
 w = float(yaml.safe_load(open("config.yaml"))["w"])
+x = np.load(os.path.join(args.data, "holdout_inputs.npy"))
+error = abs(w - 3) * float(x.mean())  # what the scorer will measure: the curve ends honestly
 for step in range(1, 13):
     with open(os.path.join(args.out, "progress.jsonl"), "a") as f:
-        f.write(json.dumps({"step": step, "error": abs(w - 3) + 1.0 / step}) + "\\n")
+        f.write(json.dumps({"step": step, "error": error + 0.1 * (12 - step)}) + "\\n")
     time.sleep(0.4)
-x = np.load(os.path.join(args.data, "holdout_inputs.npy"))
 np.save(os.path.join(args.out, "predictions.npy"), w * x)
 '''
 
@@ -305,3 +306,39 @@ def test_task_that_breaks_its_own_constitution_is_refused_at_start(tmp_path):
     assert "breaks its own constitution" in result.output and "calibration_error" in result.output
     run = next((repo / ".progenitor" / "runs").iterdir()).name
     assert not (repo / ".progenitor" / "runs" / run / "g0" / "c0" / "train.json").exists(), "nothing ran"
+
+
+def test_a_git_case_variant_fails_its_candidate_and_neither_the_run_nor_a_resume_crashes(tmp_path):
+    repo = make_repo(tmp_path / "repo", toy_task_files(generations=1, candidates=2))
+    script = [[{"hypothesis": "a hook", "edits": {".GIT/hooks/post-commit": "#!/bin/sh\n"}},
+               {"hypothesis": "honest", "params": {"w": 2.5}}]]
+    stopped = {}
+
+    def stop_once_proposed(event):
+        if event["type"] == "architect.proposal" and not stopped:
+            stopped["at"] = event
+            progenitor.stop_run(event["run"], repo=repo)
+    first = progenitor.start_run(repo, RunOptions(sandbox="process", executor="local"), architect=scripted(script),
+                                 on_event=stop_once_proposed)
+    assert first.status == "stopped", "stopped with the proposal saved, before the coder"
+    resumed = progenitor.resume_run(first.run_id, repo=repo, architect=scripted(script))
+    assert resumed.status == "finished"
+    cands = {c["k"]: c for c in progenitor.get_lineage(first.run_id, repo=repo)["candidates"]}
+    assert cands[0]["status"] == "failed"
+    assert cands[0]["reason"] == ("the coder could not apply the proposal: edit target '.GIT/hooks/post-commit' "
+                                  "is inside git's own files ('.GIT')")
+    assert cands[1]["decision"]["verdict"] == "promoted"
+
+
+def test_the_best_candidate_changing_requirements_is_escalated_not_promoted(tmp_path):
+    files = {**toy_task_files(generations=1, candidates=2), "requirements.txt": "numpy\n"}
+    repo = make_repo(tmp_path / "repo", files)
+    script = [[{"hypothesis": "better, with a new package", "params": {"w": 2.9},
+                "edits": {"requirements.txt": "numpy\nleftpad-ai\n"}},
+               {"hypothesis": "good", "params": {"w": 2.5}}]]
+    summary = progenitor.start_run(repo, RunOptions(sandbox="process", executor="local"), architect=scripted(script))
+    cands = {c["k"]: c for c in progenitor.get_lineage(summary.run_id, repo=repo)["candidates"]}
+    [dep] = [f for f in cands[0]["findings"] if f["rule"] == "dependency-change"]
+    assert dep["escalate"] and cands[0]["status"] == "scored"
+    assert cands[0]["decision"]["verdict"] == "not promoted" and "escalated" in cands[0]["decision"]["reason"]
+    assert summary.champion_commit == git.Repo(repo).head.commit.hexsha, "policy promoted nothing"

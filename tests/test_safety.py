@@ -17,10 +17,12 @@ from progenitor.agents.safety import (
     blocking,
     check_after_training,
     check_guards,
+    check_jump,
     check_task,
     needs_human,
     review_candidate,
 )
+from progenitor.agents.safety.results import perfect_value
 from progenitor.errors import UserError
 from progenitor.spec import load_spec, parse_spec
 
@@ -148,6 +150,75 @@ def test_a_python_symlink_is_never_read(trees):
     assert [f.rule for f in found] == ["symlink"]
 
 
+def test_no_new_symlink_is_built_in_whatever_the_constitution_says(trees):
+    base, cand = trees
+    (base / "constitution.yaml").write_text("principles: [anything goes]\n")  # no symlinks entry at all
+    (cand / "config.yaml").unlink()
+    os.symlink(str(base / "progenitor.yaml"), cand / "config.yaml")
+    os.symlink(str(base), cand / "lib")  # a linked directory too
+    found = review(base, cand, {"config.yaml": "T", "lib": "A"})
+    assert [(f.rule, f.severity, f.file) for f in found if f.rule == "symlink"] == \
+        [("symlink", "critical", "config.yaml"), ("symlink", "critical", "lib")]
+    assert "reaches outside the candidate's tree" in found[0].message
+
+
+def test_a_link_the_base_already_had_is_no_finding(trees):
+    base, cand = trees
+    os.symlink("train.py", base / "alias.py")
+    os.symlink("train.py", cand / "alias.py")
+    assert [f for f in review(base, cand, {}) if f.rule == "symlink"] == []
+
+
+def test_reviewer_reads_nothing_through_a_linked_directory(trees, tmp_path):
+    base, cand = trees
+    secret = tmp_path / "secret"
+    secret.mkdir()
+    (secret / "model.py").write_text("import socket\nholdout_labels = 1\n")
+    os.symlink(str(secret), cand / "pkg")
+    found = review(base, cand, {"pkg/model.py": "A"})
+    assert {f.rule for f in found} == {"symlink"}, "the linked file's content is never read"
+
+
+@pytest.mark.parametrize("path", [".GIT/hooks/post-commit", "src/.Git/config", ".git./x", "GIT~1/config"])
+def test_a_path_into_git_s_own_files_is_a_built_in_critical_finding(trees, path):
+    base, cand = trees
+    (base / "constitution.yaml").write_text("principles: [anything goes]\n")
+    found = review(base, cand, {path: "A"})
+    assert [(f.rule, f.severity, f.file) for f in found] == [("git-path", "critical", path)]
+
+
+@pytest.mark.parametrize("path, status", [
+    ("requirements.txt", "M"), ("requirements-dev.txt", "A"), ("sub/Requirements.TXT", "A"),
+    ("requirements/base.txt", "A"), ("pyproject.toml", "D"), ("setup.py", "A"), ("setup.cfg", "M"),
+    ("environment.yml", "A"), ("poetry.lock", "A"), ("uv.lock", "A"), ("Pipfile.lock", "A"),
+    ("conda-lock.yml", "A"), ("constraints.txt", "A"),
+])
+def test_a_dependency_manifest_change_is_a_built_in_escalating_finding(trees, path, status):
+    base, cand = trees
+    (base / "constitution.yaml").write_text("principles: [anything goes]\n")
+    target = cand / path
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if status != "D":
+        target.write_text("numpy\nleftpad-ai==0.1\n")
+    found = review(base, cand, {path: status})
+    [dep] = [f for f in found if f.rule == "dependency-change"]
+    assert (dep.severity, dep.escalate, dep.file) == ("medium", True, path)
+    assert blocking([dep], "high") == [] and needs_human([dep]), "it may run; only a person may promote it"
+
+
+def test_renaming_a_manifest_away_is_a_dependency_change(trees):
+    base, cand = trees
+    inp = ReviewInput(spec=load_spec(base), base_tree=base, candidate_tree=cand,
+                      changed=[ChangedFile(path="notes.txt", status="R", old_path="requirements.txt")])
+    assert [f.file for f in review_candidate(inp) if f.rule == "dependency-change"] == ["requirements.txt"]
+
+
+def test_forbidden_file_patterns_match_in_any_case(trees):
+    base, cand = trees
+    (cand / "FAST.SO").write_bytes(b"\x7fELF")
+    assert ("forbidden-file", "critical", "FAST.SO", None) in summary(review(base, cand, {"FAST.SO": "A"}))
+
+
 def test_diff_size_limit(trees):
     base, cand = trees
     (cand / "big.py").write_text("x = 1\n" * 60)
@@ -249,8 +320,43 @@ def test_capability_jump_with_max_jump_and_minimize():
     assert check_after_training(s, {}, {"loss": 0.95}, [1.0]) == []
     [jump] = check_after_training(s, {}, {"loss": 0.8}, [1.0])
     assert "oversight.max_jump" in jump.message
-    # No history of gains yet and no max_jump: nothing to compare with.
-    assert check_after_training(spec(), {}, {"accuracy": 0.99}, [0.1]) == []
+
+
+def test_a_first_generation_gain_is_judged_against_the_baseline():
+    error = spec(objective={"metric": "error", "goal": "minimize"})
+    # No past gain: the rule is how much closer to a perfect score (0 here) the candidate got.
+    assert check_jump(error, 0.15, [3.12]) == []  # honest tuning: 21 times closer
+    [jump] = check_jump(error, 0.02, [3.12])  # 156 times closer
+    assert jump.rule == "capability-jump" and jump.escalate and "156 times closer" in jump.message
+    [perfect] = check_jump(error, 0.0, [3.12])  # the case
+    assert "a perfect score (0)" in perfect.message and "3.12 -> 0" in perfect.message
+    accuracy = spec()
+    assert check_jump(accuracy, 0.99, [0.1]) == []  # 90 times closer to 1.0: under the bound of 100
+    assert check_jump(accuracy, 0.9995, [0.5])  # 1000 times closer
+    assert check_jump(accuracy, 0.96, [0.94]) == []
+
+
+def test_a_perfect_score_escalates_in_any_generation_but_not_from_a_perfect_champion():
+    error = spec(objective={"metric": "error", "goal": "minimize"})
+    history = [3.0, 0.15]  # one honest past gain of 2.85: rule 2 alone would let 0.15 -> 0 pass
+    [jump] = check_jump(error, 0.0, history)
+    assert "a perfect score" in jump.message and "times the lineage" not in jump.message
+    assert check_jump(error, 0.01, history) == [], "later generations are judged by the lineage's gains"
+    assert check_jump(error, 0.0, [3.0, 0.0]) == [], "no gain over a perfect champion"
+    assert check_jump(error, -0.5, [3.0]), "beyond a perfect score is one too"
+
+
+def test_the_perfect_value_is_inferred_set_or_switched_off():
+    assert perfect_value(spec(), 0.5) == 1.0
+    assert perfect_value(spec(), 3.0) is None, "a maximized metric past 1 has no known perfect value"
+    loss = {"metric": "loss", "goal": "minimize"}
+    assert perfect_value(spec(objective=loss), 2.0) == 0.0
+    assert perfect_value(spec(objective=loss), -2.0) is None, "a log-likelihood can go below 0"
+    assert perfect_value(spec(objective=loss, oversight={"perfect": 1.0}), 2.0) == 1.0
+    off = spec(objective=loss, oversight={"perfect": None})
+    assert check_jump(off, 0.0, [3.0]) == []
+    no_ratio = spec(objective=loss, oversight={"max_gain_ratio": None})
+    assert check_jump(no_ratio, 0.001, [3.0]) == [] and check_jump(no_ratio, 0.0, [3.0])
 
 
 def test_guards_min_max_and_regression():

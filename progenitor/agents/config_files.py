@@ -4,6 +4,9 @@ Edits go through round-trip libraries (ruamel.yaml, tomlkit), so that the human'
 explaining each value survive on every key, nested ones included, and the file keeps its
 order and layout. A key that is not in the file is never added: a value written where the
 training code does not read it would be a dead knob (``missing_keys`` finds them first).
+
+The file lives in a tree a candidate (or the champion it was built on) committed, so it is
+read and written through ``progenitor.tree_files``: never through a link, never outside the tree.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from progenitor import tree_files
 from progenitor.errors import UserError
 
 if sys.version_info >= (3, 11):
@@ -21,7 +25,8 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-__all__ = ["dump_config", "get_dotted", "load_config", "missing_keys", "parse_config", "set_values"]
+__all__ = ["dump_config", "get_dotted", "load_config", "missing_keys", "parse_config", "read_config", "set_values",
+           "write_values"]
 
 _MISSING = object()
 
@@ -50,8 +55,26 @@ def parse_config(text: str, name: str) -> dict:
     return data
 
 
+def _text(tree: Path, rel: str) -> str:
+    try:
+        return tree_files.read_text(tree, rel)
+    except UnicodeDecodeError:
+        raise UserError(f"{rel}: is not UTF-8 text") from None
+
+
+def read_config(tree: Path, rel: str) -> dict:
+    """Plain data of the config file ``rel`` of ``tree`` (read with no link followed)."""
+    return parse_config(_text(tree, rel), rel)
+
+
 def load_config(path: Path) -> dict:
-    return parse_config(path.read_text(encoding="utf-8"), path.name)
+    """A config file that is not in a candidate's tree (the user's own, a test's)."""
+    return read_config(path.parent, path.name)
+
+
+def write_values(tree: Path, rel: str, values: dict[str, Any]) -> None:
+    """Set existing dotted keys of ``tree``'s config file ``rel``, comments kept, no link followed."""
+    tree_files.write_text(tree, rel, set_values(_text(tree, rel), rel, values))
 
 
 def get_dotted(data: dict, key: str, default: Any = None) -> Any:

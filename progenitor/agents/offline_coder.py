@@ -5,7 +5,9 @@
 - whole-file edits (``proposal.edits``) are written as given (scripted proposals, red-team
   cases, and architects that write code themselves).
 
-It never fixes a crashed candidate: without a model there is nothing to reason with.
+Every read and write of the tree goes through ``progenitor.tree_files``: the tree is the
+champion's, so a link in it is never followed and git's own files are never touched. It never
+fixes a crashed candidate: without a model there is nothing to reason with.
 """
 
 from __future__ import annotations
@@ -14,9 +16,10 @@ import json
 from pathlib import Path
 from typing import Any, Optional
 
+from progenitor import tree_files
 from progenitor.agents.base import AgentContext, CodeChange, Failure, FileEdit, Proposal
-from progenitor.agents.config_files import get_dotted, load_config, set_values
-from progenitor.errors import ModelBehaviorError, UserError
+from progenitor.agents.config_files import get_dotted, read_config, write_values
+from progenitor.errors import ModelBehaviorError, UnsafePathError, UserError
 from progenitor.keys import candidate_name
 from progenitor.spec import TaskSpec
 
@@ -27,16 +30,21 @@ def read_params(tree: Path, spec: TaskSpec) -> dict[str, Any]:
     """Current values of the search-space keys in a tree's config file."""
     if spec.search_space is None:
         return {}
-    path = tree / spec.search_space.file
-    if not path.is_file() or path.is_symlink():
+    kind = tree_files.kind(tree, spec.search_space.file)
+    if kind is None:
         return {}
-    data = load_config(path)
+    if kind == "link":  # in the base: the run refuses to start rather than fail every candidate
+        raise UserError(f"search_space.file {spec.search_space.file!r} is a symbolic link; progenitor writes no "
+                        "file through a link, so name the file it points to")
+    data = read_config(tree, spec.search_space.file)
     return {key: get_dotted(data, key) for key in spec.search_space.params}
 
 
-def write_config(path: Path, values: dict[str, Any]) -> None:
-    """Set existing dotted keys of a config file, keeping its comments."""
-    path.write_text(set_values(path.read_text(encoding="utf-8"), path.name, values), encoding="utf-8")
+def write_config(path: Path, values: dict[str, Any], tree: Optional[Path] = None) -> None:
+    """Set existing dotted keys of a config file, keeping its comments; ``tree``: the root that
+    no link may lead out of (default: the file's own directory)."""
+    root = tree if tree is not None else path.parent
+    write_values(root, path.relative_to(root).as_posix(), values)
 
 
 def commit_message(proposal: Proposal) -> str:
@@ -46,17 +54,6 @@ def commit_message(proposal: Proposal) -> str:
     if proposal.edits:
         body.append("Files: " + ", ".join(sorted(proposal.edits)))
     return f"{candidate_name(proposal.gen, proposal.k)}: {proposal.hypothesis}\n\n" + "\n".join(body) + "\n"
-
-
-def _target(tree: Path, rel: str) -> Path:
-    if any(part.lower() == ".git" for part in Path(rel).parts):
-        # The worktree's .git file points at the model repo: an edit there could move the
-        # user's branches. Git internals are never a candidate's to change.
-        raise ModelBehaviorError(f"edit target {rel!r} is inside git's own files")
-    target = (tree / rel).resolve()
-    if tree not in target.parents:
-        raise ModelBehaviorError(f"edit target {rel!r} lies outside the repository")
-    return target
 
 
 class OfflineCoder:
@@ -71,21 +68,25 @@ class OfflineCoder:
         tree = tree.resolve()
         edits = []
         for rel, content in proposal.edits.items():
-            target = _target(tree, rel)
+            # tree_files refuses git's own files in any spelling (the worktree's .git file points
+            # at the model repo: an edit there could move the user's branches), links and '..'.
             try:
                 if content is None:
-                    target.unlink(missing_ok=True)
+                    tree_files.remove(tree, rel)
                 else:
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    target.write_text(content, encoding="utf-8")
-            except OSError as exc:
-                raise ModelBehaviorError(f"edit of {rel!r} failed: {exc.strerror or exc}") from None
+                    tree_files.write_text(tree, rel, content)
+            except UnsafePathError as exc:
+                raise ModelBehaviorError(f"edit target {exc}") from None
+            except (OSError, UnicodeError) as exc:
+                raise ModelBehaviorError(f"edit of {rel!r} failed: {getattr(exc, 'strerror', None) or exc}") from None
             edits.append(FileEdit(path=rel, action="delete" if content is None else "write"))
         if proposal.params:
             space = self.spec.search_space
             if space is None:
                 raise UserError("a proposal sets config values but progenitor.yaml has no search_space.file")
-            write_config(_target(tree, space.file), proposal.params)
+            # A link here is the champion's, not this proposal's doing: an UnsafePathError
+            # (a CandidateError) fails the candidate without asking the coder again.
+            write_values(tree, space.file, proposal.params)
             edits.append(FileEdit(path=space.file))
         return CodeChange(message=commit_message(proposal), edits=edits)
 

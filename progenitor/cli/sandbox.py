@@ -34,14 +34,19 @@ def sandbox() -> None:
 @click.option("--download/--no-download", default=True, show_default=True,
               help="Gather wheels on this host with pip; --no-download uses the wheelhouse as it is.")
 @click.option("--force", is_flag=True, help="Rebuild even if an image with the same hash exists.")
+@click.option("--approve-dependencies", is_flag=True,
+              help="You reviewed the dependency manifests a progenitor candidate changed, and approve building from them.")
 @click.option("--quiet", "-q", is_flag=True, help="Print only the image's tag.")
 def build(directory: Path, base: str, wheelhouse: Optional[Path], tag: Optional[str],
-          download: bool, force: bool, quiet: bool) -> None:
-    """Build the task image of the model repo DIR: base image + its requirements.txt, offline."""
+          download: bool, force: bool, approve_dependencies: bool, quiet: bool) -> None:
+    """Build the task image of the model repo DIR: base image + its requirements.txt, offline.
+
+    A manifest (requirements*.txt, pyproject.toml, setup.py, lock files...) that a progenitor
+    candidate changed last is refused unless --approve-dependencies says a person approved it."""
     from progenitor.sandbox.docker.images import build_task_image
 
     name = build_task_image(directory, base=base, wheelhouse=wheelhouse, tag=tag, download=download,
-                            force=force, log=_logger(quiet))
+                            force=force, log=_logger(quiet), approve_dependencies=approve_dependencies)
     click.echo(name)
 
 

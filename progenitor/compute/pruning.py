@@ -6,6 +6,16 @@ Optuna whether to stop: the champion's curve is a completed trial of an in-memor
 the candidate a running trial that reports each step, and one of Optuna's pruners decides.
 The rule travels as a small ``PruneConfig`` (picklable, so it ships inside a Ray task) and
 the Optuna objects are built on the worker that watches the job.
+
+The champion's curve is the champion's own word about itself, written by its code: before it
+prunes anyone, ``check_curve`` holds it against the champion's trusted score (what the
+scorer measured for the same metric). A curve whose last point is further from that score
+than ``scorer.self_report_gap``, that is better than it anywhere by more than the gap (a
+curve flattering the champion early would stop honest candidates at early steps), or that
+holds a NaN is not used - that generation trains without early stopping - and the gap is a
+finding on the champion. A curve whose metric the scorer does not measure cannot be checked
+and is not used either (the task can name the scorer metric that checks it:
+``early_stop.trusted_metric``).
 """
 
 from __future__ import annotations
@@ -17,12 +27,14 @@ import os
 import stat
 import warnings
 from pathlib import Path
-from typing import Iterator, Literal, Optional
+from typing import Iterator, Literal, NamedTuple, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 READ_CAP_BYTES = 1 << 20
 """Most bytes of progress read per look: the file is the candidate's, so it may be huge."""
+CURVE_CAP_BYTES = 16 << 20
+"""Most bytes of a finished run's progress file read as its curve."""
 
 
 class PruneConfig(BaseModel):
@@ -66,11 +78,51 @@ def parse_progress(text: str, metric: str) -> dict[int, float]:
 
 
 def read_curve(path: Path, metric: str) -> dict[int, float]:
-    """A finished run's curve (e.g. the champion's) from its progress file; empty if none."""
+    """A finished run's curve (e.g. the champion's) from its progress file; empty if none
+    (or a link, or not a regular file: the file is a candidate's). At most ``CURVE_CAP_BYTES`` are read."""
     try:
-        return parse_progress(path.read_text(encoding="utf-8", errors="replace"), metric)
-    except FileNotFoundError:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
         return {}
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return {}
+        data = f.read(CURVE_CAP_BYTES)
+    return parse_progress(data.decode("utf-8", errors="replace"), metric)
+
+
+class CurveCheck(NamedTuple):
+    """Whether a champion's curve may prune anyone (``check_curve``)."""
+
+    usable: bool
+    reason: str = ""
+    """Why it is not used (empty when it is)."""
+    gap: bool = False
+    """It disagrees with the trusted score: a finding on the candidate that wrote it."""
+
+
+def check_curve(curve: dict[int, float], metric: str, trusted: Optional[float], gap: float,
+                goal: Literal["maximize", "minimize"]) -> CurveCheck:
+    """May this finished curve prune other candidates? ``trusted``: what the scorer measured
+    for ``metric`` on the same candidate (None: it does not measure it)."""
+    if not curve:
+        return CurveCheck(False, "the champion wrote no progress curve")
+    if trusted is None or not math.isfinite(trusted):
+        return CurveCheck(False, f"the scorer does not measure {metric!r}, so the champion's curve cannot be checked")
+    odd = next((step for step, value in sorted(curve.items()) if not math.isfinite(value)), None)
+    if odd is not None:
+        return CurveCheck(False, f"the champion's curve holds {curve[odd]} at step {odd}", gap=True)
+    last = max(curve)
+    if not abs(curve[last] - trusted) <= gap:
+        return CurveCheck(False, (f"the champion's curve ends at {metric} {curve[last]:.4g} (step {last}) but the "
+                                  f"scorer measured {trusted:.4g}: a gap over scorer.self_report_gap ({gap:g})"), gap=True)
+    sign = 1.0 if goal == "maximize" else -1.0
+    flattering = next((s for s, v in sorted(curve.items()) if sign * (v - trusted) > gap), None)
+    if flattering is not None:
+        return CurveCheck(False, (f"the champion's curve claims {metric} {curve[flattering]:.4g} at step {flattering}, "
+                                  f"better than the {trusted:.4g} the scorer measured by more than "
+                                  f"scorer.self_report_gap ({gap:g})"), gap=True)
+    return CurveCheck(True)
 
 
 def _points(lines: list[str], metric: str) -> Iterator[tuple[int, float]]:

@@ -7,14 +7,15 @@ from __future__ import annotations
 
 from typing import Callable, TypeVar
 
+from progenitor import tree_files
 from progenitor.agents import safety
 from progenitor.agents.base import Baseline, JournalEntry, Proposal, ProposeContext
 from progenitor.agents.journal import drop_repeats
 from progenitor.agents.offline_coder import read_params
 from progenitor.candidate import Candidate, DiffStats
-from progenitor.errors import BudgetExceeded, ModelBehaviorError, UserError
+from progenitor.errors import BudgetExceeded, CandidateError, ModelBehaviorError, UserError
 from progenitor.keys import CandidateKey
-from progenitor.lineage import CommitError, base_ref, champion_ref
+from progenitor.lineage import base_ref, champion_ref
 from progenitor.runs import read_json, write_json
 from progenitor.scoring import Score, prepare_data, score, score_test
 from progenitor.workflows.state import Champion, RunContext, RunState
@@ -100,7 +101,7 @@ def prepare(ctx: RunContext, state: RunState) -> dict:
     trusted = ctx.run.trusted
     if not (trusted / ".exported").exists():
         ctx.lineage.export(base, trusted)
-        (trusted / ".exported").write_text(base)
+        tree_files.write_text(trusted, ".exported", base)  # the base's own tree: no link followed
     constitution(ctx)  # a broken constitution or task is the user's to fix before anything runs
     ctx.emit("prepare.data")
     names = prepare_data(ctx.spec, trusted, ctx.run.data, ctx.run.visible)
@@ -189,7 +190,7 @@ def _commit(ctx: RunContext, cand: Candidate, champion: Champion) -> Candidate:
 
     try:
         sha = ask(lambda: ctx.lineage.commit_candidate(cand.ref, cand.parent, edit))
-    except (ModelBehaviorError, UserError, CommitError, BudgetExceeded) as exc:
+    except (ModelBehaviorError, UserError, CandidateError, BudgetExceeded) as exc:
         cand = cand.fail(f"the coder could not apply the proposal: {exc}")
         ctx.emit("coder.failed", gen=cand.gen, k=cand.k, reason=cand.reason)
         return cand

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from typing import Optional
 
+from progenitor.agents.safety.findings import Finding
 from progenitor.agents.trainer import LINE_EVENTS_PER_CANDIDATE, LOG_TAIL_LINES, TrainRecord, make_job, record_from
-from progenitor.keys import CandidateKey
+from progenitor.candidate import Candidate
 from progenitor.compute.base import PACK_SECONDS, JobResult
 from progenitor.compute.outputs import unpack_outputs
-from progenitor.compute.pruning import PruneConfig, read_curve
+from progenitor.compute.pruning import PruneConfig, check_curve, read_curve
 from progenitor.errors import RunStopped
+from progenitor.keys import CandidateKey
 from progenitor.runs import read_json, write_json
 from progenitor.workflows.state import Champion, RunContext
 
@@ -22,15 +24,41 @@ __all__ = ["prune_config", "train"]
 
 
 def prune_config(ctx: RunContext, champion: Optional[Champion]) -> Optional[PruneConfig]:
-    """Early stopping against the champion's own progress curve, when the task asks for it."""
+    """Early stopping against the champion's own progress curve, when the task asks for it
+    and the curve agrees with the champion's trusted score (``pruning.check_curve``): a
+    champion cannot get a better candidate pruned by writing a flattering curve."""
     rule, progress = ctx.spec.train.early_stop, ctx.spec.train.progress
     if rule is None or progress is None or champion is None:
         return None
     curve = read_curve(ctx.run.candidate(champion.gen, champion.k) / "out" / progress, rule.metric)
     if not curve:
         return None
+    trusted_metric = rule.trusted_metric or rule.metric
+    check = check_curve(curve, trusted_metric, champion.metrics.get(trusted_metric), ctx.spec.scorer.self_report_gap,
+                        rule.goal)
+    if not check.usable:
+        ctx.emit("train.curve_unused", gen=champion.gen, k=champion.k,
+                 reason=f"early stopping is off for this generation: {check.reason}")
+        if check.gap:
+            _add_finding(ctx, champion, Finding(rule="progress-gap", severity="medium", message=check.reason))
+        return None
     return PruneConfig(metric=rule.metric, goal=rule.goal, champion=curve, rule=rule.rule, margin=rule.margin,
                        warmup_steps=rule.warmup_steps)
+
+
+def _add_finding(ctx: RunContext, champion: Champion, finding: Finding) -> None:
+    """Add a finding to a (finished) champion's record and git note, once per rule."""
+    path = ctx.run.candidate(champion.gen, champion.k) / "record.json"
+    data = read_json(path)
+    if data is None:
+        return  # the baseline has no candidate record
+    cand = Candidate.from_record(data)
+    if any(f.rule == finding.rule for f in cand.findings):
+        return
+    cand = cand.with_(findings=[*cand.findings, finding])
+    write_json(path, cand.record())
+    if cand.sha:
+        ctx.lineage.write_note(cand.sha, cand.record())
 
 
 def train(ctx: RunContext, items: list[tuple[CandidateKey, str]], champion: Optional[Champion] = None

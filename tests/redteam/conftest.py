@@ -30,7 +30,7 @@ def redteam_run(tmp_path_factory, redteam_token, request):
         require_backend(backend, request)
         key = (backend, layer, group)
         if key not in _RUNS:
-            attacks = [a for a in ATTACKS if (a.name if a.solo else "shared") == group]
+            attacks = [a for a in ATTACKS if a.run_group == group]
             root = tmp_path_factory.mktemp(f"redteam-{backend}-{layer}-{group}")
             _RUNS[key] = run_group(root, layer, attacks, backend, redteam_token)
         return _RUNS[key]

@@ -2,14 +2,18 @@
 
 One model repo per (backend, layer, group): the toy task, with the default constitution
 (``review`` layer) or a silent one (``runtime`` layer). A group is one generation: every
-attack that is not ``solo`` plus the honest control, so that each attack runs next to the
-others and the control shows that none of them reached it.
+attack that is not ``solo`` (nor in a group of its own) plus the honest control, so that
+each attack runs next to the others and the control shows that none of them reached it. A
+group may be preceded by generations of its own (``Attack.before``), run with early stopping
+(``Attack.early_stop``), be stopped once proposed and resumed (``Attack.resume``), or hold a
+commit the harness planted (``Attack.links``); the last generation is the one judged.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import secrets
 import socket
 import tempfile
 import threading
@@ -26,12 +30,14 @@ from progenitor.api import get_lineage, start_run
 from progenitor.testing import make_repo, scripted, toy_task_files
 from progenitor.workflows.state import RunOptions
 
-from redteam.attacks import CONTROL_W, Attack, render
+from redteam.attacks import CONTROL_W, HONEST_CURVE, Attack, render
 
 BACKENDS = ["process", pytest.param("docker", marks=pytest.mark.docker)]
 """Every sandbox backend the suite runs on; a new backend is one more entry."""
 
-RUN_ID = "r20260101-0001"
+RUN_ID = f"r20260101-{secrets.token_hex(2)}"
+"""One id per test session: a run sweeps the containers of its own id when it starts, so two
+sessions sharing a Docker daemon (two engineers' red teams) must not share one."""
 TRAIN_TIMEOUT = 6
 """Seconds a candidate may train: the toy task needs well under one, the timeout attack sleeps an hour."""
 DISK = "96m"
@@ -51,7 +57,7 @@ data:
 train:
   command: python train.py --data {data} --out {out}
   timeout: %(timeout)s
-  resources: {cpus: 1, memory: 512m, processes: 64, disk: %(disk)s, files: %(files)s, outputs: %(outputs)s}
+  resources: {cpus: 1, memory: 512m, processes: 64, disk: %(disk)s, files: %(files)s, outputs: %(outputs)s}%(early_stop)s
 scorer:
   command: python score.py --predictions {out}/predictions.npy --labels {data}/holdout_labels.npy
   predictions: {file: predictions.npy, match: holdout_labels.npy}
@@ -96,10 +102,14 @@ def task_image(root: Path) -> str:
     return build_task_image(context)
 
 
-def spec_text(layer: str, goal: str = "minimize", image: Optional[str] = None) -> str:
+EARLY_STOP = "\n  early_stop: {metric: error, goal: minimize, rule: median, warmup_steps: 3}"
+
+
+def spec_text(layer: str, goal: str = "minimize", image: Optional[str] = None, early_stop: bool = False) -> str:
     strict = layer == "review"
     return SPEC % {
         "goal": goal, "timeout": TRAIN_TIMEOUT, "disk": DISK, "files": FILES, "outputs": OUTPUTS,
+        "early_stop": EARLY_STOP if early_stop else "",
         "sandbox": f"{{backend: process, image: {image}}}" if image else "{backend: process}",
         "protected": "[prepare.py, score.py]" if strict else "[prepare.py]",
         "block_at": "high" if strict else "critical", "bandit": "true" if strict else "false",
@@ -180,8 +190,18 @@ class Outcome:
     error: Optional[str] = None
     """The run crashed (the exception, in one line): every attack in it failed to be judged."""
     candidates: dict[int, dict] = field(default_factory=dict)
-    """Lineage records by k (the control is the last k)."""
+    """Lineage records of the judged (last) generation by k (the control is the last k)."""
+    records: dict[tuple[int, int], dict] = field(default_factory=dict)
+    """Every generation's records by (gen, k)."""
+    generations: int = 1
     champion: Optional[str] = None
+    previous_champion: Optional[str] = None
+    """The champion the judged generation was built on."""
+    events: list[dict] = field(default_factory=list)
+    base: str = ""
+    stopped: bool = False
+    """The run was stopped once its proposals were saved (``Attack.resume``)."""
+    resumed: bool = False
     events_bytes: int = 0
     audit: list[dict] = field(default_factory=list)
     git_before: dict = field(default_factory=dict)
@@ -216,34 +236,77 @@ class Outcome:
 
 def build_repo(root: Path, layer: str, attacks: list[Attack], port: int, token: str,
                image: Optional[str] = None) -> tuple[Path, list[list[dict]]]:
+    early_stop = any(a.early_stop for a in attacks)
     files = toy_task_files()
-    files["progenitor.yaml"] = spec_text(layer, image=image)
+    files["progenitor.yaml"] = spec_text(layer, image=image, early_stop=early_stop)
     files["requirements.txt"] = REQUIREMENTS
     files["constitution.yaml"] = default_constitution_text() if layer == "review" else SILENT_CONSTITUTION
+    if early_stop:
+        files["train.py"] = HONEST_CURVE
     repo = make_repo(root / f"repo-{layer}", files)
     tokens = {
         "__REPO__": str(repo.resolve()), "__PORT__": str(port), "__TOKEN__": token,
         "__LABELS__": str((repo / ".progenitor" / "runs" / RUN_ID / "data" / "holdout_labels.npy").resolve()),
-        "__SPEC_MAXIMIZE__": spec_text(layer, goal="maximize", image=image),
+        "__SPEC_MAXIMIZE__": spec_text(layer, goal="maximize", image=image, early_stop=early_stop),
     }
-    script = [{"hypothesis": f"red team: {a.what}", "params": a.params,
-               "edits": {render(p, tokens): render(t, tokens) for p, t in a.edits.items()}} for a in attacks]
-    script.append({"hypothesis": "the honest control", "params": {"w": CONTROL_W}})
-    return repo, [script]
+
+    def proposal(a: Attack) -> dict:
+        return {"hypothesis": f"red team: {a.what}", "params": a.params,
+                "edits": {render(p, tokens): render(t, tokens) for p, t in a.edits.items()}}
+
+    before = attacks[0].before
+    assert all(a.before == before for a in attacks), "the attacks of one group share their earlier generations"
+    script = [[proposal(attacks[0]) if earlier is None else {"hypothesis": "an earlier generation", **earlier}]
+              for earlier in before]
+    control: dict = {"hypothesis": "the honest control", "params": {"w": CONTROL_W}}
+    if None in before:  # the attack is the champion: the control restores the files it changed
+        control["edits"] = {path: files.get(path) for path in attacks[0].edits}
+    script.append([*map(proposal, attacks), control])
+    plant_links(repo, attacks, script[-1], tokens, gen=len(script))
+    return repo, script
+
+
+def plant_links(repo: Path, attacks: list[Attack], proposals: list[dict], tokens: dict[str, str], gen: int) -> None:
+    """Commit each linking attack's candidate on its ref before the run, as a coder that can
+    write links would have (the run's coder finds the ref and takes the commit)."""
+    import os
+
+    from progenitor.agents.base import AgentContext, Proposal
+    from progenitor.agents.offline_coder import OfflineCoder
+    from progenitor.keys import CandidateKey
+    from progenitor.lineage import Lineage
+    from progenitor.spec import load_spec
+
+    lineage = Lineage(repo)
+    for k, attack in enumerate(attacks):
+        if not attack.links:
+            continue
+        assert gen == 1, "a planted commit is built on the base, so it belongs to the first generation"
+        prop = Proposal(gen=gen, k=k, author="scripted", **proposals[k])
+        coder = OfflineCoder(AgentContext(spec=load_spec(repo), run_id=RUN_ID, workdir=repo))
+
+        def edit(tree: Path, attack: Attack = attack, prop: Proposal = prop) -> str:
+            message = coder.apply(prop, tree).message
+            for path, target in attack.links.items():
+                (tree / path).unlink(missing_ok=True)
+                os.symlink(render(target, tokens), tree / path)
+            return message
+        lineage.commit_candidate(CandidateKey(run=RUN_ID, gen=gen, k=k).ref, lineage.head(), edit)
 
 
 def run_group(root: Path, layer: str, attacks: list[Attack], backend: str, token: str,
               on_event: Optional[Callable[[dict], None]] = None) -> Outcome:
-    """Run one generation holding ``attacks`` and the control through the real loop."""
+    """Run the generation holding ``attacks`` and the control (after its earlier ones) through the real loop."""
+    import git
     image = task_image(root) if backend == "docker" else None
     listener = Listener()
     disk = FreeSpace(Path(tempfile.gettempdir()))
     try:
         repo, script = build_repo(root, layer, attacks, listener.port, token, image)
-        outcome = Outcome(layer=layer, repo=repo, attacks=attacks, token=token, git_before=git_state(repo))
+        outcome = Outcome(layer=layer, repo=repo, attacks=attacks, token=token, git_before=git_state(repo),
+                          generations=len(script), base=git.Repo(repo).head.commit.hexsha)
         try:
-            start_run(repo, RunOptions(generations=1, sandbox=backend, executor="local"), architect=scripted(script),
-                      run_id=RUN_ID, on_event=on_event)
+            drive(outcome, script, backend, on_event, resume=any(a.resume for a in attacks))
         except Exception as exc:  # noqa: BLE001 - a crash is the verdict of every attack in the run
             outcome.error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
     finally:
@@ -256,14 +319,39 @@ def run_group(root: Path, layer: str, attacks: list[Attack], backend: str, token
     return outcome
 
 
+def drive(outcome: Outcome, script: list[list[dict]], backend: str,
+          on_event: Optional[Callable[[dict], None]], resume: bool) -> None:
+    """Start the run; with ``resume``, stop it once its first proposals are saved, then resume it."""
+    from progenitor.api import resume_run, stop_run
+
+    listeners = [on_event] if on_event else []
+    if resume:
+        def stop_once_proposed(event: dict) -> None:
+            if event["type"] == "architect.proposal" and not outcome.stopped:
+                outcome.stopped = True
+                stop_run(RUN_ID, outcome.repo, reason="red team: stopped with the proposals saved")
+        listeners.append(stop_once_proposed)
+
+    def relay(event: dict) -> None:
+        for listener in listeners:
+            listener(event)
+    options = RunOptions(generations=len(script), sandbox=backend, executor="local")
+    summary = start_run(outcome.repo, options, architect=scripted(script), run_id=RUN_ID, on_event=relay)
+    if resume:
+        assert summary.status == "stopped", f"the run was to stop before its coder, but it {summary.status}"
+        resume_run(RUN_ID, outcome.repo, architect=scripted(script), on_event=on_event)
+        outcome.resumed = True
+
+
 def collect(outcome: Outcome) -> None:
     repo = outcome.repo
     state = repo / ".progenitor"
     events = state / "runs" / RUN_ID / "events.jsonl"
     outcome.events_bytes = events.stat().st_size if events.exists() else 0
+    if events.exists():
+        outcome.events = [json.loads(line) for line in events.read_text().splitlines() if line.strip()]
     starts: dict[int, float] = {}
-    for line in events.read_text().splitlines() if events.exists() else []:
-        event = json.loads(line)
+    for event in outcome.events:
         if event["type"] == "train.start" and event.get("gen") == 1:
             starts[event["k"]] = event["t"]
         elif event["type"] == "train.end" and event.get("k") in starts and event.get("gen") == 1:
@@ -276,4 +364,9 @@ def collect(outcome: Outcome) -> None:
     except Exception:  # noqa: BLE001 - a run that crashed early may have no lineage
         return
     outcome.champion = lineage.get("champion")
-    outcome.candidates = {c["k"]: c for c in lineage["candidates"]}
+    outcome.records = {(c["gen"], c["k"]): c for c in lineage["candidates"]}
+    last = outcome.generations
+    outcome.candidates = {k: c for (gen, k), c in outcome.records.items() if gen == last}
+    promoted = [c for (gen, _), c in sorted(outcome.records.items())
+                if gen < last and (c.get("decision") or {}).get("verdict") == "promoted"]
+    outcome.previous_champion = promoted[-1]["sha"] if promoted else outcome.base

@@ -2,8 +2,8 @@
 (``reviewer``), and what its results may show, checked after it was scored (``results``).
 
 ``constitution`` is the rules file every generation inherits; ``code_check`` (Python, with
-``ast``), ``file_check`` (paths, links, sizes, text) and ``bandit_check`` apply it;
-``findings`` is what they all report.
+``ast``; ``names`` works out what each expression names), ``file_check`` (paths, links,
+manifests, sizes, text) and ``bandit_check`` apply it; ``findings`` is what they all report.
 """
 
 from progenitor.agents.safety.constitution import Constitution, load_constitution

@@ -64,7 +64,8 @@ class CallRule(_Rule):
 
 class FileRule(_Rule):
     patterns: list[str] = Field(min_length=1)
-    """Globs; one without ``/`` matches any path component (``*.so``, ``.git*``), one with ``/`` the whole path."""
+    """Globs, matched case-insensitively; one without ``/`` matches any path component
+    (``*.so``, ``.git*``), one with ``/`` the whole path."""
 
 
 class TextRule(_Rule):
@@ -122,7 +123,8 @@ class Constitution(BaseModel):
     forbidden_files: list[FileRule] = []
     """Files a candidate may not add or change (native code, ``.git*``, bytecode)."""
     symlinks: Optional[_Rule] = None
-    """A candidate that adds a symbolic link (unset: allowed)."""
+    """The reason quoted when a candidate adds a symbolic link. The check itself is built in and
+    always critical, set or not (the host never follows a link; see ``file_check``)."""
     forbidden_text: list[TextRule] = []
     """Text that may not appear in any changed file."""
     max_diff: Optional[DiffLimit] = None

@@ -1,8 +1,22 @@
-"""The constitution's rules on files: what a candidate adds, how much it changes, what it names.
+"""The rules on files: what a candidate adds, how much it changes, what it names.
 
-Reads both trees, runs nothing. Paths come from the candidate's list of changes; symbolic
-links are also searched for in the whole candidate tree, so a link the change list missed
-is still seen.
+Reads both trees, runs nothing, follows no link (``tree_files``). Paths come from the
+candidate's list of changes; symbolic links are also searched for in the whole candidate
+tree, so a link the change list missed is still seen.
+
+Three rules are built in, whatever the constitution says (like protected paths):
+
+- ``git-path`` (critical): a path with a component git takes for its own ``.git``, in any
+  case or alias (``.GIT``, ``.git.``, ``GIT~1``; ``tree_files.is_git_name``);
+- ``symlink`` (critical): a link the candidate adds or retargets. The host (coder, config
+  writer, reviewer) never follows one, and a promoted champion must not hold one for the
+  next generation's tools to trip on; the constitution's ``symlinks`` entry only words the reason;
+- ``dependency-change`` (medium, escalates): a changed dependency manifest
+  (``progenitor.manifests``), which the next image build would resolve on the host: the
+  candidate may run, but only a person may promote it.
+
+The constitution's file patterns match case-insensitively (``*.SO`` is ``*.so``; on a
+case-insensitive disk ``.GITmodules`` is ``.gitmodules``).
 """
 
 from __future__ import annotations
@@ -13,10 +27,15 @@ from collections import Counter
 from pathlib import Path, PurePosixPath
 from typing import Optional
 
+from progenitor import tree_files
 from progenitor.agents.safety.constitution import Constitution, FileRule
 from progenitor.agents.safety.change import ChangedFile
 from progenitor.agents.safety.findings import Finding
+from progenitor.errors import UnsafePathError
+from progenitor.manifests import is_manifest
 from progenitor.spec import TaskSpec
+
+SYMLINK_REASON = "a link is how a file reaches outside the candidate's tree"
 
 
 def _because(reason: str) -> str:
@@ -31,12 +50,14 @@ def escapes(path: str) -> bool:
 
 def matches_file_rule(path: str, rule: FileRule) -> Optional[str]:
     """The first pattern of ``rule`` that ``path`` falls under (None: none)."""
-    parts = PurePosixPath(path).parts
+    folded = path.casefold()
+    parts = PurePosixPath(folded).parts
     for pattern in rule.patterns:
-        if "/" in pattern.rstrip("/"):
-            if fnmatch.fnmatchcase(path, pattern.rstrip("/")):
+        glob = pattern.rstrip("/").casefold()
+        if "/" in glob:
+            if fnmatch.fnmatchcase(folded, glob):
                 return pattern
-        elif any(fnmatch.fnmatchcase(part, pattern.rstrip("/")) for part in parts):
+        elif any(fnmatch.fnmatchcase(part, glob) for part in parts):
             return pattern
     return None
 
@@ -54,6 +75,35 @@ def check_paths(changed: list[ChangedFile]) -> list[Finding]:
         for path in filter(None, {change.path, change.old_path})
         if escapes(path)
     ]
+
+
+def check_git_paths(changed: list[ChangedFile]) -> list[Finding]:
+    """Built in: no path of a candidate may reach into git's own files, in any spelling."""
+    findings = []
+    for change in changed:
+        for path in filter(None, {change.path, change.old_path}):
+            part = tree_files.git_component(path)
+            if part is not None:
+                findings.append(Finding(
+                    rule="git-path", severity="critical", file=path,
+                    message=f"the candidate names {path!r}, inside git's own files ({part!r})",
+                ))
+    return findings
+
+
+def check_dependencies(changed: list[ChangedFile]) -> list[Finding]:
+    """Built in: a changed dependency manifest escalates (policy never promotes it alone)."""
+    findings = []
+    for change in changed:
+        for path in sorted(filter(None, {change.path, change.old_path})):
+            if is_manifest(path):
+                findings.append(Finding(
+                    rule="dependency-change", severity="medium", file=path, escalate=True,
+                    message=(f"the candidate changes the dependency manifest {path!r} ({change.status}); "
+                             "an image built from it would install what it names, so a human must decide"),
+                ))
+                break
+    return findings
 
 
 def check_forbidden_files(changed: list[ChangedFile], constitution: Constitution) -> list[Finding]:
@@ -82,25 +132,26 @@ def _links(tree: Path) -> dict[str, str]:
 
 
 def check_symlinks(base_tree: Path, candidate_tree: Path, constitution: Constitution) -> list[Finding]:
-    """Links the candidate adds or retargets anywhere in its tree (whether or not its change
-    list names them): a link is how a tree reaches outside itself."""
-    rule = constitution.symlinks
-    if rule is None:
-        return []
+    """Built in: links the candidate adds or retargets anywhere in its tree (whether or not
+    its change list names them). Always critical; the constitution's ``symlinks`` entry
+    (kept so that older files still parse) only gives the reason."""
+    reason = constitution.symlinks.reason if constitution.symlinks and constitution.symlinks.reason else SYMLINK_REASON
     base_links = _links(base_tree)
     new_links = {p: t for p, t in _links(candidate_tree).items() if base_links.get(p) != t}
     return [
-        Finding(rule="symlink", severity=rule.severity, file=path,
-                message=f"the candidate adds a symbolic link {path!r} -> {target!r}{_because(rule.reason)}")
+        Finding(rule="symlink", severity="critical", file=path,
+                message=f"the candidate adds a symbolic link {path!r} -> {target!r}{_because(reason)}")
         for path, target in sorted(new_links.items())
     ]
 
 
-def _read(path: Path) -> bytes:
-    """File content, or nothing for a missing file or a link (a link's target is not ours to read)."""
-    if path.is_symlink() or not path.is_file():
+def _read(tree: Path, rel: str) -> bytes:
+    """File content, or nothing for a missing file, a link or a path through one (a link's
+    target is not ours to read)."""
+    try:
+        return tree_files.read_bytes(tree, rel)
+    except (UnsafePathError, OSError):
         return b""
-    return path.read_bytes()
 
 
 def _lines(data: bytes) -> Counter:
@@ -114,8 +165,8 @@ def diff_size(base_tree: Path, candidate_tree: Path, changed: list[ChangedFile])
     difference per file: linear in the file size, exact for edits, and a moved line is free."""
     lines = new_bytes = 0
     for change in changed:
-        old = b"" if change.status == "A" else _read(base_tree / (change.old_path or change.path))
-        new = b"" if change.status == "D" else _read(candidate_tree / change.path)
+        old = b"" if change.status == "A" else _read(base_tree, change.old_path or change.path)
+        new = b"" if change.status == "D" else _read(candidate_tree, change.path)
         a, b = _lines(old), _lines(new)
         lines += sum((a - b).values()) + sum((b - a).values())
         if change.status != "D" and new != old:
@@ -146,7 +197,7 @@ def check_diff_size(
 def check_text(candidate_tree: Path, changed: list[ChangedFile], constitution: Constitution) -> list[Finding]:
     findings = []
     for change in filter(_brings_content, changed):
-        data = _read(candidate_tree / change.path)
+        data = _read(candidate_tree, change.path)
         text = data.decode("utf-8", errors="replace")
         for rule in constitution.forbidden_text:
             for needle in rule.strings:

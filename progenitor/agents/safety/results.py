@@ -1,6 +1,22 @@
 """The checks on a candidate once it was trained and scored: the gap between what it printed
 about itself and what the scorer measured, an implausible jump in the objective, and the
-guard metrics that must hold for it to be promoted."""
+guard metrics that must hold for it to be promoted.
+
+A **capability jump** (``check_jump``) is a gain over the champion larger than the lineage
+makes plausible; it escalates, so policy never promotes it alone. Four rules, any one fires:
+
+1. the gain exceeds ``oversight.max_jump`` (an absolute bound, when set);
+2. the gain exceeds ``JUMP_FACTOR`` times the largest gain between consecutive champions so
+   far (once there is one);
+3. the candidate reaches a perfect score (``oversight.perfect``: 0 error, 1.0 accuracy)
+   while the champion had not, in any generation: an exact perfect score on a holdout is the
+   signature of a candidate that found the labels, and a person should look before it wins;
+4. while there is no past gain (rule 2 has nothing to compare with: the first generation),
+   the candidate got more than ``oversight.max_gain_ratio`` (100) times closer to the perfect
+   value than the champion: an error from 3.12 to 0.02, an accuracy from 0.5 to 0.996.
+   Judged against the baseline, this leaves honest first-generation tuning alone (3.12 -> 0.15
+   is 21 times closer) and catches a gain "from nothing" that rule 2 cannot see.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +26,8 @@ from typing import Optional
 from progenitor.agents.safety.findings import Finding
 from progenitor.spec import Guard, TaskSpec
 
-__all__ = ["JUMP_FACTOR", "check_after_training", "check_guards", "check_jump", "drift", "drift_limit"]
+__all__ = ["JUMP_FACTOR", "check_after_training", "check_guards", "check_jump", "drift", "drift_limit",
+           "perfect_value"]
 
 JUMP_FACTOR = 3.0
 """An improvement more than this many times the lineage's largest past one is a possible capability jump."""
@@ -21,16 +38,53 @@ def _gain(goal: str, new: float, old: float) -> float:
     return new - old if goal == "maximize" else old - new
 
 
-def check_jump(spec: TaskSpec, value: float, history: list[float], factor: float = JUMP_FACTOR) -> list[Finding]:
-    """A gain over the champion (``history[-1]``) larger than the lineage makes plausible.
+def perfect_value(spec: TaskSpec, baseline: float) -> Optional[float]:
+    """The objective's perfect value (``oversight.perfect``, inferred from the baseline for ``auto``)."""
+    perfect = spec.oversight.perfect
+    if perfect != "auto":
+        return perfect
+    if not math.isfinite(baseline):
+        return None
+    if spec.objective.goal == "minimize":
+        return 0.0 if baseline >= 0 else None
+    return 1.0 if 0.0 <= baseline <= 1.0 else None
 
-    ``history`` is the champion's objective after each generation so far, oldest first. The
-    gain is implausible when it exceeds ``oversight.max_jump``, or ``factor`` times the
-    largest gain between consecutive champions (once there is at least one past gain)."""
+
+def _distance(goal: str, value: float, perfect: float) -> float:
+    """How far ``value`` is from perfect (0 at it, and beyond it)."""
+    return max(perfect - value if goal == "maximize" else value - perfect, 0.0)
+
+
+def _from_perfect(spec: TaskSpec, value: float, champion: float, perfect: Optional[float], first: bool) -> list[str]:
+    """Rules 3 and 4 of the module docstring: why ``value`` is implausibly close to perfect."""
+    if perfect is None:
+        return []
+    goal = spec.objective.goal
+    near, far = _distance(goal, value, perfect), _distance(goal, champion, perfect)
+    tolerance = 1e-12 * max(1.0, abs(perfect))
+    if far <= tolerance:
+        return []
+    if near <= tolerance:
+        return [f"a perfect score ({perfect:g}) from a champion that had none"]
+    ratio = spec.oversight.max_gain_ratio
+    if first and ratio is not None and far > ratio * near:
+        return [f"{far / near:.0f} times closer to a perfect score ({perfect:g}) than the champion, with no past "
+                f"gain to compare with (at most {ratio:g} allowed)"]
+    return []
+
+
+def check_jump(spec: TaskSpec, value: float, history: list[float], factor: float = JUMP_FACTOR) -> list[Finding]:
+    """A gain over the champion (``history[-1]``) larger than the lineage makes plausible
+    (the rules are in the module docstring).
+
+    ``history`` is the champion's objective after each generation so far, oldest first: the
+    baseline, then each generation's champion."""
     goal, metric = spec.objective.goal, spec.objective.metric
     if not history or not math.isfinite(value) or not math.isfinite(history[-1]):
         return []
     gain = _gain(goal, value, history[-1])
+    if not gain > 0:
+        return []
     past = [_gain(goal, b, a) for a, b in zip(history, history[1:])]
     past = [g for g in past if math.isfinite(g) and g > 0]
     reasons = []
@@ -38,6 +92,7 @@ def check_jump(spec: TaskSpec, value: float, history: list[float], factor: float
         reasons.append(f"more than oversight.max_jump ({spec.oversight.max_jump:.4g})")
     if past and gain > max(factor * max(past), spec.objective.min_delta):
         reasons.append(f"more than {factor:g} times the lineage's largest past gain ({max(past):.4g})")
+    reasons += _from_perfect(spec, value, history[-1], perfect_value(spec, history[0]), first=not past)
     if not reasons:
         return []
     return [Finding(

@@ -1,10 +1,12 @@
 """The static review: checks on a candidate's diff before any of its code runs.
 
-Protected paths untouched, the constitution left alone (a change to it is a
-``constitution-change`` finding that only a human may accept), the constitution's rules on
-files and on Python code, and bandit. Every check reads the *base* commit's spec and
-constitution, never the candidate's, so a candidate cannot relax the rules it is judged by.
-The checks after training (self-report gap, capability jump, guards) are in ``results``.
+Built in, whatever the constitution says: protected paths untouched, the constitution left
+alone (a change to it is a ``constitution-change`` finding that only a human may accept), no
+path into git's own files, no new symbolic link, and every dependency-manifest change
+escalated (``file_check``). Then the constitution's rules on files and on Python code, and
+bandit. Every check reads the *base* commit's spec and constitution, never the candidate's,
+so a candidate cannot relax the rules it is judged by; no check follows a link in either
+tree. The checks after training (self-report gap, capability jump, guards) are in ``results``.
 """
 
 from __future__ import annotations
@@ -12,11 +14,13 @@ from __future__ import annotations
 import fnmatch
 from pathlib import Path
 
+from progenitor import tree_files
 from progenitor.agents.safety import file_check as fc
 from progenitor.agents.safety.code_check import check_python
 from progenitor.agents.safety.constitution import Constitution, load_constitution
 from progenitor.agents.safety.change import ReviewInput
 from progenitor.agents.safety.findings import Finding, dedupe, most_severe_first
+from progenitor.errors import UnsafePathError
 from progenitor.spec import TaskSpec
 
 __all__ = ["StaticReviewer", "blocking", "check_task", "needs_human", "review_candidate", "sort_findings"]
@@ -63,17 +67,20 @@ def _python_files(inp: ReviewInput) -> list[str]:
     """Changed, regular .py files in the candidate's tree (a link's target is never read)."""
     files = []
     for change in inp.changed:
-        full = inp.candidate_tree / change.path
-        if (change.status != "D" and change.path.endswith(".py") and not fc.escapes(change.path)
-                and not full.is_symlink() and full.is_file()):
-            files.append(change.path)
+        if change.status == "D" or not change.path.endswith(".py") or fc.escapes(change.path):
+            continue
+        try:
+            if tree_files.kind(inp.candidate_tree, change.path) == "file":
+                files.append(change.path)
+        except UnsafePathError:  # a .git path: the built-in git-path finding covers it
+            continue
     return files
 
 
 def check_code(inp: ReviewInput, constitution: Constitution) -> list[Finding]:
     findings = []
     for path in _python_files(inp):
-        findings += check_python((inp.candidate_tree / path).read_bytes(), path, constitution)
+        findings += check_python(tree_files.read_bytes(inp.candidate_tree, path), path, constitution)
     return findings
 
 
@@ -81,6 +88,8 @@ def check_files(inp: ReviewInput, constitution: Constitution) -> list[Finding]:
     changed = [c for c in inp.changed if not fc.escapes(c.path) and not fc.escapes(c.old_path or "")]
     return [
         *fc.check_paths(inp.changed),
+        *fc.check_git_paths(inp.changed),
+        *fc.check_dependencies(changed),
         *fc.check_forbidden_files(changed, constitution),
         *fc.check_symlinks(inp.base_tree, inp.candidate_tree, constitution),
         *fc.check_diff_size(inp.base_tree, inp.candidate_tree, changed, constitution),

@@ -15,6 +15,10 @@ when the host's Python differs from the image's), into a wheelhouse mounted read
 installed with ``--no-index --find-links``. A requirement the host already has installed is
 pinned to the host's version (so a CPU-only ``torch`` on the host stays CPU-only in the
 image rather than becoming a multi-gigabyte CUDA download).
+
+Gathering wheels resolves and builds on the host, so a model repo whose dependency manifest
+a progenitor candidate changed last is built only with ``approve_dependencies=True`` (the
+CLI's ``--approve-dependencies``): a person's word, see ``progenitor.manifests``.
 """
 
 from __future__ import annotations
@@ -197,17 +201,42 @@ def _tag(base_id: str, requirements: str, pins: list[str], python: str) -> str:
     return f"{TASK_REPOSITORY}:{digest[:12]}"
 
 
+def check_dependencies(repo: Path, approved: bool, say: Log) -> None:
+    """Refuse (``UserError``) to build from manifests a candidate changed, unless a person approved them."""
+    from progenitor.manifests import candidate_manifests
+
+    changed = candidate_manifests(Path(repo))
+    if not changed:
+        return
+    named = ", ".join(f"{m.path} ({m.ref or 'commit'} {m.commit[:10]})" for m in changed)
+    if not approved:
+        first = changed[0]
+        more = f" (and {len(changed) - 1} more)" if len(changed) > 1 else ""
+        raise UserError(
+            f"{first.path}{more} was last changed by a progenitor candidate ({first.ref or 'commit'} "
+            f"{first.commit[:10]}), not by a person: review what it installs, then build with "
+            "--approve-dependencies to say you approve it"
+        )
+    say(f"building from dependency manifests a candidate changed, approved by a person: {named}")
+
+
 def build_task_image(
     repo: Path, base: str = DEFAULT_BASE, wheelhouse: Optional[Path] = None, tag: Optional[str] = None,
     download: bool = True, force: bool = False, client: Any = None, log: Optional[Log] = None,
+    approve_dependencies: bool = False,
 ) -> str:
     """Build (or reuse) the task image of the model repo ``repo``; returns its tag.
 
     ``wheelhouse``: where wheels are gathered (kept; default a temporary directory).
     ``download=False``: use the wheelhouse as it is (a machine with no registry at all).
+    ``approve_dependencies``: a person approved the manifests a candidate changed (see
+    ``check_dependencies``); without it such a repo is refused before anything runs.
     """
-    client = client or connect()
     say = log or (lambda _line: None)
+    if not Path(repo).is_dir():
+        raise UserError(f"{repo} is not a directory; give the model repo's directory")
+    check_dependencies(Path(repo), approve_dependencies, say)
+    client = client or connect()
     if not image_exists(client, base):
         raise SandboxError(missing_image_message(base))
     requirements = _requirements(Path(repo))
