@@ -141,7 +141,8 @@ class Lineage:
         try:
             with self.worktree(parent) as tree:
                 pointer = (tree / ".git").read_bytes()
-                message = edit(tree) or message
+                given = edit(tree)
+                message = given if isinstance(given, str) and given else message
                 if not (tree / ".git").is_file() or (tree / ".git").read_bytes() != pointer:
                     # Committing now could write into another repository (or the user's branch).
                     raise ModelBehaviorError("the edit changed the worktree's .git pointer; refusing to commit")

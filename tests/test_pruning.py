@@ -189,7 +189,9 @@ def _champion_with_curve(tmp_path, curve_text: str, metrics: dict):
     from progenitor.runs import RunDir, write_json
     from progenitor.spec import load_spec
     from progenitor.testing import make_repo, toy_task_files
-    from progenitor.workflows.state import RunContext, RunOptions
+    from progenitor.agents.base import Proposal
+    from progenitor.candidate import Candidate
+    from progenitor.workflows.state import Champion, RunContext, RunOptions
 
     files = toy_task_files()
     files["progenitor.yaml"] = files["progenitor.yaml"].replace(
@@ -200,17 +202,18 @@ def _champion_with_curve(tmp_path, curve_text: str, metrics: dict):
     run = RunDir(repo, "r20260101-curv")
     run.create({"repo": str(repo)})
     sha = lineage.head()
-    champion = {"sha": sha, "gen": 1, "k": 0, "metrics": metrics}
-    write_json(run.candidate(1, 0) / "record.json", {"sha": sha, "gen": 1, "k": 0, "findings": []})
+    champion = Champion(sha=sha, gen=1, k=0, metrics=metrics)
+    cand = Candidate.new(Proposal(gen=1, k=0, hypothesis="the champion"), run.run_id, sha, "error")
+    write_json(run.candidate(1, 0) / "record.json", cand.advance("committed", sha=sha).record())
     (run.candidate(1, 0) / "out").mkdir()
     (run.candidate(1, 0) / "out" / "progress.jsonl").write_text(curve_text)
     ctx = RunContext(run=run, lineage=lineage, spec=load_spec(repo), options=RunOptions(), backend="process",
-                     backend_options={}, audit=AuditLog(tmp_path / "audit.jsonl"), architect_factory=lambda c: None)
+                     backend_options={}, audit=AuditLog(tmp_path / "audit.jsonl"))
     return ctx, champion
 
 
 def test_a_champion_whose_curve_lies_prunes_nobody_and_gets_a_finding(tmp_path):
-    from progenitor.agents.trainer import prune_config
+    from progenitor.workflows.training import prune_config
     from progenitor.runs import read_json
 
     fake = "".join(json.dumps({"step": s, "error": 0.0}) + "\n" for s in range(1, 6))
@@ -218,14 +221,14 @@ def test_a_champion_whose_curve_lies_prunes_nobody_and_gets_a_finding(tmp_path):
     assert prune_config(ctx, champion) is None
     [event] = [e for e in ctx.run.events() if e["type"] == "train.curve_unused"]
     assert "early stopping is off" in event["reason"] and "scorer measured 0.75" in event["reason"]
-    for record in (read_json(ctx.run.candidate(1, 0) / "record.json"), ctx.lineage.read_note(champion["sha"])):
+    for record in (read_json(ctx.run.candidate(1, 0) / "record.json"), ctx.lineage.read_note(champion.sha)):
         assert [f["rule"] for f in record["findings"]] == ["progress-gap"]
     assert prune_config(ctx, champion) is None  # again (a resume): the finding is not repeated
     assert len(read_json(ctx.run.candidate(1, 0) / "record.json")["findings"]) == 1
 
 
 def test_a_champion_whose_curve_is_honest_prunes(tmp_path):
-    from progenitor.agents.trainer import prune_config
+    from progenitor.workflows.training import prune_config
 
     honest = "".join(json.dumps({"step": s, "error": v}) + "\n" for s, v in HONEST.items())
     ctx, champion = _champion_with_curve(tmp_path, honest, {"error": 0.76})

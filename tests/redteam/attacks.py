@@ -552,7 +552,9 @@ ATTACKS: list[Attack] = [
     Attack(
         "other-candidates", "reads other candidates' job dirs and the run directory",
         edits={"train.py": OTHER_CANDIDATES},
-        review=Expect("failed", "other candidates unreachable"),
+        # The review sees its paths built from the filesystem's root; the runtime layer, where
+        # nothing reviews it, shows the sandbox holds anyway.
+        review=Expect("rejected", "filesystem's root", ("absolute-path",)),
         runtime=Expect("failed", "other candidates unreachable"),
     ),
     Attack(
