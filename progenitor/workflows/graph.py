@@ -1,14 +1,17 @@
 """The loop as a LangGraph ``StateGraph``.
 
 ```
- START → prepare → architect → coder → safety_review ─┬─(none survived)───→ promote
-                       ↑                              └→ trainer → scorer → select → oversight → promote
-                       └──────────────── promote ──(budget spent / target met / stop)→ END
+ START → prepare → architect → coder → safety_review → training_check ─→ trainer → scorer → select → oversight ─→ promote
+                       ↑         ↑                      └→ training_gate → training_decision        └→ promotion_gate
+                       │         └─── an edit: a new candidate of the same generation ───────────┘    → promotion_decision
+                       └─────── promote ──(budget spent / target met / stop)→ END
 ```
 
-A generation whose candidates were all rejected goes straight to ``promote``, which
-records it and starts the next one (or ends): the rejected candidates are kept, and the
-generation counts against the budget, so a stubborn architect cannot loop forever.
+A generation none of whose candidates may be trained (all rejected by the review, or by a
+person) goes straight to ``promote``, which records it and starts the next one (or ends): the
+rejected candidates are kept, and the generation counts against the budget, so a stubborn
+architect cannot loop forever. The two gates (``workflows.gates``) are nodes whose only work
+is ``interrupt()``; the nodes around them decide whether to ask and apply the answer.
 """
 
 from __future__ import annotations
@@ -17,10 +20,12 @@ from functools import partial
 from typing import Any
 
 from progenitor.errors import RunStopped
-from progenitor.workflows import decide, nodes
+from progenitor.workflows import decide, gates, nodes
 from progenitor.workflows.state import RunContext, RunState
 
-NODES_PER_GENERATION = 8
+NODES_PER_GENERATION = 9
+"""Steps of a generation nobody is asked about; a gate's interrupt ends an invocation, and the
+one that resumes it counts its steps afresh."""
 
 
 def recursion_limit(generations: int) -> int:
@@ -38,23 +43,38 @@ def build_graph(ctx: RunContext, checkpointer: Any = None):
         "architect": nodes.architect,
         "coder": nodes.coder,
         "safety_review": nodes.safety_review,
+        "training_check": gates.training_check,
+        "training_decision": gates.training_decision,
         "trainer": nodes.trainer,
         "scorer": nodes.scorer,
         "select": decide.select,
         "oversight": decide.oversight,
+        "promotion_decision": gates.promotion_decision,
         "promote": decide.promote,
     }
     for name, fn in steps.items():
         graph.add_node(name, partial(_run_node, name, fn, ctx))
+    # The gates run bare: not even a node.start event before their interrupt.
+    graph.add_node("training_gate", gates.human_gate)
+    graph.add_node("promotion_gate", gates.human_gate)
     graph.add_edge(START, "prepare")
     graph.add_edge("prepare", "architect")
     graph.add_edge("architect", "coder")
     graph.add_edge("coder", "safety_review")
-    graph.add_conditional_edges("safety_review", nodes.after_review, {"trainer": "trainer", "promote": "promote"})
+    graph.add_edge("safety_review", "training_check")
+    graph.add_conditional_edges("training_check", gates.after_training_check,
+                                {"training_gate": "training_gate", "trainer": "trainer", "promote": "promote"})
+    graph.add_edge("training_gate", "training_decision")
+    graph.add_conditional_edges("training_decision", gates.after_training_decision,
+                                {"coder": "coder", "trainer": "trainer", "promote": "promote"})
     graph.add_edge("trainer", "scorer")
     graph.add_edge("scorer", "select")
     graph.add_edge("select", "oversight")
-    graph.add_edge("oversight", "promote")
+    graph.add_conditional_edges("oversight", decide.after_oversight,
+                                {"promotion_gate": "promotion_gate", "promote": "promote"})
+    graph.add_edge("promotion_gate", "promotion_decision")
+    graph.add_conditional_edges("promotion_decision", gates.after_promotion_decision,
+                                {"coder": "coder", "promote": "promote"})
     graph.add_conditional_edges("promote", decide.after_promote, {"architect": "architect", "end": END})
     return graph.compile(checkpointer=checkpointer)
 

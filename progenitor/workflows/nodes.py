@@ -10,6 +10,7 @@ from typing import Callable, TypeVar
 from progenitor.agents import safety
 from progenitor.agents.base import Baseline, JournalEntry, Proposal, ProposeContext
 from progenitor.agents.offline_coder import read_params
+from progenitor.agents.oversight import held_for_person
 from progenitor.candidate import Candidate, CandidateKey, DiffStats
 from progenitor.errors import ModelBehaviorError, UserError
 from progenitor.lineage import CommitError, base_ref, champion_ref
@@ -144,6 +145,10 @@ def _proposals(ctx: RunContext, state: RunState, gen: int) -> list[Proposal]:
 
 
 def architect(ctx: RunContext, state: RunState) -> dict:
+    from progenitor.reverts import follow
+
+    restored = follow(ctx, state)  # a generation reverted meanwhile: build on the champion put back
+    state = {**state, **restored}
     gen = state["generation"]
     parent = ctx.champion(state).sha
     cands = []
@@ -152,7 +157,8 @@ def architect(ctx: RunContext, state: RunState) -> dict:
         save(ctx, cand)
         ctx.emit("architect.proposal", gen=gen, k=cand.k, hypothesis=proposal.hypothesis)
         cands.append(cand)
-    return {"candidates": dump(cands), "selection": None, "decision": None}
+    return {"candidates": dump(cands), "selection": None, "decision": None, "approved": [], "request": None,
+            **restored}
 
 
 # -- coder ------------------------------------------------------------------------------------
@@ -198,6 +204,8 @@ def _review(ctx: RunContext, cand: Candidate) -> Candidate:
                                                message=f"the {reviewer.name} reviewer could not review it: {exc}"))
     findings = safety.sort_findings(findings)
     blockers = safety.blocking(findings, ctx.spec.safety.block_at)
+    if blockers and held_for_person(ctx.spec, findings, blockers):
+        return cand.advance("escalated", findings=findings, reason="held for a person: " + blockers[0].message)
     if blockers:
         return cand.advance("rejected", findings=findings, reason="rejected by the safety review: " + blockers[0].message)
     return cand.advance("reviewed", findings=findings)
@@ -230,10 +238,6 @@ def record_escalations(ctx: RunContext, cands: list[Candidate]) -> None:
                     actor=f"policy:{ctx.spec.oversight.mode}", run=run_id, gen=cand.gen, commit=cand.sha,
                     payload=finding.model_dump(), comment=f"needs a human decision: {finding.message}",
                 )
-
-
-def after_review(state: RunState) -> str:
-    return "trainer" if any(c["status"] == "reviewed" for c in state["candidates"]) else "promote"
 
 
 # -- trainer ----------------------------------------------------------------------------------
