@@ -117,6 +117,16 @@ class Progress:
         colour = "green" if e["action"] == "approve" else "yellow"
         self._line(f"g{e['gen']} decision [{colour}]{e['action']}[/{colour}] by {e['actor']}: {e['reason']}")
 
+    def _on_gate_waiting(self, e: dict) -> None:
+        self._line(f"[bold yellow]waiting for a person[/bold yellow] at {e['gate']}: {e['description']}")
+        self._line(e["how"])
+
+    def _on_gate_decided(self, e: dict) -> None:
+        self._line(f"{e['gate']} decided: {e['type']} by {e['by']} ({e['surface']}); going on")
+
+    def _on_champion_restored(self, e: dict) -> None:
+        self._line(f"[yellow]champion restored[/yellow] to {e['commit'][:10]} (a revert by {e['by']})")
+
     def _on_generation_end(self, e: dict) -> None:
         counts = ", ".join(f"{n} {s}" for s, n in sorted(e["counts"].items()))
         self._line(f"g{e['gen']} done: champion {_fmt(e['champion_value'])} ({counts})")
@@ -145,7 +155,12 @@ class Progress:
         # Plain, greppable lines too: tools and the demo read these.
         print(f"baseline {s.metric}: {_fmt(s.baseline)}")
         print(f"champion {s.metric}: {_fmt(s.champion)}")
-        if s.status != "finished":
+        if s.status == "waiting" and s.waiting:
+            from progenitor.workflows.waiting import how_to_decide
+
+            print(f"waiting at {s.waiting['gate']}: {s.waiting['description']}")
+            print(how_to_decide(s.run_id, s.waiting["gate"]))
+        elif s.status != "finished":
             print(f"resume with: progenitor resume {s.run_id} --repo {s.repo}")
 
 

@@ -88,7 +88,9 @@ def oversight(ctx: RunContext, state: RunState) -> dict:
     rounds = sum(1 for g in state.get("gates", []) if g.startswith(f"g{gen}/promotion"))
     entry = ctx.audit.append(
         key=f"{run_id}/g{gen}/decision" + (f"/{rounds + 1}" if rounds else ""),
-        action="ask" if asks else decision.action, actor=decision.actor, run=run_id, gen=gen,
+        # "ask": a promotion policy would make, left to a person (approver); an escalation keeps its name.
+        action="ask" if asks and decision.action == "approve" else decision.action, actor=decision.actor,
+        run=run_id, gen=gen,
         commit=chosen.sha if chosen else None, payload={"selection": state.get("selection")},
         comment=f"{decision.reason}; a person decides at {gate}" if asks else decision.reason,
         **({"gate": gate} if asks else {}),

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from progenitor.agents.safety.constitution import default_constitution_text
-from progenitor.api import get_lineage, start_run
+from progenitor.api import decide, get_lineage, resume_run, start_run
 from progenitor.testing import make_repo, scripted, toy_task_files
 from progenitor.workflows.state import RunOptions
 
@@ -197,8 +197,14 @@ def run_group(root: Path, layer: str, attacks: list[Attack], backend: str, token
         repo, script = build_repo(root, layer, attacks, listener.port, token, image)
         outcome = Outcome(layer=layer, repo=repo, attacks=attacks, token=token, git_before=git_state(repo))
         try:
-            start_run(repo, RunOptions(generations=1, sandbox=backend, executor="local"), architect=scripted(script),
-                      run_id=RUN_ID, on_event=on_event)
+            architect = scripted(script)
+            summary = start_run(repo, RunOptions(generations=1, sandbox=backend, executor="local"),
+                                architect=architect, run_id=RUN_ID, on_event=on_event, detach=True)
+            while summary.status == "waiting":
+                # A constitution change waits for a person (auto mode): the red team's person refuses it.
+                decide(RUN_ID, "reject", by="red-team", comment="a candidate may not change its constitution",
+                       repo=repo)
+                summary = resume_run(RUN_ID, repo, architect=architect, on_event=on_event, detach=True)
         except Exception as exc:  # noqa: BLE001 - a crash is the verdict of every attack in the run
             outcome.error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
     finally:
