@@ -165,7 +165,7 @@ def revert(run_id: str, gen: int, comment: str, *, by: Optional[str] = None, rep
 def adopt(run_id: str, branch: Optional[str] = None, *, by: Optional[str] = None, repo: Optional[PathLike] = None,
           surface: str = "api"):
     """Create (or fast-forward, never force) ``branch`` (default ``progenitor/<run>``) at the champion."""
-    from progenitor.adopt import adopt as _adopt
+    from progenitor.adoption import adopt as _adopt
     from progenitor.deciding import default_person
 
     return _adopt(run_id, branch, by or default_person(), Path(repo) if repo else None, surface=surface)

@@ -118,8 +118,8 @@ class AuditLog:
         entries = self.entries()
         problems = []
         chain = _check_chain(entries)
-        if chain:
-            problems.append(chain)
+        if chain:  # at the same entry, the chain's own account of what happened comes first
+            problems.append((chain[0], 0, chain[1]))
         heads: list[Head] = []
         for root in filter(None, [self.git_root, Path(against) if against else None]):
             found = read_heads(root)
@@ -127,12 +127,12 @@ class AuditLog:
             where = "in git" if root == self.git_root else f"in {root}"
             bad = _check_heads(entries, found, where)
             if bad:
-                problems.append(bad)
+                problems.append((bad[0], 1, bad[1]))
         recorded = max((h.seq for h in heads), default=-1)
         if not problems:
             return Verification(ok=True, entries=len(entries), git_heads=len(heads),
                                 unrecorded=max(0, len(entries) - 1 - recorded) if heads else 0)
-        index, problem = min(problems)
+        index, _, problem = min(problems)
         return Verification(ok=False, entries=len(entries), problem=problem, bad_entry=index, git_heads=len(heads))
 
 

@@ -153,6 +153,10 @@ def create_app(repo: Path, *, host: str = "127.0.0.1", port: int = 8765, token: 
         return back(f"/runs/{run_id}", done=f"generation {done.gen} reverted by {done.by}; champion back at "
                                             f"{done.restored['sha'][:10]}")
 
+    @app.get("/favicon.ico")
+    def favicon():
+        return RedirectResponse("/static/favicon.svg", status_code=301)
+
     @app.get("/api/fingerprint")
     def fingerprint():
         return JSONResponse({"fingerprint": views.fingerprint(repo)}, headers={"Cache-Control": "no-store"})
