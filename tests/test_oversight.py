@@ -288,3 +288,74 @@ def test_pending_json_is_the_langchain_hitl_request(tmp_path):
     [config] = request["review_configs"]
     assert config["action_name"] == "promote"
     assert config["allowed_decisions"] == ["approve", "edit", "reject", "respond"]
+
+
+def test_a_revert_while_a_run_waits_keeps_its_next_promotion_off_the_reverted_line(tmp_path):
+    repo = toy_repo(tmp_path / "repo", "approver", generations=2, oversight="approve_training_above: {cpu_hours: 0}")
+    summary = progenitor.start_run(repo, RunOptions(**OPTIONS), detach=True)
+    for gate in ("g1/training", "g1/promotion"):
+        [waiting] = progenitor.pending(summary.run_id, repo=repo)
+        assert waiting.gate == gate
+        progenitor.decide(summary.run_id, "approve", by="jo", repo=repo)
+        summary = progenitor.resume_run(summary.run_id, repo=repo, detach=True)
+    promoted = Lineage(repo).resolve(champion_ref(summary.run_id))
+    assert promoted != Lineage(repo).head()
+    [waiting] = progenitor.pending(summary.run_id, repo=repo)
+    assert waiting.gate == "g2/training", "generation 2 was proposed on g1's champion and waits"
+    progenitor.revert(summary.run_id, 1, "g1 is suspect", by="kim", repo=repo)
+    progenitor.decide(summary.run_id, "approve", by="jo", repo=repo)
+    summary = progenitor.resume_run(summary.run_id, repo=repo)
+    second = [c for c in progenitor.get_lineage(summary.run_id, repo=repo)["candidates"] if c["gen"] == 2]
+    assert second and all(c["parent"] == promoted for c in second)
+    assert not any(c["decision"]["verdict"] == "promoted" for c in second), "nothing built on a reverted champion"
+    assert Lineage(repo).resolve(champion_ref(summary.run_id)) == Lineage(repo).head()
+    assert summary.status == "finished"
+
+
+@pytest.mark.parametrize("mode, action, asks", [
+    ("approver", "approve", True), ("approver", "escalate", True), ("approver", "keep", False),
+    ("auto", "approve", False), ("auto", "escalate", True), ("auditor", "escalate", False),
+    ("auditor", "approve", False), ("auto", "none", False),
+])
+def test_who_decides_in_each_mode(mode, action, asks):
+    from progenitor.agents.oversight import PolicyDecision, needs_person
+
+    assert needs_person(mode, PolicyDecision(action=action, actor=f"policy:{mode}", reason="")) is asks
+
+
+def test_growth_rules_escalate_past_their_factors_and_the_cost_estimate_asks_above_its_cap():
+    from progenitor.agents.oversight import estimate_training, growth_findings, training_above
+    from progenitor.spec import load_spec_text
+    from progenitor.testing import toy_task_files
+
+    text = toy_task_files()["progenitor.yaml"] + (
+        "oversight: {mode: approver, max_param_growth: 2, max_cost_growth: 3, "
+        "approve_training_above: {cpu_hours: 0.0005}}\n")
+    spec = load_spec_text(text)
+    found = growth_findings(spec, {"params": 25}, {"params": 10}, cost=40.0, champion_cost=10.0)
+    assert [f.rule for f in found] == ["param-growth", "cost-growth"] and all(f.escalate for f in found)
+    assert "2.5x" in found[0].message and "4x" in found[1].message
+    assert growth_findings(spec, {"params": 15}, {"params": 10}, cost=20.0, champion_cost=10.0) == []
+    assert growth_findings(spec, {}, {"params": 10}, cost=None, champion_cost=10.0) == []
+    cheap = estimate_training(spec, 2, past_seconds=[0.5, 1.0])
+    assert cheap.seconds_each == 1.0 and cheap.cpu_hours == pytest.approx(2 / 3600)
+    assert training_above(spec, cheap) and "approve_training_above.cpu_hours" in training_above(spec, cheap)[0]
+    assert not training_above(spec, estimate_training(spec, 0, [1.0]))
+    assert estimate_training(spec, 1, []).seconds_each == spec.train.timeout, "no training yet: the timeout bounds it"
+
+
+@pytest.mark.parametrize("field, value, says", [
+    ("max_param_growth", "0.5", "greater than 1"),
+    ("mode", "spectator", "allowed: 'auto', 'approver' or 'auditor'"),
+    ("approve_training_above", "{}", "at least one of"),
+    ("poll_seconds", "0", "greater than 0"),
+])
+def test_oversight_fields_are_checked_like_every_field(field, value, says):
+    from progenitor.errors import SpecError
+    from progenitor.spec import load_spec_text
+    from progenitor.testing import toy_task_files
+
+    text = toy_task_files()["progenitor.yaml"] + f"oversight: {{{field}: {value}}}\n"
+    with pytest.raises(SpecError, match=rf"oversight\.{field}") as err:
+        load_spec_text(text)
+    assert says in str(err.value)

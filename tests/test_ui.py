@@ -131,3 +131,20 @@ def test_a_decision_from_the_page_goes_through_the_one_api(tmp_path):
     assert "already decided: approve by human:Hana Web" in twice.text
     summary = progenitor.resume_run(summary.run_id, repo=repo)
     assert summary.status == "finished" and summary.champion_commit == entry["commit"]
+
+
+def test_a_revert_from_the_run_page_moves_the_champion_back_and_is_audited(tmp_path):
+    from progenitor.lineage import Lineage, champion_ref
+
+    repo = toy_repo(tmp_path / "repo", "auditor")
+    summary = progenitor.start_run(repo, RunOptions(**OPTIONS))
+    c = client(repo)
+    html = c.get(f"/runs/{summary.run_id}").text
+    assert 'action="/revert"' in html and '<option value="1">g1</option>' in html
+    done = c.post("/revert", headers={"Origin": ORIGIN}, data={
+        "run": summary.run_id, "gen": "1", "name": "Lee", "comment": "not convinced", "csrf": _form(html, "csrf")})
+    assert "generation 1 reverted by human:Lee" in done.text
+    assert Lineage(repo).resolve(champion_ref(summary.run_id)) == Lineage(repo).head()
+    [entry] = [e for e in audit_log(repo).entries() if e["action"] == "revert"]
+    assert entry["surface"] == "web" and entry["actor"] == "human:Lee"
+    assert "reverted" in c.get(f"/runs/{summary.run_id}").text

@@ -123,7 +123,7 @@ class TrainingEstimate(BaseModel):
     cpu_hours: float
     gpu_hours: float
     dollars: float
-    """The LLM spend of the generation before (0 with offline agents)."""
+    """LLM dollars an average generation of this run has cost so far (0 with offline agents)."""
 
 
 def estimate_training(spec: TaskSpec, n: int, past_seconds: list[float], last_dollars: float = 0.0

@@ -176,7 +176,8 @@ def print_status(console: Console, data: Any) -> None:
         if baseline is None and run.get("baseline"):
             metrics = run["baseline"].get("metrics", {})
             baseline = next(iter(metrics.values()), None)
-        table.add_row(run["id"], str(run.get("task")), f"{run.get('status')}" + (f" ({run['stop_reason']})" if run.get("stop_reason") else ""),
+        state = f"{run.get('status')}" + (f" at {run['waiting']['gate']}" if run.get("waiting") else "")
+        table.add_row(run["id"], str(run.get("task")), state + (f" ({run['stop_reason']})" if run.get("stop_reason") else ""),
                       str(run.get("generation")), _fmt(baseline), _fmt(summary.get("champion")), str(run.get("created")))
     console.print(table)
 
