@@ -120,7 +120,16 @@ class Visitor:
             route.abort()
 
     def visit(self, url: str, name: str):
-        self.page.goto(url)
+        from playwright.sync_api import Error
+
+        for attempt in range(3):
+            try:
+                self.page.goto(url)
+                break
+            except Error as exc:
+                # The page we leave may be reloading itself (a run moved) just as we navigate away.
+                if "ERR_ABORTED" not in str(exc) or attempt == 2:
+                    raise
         self.shot(name)
         return self.page
 
