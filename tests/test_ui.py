@@ -148,3 +148,21 @@ def test_a_revert_from_the_run_page_moves_the_champion_back_and_is_audited(tmp_p
     [entry] = [e for e in audit_log(repo).entries() if e["action"] == "revert"]
     assert entry["surface"] == "web" and entry["actor"] == "human:Lee"
     assert "reverted" in c.get(f"/runs/{summary.run_id}").text
+
+
+def test_an_edit_from_the_inbox_sends_only_the_changed_values(tmp_path):
+    repo = toy_repo(tmp_path / "repo", "approver", oversight="approve_training_above: {cpu_hours: 0}")
+    summary = progenitor.start_run(repo, RunOptions(**OPTIONS), detach=True)
+    c = client(repo)
+    html = c.get("/inbox").text
+    assert 'name="param__c0__w"' in html and 'name="param__c1__w"' in html
+    was = {k: _form(html, f"was__{k}__w") for k in ("c0", "c1")}
+    done = c.post("/decide", headers={"Origin": ORIGIN}, data={
+        "run": summary.run_id, "gate": "g1/training", "action": "edit", "name": "Mo", "csrf": _form(html, "csrf"),
+        "param__c0__w": "3.0", "was__c0__w": was["c0"], "param__c1__w": was["c1"], "was__c1__w": was["c1"]})
+    assert "edit by human:Mo recorded" in done.text
+    from progenitor.decisions import DecisionStore
+
+    response = DecisionStore(repo).decision(summary.run_id, "g1/training").response
+    assert response["decisions"] == [{"type": "edit", "edited_action": {"name": "train", "args": {"params": {"w": 3.0}}}},
+                                     {"type": "approve"}]
