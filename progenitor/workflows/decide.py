@@ -91,7 +91,7 @@ def oversight(ctx: RunContext, state: RunState) -> dict:
         # "ask": a promotion policy would make, left to a person (approver); an escalation keeps its name.
         action="ask" if asks and decision.action == "approve" else decision.action, actor=decision.actor,
         run=run_id, gen=gen,
-        commit=chosen.sha if chosen else None, payload={"selection": state.get("selection")},
+        commit=chosen.sha if chosen else None, payload=request if asks else {"selection": state.get("selection")},
         comment=f"{decision.reason}; a person decides at {gate}" if asks else decision.reason,
         **({"gate": gate} if asks else {}),
     )

@@ -1,7 +1,8 @@
 """The nodes of the loop up to the trusted score. Each takes the state, does its side effects
 idempotently (keyed by run / generation / candidate, results on disk), and returns the
 state's new fields. Agents are asked here and only here; what they return is turned into
-events, records and commits here, and nowhere else. The deciding nodes are in ``decide``."""
+events, records and commits here, and nowhere else. The deciding nodes are in ``decide``, the human
+gates and the nodes around them in ``gates``."""
 
 from __future__ import annotations
 
