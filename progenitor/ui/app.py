@@ -45,7 +45,7 @@ class Site:
         from progenitor.ui import views
 
         data.update(csrf=self.guard.csrf(request.state.session), fingerprint=views.fingerprint(self.repo),
-                    repo=str(self.repo), pending_count=len(views.DecisionStore(self.repo).pending()),
+                    repo=str(self.repo), repo_name=self.repo.name, pending_count=len(views.DecisionStore(self.repo).pending()),
                     message=request.query_params.get("done"), error=request.query_params.get("error"))
         return self.templates.TemplateResponse(request, name, data, status_code=status_code)
 
