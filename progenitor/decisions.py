@@ -125,11 +125,15 @@ class DecisionStore:
         return self.gate(run, meta["id"])
 
     def gate(self, run: str, gate: str) -> Optional[Gate]:
+        if not self.path.exists():
+            return None
         with self._db() as db:
             row = db.execute("SELECT * FROM gates WHERE run = ? AND gate = ?", (run, gate)).fetchone()
         return _gate(row) if row else None
 
     def gates(self, run: Optional[str] = None) -> list[Gate]:
+        if not self.path.exists():
+            return []  # reading creates nothing: a repo without runs stays as it is
         with self._db() as db:
             rows = db.execute("SELECT * FROM gates WHERE ? IS NULL OR run = ? ORDER BY opened, rowid",
                               (run, run)).fetchall()
@@ -137,6 +141,8 @@ class DecisionStore:
 
     def pending(self, run: Optional[str] = None) -> list[Gate]:
         """Gates nobody has decided yet, oldest first."""
+        if not self.path.exists():
+            return []
         with self._db() as db:
             rows = db.execute(
                 "SELECT g.* FROM gates g LEFT JOIN decisions d ON d.run = g.run AND d.gate = g.gate "
@@ -159,6 +165,8 @@ class DecisionStore:
         return self.decision(run, gate)
 
     def decision(self, run: str, gate: str) -> Optional[Recorded]:
+        if not self.path.exists():
+            return None
         with self._db() as db:
             row = db.execute("SELECT * FROM decisions WHERE run = ? AND gate = ?", (run, gate)).fetchone()
         if row is None:
@@ -182,6 +190,8 @@ class DecisionStore:
         return next(r for r in self.reverts(run) if r.gen == gen)
 
     def reverts(self, run: str) -> list[Revert]:
+        if not self.path.exists():
+            return []
         with self._db() as db:
             rows = db.execute("SELECT * FROM reverts WHERE run = ? ORDER BY seq", (run,)).fetchall()
         return [Revert(**{**dict(r), "reverted": json.loads(r["reverted"]), "restored": json.loads(r["restored"])})

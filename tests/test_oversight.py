@@ -360,3 +360,12 @@ def test_oversight_fields_are_checked_like_every_field(field, value, says):
     with pytest.raises(SpecError, match=rf"oversight\.{field}") as err:
         load_spec_text(text)
     assert says in str(err.value)
+
+
+def test_looking_for_decisions_in_a_repo_without_runs_changes_nothing(tmp_path):
+    repo = toy_repo(tmp_path / "repo", "approver")
+    exclude = (repo / ".git" / "info" / "exclude").read_text() if (repo / ".git" / "info" / "exclude").exists() else None
+    assert progenitor.pending(repo=repo) == [] and "nothing waits" in cli("pending", "--repo", str(repo)).stdout
+    assert not (repo / ".progenitor").exists()
+    after = (repo / ".git" / "info" / "exclude").read_text() if (repo / ".git" / "info" / "exclude").exists() else None
+    assert after == exclude
