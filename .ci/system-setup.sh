@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Machine-level set-up for the full test suite: the process sandbox's bubblewrap here, then
+# Machine-level set-up for the full test suite: the process sandbox's bubblewrap and Chromium here, then
 # the Docker engine and progenitor's locally built images (.ci/docker-setup.sh installs and
 # starts what it needs). Idempotent; needs root (or sudo) the first time only.
 set -euo pipefail
@@ -7,5 +7,13 @@ cd "$(dirname "$0")/.."
 
 bash .ci/demo-setup.sh
 command -v bwrap >/dev/null || { echo "system-setup: bubblewrap could not be installed" >&2; exit 1; }
+
+# The browser tests drive Debian's Chromium through Playwright (Playwright's own browser
+# download is not used: the tests launch /usr/bin/chromium).
+if ! [ -x /usr/bin/chromium ]; then
+  echo "system-setup: installing chromium"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
+fi
 
 bash .ci/docker-setup.sh

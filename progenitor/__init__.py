@@ -24,6 +24,11 @@ _EXPORTS = {
     "stream_run": "progenitor.api",
     "build_graph": "progenitor.api",
     "open_run": "progenitor.api",
+    "decide": "progenitor.api",
+    "pending": "progenitor.api",
+    "revert": "progenitor.api",
+    "adopt": "progenitor.api",
+    "verify_audit": "progenitor.api",
     "RunOptions": "progenitor.workflows.state",
     "RunSummary": "progenitor.workflows.runner",
     "TaskSpec": "progenitor.spec",
@@ -45,7 +50,8 @@ def __getattr__(name: str) -> Any:
 
 if TYPE_CHECKING:  # pragma: no cover
     from progenitor.api import (
-        build_graph, get_lineage, list_runs, open_run, resume_run, run_status, start_run, stop_run, stream_run,
+        adopt, build_graph, decide, get_lineage, list_runs, open_run, pending, resume_run, revert, run_status,
+        start_run, stop_run, stream_run, verify_audit,
     )
     from progenitor.errors import ProgenitorError, UserError
     from progenitor.spec import TaskSpec, load_spec

@@ -1,4 +1,5 @@
-"""The Python API for lab tooling: start, stream, resume, stop and inspect runs.
+"""The Python API for lab tooling: start, stream, resume, stop and inspect runs; decide at
+their gates, revert a generation, adopt a champion, verify the audit log.
 
 Everything the CLI does goes through these functions; the CLI only parses and prints.
 """
@@ -21,8 +22,8 @@ from progenitor.workflows.runner import RunSummary, open_run, resume_run, start_
 from progenitor.workflows.state import RunOptions
 
 __all__ = [
-    "RunOptions", "RunSummary", "build_graph", "get_lineage", "list_runs", "open_run", "resume_run", "run_status",
-    "start_run", "stop_run", "stream_run",
+    "RunOptions", "RunSummary", "adopt", "build_graph", "decide", "get_lineage", "list_runs", "open_run", "pending",
+    "resume_run", "revert", "run_status", "start_run", "stop_run", "stream_run", "verify_audit",
 ]
 
 PathLike = Union[str, Path]
@@ -80,7 +81,8 @@ def _status_of(run) -> dict:
         "id": run.run_id, "repo": str(run.repo_root), "task": meta.get("task"), "created": meta.get("created"),
         "status": meta.get("status"), "stop_reason": meta.get("stop_reason"), "backend": meta.get("backend"),
         "base": meta.get("base"), "generation": last_gen, "summary": meta.get("summary"),
-        "baseline": meta.get("baseline"), "ledger": meta.get("ledger"),
+        "baseline": meta.get("baseline"), "ledger": meta.get("ledger"), "waiting": meta.get("waiting"),
+        "waiting_process": _alive(meta.get("pid")) if meta.get("status") == "waiting" else None,
     }
 
 
@@ -128,3 +130,56 @@ def get_lineage(run_id: str, repo: Optional[PathLike] = None) -> dict:
         "champion": refs.get(champion_ref(run_id)), "baseline": meta.get("baseline"),
         "candidates": [candidates[key].record() for key in sorted(candidates)],
     }
+
+
+# -- oversight ------------------------------------------------------------------------------
+def decide(run_id: str, decision: str, *, by: Optional[str] = None, comment: str = "",
+           edits: Optional[dict] = None, repo: Optional[PathLike] = None, gate: Optional[str] = None,
+           seen: Optional[str] = None, surface: str = "api"):
+    """Decide at the gate a run waits at: ``approve``, ``reject`` (with a comment), ``edit``
+    (``edits={"c0": {"lr": 0.01}}``) or ``request-changes`` (with a comment, which reaches the
+    architect). One decision per gate is recorded; a second raises ``AlreadyDecided``, naming the
+    first. ``by`` defaults to the OS user. Returns the stored decision."""
+    from progenitor.deciding import decide as _decide
+
+    return _decide(run_id, decision, by=by, comment=comment, edits=edits, repo=Path(repo) if repo else None,
+                   gate=gate, seen=seen, surface=surface)
+
+
+def pending(run_id: Optional[str] = None, repo: Optional[PathLike] = None) -> list:
+    """What waits for a decision: one run's gates, or every run's of ``repo`` (default: here)."""
+    from progenitor.deciding import pending as _pending
+
+    return _pending(run_id, Path(repo) if repo else None)
+
+
+def revert(run_id: str, gen: int, comment: str, *, by: Optional[str] = None, repo: Optional[PathLike] = None,
+           surface: str = "api"):
+    """Undo generation ``gen``'s promotion (and every later one): the champion goes back to the
+    last one kept, the records say ``reverted``, the audit log has it, the run builds on it."""
+    from progenitor.deciding import default_person
+    from progenitor.reverts import revert as _revert
+
+    return _revert(run_id, gen, comment, by or default_person(), Path(repo) if repo else None, surface=surface)
+
+
+def adopt(run_id: str, branch: Optional[str] = None, *, by: Optional[str] = None, repo: Optional[PathLike] = None,
+          surface: str = "api"):
+    """Create (or fast-forward, never force) ``branch`` (default ``progenitor/<run>``) at the champion."""
+    from progenitor.adoption import adopt as _adopt
+    from progenitor.deciding import default_person
+
+    return _adopt(run_id, branch, by or default_person(), Path(repo) if repo else None, surface=surface)
+
+
+def verify_audit(repo: Optional[PathLike] = None, against: Optional[PathLike] = None):
+    """Check the model repo's audit log: its hash chain, and the heads recorded in git (here,
+    and in ``against``: a clone of the lineage)."""
+    from progenitor.audit import audit_log
+    from progenitor.runs import STATE_DIR
+
+    root = Path(repo or Path.cwd()).resolve()
+    if not (root / STATE_DIR / "audit.jsonl").exists():
+        raise UserError(f"no audit log at {root / STATE_DIR / 'audit.jsonl'}; run it in a model repo that has had "
+                        f"a run, or pass --repo")
+    return audit_log(root).verify(Path(against) if against else None)

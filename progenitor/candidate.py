@@ -32,8 +32,9 @@ TRAINING_ENDS = ("failed", "timeout", "oom", "disk", "pruned")
 
 TRANSITIONS: dict[str, tuple[str, ...]] = {
     "proposed": ("committed", "failed"),
-    "committed": ("reviewed", "rejected", "failed"),
-    "reviewed": ("trained", *TRAINING_ENDS),
+    "committed": ("reviewed", "escalated", "rejected", "failed"),
+    "escalated": ("reviewed", "rejected", "failed"),
+    "reviewed": ("trained", "rejected", *TRAINING_ENDS),
     "trained": ("scored", "failed"),
     "scored": (),
     "rejected": (),
@@ -45,7 +46,9 @@ TRANSITIONS: dict[str, tuple[str, ...]] = {
 }
 """Which status may follow which. ``failed`` is reachable from every unfinished status: a
 candidate whose work could not be done (the coder could not apply it, git refused it, its
-training never reported) fails, with a reason."""
+training never reported) fails, with a reason. ``escalated``: the review found something only a
+person may accept (a constitution change); it waits at the human gate, which sends it on to
+training (``reviewed``) or rejects it. ``reviewed -> rejected``: a person refused to train it."""
 
 TERMINAL: tuple[str, ...] = tuple(status for status, nexts in TRANSITIONS.items() if not nexts)
 

@@ -68,6 +68,10 @@ class ApprovalRequired(ProgenitorError):
     """The run waits for a human decision."""
 
 
+class AlreadyDecided(UserError):
+    """A second decision for a gate that was decided already (the first one stands)."""
+
+
 class BudgetExceeded(ProgenitorError):
     """A budget cap (generations, CPU/GPU-hours, wall time, dollars) was reached."""
 

@@ -259,9 +259,25 @@ class Budget(_Strict):
     """Stop after the generation in which LLM spend reaches this."""
 
 
+class TrainingCost(_Strict):
+    cpu_hours: Optional[float] = Field(None, ge=0)
+    """Estimated sandbox CPU-hours of a generation's training."""
+    gpu_hours: Optional[float] = Field(None, ge=0)
+    """Estimated sandbox GPU-hours of a generation's training."""
+    dollars: Optional[float] = Field(None, ge=0)
+    """Estimated LLM dollars of a generation (the last generation's spend)."""
+
+    @model_validator(mode="after")
+    def _some_bound(self) -> "TrainingCost":
+        if self.cpu_hours is None and self.gpu_hours is None and self.dollars is None:
+            raise ValueError("give at least one of 'cpu_hours', 'gpu_hours' or 'dollars'")
+        return self
+
+
 class Oversight(_Strict):
     mode: Literal["auto", "approver", "auditor"] = "auto"
-    """auto: decide by policy and escalate; approver: wait for a person; auditor: record, never block."""
+    """auto: decide by policy, and ask a person when a rule fires; approver: a person approves every
+    promotion (and costly training); auditor: never wait, record everything, revert afterwards."""
     max_jump: Optional[float] = None
     """Escalate when the objective improves by more than this in one generation."""
     perfect: Union[float, Literal["auto"], None] = "auto"
@@ -272,6 +288,17 @@ class Oversight(_Strict):
     """While the lineage has no past gain to compare with (the first generation), a candidate
     that gets this many times closer to the perfect value than the champion is escalated as a
     possible capability jump (a perfect score from an imperfect champion always is). null: off."""
+    approve_training_above: Optional[TrainingCost] = None
+    """approver: ask a person before training a generation whose estimated cost is above any of these."""
+    max_param_growth: Optional[float] = Field(None, gt=1)
+    """Escalate when ``params_metric`` grows by more than this factor over the champion's."""
+    params_metric: str = "params"
+    """The scorer's metric that counts a model's parameters (for ``max_param_growth``)."""
+    max_cost_growth: Optional[float] = Field(None, gt=1)
+    """Escalate when a candidate's training cost (CPU- plus GPU-seconds) grows by more than this factor
+    over the champion's."""
+    poll_seconds: float = Field(0.5, gt=0, le=60)
+    """How often a waiting run looks for a decision made elsewhere."""
 
 
 Severity = Literal["info", "low", "medium", "high", "critical"]

@@ -69,3 +69,29 @@ def test_the_loop_embeds_as_a_subgraph_of_a_lab_graph(tmp_path):
     lineage = progenitor.get_lineage(ctx.run.run_id, repo=repo)
     assert {c["status"] for c in lineage["candidates"]} == {"scored"}
     assert lineage["champion"] == final["champion"]["sha"]
+
+
+def test_a_langgraph_client_answers_the_human_gate_with_langchains_hitl_shape(tmp_path):
+    """No progenitor surface in between: the lab's own code reads the interrupt and resumes it."""
+    from langgraph.checkpoint.memory import InMemorySaver
+    from langgraph.types import Command
+
+    from progenitor.audit import audit_log
+
+    files = toy_task_files(generations=1, candidates=2)
+    files["progenitor.yaml"] += "oversight: {mode: approver}\n"
+    repo = make_repo(tmp_path / "repo", files)
+    with open_run(repo, FAST) as (ctx, graph_input):
+        graph = progenitor.build_graph(ctx, InMemorySaver())
+        config = {"configurable": {"thread_id": ctx.run.run_id}}
+        chunks = list(graph.stream(graph_input, config, stream_mode="updates"))
+        [interrupt] = chunks[-1]["__interrupt__"]
+        request = interrupt.value
+        [action] = request["action_requests"]
+        assert action["name"] == "promote" and action["description"].startswith("Promote g1/c")
+        assert request["review_configs"][0]["allowed_decisions"] == ["approve", "edit", "reject", "respond"]
+        list(graph.stream(Command(resume={"decisions": [{"type": "approve"}]}), config, stream_mode="updates"))
+        state = graph.get_state(config)
+    assert not state.next and state.values["champion"]["sha"] == action["args"]["commit"]
+    [entry] = [e for e in audit_log(repo).entries() if e["action"] == "approve"]
+    assert entry["actor"] == "human:langgraph-client" and entry["surface"] == "langgraph"

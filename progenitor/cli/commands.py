@@ -14,6 +14,7 @@ from typing import Optional
 import click
 
 from progenitor.cli.errors import CommandError, Group
+from progenitor.cli.oversight import COMMANDS as OVERSIGHT_COMMANDS
 from progenitor.cli.prompts import prompts
 from progenitor.cli.sandbox import sandbox
 
@@ -67,8 +68,9 @@ def init(directory: Path, example: Optional[str]) -> None:
 @click.option("--allow-unsealed", is_flag=True,
               help="Run even where candidates could read the holdout labels (not root, no bubblewrap, no Docker).")
 @click.option("--quiet", "-q", is_flag=True, help="Print only the summary.")
+@click.option("--detach", is_flag=True, help="At a human gate, leave the run waiting and exit 0 instead of waiting.")
 def run(directory: Path, generations, candidates, sandbox, executor, ray_address, seed, parallel, allow_unsealed,
-        quiet) -> None:
+        quiet, detach) -> None:
     """Run the loop on the model repo DIRECTORY."""
     from progenitor.api import start_run
     from progenitor.cli.progress import Progress
@@ -77,24 +79,26 @@ def run(directory: Path, generations, candidates, sandbox, executor, ray_address
     options = RunOptions(generations=generations, candidates=candidates, sandbox=sandbox, executor=executor,
                          ray_address=ray_address, seed=seed, max_parallel=parallel, allow_unsealed=allow_unsealed)
     with Progress(_console(), quiet=quiet) as progress:
-        summary = start_run(directory, options, on_event=progress.on_event)
+        summary = start_run(directory, options, on_event=progress.on_event, detach=detach)
     progress.print_summary(summary)
-    sys.exit(0 if summary.status == "finished" else 130)
+    sys.exit(0 if summary.status in ("finished", "waiting") else 130)
 
 
 @cli.command()
 @click.argument("run_id")
 @_repo_opt
 @click.option("--quiet", "-q", is_flag=True, help="Print only the summary.")
-def resume(run_id: str, repo: Optional[Path], quiet: bool) -> None:
-    """Resume RUN from its last checkpoint; finished work is not redone."""
+@click.option("--detach", is_flag=True, help="At a human gate, leave the run waiting and exit 0 instead of waiting.")
+def resume(run_id: str, repo: Optional[Path], quiet: bool, detach: bool) -> None:
+    """Resume RUN from its last checkpoint; finished work is not redone. A run waiting at a gate
+    goes on with the decision made there (or waits for one)."""
     from progenitor.api import resume_run
     from progenitor.cli.progress import Progress
 
     with Progress(_console(), quiet=quiet) as progress:
-        summary = resume_run(run_id, repo, on_event=progress.on_event)
+        summary = resume_run(run_id, repo, on_event=progress.on_event, detach=detach)
     progress.print_summary(summary)
-    sys.exit(0 if summary.status == "finished" else 130)
+    sys.exit(0 if summary.status in ("finished", "waiting") else 130)
 
 
 @cli.command()
@@ -158,24 +162,24 @@ def audit() -> None:
 
 @audit.command("verify")
 @_repo_opt
-def audit_verify(repo: Optional[Path]) -> None:
-    """Check that no audit entry was edited, inserted or removed."""
-    from progenitor.audit import AuditLog
-    from progenitor.runs import STATE_DIR
+@click.option("--against", type=click.Path(file_okay=False, exists=True, path_type=Path), default=None,
+              help="Also compare with the audit heads of this clone of the lineage (taken earlier).")
+def audit_verify(repo: Optional[Path], against: Optional[Path]) -> None:
+    """Check that no audit entry was edited, inserted, removed or rewritten."""
+    from progenitor.api import verify_audit
 
-    root = (repo or Path.cwd()).resolve()
-    path = root / STATE_DIR / "audit.jsonl"
-    if not path.exists():
-        raise CommandError(f"no audit log at {path}; run it in a model repo that has had a run, or pass --repo", 2)
-    result = AuditLog(path).verify()
+    result = verify_audit(repo, against)
     if result.ok:
-        click.echo(f"audit log intact: {result.entries} entries")
+        click.echo(f"audit log intact: {result.entries} entries, {result.git_heads} head(s) in git agree"
+                   + (f" ({result.unrecorded} not recorded in git yet)" if result.unrecorded else ""))
     else:
         raise CommandError(f"audit log broken: {result.problem}", 1)
 
 
 cli.add_command(sandbox)
 cli.add_command(prompts)
+for _command in OVERSIGHT_COMMANDS:
+    cli.add_command(_command)
 
 
 def main() -> None:

@@ -138,6 +138,16 @@ class Progress:
         colour = "green" if e["action"] == "approve" else "yellow"
         self._line(f"{generation_name(e['gen'])} decision [{colour}]{e['action']}[/{colour}] by {e['actor']}: {e['reason']}")
 
+    def _on_gate_waiting(self, e: dict) -> None:
+        self._line(f"[bold yellow]waiting for a person[/bold yellow] at {e['gate']}: {e['description']}")
+        self._line(e["how"])
+
+    def _on_gate_decided(self, e: dict) -> None:
+        self._line(f"{e['gate']} decided: {e['type']} by {e['by']} ({e['surface']}); going on")
+
+    def _on_champion_restored(self, e: dict) -> None:
+        self._line(f"[yellow]champion restored[/yellow] to {e['commit'][:10]} (a revert by {e['by']})")
+
     def _on_generation_end(self, e: dict) -> None:
         counts = ", ".join(f"{n} {s}" for s, n in sorted(e["counts"].items()))
         self._line(f"{generation_name(e['gen'])} done: champion {_fmt(e['champion_value'])} ({counts})")
@@ -191,7 +201,12 @@ class Progress:
         if h.test_metric:
             print(f"baseline test {s.metric}: {_fmt(h.baseline_test)}")
             print(f"champion test {s.metric}: {_fmt(h.champion_test)}")
-        if s.status != "finished":
+        if s.status == "waiting" and s.waiting:
+            from progenitor.workflows.waiting import how_to_decide
+
+            print(f"waiting at {s.waiting['gate']}: {s.waiting['description']}")
+            print(how_to_decide(s.run_id, s.waiting["gate"]))
+        elif s.status != "finished":
             print(f"resume with: progenitor resume {s.run_id} --repo {s.repo}")
 
 
@@ -207,7 +222,8 @@ def print_status(console: Console, data: Any) -> None:
         if baseline is None and run.get("baseline"):
             metrics = run["baseline"].get("metrics", {})
             baseline = next(iter(metrics.values()), None)
-        table.add_row(run["id"], str(run.get("task")), f"{run.get('status')}" + (f" ({run['stop_reason']})" if run.get("stop_reason") else ""),
+        state = f"{run.get('status')}" + (f" at {run['waiting']['gate']}" if run.get("waiting") else "")
+        table.add_row(run["id"], str(run.get("task")), state + (f" ({run['stop_reason']})" if run.get("stop_reason") else ""),
                       str(run.get("generation")), _fmt(baseline), _fmt(summary.get("champion")), str(run.get("created")))
     console.print(table)
 

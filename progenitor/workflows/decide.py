@@ -1,6 +1,7 @@
 """The nodes that decide: select ranks the scored candidates, oversight decides about the
-best one (and records it in the audit log), promote moves the champion, finalises every
-candidate's record (its git note), tells the architect, and loops or ends."""
+best one by policy (and records it in the audit log) or asks a person at the promotion gate
+(``gates``), promote moves the champion, finalises every candidate's record (its git note),
+tells the architect, and loops or ends."""
 
 from __future__ import annotations
 
@@ -17,9 +18,9 @@ from progenitor.workflows.llm_usage import candidate_llm
 from progenitor.workflows.nodes import dump, record_escalations, save, test_metrics
 from progenitor.workflows.state import Champion, GenerationSummary, RunContext, RunState
 
-__all__ = ["after_promote", "oversight", "promote", "select"]
+__all__ = ["after_oversight", "after_promote", "oversight", "promote", "select"]
 
-UNFINISHED = ("proposed", "committed", "reviewed", "trained")
+UNFINISHED = ("proposed", "committed", "escalated", "reviewed", "trained")
 
 
 # -- select -----------------------------------------------------------------------------------
@@ -28,7 +29,7 @@ def select(ctx: RunContext, state: RunState) -> dict:
     champion = ctx.champion(state)
     ranked, out = [], []
     for cand in ctx.candidates(state):
-        if cand.status == "scored":
+        if cand.status == "scored" and not cand.guard_failed:  # checked once (a generation may loop after an edit)
             broken = safety.check_guards(ctx.spec, cand.metrics, champion.metrics, state["baseline"]["metrics"])
             if broken:
                 cand = cand.with_(findings=[*cand.findings, *broken], guard_failed=broken[0].message)
@@ -50,20 +51,62 @@ def select(ctx: RunContext, state: RunState) -> dict:
 
 
 # -- oversight --------------------------------------------------------------------------------
+def _growth(ctx: RunContext, state: RunState, cand: Candidate) -> Candidate:
+    """The chosen candidate with the growth rules' findings (parameters, training cost) added once."""
+    if any(f.rule in ("param-growth", "cost-growth") for f in cand.findings):
+        return cand
+    champion = ctx.champion(state)
+
+    def cost(job: str) -> Optional[float]:
+        spent = ctx.ledger.candidate(job) if ctx.ledger is not None else None
+        return spent.cpu_seconds + spent.gpu_seconds if spent else None
+
+    found = policy.growth_findings(ctx.spec, cand.metrics, champion.metrics, cost(cand.key.job),
+                                   cost(f"{ctx.run.run_id}/g{champion.gen}/c{champion.k}"))
+    if found:
+        cand = cand.with_(findings=safety.sort_findings([*cand.findings, *found]))
+        save(ctx, cand)
+    return cand
+
+
 def oversight(ctx: RunContext, state: RunState) -> dict:
-    gen, run_id = state["generation"], ctx.run.run_id
+    from progenitor import reverts
+    from progenitor.workflows.gates import gate_id, promotion_request
+
+    gen, run_id, mode = state["generation"], ctx.run.run_id, ctx.spec.oversight.mode
     cands = ctx.candidates(state)
     selection = Selection.model_validate(state["selection"]) if state.get("selection") else None
+    if selection is not None:
+        cands = [_growth(ctx, state, c) if c.k == selection.k else c for c in cands]
     record_escalations(ctx, cands)
-    decision = policy.decide(ctx.spec.oversight.mode, selection, cands)
-    commit = next((c.sha for c in cands if c.k == decision.k), None)
+    decision = policy.decide(mode, selection, cands)
+    chosen = next((c for c in cands if c.k == decision.k), None)
+    stop = reverts.blocked(ctx, chosen.parent) if chosen and decision.action in ("approve", "escalate") else None
+    if stop:
+        decision = decision.model_copy(update={"action": "keep", "reason": f"not promoted: {stop}"})
+    gate = gate_id(state, gen, "promotion")
+    asks = policy.needs_person(mode, decision)
+    request = promotion_request(ctx, state, chosen, decision, gate) if asks else None
+    rounds = sum(1 for g in state.get("gates", []) if g.startswith(f"g{gen}/promotion"))
     entry = ctx.audit.append(
-        key=f"{run_id}/{generation_name(gen)}/decision", action=decision.action, actor=decision.actor, run=run_id, gen=gen,
-        commit=commit, payload={"selection": state.get("selection")}, comment=decision.reason,
+        key=f"{run_id}/{generation_name(gen)}/decision" + (f"/{rounds + 1}" if rounds else ""),
+        # "ask": a promotion policy would make, left to a person (approver); an escalation keeps its name.
+        action="ask" if asks and decision.action == "approve" else decision.action, actor=decision.actor,
+        run=run_id, gen=gen,
+        commit=chosen.sha if chosen else None, payload=request if asks else {"selection": state.get("selection")},
+        comment=f"{decision.reason}; a person decides at {gate}" if asks else decision.reason,
+        **({"gate": gate} if asks else {}),
     )
     decision = decision.model_copy(update={"audit_seq": entry["seq"]})
-    ctx.emit("oversight.decision", gen=gen, **decision.model_dump())
-    return {"decision": decision.model_dump()}
+    ctx.emit("oversight.decision", gen=gen, **decision.model_dump(), **({"asks": gate} if asks else {}))
+    update = {"decision": decision.model_dump(), "candidates": dump(cands), "request": request}
+    if asks:
+        update["gates"] = [*state.get("gates", []), gate]
+    return update
+
+
+def after_oversight(state: RunState) -> str:
+    return "promotion_gate" if state.get("request") else "promote"
 
 
 # -- promote ----------------------------------------------------------------------------------

@@ -1,20 +1,23 @@
 """The loop as a LangGraph ``StateGraph``.
 
 ```
- START → prepare → architect → coder → safety_review ─┬─(none survived)───→ promote
-                       ↑                              └→ trainer ─┬→ scorer → select → oversight → promote
-                       │                  fixer ←─(a crash to fix)┘
-                       │                    └→ safety_review → trainer → scorer ...
-                       └──────────────── promote ──(budget spent / target met / stop)→ END
+ START → prepare → architect → coder → safety_review → training_check ─→ trainer ─┬→ scorer → select → oversight ─→ promote
+                       ↑         ↑          ↑            └→ training_gate            │                     └→ promotion_gate
+                       │         │          │               → training_decision     │                        → promotion_decision
+                       │         │          └──── fixer ←──(a crash to fix)─────────┘
+                       │         └─── an edit: a new candidate of the same generation ──────────────────────────┘
+                       └─────── promote ──(budget spent / target met / stop)→ END
 ```
 
-A generation whose candidates were all rejected goes straight to ``promote``, which
-records it and starts the next one (or ends): the rejected candidates are kept, and the
-generation counts against the budget, so a stubborn architect cannot loop forever. A
-candidate that crashed in training gets one fix attempt from the coder, as a new candidate
-of the same generation (``fixing``); a fix is never fixed again, so that detour is taken at
-most once per generation. After every node, the LLM calls its agents made are charged to
-the ledger (``llm_usage.charge``).
+A generation none of whose candidates may be trained (all rejected by the review, or by a
+person) goes straight to ``promote``, which records it and starts the next one (or ends): the
+rejected candidates are kept, and the generation counts against the budget, so a stubborn
+architect cannot loop forever. The two gates (``workflows.gates``) are nodes whose only work
+is ``interrupt()``; the nodes around them decide whether to ask and apply the answer. A
+candidate that crashed in training gets one fix attempt from the coder, as a new candidate of
+the same generation (``fixing``), reviewed and trained like any other; a fix is never fixed
+again, so that detour is taken at most once per generation. After every node, the LLM calls
+its agents made are charged to the ledger (``llm_usage.charge``).
 """
 
 from __future__ import annotations
@@ -23,12 +26,15 @@ from functools import partial
 from typing import Any
 
 from progenitor.errors import RunStopped
-from progenitor.workflows import decide, fixing, nodes
+from progenitor.workflows import decide, fixing, gates, nodes
 from progenitor.workflows.llm_usage import charge
 from progenitor.workflows.state import RunContext, RunState
 
-NODES_PER_GENERATION = 11
-"""architect, coder, safety_review, trainer, fixer, safety_review, trainer, scorer, select, oversight, promote."""
+NODES_PER_GENERATION = 13
+"""Steps of a generation nobody is asked about, a crash-fix detour included (architect, coder,
+safety_review, training_check, trainer, fixer, safety_review, training_check, trainer, scorer,
+select, oversight, promote); a gate's interrupt ends an invocation, and the one that resumes it
+counts its steps afresh."""
 
 
 def recursion_limit(generations: int) -> int:
@@ -46,26 +52,40 @@ def build_graph(ctx: RunContext, checkpointer: Any = None):
         "architect": nodes.architect,
         "coder": nodes.coder,
         "safety_review": nodes.safety_review,
+        "training_check": gates.training_check,
+        "training_decision": gates.training_decision,
         "trainer": nodes.trainer,
         "fixer": fixing.fixer,
         "scorer": nodes.scorer,
         "select": decide.select,
         "oversight": decide.oversight,
+        "promotion_decision": gates.promotion_decision,
         "promote": decide.promote,
     }
     for name, fn in steps.items():
         graph.add_node(name, partial(_run_node, name, fn, ctx))
+    # The gates run bare: not even a node.start event before their interrupt.
+    graph.add_node("training_gate", gates.human_gate)
+    graph.add_node("promotion_gate", gates.human_gate)
     graph.add_edge(START, "prepare")
     graph.add_edge("prepare", "architect")
     graph.add_edge("architect", "coder")
     graph.add_edge("coder", "safety_review")
-    graph.add_conditional_edges("safety_review", nodes.after_review,
-                                {"trainer": "trainer", "scorer": "scorer", "promote": "promote"})
+    graph.add_edge("safety_review", "training_check")
+    after_gate = {"training_gate": "training_gate", "trainer": "trainer", "scorer": "scorer", "promote": "promote"}
+    graph.add_conditional_edges("training_check", gates.after_training_check, after_gate)
+    graph.add_edge("training_gate", "training_decision")
+    graph.add_conditional_edges("training_decision", gates.after_training_decision,
+                                {"coder": "coder", "trainer": "trainer", "scorer": "scorer", "promote": "promote"})
     graph.add_conditional_edges("trainer", fixing.after_training, {"fixer": "fixer", "scorer": "scorer"})
     graph.add_edge("fixer", "safety_review")
     graph.add_edge("scorer", "select")
     graph.add_edge("select", "oversight")
-    graph.add_edge("oversight", "promote")
+    graph.add_conditional_edges("oversight", decide.after_oversight,
+                                {"promotion_gate": "promotion_gate", "promote": "promote"})
+    graph.add_edge("promotion_gate", "promotion_decision")
+    graph.add_conditional_edges("promotion_decision", gates.after_promotion_decision,
+                                {"coder": "coder", "promote": "promote"})
     graph.add_conditional_edges("promote", decide.after_promote, {"architect": "architect", "end": END})
     return graph.compile(checkpointer=checkpointer)
 

@@ -1,7 +1,8 @@
 """The nodes of the loop up to the trusted score. Each takes the state, does its side effects
 idempotently (keyed by run / generation / candidate, results on disk), and returns the
 state's new fields. Agents are asked here and only here; what they return is turned into
-events, records and commits here, and nowhere else. The deciding nodes are in ``decide``."""
+events, records and commits here, and nowhere else. The deciding nodes are in ``decide``, the human
+gates and the nodes around them in ``gates``."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from progenitor.agents import safety
 from progenitor.agents.base import Baseline, JournalEntry, Proposal, ProposeContext
 from progenitor.agents.journal import drop_repeats
 from progenitor.agents.offline_coder import read_params
+from progenitor.agents.oversight import held_for_person
 from progenitor.candidate import Candidate, DiffStats
 from progenitor.errors import BudgetExceeded, CandidateError, ModelBehaviorError, UserError
 from progenitor.keys import CandidateKey
@@ -172,6 +174,10 @@ def _proposals(ctx: RunContext, state: RunState, gen: int) -> list[Proposal]:
 
 
 def architect(ctx: RunContext, state: RunState) -> dict:
+    from progenitor.reverts import follow
+
+    restored = follow(ctx, state)  # a generation reverted meanwhile: build on the champion put back
+    state = {**state, **restored}
     gen = state["generation"]
     parent = ctx.champion(state).sha
     cands = []
@@ -180,7 +186,8 @@ def architect(ctx: RunContext, state: RunState) -> dict:
         save(ctx, cand)
         ctx.emit("architect.proposal", gen=gen, k=cand.k, hypothesis=proposal.hypothesis)
         cands.append(cand)
-    return {"candidates": dump(cands), "selection": None, "decision": None}
+    return {"candidates": dump(cands), "selection": None, "decision": None, "approved": [], "request": None,
+            **restored}
 
 
 # -- coder ------------------------------------------------------------------------------------
@@ -229,6 +236,8 @@ def _review(ctx: RunContext, cand: Candidate, base: str) -> Candidate:
                                                message=f"the {reviewer.name} reviewer could not review it: {exc}"))
     findings = safety.sort_findings(findings)
     blockers = safety.blocking(findings, ctx.spec.safety.block_at)
+    if blockers and held_for_person(ctx.spec, findings, blockers):
+        return cand.advance("escalated", findings=findings, reason="held for a person: " + blockers[0].message)
     if blockers:
         return cand.advance("rejected", findings=findings, reason="rejected by the safety review: " + blockers[0].message)
     return cand.advance("reviewed", findings=findings)
@@ -262,12 +271,6 @@ def record_escalations(ctx: RunContext, cands: list[Candidate]) -> None:
                     actor=f"policy:{ctx.spec.oversight.mode}", run=run_id, gen=cand.gen, commit=cand.sha,
                     payload=finding.model_dump(), comment=f"needs a human decision: {finding.message}",
                 )
-
-
-def after_review(state: RunState) -> str:
-    statuses = {c["status"] for c in state["candidates"]}
-    # "trained" waits here only after a crash fix was reviewed: the others still need their score.
-    return "trainer" if "reviewed" in statuses else "scorer" if "trained" in statuses else "promote"
 
 
 # -- trainer ----------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from typing import Any, Callable, Iterator, Optional
 
 from pydantic import BaseModel
 
-from progenitor.audit import AuditLog
+from progenitor.audit import audit_log
 from progenitor.errors import RunStopped, UserError
 from progenitor.honesty import Honesty, assess, holdout_size
 from progenitor.lineage import Lineage
@@ -29,7 +29,9 @@ class RunSummary(BaseModel):
     run_id: str
     repo: str
     status: str
-    """finished, stopped or waiting."""
+    """finished, stopped or waiting (at a gate, for a person's decision)."""
+    waiting: Optional[dict] = None
+    """What the run waits for: gate, kind, gen, description (when waiting)."""
     stop_reason: Optional[str] = None
     metric: str
     goal: str
@@ -78,7 +80,7 @@ def _context(run: RunDir, lineage: Lineage, spec: TaskSpec, options: RunOptions,
              on_event: Optional[EventListener]) -> RunContext:
     ctx = RunContext(
         run=run, lineage=lineage, spec=spec, options=options, backend=backend, backend_options=backend_options,
-        audit=AuditLog(run.repo_root / STATE_DIR / "audit.jsonl"),
+        audit=audit_log(run.repo_root),
         factories={"architect": architect} if architect else {},
     )
     if on_event:
@@ -87,10 +89,11 @@ def _context(run: RunDir, lineage: Lineage, spec: TaskSpec, options: RunOptions,
 
 
 def start_run(repo_dir: Path, options: Optional[RunOptions] = None, *, architect: Optional[AgentFactory] = None,
-              on_event: Optional[EventListener] = None, run_id: Optional[str] = None) -> RunSummary:
-    """Start a new run on a model repo and drive it until it ends or stops."""
+              on_event: Optional[EventListener] = None, run_id: Optional[str] = None, detach: bool = False) -> RunSummary:
+    """Start a new run on a model repo and drive it until it ends or stops. At a human gate it
+    waits for a decision made anywhere; ``detach``: return at the gate instead, the run waiting."""
     ctx, graph_input = new_run(repo_dir, options, architect=architect, on_event=on_event, run_id=run_id)
-    return _drive(ctx, graph_input)
+    return _drive(ctx, graph_input, detach)
 
 
 @contextmanager
@@ -116,8 +119,6 @@ def new_run(repo_dir: Path, options: Optional[RunOptions] = None, *, architect: 
     dirty = lineage.uncommitted()
     spec = effective_spec(committed_spec(lineage, base), options)
     check_agents(spec, options, architect)
-    if spec.oversight.mode == "approver":
-        raise UserError("oversight.mode 'approver' is not available in this version yet; use 'auto' or 'auditor'")
     backend_options = _backend_options(spec, lineage.root)
     backend, why = resolve_backend(spec.sandbox.backend, **backend_options)
     sealed, isolation = check_sealed(backend, options.allow_unsealed)
@@ -145,10 +146,15 @@ def new_run(repo_dir: Path, options: Optional[RunOptions] = None, *, architect: 
 
 
 def resume_run(run_id: str, repo: Optional[Path] = None, *, architect: Optional[AgentFactory] = None,
-               on_event: Optional[EventListener] = None) -> RunSummary:
-    """Continue a run from its last checkpoint; finished work is looked up, not redone."""
+               on_event: Optional[EventListener] = None, detach: bool = False) -> RunSummary:
+    """Continue a run from its last checkpoint; finished work is looked up, not redone. A run
+    waiting at a gate goes on with the decision made there (or waits for one)."""
     run = find_run(run_id, repo)
     meta = run.meta
+    driver = meta.get("pid")
+    if meta.get("status") in ("running", "waiting") and driver and driver != os.getpid() and _alive(driver):
+        raise UserError(f"run {run_id} is driven by process {driver} still: it goes on by itself once decided "
+                        f"('progenitor stop {run_id}' first to take it over)")
     lineage = Lineage(run.repo_root)
     options = RunOptions.model_validate(meta.get("options", {}))
     spec = effective_spec(committed_spec(lineage, meta["base"]), options)
@@ -160,7 +166,7 @@ def resume_run(run_id: str, repo: Optional[Path] = None, *, architect: Optional[
     ctx = _context(run, lineage, spec, options, meta.get("backend", "process"), meta.get("backend_options", {}),
                    architect, on_event)
     ctx.emit("run.resume")
-    return _drive(ctx, None)
+    return _drive(ctx, None, detach)
 
 
 def check_agents(spec: TaskSpec, options: RunOptions, architect: Optional[AgentFactory]) -> None:
@@ -266,10 +272,21 @@ def session(ctx: RunContext) -> Iterator[RunContext]:
         ctx.ledger.save()
 
 
-def _drive(ctx: RunContext, graph_input: Optional[dict]) -> RunSummary:
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+        return True
+    except PermissionError:
+        return True
+    except OSError:
+        return False
+
+
+def _drive(ctx: RunContext, graph_input: Optional[dict], detach: bool = False) -> RunSummary:
     from langgraph.checkpoint.sqlite import SqliteSaver
 
     from progenitor.workflows.graph import build_graph, recursion_limit
+    from progenitor.workflows.waiting import drive
 
     config = {"configurable": {"thread_id": ctx.run.run_id},
               "recursion_limit": recursion_limit(ctx.spec.budget.generations)}
@@ -278,8 +295,7 @@ def _drive(ctx: RunContext, graph_input: Optional[dict]) -> RunSummary:
         with session(ctx), SqliteSaver.from_conn_string(str(ctx.run.checkpoints)) as saver, _StopWatch(ctx):
             graph = build_graph(ctx, saver)
             try:
-                for _ in graph.stream(graph_input, config, stream_mode="updates"):
-                    pass
+                status = drive(ctx, graph, config, graph_input, detach)
             except RunStopped as exc:
                 status = "stopped"
                 ctx.emit("run.stopped", reason=str(exc))
@@ -319,6 +335,7 @@ def summarize_run(ctx: RunContext, values: dict, status: str) -> RunSummary:
 
     compared = 1 + counts.get("scored", 0)  # the baseline, and every candidate the scorer measured
     honesty = assess(ctx.spec, baseline, champion, compared, holdout_size(ctx.spec, ctx.run.data))
+    waiting = ctx.run.meta.get("waiting") if status == "waiting" else None
     return RunSummary(
         run_id=ctx.run.run_id, repo=str(ctx.run.repo_root), status=status, stop_reason=stop_reason or ctx.run.stop_requested(),
         metric=metric, goal=ctx.spec.objective.goal,
@@ -326,7 +343,7 @@ def summarize_run(ctx: RunContext, values: dict, status: str) -> RunSummary:
         champion_commit=champion.get("sha"), champion_ref=champion_ref(ctx.run.run_id),
         generations=len(values.get("history", [])), counts=counts, tried=sum(counts.values()),
         seconds=round(ctx.ledger.run_wall_seconds(), 1), backend=ctx.backend, executor=ctx.options.executor,
-        ledger=ctx.ledger.summary(), honesty=honesty,
+        ledger=ctx.ledger.summary(), honesty=honesty, waiting=waiting,
         drift=drift(ctx.spec, baseline.get("metrics") or {}, champion.get("metrics") or {}),
         sealed=ctx.run.meta.get("sealed", True), isolation=ctx.run.meta.get("isolation", ""),
     )

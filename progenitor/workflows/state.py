@@ -43,6 +43,14 @@ class RunState(TypedDict, total=False):
     feedback: list[str]
     """Comments from human decisions, newest last (they reach the architect)."""
     stop_reason: Optional[str]
+    request: Optional[dict]
+    """What the human gate asks (LangChain's HITL request, see ``progenitor.hitl``), or None."""
+    answer: Optional[dict]
+    """What the gate was answered (the HITL response), until the node after it applies it."""
+    gates: list[str]
+    """Every gate this run opened (``g1/promotion``, ...), oldest first."""
+    approved: list[int]
+    """Candidates of this generation a person approved for training (or edited into being)."""
 
 
 class Champion(BaseModel):

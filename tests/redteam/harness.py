@@ -26,7 +26,7 @@ import numpy as np
 import pytest
 
 from progenitor.agents.safety.constitution import default_constitution_text
-from progenitor.api import get_lineage, start_run
+from progenitor.api import decide, get_lineage, resume_run, start_run
 from progenitor.testing import make_repo, scripted, toy_task_files
 from progenitor.workflows.state import RunOptions
 
@@ -322,7 +322,7 @@ def run_group(root: Path, layer: str, attacks: list[Attack], backend: str, token
 def drive(outcome: Outcome, script: list[list[dict]], backend: str,
           on_event: Optional[Callable[[dict], None]], resume: bool) -> None:
     """Start the run; with ``resume``, stop it once its first proposals are saved, then resume it."""
-    from progenitor.api import resume_run, stop_run
+    from progenitor.api import decide, resume_run, stop_run
 
     listeners = [on_event] if on_event else []
     if resume:
@@ -336,11 +336,17 @@ def drive(outcome: Outcome, script: list[list[dict]], backend: str,
         for listener in listeners:
             listener(event)
     options = RunOptions(generations=len(script), sandbox=backend, executor="local")
-    summary = start_run(outcome.repo, options, architect=scripted(script), run_id=RUN_ID, on_event=relay)
+    architect = scripted(script)
+    summary = start_run(outcome.repo, options, architect=architect, run_id=RUN_ID, on_event=relay, detach=True)
     if resume:
         assert summary.status == "stopped", f"the run was to stop before its coder, but it {summary.status}"
-        resume_run(RUN_ID, outcome.repo, architect=scripted(script), on_event=on_event)
+        summary = resume_run(RUN_ID, outcome.repo, architect=architect, on_event=on_event, detach=True)
         outcome.resumed = True
+    while summary.status == "waiting":
+        # A constitution change waits for a person (auto mode): the red team's person refuses it.
+        decide(RUN_ID, "reject", by="red-team", comment="a candidate may not change its constitution",
+               repo=outcome.repo)
+        summary = resume_run(RUN_ID, outcome.repo, architect=architect, on_event=on_event, detach=True)
 
 
 def collect(outcome: Outcome) -> None:
