@@ -330,15 +330,23 @@ def test_a_git_case_variant_fails_its_candidate_and_neither_the_run_nor_a_resume
     assert cands[1]["decision"]["verdict"] == "promoted"
 
 
-def test_the_best_candidate_changing_requirements_is_escalated_not_promoted(tmp_path):
+def test_the_best_candidate_changing_requirements_waits_for_a_person_and_is_not_promoted_by_policy(tmp_path):
     files = {**toy_task_files(generations=1, candidates=2), "requirements.txt": "numpy\n"}
     repo = make_repo(tmp_path / "repo", files)
     script = [[{"hypothesis": "better, with a new package", "params": {"w": 2.9},
                 "edits": {"requirements.txt": "numpy\nleftpad-ai\n"}},
                {"hypothesis": "good", "params": {"w": 2.5}}]]
-    summary = progenitor.start_run(repo, RunOptions(sandbox="process", executor="local"), architect=scripted(script))
+    architect = scripted(script)
+    summary = progenitor.start_run(repo, RunOptions(sandbox="process", executor="local"), architect=architect,
+                                   detach=True)
+    assert summary.status == "waiting", "an escalation waits for a person instead of being silently dropped"
+    [waiting] = progenitor.pending(summary.run_id, repo=repo)
+    assert "dependency" in waiting.model_dump_json().lower()
+    assert summary.champion_commit == git.Repo(repo).head.commit.hexsha, "policy promoted nothing"
+    progenitor.decide(summary.run_id, "reject", by="reviewer", comment="no new packages", repo=repo)
+    summary = progenitor.resume_run(summary.run_id, repo=repo, architect=architect)
     cands = {c["k"]: c for c in progenitor.get_lineage(summary.run_id, repo=repo)["candidates"]}
     [dep] = [f for f in cands[0]["findings"] if f["rule"] == "dependency-change"]
     assert dep["escalate"] and cands[0]["status"] == "scored"
-    assert cands[0]["decision"]["verdict"] == "not promoted" and "escalated" in cands[0]["decision"]["reason"]
-    assert summary.champion_commit == git.Repo(repo).head.commit.hexsha, "policy promoted nothing"
+    assert cands[0]["decision"]["verdict"] != "promoted"
+    assert summary.champion_commit != cands[0]["sha"]
