@@ -24,6 +24,8 @@ from progenitor.compute.pruning import PruneConfig
 from progenitor.sandbox.base import LineCallback, Limits, SandboxResult, SandboxSpec
 
 OUTPUT_CAP_BYTES = 256 << 20
+WATCHER_JOIN_SECONDS = 2.0
+"""How long a finished job waits for its progress watcher's last look."""
 
 
 class TrainJob(BaseModel):
@@ -135,6 +137,9 @@ def execute_job(
             limits=job.limits, labels=job.labels,
         )
         cancel = cancel or threading.Event()  # per job: setting it stops this job only
+        if cancel.is_set():  # cancelled while the tree was unpacked: start nothing
+            return JobResult(key=job.key, sandbox=SandboxResult(status="killed", reason="cancelled before it started"),
+                             node=socket.gethostname(), gpu_ids=job.limits.gpus)
         pruned: dict = {}
         done = threading.Event()
         watcher = None
@@ -146,7 +151,10 @@ def execute_job(
         finally:
             done.set()
             if watcher is not None:
-                watcher.join()
+                # Bounded: a watcher still importing its pruner (seconds on a busy machine)
+                # must not hold up a cancelled job; it only reads the outputs, and finds none.
+                watcher.join(WATCHER_JOIN_SECONDS)
+        pruned = dict(pruned)
         if pruned:
             result = result.model_copy(update={"status": "killed", "reason": "pruned: " + pruned.get("reason", "behind the champion")})
         archive, truncated = pack_dir(out, job.output_cap_bytes)
@@ -162,6 +170,9 @@ def _watch(
     watch: Callable[[Path], Optional[dict]], out: Path, done: threading.Event,
     cancel: threading.Event, pruned: dict,
 ) -> None:
+    prime = getattr(watch, "prime", None)
+    if prime is not None:
+        prime()  # the pruner's imports, while the candidate starts up, not after its first steps
     while not done.wait(1.0):
         verdict = watch(out)
         if verdict:
