@@ -7,14 +7,17 @@ field, the bad value and what is allowed.
 
 from __future__ import annotations
 
+import difflib
 import re
 from pathlib import Path
-from typing import Any, Literal, Optional, Union
+from types import UnionType
+from typing import Any, Literal, Optional, Union, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from progenitor.errors import SpecError
+from progenitor.placeholders import ALLOWED, check_placeholders
 
 SPEC_FILE = "progenitor.yaml"
 
@@ -35,6 +38,16 @@ def parse_size(value: Union[str, int]) -> int:
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _placeholders(field: str):
+    """A validator: the command uses only the placeholders its field allows."""
+
+    def check(cls, v: str) -> str:
+        check_placeholders(v, ALLOWED[field])
+        return v
+
+    return field_validator(field.split(".")[-1])(classmethod(check))
 
 
 class Objective(_Strict):
@@ -93,7 +106,7 @@ class EarlyStop(_Strict):
 
 class Train(_Strict):
     command: str
-    """Shell command run in the candidate's sandbox; ``{data}`` and ``{out}`` are filled in."""
+    """Shell command run in the candidate's sandbox; ``{data}``, ``{out}`` and ``{tree}`` are filled in."""
     timeout: float = Field(600.0, gt=0)
     """Wall-clock seconds before the candidate is killed."""
     resources: Resources = Resources()
@@ -103,6 +116,8 @@ class Train(_Strict):
     early_stop: Optional[EarlyStop] = None
     """Stop a candidate that is clearly behind the champion at the same step (needs ``progress``)."""
 
+    _command = _placeholders("train.command")
+
 
 class Data(_Strict):
     prepare: str
@@ -111,6 +126,8 @@ class Data(_Strict):
     """Glob patterns of files in ``{data}`` that a candidate may read; everything else stays hidden."""
     timeout: float = Field(600.0, gt=0)
     """Wall-clock seconds the prepare command may take."""
+
+    _prepare = _placeholders("data.prepare")
 
 
 class Predictions(_Strict):
@@ -122,13 +139,16 @@ class Predictions(_Strict):
 
 class Scorer(_Strict):
     command: str
-    """Trusted command (from the base commit) that prints ``metric: value`` lines."""
+    """Trusted command (from the base commit) that prints ``metric: value`` lines or a JSON
+    object line (``{"rmse": 54.9}``); ``{data}`` and ``{out}`` are filled in."""
     timeout: float = Field(300.0, gt=0)
     """Wall-clock seconds the scorer may take."""
     predictions: Optional[Predictions] = Predictions()
     """What progenitor checks before the scorer runs (missing, NaN, infinite, mis-shaped)."""
     self_report_gap: float = Field(0.05, ge=0)
     """A gap larger than this between what the candidate printed and what the scorer measured is a finding."""
+
+    _command = _placeholders("scorer.command")
 
 
 class Param(_Strict):
@@ -284,8 +304,48 @@ def _allowed(err: dict) -> str:
     return err["msg"][0].lower() + err["msg"][1:]
 
 
-def describe_validation_error(source: str, exc: ValidationError) -> str:
-    """One sentence for the first error, mentioning how many more there are."""
+def _unwrap(tp: Any) -> Any:
+    """``Optional[X]`` -> ``X``: the model a nullable field holds."""
+    if get_origin(tp) in (Union, UnionType):
+        members = [a for a in get_args(tp) if a is not type(None)]
+        if len(members) == 1:
+            return members[0]
+    return tp
+
+
+def _is_model(tp: Any) -> bool:
+    return isinstance(tp, type) and issubclass(tp, BaseModel)
+
+
+def fields_at(model: type[BaseModel], loc: tuple) -> list[str]:
+    """The field names valid at ``loc`` (an error's location, its last item the bad key), by
+    walking the model's annotations through nested models, lists and dicts."""
+    tp: Any = model
+    for part in loc[:-1]:
+        tp = _unwrap(tp)
+        if _is_model(tp) and part in tp.model_fields:
+            tp = tp.model_fields[part].annotation
+        elif get_origin(tp) in (list, tuple, set) and isinstance(part, int):
+            tp = get_args(tp)[0]
+        elif get_origin(tp) is dict:
+            tp = get_args(tp)[1]
+        elif isinstance(part, str) and ("[" in part or part.startswith("function-")):
+            continue  # pydantic's own tags (validators, union members)
+        else:
+            return []
+    tp = _unwrap(tp)
+    return list(tp.model_fields) if _is_model(tp) else []
+
+
+def did_you_mean(name: str, choices: list[str]) -> str:
+    """``"did you mean 'hidden'?"`` for the nearest of ``choices``, or ``""``."""
+    near = difflib.get_close_matches(name, choices, n=1)
+    return f"did you mean '{near[0]}'?" if near else ""
+
+
+def describe_validation_error(source: str, exc: ValidationError, model: Optional[type[BaseModel]] = None) -> str:
+    """One sentence for the first error, mentioning how many more there are. With ``model``
+    (the one validated), an unknown key gets the nearest valid name at its level."""
     errors = exc.errors()
     err = errors[0]
     field = _field_path(err["loc"])
@@ -293,7 +353,9 @@ def describe_validation_error(source: str, exc: ValidationError) -> str:
     if kind == "missing":
         text = f"{source}: required field '{field}' is missing; add it"
     elif kind == "extra_forbidden":
-        text = f"{source}: unknown field '{field}'; remove it or check its spelling"
+        valid = fields_at(model, err["loc"]) if model is not None else []
+        hint = did_you_mean(str(err["loc"][-1]), valid)
+        text = f"{source}: unknown field '{field}'; " + (hint or "remove it or check its spelling")
     else:
         reason = str((err.get("ctx") or {}).get("error") or "")
         allowed = _allowed(err)
@@ -310,7 +372,7 @@ def parse_spec(data: Any, source: str = SPEC_FILE) -> TaskSpec:
     try:
         return TaskSpec.model_validate(data)
     except ValidationError as exc:
-        raise SpecError(describe_validation_error(source, exc)) from None
+        raise SpecError(describe_validation_error(source, exc, TaskSpec)) from None
 
 
 def load_spec(path: Union[str, Path]) -> TaskSpec:

@@ -235,11 +235,9 @@ def test_early_stopping_runs_inside_the_ray_task(ray_local):
 
 @pytest.mark.ray
 def test_a_job_larger_than_the_local_instance_is_refused(ray_local):
-    from progenitor.errors import ComputeError
-
     executor = RayExecutor(None)
     try:
-        with pytest.raises(ComputeError, match="asks for 3 GPUs but the local Ray instance has 2"):
+        with pytest.raises(UserError, match="asks for 3 GPUs per candidate but the local Ray instance has 2 GPUs"):
             list(executor.run([job("r/g1/c0", "true", num_gpus=3)]))
     finally:
         executor.close()

@@ -294,5 +294,5 @@ def test_task_that_breaks_its_own_constitution_is_refused_at_start(tmp_path):
     result = CliRunner().invoke(cli, ["run", str(repo), "--executor", "local", "--sandbox", "process"])
     assert result.exit_code == 2, result.output
     assert "breaks its own constitution" in result.output and "calibration_error" in result.output
-    run = next((repo / ".progenitor" / "runs").iterdir()).name
-    assert not (repo / ".progenitor" / "runs" / run / "g0" / "c0" / "train.json").exists(), "nothing ran"
+    assert len(result.output.strip().splitlines()) == 1, result.output
+    assert not (repo / ".progenitor" / "runs").exists(), "refused before any run was made, let alone trained"

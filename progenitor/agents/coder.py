@@ -10,37 +10,20 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from progenitor.agents.architect import Proposal
+from progenitor.configfile import parse_config
 from progenitor.errors import ModelBehaviorError, UserError
+from progenitor.search_space import validate_proposal
 from progenitor.spec import TaskSpec
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - Python 3.10
-    import tomli as tomllib
 
 
 def load_config(path: Path) -> dict:
-    suffix = path.suffix.lower()
-    text = path.read_text(encoding="utf-8")
-    try:
-        if suffix in (".yaml", ".yml"):
-            data = yaml.safe_load(text) or {}
-        elif suffix == ".json":
-            data = json.loads(text)
-        else:
-            data = tomllib.loads(text)
-    except Exception as exc:  # noqa: BLE001 - any parse error is the file's fault
-        raise UserError(f"{path.name}: could not be parsed: {exc}") from None
-    if not isinstance(data, dict):
-        raise UserError(f"{path.name}: expected a mapping at the top level")
-    return data
+    return parse_config(path.read_text(encoding="utf-8"), path.name)
 
 
 def get_dotted(data: dict, key: str) -> Any:
@@ -128,7 +111,7 @@ def apply_proposal(proposal: Proposal, tree: Path, spec: TaskSpec) -> None:
     if proposal.params:
         if spec.search_space is None:
             raise UserError("a proposal sets config values but progenitor.yaml has no search_space.file")
-        write_config(tree / spec.search_space.file, proposal.params)
+        write_config(tree / spec.search_space.file, validate_proposal(spec.search_space, proposal.params))
 
 
 def commit_message(proposal: Proposal, gen: int) -> str:

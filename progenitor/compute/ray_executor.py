@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from progenitor.compute.base import EventCallback, JobResult, TrainJob, pack_dir
 from progenitor.compute.ray_cancel import GIVE_UP_SECONDS, SOFT_SECONDS, Canceller
-from progenitor.errors import ComputeError
+from progenitor.errors import ComputeError, UserError
 from progenitor.sandbox.base import SandboxResult
 
 DATA_CAP_BYTES = 64 << 30
@@ -271,14 +271,13 @@ def _check_fits(jobs: list[TrainJob]) -> None:
     """On the local instance a job that asks for more than the machine has would wait forever."""
     import ray
 
+    from progenitor.compute.resources import shortfall
+
     have = ray.cluster_resources()
     for job in jobs:
-        for name, want in (("CPU", job.limits.cpus), ("GPU", job.num_gpus)):
-            if want > have.get(name, 0.0):
-                raise ComputeError(
-                    f"{job.key} asks for {want:g} {name}s but the local Ray instance has {have.get(name, 0.0):g}; "
-                    f"lower train.resources or join a larger cluster with --ray-address"
-                )
+        problem = shortfall(job.limits.cpus, job.num_gpus, have, "the local Ray instance")
+        if problem:
+            raise UserError(problem)
 
 
 @functools.lru_cache(maxsize=None)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from progenitor import advice
 from progenitor.agents import oversight, safety
 from progenitor.agents.architect import Outcome, Proposal, ProposeContext
 from progenitor.agents.coder import apply_proposal, commit_message, read_params
@@ -71,10 +72,10 @@ def prepare(ctx: RunContext, state: RunState) -> dict:
     ctx.emit("baseline.start", commit=base)
     record = train(ctx, [TrainItem(gen=0, k=0, sha=base)])["g0/c0"]
     if record["status"] != "ok":
-        raise UserError(f"the human baseline (commit {base[:10]}) failed to train: {record['reason']}")
+        raise advice.baseline_failed(base, ctx.spec.train.command, record["reason"], record.get("log_tail", ""))
     scored = score_dir(ctx, 0, 0)
     if not scored["ok"]:
-        raise UserError(f"the human baseline (commit {base[:10]}) could not be scored: {scored['reason']}")
+        raise advice.baseline_unscored(base, ctx.spec.scorer.command, scored["reason"])
     metrics = scored["metrics"]
     params = read_params(trusted, ctx.spec)
     seed = getattr(ctx.architect, "seed_baseline", None)

@@ -12,6 +12,7 @@ from typing import Any, Callable, Optional
 from pydantic import BaseModel
 
 from progenitor.audit import AuditLog
+from progenitor.checks import CommitTree, preflight
 from progenitor.errors import RunStopped, UserError
 from progenitor.lineage import Lineage
 from progenitor.runs import STATE_DIR, RunDir, find_run, new_run_id, register_run
@@ -94,6 +95,7 @@ def start_run(repo_dir: Path, options: Optional[RunOptions] = None, *, architect
     spec = effective_spec(committed_spec(lineage, base), options)
     if spec.oversight.mode == "approver":
         raise UserError("oversight.mode 'approver' is not available in this version yet; use 'auto' or 'auditor'")
+    warnings = preflight(spec, CommitTree(lineage, base), options.executor, options.ray_address)
     backend_options = _backend_options(spec, lineage.root)
     backend, why = resolve_backend(spec.sandbox.backend, **backend_options)
     if backend != "docker":
@@ -104,7 +106,9 @@ def start_run(repo_dir: Path, options: Optional[RunOptions] = None, *, architect
     register_run(run.run_id, lineage.root)
     ctx = _context(run, lineage, spec, options, backend, backend_options, architect, on_event)
     ctx.emit("run.start", repo=str(lineage.root), base=base, backend=backend, why=why, task=spec.name,
-             generations=spec.budget.generations, candidates=spec.budget.candidates)
+             generations=spec.budget.generations, candidates=spec.budget.candidates, metric=spec.objective.metric)
+    for check in warnings:
+        ctx.emit("run.check", name=check.name, status=check.status, message=check.detail)
     if spec.budget.dollars is not None:
         ctx.emit("run.warning", message="budget.dollars caps LLM spend, but no agent of this run calls an LLM "
                                         "(the search architect is offline): the cap cannot be reached")
@@ -231,7 +235,7 @@ def _drive(ctx: RunContext, graph_input: Optional[dict]) -> RunSummary:
         # The run is resumable from its last checkpoint; say so instead of "running" forever.
         why = str(exc) or type(exc).__name__
         ctx.run.update_meta(status="failed", stop_reason=f"{type(exc).__name__}: {why}"[:500])
-        ctx.emit("run.failed", error=why[:500], error_type=type(exc).__name__)
+        ctx.emit("run.failed", error=why[:500], error_type=type(exc).__name__, resumable=not isinstance(exc, UserError))
         raise
     finally:
         ctx.executor.close()

@@ -266,7 +266,7 @@ def test_template_fills_only_the_three_placeholders():
     tree, out = Path("/w/my tree"), Path("/w/out")
     command = fill_template("awk '{print $1}' {tree}/x ${HOME} > {out}/y", tree=tree, out=out, data=None)
     assert command == "awk '{print $1}' '/w/my tree'/x ${HOME} > /w/out/y"
-    with pytest.raises(UserError, match="no data directory"):
+    with pytest.raises(UserError, match="uses {data}, which has no value here"):
         fill_template("cat {data}/x", tree=tree, out=out, data=None)
 
 
