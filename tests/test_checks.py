@@ -217,3 +217,18 @@ def test_run_refuses_visible_patterns_that_show_the_labels(tmp_path):
     assert "'holdout_*' matches holdout_labels.npy" in result.output
     run_dir = next((repo / ".progenitor" / "runs").iterdir())
     assert not (run_dir / "visible").exists() and not (run_dir / "g0" / "c0" / "train.json").exists()
+
+
+@pytest.mark.parametrize("backend,status", [("process", "problem"), ("auto", "warning"), ("docker", "warning")])
+def test_a_training_program_this_machine_lacks_may_be_in_a_docker_image(tmp_path, backend, status):
+    from progenitor.checks import DirTree
+    from progenitor.checks.static import check_programs
+    from progenitor.spec import load_spec_text
+
+    task = toy_task_files()
+    text = task["progenitor.yaml"].replace("command: python train.py", "command: nosuchtool-xyz train.py")
+    spec = load_spec_text(text.replace("sandbox: {backend: process}", f"sandbox: {{backend: {backend}}}"))
+    for name, content in task.items():
+        (tmp_path / name).write_text(content)
+    [train] = [c for c in check_programs(spec, DirTree(tmp_path)) if c.name == "train.command programs"]
+    assert train.status == status and "'nosuchtool-xyz' (not on its PATH)" in train.detail

@@ -98,7 +98,10 @@ def sandbox_path() -> str:
 
 
 def check_programs(spec: TaskSpec, tree: Tree) -> list[Check]:
-    """One check per command: its programs on the PATH it will have, its scripts in the tree."""
+    """One check per command: its programs on the PATH it will have, its scripts in the tree.
+
+    A program the training needs that this machine lacks is only a warning when the task
+    may train in Docker: its image may well have it."""
     from progenitor.scoring import trusted_env
 
     paths = {"data.prepare": trusted_env()["PATH"], "train.command": sandbox_path(),
@@ -106,11 +109,18 @@ def check_programs(spec: TaskSpec, tree: Tree) -> list[Check]:
     checks = []
     for field, command in commands(spec).items():
         found, missing = command_problems(command, tree.files(), paths[field], tree.where)
-        if missing:
-            more = f" (and {len(missing) - 1} more missing)" if len(missing) > 1 else ""
-            checks.append(problem(f"{field} programs", f"{field} runs {missing[0]}{more}"))
+        name = f"{field} programs"
+        if not missing:
+            checks.append(ok(name, f"{', '.join(found) or 'shell builtins only'}: found"))
+            continue
+        more = f" (and {len(missing) - 1} more missing)" if len(missing) > 1 else ""
+        in_image = field == "train.command" and spec.sandbox.backend != "process" and \
+            all(m.startswith("program '") for m in missing)
+        if in_image:
+            checks.append(Check(name=name, status="warning", detail=(
+                f"{field} runs {missing[0]}{more} on this machine; a Docker task image may have it")))
         else:
-            checks.append(ok(f"{field} programs", f"{', '.join(found) or 'shell builtins only'}: found"))
+            checks.append(problem(name, f"{field} runs {missing[0]}{more}"))
     return checks
 
 
