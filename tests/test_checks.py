@@ -232,3 +232,14 @@ def test_a_training_program_this_machine_lacks_may_be_in_a_docker_image(tmp_path
         (tmp_path / name).write_text(content)
     [train] = [c for c in check_programs(spec, DirTree(tmp_path)) if c.name == "train.command programs"]
     assert train.status == status and "'nosuchtool-xyz' (not on its PATH)" in train.detail
+
+
+def test_braces_of_the_shell_and_awk_pass_through_every_command(tmp_path):
+    # Once a KeyError traceback: str.format saw a placeholder in awk's program.
+    repo = toy(tmp_path, replace={
+        "prepare.py --out {data}": "prepare.py --out {data} && ls {data} | awk '{n++} END {print n}'",
+        "--labels {data}/holdout_labels.npy": "--labels {data}/holdout_labels.npy | awk '{print $1, $2}'",
+    })
+    result = run_cli("run", str(repo), "-g", "1", "-k", "1", "--executor", "local", "--sandbox", "process", "-q")
+    assert result.exit_code == 0, result.output
+    assert re.search(r"^baseline error: [\d.]+$", result.output, re.MULTILINE)

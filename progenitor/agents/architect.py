@@ -95,6 +95,8 @@ class SearchArchitect:
             raise UserError("progenitor.yaml has no 'search_space': the offline search architect needs one (or configure an LLM architect)")
         import optuna
 
+        from progenitor.agents.sampler import make_sampler
+
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         self.spec = spec
         self.space = spec.search_space
@@ -107,10 +109,7 @@ class SearchArchitect:
         )
         # The sampler's random state is not stored with the study: seeding it with the number
         # of trials so far keeps a run reproducible without a resumed run repeating itself.
-        self.study.sampler = optuna.samplers.TPESampler(
-            seed=seed + len(self.study.trials), n_startup_trials=max(spec.budget.candidates, 4),
-            multivariate=True, constant_liar=True,
-        )
+        self.study.sampler = make_sampler(seed + len(self.study.trials), spec.budget.candidates)
 
     def seed_baseline(self, params: dict[str, Any], value: float) -> None:
         """Tell the study what the human baseline scored, once, if its values lie in the space."""

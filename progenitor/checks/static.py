@@ -58,7 +58,7 @@ def check_baseline_values(spec: TaskSpec, tree: Tree) -> Check:
     cannot be told its score and starts cold."""
     from progenitor.configfile import parse_config
     from progenitor.agents.coder import get_dotted
-    from progenitor.search_space import outside_space
+    from progenitor.search_space import config_keys, outside_space
 
     space = spec.search_space
     text = tree.read(space.file) if space else None
@@ -68,7 +68,9 @@ def check_baseline_values(spec: TaskSpec, tree: Tree) -> Check:
         config = parse_config(text, space.file)
     except UserError as exc:
         return problem("baseline values", str(exc))
-    outside = outside_space(space, {name: get_dotted(config, name) for name in space.params})
+    keys = set(config_keys(config))  # a key the file lacks is the search space check's problem
+    present = space.model_copy(update={"params": {n: p for n, p in space.params.items() if n in keys}})
+    outside = outside_space(present, {name: get_dotted(config, name) for name in present.params})
     if outside:
         return Check(name="baseline values", status="warning", detail=baseline_warning(outside))
     return ok("baseline values", "the baseline's values lie in the space: the search starts from its score")
