@@ -14,6 +14,8 @@ __all__ = ["JUMP_FACTOR", "check_after_training", "check_guards", "check_jump"]
 
 JUMP_FACTOR = 3.0
 """An improvement more than this many times the lineage's largest past one is a possible capability jump."""
+MIN_PAST_GAINS = 2
+"""Past gains needed before the lineage's largest one is a scale to judge a new gain by."""
 
 
 def _gain(goal: str, new: float, old: float) -> float:
@@ -26,7 +28,10 @@ def check_jump(spec: TaskSpec, value: float, history: list[float], factor: float
 
     ``history`` is the champion's objective after each generation so far, oldest first. The
     gain is implausible when it exceeds ``oversight.max_jump``, or ``factor`` times the
-    largest gain between consecutive champions (once there is at least one past gain)."""
+    largest gain between consecutive champions, once there are at least ``MIN_PAST_GAINS``
+    of them: a single past gain is one sample, no scale (a first promotion a hair above the
+    baseline would make every real improvement after it a "jump", and a run in auto mode
+    would never promote again)."""
     goal, metric = spec.objective.goal, spec.objective.metric
     if not history or not math.isfinite(value) or not math.isfinite(history[-1]):
         return []
@@ -36,7 +41,7 @@ def check_jump(spec: TaskSpec, value: float, history: list[float], factor: float
     reasons = []
     if spec.oversight.max_jump is not None and gain > spec.oversight.max_jump:
         reasons.append(f"more than oversight.max_jump ({spec.oversight.max_jump:.4g})")
-    if past and gain > max(factor * max(past), spec.objective.min_delta):
+    if len(past) >= MIN_PAST_GAINS and gain > max(factor * max(past), spec.objective.min_delta):
         reasons.append(f"more than {factor:g} times the lineage's largest past gain ({max(past):.4g})")
     if not reasons:
         return []
