@@ -18,9 +18,16 @@ from __future__ import annotations
 
 
 class ProgenitorError(Exception):
-    """Root of every error progenitor raises on purpose."""
+    """Root of every error progenitor raises on purpose.
+
+    Its message is one sentence; ``details`` (optional) holds lines that back it up, such
+    as the last lines a failing command printed, shown below the sentence."""
 
     exit_code = 1
+
+    def __init__(self, message: str = "", *, details: str = ""):
+        super().__init__(message)
+        self.details = details
 
 
 class UserError(ProgenitorError):

@@ -7,6 +7,7 @@ candidate's tree, on the driver, next to the holdout labels. A candidate only ev
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import re
@@ -19,6 +20,7 @@ from typing import Optional
 from pydantic import BaseModel
 
 from progenitor.errors import UserError
+from progenitor.placeholders import fill
 from progenitor.spec import Predictions, TaskSpec
 
 _METRIC = re.compile(
@@ -27,13 +29,33 @@ _METRIC = re.compile(
 )
 
 
+def _json_metrics(line: str) -> Optional[dict[str, float]]:
+    """A line holding one JSON object -> its numeric members (others ignored), else None."""
+    line = line.strip()
+    if not (line.startswith("{") and line.endswith("}")):
+        return None
+    try:
+        data = json.loads(line)
+    except ValueError:
+        return None
+    if not isinstance(data, dict):
+        return None
+    return {str(k): float(v) for k, v in data.items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool)}
+
+
 def parse_metrics(text: str) -> dict[str, float]:
-    """``name: value`` lines (the greppable summary) -> {name: value}; the last one wins."""
+    """The metrics a command printed: ``name: value`` lines (the greppable summary) and lines
+    holding one JSON object (``{"rmse": 54.9, "mae": 40.1}``: its numbers); the last one wins."""
     metrics: dict[str, float] = {}
     for line in text.splitlines():
         match = _METRIC.match(line)
         if match:
             metrics[match.group(1)] = float(match.group(2))
+            continue
+        found = _json_metrics(line)
+        if found:
+            metrics.update(found)
     return metrics
 
 
@@ -48,9 +70,17 @@ def _tail(text: str, lines: int = 20) -> str:
     return "\n".join(text.strip().splitlines()[-lines:])
 
 
-def _last_line(text: str) -> str:
-    lines = [line for line in text.strip().splitlines() if line.strip()]
-    return lines[-1].strip() if lines else ""
+SHOWN_LINES = 5
+"""How many of a trusted command's last output lines an error quotes."""
+
+
+def last_lines(text: str, lines: int = SHOWN_LINES) -> str:
+    """A command's last non-empty output lines, on one line: ``a | b``, each cut to 200
+    characters (an error that says what the command printed, and stays one line)."""
+    kept = [line.strip()[:200] for line in text.strip().splitlines() if line.strip()][-lines:]
+    if not kept:
+        return "it printed nothing"
+    return f"its last line{'s' if len(kept) > 1 else ''}: {' | '.join(kept)}"
 
 
 def trusted_env() -> dict[str, str]:
@@ -72,36 +102,42 @@ def run_trusted(command: str, cwd: Path, timeout: float, what: str) -> subproces
         return subprocess.CompletedProcess(command, -9, "", f"{what} timed out after {timeout:g} s")
 
 
+def run_prepare(spec: TaskSpec, trusted: Path, data: Path) -> None:
+    """Run the trusted prepare command into ``data``; a failure is a ``UserError`` quoting its output."""
+    command = fill(spec.data.prepare, {"data": data}, "data.prepare")
+    proc = run_trusted(command, trusted, spec.data.timeout, "data.prepare")
+    if proc.returncode != 0:
+        raise UserError(f"data.prepare failed (exit {proc.returncode}); {last_lines(proc.stdout + chr(10) + proc.stderr)}")
+
+
 def prepare_data(spec: TaskSpec, trusted: Path, data: Path, visible: Path) -> list[str]:
     """Run the trusted prepare command once; copy the visible files. Returns visible names."""
     marker = data / ".prepared"
     if not marker.exists():
         shutil.rmtree(data, ignore_errors=True)
         data.mkdir(parents=True)
-        command = spec.data.prepare.format(data=str(data))
-        proc = run_trusted(command, trusted, spec.data.timeout, "data.prepare")
-        if proc.returncode != 0:
-            raise UserError(
-                f"data.prepare failed (exit {proc.returncode}): {_last_line(proc.stderr or proc.stdout) or 'no output'}"
-            )
+        run_prepare(spec, trusted, data)
         marker.write_text("ok\n")
+    from progenitor.checks.visible import visible_matches
+
+    items, problems = visible_matches(spec, data)
+    if problems:
+        raise UserError(problems[0])
+    copy_visible(items, data, visible)
+    return [str(item.relative_to(data)) for item in items]
+
+
+def copy_visible(items: list[Path], data: Path, visible: Path) -> None:
+    """Copy what a candidate may read into a directory of its own (links are not kept)."""
     shutil.rmtree(visible, ignore_errors=True)
     visible.mkdir(parents=True)
-    names = []
-    for pattern in spec.data.visible:
-        for item in sorted(data.glob(pattern)):
-            if item.name.startswith(".") or item.is_symlink():
-                continue
-            target = visible / item.relative_to(data)
-            if item.is_dir():
-                shutil.copytree(item, target, symlinks=False)
-            else:
-                target.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(item, target)
-            names.append(str(item.relative_to(data)))
-    if not names:
-        raise UserError(f"data.visible matched no file that data.prepare wrote (patterns: {spec.data.visible})")
-    return names
+    for item in items:
+        target = visible / item.relative_to(data)
+        if item.is_dir():
+            shutil.copytree(item, target, symlinks=False)
+        else:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(item, target)
 
 
 def check_predictions(expect: Optional[Predictions], data: Path, out: Path) -> Optional[str]:
@@ -136,7 +172,7 @@ def check_predictions(expect: Optional[Predictions], data: Path, out: Path) -> O
 
 def score(spec: TaskSpec, trusted: Path, data: Path, out: Path) -> Score:
     """Measure one candidate's outputs with the trusted scorer, on the holdout."""
-    return run_scorer(spec, spec.scorer.command, spec.scorer.predictions, trusted, data, out)
+    return run_scorer(spec, spec.scorer.command, spec.scorer.predictions, trusted, data, out, "scorer.command")
 
 
 def score_test(spec: TaskSpec, trusted: Path, data: Path, out: Path) -> Optional[Score]:
@@ -144,26 +180,31 @@ def score_test(spec: TaskSpec, trusted: Path, data: Path, out: Path) -> Optional
     named ``test_<metric>``, so they can never be mistaken for the holdout's."""
     if spec.scorer.test is None:
         return None
-    result = run_scorer(spec, spec.scorer.test.command, spec.scorer.test.predictions, trusted, data, out)
+    result = run_scorer(spec, spec.scorer.test.command, spec.scorer.test.predictions, trusted, data, out,
+                        "scorer.test.command")
     return result.model_copy(update={"metrics": {f"test_{k}": v for k, v in result.metrics.items()}})
 
 
 def run_scorer(spec: TaskSpec, template: str, expect: Optional[Predictions], trusted: Path, data: Path,
-               out: Path) -> Score:
+               out: Path, field: str) -> Score:
     problem = check_predictions(expect, data, out)
     if problem:
         return Score(ok=False, reason=problem)
-    command = template.format(data=str(data), out=str(out))
+    command = fill(template, {"data": data, "out": out}, field)
     proc = run_trusted(command, trusted, spec.scorer.timeout, "the scorer")
-    log = _tail(proc.stdout + "\n" + proc.stderr)
+    printed = proc.stdout + "\n" + proc.stderr
+    log = _tail(printed)
     if proc.returncode != 0:
-        why = _last_line(proc.stderr) or _last_line(proc.stdout) or "no output"
-        return Score(ok=False, reason=f"the scorer rejected the outputs (exit {proc.returncode}): {why}", log=log)
+        return Score(ok=False, log=log,
+                     reason=f"the scorer rejected the outputs (exit {proc.returncode}); {last_lines(printed)}")
     metrics = parse_metrics(proc.stdout)
     metric = spec.objective.metric
     if metric not in metrics:
-        return Score(ok=False, reason=f"the scorer printed no '{metric}: value' line", metrics=metrics, log=log)
+        return Score(ok=False, metrics=metrics, log=log,
+                     reason=(f"the scorer printed no '{metric}' metric (as a '{metric}: value' line or in a "
+                             f"JSON object line); {last_lines(proc.stdout)}"))
     bad = [name for name, value in metrics.items() if not math.isfinite(value)]
     if bad:
-        return Score(ok=False, reason=f"the scorer measured non-finite {', '.join(bad)}", metrics=metrics, log=log)
+        return Score(ok=False, metrics=metrics, log=log,
+                     reason=f"the scorer measured non-finite {', '.join(bad)}; {last_lines(proc.stdout)}")
     return Score(ok=True, metrics=metrics, log=log)

@@ -7,15 +7,18 @@ field, the bad value and what is allowed.
 
 from __future__ import annotations
 
+import difflib
 import fnmatch
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal, Optional, Union
+from types import UnionType
+from typing import Annotated, Any, Literal, Optional, Union, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from progenitor.errors import SpecError
+from progenitor.placeholders import ALLOWED, check_placeholders
 
 SPEC_FILE = "progenitor.yaml"
 
@@ -36,6 +39,16 @@ def parse_size(value: Union[str, int]) -> int:
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _placeholders(field: str):
+    """A validator: the command uses only the placeholders its field allows."""
+
+    def check(cls, v: str) -> str:
+        check_placeholders(v, ALLOWED[field])
+        return v
+
+    return field_validator(field.split(".")[-1])(classmethod(check))
 
 
 class Objective(_Strict):
@@ -125,7 +138,7 @@ class EarlyStop(_Strict):
 
 class Train(_Strict):
     command: str
-    """Shell command run in the candidate's sandbox; ``{data}`` and ``{out}`` are filled in."""
+    """Shell command run in the candidate's sandbox; ``{data}``, ``{out}`` and ``{tree}`` are filled in."""
     timeout: float = Field(600.0, gt=0)
     """Wall-clock seconds before the candidate is killed."""
     resources: Resources = Resources()
@@ -134,6 +147,8 @@ class Train(_Strict):
     """File in ``{out}`` where the candidate may append intermediate metrics as JSON lines."""
     early_stop: Optional[EarlyStop] = None
     """Stop a candidate that is clearly behind the champion at the same step (needs ``progress``)."""
+
+    _command = _placeholders("train.command")
 
 
 class TestSplit(_Strict):
@@ -154,6 +169,8 @@ class Data(_Strict):
     """A final test split the loop never selects on: scored for the baseline and for each
     champion when it is promoted, so the run's last number is an honest one."""
 
+    _prepare = _placeholders("data.prepare")
+
 
 class Predictions(_Strict):
     file: str = "predictions.npy"
@@ -172,7 +189,8 @@ class TestScorer(_Strict):
 
 class Scorer(_Strict):
     command: str
-    """Trusted command (from the base commit) that prints ``metric: value`` lines."""
+    """Trusted command (from the base commit) that prints ``metric: value`` lines or a JSON
+    object line (``{"rmse": 54.9}``); ``{data}`` and ``{out}`` are filled in."""
     timeout: float = Field(300.0, gt=0)
     """Wall-clock seconds the scorer may take."""
     predictions: Optional[Predictions] = Predictions()
@@ -181,6 +199,8 @@ class Scorer(_Strict):
     """A gap larger than this between what the candidate printed and what the scorer measured is a finding."""
     test: Optional[TestScorer] = None
     """How the test split (``data.test``) is scored."""
+
+    _command = _placeholders("scorer.command")
 
 
 class Param(_Strict):
@@ -518,8 +538,48 @@ def _allowed(err: dict) -> str:
 _SECRET_FIELDS = ("api_key", "key", "token", "api_key_env")
 
 
-def describe_validation_error(source: str, exc: ValidationError) -> str:
-    """One sentence for the first error, mentioning how many more there are."""
+def _unwrap(tp: Any) -> Any:
+    """``Optional[X]`` -> ``X``: the model a nullable field holds."""
+    if get_origin(tp) in (Union, UnionType):
+        members = [a for a in get_args(tp) if a is not type(None)]
+        if len(members) == 1:
+            return members[0]
+    return tp
+
+
+def _is_model(tp: Any) -> bool:
+    return isinstance(tp, type) and issubclass(tp, BaseModel)
+
+
+def fields_at(model: type[BaseModel], loc: tuple) -> list[str]:
+    """The field names valid at ``loc`` (an error's location, its last item the bad key), by
+    walking the model's annotations through nested models, lists and dicts."""
+    tp: Any = model
+    for part in loc[:-1]:
+        tp = _unwrap(tp)
+        if _is_model(tp) and part in tp.model_fields:
+            tp = tp.model_fields[part].annotation
+        elif get_origin(tp) in (list, tuple, set) and isinstance(part, int):
+            tp = get_args(tp)[0]
+        elif get_origin(tp) is dict:
+            tp = get_args(tp)[1]
+        elif isinstance(part, str) and ("[" in part or part.startswith("function-")):
+            continue  # pydantic's own tags (validators, union members)
+        else:
+            return []
+    tp = _unwrap(tp)
+    return list(tp.model_fields) if _is_model(tp) else []
+
+
+def did_you_mean(name: str, choices: list[str]) -> str:
+    """``"did you mean 'hidden'?"`` for the nearest of ``choices``, or ``""``."""
+    near = difflib.get_close_matches(name, choices, n=1)
+    return f"did you mean '{near[0]}'?" if near else ""
+
+
+def describe_validation_error(source: str, exc: ValidationError, model: Optional[type[BaseModel]] = None) -> str:
+    """One sentence for the first error, mentioning how many more there are. With ``model``
+    (the one validated), an unknown key gets the nearest valid name at its level."""
     errors = exc.errors()
     err = errors[0]
     field = _field_path(err["loc"])
@@ -530,7 +590,9 @@ def describe_validation_error(source: str, exc: ValidationError) -> str:
         text = (f"{source}: unknown field '{field}'; keys are never written in progenitor.yaml: name the "
                 f"environment variable that holds it with api_key_env")
     elif kind == "extra_forbidden":
-        text = f"{source}: unknown field '{field}'; remove it or check its spelling"
+        valid = fields_at(model, err["loc"]) if model is not None else []
+        hint = did_you_mean(str(err["loc"][-1]), valid)
+        text = f"{source}: unknown field '{field}'; " + (hint or "remove it or check its spelling")
     else:
         reason = str((err.get("ctx") or {}).get("error") or "")
         allowed = _allowed(err)
@@ -549,7 +611,7 @@ def parse_spec(data: Any, source: str = SPEC_FILE) -> TaskSpec:
     try:
         return TaskSpec.model_validate(data)
     except ValidationError as exc:
-        raise SpecError(describe_validation_error(source, exc)) from None
+        raise SpecError(describe_validation_error(source, exc, TaskSpec)) from None
 
 
 def load_spec(path: Union[str, Path]) -> TaskSpec:

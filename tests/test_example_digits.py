@@ -188,3 +188,19 @@ def test_scorer_never_unpickles_the_model(pipeline, tmp_path):
     )
     assert proc.returncode != 0 and "tensors-only state_dict" in proc.stderr
     assert "unpickled candidate code ran" not in proc.stdout + proc.stderr
+
+
+@pytest.mark.slow
+def test_the_readme_commands_work_as_written(tmp_path):
+    """The example README's commands, run as a newcomer would (``~`` pointed at a temp dir),
+    all but the last, ``progenitor run``: its ``check`` before it trains the baseline once."""
+    text = (EXAMPLE / "README.md").read_text()
+    block = text.split("## Run progenitor on it", 1)[1].split("```sh", 1)[1].split("```", 1)[0]
+    commands = [line.split("#")[0].strip() for line in block.strip().splitlines()]
+    assert all(c.startswith("progenitor ") and "examples/digits" not in c for c in commands), commands
+    assert commands[-2:] == ["progenitor check ~/digits", "progenitor run ~/digits"]
+    for command in commands[:-1]:
+        argv = [sys.executable, "-m", "progenitor.cli", *shlex.split(command.replace("~", str(tmp_path)))[1:]]
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, f"{command}:\n{proc.stdout}{proc.stderr}"
+    assert "scorer: printed accuracy" in proc.stdout and "all checks passed" in proc.stdout

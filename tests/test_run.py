@@ -19,6 +19,7 @@ from progenitor.cli import cli
 from progenitor.runs import RunDir
 from progenitor.testing import make_repo, scripted, toy_task_files
 from progenitor.workflows.state import RunOptions
+from waiting import wait_for
 
 SLEEPY_TRAIN = toy_task_files()["train.py"].replace(
     'w = float(config["w"])', 'w = float(config["w"])\nimport time; time.sleep(float(config.get("sleep", 0)))'
@@ -74,7 +75,8 @@ def test_search_run_improves_and_records_everything(toy_repo):
 
 
 def test_protected_nan_and_timeout_candidates(tmp_path):
-    files = toy_task_files(generations=1, timeout=3)
+    # 10 s: room for an honest toy candidate on a busy machine; the sleeper sleeps 600.
+    files = toy_task_files(generations=1, timeout=10)
     files["train.py"] = SLEEPY_TRAIN
     files["config.yaml"] += "sleep: 0\n"
     repo = make_repo(tmp_path / "repo", files)
@@ -82,7 +84,7 @@ def test_protected_nan_and_timeout_candidates(tmp_path):
     script = [[
         {"hypothesis": "make the scorer kinder", "edits": {"score.py": "print('error: 0')\n"}},
         {"hypothesis": "nan", "edits": {"train.py": nan_train}},
-        {"hypothesis": "sleep", "params": {"w": 3.0, "sleep": 30}},
+        {"hypothesis": "sleep", "params": {"w": 3.0, "sleep": 600}},
         {"hypothesis": "honest", "params": {"w": 2.9}},
     ]]
     summary = progenitor.start_run(repo, RunOptions(sandbox="process", executor="local"), architect=scripted(script))
@@ -107,7 +109,7 @@ def test_sigkill_while_training_then_resume_trains_nothing_twice(tmp_path):
         env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     runs_dir = repo / ".progenitor" / "runs"
-    deadline = time.time() + 60
+    deadline = time.time() + 300
     run = None
     try:
         while time.time() < deadline:
@@ -223,12 +225,11 @@ def test_stop_from_another_thread_leaves_run_resumable(tmp_path):
 
     worker = threading.Thread(target=run)
     worker.start()
-    deadline = time.time() + 60
-    while not any(e["type"] == "train.start" and e.get("gen") == 1 for e in events):
-        assert time.time() < deadline, "never reached generation 1"
-        time.sleep(0.05)
+    assert wait_for(lambda: any(e["type"] == "train.start" and e.get("gen") == 1 for e in events), 300), \
+        "never reached generation 1"
     progenitor.stop_run(events[0]["run"], repo=repo)
-    worker.join(60)
+    worker.join(300)
+    assert not worker.is_alive(), "the stopped run did not return"
     summary = result["summary"]
     assert summary.status == "stopped"
     assert any(e["type"] == "train.cancelled" for e in events)
@@ -250,10 +251,10 @@ args = parser.parse_args()
 w = float(yaml.safe_load(open("config.yaml"))["w"])
 x = np.load(os.path.join(args.data, "holdout_inputs.npy"))
 error = abs(w - 3) * float(x.mean())  # what the scorer will measure: the curve ends honestly
-for step in range(1, 13):
+for step in range(1, 31):
     with open(os.path.join(args.out, "progress.jsonl"), "a") as f:
-        f.write(json.dumps({"step": step, "error": error + 0.1 * (12 - step)}) + "\\n")
-    time.sleep(0.4)
+        f.write(json.dumps({"step": step, "error": error + 0.03 * (30 - step)}) + "\\n")
+    time.sleep(0.2)
 np.save(os.path.join(args.out, "predictions.npy"), w * x)
 '''
 
@@ -269,7 +270,7 @@ def test_candidate_behind_the_champion_is_pruned(tmp_path):
     summary = progenitor.start_run(repo, RunOptions(sandbox="process", executor="local"), architect=scripted(script))
     cands = {c["k"]: c for c in progenitor.get_lineage(summary.run_id, repo=repo)["candidates"]}
     assert cands[0]["status"] == "pruned", cands[0].get("reason")
-    assert cands[0]["train"]["pruned"]["step"] < 12 and cands[0]["train"]["duration"] < 4.0
+    assert cands[0]["train"]["pruned"]["step"] < 30, "stopped before the end of its 30 steps"
     assert cands[1]["status"] == "scored" and cands[1]["decision"]["verdict"] == "promoted"
 
 
@@ -304,8 +305,8 @@ def test_task_that_breaks_its_own_constitution_is_refused_at_start(tmp_path):
     result = CliRunner().invoke(cli, ["run", str(repo), "--executor", "local", "--sandbox", "process"])
     assert result.exit_code == 2, result.output
     assert "breaks its own constitution" in result.output and "calibration_error" in result.output
-    run = next((repo / ".progenitor" / "runs").iterdir()).name
-    assert not (repo / ".progenitor" / "runs" / run / "g0" / "c0" / "train.json").exists(), "nothing ran"
+    assert len(result.output.strip().splitlines()) == 1, result.output
+    assert not (repo / ".progenitor" / "runs").exists(), "refused before any run was made, let alone trained"
 
 
 def test_a_git_case_variant_fails_its_candidate_and_neither_the_run_nor_a_resume_crashes(tmp_path):

@@ -315,6 +315,14 @@ def test_capability_jump_against_the_lineage_history():
     assert needs_human([jump])
 
 
+def test_one_small_past_gain_is_no_scale_for_a_jump():
+    # The digits demo, seed 0: a first promotion 0.002 above the baseline; a candidate 0.022
+    # above it is an ordinary improvement, not a capability jump.
+    assert check_after_training(spec(), {}, {"accuracy": 0.9685}, [0.9443, 0.9462, 0.9462]) == []
+    [jump] = check_after_training(spec(), {}, {"accuracy": 0.9685}, [0.9443, 0.9462, 0.9481])
+    assert "largest past gain (0.0019)" in jump.message
+
+
 def test_capability_jump_with_max_jump_and_minimize():
     s = spec(objective={"metric": "loss", "goal": "minimize"}, oversight={"max_jump": 0.1})
     assert check_after_training(s, {}, {"loss": 0.95}, [1.0]) == []

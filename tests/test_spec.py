@@ -79,3 +79,34 @@ def test_bad_memory_size():
     with pytest.raises(SpecError) as err:
         load_spec_text(spec_text(**{"memory: 1g": "memory: lots"}))
     assert "train.resources.memory" in str(err.value) and "512m or 2g" in str(err.value)
+
+
+@pytest.mark.parametrize("old,new,message", [
+    ("name: toy", "name: toy\nnmae: oops", "unknown field 'nmae'; did you mean 'name'?"),
+    ("budget: {", "budget: {generatoins: 3, ", "unknown field 'budget.generatoins'; did you mean 'generations'?"),
+    ("    w: {type: float,", "    w: {hihg: 2, type: float,", "unknown field 'search_space.params.w.hihg'; did you mean 'high'?"),
+    ("guards: [{metric: params, max: 10}]", "guards: [{metric: params, max: 10, mni: 0}]",
+     "unknown field 'guards[0].mni'; did you mean 'min'?"),
+    ("name: toy", "name: toy\nzzzz: 1", "unknown field 'zzzz'; remove it or check its spelling"),
+])
+def test_an_unknown_key_gets_the_nearest_name_at_its_level(old, new, message):
+    with pytest.raises(SpecError) as err:
+        load_spec_text(spec_text(**{old: new}))
+    assert message in str(err.value)
+
+
+def test_placeholders_are_checked_when_the_spec_loads():
+    with pytest.raises(SpecError) as err:
+        load_spec_text(spec_text(**{"--labels {data}/holdout_labels.npy": "--labels {dta}/holdout_labels.npy"}))
+    assert "'scorer.command'" in str(err.value) and "unknown placeholder {dta} (did you mean {data}?)" in str(err.value)
+    with pytest.raises(SpecError, match=r"'data.prepare'.*unknown placeholder \{out\}"):
+        load_spec_text(spec_text(**{"prepare.py --out {data}": "prepare.py --out {out}"}))
+    spec = load_spec_text(spec_text(**{"prepare.py --out {data}": "prepare.py --out {data} && awk '{print $1}' ${HOME} {{x}}"}))
+    assert "{{x}}" in spec.data.prepare
+
+
+def test_one_filler_for_every_command():
+    from progenitor.placeholders import fill
+
+    assert fill("awk '{print $1}' {data}/x > {out}/y; echo ${HOME} {{data}}", {"data": "/d d", "out": "/o"}) == \
+        "awk '{print $1}' '/d d'/x > /o/y; echo ${HOME} {data}"

@@ -21,6 +21,7 @@ from progenitor.agents.base import AgentContext, CodeChange, Failure, FileEdit, 
 from progenitor.agents.config_files import get_dotted, read_config, write_values
 from progenitor.errors import ModelBehaviorError, UnsafePathError, UserError
 from progenitor.keys import candidate_name
+from progenitor.search_space import validate_proposal
 from progenitor.spec import TaskSpec
 
 __all__ = ["OfflineCoder", "commit_message", "read_params", "write_config"]
@@ -86,7 +87,7 @@ class OfflineCoder:
                 raise UserError("a proposal sets config values but progenitor.yaml has no search_space.file")
             # A link here is the champion's, not this proposal's doing: an UnsafePathError
             # (a CandidateError) fails the candidate without asking the coder again.
-            write_values(tree, space.file, proposal.params)
+            write_values(tree, space.file, validate_proposal(space, proposal.params))
             edits.append(FileEdit(path=space.file))
         return CodeChange(message=commit_message(proposal), edits=edits)
 

@@ -55,6 +55,8 @@ class SearchArchitect:
             raise UserError("progenitor.yaml has no 'search_space': the offline search architect needs one (or configure an LLM architect)")
         import optuna
 
+        from progenitor.agents.sampler import make_sampler
+
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         self.space = spec.search_space
         self.dists = {name: _distribution(p) for name, p in self.space.params.items()}
@@ -66,10 +68,7 @@ class SearchArchitect:
         )
         # The sampler's random state is not stored with the study: seeding it with the number
         # of trials so far keeps a run reproducible without a resumed run repeating itself.
-        self.study.sampler = optuna.samplers.TPESampler(
-            seed=ctx.seed + len(self.study.trials), n_startup_trials=max(spec.budget.candidates, 4),
-            multivariate=True, constant_liar=True,
-        )
+        self.study.sampler = make_sampler(ctx.seed + len(self.study.trials), spec.budget.candidates)
 
     def seed(self, baseline: Baseline) -> None:
         """Tell the study what the human baseline scored, once, if its values lie in the space."""

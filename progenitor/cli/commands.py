@@ -119,7 +119,7 @@ def stop(run_id: str, repo: Optional[Path]) -> None:
 def status(run_id: Optional[str], repo: Optional[Path], as_json: bool) -> None:
     """Show one run, or every run of the model repo."""
     from progenitor.api import run_status
-    from progenitor.cli.progress import print_status
+    from progenitor.cli.views import print_status
 
     data = run_status(run_id, repo)
     if as_json:
@@ -135,13 +135,32 @@ def status(run_id: Optional[str], repo: Optional[Path], as_json: bool) -> None:
 def lineage(run_id: str, repo: Optional[Path], as_json: bool) -> None:
     """Every candidate of RUN with its record, from the git notes."""
     from progenitor.api import get_lineage
-    from progenitor.cli.progress import print_lineage
+    from progenitor.cli.views import print_lineage
 
     data = get_lineage(run_id, repo)
     if as_json:
         click.echo(json.dumps(data, indent=2, default=str))
     else:
         print_lineage(_console(), data)
+
+
+@cli.command()
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path), default=".")
+@click.option("--predictions", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Run the scorer on this predictions file instead of training the baseline once.")
+@click.option("--sandbox", type=click.Choice(["auto", "process", "docker"]), help="Override sandbox.backend.")
+def check(directory: Path, predictions: Optional[Path], sandbox: Optional[str]) -> None:
+    """Check the model repo DIRECTORY without spending the budget, one line per check: the
+    spec, the constitution, the search space against the config file, the commands'
+    programs, the resources, data.prepare (in a scratch directory), the visible data, and
+    the scorer (on --predictions, or on one baseline training). Exit 2 on any problem."""
+    from progenitor.checks import check_repo
+    from progenitor.cli.views import check_verdict, print_check
+
+    results = check_repo(directory, predictions, sandbox, on_check=print_check)
+    line, code = check_verdict(results)
+    click.echo(line)
+    sys.exit(code)
 
 
 @cli.command()

@@ -9,12 +9,15 @@ from progenitor.errors import ProgenitorError
 
 
 class CommandError(click.ClickException):
-    def __init__(self, message: str, exit_code: int):
+    def __init__(self, message: str, exit_code: int, details: str = ""):
         super().__init__(message)
         self.exit_code = exit_code
+        self.details = details
 
     def show(self, file=None) -> None:
         click.echo(f"error: {self.message}", err=True)
+        for line in self.details.splitlines():
+            click.echo(f"  | {line}", err=True)
 
 
 class Group(click.Group):
@@ -24,4 +27,4 @@ class Group(click.Group):
         try:
             return super().invoke(ctx)
         except ProgenitorError as exc:
-            raise CommandError(str(exc), exc.exit_code) from None
+            raise CommandError(str(exc), exc.exit_code, getattr(exc, "details", "")) from None

@@ -28,6 +28,8 @@ OUTPUT_MAX_ENTRIES = 10_000
 """Most files and directories brought back from one candidate's outputs."""
 PACK_SECONDS = 120.0
 """Most seconds spent packing one candidate's outputs (and as much again unpacking them)."""
+WATCHER_JOIN_SECONDS = 2.0
+"""How long a finished job waits for its progress watcher's last look."""
 
 
 class TrainJob(BaseModel):
@@ -138,7 +140,11 @@ def execute_job(
             reason = f"its tree does not fit its disk quota ({exc.strerror or exc})"
             return JobResult(key=job.key, sandbox=SandboxResult(status="disk", reason=reason),
                              node=socket.gethostname(), gpu_ids=job.limits.gpus)
-        result, pruned = _run_watched(job, jd, data_dir, on_line, cancel or threading.Event(), watch)
+        cancel = cancel or threading.Event()  # per job: setting it stops this job only
+        if cancel.is_set():  # cancelled while the tree was unpacked: start nothing
+            return JobResult(key=job.key, sandbox=SandboxResult(status="killed", reason="cancelled before it started"),
+                             node=socket.gethostname(), gpu_ids=job.limits.gpus)
+        result, pruned = _run_watched(job, jd, data_dir, on_line, cancel, watch)
         packed = pack_outputs(jd.out, job.output_cap_bytes, job.output_max_entries, tuple(job.outputs_first),
                               PACK_SECONDS)
     note = _outputs_note(packed.cut, packed.dropped)
@@ -174,7 +180,10 @@ def _run_watched(job: TrainJob, jd: JobDir, data_dir: Optional[Path], on_line: O
     finally:
         done.set()
         for thread in watchers:
-            thread.join()
+            # Bounded: a watcher still importing its pruner (seconds on a busy machine)
+            # must not hold up a cancelled job; it only reads the outputs.
+            thread.join(WATCHER_JOIN_SECONDS)
+    verdicts = dict(verdicts)
     # Reached at any time: its later writes were refused, whether or not it noticed (and ended by itself).
     disk = verdicts.get("disk") or jd.over()
     if disk and result.status != "timeout":
@@ -204,6 +213,9 @@ def _watch(
     watch: Callable[[Path], Optional[dict]], out: Path, done: threading.Event,
     cancel: threading.Event, verdicts: dict,
 ) -> None:
+    prime = getattr(watch, "prime", None)
+    if prime is not None:
+        prime()  # the pruner's imports, while the candidate starts up, not after its first steps
     while not done.wait(1.0):
         verdict = watch(out)
         if verdict:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Iterator, Optional
 
 from progenitor.compute.base import EventCallback, JobResult, TrainJob, execute_job
+from progenitor.errors import UserError
 
 
 class LocalExecutor:
@@ -34,6 +35,7 @@ class LocalExecutor:
     def run(self, jobs: list[TrainJob], on_event: Optional[EventCallback] = None) -> Iterator[JobResult]:
         if not jobs:
             return
+        _check_fits(jobs)
         emit = on_event or (lambda kind, payload: None)
         with ThreadPoolExecutor(max_workers=self._slots(jobs), thread_name_prefix="progenitor-train") as pool:
             futures: dict[Future, TrainJob] = {pool.submit(self._one, job, emit): job for job in jobs}
@@ -61,3 +63,15 @@ class LocalExecutor:
 
     def close(self) -> None:
         self.cancel()
+
+
+def _check_fits(jobs: list[TrainJob]) -> None:
+    """The same refusal as the Ray executor's: a job asking for more than this machine has
+    would run on CPUs and book GPU-seconds that no GPU spent."""
+    from progenitor.compute.resources import machine_resources, shortfall
+
+    have = machine_resources()
+    for job in jobs:
+        problem = shortfall(job.limits.cpus, job.num_gpus, have, "this machine")
+        if problem:
+            raise UserError(problem)

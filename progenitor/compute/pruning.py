@@ -164,6 +164,12 @@ class ProgressWatcher:
             return None
         return self._verdict(*new[-1])
 
+    def prime(self) -> None:
+        """Build the pruner now (importing Optuna takes seconds on a busy machine), so that
+        the first progress points are judged as they come."""
+        if self._trial is None:
+            self._start()
+
     def _read_new(self, path: Path) -> list[str]:
         """Complete lines appended since the last look; symlinks and non-files are ignored."""
         try:

@@ -22,7 +22,8 @@ from typing import Iterator, Optional
 from pydantic import BaseModel, ConfigDict, Field
 
 from progenitor.compute.base import EventCallback, JobResult, TrainJob, pack_dir
-from progenitor.errors import ComputeError
+from progenitor.compute.ray_cancel import GIVE_UP_SECONDS, SOFT_SECONDS, Canceller
+from progenitor.errors import ComputeError, UserError
 from progenitor.sandbox.base import SandboxResult
 
 DATA_CAP_BYTES = 64 << 30
@@ -49,6 +50,10 @@ class RayConfig(BaseModel):
     """Times Ray reruns a task whose worker or node died (training is not retried by default)."""
     batch_seconds: float = Field(0.25, gt=0)
     """How often a task sends the lines its command printed back to the driver."""
+    cancel_soft_seconds: float = Field(SOFT_SECONDS, gt=0)
+    """After a cancel, how long a task gets to tear its sandbox down before its worker is killed."""
+    cancel_give_up_seconds: float = Field(GIVE_UP_SECONDS, gt=0)
+    """After a cancel, how long ``run`` waits for a task's end at most (it then reports it killed)."""
 
 
 def connect(config: RayConfig) -> bool:
@@ -97,14 +102,14 @@ class RayExecutor:
         self._inflight: dict = {}
         self._started: dict = {}
         self._cancelled = threading.Event()
-        self._cancel_sent: set = set()
+        self._canceller = Canceller(self.config.cancel_soft_seconds, self.config.cancel_give_up_seconds)
 
     def run(self, jobs: list[TrainJob], on_event: Optional[EventCallback] = None) -> Iterator[JobResult]:
         if not jobs:
             return
         emit = on_event or (lambda kind, payload: None)
         self._cancelled.clear()
-        self._cancel_sent.clear()
+        self._canceller.clear()
         if not self.config.address:  # a cluster may grow (autoscaling); this machine will not
             _check_fits(jobs)
         data = self._ship_data()
@@ -120,27 +125,67 @@ class RayExecutor:
             yield from self._collect(emit)
         finally:
             if self._inflight:  # the caller stopped early, or something raised: stop the rest
-                self._cancel_now(list(self._inflight))
-                self._inflight.clear()
-                self._started.clear()
-            self._cancel_sent.clear()
+                self._cancelled.set()
+                for _ in self._until_ended(lambda kind, payload: None):
+                    pass
+            self._inflight.clear()
+            self._started.clear()
+            self._canceller.clear()
 
     def _collect(self, emit: EventCallback) -> Iterator[JobResult]:
-        import ray
+        for result in self._until_ended(emit):
+            emit("train.end", {"key": result.key, "status": result.sandbox.status, "node": result.node})
+            yield result
 
+    def _until_ended(self, emit: EventCallback) -> Iterator[JobResult]:
+        """Each task's result as it ends. Once cancelled, a task is cancelled again until it
+        ends, and one that Ray never confirms is reported killed after the canceller's bound."""
         while self._inflight:
-            ready, _ = ray.wait(list(self._inflight), num_returns=1, timeout=0.5)
             if self._cancelled.is_set():
-                self._cancel_now(list(self._inflight))
-            if ready:  # gather every other generator that has something too
-                ready, _ = ray.wait(list(self._inflight), num_returns=len(self._inflight), timeout=0)
-            for gen in ready:
-                result = self._step(gen, emit)
-                if result is not None:
+                self._canceller.tick(self._cancel_order())
+                ended = [(gen, self._finish(gen, emit)) for gen in self._completed()]
+                ended += [(gen, self._lost(gen, "killed", f"cancelled; Ray did not confirm it within "
+                                                          f"{self._canceller.waited(gen):.0f} s"))
+                          for gen in self._inflight if self._canceller.given_up(gen)
+                          and gen not in dict(ended)]
+            else:
+                # Checked for each one: a stream that a cancel has just ended reads as ready.
+                ended = [(gen, self._step(gen, emit)) for gen in self._readable() if not self._cancelled.is_set()]
+            for gen, result in ended:
+                if result is not None and gen in self._inflight:
                     del self._inflight[gen]
                     self._started.pop(gen, None)
-                    emit("train.end", {"key": result.key, "status": result.sandbox.status, "node": result.node})
                     yield result
+
+    def _readable(self) -> list:
+        """Generators with a message to read (waits up to half a second for one)."""
+        import ray
+
+        ready, _ = ray.wait(list(self._inflight), num_returns=1, timeout=0.5)
+        if ready:  # gather every other generator that has something too
+            ready, _ = ray.wait(list(self._inflight), num_returns=len(self._inflight), timeout=0)
+        return ready
+
+    def _completed(self) -> list:
+        """Generators whose task is over (waits up to half a second for one).
+
+        After a cancel, Ray ends a task's stream at once while the task may still be tearing
+        its sandbox down; reading such a stream waits for the task's end, unbounded. So a
+        cancelled task is read only once it is over: then nothing can block."""
+        import ray
+
+        by_end = {gen.completed(): gen for gen in self._inflight}
+        done, _ = ray.wait(list(by_end), num_returns=1, timeout=0.5)
+        if done:
+            done, _ = ray.wait(list(by_end), num_returns=len(by_end), timeout=0)
+        return [by_end[ref] for ref in done]
+
+    def _finish(self, gen, emit: EventCallback) -> JobResult:
+        """Read an ended task's stream to its result (every message is there already)."""
+        while True:
+            result = self._step(gen, emit)
+            if result is not None:
+                return result
 
     def _step(self, gen, emit: EventCallback) -> Optional[JobResult]:
         """Take one message from a task; the ``JobResult`` when the task is over."""
@@ -156,6 +201,8 @@ class RayExecutor:
         except ray.exceptions.OutOfMemoryError as exc:
             return self._lost(gen, "oom", f"Ray's memory monitor killed it: {_summary(exc)}")
         except (ray.exceptions.WorkerCrashedError, ray.exceptions.NodeDiedError, ray.exceptions.ObjectLostError) as exc:
+            if self._cancelled.is_set():  # a forced cancel kills the worker
+                return self._lost(gen, "killed", "cancelled")
             return self._lost(gen, "failed", f"the Ray worker or node running it died: {_summary(exc)}")
         except ray.exceptions.RayTaskError as exc:
             raise ComputeError(f"training {job.key} could not run on its Ray worker: {_summary(exc.cause or exc)}") from exc
@@ -196,32 +243,24 @@ class RayExecutor:
         return self._data
 
     def cancel(self) -> None:
-        """Cancel every task under way (safe from a signal handler: no lock, Ray is called from a thread)."""
+        """Cancel every task under way (safe from a signal handler: no lock, Ray is called
+        from a thread). ``run`` keeps cancelling until each task has ended."""
         self._cancelled.set()
-        refs = list(self._inflight)
+        refs = self._cancel_order()
         if refs:
-            threading.Thread(target=self._cancel_now, args=(refs,), name="progenitor-ray-cancel", daemon=True).start()
+            threading.Thread(target=self._canceller.tick, args=(refs,), name="progenitor-ray-cancel", daemon=True).start()
 
-    def _cancel_now(self, refs: list) -> None:
-        import ray
-
-        for ref in refs:
-            if ref in self._cancel_sent:
-                continue
-            self._cancel_sent.add(ref)
-            try:
-                # Not force: the task gets KeyboardInterrupt and tears its sandbox down; a
-                # forced exit would kill the worker and orphan the sandbox's processes.
-                ray.cancel(ref, force=False)
-            except Exception:  # noqa: BLE001 - already finished or gone: nothing to cancel
-                pass
+    def _cancel_order(self) -> list:
+        """Tasks under way, queued ones first: cancelled before a running one frees its CPUs,
+        a queued task never starts."""
+        return sorted(self._inflight, key=lambda gen: gen in self._started)
 
     def close(self) -> None:
         import ray
 
         self._cancelled.set()
         if self._inflight and ray.is_initialized():
-            self._cancel_now(list(self._inflight))
+            self._canceller.tick(self._cancel_order())
         self._data = None
         if self._owns_ray and ray.is_initialized():
             ray.shutdown()
@@ -232,14 +271,13 @@ def _check_fits(jobs: list[TrainJob]) -> None:
     """On the local instance a job that asks for more than the machine has would wait forever."""
     import ray
 
+    from progenitor.compute.resources import shortfall
+
     have = ray.cluster_resources()
     for job in jobs:
-        for name, want in (("CPU", job.limits.cpus), ("GPU", job.num_gpus)):
-            if want > have.get(name, 0.0):
-                raise ComputeError(
-                    f"{job.key} asks for {want:g} {name}s but the local Ray instance has {have.get(name, 0.0):g}; "
-                    f"lower train.resources or join a larger cluster with --ray-address"
-                )
+        problem = shortfall(job.limits.cpus, job.num_gpus, have, "the local Ray instance")
+        if problem:
+            raise UserError(problem)
 
 
 @functools.lru_cache(maxsize=None)

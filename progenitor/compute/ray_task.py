@@ -54,8 +54,12 @@ def train_task(job: TrainJob, data: Optional[list], cache_dir: Optional[str], ba
 
     # Waiting is on an Event, not Thread.join: a KeyboardInterrupt inside join() makes
     # CPython (before 3.13) mark the thread stopped while it still runs.
-    threading.Thread(target=body, name=f"progenitor-job-{job.key}", daemon=True).start()
+    worker = threading.Thread(target=body, name=f"progenitor-job-{job.key}", daemon=True)
     try:
+        # Started inside the try: ray.cancel may land while start() waits for the thread to
+        # run (a wide window on a busy machine), and the sandbox it starts must still be
+        # torn down.
+        worker.start()
         while not finished.wait(batch_seconds):
             batch = _drain(lines)
             if batch:
@@ -64,7 +68,7 @@ def train_task(job: TrainJob, data: Optional[list], cache_dir: Optional[str], ba
         pass  # ray.cancel: fall through to tear the sandbox down
     finally:
         # Also reached when the generator is closed early: never leave a sandbox behind.
-        _stop(cancel, finished)
+        _stop(cancel, finished, worker)
     batch = _drain(lines)
     if batch:
         yield ("lines", batch)
@@ -74,12 +78,17 @@ def train_task(job: TrainJob, data: Optional[list], cache_dir: Optional[str], ba
     yield ("result", result.model_copy(update={"node": node}))
 
 
-def _stop(cancel: threading.Event, finished: threading.Event) -> None:
-    """Cancel the job and wait until its sandbox is gone, whatever interrupts the wait."""
-    if not finished.is_set():
-        cancel.set()
-    while not finished.is_set():
+def _stop(cancel: threading.Event, finished: threading.Event, worker: threading.Thread) -> None:
+    """Cancel the job and wait until its sandbox is gone, whatever interrupts the wait.
+
+    A thread that was never started has nothing to wait for; one whose start was
+    interrupted finds ``cancel`` set and tears its sandbox down at once."""
+    while True:
         try:
+            if not finished.is_set():
+                cancel.set()
+            if finished.is_set() or not worker.is_alive():
+                return
             finished.wait(1.0)
         except KeyboardInterrupt:
             continue

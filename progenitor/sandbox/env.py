@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import math
 import os
-import shlex
 import sys
 from pathlib import Path
 from typing import Optional
 
-from progenitor.errors import UserError
+from progenitor.placeholders import fill
 from progenitor.sandbox.base import SandboxSpec
 
 __all__ = ["SYSTEM_PATH", "THREAD_VARS", "build_env", "fill_template"]
@@ -24,14 +23,9 @@ SYSTEM_PATH = ("/usr/local/bin", "/usr/bin", "/bin")
 
 
 def fill_template(template: str, tree: Path, out: Path, data: Optional[Path]) -> str:
-    """Put the paths into the command, shell-quoted (so write ``{out}``, not ``"{out}"``).
-    Only the three placeholders are touched: the rest may use braces freely (awk, ``${VAR}``)."""
-    if "{data}" in template and data is None:
-        raise UserError("the command uses {data} but the sandbox was given no data directory")
-    for key, value in (("{tree}", tree), ("{out}", out), ("{data}", data)):
-        if value is not None:
-            template = template.replace(key, shlex.quote(str(value)))
-    return template
+    """Put the paths, as the sandboxed command sees them, into the command (see
+    ``progenitor.placeholders``: shell-quoted; other braces, as in awk or ``${VAR}``, are kept)."""
+    return fill(template, {"tree": tree, "out": out, "data": data}, "the sandboxed command")
 
 
 def build_env(spec: SandboxSpec, home: str) -> dict[str, str]:

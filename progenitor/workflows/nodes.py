@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Callable, TypeVar
 
-from progenitor import tree_files
+from progenitor import advice, tree_files
 from progenitor.agents import safety
 from progenitor.agents.base import Baseline, JournalEntry, Proposal, ProposeContext
 from progenitor.agents.journal import drop_repeats
@@ -115,10 +115,10 @@ def prepare(ctx: RunContext, state: RunState) -> dict:
     key = CandidateKey(run=run_id, gen=0, k=0)
     record = train(ctx, [(key, base)])[key]
     if record.status != "ok":
-        raise UserError(f"the human baseline (commit {base[:10]}) failed to train: {record.reason}")
+        raise advice.baseline_failed(base, ctx.spec.train.command, record.reason, record.log_tail)
     scored = score_dir(ctx, key)
     if not scored.ok:
-        raise UserError(f"the human baseline (commit {base[:10]}) could not be scored: {scored.reason}")
+        raise advice.baseline_unscored(base, ctx.spec.scorer.command, scored.reason)
     baseline = Champion(sha=base, metrics=scored.metrics, params=read_params(trusted, ctx.spec),
                         test_metrics=test_metrics(ctx, key))
     if ctx.spec.scorer.test is not None and not baseline.test_metrics:

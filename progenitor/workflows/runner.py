@@ -13,6 +13,7 @@ from typing import Any, Callable, Iterator, Optional
 from pydantic import BaseModel
 
 from progenitor.audit import audit_log
+from progenitor.checks import CommitTree, preflight
 from progenitor.errors import RunStopped, UserError
 from progenitor.honesty import Honesty, assess, holdout_size
 from progenitor.lineage import Lineage
@@ -119,6 +120,7 @@ def new_run(repo_dir: Path, options: Optional[RunOptions] = None, *, architect: 
     dirty = lineage.uncommitted()
     spec = effective_spec(committed_spec(lineage, base), options)
     check_agents(spec, options, architect)
+    warnings = preflight(spec, CommitTree(lineage, base), options.executor, options.ray_address)
     backend_options = _backend_options(spec, lineage.root)
     backend, why = resolve_backend(spec.sandbox.backend, **backend_options)
     sealed, isolation = check_sealed(backend, options.allow_unsealed)
@@ -131,7 +133,10 @@ def new_run(repo_dir: Path, options: Optional[RunOptions] = None, *, architect: 
     register_run(run.run_id, lineage.root)
     ctx = _context(run, lineage, spec, options, backend, backend_options, architect, on_event)
     ctx.emit("run.start", repo=str(lineage.root), base=base, backend=backend, why=why, task=spec.name,
-             generations=spec.budget.generations, candidates=spec.budget.candidates, isolation=isolation)
+             generations=spec.budget.generations, candidates=spec.budget.candidates, isolation=isolation,
+             metric=spec.objective.metric)
+    for check in warnings:
+        ctx.emit("run.check", name=check.name, status=check.status, message=check.detail)
     if not sealed:
         ctx.emit("run.warning", message=f"UNSEALED SANDBOX ({isolation}): --allow-unsealed was given, so "
                                         "candidates can read every file you can, the holdout labels included")
@@ -304,7 +309,7 @@ def _drive(ctx: RunContext, graph_input: Optional[dict], detach: bool = False) -
         # The run is resumable from its last checkpoint; say so instead of "running" forever.
         why = str(exc) or type(exc).__name__
         ctx.run.update_meta(status="failed", stop_reason=f"{type(exc).__name__}: {why}"[:500])
-        ctx.emit("run.failed", error=why[:500], error_type=type(exc).__name__)
+        ctx.emit("run.failed", error=why[:500], error_type=type(exc).__name__, resumable=not isinstance(exc, UserError))
         raise
     return finish(ctx, values, status)
 

@@ -154,7 +154,7 @@ def parse_constitution(text: str, source: str) -> Constitution:
     try:
         return Constitution.model_validate(data)
     except ValidationError as exc:
-        raise UserError(describe_validation_error(source, exc)) from None
+        raise UserError(describe_validation_error(source, exc, Constitution)) from None
 
 
 def load_constitution(base_tree: Union[str, Path], name: Optional[str]) -> Constitution:

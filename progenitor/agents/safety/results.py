@@ -7,11 +7,11 @@ makes plausible; it escalates, so policy never promotes it alone. Four rules, an
 
 1. the gain exceeds ``oversight.max_jump`` (an absolute bound, when set);
 2. the gain exceeds ``JUMP_FACTOR`` times the largest gain between consecutive champions so
-   far (once there is one);
+   far (once there are ``MIN_PAST_GAINS`` of them);
 3. the candidate reaches a perfect score (``oversight.perfect``: 0 error, 1.0 accuracy)
    while the champion had not, in any generation: an exact perfect score on a holdout is the
    signature of a candidate that found the labels, and a person should look before it wins;
-4. while there is no past gain (rule 2 has nothing to compare with: the first generation),
+4. while rule 2 has too few past gains to compare with (the first generations),
    the candidate got more than ``oversight.max_gain_ratio`` (100) times closer to the perfect
    value than the champion: an error from 3.12 to 0.02, an accuracy from 0.5 to 0.996.
    Judged against the baseline, this leaves honest first-generation tuning alone (3.12 -> 0.15
@@ -31,6 +31,8 @@ __all__ = ["JUMP_FACTOR", "check_after_training", "check_guards", "check_jump", 
 
 JUMP_FACTOR = 3.0
 """An improvement more than this many times the lineage's largest past one is a possible capability jump."""
+MIN_PAST_GAINS = 2
+"""Past gains needed before the lineage's largest one is a scale to judge a new gain by."""
 
 
 def _gain(goal: str, new: float, old: float) -> float:
@@ -78,7 +80,10 @@ def check_jump(spec: TaskSpec, value: float, history: list[float], factor: float
     (the rules are in the module docstring).
 
     ``history`` is the champion's objective after each generation so far, oldest first: the
-    baseline, then each generation's champion."""
+    baseline, then each generation's champion. Rule 2 waits for ``MIN_PAST_GAINS`` past gains:
+    a single one is one sample, no scale (a first promotion a hair above the baseline would make
+    every real improvement after it a "jump", and a run in auto mode would stop promoting);
+    until then rule 4 judges the gain against the distance to a perfect score."""
     goal, metric = spec.objective.goal, spec.objective.metric
     if not history or not math.isfinite(value) or not math.isfinite(history[-1]):
         return []
@@ -90,9 +95,10 @@ def check_jump(spec: TaskSpec, value: float, history: list[float], factor: float
     reasons = []
     if spec.oversight.max_jump is not None and gain > spec.oversight.max_jump:
         reasons.append(f"more than oversight.max_jump ({spec.oversight.max_jump:.4g})")
-    if past and gain > max(factor * max(past), spec.objective.min_delta):
+    if len(past) >= MIN_PAST_GAINS and gain > max(factor * max(past), spec.objective.min_delta):
         reasons.append(f"more than {factor:g} times the lineage's largest past gain ({max(past):.4g})")
-    reasons += _from_perfect(spec, value, history[-1], perfect_value(spec, history[0]), first=not past)
+    reasons += _from_perfect(spec, value, history[-1], perfect_value(spec, history[0]),
+                             first=len(past) < MIN_PAST_GAINS)
     if not reasons:
         return []
     return [Finding(

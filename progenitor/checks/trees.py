@@ -1,0 +1,61 @@
+"""A model repo's files as a check reads them: at a commit (what a run will use) or in a
+directory (an exported tree)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional, Protocol
+
+__all__ = ["CommitTree", "DirTree", "Tree"]
+
+
+class Tree(Protocol):
+    where: str
+    """How messages name the tree (``commit 1a2b3c4d5e``)."""
+
+    def files(self) -> list[str]:
+        """Every file's path, relative, with ``/``."""
+        ...
+
+    def read(self, path: str) -> Optional[str]:
+        """A file's text, or None when the tree has no such file."""
+        ...
+
+
+class CommitTree:
+    """The tree of one commit, read through git (nothing is written to disk)."""
+
+    def __init__(self, lineage, sha: str):
+        self.lineage, self.sha = lineage, sha
+        self.where = f"commit {sha[:10]}"
+        self._files: Optional[list[str]] = None
+
+    def files(self) -> list[str]:
+        if self._files is None:
+            out = self.lineage.git.ls_tree("-r", "--name-only", "-z", self.sha)
+            self._files = [name for name in out.split("\0") if name]
+        return self._files
+
+    def read(self, path: str) -> Optional[str]:
+        if path.lstrip("./") not in self.files():
+            return None
+        return self.lineage.show(self.sha, path.lstrip("./"))
+
+
+class DirTree:
+    """The files under a directory."""
+
+    def __init__(self, root: Path, where: Optional[str] = None):
+        self.root = Path(root)
+        self.where = where or str(root)
+
+    def files(self) -> list[str]:
+        return sorted(str(p.relative_to(self.root)) for p in self.root.rglob("*")
+                      if p.is_file() and ".git" not in p.relative_to(self.root).parts)
+
+    def read(self, path: str) -> Optional[str]:
+        target = self.root / path
+        try:
+            return target.read_text(encoding="utf-8") if target.is_file() else None
+        except (OSError, UnicodeDecodeError):
+            return None
