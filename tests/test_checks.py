@@ -179,13 +179,13 @@ def test_check_passes_a_good_repo_and_says_how_it_scored(tmp_path):
 
 def test_check_reports_each_problem_in_one_line_and_trains_nothing(tmp_path):
     repo = toy(tmp_path, replace={"file: config.yaml": "file: config.yml",
-                                  "visible: [train_*.npy, holdout_inputs.npy]": "visible: [train_*.npy, holdout_*.npy, test_*]"})
+                                  "visible: [train_*.npy, holdout_inputs.npy]": "visible: [train_*.npy, holdout_*.npy, extra_*]"})
     result = run_cli("check", str(repo))
     assert result.exit_code == 2, result.output
     problems = check_lines(result)["problem"]
     assert any(p.startswith("search space: search_space.file 'config.yml'") for p in problems)
     assert any("'holdout_*.npy' matches holdout_labels.npy, the holdout labels" in p for p in problems)
-    assert any("'test_*' matches none of the files data.prepare wrote" in p for p in problems)
+    assert any("'extra_*' matches none of the files data.prepare wrote" in p for p in problems)
     assert "skipped  scorer: not checked" in result.output, "no baseline training on a broken task"
     assert result.output.strip().splitlines()[-1].startswith("3 problems")
 
