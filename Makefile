@@ -46,8 +46,9 @@ system:
 test: install system
 	PROGENITOR_REQUIRE_DOCKER=1 $(BIN)/python -m pytest -m "" -q
 
+# The default suite on both cores (its tests look only at what they started, so they share a machine).
 test-fast: install
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2
 
 clean:
 	rm -rf $(VENV) demo .pytest_cache

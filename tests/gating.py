@@ -10,7 +10,8 @@ import time
 from pathlib import Path
 from typing import Callable, Optional
 
-from progenitor.testing import make_repo, toy_task_files
+from progenitor.compute import register_executor
+from progenitor.testing import FakeExecutor, make_repo, toy_task_files
 
 CONSTITUTION = """\
 principles: [The scorer decides.]
@@ -47,4 +48,7 @@ def cli(*args: str, check: bool = True, timeout: float = 180, env: Optional[dict
     return done
 
 
-OPTIONS = dict(sandbox="process", executor="local")
+# Training is played in-process (``FakeExecutor``): these tests are about the gates, not the
+# sandboxes, which the conformance, red-team and run tests put through real trainings.
+register_executor("fake", FakeExecutor)
+OPTIONS = dict(sandbox="process", executor="fake")

@@ -25,8 +25,9 @@ from progenitor.sandbox.access import unreachable_parent
 ROOT = Path(__file__).resolve().parents[1]
 BWRAP = shutil.which("bwrap")
 NOBODY = 65534
-pytestmark = pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("unshare"),
-                                reason="hiding bubblewrap needs root and unshare(1)")
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("unshare"),
+                                 reason="hiding bubblewrap needs root and unshare(1)")]
 
 DRIVER = r"""
 import json, sys

@@ -74,6 +74,7 @@ def test_search_run_improves_and_records_everything(toy_repo):
     assert progenitor.run_status(run, repo=toy_repo)["status"] == "finished"
 
 
+@pytest.mark.slow
 def test_protected_nan_and_timeout_candidates(tmp_path):
     # 10 s: room for an honest toy candidate on a busy machine; the sleeper sleeps 600.
     files = toy_task_files(generations=1, timeout=10)
@@ -98,6 +99,7 @@ def test_protected_nan_and_timeout_candidates(tmp_path):
     assert summary.counts == {"rejected": 1, "failed": 1, "timeout": 1, "scored": 1}
 
 
+@pytest.mark.slow
 def test_sigkill_while_training_then_resume_trains_nothing_twice(tmp_path):
     files = toy_task_files(generations=2, candidates=2)
     files["train.py"] = SLEEPY_TRAIN
@@ -209,6 +211,7 @@ def test_budget_cap_stops_with_reason_and_ledger_adds_up(tmp_path):
     assert progenitor.run_status(summary.run_id, repo=repo)["ledger"]["cpu_seconds"] == pytest.approx(ledger["cpu_seconds"])
 
 
+@pytest.mark.slow
 def test_stop_from_another_thread_leaves_run_resumable(tmp_path):
     import threading
 
@@ -259,6 +262,7 @@ np.save(os.path.join(args.out, "predictions.npy"), w * x)
 '''
 
 
+@pytest.mark.slow
 def test_candidate_behind_the_champion_is_pruned(tmp_path):
     files = toy_task_files(generations=1, candidates=2, w=2.5)
     files["train.py"] = CURVE_TRAIN

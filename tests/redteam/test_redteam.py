@@ -19,6 +19,10 @@ import pytest
 from redteam.attacks import ATTACKS, CONTROL_W, LAYERS, Attack, expect
 from redteam.harness import BACKENDS, DISK_BYTES, RUN_ID, Outcome
 
+# Every attack through the real loop, in generations of real trainings: slow-marked, run by
+# `make test` (and CI) on both backends; the default suite keeps the unit checks of each rule.
+pytestmark = pytest.mark.slow
+
 MAX_EVENTS_BYTES = 2 << 20
 """A candidate's output may not grow the run's event log by more than this."""
 MAX_RECORD_BYTES = 64 << 10

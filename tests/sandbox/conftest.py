@@ -22,7 +22,9 @@ import pytest
 
 from progenitor.sandbox.base import Limits, Sandbox, SandboxResult, SandboxSpec
 
-BACKENDS = ["process", "process-unshare", "process-plain", pytest.param("docker", marks=pytest.mark.docker)]
+# The default suite runs the backend this machine picks; the fallbacks are slow-marked (CI runs them all).
+BACKENDS = ["process", pytest.param("process-unshare", marks=pytest.mark.slow),
+            pytest.param("process-plain", marks=pytest.mark.slow), pytest.param("docker", marks=pytest.mark.docker)]
 
 
 def make_sandbox(name: str, request: pytest.FixtureRequest) -> Sandbox:

@@ -20,7 +20,8 @@ from progenitor.compute.jobdir import PREFIX, JobDir, sweep_mounts
 from progenitor.compute.outputs import pack_outputs, unpack_outputs
 from progenitor.sandbox.base import Limits
 
-JOB_BACKENDS = ["process", "process-unshare", pytest.param("docker", marks=pytest.mark.docker)]
+JOB_BACKENDS = ["process", pytest.param("process-unshare", marks=pytest.mark.slow),
+                pytest.param("docker", marks=pytest.mark.docker)]
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="the job tmpfs is root's")
 
 
