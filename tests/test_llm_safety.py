@@ -98,7 +98,7 @@ def test_the_architect_reads_the_brief_the_code_and_the_lineage_never_labels_or_
     llm_server.queue("arch", proposals(draft("w = 2", "set w to 2.0")), proposals(draft("w = 3", "set w to 3.0")))
     llm_server.queue("coder", edit("config.yaml", "w: 1.0", "w: 2.0"), edit("config.yaml", "w: 2.0", "w: 3.0"))
     llm_server.respond("rev", lambda request: review({"principle": 3, "severity": "low", "message": "small change"}))
-    files = toy_task_files(generations=2, candidates=1)
+    files = toy_task_files(generations=2, candidates=1, test_split=True)
     files["program.md"] = BRIEF
     files["progenitor.yaml"] += llm_section(llm_server, agents="{architect: llm, coder: llm, reviewers: [llm], brief: program.md}") + NO_PERFECT
     repo = make_repo(tmp_path / "repo", files)
@@ -107,12 +107,14 @@ def test_the_architect_reads_the_brief_the_code_and_the_lineage_never_labels_or_
     assert first.startswith("# The research brief") and BRIEF.strip() in first
     assert "config = yaml.safe_load" in first and "w: 1.0" in first, "the editable code and config"
     assert "- score.py (" in first and "protected" in first, "the scorer is named, never shown"
-    labels = np.load(RunDir(repo, summary.run_id).data / "holdout_labels.npy")
+    data = RunDir(repo, summary.run_id).data
+    labels = np.concatenate([np.load(data / "holdout_labels.npy"), np.load(data / "test_labels.npy")])
     for prompt in (first, second):
         own_lines = [line for line in (*TOY_SCORE.splitlines(), *TOY_PREPARE.splitlines())
                      if line.strip() and line not in TOY_TRAIN]  # the scorer's and the data's own code
         assert len(own_lines) >= 8 and not [line for line in own_lines if line in prompt]
         assert not any(f"{v:.6f}" in prompt or repr(float(v)) in prompt for v in labels)
+        assert "test_error" not in prompt, "the test split's figures never reach an architect"
     assert "g1/c0: scored, error" in second and "promoted" in second and "hypothesis: w = 2" in second
     assert "finding: llm-principle-3 (low): small change" in second
     assert "w: 2.0" in second, "the champion's code is the promoted candidate's"
