@@ -126,9 +126,10 @@ def _mount_tmpfs(path: Path, disk_bytes: Optional[int], files: Optional[int]) ->
         raise OSError(err, f"cannot mount the job's tmpfs on {path}: {os.strerror(err)}")
 
 
-def _unmount(path: Path) -> None:
-    # Detached: a process that still holds a file there cannot keep the mount alive for us.
-    _LIBC.umount2(str(path).encode(), _MNT_DETACH)
+def _unmount(path: Path) -> bool:
+    """Detached: a process that still holds a file there cannot keep the mount alive for us.
+    False when it could not be unmounted (the caller then leaves the directory alone)."""
+    return _LIBC.umount2(str(path).encode(), _MNT_DETACH) == 0
 
 
 def sweep_mounts(parent: Path) -> int:
@@ -209,16 +210,23 @@ def _walk_usage(tops: list[Path], stop_entries: Optional[int], stop_bytes: Optio
 
 def remove_tree(path: Path) -> None:
     """Remove ``path`` whatever modes the candidate left in it (a directory it made 0000 stops
-    a plain rmtree when we are not root); links are removed, never followed."""
+    a plain rmtree when we are not root); links are removed, never followed. Only what lies
+    inside ``path`` is ever re-moded: its parent (the machine's temp directory, say) is not
+    the candidate's, whatever failed while it was removed."""
+    root = os.path.abspath(path)
+
+    def inside(p: str) -> bool:
+        return os.path.abspath(p).startswith(root + os.sep)
 
     def opened(func, failed: str, _exc) -> None:
         parent = os.path.dirname(failed)
         with contextlib.suppress(OSError):
-            os.chmod(parent, 0o700)
-            if os.path.isdir(failed) and not os.path.islink(failed):
+            if inside(parent):
+                os.chmod(parent, 0o700)
+            if inside(failed) and os.path.isdir(failed) and not os.path.islink(failed):
                 os.chmod(failed, 0o700)
                 shutil.rmtree(failed, ignore_errors=True)
-            else:
+            elif inside(failed):
                 os.unlink(failed)
 
     if os.path.lexists(path):

@@ -271,3 +271,29 @@ def test_where_no_tmpfs_can_be_seen_the_watcher_holds_the_quota(job, monkeypatch
     drop = disk.before - disk.lowest
     print(f"watched: killed after {result.sandbox.duration:.2f} s, host free space fell by {drop >> 20} MiB")
     assert drop <= (64 << 20) + (512 << 20), f"fell by {drop >> 20} MiB"
+
+
+def test_removing_a_job_dir_never_changes_its_parent_whatever_fails(tmp_path, monkeypatch):
+    """The job dir's parent is the machine's temp directory: a removal that fails (a mount
+    still busy, a candidate's file still being written) must leave its mode alone."""
+    import errno
+
+    from progenitor.compute.jobdir import remove_tree
+
+    parent = tmp_path / "tmp"
+    parent.mkdir()
+    parent.chmod(0o1777)
+    job = parent / f"{PREFIX}1-x"
+    (job / "out" / "sub").mkdir(parents=True)
+    (job / "out" / "sub").chmod(0o000)  # as a candidate may leave it
+    real_rmdir = os.rmdir
+
+    def busy(path, *args, **kwargs):
+        if os.fspath(path) == str(job):
+            raise OSError(errno.EBUSY, "Device or resource busy", str(job))
+        return real_rmdir(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "rmdir", busy)
+    remove_tree(job)
+    assert stat.S_IMODE(parent.stat().st_mode) == 0o1777
+    assert job.exists() and not (job / "out").exists(), "everything inside was removed"
