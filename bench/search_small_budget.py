@@ -73,13 +73,12 @@ _DATA: dict[str, Any] = {}
 
 def train(task: str, params: dict[str, Any]) -> float:
     """One training, seeded: the same values give the same score."""
+    import numpy as np
     from sklearn.compose import TransformedTargetRegressor
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.neural_network import MLPClassifier, MLPRegressor
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
-
-    import numpy as np
 
     if task not in _DATA:
         _DATA[task] = TASKS[task]["data"]()
@@ -123,7 +122,7 @@ def _now(seed: int, k: int):
     """What the search architect uses now (whatever that is: read from the package)."""
     from progenitor.agents.sampler import make_sampler
 
-    return make_sampler(seed, k)
+    return make_sampler(seed)
 
 
 def _random(seed: int, k: int):
@@ -152,9 +151,44 @@ def _gp(seed: int, k: int):
     return optuna.samplers.GPSampler(seed=seed, n_startup_trials=k + 1)
 
 
+class StartThen:
+    """(Bench only.) One sampler for the first ``first`` trials after the baseline, another afterwards
+    (e.g. an even Sobol spread, then TPE). Trial 0 is the baseline, told, never sampled."""
+
+    def __new__(cls, start: Any, then: Any, first: int):
+        import optuna
+
+        class _StartThen(optuna.samplers.BaseSampler):
+            def __init__(self) -> None:
+                self.start, self.then, self.first = start, then, first
+
+            def _pick(self, trial) -> Any:
+                return self.start if trial.number <= self.first else self.then
+
+            def infer_relative_search_space(self, study, trial):
+                return self._pick(trial).infer_relative_search_space(study, trial)
+
+            def sample_relative(self, study, trial, search_space):
+                return self._pick(trial).sample_relative(study, trial, search_space)
+
+            def sample_independent(self, study, trial, param_name, param_distribution):
+                return self._pick(trial).sample_independent(study, trial, param_name, param_distribution)
+
+            def before_trial(self, study, trial):
+                self._pick(trial).before_trial(study, trial)
+
+            def after_trial(self, study, trial, state, values):
+                self._pick(trial).after_trial(study, trial, state, values)
+
+            def reseed_rng(self) -> None:
+                self.start.reseed_rng()
+                self.then.reseed_rng()
+
+        return _StartThen()
+
+
 def _sobol_then_tpe(seed: int, k: int):
     """A scrambled Sobol first generation (spread evenly), then TPE."""
-    from progenitor.agents.sampler import StartThen
     import optuna
 
     return StartThen(optuna.samplers.QMCSampler(qmc_type="sobol", scramble=True, seed=seed),

@@ -45,4 +45,5 @@ def take_champion(repo: str, run_id: str, champion: Optional[str]) -> list[str]:
         return ["no candidate beat the baseline: the champion is the commit the run started from; nothing to take"]
     ref = champion_ref(run_id)
     return [f"take the champion into your branch: git -C {repo} merge {ref}",
-            f"  or keep it on a branch of its own: git -C {repo} branch <name> {ref}"]
+            f"  or keep it on a branch of its own: git -C {repo} branch <name> {ref}",
+            f"  or adopt it, recorded in the audit log: progenitor adopt {run_id} --repo {repo}"]

@@ -6,17 +6,18 @@ Everything the CLI does goes through these functions; the CLI only parses and pr
 
 from __future__ import annotations
 
-import os
 import queue
 import threading
 from pathlib import Path
 from typing import Iterator, Optional, Union
 
 from progenitor.candidate import Candidate
-from progenitor.keys import CandidateKey
 from progenitor.errors import UserError
+from progenitor.keys import CandidateKey
 from progenitor.lineage import Lineage, base_ref, champion_ref
-from progenitor.runs import find_run, list_runs as _list_runs, read_json
+from progenitor.processes import alive
+from progenitor.runs import find_run, read_json
+from progenitor.runs import list_runs as _list_runs
 from progenitor.workflows.graph import build_graph
 from progenitor.workflows.runner import RunSummary, open_run, resume_run, start_run
 from progenitor.workflows.state import RunOptions
@@ -58,21 +59,11 @@ def list_runs(repo: PathLike) -> list[dict]:
     return [_status_of(run) for run in _list_runs(Path(repo))]
 
 
-def _alive(pid: Optional[int]) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-        return True
-    except PermissionError:
-        return True
-    except OSError:
-        return False
 
 
 def _status_of(run) -> dict:
     meta = run.meta
-    if meta.get("status") == "running" and not _alive(meta.get("pid")):
+    if meta.get("status") == "running" and not alive(meta.get("pid")):
         # Its process is gone (killed, or the machine went down): the checkpoints remain.
         meta = {**meta, "status": "interrupted", "stop_reason": "its process is gone; 'progenitor resume' continues it"}
     events = run.events()
@@ -82,7 +73,7 @@ def _status_of(run) -> dict:
         "status": meta.get("status"), "stop_reason": meta.get("stop_reason"), "backend": meta.get("backend"),
         "base": meta.get("base"), "generation": last_gen, "summary": meta.get("summary"),
         "baseline": meta.get("baseline"), "ledger": meta.get("ledger"), "waiting": meta.get("waiting"),
-        "waiting_process": _alive(meta.get("pid")) if meta.get("status") == "waiting" else None,
+        "waiting_process": alive(meta.get("pid")) if meta.get("status") == "waiting" else None,
     }
 
 

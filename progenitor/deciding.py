@@ -98,8 +98,8 @@ def decide(run_id: str, decision: str, *, by: Optional[str] = None, comment: str
         raise UserError("a decision needs the name of the person who takes it")
     actor = person if person.startswith("human:") else f"human:{person}"
     if edits:
-        from progenitor.workflows.runner import committed_spec
         from progenitor.lineage import Lineage
+        from progenitor.workflows.runner import committed_spec
 
         spec = committed_spec(Lineage(run.repo_root), run.meta["base"])
         edits = {k: hitl.coerce_params(spec, v) for k, v in edits.items()}

@@ -56,10 +56,9 @@ def _process_sandbox(repo) -> Check:
 
 
 def _docker_sandbox(repo) -> Check:
+    from progenitor.sandbox.docker import DockerSandbox
     from progenitor.sandbox.docker.images import DEFAULT_BASE, task_image
     from progenitor.sandbox.probe import probe_sandbox, requirement_names
-
-    from progenitor.sandbox.docker import DockerSandbox
 
     image = task_image(repo) if repo is not None else DEFAULT_BASE
     daemon = DockerSandbox(image=image).check()  # asks the daemon: its version, the image, its runtimes

@@ -17,6 +17,7 @@ from progenitor.audit import audit_log
 from progenitor.candidate import Candidate, Decision
 from progenitor.decisions import DecisionStore, Revert
 from progenitor.errors import UserError
+from progenitor.keys import candidate_name, generation_job, generation_name
 from progenitor.lineage import Lineage, champion_ref
 from progenitor.runs import find_run, write_json
 
@@ -52,7 +53,7 @@ def revert(run_id: str, gen: int, comment: str, by: str, repo: Optional[Path] = 
     data = get_lineage(run_id, run.repo_root)
     promoted = _promoted(data["candidates"])
     if not any(c.gen == gen for c in promoted):
-        gens = ", ".join(f"g{c.gen}" for c in promoted) or "none"
+        gens = ", ".join(generation_name(c.gen) for c in promoted) or "none"
         raise UserError(f"generation {gen} of run {run_id} has no promoted candidate to revert (promoted now: {gens})")
     affected = [c for c in promoted if c.gen >= gen]
     restored = _restored([c for c in promoted if c.gen < gen], run.meta, data.get("base"))
@@ -61,17 +62,17 @@ def revert(run_id: str, gen: int, comment: str, by: str, repo: Optional[Path] = 
     # The store's unique key comes first: of two reverts sent at once, one is applied.
     done = store.add_revert(run_id, gen, actor, comment, [c.sha for c in affected], restored)
     lineage = Lineage(run.repo_root)
-    where = f"{'baseline' if not restored.get('gen') else 'g%d/c%d' % (restored['gen'], restored['k'])} {restored['sha'][:10]}"
+    where = f"{'baseline' if not restored.get('gen') else candidate_name(restored['gen'], restored['k'])} {restored['sha'][:10]}"
     for cand in affected:
         why = f"generation {gen} reverted by {actor}; champion restored to {where}"
         cand = cand.with_(decision=Decision(verdict="reverted", by=actor, reason=why, comment=comment))
         lineage.write_note(cand.sha, cand.record())
-        record = run.path / cand.key.name / "record.json"
+        record = run.record_file(cand.gen, cand.k)
         if record.exists():
             write_json(record, cand.record())
     lineage.set_ref(champion_ref(run_id), restored["sha"], f"progenitor: g{gen} reverted by {actor}")
     audit_log(run.repo_root).append(
-        key=f"{run_id}/g{gen}/revert", action="revert", actor=actor, run=run_id, gen=gen,
+        key=f"{generation_job(run_id, gen)}/revert", action="revert", actor=actor, run=run_id, gen=gen,
         commit=next(c.sha for c in affected if c.gen == gen),
         payload={"reverted": [c.key.name for c in affected], "restored": restored["sha"]}, comment=comment,
         surface=surface,

@@ -12,7 +12,9 @@ Layout, inside the model repo (``.progenitor/`` is kept out of git through
         visible/                 what a candidate may read (copies of data.visible)
         trusted/                 export of the base commit: prepare, scorer, protected files
         study.log                the search architect's Optuna journal
-        g<gen>/c<k>/             proposal.json, train.json, out/, score.json
+        g<gen>/proposals.json    the generation's proposals, saved before any is committed
+        g<gen>/c<k>/             record.json (the candidate), train.json, out/, score.json,
+                                 test_score.json (a promoted champion's test-split figures)
         llm/                     every finished LLM call: request, reply, cost (no key), by its id
         STOP                     present when a stop was asked for
 """
@@ -82,7 +84,8 @@ class RunDir:
     def checkpoints(self) -> Path:
         return self.repo_root / STATE_DIR / "checkpoints.sqlite"
 
-    # -- the run's directories and files: every path of a run is named here, nowhere else --
+    # -- the run's directories and files: every path of a run is named here (an agent keeps
+    # its own state under the run directory it is given: the search architect's study.log) --
     @property
     def trusted(self) -> Path:
         """Export of the base commit: prepare, scorer, spec and protected files."""
@@ -111,6 +114,22 @@ class RunDir:
         """A generation's proposals, saved before any is committed (so a resume re-proposes nothing)."""
         return self.path / generation_name(gen) / "proposals.json"
 
+    def record_file(self, gen: int, k: int) -> Path:
+        """A candidate's record (its ``Candidate``, the same JSON as its git note)."""
+        return self.candidate(gen, k) / "record.json"
+
+    def train_file(self, gen: int, k: int) -> Path:
+        """A candidate's training record, written the moment its training ends (a resume reads it)."""
+        return self.candidate(gen, k) / "train.json"
+
+    def score_file(self, gen: int, k: int, split: str = "holdout") -> Path:
+        """The trusted scorer's result on the holdout, or (a promoted champion's) on the test split."""
+        return self.candidate(gen, k) / ("score.json" if split == "holdout" else "test_score.json")
+
+    def outputs(self, gen: int, k: int) -> Path:
+        """What a candidate's training left, brought back sanitised."""
+        return self.candidate(gen, k) / "out"
+
     def exists(self) -> bool:
         return (self.path / "run.json").exists()
 
@@ -137,7 +156,7 @@ class RunDir:
 
     def records(self) -> list[Path]:
         """Every candidate's ``record.json`` so far, in key order (generation, then index)."""
-        found = [p for p in self.path.glob("g*/c*/record.json") if p.parent.parent.name[1:].isdigit()
+        found = [p for p in self.path.glob(f"g*/c*/{self.record_file(0, 0).name}") if p.parent.parent.name[1:].isdigit()
                  and p.parent.name[1:].isdigit()]
         return sorted(found, key=lambda p: (int(p.parent.parent.name[1:]), int(p.parent.name[1:])))
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import git
 import pytest
+from gating import OPTIONS, cli, toy_repo
 
 import progenitor
-from gating import OPTIONS, cli, toy_repo
 from progenitor.audit import audit_log
 from progenitor.errors import UserError
 from progenitor.lineage import Lineage, champion_ref

@@ -10,16 +10,15 @@ import re
 import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+from gating import cli, toy_repo, wait_for
 
 import progenitor
-from gating import cli, toy_repo, wait_for
 from progenitor.lineage import Lineage, champion_ref
 
 pytestmark = pytest.mark.browser

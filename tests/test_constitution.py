@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from progenitor.agents.safety import ChangedFile
 from progenitor.agents.safety.code_check import check_python
 from progenitor.agents.safety.constitution import (
     Constitution,
@@ -15,7 +16,6 @@ from progenitor.agents.safety.constitution import (
     parse_constitution,
 )
 from progenitor.agents.safety.file_check import diff_size, matches_file_rule
-from progenitor.agents.safety import ChangedFile
 from progenitor.errors import UserError
 
 DEFAULT = parse_constitution(default_constitution_text(), "default")

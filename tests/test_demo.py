@@ -11,6 +11,7 @@ import sys
 import git
 import pytest
 
+
 @pytest.mark.slow
 def test_init_example_then_run_digits(tmp_path):
     repo = tmp_path / "digits"

@@ -10,13 +10,13 @@ import json
 import time
 
 import pytest
+from gating import cli, wait_for
+from test_browser import Visitor, _run_id, browser, run_process, serve  # noqa: F401 - fixtures
 
 import progenitor
-from gating import cli, wait_for
 from progenitor.audit import audit_log
 from progenitor.errors import AlreadyDecided
 from progenitor.runs import RunDir
-from test_browser import Visitor, _run_id, browser, run_process, serve  # noqa: F401 - fixtures
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 

@@ -62,7 +62,6 @@ print(json.dumps({
 @pytest.fixture(scope="module")
 def client(request):
     import docker
-
     from conftest import skip_unless_docker
 
     try:

@@ -142,3 +142,23 @@ def test_a_test_split_that_cannot_be_honest_is_refused(change, message):
     text = change(toy_task_files(test_split=True)["progenitor.yaml"])
     with pytest.raises(SpecError, match=message.replace("(", r"\(").replace(")", r"\)")):
         load_spec_text(text)
+
+
+def test_a_directory_pattern_that_would_show_the_test_labels_is_refused(tmp_path):
+    from progenitor.checks.visible import visible_matches
+
+    text = toy_task_files(test_split=True)["progenitor.yaml"]
+    text = text.replace("visible: [train_*.npy, holdout_inputs.npy, test_inputs.npy]",
+                        "visible: [train_*.npy, holdout_inputs.npy, test, test/inputs.npy]")
+    text = text.replace("test: {inputs: test_inputs.npy, labels: test_labels.npy}",
+                        "test: {inputs: test/inputs.npy, labels: test/labels.npy}")
+    spec = load_spec_text(text)  # the names alone pass: the directory holds the labels
+    data = tmp_path / "data"
+    (data / "test").mkdir(parents=True)
+    for name in ("train_x.npy", "train_y.npy", "holdout_inputs.npy", "holdout_labels.npy", "test/inputs.npy",
+                 "test/labels.npy"):
+        np.save(data / name, np.zeros(3))
+    matched, problems = visible_matches(spec, data)
+    assert problems == ["data.visible pattern 'test' matches test/labels.npy, labels the scorer compares "
+                        "against: candidates must never see them; narrow the pattern"]
+    assert data / "test" not in matched

@@ -6,7 +6,8 @@ import git
 import pytest
 
 from progenitor.agents.base import AgentContext, Proposal
-from progenitor.agents.offline_coder import OfflineCoder, read_params, write_config
+from progenitor.agents.config_files import write_values
+from progenitor.agents.offline_coder import OfflineCoder, read_params
 from progenitor.errors import CandidateError, ModelBehaviorError, UserError
 from progenitor.keys import CandidateKey
 from progenitor.lineage import Lineage
@@ -87,7 +88,7 @@ def test_archive_has_no_git_dir(toy_repo, tmp_path):
 def test_write_config_formats(tmp_path, name, text, check):
     path = tmp_path / name
     path.write_text(text)
-    write_config(path, {"model.hidden": 64, "lr": 0.01})
+    write_values(tmp_path, name, {"model.hidden": 64, "lr": 0.01})
     written = path.read_text()
     assert check in written and "0.01" in written
 

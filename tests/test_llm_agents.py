@@ -5,7 +5,6 @@ crash and its fix, a budget spent mid-run, a stopped run resumed without paying 
 
 from __future__ import annotations
 
-
 import git
 import pytest
 

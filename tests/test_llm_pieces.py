@@ -22,6 +22,7 @@ SPEC = parse_spec(yaml.safe_load(toy_task_files()["progenitor.yaml"]))
 def _tree(tmp_path):
     (tmp_path / "model.py").write_text("def f(x):\n    return x\n\n\ndef g(x):\n    return x\n")
     (tmp_path / "score.py").write_text("print('error: 0')\n")
+    (tmp_path / "linked.py").symlink_to("/etc/hostname")  # a champion's link: never read, never written
     return tmp_path
 
 
@@ -36,8 +37,10 @@ def test_edit_blocks_apply_all_at_once_or_say_exactly_why_not(tmp_path):
         "model.py\n<<<<<<< SEARCH\n    return x\n=======\n    return 0\n>>>>>>> REPLACE": "occurs 2 times in model.py",
         "model.py\n<<<<<<< SEARCH\ndef h(x):\n=======\n\n>>>>>>> REPLACE": "does not occur in model.py",
         "score.py\n<<<<<<< SEARCH\nprint\n=======\nx\n>>>>>>> REPLACE": "score.py is protected",
-        "../out.py\n<<<<<<< SEARCH\n=======\nx\n>>>>>>> REPLACE": "is not a path inside the repository",
+        "../out.py\n<<<<<<< SEARCH\n=======\nx\n>>>>>>> REPLACE": "climbs out of the tree",
         ".git/config\n<<<<<<< SEARCH\n=======\nx\n>>>>>>> REPLACE": "inside git's own files",
+        ".GIT./hooks/post-commit\n<<<<<<< SEARCH\n=======\nx\n>>>>>>> REPLACE": "inside git's own files",
+        "linked.py\n<<<<<<< SEARCH\nimport\n=======\nx\n>>>>>>> REPLACE": "'linked.py' is a link",
         "model.py\n<<<<<<< SEARCH\n=======\nx\n>>>>>>> REPLACE": "the SEARCH part is empty but model.py exists",
         "model.py\n<<<<<<< SEARCH\ndef f\n>>>>>>> REPLACE": "has no ======= line",
         "just prose": "holds no edit blocks",

@@ -38,6 +38,8 @@ def test_a_finished_run_says_how_to_take_its_champion_and_the_command_works(fini
     repo, run_id, output = finished
     merge = re.search(r"^take the champion into your branch: (git .*)$", output, re.MULTILINE).group(1)
     branch = re.search(r"^  or keep it on a branch of its own: (git .*)$", output, re.MULTILINE).group(1)
+    adopt = re.search(r"^  or adopt it, recorded in the audit log: (progenitor .*)$", output, re.MULTILINE).group(1)
+    assert adopt == f"progenitor adopt {run_id} --repo {repo}"
     assert merge == f"git -C {repo} merge refs/progenitor/{run_id}/champion"
     clone = tmp_path / "clone"  # the commands are tried on a clone: the module's repo stays as the run left it
     subprocess.run(["git", "clone", "-q", str(repo), str(clone)], check=True)

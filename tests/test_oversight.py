@@ -12,12 +12,12 @@ import threading
 from pathlib import Path
 
 import pytest
+from gating import OPTIONS, cli, toy_repo, wait_for
 
 import progenitor
-from gating import OPTIONS, cli, toy_repo, wait_for
 from progenitor.audit import audit_log
-from progenitor.decisions import DecisionStore
 from progenitor.deciding import default_person
+from progenitor.decisions import DecisionStore
 from progenitor.errors import AlreadyDecided, UserError
 from progenitor.lineage import Lineage, champion_ref
 from progenitor.runs import RunDir

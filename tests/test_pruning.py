@@ -8,13 +8,12 @@ import sys
 
 import pytest
 from pydantic import ValidationError
+from ray_fixtures import tree_archive
 
 from progenitor.compute.base import TrainJob
 from progenitor.compute.local import LocalExecutor
 from progenitor.compute.pruning import CurveCheck, PruneConfig, check_curve, parse_progress, read_curve
 from progenitor.sandbox.base import Limits
-
-from ray_fixtures import tree_archive
 
 CHAMPION = {step: 0.5 + 0.04 * step for step in range(1, 11)}  # accuracy rising to 0.9
 
@@ -185,13 +184,13 @@ def test_read_curve_follows_no_link_and_reads_no_fifo(tmp_path):
 
 
 def _champion_with_curve(tmp_path, curve_text: str, metrics: dict):
+    from progenitor.agents.base import Proposal
     from progenitor.audit import AuditLog
+    from progenitor.candidate import Candidate
     from progenitor.lineage import Lineage
     from progenitor.runs import RunDir, write_json
     from progenitor.spec import load_spec
     from progenitor.testing import make_repo, toy_task_files
-    from progenitor.agents.base import Proposal
-    from progenitor.candidate import Candidate
     from progenitor.workflows.state import Champion, RunContext, RunOptions
 
     files = toy_task_files()
@@ -214,8 +213,8 @@ def _champion_with_curve(tmp_path, curve_text: str, metrics: dict):
 
 
 def test_a_champion_whose_curve_lies_prunes_nobody_and_gets_a_finding(tmp_path):
-    from progenitor.workflows.training import prune_config
     from progenitor.runs import read_json
+    from progenitor.workflows.training import prune_config
 
     fake = "".join(json.dumps({"step": s, "error": 0.0}) + "\n" for s in range(1, 6))
     ctx, champion = _champion_with_curve(tmp_path, fake, {"error": 0.75})

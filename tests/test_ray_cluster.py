@@ -25,10 +25,9 @@ import time
 from pathlib import Path
 
 import pytest
+from test_ray_executor import PY, job, outputs
 
 from progenitor.compute.ray_executor import RayExecutor
-
-from test_ray_executor import PY, job, outputs
 
 pytestmark = pytest.mark.ray
 

@@ -9,21 +9,19 @@ import os
 import sys
 import tarfile
 import threading
-import time
 import uuid
 from pathlib import Path
 
 import pytest
+from ray_fixtures import ray_local, tree_archive  # noqa: F401 - ray_local is a fixture
+from test_pruning import BEHIND_STEPS, prune_job
+from waiting import wait_for
 
 from progenitor.compute import get_executor
 from progenitor.compute.base import JobResult, TrainJob
 from progenitor.compute.ray_executor import RayExecutor
 from progenitor.errors import UserError
 from progenitor.sandbox.base import Limits
-
-from ray_fixtures import ray_local, tree_archive  # noqa: F401 - ray_local is a fixture
-from waiting import wait_for
-from test_pruning import BEHIND_STEPS, prune_job
 
 PY = sys.executable
 
@@ -186,7 +184,6 @@ def test_a_task_deaf_to_cancel_is_killed_and_run_returns(ray_local, monkeypatch)
     import ray
 
     from progenitor.compute import ray_executor
-
     from progenitor.testing.ray_doubles import deaf_task
 
     monkeypatch.setattr(ray_executor, "_remote_task", lambda: ray.remote(deaf_task))

@@ -11,10 +11,10 @@ import uuid
 from pathlib import Path
 
 import pytest
+from waiting import wait_for
 
 from progenitor.runs import RunDir
 from progenitor.testing import make_repo, toy_task_files
-from waiting import wait_for
 
 pytestmark = pytest.mark.ray
 

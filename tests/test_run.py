@@ -8,18 +8,17 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import git
 import pytest
 from click.testing import CliRunner
+from waiting import wait_for
 
 import progenitor
 from progenitor.cli import cli
 from progenitor.runs import RunDir
 from progenitor.testing import make_repo, scripted, toy_task_files
 from progenitor.workflows.state import RunOptions
-from waiting import wait_for
 
 SLEEPY_TRAIN = toy_task_files()["train.py"].replace(
     'w = float(config["w"])', 'w = float(config["w"])\nimport time; time.sleep(float(config.get("sleep", 0)))'

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from progenitor.agents.safety.bandit_check import SEVERITY_MAP, map_severity, run_bandit
 from progenitor.agents.safety import (
     ChangedFile,
     Finding,
@@ -22,6 +21,7 @@ from progenitor.agents.safety import (
     needs_human,
     review_candidate,
 )
+from progenitor.agents.safety.bandit_check import SEVERITY_MAP, map_severity, run_bandit
 from progenitor.agents.safety.results import perfect_value
 from progenitor.errors import UserError
 from progenitor.spec import load_spec, parse_spec

@@ -20,11 +20,11 @@ from progenitor.agents.base import CodeChange, FileEdit, Proposal
 from progenitor.agents.offline_coder import OfflineCoder
 from progenitor.agents.safety import Finding
 from progenitor.candidate import Candidate, IllegalTransition
-from progenitor.keys import CandidateKey
 from progenitor.cli import cli
 from progenitor.compute import register_executor
 from progenitor.errors import ModelBehaviorError, UserError
-from progenitor.testing import FakeExecutor, make_repo, scripted, toy_task_files
+from progenitor.keys import CandidateKey
+from progenitor.testing import FakeExecutor, make_repo, toy_task_files
 from progenitor.workflows.state import RunOptions
 
 HERE = Path(__file__).parent

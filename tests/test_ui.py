@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from gating import OPTIONS, toy_repo
 
 import progenitor
-from gating import OPTIONS, toy_repo
 from progenitor.audit import audit_log
 from progenitor.cli import cli
 from progenitor.workflows.state import RunOptions

@@ -25,8 +25,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-__all__ = ["dump_config", "get_dotted", "load_config", "missing_keys", "parse_config", "read_config", "set_values",
-           "write_values"]
+__all__ = ["get_dotted", "missing_keys", "parse_config", "read_config", "set_values", "write_values"]
 
 _MISSING = object()
 
@@ -65,11 +64,6 @@ def _text(tree: Path, rel: str) -> str:
 def read_config(tree: Path, rel: str) -> dict:
     """Plain data of the config file ``rel`` of ``tree`` (read with no link followed)."""
     return parse_config(_text(tree, rel), rel)
-
-
-def load_config(path: Path) -> dict:
-    """A config file that is not in a candidate's tree (the user's own, a test's)."""
-    return read_config(path.parent, path.name)
 
 
 def write_values(tree: Path, rel: str, values: dict[str, Any]) -> None:
@@ -123,20 +117,6 @@ def set_values(text: str, name: str, values: dict[str, Any]) -> str:
     data = json.loads(text)
     _assign(data, values)
     return json.dumps(data, indent=2) + "\n"
-
-
-def dump_config(data: dict, name: str) -> str:
-    """Plain data as a new config file's text (no comments to keep)."""
-    kind = _kind(name)
-    if kind == "json":
-        return json.dumps(data, indent=2) + "\n"
-    if kind == "toml":
-        import tomlkit
-
-        return tomlkit.dumps(data)
-    import yaml
-
-    return yaml.safe_dump(data, sort_keys=False)
 
 
 def _assign(doc: Any, values: dict[str, Any]) -> None:

@@ -17,11 +17,14 @@ from __future__ import annotations
 
 import difflib
 import re
-from pathlib import Path, PurePosixPath
+from pathlib import Path
+from typing import Optional
 
 from pydantic import BaseModel
 
+from progenitor import tree_files
 from progenitor.agents.safety.reviewer import matches
+from progenitor.errors import UnsafePathError
 from progenitor.llm.replies import ReplyError
 from progenitor.spec import TaskSpec
 
@@ -30,6 +33,8 @@ __all__ = ["Edit", "parse_blocks", "plan", "write"]
 _START = re.compile(r"^\s*<{5,9} ?SEARCH\s*$")
 _MIDDLE = re.compile(r"^\s*={5,9}\s*$")
 _END = re.compile(r"^\s*>{5,9} ?REPLACE\s*$")
+MAX_FILE_BYTES = 4 << 20
+"""Most bytes of one file an edit block may change (a model edits source, not blobs)."""
 
 
 class Edit(BaseModel):
@@ -73,19 +78,22 @@ def parse_blocks(text: str) -> list[Edit]:
     return edits
 
 
-def _target(tree: Path, raw: str, spec: TaskSpec, n: int) -> str:
-    rel = PurePosixPath(raw.replace("\\", "/"))
-    if rel.is_absolute() or ".." in rel.parts or not rel.parts:
-        raise ReplyError(f"edit {n}: {raw!r} is not a path inside the repository")
-    if any(part.lower() == ".git" for part in rel.parts):
-        raise ReplyError(f"edit {n}: {raw!r} is inside git's own files, which are never a candidate's to change")
-    path = rel.as_posix()
+def _target(tree: Path, raw: str, spec: TaskSpec, n: int) -> tuple[str, Optional[str]]:
+    """(the path, its current text or None): checked and read like every host-side access to a
+    candidate's tree (``tree_files``: no link followed, no ``..``, no ``.git`` in any spelling)."""
+    try:
+        path = "/".join(tree_files.parts(raw.replace("\\", "/")))
+        kind = tree_files.kind(tree, path)
+        if kind not in (None, "file"):
+            raise UnsafePathError(f"{path!r} is a {'link' if kind == 'link' else kind}; edit a regular file")
+        current = tree_files.read_text(tree, path, limit=MAX_FILE_BYTES) if kind == "file" else None
+    except UnsafePathError as exc:
+        raise ReplyError(f"edit {n}: {exc}") from None
+    except UnicodeDecodeError:
+        raise ReplyError(f"edit {n}: {raw!r} is not UTF-8 text") from None
     if matches(path, spec.protected_paths):
         raise ReplyError(f"edit {n}: {path} is protected ({', '.join(spec.protected_paths)}); leave it as it is")
-    full = tree / path
-    if full.is_symlink() or any(p.is_symlink() for p in full.parents if tree in p.parents):
-        raise ReplyError(f"edit {n}: {path} is a link; edit the file itself")
-    return path
+    return path, current
 
 
 def _closest(current: str, search: str) -> str:
@@ -116,10 +124,9 @@ def plan(tree: Path, edits: list[Edit], spec: TaskSpec) -> dict[str, str]:
     tree = Path(tree).resolve()
     new: dict[str, str] = {}
     for n, edit in enumerate(edits, 1):
-        path = _target(tree, edit.path, spec, n)
-        full = tree / path
-        exists = path in new or full.is_file()
-        current = new.get(path) if path in new else (full.read_text(encoding="utf-8") if full.is_file() else "")
+        path, on_disk = _target(tree, edit.path, spec, n)
+        exists = path in new or on_disk is not None
+        current = new[path] if path in new else (on_disk or "")
         if not edit.search.strip():
             if exists and current.strip():
                 raise ReplyError(f"edit {n}: the SEARCH part is empty but {path} exists; quote the lines to replace")
@@ -132,7 +139,6 @@ def plan(tree: Path, edits: list[Edit], spec: TaskSpec) -> dict[str, str]:
 
 
 def write(tree: Path, files: dict[str, str]) -> None:
+    """Write the planned files, never through a link (a fresh file renamed over the old name)."""
     for path, text in files.items():
-        target = Path(tree) / path
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(text, encoding="utf-8")
+        tree_files.write_text(tree, path, text)

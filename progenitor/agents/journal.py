@@ -8,6 +8,7 @@ import re
 from typing import Optional
 
 from progenitor.agents.base import JournalEntry, Proposal
+from progenitor.keys import candidate_name
 
 __all__ = ["FULL_ENTRIES", "drop_repeats", "fingerprint", "for_prompt"]
 
@@ -29,7 +30,7 @@ def drop_repeats(proposals: list[Proposal], journal: list[JournalEntry]) -> tupl
     the dropped ones with why. Only proposals with a plan (a reasoning architect's code
     changes) are compared: the search keeps its own memory, and a scripted architect repeats
     itself on purpose."""
-    seen = {fingerprint(e.hypothesis, e.plan, e.params): f"g{e.gen}/c{e.k}" for e in journal if e.fix_of is None and e.plan}
+    seen = {fingerprint(e.hypothesis, e.plan, e.params): candidate_name(e.gen, e.k) for e in journal if e.fix_of is None and e.plan}
     kept, dropped = [], []
     for p in proposals:
         if not p.plan:
@@ -39,7 +40,7 @@ def drop_repeats(proposals: list[Proposal], journal: list[JournalEntry]) -> tupl
         if mark in seen:
             dropped.append((p, f"identical to {seen[mark]}, tried before"))
             continue
-        seen[mark] = f"g{p.gen}/c{p.k}"
+        seen[mark] = candidate_name(p.gen, p.k)
         kept.append(p)
     return kept, dropped
 
@@ -61,7 +62,7 @@ def for_prompt(journal: list[JournalEntry], goal: str, full: int = FULL_ENTRIES)
     best = (max if goal == "maximize" else min)(scored, key=lambda e: e.value) if scored else None
     lines = [f"{len(older)} earlier candidates (generations {older[0].gen}-{older[-1].gen}): "
              + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
-             + (f"; the best scored {best.value:.4g} (g{best.gen}/c{best.k})" if best else "") + ". Their hypotheses:"]
-    lines += [f"- g{e.gen}/c{e.k} {e.status}{'' if e.value is None else f' {e.value:.4g}'}: {_short(e.hypothesis)}"
+             + (f"; the best scored {best.value:.4g} ({candidate_name(best.gen, best.k)})" if best else "") + ". Their hypotheses:"]
+    lines += [f"- {candidate_name(e.gen, e.k)} {e.status}{'' if e.value is None else f' {e.value:.4g}'}: {_short(e.hypothesis)}"
               for e in older]
     return [e.model_dump() for e in recent], "\n".join(lines)

@@ -21,6 +21,7 @@ from progenitor.agents.base import AgentContext, CodeChange, Failure, FileEdit, 
 from progenitor.agents.offline_coder import OfflineCoder, commit_message
 from progenitor.agents.repo_view import view
 from progenitor.errors import UserError
+from progenitor.keys import candidate_name
 
 __all__ = ["LlmCoder"]
 
@@ -66,7 +67,7 @@ class LlmCoder:
         """Ask for edits until they apply (or ``NOFIX`` for a fix); write them; path -> new text."""
         shown = view(tree, self.spec)
         conversation = prompts.messages(
-            "coder", part, key=f"g{proposal.gen}/c{proposal.k}", proposal=proposal.model_dump(), files=shown.shown(),
+            "coder", part, key=candidate_name(proposal.gen, proposal.k), proposal=proposal.model_dump(), files=shown.shown(),
             protected=self.spec.protected_paths, failure=failure.model_dump() if failure else None)
 
         def parse(text: str) -> Optional[dict[str, str]]:

@@ -20,6 +20,7 @@ from progenitor.agents.safety.change import ReviewInput
 from progenitor.agents.safety.constitution import load_constitution
 from progenitor.agents.safety.findings import Finding
 from progenitor.errors import UserError
+from progenitor.keys import candidate_name
 from progenitor.llm.replies import ReplyError, parse_json
 from progenitor.spec import Severity
 
@@ -71,7 +72,7 @@ class LlmReviewer:
             return []
         cut = len(change.diff) > DIFF_CHARS
         conversation = prompts.messages(
-            "reviewer", "user", principles=principles, key=f"g{change.gen}/c{change.k}",
+            "reviewer", "user", principles=principles, key=candidate_name(change.gen, change.k),
             hypothesis=change.hypothesis or "(none given)", diff=change.diff[:DIFF_CHARS], cut=cut, limit=DIFF_CHARS)
         return self.llm.ask("reviewer", change.gen, change.k, conversation,
                             lambda text: _findings(parse_json(text, Review), principles), json_reply=True,

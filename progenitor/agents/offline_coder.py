@@ -24,7 +24,7 @@ from progenitor.keys import candidate_name
 from progenitor.search_space import validate_proposal
 from progenitor.spec import TaskSpec
 
-__all__ = ["OfflineCoder", "commit_message", "read_params", "write_config"]
+__all__ = ["OfflineCoder", "commit_message", "read_params"]
 
 
 def read_params(tree: Path, spec: TaskSpec) -> dict[str, Any]:
@@ -39,13 +39,6 @@ def read_params(tree: Path, spec: TaskSpec) -> dict[str, Any]:
                         "file through a link, so name the file it points to")
     data = read_config(tree, spec.search_space.file)
     return {key: get_dotted(data, key) for key in spec.search_space.params}
-
-
-def write_config(path: Path, values: dict[str, Any], tree: Optional[Path] = None) -> None:
-    """Set existing dotted keys of a config file, keeping its comments; ``tree``: the root that
-    no link may lead out of (default: the file's own directory)."""
-    root = tree if tree is not None else path.parent
-    write_values(root, path.relative_to(root).as_posix(), values)
 
 
 def commit_message(proposal: Proposal) -> str:

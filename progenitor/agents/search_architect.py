@@ -68,7 +68,7 @@ class SearchArchitect:
         )
         # The sampler's random state is not stored with the study: seeding it with the number
         # of trials so far keeps a run reproducible without a resumed run repeating itself.
-        self.study.sampler = make_sampler(ctx.seed + len(self.study.trials), spec.budget.candidates)
+        self.study.sampler = make_sampler(ctx.seed + len(self.study.trials))
 
     def seed(self, baseline: Baseline) -> None:
         """Tell the study what the human baseline scored, once, if its values lie in the space."""

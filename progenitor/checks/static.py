@@ -56,8 +56,7 @@ def check_search_space(spec: TaskSpec, tree: Tree) -> Check:
 def check_baseline_values(spec: TaskSpec, tree: Tree) -> Check:
     """A warning, not a problem: a baseline outside the space still trains, but the search
     cannot be told its score and starts cold."""
-    from progenitor.agents.config_files import parse_config
-    from progenitor.agents.config_files import get_dotted
+    from progenitor.agents.config_files import get_dotted, parse_config
     from progenitor.search_space import config_keys, outside_space
 
     space = spec.search_space

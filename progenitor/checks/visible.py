@@ -2,9 +2,10 @@
 
 Two mistakes are caught here, in ``progenitor check`` and after prepare in every run: a
 pattern that matches nothing (a typo: the candidate then misses a file it needs), and a
-pattern that matches the holdout labels (the sealed evaluation would be open). The labels
-are ``scorer.predictions.match`` and the files the scorer command names from ``{data}``
-that look like labels (``holdout_labels.npy``, ``test_targets.csv``).
+pattern that matches the labels (the sealed evaluation would be open). The labels are
+``scorer.predictions.match``, the test split's ``data.test.labels`` and
+``scorer.test.predictions.match``, and the files the scorer commands (holdout and test) name
+from ``{data}`` that look like labels (``holdout_labels.npy``, ``test_targets.csv``).
 """
 
 from __future__ import annotations
@@ -21,12 +22,14 @@ _LABEL_WORDS = ("label", "target", "truth", "answer")
 
 
 def label_files(spec: TaskSpec) -> list[str]:
-    """Data files that hold what the scorer compares against: never for a candidate's eyes."""
-    named = [m.group(1) for m in _DATA_FILE.finditer(spec.scorer.command)]
+    """Data files that hold what the scorers compare against: never for a candidate's eyes."""
+    commands = [spec.scorer.command] + ([spec.scorer.test.command] if spec.scorer.test else [])
+    named = [m.group(1) for command in commands for m in _DATA_FILE.finditer(command)]
     labels = [n for n in named if any(word in n.lower() for word in _LABEL_WORDS)]
-    if spec.scorer.predictions is not None and spec.scorer.predictions.match:
-        labels.insert(0, spec.scorer.predictions.match)
-    return list(dict.fromkeys(labels))
+    declared = [spec.scorer.predictions.match if spec.scorer.predictions else None,
+                spec.data.test.labels if spec.data.test else None,
+                spec.scorer.test.predictions.match if spec.scorer.test and spec.scorer.test.predictions else None]
+    return list(dict.fromkeys([*[d for d in declared if d], *labels]))
 
 
 def visible_matches(spec: TaskSpec, data: Path) -> tuple[list[Path], list[str]]:
@@ -44,7 +47,7 @@ def visible_matches(spec: TaskSpec, data: Path) -> tuple[list[Path], list[str]]:
             rel = str(item.relative_to(data))
             inside = [lab for lab in labels if lab == rel or lab.startswith(rel.rstrip("/") + "/")]
             if inside:
-                problems.append(f"data.visible pattern {pattern!r} matches {inside[0]}, the holdout labels the "
+                problems.append(f"data.visible pattern {pattern!r} matches {inside[0]}, labels the "
                                 "scorer compares against: candidates must never see them; narrow the pattern")
             elif item not in matched:
                 matched.append(item)

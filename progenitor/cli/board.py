@@ -10,6 +10,8 @@ from typing import Optional
 from rich.markup import escape
 from rich.table import Table
 
+from progenitor.keys import candidate_name
+
 __all__ = ["RunBoard"]
 
 
@@ -83,10 +85,10 @@ class RunBoard:
         if e["gen"] != self.gen:
             self.gen, self.rows = e["gen"], {}
         self.phase = f"generation {self.gen}"
-        self.rows[f"g{e['gen']}/c{e['k']}"] = Row("proposed", e["hypothesis"])
+        self.rows[candidate_name(e["gen"], e["k"])] = Row("proposed", e["hypothesis"])
 
     def _row(self, e: dict) -> Optional[Row]:
-        key = "baseline" if e.get("gen") == 0 else f"g{e.get('gen')}/c{e.get('k')}"
+        key = "baseline" if e.get("gen") == 0 else candidate_name(e.get("gen"), e.get("k"))
         return self.rows.get(key)
 
     def _coder_failed(self, e: dict) -> None:

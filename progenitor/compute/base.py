@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict
 from progenitor.compute.jobdir import JobDir, daemon_shares_our_mounts, job_dir
 from progenitor.compute.outputs import pack_outputs
 from progenitor.compute.pruning import PruneConfig
-from progenitor.sandbox.base import LineCallback, Limits, SandboxResult, SandboxSpec
+from progenitor.sandbox.base import Limits, LineCallback, SandboxResult, SandboxSpec
 
 OUTPUT_CAP_BYTES = 256 << 20
 OUTPUT_MAX_ENTRIES = 10_000

@@ -35,6 +35,7 @@ import time
 from pathlib import Path
 from typing import Iterator, Optional
 
+from progenitor.processes import alive
 from progenitor.sandbox.access import is_root
 from progenitor.sandbox.outcome import size
 
@@ -143,7 +144,7 @@ def sweep_mounts(parent: Path) -> int:
         return 0
     for point in points:
         match = pattern.match(point)
-        if match and not _alive(int(match.group(1))):
+        if match and not alive(int(match.group(1))):
             _unmount(Path(point))
             remove_tree(Path(point))
             swept += 1
@@ -172,14 +173,6 @@ def daemon_shares_our_mounts(name: str = "dockerd") -> bool:
     return False
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _walk_usage(tops: list[Path], stop_entries: Optional[int], stop_bytes: Optional[int]) -> tuple[int, int]:

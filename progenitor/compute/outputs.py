@@ -24,6 +24,7 @@ from typing import Iterator, Optional
 from pydantic import BaseModel
 
 from progenitor.sandbox.outcome import size
+from progenitor.tree_files import is_git_name
 
 __all__ = ["Packed", "pack_outputs", "unpack_outputs", "forbidden_name"]
 
@@ -49,8 +50,9 @@ class Packed(BaseModel):
 
 
 def forbidden_name(parts: tuple[str, ...]) -> bool:
-    """A path that may not come back: ``.git`` in any case, or a part that leaves the directory."""
-    return any(p.lower() == ".git" or p in ("", ".", "..") for p in parts)
+    """A path that may not come back: git's own directory in any spelling (``tree_files.is_git_name``:
+    ``.GIT``, ``.git.``, ``GIT~1``), or a part that leaves the directory."""
+    return any(is_git_name(p) or p in ("", ".", "..") for p in parts)
 
 
 def _cost(info: tarfile.TarInfo, file_size: int) -> int:
@@ -191,7 +193,7 @@ def _walk(top: Path, packer: _Packer) -> Iterator[tuple[str, os.stat_result]]:
                     st = entry.stat(follow_symlinks=False)
                 except OSError:
                     continue
-                if entry.name.lower() == ".git" or not (stat.S_ISDIR(st.st_mode) or stat.S_ISREG(st.st_mode)):
+                if is_git_name(entry.name) or not (stat.S_ISDIR(st.st_mode) or stat.S_ISREG(st.st_mode)):
                     packer.out.dropped += 1
                     continue
                 yield rel, st

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Callable, Optional, TypeVar
 
 from progenitor.errors import ModelBehaviorError, UserError
+from progenitor.keys import candidate_name, generation_name
 from progenitor.llm.cache import CallCache, request_hash
 from progenitor.llm.calls import CallMeter, LlmCall
 from progenitor.spec import Endpoint, Llm
@@ -26,7 +27,7 @@ T = TypeVar("T")
 
 
 def call_id(role: str, gen: int, k: Optional[int], n: int) -> str:
-    return f"g{gen}/{role}/{n}" if k is None else f"g{gen}/c{k}/{role}/{n}"
+    return f"{generation_name(gen)}/{role}/{n}" if k is None else f"{candidate_name(gen, k)}/{role}/{n}"
 
 
 class LlmSession:

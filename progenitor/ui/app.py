@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Optional
 from urllib.parse import urlencode
 
+from progenitor.keys import candidate_name
 from progenitor.ui.security import Guard
 
 __all__ = ["create_app"]
@@ -128,7 +129,7 @@ def _pages(app: Any, site: Site) -> None:
     def candidate(request: Request, run_id: str, gen: int, k: int):
         data = views.candidate_view(site.repo, run_id, gen, k)
         if data is None:
-            return site.page(request, "error.html", status_code=404, problem=f"run {run_id} has no candidate g{gen}/c{k}")
+            return site.page(request, "error.html", status_code=404, problem=f"run {run_id} has no candidate {candidate_name(gen, k)}")
         return site.page(request, "candidate.html", run_id=run_id, **data)
 
     @app.get("/inbox")

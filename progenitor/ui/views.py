@@ -11,6 +11,7 @@ from typing import Any, Optional
 from progenitor import api
 from progenitor.candidate import Candidate
 from progenitor.decisions import DecisionStore
+from progenitor.keys import candidate_name
 from progenitor.lineage import Lineage
 from progenitor.runs import STATE_DIR, RunDir, find_run
 
@@ -81,7 +82,7 @@ def _chart(metric: str, baseline: Optional[float], cands: list[dict]) -> dict:
             groups.setdefault(_verdict(c) if _verdict(c) in ("promoted", "reverted") else c["status"], []).append(c)
     data = [{"type": "scatter", "mode": "markers", "name": name,
              "x": [c["gen"] for c in group], "y": [c["metrics"][metric] for c in group],
-             "text": [f"g{c['gen']}/c{c['k']}" for c in group], "marker": {"size": 10, "color": STATUS_COLOURS.get(name)}}
+             "text": [candidate_name(c["gen"], c["k"]) for c in group], "marker": {"size": 10, "color": STATUS_COLOURS.get(name)}}
             for name, group in sorted(groups.items())]
     last = max((c["gen"] for c in cands), default=0)
     champion, xs, ys = baseline, [], []
@@ -143,7 +144,7 @@ def candidate_view(repo: Path, run_id: str, gen: int, k: int) -> Optional[dict]:
     diff, cut = diff_html(repo, cand.parent, cand.sha)
     names = sorted(set(cand.metrics) | set(champion_metrics or {}))
     return {"cand": cand, "record": record, "diff": diff, "diff_cut": cut, "champion_metrics": champion_metrics or {},
-            "metric_names": names, "parent_name": f"g{parent['gen']}/c{parent['k']}" if parent else "the baseline",
+            "metric_names": names, "parent_name": candidate_name(parent["gen"], parent["k"]) if parent else "the baseline",
             "colour": _colour(record)}
 
 

@@ -12,7 +12,7 @@ from progenitor.agents import safety
 from progenitor.agents.base import Observation
 from progenitor.agents.oversight import PolicyDecision, Selection
 from progenitor.candidate import Candidate, CandidateCost
-from progenitor.keys import generation_name
+from progenitor.keys import CandidateKey, generation_name
 from progenitor.lineage import champion_ref
 from progenitor.workflows.llm_usage import candidate_llm
 from progenitor.workflows.nodes import dump, record_escalations, save, test_metrics
@@ -62,7 +62,7 @@ def _growth(ctx: RunContext, state: RunState, cand: Candidate) -> Candidate:
         return spent.cpu_seconds + spent.gpu_seconds if spent else None
 
     found = policy.growth_findings(ctx.spec, cand.metrics, champion.metrics, cost(cand.key.job),
-                                   cost(f"{ctx.run.run_id}/g{champion.gen}/c{champion.k}"))
+                                   cost(CandidateKey(run=ctx.run.run_id, gen=champion.gen, k=champion.k).job))
     if found:
         cand = cand.with_(findings=safety.sort_findings([*cand.findings, *found]))
         save(ctx, cand)
@@ -87,7 +87,7 @@ def oversight(ctx: RunContext, state: RunState) -> dict:
     gate = gate_id(state, gen, "promotion")
     asks = policy.needs_person(mode, decision)
     request = promotion_request(ctx, state, chosen, decision, gate) if asks else None
-    rounds = sum(1 for g in state.get("gates", []) if g.startswith(f"g{gen}/promotion"))
+    rounds = sum(1 for g in state.get("gates", []) if g.startswith(f"{generation_name(gen)}/promotion"))
     entry = ctx.audit.append(
         key=f"{run_id}/{generation_name(gen)}/decision" + (f"/{rounds + 1}" if rounds else ""),
         # "ask": a promotion policy would make, left to a person (approver); an escalation keeps its name.

@@ -24,6 +24,7 @@ from progenitor.agents import oversight as policy
 from progenitor.agents.oversight import PolicyDecision
 from progenitor.candidate import Candidate, Decision
 from progenitor.decisions import DecisionStore
+from progenitor.keys import generation_name
 from progenitor.workflows.nodes import dump, save
 from progenitor.workflows.state import RunContext, RunState
 
@@ -40,7 +41,7 @@ def human_gate(state: RunState) -> dict:
 
 def gate_id(state: RunState, gen: int, kind: str) -> str:
     """``g1/promotion``, then ``g1/promotion-2`` if the generation asks again (after an edit)."""
-    prefix = f"g{gen}/{kind}"
+    prefix = f"{generation_name(gen)}/{kind}"
     n = sum(1 for g in state.get("gates", []) if g == prefix or g.startswith(prefix + "-"))
     return prefix if n == 0 else f"{prefix}-{n + 1}"
 

@@ -47,7 +47,7 @@ def save(ctx: RunContext, cand: Candidate, publish: bool = False) -> None:
     """Keep a candidate's record in the run directory; ``publish``: also as its git note
     (done once its record is final, so the notes ref gets one commit per candidate)."""
     record = cand.record()
-    write_json(ctx.run.candidate(cand.gen, cand.k) / "record.json", record)
+    write_json(ctx.run.record_file(cand.gen, cand.k), record)
     if publish and cand.sha and ctx.lineage.read_note(cand.sha) != record:
         ctx.lineage.write_note(cand.sha, record)
 
@@ -75,13 +75,12 @@ def constitution(ctx: RunContext):
 def score_dir(ctx: RunContext, key: CandidateKey, split: str = "holdout") -> Score:
     """Score one trained candidate with the trusted scorer, on the holdout or (for the baseline
     and promoted champions only) the test split; looked up if done before."""
-    cand_dir = ctx.run.candidate(key.gen, key.k)
-    path = cand_dir / ("score.json" if split == "holdout" else "test_score.json")
+    path = ctx.run.score_file(key.gen, key.k, split)
     done = read_json(path)
     if done is not None:
         return Score.model_validate(done)
     measure = score if split == "holdout" else score_test
-    result = measure(ctx.spec, ctx.run.trusted, ctx.run.data, cand_dir / "out")
+    result = measure(ctx.spec, ctx.run.trusted, ctx.run.data, ctx.run.outputs(key.gen, key.k))
     write_json(path, result.model_dump())
     return result
 

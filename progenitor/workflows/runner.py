@@ -17,7 +17,8 @@ from progenitor.checks import CommitTree, preflight
 from progenitor.errors import RunStopped, UserError
 from progenitor.honesty import Honesty, assess, holdout_size
 from progenitor.lineage import Lineage
-from progenitor.runs import STATE_DIR, RunDir, find_run, new_run_id, register_run
+from progenitor.processes import alive
+from progenitor.runs import RunDir, find_run, new_run_id, register_run
 from progenitor.sandbox.seal import check_sealed, process_options
 from progenitor.spec import SPEC_FILE, TaskSpec, load_spec, load_spec_text
 from progenitor.workflows.llm_usage import check_llm, llm_roles
@@ -157,7 +158,7 @@ def resume_run(run_id: str, repo: Optional[Path] = None, *, architect: Optional[
     run = find_run(run_id, repo)
     meta = run.meta
     driver = meta.get("pid")
-    if meta.get("status") in ("running", "waiting") and driver and driver != os.getpid() and _alive(driver):
+    if meta.get("status") in ("running", "waiting") and driver and driver != os.getpid() and alive(driver):
         raise UserError(f"run {run_id} is driven by process {driver} still: it goes on by itself once decided "
                         f"('progenitor stop {run_id}' first to take it over)")
     lineage = Lineage(run.repo_root)
@@ -277,14 +278,6 @@ def session(ctx: RunContext) -> Iterator[RunContext]:
         ctx.ledger.save()
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-        return True
-    except PermissionError:
-        return True
-    except OSError:
-        return False
 
 
 def _drive(ctx: RunContext, graph_input: Optional[dict], detach: bool = False) -> RunSummary:

@@ -30,7 +30,7 @@ def prune_config(ctx: RunContext, champion: Optional[Champion]) -> Optional[Prun
     rule, progress = ctx.spec.train.early_stop, ctx.spec.train.progress
     if rule is None or progress is None or champion is None:
         return None
-    curve = read_curve(ctx.run.candidate(champion.gen, champion.k) / "out" / progress, rule.metric)
+    curve = read_curve(ctx.run.outputs(champion.gen, champion.k) / progress, rule.metric)
     if not curve:
         return None
     trusted_metric = rule.trusted_metric or rule.metric
@@ -48,7 +48,7 @@ def prune_config(ctx: RunContext, champion: Optional[Champion]) -> Optional[Prun
 
 def _add_finding(ctx: RunContext, champion: Champion, finding: Finding) -> None:
     """Add a finding to a (finished) champion's record and git note, once per rule."""
-    path = ctx.run.candidate(champion.gen, champion.k) / "record.json"
+    path = ctx.run.record_file(champion.gen, champion.k)
     data = read_json(path)
     if data is None:
         return  # the baseline has no candidate record
@@ -69,7 +69,7 @@ def train(ctx: RunContext, items: list[tuple[CandidateKey, str]], champion: Opti
     records: dict[CandidateKey, TrainRecord] = {}
     pending: dict[str, tuple[CandidateKey, str]] = {}
     for key, sha in items:
-        done = read_json(ctx.run.candidate(key.gen, key.k) / "train.json")
+        done = read_json(ctx.run.train_file(key.gen, key.k))
         if done is not None:
             records[key] = TrainRecord.model_validate(done)
             ctx.emit("train.cached", gen=key.gen, k=key.k, status=records[key].status)
@@ -106,11 +106,10 @@ def train(ctx: RunContext, items: list[tuple[CandidateKey, str]], champion: Opti
 
 def _keep(ctx: RunContext, key: CandidateKey, result: JobResult) -> TrainRecord:
     """Unpack a finished training's outputs and write its record: from now on it is looked up."""
-    cand_dir = ctx.run.candidate(key.gen, key.k)
-    out_dir = cand_dir / "out"
+    out_dir = ctx.run.outputs(key.gen, key.k)
     unpack_outputs(result.outputs_archive, out_dir, seconds=PACK_SECONDS)
-    record = record_from(result, out=f"{key.name}/out")
-    write_json(cand_dir / "train.json", record.model_dump(mode="json"))
+    record = record_from(result, out=out_dir.relative_to(ctx.run.path).as_posix())  # records hold no host paths
+    write_json(ctx.run.train_file(key.gen, key.k), record.model_dump(mode="json"))
     ctx.emit("train.end", gen=key.gen, k=key.k, status=record.status, reason=record.reason,
              duration=record.duration, cpu_seconds=record.cpu_seconds)
     return record

@@ -12,10 +12,10 @@ import threading
 import time
 import uuid
 
+from ray_fixtures import tree_archive
+
 from progenitor.compute.base import JobResult, TrainJob
 from progenitor.sandbox.base import Limits
-
-from ray_fixtures import tree_archive
 
 PY = sys.executable
 

@@ -26,10 +26,9 @@ import numpy as np
 import pytest
 
 from progenitor.agents.safety.constitution import default_constitution_text
-from progenitor.api import decide, get_lineage, resume_run, start_run
+from progenitor.api import get_lineage, start_run
 from progenitor.testing import make_repo, scripted, toy_task_files
 from progenitor.workflows.state import RunOptions
-
 from redteam.attacks import CONTROL_W, HONEST_CURVE, Attack, render
 
 BACKENDS = ["process", pytest.param("docker", marks=pytest.mark.docker)]
@@ -86,6 +85,7 @@ def require_backend(backend: str, request: pytest.FixtureRequest) -> None:
     if backend == "process":
         return
     from conftest import skip_unless_docker
+
     from progenitor.sandbox import get_sandbox
 
     check = get_sandbox(backend).check()

@@ -39,6 +39,7 @@ def make_sandbox(name: str, request: pytest.FixtureRequest) -> Sandbox:
 
         return ProcessSandbox(isolation="none" if name == "process-plain" else "unshare")
     from conftest import skip_unless_docker
+
     from progenitor.sandbox.docker import DockerSandbox
 
     sandbox = DockerSandbox()

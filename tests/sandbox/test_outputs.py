@@ -41,6 +41,7 @@ def job(request):
     name = request.param
     if name == "docker":
         from conftest import skip_unless_docker
+
         from progenitor.sandbox.docker import DockerSandbox
 
         check = DockerSandbox().check()

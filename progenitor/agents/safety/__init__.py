@@ -6,12 +6,17 @@
 manifests, sizes, text) and ``bandit_check`` apply it; ``findings`` is what they all report.
 """
 
-from progenitor.agents.safety.constitution import Constitution, load_constitution
 from progenitor.agents.safety.change import ChangedFile, ReviewInput
+from progenitor.agents.safety.constitution import Constitution, load_constitution
 from progenitor.agents.safety.findings import SEVERITIES, Finding, Severity
 from progenitor.agents.safety.results import JUMP_FACTOR, check_after_training, check_guards, check_jump, drift
 from progenitor.agents.safety.reviewer import (
-    StaticReviewer, blocking, check_task, needs_human, review_candidate, sort_findings,
+    StaticReviewer,
+    blocking,
+    check_task,
+    needs_human,
+    review_candidate,
+    sort_findings,
 )
 
 __all__ = [

@@ -28,8 +28,8 @@ from pathlib import Path, PurePosixPath
 from typing import Optional
 
 from progenitor import tree_files
-from progenitor.agents.safety.constitution import Constitution, FileRule
 from progenitor.agents.safety.change import ChangedFile
+from progenitor.agents.safety.constitution import Constitution, FileRule
 from progenitor.agents.safety.findings import Finding
 from progenitor.errors import UnsafePathError
 from progenitor.manifests import is_manifest

@@ -16,9 +16,9 @@ from pathlib import Path
 
 from progenitor import tree_files
 from progenitor.agents.safety import file_check as fc
+from progenitor.agents.safety.change import ReviewInput
 from progenitor.agents.safety.code_check import check_python
 from progenitor.agents.safety.constitution import Constitution, load_constitution
-from progenitor.agents.safety.change import ReviewInput
 from progenitor.agents.safety.findings import Finding, dedupe, most_severe_first
 from progenitor.errors import UnsafePathError
 from progenitor.spec import TaskSpec

@@ -20,8 +20,8 @@ from typing import Any, Optional
 from progenitor.errors import SandboxError
 from progenitor.sandbox.base import LineCallback, SandboxCheck, SandboxResult, SandboxSpec
 from progenitor.sandbox.docker.container import LABEL, container_options, grant_access, isolation
-from progenitor.sandbox.docker.supervise import supervise
 from progenitor.sandbox.docker.images import DEFAULT_BASE, connect, image_exists, missing_image_message
+from progenitor.sandbox.docker.supervise import supervise
 
 __all__ = ["DockerSandbox"]
 

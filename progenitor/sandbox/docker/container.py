@@ -11,8 +11,8 @@ from typing import Any
 from progenitor.errors import SandboxError
 from progenitor.sandbox.access import grant_read, hand_over
 from progenitor.sandbox.base import SandboxSpec
-from progenitor.sandbox.env import build_env, fill_template
 from progenitor.sandbox.docker.images import PATH
+from progenitor.sandbox.env import build_env, fill_template
 
 __all__ = ["DATA", "LABEL", "OUT", "TREE", "container_options", "fill_command", "grant_access", "isolation",
            "sandbox_env"]

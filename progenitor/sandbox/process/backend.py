@@ -22,13 +22,19 @@ from pydantic import BaseModel, ConfigDict
 from progenitor.errors import SandboxError
 from progenitor.sandbox.access import grant_read, hand_over, is_root, unreachable_parent
 from progenitor.sandbox.base import LineCallback, SandboxCheck, SandboxResult, SandboxSpec
+from progenitor.sandbox.env import build_env, fill_template
+from progenitor.sandbox.outcome import judge
 from progenitor.sandbox.process.bwrap import View, bwrap_argv, python_roots
 from progenitor.sandbox.process.child import launch
-from progenitor.sandbox.env import build_env, fill_template
-from progenitor.sandbox.process.isolation import (ChildSetup, fresh_uid, nproc_limit, probe_bwrap, probe_netns,
-                                                  probe_unshare)
+from progenitor.sandbox.process.isolation import (
+    ChildSetup,
+    fresh_uid,
+    nproc_limit,
+    probe_bwrap,
+    probe_netns,
+    probe_unshare,
+)
 from progenitor.sandbox.process.mountns import view_plan, view_root
-from progenitor.sandbox.outcome import judge
 from progenitor.sandbox.process.reaper import reaper_argv
 
 __all__ = ["ProcessOptions", "ProcessSandbox"]

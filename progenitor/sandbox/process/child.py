@@ -16,8 +16,8 @@ from typing import Optional
 from progenitor.errors import SandboxError
 from progenitor.sandbox.base import Limits, LineCallback
 from progenitor.sandbox.capture import Tail, drain, exited, watch
-from progenitor.sandbox.process.isolation import ChildSetup, make_preexec
 from progenitor.sandbox.outcome import Outcome
+from progenitor.sandbox.process.isolation import ChildSetup, make_preexec
 
 __all__ = ["launch"]
 
