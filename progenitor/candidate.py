@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from progenitor.agents.base import Proposal
 from progenitor.agents.safety.findings import Finding
@@ -124,6 +124,13 @@ class Candidate(BaseModel):
     (its commit is this one's parent)."""
     fix_tried: bool = False
     """Set on a candidate that crashed in training once the coder was asked for its fix."""
+
+    @field_validator("status")
+    @classmethod
+    def _known(cls, status: str) -> str:
+        if status not in TRANSITIONS:
+            raise ValueError(f"{status!r} is not a candidate status; one of {', '.join(TRANSITIONS)}")
+        return status
 
     @classmethod
     def new(cls, proposal: Proposal, run: str, parent: str, objective: str) -> "Candidate":

@@ -31,7 +31,8 @@ def ctx(tmp_path):
 def scored(ctx: RunContext, k: int, error: float, params: float = 1, **changes) -> Candidate:
     head = ctx.lineage.head()
     cand = Candidate.new(Proposal(gen=1, k=k, hypothesis=f"c{k}"), ctx.run.run_id, head, "error")
-    cand = cand.advance("committed", sha=head).advance("reviewed").advance("trained")
+    sha = ctx.lineage.commit_candidate(cand.ref, head, lambda tree: (tree / f"c{k}.txt").write_text(f"{k}\n"))
+    cand = cand.advance("committed", sha=sha).advance("reviewed").advance("trained")
     return cand.advance("scored", metrics={"error": error, "params": params}).with_(**changes)
 
 
@@ -86,7 +87,8 @@ def test_promote_moves_the_champion_finishes_every_record_and_tells_the_architec
     final = [Candidate.from_record(c) for c in update["candidates"]]
     assert [c.status for c in final] == ["scored", "failed"]
     assert final[0].decision.verdict == "promoted" and final[1].reason == "its reviewed work never finished"
-    assert ctx.lineage.read_note(cands[0].sha)["decision"]["verdict"] in ("promoted", "failed")
+    assert ctx.lineage.read_note(cands[0].sha)["decision"]["verdict"] == "promoted"
+    assert ctx.lineage.read_note(cands[1].sha)["decision"]["verdict"] == "failed"
     assert [(p.k, o.status) for p, o in ctx.architect.observed] == [(0, "scored"), (1, "failed")]
     assert update["generation"] == 2 and update["stop_reason"] is None
     assert update["history"][0]["promoted"] == 0 and update["history"][0]["counts"] == {"scored": 1, "failed": 1}

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import git
 import pytest
+from pydantic import ValidationError
 from click.testing import CliRunner
 
 import progenitor
@@ -36,6 +37,12 @@ def fake_executor():
     register_executor("fake", FakeExecutor)
 
 
+@pytest.fixture(autouse=True)
+def registrations(monkeypatch):
+    """The agents a test registers are gone after it: the registry is process-wide."""
+    monkeypatch.setattr(registry, "_REGISTERED", {role: dict(found) for role, found in registry._REGISTERED.items()})
+
+
 def _proposal(**fields) -> Proposal:
     return Proposal(**{"gen": 1, "k": 0, "hypothesis": "try", **fields})
 
@@ -52,6 +59,8 @@ def test_the_status_machine_refuses_an_illegal_transition():
     with pytest.raises(IllegalTransition, match="use advance"):
         cand.with_(status="scored")
     assert Candidate.from_record(done.record()) == done
+    with pytest.raises(ValidationError, match="'teleported' is not a candidate status"):
+        Candidate.from_record({**done.record(), "status": "teleported"})
 
 
 def test_candidate_keys_are_built_and_parsed_in_one_place():
@@ -124,8 +133,14 @@ def test_no_agent_imports_the_workflows():
     offenders = []
     for path in root.rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
-            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
-                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            if isinstance(node, ast.ImportFrom) and node.level > 0:
+                # A relative import from inside progenitor/agents: resolve it against its package.
+                package = ["progenitor", "agents", *path.relative_to(root).parent.parts]
+                base = package[: len(package) - (node.level - 1)] if node.level > 1 else package
+                names = [".".join([*base, node.module] if node.module else base)]
+            else:
+                names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                    [node.module or ""] if isinstance(node, ast.ImportFrom) else []
             offenders += [f"{path.relative_to(root)}: {n}" for n in names if n.startswith("progenitor.workflows")]
     assert not offenders
 

@@ -48,9 +48,10 @@ class TreeView(BaseModel):
 
 
 def hidden_names(spec: TaskSpec) -> set[str]:
-    """Files the trusted commands name: the scorer's and the data preparation's own code."""
+    """Files the trusted commands name: the scorers' (holdout and test) and the data preparation's own code."""
     names = set()
-    for command in (spec.scorer.command, spec.data.prepare):
+    commands = [spec.scorer.command, spec.data.prepare, *([spec.scorer.test.command] if spec.scorer.test else [])]
+    for command in commands:
         try:
             words = shlex.split(command)
         except ValueError:

@@ -26,7 +26,7 @@ from pydantic import BaseModel
 
 from progenitor.errors import ProgenitorError
 
-__all__ = ["ProbeReport", "probe_sandbox", "requirement_names"]
+__all__ = ["ProbeReport", "judge", "probe_sandbox", "requirement_names"]
 
 PROBE = r'''
 import importlib, importlib.metadata as md, json, os, socket, sys
@@ -117,7 +117,7 @@ def probe_sandbox(backend: str, backend_options: dict, python: str = "python",
     finally:
         server.close()
         shutil.rmtree(place, ignore_errors=True)
-    return _judge(result, canary)
+    return judge(result, canary)
 
 
 def _tree() -> bytes:
@@ -130,7 +130,8 @@ def _tree() -> bytes:
     return buf.getvalue()
 
 
-def _judge(result, canary: str) -> ProbeReport:
+def judge(result, canary: str) -> ProbeReport:
+    """The probe's report, read from what it printed: every problem named."""
     line = next((ln for ln in reversed(result.stdout.splitlines()) if ln.startswith("probe-report: ")), None)
     if not result.ok or line is None:
         return ProbeReport(ok=False, detail=f"the probe candidate did not run: {result.reason or 'no report'}")

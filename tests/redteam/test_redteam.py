@@ -230,3 +230,32 @@ def test_findings_reach_the_cli_lineage_and_the_git_note(backend: str, redteam_r
     assert "forbidden-import" in {f["rule"] for f in listed["findings"]}
     note = Lineage(run.repo).read_note(sha)
     assert note["findings"] == listed["findings"] and note["status"] == "rejected"
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_the_suite_left_nothing_behind(backend: str, redteam_run):
+    """Once every attack of the session ran: no job directory or tmpfs of this process, no
+    container of the red team's run, no process still running in a job directory."""
+    import tempfile
+
+    from progenitor.compute.jobdir import PREFIX
+
+    redteam_run(backend, "runtime", "shared")  # at least one group ran on this backend
+    mine = f"{PREFIX}{os.getpid()}-"
+    assert not [p for p in Path(tempfile.gettempdir()).iterdir() if p.name.startswith(mine)], "job dirs left"
+    with open("/proc/self/mountinfo") as f:
+        assert not [line for line in f if f"/{mine}" in line], "job tmpfs still mounted"
+    left = []
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                if f"/{mine}" in os.readlink(f"/proc/{entry.name}/cwd"):
+                    left.append(entry.name)
+            except OSError:
+                continue
+    assert not left, f"processes still running in job dirs: {left}"
+    if backend == "docker":
+        import docker
+
+        client = docker.from_env()
+        assert not client.containers.list(all=True, filters={"label": [f"progenitor.run={RUN_ID}"]})
