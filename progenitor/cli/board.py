@@ -91,6 +91,16 @@ class RunBoard:
         key = "baseline" if e.get("gen") == 0 else candidate_name(e.get("gen"), e.get("k"))
         return self.rows.get(key)
 
+    def _coder_fix(self, e: dict) -> None:
+        if e.get("fix") is not None:
+            self.rows[candidate_name(e["gen"], e["fix"])] = Row("proposed", f"fix of {candidate_name(e['gen'], e['k'])}")
+
+    def _gate_waiting(self, e: dict) -> None:
+        self.phase = f"waiting for a person at {e['gate']}"
+
+    def _gate_decided(self, e: dict) -> None:
+        self.phase = f"generation {self.gen}"
+
     def _coder_failed(self, e: dict) -> None:
         if row := self._row(e):
             row.set("coder failed", e["reason"])

@@ -88,11 +88,19 @@ def _edited(ctx: RunContext, cands: list[Candidate], orig: Candidate, params: di
 
 
 def _cost(ctx: RunContext, job: str) -> dict:
-    spent = ctx.ledger.candidate(job) if ctx.ledger is not None else None
-    if spent is None:
+    """What a candidate has cost so far: its trainings' seconds and its LLM dollars."""
+    from progenitor.keys import CandidateKey
+    from progenitor.workflows.llm_usage import candidate_llm
+
+    if ctx.ledger is None:
         return {}
-    return {"cpu_seconds": round(spent.cpu_seconds, 3), "gpu_seconds": round(spent.gpu_seconds, 3),
-            "wall_seconds": round(spent.wall_seconds, 3)}
+    key = CandidateKey.parse(job)
+    spent = ctx.ledger.candidate(job)
+    cost = {"dollars": round(candidate_llm(ctx, key.gen, key.k).dollars, 6)}
+    if spent is not None:
+        cost.update(cpu_seconds=round(spent.cpu_seconds, 3), gpu_seconds=round(spent.gpu_seconds, 3),
+                    wall_seconds=round(spent.wall_seconds, 3))
+    return cost
 
 
 # -- before training --------------------------------------------------------------------------
