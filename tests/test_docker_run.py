@@ -27,7 +27,7 @@ def _containers(run: str) -> list[str]:
     """This run's containers only: other runs (or other tests) on the same daemon are not ours."""
     import docker
 
-    return [c.name for c in docker.from_env().containers.list(all=True, filters={"label": f"progenitor.run={run}"})]
+    return [c.name for c in docker.from_env().containers.list(all=True, ignore_removed=True, filters={"label": f"progenitor.run={run}"})]
 
 
 @pytest.fixture(scope="module")
@@ -58,9 +58,16 @@ def test_toy_run_on_docker_every_candidate_in_a_container(tmp_path, toy_image):
     seen: set[str] = set()
     done = threading.Event()
 
+    failures: list[BaseException] = []
+
     def watch() -> None:
         while not done.wait(0.1):
-            seen.update(c.name for c in client.containers.list(all=True, filters={"label": "progenitor=1"}))
+            try:  # a container removed between docker's list and inspect is skipped, not fatal
+                listed = client.containers.list(all=True, ignore_removed=True, filters={"label": "progenitor=1"})
+            except docker.errors.APIError as exc:
+                failures.append(exc)
+                continue
+            seen.update(c.name for c in listed)
 
     watcher = threading.Thread(target=watch)
     watcher.start()
@@ -69,6 +76,7 @@ def test_toy_run_on_docker_every_candidate_in_a_container(tmp_path, toy_image):
     finally:
         done.set()
         watcher.join()
+    assert len(failures) < 5, f"the watcher could not list containers: {failures}"
     assert summary.status == "finished" and summary.backend == "docker"
     records = progenitor.get_lineage(summary.run_id, repo=repo)["candidates"]
     assert [c["train"]["backend"] for c in records] == ["docker", "docker"]

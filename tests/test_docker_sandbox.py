@@ -100,7 +100,7 @@ def _spec(dirs, command: str, run: str = "", **limits) -> SandboxSpec:
 
 
 def _ours(client, run: str) -> list:
-    return client.containers.list(all=True, filters={"label": [f"progenitor.run={run}"]})
+    return client.containers.list(all=True, ignore_removed=True, filters={"label": [f"progenitor.run={run}"]})
 
 
 @pytest.mark.docker

@@ -258,4 +258,4 @@ def test_the_suite_left_nothing_behind(backend: str, redteam_run):
         import docker
 
         client = docker.from_env()
-        assert not client.containers.list(all=True, filters={"label": [f"progenitor.run={RUN_ID}"]})
+        assert not client.containers.list(all=True, ignore_removed=True, filters={"label": [f"progenitor.run={RUN_ID}"]})

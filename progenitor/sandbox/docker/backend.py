@@ -94,9 +94,9 @@ class DockerSandbox:
     def sweep(self, run: Optional[str] = None) -> int:
         """Remove every progenitor container (of ``run`` only, if given); returns how many."""
         selector = [f"{LABEL}=1"] + ([f"{LABEL}.run={run}"] if run else [])
-        leftovers = self.client.containers.list(all=True, filters={"label": selector})
+        leftovers = self.client.containers.list(all=True, ignore_removed=True, filters={"label": selector})
         if run is None:  # and what an interrupted `progenitor sandbox build` left
-            builds = self.client.containers.list(all=True, filters={"label": [f"{LABEL}.build"]})
+            builds = self.client.containers.list(all=True, ignore_removed=True, filters={"label": [f"{LABEL}.build"]})
             leftovers += [c for c in builds if c.labels.get(f"{LABEL}.build")]
         for container in leftovers:
             _remove(container)
