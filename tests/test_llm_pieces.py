@@ -92,3 +92,24 @@ def test_the_suite_refuses_and_reports_any_connection_off_this_machine(network_g
         socket.create_connection(("192.0.2.1", 443), timeout=5)  # TEST-NET-1: never routed
     assert network_guard.attempts == ["('192.0.2.1', 443)"]
     network_guard.attempts.clear()  # this test made the attempt on purpose
+
+
+def test_what_an_agent_reads_of_a_tree_never_goes_through_a_link(tmp_path):
+    from progenitor.agents.repo_view import read_brief, view
+
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "brief.md").write_text("SECRET from outside the tree\n")
+    (outside / "code.py").write_text("SECRET = 1\n")
+    (tmp_path / "tree").mkdir()
+    tree = _tree(tmp_path / "tree")
+    (tree / "docs").symlink_to(outside, target_is_directory=True)  # a linked directory
+    (tree / "brief.md").symlink_to(outside / "brief.md")  # a linked file
+    (tree / "real.md").write_text("# Research brief\nthe human's own\n")
+    shown = view(tree, SPEC)
+    assert "SECRET" not in repr(shown.texts) and "model.py" in shown.texts
+    assert {f.path: f.kind for f in shown.files}["linked.py"] == "link"
+    for name in ("docs/brief.md", "brief.md", "missing.md"):
+        assert read_brief(tree, SPEC.model_copy(update={"agents": SPEC.agents.model_copy(update={"brief": name})})) == ""
+    spec = SPEC.model_copy(update={"agents": SPEC.agents.model_copy(update={"brief": "real.md"})})
+    assert read_brief(tree, spec).startswith("# Research brief")

@@ -17,7 +17,9 @@ from typing import Literal
 
 from pydantic import BaseModel
 
+from progenitor import tree_files
 from progenitor.agents.safety.reviewer import matches
+from progenitor.errors import UnsafePathError
 from progenitor.spec import TaskSpec
 
 __all__ = ["FILE_BYTES", "TOTAL_BYTES", "RepoFile", "TreeView", "view"]
@@ -61,14 +63,17 @@ def hidden_names(spec: TaskSpec) -> set[str]:
 
 
 def _kind(tree: Path, rel: str, spec: TaskSpec, hidden: set[str]) -> str:
-    full = tree / rel
-    if full.is_symlink():
-        return "link"
+    try:
+        if tree_files.kind(tree, rel) != "file":  # a link, or a file under a linked directory
+            return "link"
+    except UnsafePathError:  # a name git would take for its own directory
+        return "protected"
     if matches(rel, spec.protected_paths) or rel in hidden:
         return "protected"
-    if full.stat().st_size > FILE_BYTES:
+    try:
+        data = tree_files.read_bytes(tree, rel, limit=FILE_BYTES)
+    except UnsafePathError:
         return "large"
-    data = full.read_bytes()
     if b"\0" in data:
         return "binary"
     try:
@@ -100,7 +105,7 @@ def view(tree: Path, spec: TaskSpec, total_bytes: int = TOTAL_BYTES) -> TreeView
         if used + size > total_bytes:
             omitted.append(f"{rel} (the prompt's size budget is spent)")
             continue
-        texts[rel] = (tree / rel).read_text(encoding="utf-8")
+        texts[rel] = tree_files.read_text(tree, rel)
         used += size
     return TreeView(files=files, texts=texts, omitted=omitted)
 
@@ -109,7 +114,8 @@ def read_brief(tree: Path, spec: TaskSpec) -> str:
     """The research brief the spec names, if the tree has it (a protected file: the base's)."""
     if not spec.agents.brief:
         return ""
-    path = Path(tree) / spec.agents.brief
-    if path.is_symlink() or not path.is_file():
+    try:  # no link followed, on the way either
+        data = tree_files.read_bytes(tree, spec.agents.brief)
+    except (UnsafePathError, OSError):
         return ""
-    return path.read_text(encoding="utf-8", errors="replace")[:FILE_BYTES]
+    return data.decode("utf-8", errors="replace")[:FILE_BYTES]
