@@ -10,8 +10,9 @@
 - ``SandboxError`` / ``ComputeError`` / ``LlmUnavailable``: the machinery failed (no
   Docker daemon, Ray could not start, no LLM provider answered after litellm's retries and
   fallbacks). Exit code 3; a run stays resumable.
-- Flow exceptions (``ApprovalRequired``, ``BudgetExceeded``, ``RunStopped``) carry a
-  message and are used to steer the loop, not to report bugs.
+- Flow exceptions (``BudgetExceeded``, ``RunStopped``) carry a message and are used to
+  steer the loop, not to report bugs. A run that waits for a person is not an exception: its
+  graph stops at the human gate's ``interrupt()`` (``workflows/gates.py``).
 """
 
 from __future__ import annotations
@@ -69,10 +70,6 @@ class LlmUnavailable(ProgenitorError):
     fault, nor one candidate's; the run stops, resumable, with finished calls kept."""
 
     exit_code = 3
-
-
-class ApprovalRequired(ProgenitorError):
-    """The run waits for a human decision."""
 
 
 class AlreadyDecided(UserError):
