@@ -5,6 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+SUDO=""
+if [ "$(id -u)" != "0" ]; then SUDO="sudo"; fi
+
 bash .ci/demo-setup.sh
 command -v bwrap >/dev/null || { echo "system-setup: bubblewrap could not be installed" >&2; exit 1; }
 
