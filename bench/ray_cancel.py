@@ -15,30 +15,19 @@ Prints median and worst of both figures, quiet and loaded, and the loaded/quiet 
 from __future__ import annotations
 
 import argparse
-import io
 import os
 import random
 import statistics
 import subprocess
 import sys
-import tarfile
 import threading
 import time
 import uuid
 from pathlib import Path
 
-from progenitor.compute.base import TrainJob
+from progenitor.compute.base import TrainJob, tree_archive
 from progenitor.compute.ray_executor import RayConfig, RayExecutor, connect
 from progenitor.sandbox.base import Limits
-
-
-def _tree() -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        info = tarfile.TarInfo("README")
-        info.size = 5
-        tar.addfile(info, io.BytesIO(b"tree\n"))
-    return buf.getvalue()
 
 
 def _processes_with(marker: str) -> int:
@@ -55,7 +44,7 @@ def one_round(rng: random.Random) -> tuple[float, float]:
     """(seconds from cancel to run() returning, seconds from cancel to no sandbox left)."""
     marker = f"bench-cancel-{uuid.uuid4().hex[:8]}"
     command = f"{sys.executable} -c \"import time; time.sleep(300)\" {marker}"
-    jobs = [TrainJob(key=f"bench/g1/c{k}", command=command, tree_archive=_tree(),
+    jobs = [TrainJob(key=f"bench/g1/c{k}", command=command, tree_archive=tree_archive({"README": "tree\n"}),
                      limits=Limits(cpus=1, wall_time=400)) for k in range(3)]
     executor = RayExecutor(None)
     results: list = []

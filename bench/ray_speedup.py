@@ -16,14 +16,12 @@ a few rounds, each round timing both sides back to back.
 from __future__ import annotations
 
 import argparse
-import io
 import os
 import statistics
 import sys
-import tarfile
 import time
 
-from progenitor.compute.base import TrainJob
+from progenitor.compute.base import TrainJob, tree_archive
 from progenitor.compute.local import LocalExecutor
 from progenitor.compute.ray_executor import RayExecutor
 from progenitor.sandbox.base import Limits
@@ -54,19 +52,10 @@ def calibrate(seconds: float) -> int:
     return int(steps * seconds / (time.process_time() - started))
 
 
-def tree() -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        data = BURN.encode()
-        info = tarfile.TarInfo("burn.py")
-        info.size, info.mode = len(data), 0o644
-        tar.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
-
-
 def jobs(k: int, steps: int, tag: str, command: str = "") -> list[TrainJob]:
+    tree = tree_archive({"burn.py": BURN})
     return [
-        TrainJob(key=f"bench/{tag}/c{i}", command=command or f"{sys.executable} burn.py {steps}", tree_archive=tree(),
+        TrainJob(key=f"bench/{tag}/c{i}", command=command or f"{sys.executable} burn.py {steps}", tree_archive=tree,
                  limits=Limits(cpus=1, wall_time=600), backend="process")
         for i in range(k)
     ]

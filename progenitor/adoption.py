@@ -14,6 +14,7 @@ from typing import Optional
 
 from pydantic import BaseModel
 
+from progenitor import deciding
 from progenitor.audit import audit_log
 from progenitor.errors import UserError
 from progenitor.lineage import Lineage, champion_ref
@@ -39,8 +40,11 @@ def _ancestor(lineage: Lineage, older: str, newer: str) -> bool:
         return False
 
 
-def adopt(run_id: str, branch: Optional[str] = None, by: str = "", repo: Optional[Path] = None,
+def adopt(run_id: str, branch: Optional[str] = None, by: Optional[str] = None, repo: Optional[Path] = None,
           surface: str = "api") -> Adopted:
+    """Move ``branch`` (default ``progenitor/<run>``) to the champion in ``by``'s name (default:
+    the OS user)."""
+    who = deciding.actor(by)
     run = find_run(run_id, repo)
     lineage = Lineage(run.repo_root)
     champion = lineage.resolve(champion_ref(run_id))
@@ -69,9 +73,8 @@ def adopt(run_id: str, branch: Optional[str] = None, by: str = "", repo: Optiona
         lineage.git.branch(branch, champion)
     else:
         lineage.git.update_ref("-m", f"progenitor adopt {run_id}", ref, champion, previous)
-    actor = by if by.startswith("human:") else f"human:{by or 'unknown'}"
     audit_log(run.repo_root).append(
-        key=f"{run_id}/adopt/{branch}/{champion}", action="adopt", actor=actor, run=run_id, gen=0, commit=champion,
+        key=f"{run_id}/adopt/{branch}/{champion}", action="adopt", actor=who, run=run_id, gen=0, commit=champion,
         payload={"branch": branch, "from": previous, "to": champion}, comment=f"branch {branch} -> {champion[:10]}",
         surface=surface,
     )

@@ -35,12 +35,12 @@ def take_champion(repo: str, run_id: str, champion: Optional[str]) -> list[str]:
     itself never moves them), or why there is nothing to take."""
     from progenitor.lineage import Lineage, base_ref, champion_ref
 
+    if champion is None:
+        return []
     try:
         base = Lineage(Path(repo)).resolve(base_ref(run_id))
     except UserError:
         base = None
-    if champion is None:
-        return []
     if base is not None and champion == base:
         return ["no candidate beat the baseline: the champion is the commit the run started from; nothing to take"]
     ref = champion_ref(run_id)

@@ -148,19 +148,17 @@ def revert(run_id: str, gen: int, comment: str, *, by: Optional[str] = None, rep
            surface: str = "api"):
     """Undo generation ``gen``'s promotion (and every later one): the champion goes back to the
     last one kept, the records say ``reverted``, the audit log has it, the run builds on it."""
-    from progenitor.deciding import default_person
     from progenitor.reverts import revert as _revert
 
-    return _revert(run_id, gen, comment, by or default_person(), Path(repo) if repo else None, surface=surface)
+    return _revert(run_id, gen, comment, by, Path(repo) if repo else None, surface=surface)
 
 
 def adopt(run_id: str, branch: Optional[str] = None, *, by: Optional[str] = None, repo: Optional[PathLike] = None,
           surface: str = "api"):
     """Create (or fast-forward, never force) ``branch`` (default ``progenitor/<run>``) at the champion."""
     from progenitor.adoption import adopt as _adopt
-    from progenitor.deciding import default_person
 
-    return _adopt(run_id, branch, by or default_person(), Path(repo) if repo else None, surface=surface)
+    return _adopt(run_id, branch, by, Path(repo) if repo else None, surface=surface)
 
 
 def verify_audit(repo: Optional[PathLike] = None, against: Optional[PathLike] = None):

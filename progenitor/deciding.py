@@ -22,7 +22,7 @@ from progenitor.decisions import DecisionStore, Gate, Recorded
 from progenitor.errors import AlreadyDecided, UserError
 from progenitor.runs import find_run, list_runs
 
-__all__ = ["Pending", "decide", "default_person", "pending"]
+__all__ = ["Pending", "actor", "decide", "default_person", "pending"]
 
 
 class Pending(BaseModel):
@@ -45,6 +45,15 @@ def default_person() -> str:
         return getpass.getuser()
     except (KeyError, OSError):
         return "unknown"
+
+
+def actor(by: Optional[str]) -> str:
+    """``human:<name>`` of the person ``by`` names (default: the OS user), for the store, the
+    records and the audit log: a decision, a revert and an adoption all name their person so."""
+    person = (by or default_person()).strip()
+    if not person:
+        raise UserError("a decision needs the name of the person who takes it")
+    return person if person.startswith("human:") else f"human:{person}"
 
 
 def _pending(gate: Gate, repo: Path) -> Pending:
@@ -93,25 +102,22 @@ def decide(run_id: str, decision: str, *, by: Optional[str] = None, comment: str
     found = _gate(store, run_id, gate)
     if seen is not None and seen != found.payload_sha256:
         raise UserError(f"{found.gate} of run {run_id} now shows another payload than the one decided on; look again")
-    person = (by or default_person()).strip()
-    if not person:
-        raise UserError("a decision needs the name of the person who takes it")
-    actor = person if person.startswith("human:") else f"human:{person}"
+    who = actor(by)
     if edits:
         from progenitor.lineage import Lineage
         from progenitor.workflows.runner import committed_spec
 
         spec = committed_spec(Lineage(run.repo_root), run.meta["base"])
         edits = {k: hitl.coerce_params(spec, v) for k, v in edits.items()}
-    response = hitl.build_response(found.request, decision, by=actor, comment=comment, surface=surface, edits=edits)
+    response = hitl.build_response(found.request, decision, by=who, comment=comment, surface=surface, edits=edits)
     kind = {"respond": "request-changes"}.get(hitl.ALIASES.get(decision, decision), decision)
-    recorded = store.record(run_id, found.gate, kind, response, actor, comment, surface)
+    recorded = store.record(run_id, found.gate, kind, response, who, comment, surface)
     actions = found.request["action_requests"]
     audit_log(run.repo_root).append(
-        key=f"{run_id}/{found.gate}/decision", action=kind, actor=actor,
+        key=f"{run_id}/{found.gate}/decision", action=kind, actor=who,
         run=run_id, gen=found.gen, commit=actions[0]["args"].get("commit") if actions else None,
         payload=found.request, comment=comment, gate=found.gate, surface=surface,
         candidates=[a["args"]["candidate"] for a in actions], decisions=[d["type"] for d in response["decisions"]],
     )
-    run.emit("gate.decision", gate=found.gate, gen=found.gen, type=kind, by=actor, surface=surface)
+    run.emit("gate.decision", gate=found.gate, gen=found.gen, type=kind, by=who, surface=surface)
     return recorded

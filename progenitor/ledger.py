@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Optional
 
 from pydantic import BaseModel, ConfigDict
 
+from progenitor.keys import generation_of
 from progenitor.runs import write_json
 
 if TYPE_CHECKING:
@@ -201,7 +202,7 @@ class Ledger:
             for charge in self.data.llm_calls.values():
                 if candidate is not None and charge.candidate != candidate:
                     continue
-                if generation is not None and _generation(charge.candidate) != generation:
+                if generation is not None and generation_of(charge.candidate) != generation:
                     continue
                 total.add(charge.dollars, charge.prompt_tokens, charge.completion_tokens)
         return total
@@ -238,9 +239,9 @@ class Ledger:
         wall = self.run_wall_seconds()
         with self._lock:
             costs = [c for c in self.data.candidates.values()
-                     if generation is None or _generation(c.key) == generation]
+                     if generation is None or generation_of(c.key) == generation]
             llm = list(self.data.llm.values()) if generation is None else \
-                [c for c in self.data.llm_calls.values() if _generation(c.candidate) == generation]
+                [c for c in self.data.llm_calls.values() if generation_of(c.candidate) == generation]
             return Totals(
                 candidates=len(costs),
                 attempts=sum(len(c.attempts) for c in costs),
@@ -288,14 +289,6 @@ class Ledger:
             self._fold_clock()
             data = self.data.model_dump(mode="json")
         write_json(self.path, data)
-
-
-
-
-def _generation(key: str) -> Optional[int]:
-    from progenitor.keys import generation_of
-
-    return generation_of(key)
 
 
 def load_ledger(path: Path) -> dict:

@@ -13,6 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Optional
 
+from progenitor import deciding
 from progenitor.audit import audit_log
 from progenitor.candidate import Candidate, Decision
 from progenitor.decisions import DecisionStore, Revert
@@ -43,8 +44,10 @@ def _restored(kept: list[Candidate], meta: dict, base: Optional[str]) -> dict:
     return baseline
 
 
-def revert(run_id: str, gen: int, comment: str, by: str, repo: Optional[Path] = None, surface: str = "api") -> Revert:
-    """Undo generation ``gen``'s promotion (and every later one); returns the stored revert."""
+def revert(run_id: str, gen: int, comment: str, by: Optional[str] = None, repo: Optional[Path] = None,
+           surface: str = "api") -> Revert:
+    """Undo generation ``gen``'s promotion (and every later one), in ``by``'s name (default: the
+    OS user); returns the stored revert."""
     from progenitor.api import get_lineage
 
     if not comment.strip():
@@ -57,7 +60,7 @@ def revert(run_id: str, gen: int, comment: str, by: str, repo: Optional[Path] = 
         raise UserError(f"generation {gen} of run {run_id} has no promoted candidate to revert (promoted now: {gens})")
     affected = [c for c in promoted if c.gen >= gen]
     restored = _restored([c for c in promoted if c.gen < gen], run.meta, data.get("base"))
-    actor = f"human:{by}"
+    actor = deciding.actor(by)
     store = DecisionStore(run.repo_root)
     # The store's unique key comes first: of two reverts sent at once, one is applied.
     done = store.add_revert(run_id, gen, actor, comment, [c.sha for c in affected], restored)

@@ -34,6 +34,8 @@ from progenitor.errors import UserError
 from progenitor.keys import candidate_name, generation_name
 
 STATE_DIR = ".progenitor"
+RECORD_FILE = "record.json"
+"""A candidate's record in its directory (``g<gen>/c<k>/record.json``)."""
 
 
 def new_run_id() -> str:
@@ -116,7 +118,7 @@ class RunDir:
 
     def record_file(self, gen: int, k: int) -> Path:
         """A candidate's record (its ``Candidate``, the same JSON as its git note)."""
-        return self.candidate(gen, k) / "record.json"
+        return self.candidate(gen, k) / RECORD_FILE
 
     def train_file(self, gen: int, k: int) -> Path:
         """A candidate's training record, written the moment its training ends (a resume reads it)."""
@@ -156,7 +158,8 @@ class RunDir:
 
     def records(self) -> list[Path]:
         """Every candidate's ``record.json`` so far, in key order (generation, then index)."""
-        found = [p for p in self.path.glob(f"g*/c*/{self.record_file(0, 0).name}") if p.parent.parent.name[1:].isdigit()
+        # Globbed, not built with record_file(): that one makes the candidate's directory.
+        found = [p for p in self.path.glob(f"g*/c*/{RECORD_FILE}") if p.parent.parent.name[1:].isdigit()
                  and p.parent.name[1:].isdigit()]
         return sorted(found, key=lambda p: (int(p.parent.parent.name[1:]), int(p.parent.name[1:])))
 

@@ -6,9 +6,10 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Callable, Optional
+
+import waiting
 
 from progenitor.compute import register_executor
 from progenitor.testing import FakeExecutor, make_repo, toy_task_files
@@ -30,13 +31,11 @@ def toy_repo(path: Path, mode: str, generations: int = 1, candidates: int = 2, o
 
 
 def wait_for(condition: Callable[[], object], timeout: float = 90, what: str = "the condition") -> object:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
+    """``waiting.wait_for`` that fails the test, naming ``what``, when the time is up."""
+    value = waiting.wait_for(condition, timeout, poll=0.05)
+    if not value:
+        raise AssertionError(f"timed out waiting for {what}")
+    return value
 
 
 def cli(*args: str, check: bool = True, timeout: float = 180, env: Optional[dict] = None) -> subprocess.CompletedProcess:

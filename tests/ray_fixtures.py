@@ -1,4 +1,5 @@
-"""Fixtures and helpers for the compute tests: tree archives, and one local Ray per session.
+"""Fixtures and helpers for the compute tests: tree archives, outputs, processes by marker,
+and one local Ray per session.
 
 Register the fixture for every test module with, in ``tests/conftest.py``::
 
@@ -12,24 +13,33 @@ every later one (an executor that finds Ray connected joins it and leaves it up)
 from __future__ import annotations
 
 import io
+import os
 import tarfile
-import time
 
 import pytest
+
+from progenitor.compute.base import JobResult, tree_archive  # noqa: F401 - re-exported for the tests
 
 LOCAL_RAY = {"num_cpus": 2, "num_gpus": 2, "object_store_bytes": 256 << 20}
 
 
-def tree_archive(files: dict[str, str]) -> bytes:
-    """A tar archive of a candidate tree made of ``{path: text}``."""
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        for name, text in files.items():
-            data = text.encode()
-            info = tarfile.TarInfo(name)
-            info.size, info.mode, info.mtime = len(data), 0o644, int(time.time())
-            tar.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
+def outputs(result: JobResult) -> dict[str, str]:
+    """The files a job brought back, ``{path: text}``."""
+    with tarfile.open(fileobj=io.BytesIO(result.outputs_archive)) as tar:
+        return {m.name: tar.extractfile(m).read().decode() for m in tar.getmembers() if m.isfile()}
+
+
+def processes_with(marker: str) -> list[int]:
+    """Processes whose command line holds ``marker`` (a test's own: no one else's)."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if marker.encode() in f.read():
+                    found.append(int(pid))
+        except OSError:
+            continue
+    return found
 
 
 @pytest.fixture

@@ -71,9 +71,13 @@ def serve():
 
     def start(repo: Path, *extra: str) -> str:
         port = _free_port()
-        procs.append(_spawn("ui", "--repo", str(repo), "--port", str(port), *extra))
+        proc = _spawn("ui", "--repo", str(repo), "--port", str(port), *extra)
+        procs.append(proc)
         base = f"http://127.0.0.1:{port}"
-        wait_for(lambda: _answers(base + "/static/app.css"), timeout=60, what="the page to answer")
+        # Ours, not whatever took the port meanwhile: a ui that could not bind has exited.
+        wait_for(lambda: proc.poll() is not None or _answers(base + "/static/app.css"), timeout=60,
+                 what="the page to answer")
+        assert proc.poll() is None, f"progenitor ui exited {proc.returncode}: {proc.stderr.read()}"
         return base
 
     yield start

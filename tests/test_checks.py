@@ -12,16 +12,9 @@ from click.testing import CliRunner
 from progenitor.cli import cli
 from progenitor.testing import make_repo, toy_task_files
 
-JSON_SCORE = '''\
-import argparse, json
-import numpy as np
-
-parser = argparse.ArgumentParser()
-parser.add_argument("--predictions", required=True)
-parser.add_argument("--labels", required=True)
-args = parser.parse_args()
-p = np.load(args.predictions, allow_pickle=False)
-y = np.load(args.labels, allow_pickle=False)
+_TOY_SCORE = toy_task_files()["score.py"]
+# The toy scorer, printing JSON object lines (and a word) instead of its 'name: value' lines.
+JSON_SCORE = "import json\n" + _TOY_SCORE[:_TOY_SCORE.index('print(f"error')] + '''\
 print("scoring", len(y), "rows")
 print(json.dumps({"rmse": float(np.sqrt(((p - y) ** 2).mean())), "mae": float(np.abs(p - y).mean()), "model": "linear"}))
 print(json.dumps({"params": 1}))
@@ -44,7 +37,8 @@ def run_cli(*args: str):
 
 def one_line_error(result, *needles: str) -> str:
     assert result.exit_code == 2, result.output
-    assert "Traceback" not in result.output and result.exception is None or isinstance(result.exception, SystemExit)
+    assert "Traceback" not in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
     lines = result.output.strip().splitlines()
     assert len(lines) == 1, result.output
     for needle in needles:

@@ -101,9 +101,7 @@ def test_read_params(toy_repo):
 
 def _side_commit(lineage: Lineage, parent: str, change) -> str:
     """A commit on top of ``parent`` made with plain git, as a coder that can write links would."""
-    def edit(tree):
-        change(tree)
-    return lineage.commit_candidate(CandidateKey(run="rprev", gen=1, k=9).ref, parent, edit, "a champion with a link")
+    return lineage.commit_candidate(CandidateKey(run="rprev", gen=1, k=9).ref, parent, change, "a champion with a link")
 
 
 def _no_leftovers(repo_dir, before_status: str) -> None:

@@ -113,3 +113,17 @@ def test_what_an_agent_reads_of_a_tree_never_goes_through_a_link(tmp_path):
         assert read_brief(tree, SPEC.model_copy(update={"agents": SPEC.agents.model_copy(update={"brief": name})})) == ""
     spec = SPEC.model_copy(update={"agents": SPEC.agents.model_copy(update={"brief": "real.md"})})
     assert read_brief(tree, spec).startswith("# Research brief")
+
+
+def test_an_architect_value_its_knob_does_not_take_goes_back_to_the_model():
+    from progenitor.agents.llm_architect import Drafts, _check_params
+
+    def check(**params):
+        return _check_params(Drafts.model_validate({"proposals": [{"hypothesis": "h", "plan": "p", "params": params}]}), SPEC)
+
+    assert check(w=3.0).proposals[0].params == {"w": 3.0}
+    for params, message in [({"w": 9.0}, r"proposals\.0\.params: w 9\.0 is above high 6"),
+                            ({"w": "3"}, "w '3' is not a number"), ({"w": float("nan")}, "not a finite number"),
+                            ({"depth": 2}, "'depth' is not a config knob of this task \\(knobs: w\\)")]:
+        with pytest.raises(ReplyError, match=message):
+            check(**params)

@@ -26,7 +26,6 @@ def coder_edit(proposal: Proposal, spec):
     return lambda tree: coder.apply(proposal, tree).message
 
 
-
 @pytest.mark.parametrize("path", [
     "requirements.txt", "requirements-gpu.txt", "dev-requirements.txt", "REQUIREMENTS.TXT", "sub/requirements.in",
     "requirements/base.txt", "constraints.txt", "pyproject.toml", "setup.py", "setup.cfg", "Pipfile",
@@ -101,7 +100,8 @@ def test_a_person_s_own_change_needs_no_flag(adopted):
 
 def test_the_human_baseline_and_a_plain_directory_build_as_they_are(tmp_path):
     repo = make_repo(tmp_path / "repo", {**toy_task_files(), "requirements.txt": "numpy\n"})
-    assert IDENTITY  # the baseline is committed with progenitor's identity here, and still is not a candidate's
+    # The baseline is committed with progenitor's identity here, and still is not a candidate's.
+    assert git.Repo(repo).head.commit.author.email == IDENTITY["GIT_AUTHOR_EMAIL"]
     assert candidate_manifests(repo) == []
     plain = tmp_path / "plain"
     plain.mkdir()

@@ -4,16 +4,14 @@ early stopping inside the Ray task."""
 
 from __future__ import annotations
 
-import io
 import os
 import sys
-import tarfile
 import threading
 import uuid
 from pathlib import Path
 
 import pytest
-from ray_fixtures import ray_local, tree_archive  # noqa: F401 - ray_local is a fixture
+from ray_fixtures import outputs, processes_with, ray_local, tree_archive  # noqa: F401 - ray_local is a fixture
 from test_pruning import BEHIND_STEPS, prune_job
 from waiting import wait_for
 
@@ -24,11 +22,6 @@ from progenitor.errors import UserError
 from progenitor.sandbox.base import Limits
 
 PY = sys.executable
-
-
-def outputs(result: JobResult) -> dict[str, str]:
-    with tarfile.open(fileobj=io.BytesIO(result.outputs_archive)) as tar:
-        return {m.name: tar.extractfile(m).read().decode() for m in tar.getmembers() if m.isfile()}
 
 
 def job(key: str, command: str, files: dict[str, str] | None = None, **fields) -> TrainJob:
@@ -104,18 +97,6 @@ def test_a_job_without_gpus_sees_none(ray_local):
     assert result.gpu_ids == [] and outputs(result)["cuda.txt"].strip() == "[]"
 
 
-def _processes_with(marker: str) -> list[int]:
-    found = []
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-        except OSError:
-            continue
-        if marker.encode() in cmdline:
-            found.append(int(pid))
-    return found
-
-
 CANCEL_DEADLINE = 60
 """Seconds a cancelled run() gets to return: its bound is the canceller's (25 s), with room."""
 
@@ -141,7 +122,7 @@ def test_cancel_stops_running_and_queued_tasks_and_their_sandboxes(ray_local):
     consumer.start()
     try:
         assert started.wait(120), "the sandboxes never started"
-        assert len(_processes_with(marker)) >= 2
+        assert len(processes_with(marker)) >= 2
         executor.cancel()
         consumer.join(CANCEL_DEADLINE)
         assert not consumer.is_alive(), "run() did not return after cancel()"
@@ -151,7 +132,7 @@ def test_cancel_stops_running_and_queued_tasks_and_their_sandboxes(ray_local):
     assert all(r.sandbox.status == "killed" for r in results), [r.sandbox for r in results]
     # The two that ran report what their sandbox did; the queued one never started.
     assert {r.key for r in results if r.sandbox.duration > 0} == running
-    assert wait_for(lambda: not _processes_with(marker), 30), "a cancelled sandbox outlived its task"
+    assert wait_for(lambda: not processes_with(marker), 30), "a cancelled sandbox outlived its task"
 
 
 @pytest.mark.ray
@@ -162,13 +143,13 @@ def test_a_caller_that_stops_reading_cancels_the_rest(ray_local):
     try:
         results = executor.run(jobs)
         first = next(results)
-        assert wait_for(lambda: _processes_with(marker), 120), "the slow job never started"
+        assert wait_for(lambda: processes_with(marker), 120), "the slow job never started"
         results.close()  # e.g. the trainer raised: the generator's cleanup cancels the slow job
     finally:
         executor.close()
     assert first.key == "r/g1/c0" and first.sandbox.ok
     assert not executor._inflight, "close() of run() waited until the slow job ended"
-    assert wait_for(lambda: not _processes_with(marker), 30), "a cancelled sandbox outlived its task"
+    assert wait_for(lambda: not processes_with(marker), 30), "a cancelled sandbox outlived its task"
 
 
 def _alive(pid: int) -> bool:

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict
 
 from progenitor.agents.safety.change import ReviewInput
 from progenitor.agents.safety.findings import Finding
+from progenitor.errors import UserError
 from progenitor.spec import TaskSpec
 
 __all__ = [
@@ -117,6 +118,12 @@ class AgentContext(BaseModel):
     llm: Any = None
     """The run's ``progenitor.llm.LlmSession`` when the task has an ``llm:`` section: the models,
     the call cache, the meter the nodes charge the ledger from."""
+
+    def require_llm(self, agent: str) -> Any:
+        """``llm``, or a ``UserError`` saying that ``agent`` (``"llm coder"``) needs an ``llm:`` section."""
+        if self.llm is None:
+            raise UserError(f"the {agent} needs an llm: section in progenitor.yaml (llm.model at least)")
+        return self.llm
 
 
 class FileEdit(BaseModel):

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Optional
 
 from progenitor.agents.base import JournalEntry, Proposal
 from progenitor.keys import candidate_name
@@ -20,9 +19,10 @@ def _words(text: str) -> str:
     return re.sub(r"\s+", " ", text).strip().lower()
 
 
-def fingerprint(hypothesis: str, plan: str, params: dict, edits: Optional[dict] = None) -> str:
-    """What makes two proposals the same: their words (case and spacing aside), values and edits."""
-    return json.dumps([_words(hypothesis), _words(plan), params, edits or {}], sort_keys=True, default=str)
+def fingerprint(hypothesis: str, plan: str, params: dict) -> str:
+    """What makes two proposals the same: their words (case and spacing aside) and values. Not
+    their edits: the journal keeps a candidate's plan, not its edits, so both sides compare alike."""
+    return json.dumps([_words(hypothesis), _words(plan), params], sort_keys=True, default=str)
 
 
 def drop_repeats(proposals: list[Proposal], journal: list[JournalEntry]) -> tuple[list[Proposal], list[tuple[Proposal, str]]]:
@@ -36,7 +36,7 @@ def drop_repeats(proposals: list[Proposal], journal: list[JournalEntry]) -> tupl
         if not p.plan:
             kept.append(p)
             continue
-        mark = fingerprint(p.hypothesis, p.plan, p.params, p.edits)
+        mark = fingerprint(p.hypothesis, p.plan, p.params)
         if mark in seen:
             dropped.append((p, f"identical to {seen[mark]}, tried before"))
             continue

@@ -22,6 +22,7 @@ from progenitor.agents.journal import for_prompt
 from progenitor.agents.repo_view import read_brief, view
 from progenitor.errors import UserError
 from progenitor.llm.replies import ReplyError, parse_json
+from progenitor.search_space import check_value
 from progenitor.spec import TaskSpec
 
 __all__ = ["Draft", "Drafts", "LlmArchitect", "architect_prompt"]
@@ -53,12 +54,9 @@ def _check_params(drafts: Drafts, spec: TaskSpec) -> Drafts:
             if space is None or name not in space.params:
                 known = ", ".join(space.params) if space else "none"
                 raise ReplyError(f"proposals.{i}.params: {name!r} is not a config knob of this task (knobs: {known})")
-            p = space.params[name]
-            ok = value in (p.choices or []) if p.type == "categorical" else (
-                isinstance(value, (int, float)) and not isinstance(value, bool) and p.low <= value <= p.high)
-            if not ok:
-                allowed = p.choices if p.type == "categorical" else f"{p.low}..{p.high}"
-                raise ReplyError(f"proposals.{i}.params.{name}: {value!r} is outside its range ({allowed})")
+            _, problem = check_value(name, space.params[name], value)
+            if problem:
+                raise ReplyError(f"proposals.{i}.params: {problem}")
     return drafts
 
 
@@ -110,10 +108,8 @@ class LlmArchitect:
     name = "llm"
 
     def __init__(self, ctx: AgentContext):
-        if ctx.llm is None:
-            raise UserError("the llm architect needs an llm: section in progenitor.yaml (llm.model at least)")
         self.spec = ctx.spec
-        self.llm = ctx.llm
+        self.llm = ctx.require_llm("llm architect")
 
     def seed(self, baseline: Baseline) -> None:
         pass  # it reads the champion's scores from each ProposeContext

@@ -20,7 +20,6 @@ from progenitor.agents import edit_blocks, prompts
 from progenitor.agents.base import AgentContext, CodeChange, Failure, FileEdit, Proposal
 from progenitor.agents.offline_coder import OfflineCoder, commit_message
 from progenitor.agents.repo_view import view
-from progenitor.errors import UserError
 from progenitor.keys import candidate_name
 
 __all__ = ["LlmCoder"]
@@ -44,10 +43,8 @@ class LlmCoder:
     name = "llm"
 
     def __init__(self, ctx: AgentContext):
-        if ctx.llm is None:
-            raise UserError("the llm coder needs an llm: section in progenitor.yaml (llm.model at least)")
         self.spec = ctx.spec
-        self.llm = ctx.llm
+        self.llm = ctx.require_llm("llm coder")
         self.offline = OfflineCoder(ctx)
 
     def apply(self, proposal: Proposal, tree: Path) -> CodeChange:

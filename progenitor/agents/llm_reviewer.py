@@ -19,7 +19,6 @@ from progenitor.agents.base import AgentContext
 from progenitor.agents.safety.change import ReviewInput
 from progenitor.agents.safety.constitution import load_constitution
 from progenitor.agents.safety.findings import Finding
-from progenitor.errors import UserError
 from progenitor.keys import candidate_name
 from progenitor.llm.replies import ReplyError, parse_json
 from progenitor.spec import Severity
@@ -61,9 +60,7 @@ class LlmReviewer:
     name = "llm"
 
     def __init__(self, ctx: AgentContext):
-        if ctx.llm is None:
-            raise UserError("the llm reviewer needs an llm: section in progenitor.yaml (llm.model at least)")
-        self.llm = ctx.llm
+        self.llm = ctx.require_llm("llm reviewer")
 
     def review(self, change: ReviewInput) -> list[Finding]:
         constitution = change.constitution or load_constitution(change.base_tree, change.spec.safety.constitution)

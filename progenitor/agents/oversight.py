@@ -22,6 +22,7 @@ from typing import Literal, Optional
 from pydantic import BaseModel
 
 from progenitor.agents.safety.findings import Finding
+from progenitor.agents.safety.reviewer import needs_human
 from progenitor.candidate import Candidate, Decision
 from progenitor.spec import TaskSpec
 
@@ -110,7 +111,7 @@ def held_for_person(spec: TaskSpec, findings: list[Finding], blockers: list[Find
     findings all concern the constitution itself, and the mode lets a person decide (auditor
     never waits, so there it is rejected, with the escalation on record)."""
     name = spec.safety.constitution
-    if spec.oversight.mode == "auditor" or not name or not any(f.escalate for f in findings):
+    if spec.oversight.mode == "auditor" or not name or not needs_human(findings):
         return False
     constitution = Path(name).as_posix()
     return all(f.escalate or (f.rule == "protected-path" and f.file == constitution) for f in blockers)

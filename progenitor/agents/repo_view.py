@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import shlex
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Optional
 
 from pydantic import BaseModel
 
@@ -62,25 +62,25 @@ def hidden_names(spec: TaskSpec) -> set[str]:
     return names
 
 
-def _kind(tree: Path, rel: str, spec: TaskSpec, hidden: set[str]) -> str:
+def _kind(tree: Path, rel: str, spec: TaskSpec, hidden: set[str]) -> tuple[str, Optional[str]]:
+    """(what ``rel`` is to an agent, its text when it is editable): each file is read once."""
     try:
         if tree_files.kind(tree, rel) != "file":  # a link, or a file under a linked directory
-            return "link"
+            return "link", None
     except UnsafePathError:  # a name git would take for its own directory
-        return "protected"
+        return "protected", None
     if matches(rel, spec.protected_paths) or rel in hidden:
-        return "protected"
+        return "protected", None
     try:
         data = tree_files.read_bytes(tree, rel, limit=FILE_BYTES)
     except UnsafePathError:
-        return "large"
+        return "large", None
     if b"\0" in data:
-        return "binary"
+        return "binary", None
     try:
-        data.decode("utf-8")
+        return "editable", data.decode("utf-8")
     except UnicodeDecodeError:
-        return "binary"
-    return "editable"
+        return "binary", None
 
 
 def _walk(tree: Path) -> list[str]:
@@ -97,15 +97,15 @@ def view(tree: Path, spec: TaskSpec, total_bytes: int = TOTAL_BYTES) -> TreeView
     hidden = hidden_names(spec)
     files, texts, omitted, used = [], {}, [], 0
     for rel in _walk(tree):
-        kind = _kind(tree, rel, spec, hidden)
+        kind, text = _kind(tree, rel, spec, hidden)
         size = (tree / rel).lstat().st_size
         files.append(RepoFile(path=rel, bytes=size, kind=kind))
-        if kind != "editable":
+        if text is None:
             continue
         if used + size > total_bytes:
             omitted.append(f"{rel} (the prompt's size budget is spent)")
             continue
-        texts[rel] = tree_files.read_text(tree, rel)
+        texts[rel] = text
         used += size
     return TreeView(files=files, texts=texts, omitted=omitted)
 

@@ -14,6 +14,7 @@ from typing import Any
 from progenitor.agents.base import AgentContext, Baseline, Observation, Proposal, ProposeContext
 from progenitor.errors import UserError
 from progenitor.keys import candidate_name
+from progenitor.search_space import outside_space
 from progenitor.spec import Param
 
 __all__ = ["SearchArchitect"]
@@ -28,16 +29,6 @@ def _distribution(param: Param):
         step = int(param.step or 1)
         return optuna.distributions.IntDistribution(int(param.low), int(param.high), log=param.log, step=1 if param.log else step)
     return optuna.distributions.FloatDistribution(param.low, param.high, log=param.log, step=None if param.log else param.step)
-
-
-def _within(param: Param, value: Any) -> bool:
-    if param.type == "categorical":
-        return value in (param.choices or [])
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return False
-    if param.type == "int" and not float(value).is_integer():
-        return False
-    return param.low <= value <= param.high
 
 
 def _fmt(value: Any) -> str:
@@ -77,7 +68,7 @@ class SearchArchitect:
         if any(t.user_attrs.get("baseline") for t in self.study.trials):
             return
         params = baseline.params
-        if not all(_within(p, params.get(name)) for name, p in self.space.params.items()):
+        if outside_space(self.space, params):
             return  # the baseline sits outside the declared space: the search starts cold
         values = {name: params[name] for name in self.dists}
         try:

@@ -85,7 +85,7 @@ def command_problems(command: str, files: list[str], path: str, where: str) -> t
     tree = set(files)
     for program, script in programs_of(command):
         if "/" in program:
-            ok = program.lstrip("./") in tree or (program.startswith("/") and shutil.which(program) is not None)
+            ok = posixpath.normpath(program) in tree or (program.startswith("/") and shutil.which(program) is not None)
             (found if ok else missing).append(program if ok else f"program {program} (not in {where})")
         else:
             located = shutil.which(program, path=path)

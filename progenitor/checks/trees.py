@@ -3,6 +3,7 @@ directory (an exported tree)."""
 
 from __future__ import annotations
 
+import posixpath
 from pathlib import Path
 from typing import Optional, Protocol
 
@@ -37,9 +38,10 @@ class CommitTree:
         return self._files
 
     def read(self, path: str) -> Optional[str]:
-        if path.lstrip("./") not in self.files():
+        name = posixpath.normpath(path)  # ./config.yaml is config.yaml; .env stays .env
+        if name not in self.files():
             return None
-        return self.lineage.show(self.sha, path.lstrip("./"))
+        return self.lineage.show(self.sha, name)
 
 
 class DirTree:

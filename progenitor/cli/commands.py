@@ -31,6 +31,24 @@ def _repo_opt(fn):
                         help="The model repo (default: the current directory, else the run index).")(fn)
 
 
+def _follow_opts(fn):
+    """``--quiet`` and ``--detach``, for the commands that drive a run."""
+    fn = click.option("--detach", is_flag=True,
+                      help="At a human gate, leave the run waiting and exit 0 instead of waiting.")(fn)
+    return click.option("--quiet", "-q", is_flag=True, help="Print only the summary.")(fn)
+
+
+def _follow(quiet: bool, drive) -> None:
+    """Drive a run (``drive(on_event)`` returns its summary) with its progress shown, print the
+    summary and exit: 0 when it finished or waits at a gate, 130 when it stopped early."""
+    from progenitor.cli.progress import Progress
+
+    with Progress(_console(), quiet=quiet) as progress:
+        summary = drive(progress.on_event)
+    progress.print_summary(summary)
+    sys.exit(0 if summary.status in ("finished", "waiting") else 130)
+
+
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="progenitor")
 def cli() -> None:
@@ -67,38 +85,28 @@ def init(directory: Path, example: Optional[str]) -> None:
 @click.option("--parallel", type=click.IntRange(min=1), help="Most candidates trained at once (local executor).")
 @click.option("--allow-unsealed", is_flag=True,
               help="Run even where candidates could read the holdout labels (not root, no bubblewrap, no Docker).")
-@click.option("--quiet", "-q", is_flag=True, help="Print only the summary.")
-@click.option("--detach", is_flag=True, help="At a human gate, leave the run waiting and exit 0 instead of waiting.")
+@_follow_opts
 def run(directory: Path, generations, candidates, sandbox, executor, ray_address, seed, parallel, allow_unsealed,
         quiet, detach) -> None:
     """Run the loop on the model repo DIRECTORY."""
     from progenitor.api import start_run
-    from progenitor.cli.progress import Progress
     from progenitor.workflows.state import RunOptions
 
     options = RunOptions(generations=generations, candidates=candidates, sandbox=sandbox, executor=executor,
                          ray_address=ray_address, seed=seed, max_parallel=parallel, allow_unsealed=allow_unsealed)
-    with Progress(_console(), quiet=quiet) as progress:
-        summary = start_run(directory, options, on_event=progress.on_event, detach=detach)
-    progress.print_summary(summary)
-    sys.exit(0 if summary.status in ("finished", "waiting") else 130)
+    _follow(quiet, lambda on_event: start_run(directory, options, on_event=on_event, detach=detach))
 
 
 @cli.command()
 @click.argument("run_id")
 @_repo_opt
-@click.option("--quiet", "-q", is_flag=True, help="Print only the summary.")
-@click.option("--detach", is_flag=True, help="At a human gate, leave the run waiting and exit 0 instead of waiting.")
+@_follow_opts
 def resume(run_id: str, repo: Optional[Path], quiet: bool, detach: bool) -> None:
     """Resume RUN from its last checkpoint; finished work is not redone. A run waiting at a gate
     goes on with the decision made there (or waits for one)."""
     from progenitor.api import resume_run
-    from progenitor.cli.progress import Progress
 
-    with Progress(_console(), quiet=quiet) as progress:
-        summary = resume_run(run_id, repo, on_event=progress.on_event, detach=detach)
-    progress.print_summary(summary)
-    sys.exit(0 if summary.status in ("finished", "waiting") else 130)
+    _follow(quiet, lambda on_event: resume_run(run_id, repo, on_event=on_event, detach=detach))
 
 
 @cli.command()

@@ -51,51 +51,43 @@ def pending(run_id: Optional[str], repo: Optional[Path], as_json: bool) -> None:
                        f"  values {args.get('params')}  findings {len(args.get('findings', []))}")
 
 
-def _gate_opt(fn):
-    return click.option("--gate", default=None, help="The gate (default: the one the run waits at).")(fn)
+def _decider(fn):
+    """RUN_ID and the options every decision takes: ``--by``, ``--repo`` and ``--gate``."""
+    for option in (click.option("--gate", default=None, help="The gate (default: the one the run waits at)."),
+                   click.option("--repo", **_REPO), click.option("--by", **_BY), click.argument("run_id")):
+        fn = option(fn)
+    return fn
 
 
 @click.command()
-@click.argument("run_id")
+@_decider
 @click.option("--comment", default="", help="Why (optional).")
-@click.option("--by", **_BY)
-@click.option("--repo", **_REPO)
-@_gate_opt
 def approve(run_id: str, comment: str, by, repo, gate) -> None:
     """Approve what RUN waits for (the promotion, or the training)."""
     _decide(run_id, "approve", repo, by, comment, gate)
 
 
 @click.command()
-@click.argument("run_id")
+@_decider
 @click.option("--comment", required=True, help="Why it is rejected.")
-@click.option("--by", **_BY)
-@click.option("--repo", **_REPO)
-@_gate_opt
 def reject(run_id: str, comment: str, by, repo, gate) -> None:
     """Reject what RUN waits for: nothing is promoted (or trained)."""
     _decide(run_id, "reject", repo, by, comment, gate)
 
 
 @click.command("request-changes")
-@click.argument("run_id")
+@_decider
 @click.option("--comment", required=True, help="What to change: the architect's next proposal gets it.")
-@click.option("--by", **_BY)
-@click.option("--repo", **_REPO)
-@_gate_opt
 def request_changes(run_id: str, comment: str, by, repo, gate) -> None:
     """Send RUN's candidate back with a comment for the architect; nothing is promoted."""
     _decide(run_id, "request-changes", repo, by, comment, gate)
 
 
 @click.command()
-@click.argument("run_id")
+@_decider
 @click.option("--set", "values", multiple=True, required=True, metavar="CAND.KEY=VALUE",
               help="A value to train instead, like c0.lr=0.01 (repeat for more).")
 @click.option("--comment", default="", help="Why (optional).")
-@click.option("--by", **_BY)
-@click.option("--repo", **_REPO)
-@_gate_opt
 def edit(run_id: str, values: tuple[str, ...], comment: str, by, repo, gate) -> None:
     """Train a candidate of RUN with edited values (a new candidate of the same generation)."""
     edits: dict[str, dict] = {}

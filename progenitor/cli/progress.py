@@ -85,8 +85,8 @@ class Progress:
             self._line(f"[red]run failed[/red] ({e['error_type']}); its checkpoints are kept: "
                        f"'progenitor resume {e['run']}' continues it")
         else:
-            self._line(f"[red]run failed[/red]: the problem below is in the task or its code; fix it, commit, "
-                       f"and start a new run (a resume would replay the same commit)")
+            self._line("[red]run failed[/red]: the problem below is in the task or its code; fix it, commit, "
+                       "and start a new run (a resume would replay the same commit)")
 
     def _on_executor_start(self, e: dict) -> None:
         if e["executor"] == "ray":

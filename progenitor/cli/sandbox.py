@@ -12,7 +12,17 @@ from typing import Callable, Optional
 import click
 
 from progenitor.cli.errors import Group
-from progenitor.sandbox.docker.images import DEFAULT_BASE
+
+
+class _BaseImageOption(click.Option):
+    """An option whose default is the base image's name (``images.DEFAULT_BASE``), looked up
+    only when a command runs or shows its own help: importing the sandbox package (pydantic,
+    the Docker backend) at start-up would slow down every ``progenitor`` command."""
+
+    def get_default(self, ctx: click.Context, call: bool = True) -> str:
+        from progenitor.sandbox.docker.images import DEFAULT_BASE
+
+        return DEFAULT_BASE
 
 
 def _logger(quiet: bool) -> Optional[Callable[[str], None]]:
@@ -26,7 +36,7 @@ def sandbox() -> None:
 
 @sandbox.command("build")
 @click.argument("directory", default=".", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--base", default=DEFAULT_BASE, show_default=True,
+@click.option("--base", cls=_BaseImageOption, show_default=True,
               help="Base image (must exist locally: nothing is pulled).")
 @click.option("--wheelhouse", type=click.Path(file_okay=False, path_type=Path),
               help="Keep the gathered wheels here (default: a temporary directory).")
@@ -51,7 +61,7 @@ def build(directory: Path, base: str, wheelhouse: Optional[Path], tag: Optional[
 
 
 @sandbox.command("base")
-@click.option("--tag", default=DEFAULT_BASE, show_default=True, help="Name of the base image to make.")
+@click.option("--tag", cls=_BaseImageOption, show_default=True, help="Name of the base image to make.")
 @click.option("--suite", default="bookworm", show_default=True, help="Debian suite given to debootstrap.")
 @click.option("--mirror", help="Debian mirror URL (default: debootstrap's).")
 @click.option("--force", is_flag=True, help="Make it again even if it exists.")

@@ -13,8 +13,9 @@ import io
 import socket
 import tarfile
 import threading
+import time
 from pathlib import Path
-from typing import Callable, Iterator, Optional, Protocol
+from typing import Callable, Iterator, Optional, Protocol, Union
 
 from pydantic import BaseModel, ConfigDict
 
@@ -103,6 +104,19 @@ def pack_dir(path: Path, cap_bytes: int = OUTPUT_CAP_BYTES) -> tuple[bytes, str]
     a size cap; returns the archive and what was cut ('' when nothing was)."""
     packed = pack_outputs(path, cap_bytes)
     return packed.archive, packed.cut
+
+
+def tree_archive(files: dict[str, Union[str, bytes]]) -> bytes:
+    """A tar archive of a tree made of ``{path: content}`` (files 0644), as a job's
+    ``tree_archive``: for trees written in code (the doctor's probe, benches, tests)."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, content in files.items():
+            data = content.encode() if isinstance(content, str) else content
+            info = tarfile.TarInfo(name)
+            info.size, info.mode, info.mtime = len(data), 0o644, int(time.time())
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
 
 
 def unpack(archive: bytes, dest: Path) -> None:

@@ -127,10 +127,10 @@ def _mount_tmpfs(path: Path, disk_bytes: Optional[int], files: Optional[int]) ->
         raise OSError(err, f"cannot mount the job's tmpfs on {path}: {os.strerror(err)}")
 
 
-def _unmount(path: Path) -> bool:
+def _unmount(path: Path) -> None:
     """Detached: a process that still holds a file there cannot keep the mount alive for us.
-    False when it could not be unmounted (the caller then leaves the directory alone)."""
-    return _LIBC.umount2(str(path).encode(), _MNT_DETACH) == 0
+    A failure is not fatal: ``remove_tree`` then empties the tmpfs and leaves its mount point."""
+    _LIBC.umount2(str(path).encode(), _MNT_DETACH)
 
 
 def sweep_mounts(parent: Path) -> int:
@@ -171,8 +171,6 @@ def daemon_shares_our_mounts(name: str = "dockerd") -> bool:
         except OSError:
             continue
     return False
-
-
 
 
 def _walk_usage(tops: list[Path], stop_entries: Optional[int], stop_bytes: Optional[int]) -> tuple[int, int]:

@@ -70,7 +70,8 @@ def _check_fits(jobs: list[TrainJob]) -> None:
     would run on CPUs and book GPU-seconds that no GPU spent."""
     from progenitor.compute.resources import machine_resources, shortfall
 
-    have = machine_resources()
+    # Asked once per generation: GPUs are looked for only when a job wants one.
+    have = machine_resources(gpus=any(job.num_gpus > 0 for job in jobs))
     for job in jobs:
         problem = shortfall(job.limits.cpus, job.num_gpus, have, "this machine")
         if problem:

@@ -143,15 +143,15 @@ class RayExecutor:
         while self._inflight:
             if self._cancelled.is_set():
                 self._canceller.tick(self._cancel_order())
-                ended = [(gen, self._finish(gen, emit)) for gen in self._completed()]
-                ended += [(gen, self._lost(gen, "killed", f"cancelled; Ray did not confirm it within "
-                                                          f"{self._canceller.waited(gen):.0f} s"))
-                          for gen in self._inflight if self._canceller.given_up(gen)
-                          and gen not in dict(ended)]
+                ended = {gen: self._finish(gen, emit) for gen in self._completed()}
+                for gen in self._inflight:
+                    if gen not in ended and self._canceller.given_up(gen):
+                        ended[gen] = self._lost(gen, "killed", f"cancelled; Ray did not confirm it within "
+                                                               f"{self._canceller.waited(gen):.0f} s")
             else:
                 # Checked for each one: a stream that a cancel has just ended reads as ready.
-                ended = [(gen, self._step(gen, emit)) for gen in self._readable() if not self._cancelled.is_set()]
-            for gen, result in ended:
+                ended = {gen: self._step(gen, emit) for gen in self._readable() if not self._cancelled.is_set()}
+            for gen, result in ended.items():
                 if result is not None and gen in self._inflight:
                     del self._inflight[gen]
                     self._started.pop(gen, None)

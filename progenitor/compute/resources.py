@@ -27,9 +27,10 @@ def machine_gpus() -> int:
     return sum(1 for line in out.splitlines() if line.startswith("GPU "))
 
 
-def machine_resources() -> dict[str, float]:
-    """CPUs and GPUs of this machine, in Ray's names."""
-    return {"CPU": float(os.cpu_count() or 1), "GPU": float(machine_gpus())}
+def machine_resources(gpus: bool = True) -> dict[str, float]:
+    """CPUs and GPUs of this machine, in Ray's names; ``gpus=False``: GPUs not looked for
+    (``nvidia-smi`` takes a while), counted as none."""
+    return {"CPU": float(os.cpu_count() or 1), "GPU": float(machine_gpus()) if gpus else 0.0}
 
 
 def shortfall(cpus: float, gpus: float, have: dict[str, float], where: str) -> Optional[str]:

@@ -12,12 +12,10 @@ path), and whether a port on the host's loopback answered it (it must not).
 
 from __future__ import annotations
 
-import io
 import json
 import secrets
 import shutil
 import socket
-import tarfile
 import tempfile
 from pathlib import Path
 from typing import Optional
@@ -88,7 +86,7 @@ def requirement_names(repo: Optional[Path]) -> list[str]:
 def probe_sandbox(backend: str, backend_options: dict, python: str = "python",
                   imports: tuple[str, ...] = ()) -> ProbeReport:
     """Run the probe candidate through ``backend`` and say what it found, in one line."""
-    from progenitor.compute.base import TrainJob, execute_job
+    from progenitor.compute.base import TrainJob, execute_job, tree_archive
     from progenitor.runs import RunDir
     from progenitor.sandbox.base import Limits
 
@@ -106,7 +104,7 @@ def probe_sandbox(backend: str, backend_options: dict, python: str = "python",
         server.listen()
         labels = run.data / "holdout_labels.txt"
         job = TrainJob(
-            key="doctor/probe", tree_archive=_tree(), backend=backend, backend_options=backend_options,
+            key="doctor/probe", tree_archive=tree_archive({"probe.py": PROBE}), backend=backend, backend_options=backend_options,
             command=f"{python} probe.py {','.join(imports) or '-'} {{data}} {labels} {server.getsockname()[1]}",
             limits=Limits(wall_time=120, memory_bytes=2 << 30, disk_bytes=64 << 20), disk_files=1000,
         )
@@ -118,16 +116,6 @@ def probe_sandbox(backend: str, backend_options: dict, python: str = "python",
         server.close()
         shutil.rmtree(place, ignore_errors=True)
     return judge(result, canary)
-
-
-def _tree() -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        body = PROBE.encode()
-        info = tarfile.TarInfo("probe.py")
-        info.size, info.mode = len(body), 0o644
-        tar.addfile(info, io.BytesIO(body))
-    return buf.getvalue()
 
 
 def judge(result, canary: str) -> ProbeReport:

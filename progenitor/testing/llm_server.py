@@ -89,11 +89,6 @@ class ScriptedLLMServer:
         with self._lock:
             return [r for r in self.requests if r.model == model]
 
-    def pending(self, model: str) -> int:
-        """Scripted replies not yet taken."""
-        with self._lock:
-            return len(self._queues[model])
-
     # -- lifecycle ------------------------------------------------------------------------
     @property
     def url(self) -> str:

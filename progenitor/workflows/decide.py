@@ -20,8 +20,6 @@ from progenitor.workflows.state import Champion, GenerationSummary, RunContext, 
 
 __all__ = ["after_oversight", "after_promote", "oversight", "promote", "select"]
 
-UNFINISHED = ("proposed", "committed", "escalated", "reviewed", "trained")
-
 
 # -- select -----------------------------------------------------------------------------------
 def select(ctx: RunContext, state: RunState) -> dict:
@@ -144,7 +142,7 @@ def promote(ctx: RunContext, state: RunState) -> dict:
         promoted = chosen.k
     out = []
     for cand in cands:
-        if cand.status in UNFINISHED:
+        if not cand.final:  # its work never reached an end (TRANSITIONS says which statuses do)
             cand = cand.fail(f"its {cand.status} work never finished")
         cand = cand.with_(decision=policy.candidate_decision(cand, decision, promoted), cost=_cost(ctx, cand))
         save(ctx, cand, publish=True)

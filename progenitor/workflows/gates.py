@@ -108,8 +108,8 @@ def _estimate(ctx: RunContext, n: int, gen: int) -> policy.TrainingEstimate:
     past, dollars = [], 0.0
     if ctx.ledger is not None:
         past = [a.wall_seconds for c in ctx.ledger.data.candidates.values() for a in c.attempts]
-        if gen > 1:  # LLM spend is kept per agent, not per generation: the average generation's
-            dollars = ctx.ledger.totals().dollars / (gen - 1)
+        if gen > 1:  # the last generation's LLM spend (approve_training_above.dollars)
+            dollars = ctx.ledger.llm(generation=gen - 1).dollars
     return policy.estimate_training(ctx.spec, n, past, dollars)
 
 

@@ -281,11 +281,8 @@ def trainer(ctx: RunContext, state: RunState) -> dict:
     for cand in cands:
         record = records.get(cand.key)
         if record is not None:
-            if record.status == "ok":
-                # The reason of a trained candidate says what was cut from its outputs, if anything.
-                cand = cand.advance("trained", train=record, reason=record.reason)
-            else:
-                cand = cand.advance(record.status, train=record, reason=record.reason)
+            # The reason of a trained candidate says what was cut from its outputs, if anything.
+            cand = cand.advance("trained" if record.status == "ok" else record.status, train=record, reason=record.reason)
             save(ctx, cand)
         out.append(cand)
     return {"candidates": dump(out)}

@@ -5,24 +5,17 @@ sandbox behind."""
 
 from __future__ import annotations
 
-import io
 import sys
-import tarfile
 import threading
 import time
 import uuid
 
-from ray_fixtures import tree_archive
+from ray_fixtures import outputs, processes_with, tree_archive
 
 from progenitor.compute.base import JobResult, TrainJob
 from progenitor.sandbox.base import Limits
 
 PY = sys.executable
-
-
-def outputs(result: JobResult) -> dict[str, str]:
-    with tarfile.open(fileobj=io.BytesIO(result.outputs_archive)) as tar:
-        return {m.name: tar.extractfile(m).read().decode() for m in tar.getmembers() if m.isfile()}
 
 
 def job(key: str, script: str, wall_time: float = 60, **fields) -> TrainJob:
@@ -84,20 +77,4 @@ def test_cancel_stops_every_job_and_leaves_no_sandbox(make_executor, tmp_path):
     assert not worker.is_alive(), "run() did not return after cancel()"
     assert time.monotonic() - began < 120
     assert all(r.sandbox.status == "killed" for r in results), [r.sandbox for r in results]
-    assert not _processes_with(marker), "a cancelled sandbox is still running"
-
-
-def _processes_with(marker: str) -> list[int]:
-    """Processes whose command line holds this test's own marker (no one else's)."""
-    import os
-
-    found = []
-    for entry in os.scandir("/proc"):
-        if entry.name.isdigit():
-            try:
-                with open(f"/proc/{entry.name}/cmdline", "rb") as f:
-                    if marker.encode() in f.read():
-                        found.append(int(entry.name))
-            except OSError:
-                continue
-    return found
+    assert not processes_with(marker), "a cancelled sandbox is still running"

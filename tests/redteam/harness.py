@@ -269,8 +269,6 @@ def build_repo(root: Path, layer: str, attacks: list[Attack], port: int, token: 
 def plant_links(repo: Path, attacks: list[Attack], proposals: list[dict], tokens: dict[str, str], gen: int) -> None:
     """Commit each linking attack's candidate on its ref before the run, as a coder that can
     write links would have (the run's coder finds the ref and takes the commit)."""
-    import os
-
     from progenitor.agents.base import AgentContext, Proposal
     from progenitor.agents.offline_coder import OfflineCoder
     from progenitor.keys import CandidateKey

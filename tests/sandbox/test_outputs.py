@@ -4,10 +4,8 @@ candidate runs, and its outputs brought back capped and sanitised (``compute.job
 
 from __future__ import annotations
 
-import io
 import os
 import stat
-import tarfile
 import tempfile
 import threading
 import time
@@ -15,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from progenitor.compute.base import OUTPUT_MAX_ENTRIES, TrainJob, execute_job
+from progenitor.compute.base import OUTPUT_MAX_ENTRIES, TrainJob, execute_job, tree_archive
 from progenitor.compute.jobdir import PREFIX, JobDir, sweep_mounts
 from progenitor.compute.outputs import pack_outputs, unpack_outputs
 from progenitor.sandbox.base import Limits
@@ -25,14 +23,7 @@ JOB_BACKENDS = ["process", pytest.param("process-unshare", marks=pytest.mark.slo
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="the job tmpfs is root's")
 
 
-def _tree() -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        info = tarfile.TarInfo("train.py")
-        body = b"print('training')\n"
-        info.size = len(body)
-        tar.addfile(info, io.BytesIO(body))
-    return buf.getvalue()
+TREE = tree_archive({"train.py": "print('training')\n"})
 
 
 @pytest.fixture(params=JOB_BACKENDS)
@@ -56,7 +47,7 @@ def job(request):
 
     def run(command: str, limits: dict | None = None, **fields):
         spec = {"wall_time": 60.0, "disk_bytes": 64 << 20, **(limits or {})}
-        return execute_job(TrainJob(key="t/g1/c1", command=command, tree_archive=_tree(), limits=Limits(**spec),
+        return execute_job(TrainJob(key="t/g1/c1", command=command, tree_archive=TREE, limits=Limits(**spec),
                                     backend=backend, backend_options=options, **fields), None)
 
     return run
@@ -248,12 +239,8 @@ def test_without_root_the_quota_is_a_walk_that_stops_at_the_cap(tmp_path):
 
 @needs_root
 def test_a_tree_larger_than_the_quota_is_a_disk_failure_before_anything_runs():
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        for i in range(40):
-            info = tarfile.TarInfo(f"f{i}.py")
-            tar.addfile(info, io.BytesIO(b""))
-    result = execute_job(TrainJob(key="t/g1/c1", command="echo ran", tree_archive=buf.getvalue(),
+    forty = tree_archive({f"f{i}.py": "" for i in range(40)})
+    result = execute_job(TrainJob(key="t/g1/c1", command="echo ran", tree_archive=forty,
                                   limits=Limits(disk_bytes=16 << 20), disk_files=20), None)
     assert result.sandbox.status == "disk" and "tree does not fit its disk quota" in result.sandbox.reason
     assert "ran" not in result.sandbox.stdout

@@ -77,9 +77,9 @@ def _python_files(inp: ReviewInput) -> list[str]:
     return files
 
 
-def check_code(inp: ReviewInput, constitution: Constitution) -> list[Finding]:
+def check_code(inp: ReviewInput, constitution: Constitution, python_files: list[str]) -> list[Finding]:
     findings = []
-    for path in _python_files(inp):
+    for path in python_files:
         findings += check_python(tree_files.read_bytes(inp.candidate_tree, path), path, constitution)
     return findings
 
@@ -113,11 +113,12 @@ def review_candidate(inp: ReviewInput) -> list[Finding]:
     findings = check_protected(inp)
     findings += check_constitution_change(inp)
     findings += check_files(inp, constitution)
-    findings += check_code(inp, constitution)
+    python_files = _python_files(inp)
+    findings += check_code(inp, constitution, python_files)
     if inp.spec.safety.bandit:
         from progenitor.agents.safety.bandit_check import run_bandit
 
-        findings += run_bandit(inp.candidate_tree, _python_files(inp))
+        findings += run_bandit(inp.candidate_tree, python_files)
     return sort_findings(findings)
 
 
