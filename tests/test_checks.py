@@ -4,11 +4,13 @@ one line naming the field, no traceback) and by `progenitor check` (one line per
 from __future__ import annotations
 
 import json
+import os
 import re
 
 import pytest
 from click.testing import CliRunner
 
+from progenitor.checks.programs import command_problems
 from progenitor.cli import cli
 from progenitor.testing import make_repo, toy_task_files
 
@@ -237,3 +239,10 @@ def test_braces_of_the_shell_and_awk_pass_through_every_command(tmp_path):
     result = run_cli("run", str(repo), "-g", "1", "-k", "1", "--executor", "local", "--sandbox", "process", "-q")
     assert result.exit_code == 0, result.output
     assert re.search(r"^baseline error: [\d.]+$", result.output, re.MULTILINE)
+
+
+def test_a_command_naming_a_path_is_looked_up_by_the_path_itself_not_its_letters():
+    found, missing = command_problems("./.venv/bin/t && ../x.sh && python ./train.py",
+                                      [".venv/bin/t", "x.sh", "train.py"], os.environ["PATH"], "the tree")
+    assert found == ["./.venv/bin/t", "python", "train.py"], "./.venv is .venv, not venv"
+    assert missing == ["program ../x.sh (not in the tree)"], "../x.sh lies outside the tree, whatever the tree holds"

@@ -49,9 +49,16 @@ script = [[{"hypothesis": "reads the labels", "edits": {"train.py": READ_LABELS_
 summary = start_run(repo, RunOptions(sandbox="process", executor=sys.argv[2]), architect=scripted(script),
                     run_id="r20260101-00aa")
 lineage = get_lineage("r20260101-00aa", repo)
-import tempfile
-cache = Path(tempfile.gettempdir()) / "progenitor-ray-data"
-cached = sorted({p.name for p in cache.rglob("*") if p.is_file()}) if cache.is_dir() else []
+import hashlib, tempfile
+from progenitor.compute.base import pack_dir
+from progenitor.compute.ray_executor import DATA_CAP_BYTES
+from progenitor.compute.ray_task import CACHE_DIR_NAME
+from progenitor.runs import RunDir
+# Only this run's entry of the node cache (other runs on the machine share the cache): the
+# digest of its own visible data, as the Ray executor names it.
+archive, _ = pack_dir(RunDir(repo, "r20260101-00aa").visible, DATA_CAP_BYTES)
+own = Path(tempfile.gettempdir()) / CACHE_DIR_NAME / hashlib.sha256(archive).hexdigest()[:32]
+cached = sorted({p.name for p in own.rglob("*") if p.is_file()}) if own.is_dir() else []
 print("RESULT " + json.dumps({"summary": summary.model_dump(), "candidates": lineage["candidates"],
                               "champion": lineage.get("champion"), "cached": cached}))
 """

@@ -103,6 +103,8 @@ def test_with_a_token_the_page_needs_it_once_then_a_cookie_carries_it(waiting):
     repo, _ = waiting
     c = client(repo, token="s3cret")
     assert c.get("/").status_code == 401 and c.get("/?token=wrong").status_code == 401
+    assert c.get("/?token=s3cr%C3%A9t").status_code == 401, "a non-ASCII token is refused, not a crash"
+    assert c.get("/", headers={"cookie": "progenitor_auth_8765=caf\u00e9".encode()}).status_code == 401
     assert c.get("/?token=s3cret").status_code == 200
     assert c.get("/inbox").status_code == 200, "the cookie set by the token URL lets the browser in"
 

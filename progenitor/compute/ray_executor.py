@@ -236,9 +236,10 @@ class RayExecutor:
 
         if self.data_dir is None or self._data is not None:
             return self._data
-        archive, truncated = pack_dir(self.data_dir, DATA_CAP_BYTES)
-        if truncated:
-            raise ComputeError(f"the data directory {self.data_dir} is larger than {DATA_CAP_BYTES >> 30} GiB; Ray cannot ship it")
+        archive, cut = pack_dir(self.data_dir, DATA_CAP_BYTES)
+        if cut:
+            raise ComputeError(f"the data directory {self.data_dir} cannot be shipped whole by Ray "
+                               f"(at most {DATA_CAP_BYTES >> 30} GiB): {cut}")
         self._data = [ray.put(archive), hashlib.sha256(archive).hexdigest()[:32]]
         return self._data
 

@@ -76,9 +76,9 @@ class Guard:
     def authorized(self, cookie: Optional[str], query_token: Optional[str]) -> bool:
         if self.token is None:
             return True
-        if cookie and hmac.compare_digest(cookie, self.auth_value()):
+        if cookie and _same(cookie, self.auth_value()):
             return True
-        return bool(query_token) and hmac.compare_digest(query_token, self.token)
+        return bool(query_token) and _same(query_token, self.token)
 
     def refuse_post(self, *, session: Optional[str], form_token: Optional[str], origin: Optional[str],
                     referer: Optional[str], host_header: str, scheme: str) -> Optional[str]:
@@ -91,6 +91,12 @@ class Guard:
             parts = urlsplit(referer)
             if f"{parts.scheme}://{parts.netloc}" != own:
                 return "cross-site request refused: its referer is another site"
-        if not session or not form_token or not hmac.compare_digest(form_token, self.csrf(session)):
+        if not session or not form_token or not _same(form_token, self.csrf(session)):
             return "request refused: its CSRF token is missing or does not match this session; reload the page"
         return None
+
+
+def _same(given: str, expected: str) -> bool:
+    """A constant-time comparison that any text may reach: ``compare_digest`` refuses a str
+    with non-ASCII characters (a TypeError, so a 500), bytes it takes whatever they hold."""
+    return hmac.compare_digest(given.encode("utf-8", "surrogatepass"), expected.encode("utf-8", "surrogatepass"))
