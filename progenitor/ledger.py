@@ -49,7 +49,10 @@ class Attempt(BaseModel):
     """The step at which early stopping ended it, if it did."""
 
 
-class CandidateCost(BaseModel):
+class CandidateSpend(BaseModel):
+    """The ledger's account of one candidate's trainings (its record's summary of them, LLM
+    dollars added, is ``candidate.CandidateCost``)."""
+
     model_config = ConfigDict(extra="forbid")
 
     key: str
@@ -133,7 +136,7 @@ class LedgerData(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     version: int = 1
-    candidates: dict[str, CandidateCost] = {}
+    candidates: dict[str, CandidateSpend] = {}
     llm: dict[str, LlmCost] = {}
     """By agent role (architect, coder, reviewer)."""
     llm_calls: dict[str, LlmCharge] = {}
@@ -156,7 +159,7 @@ class Ledger:
     # --- recording -------------------------------------------------------------------
 
     def record(self, key: str, sandbox: "SandboxResult", cpus: float, gpus: float = 0.0,
-               node: str = "", pruned_step: Optional[int] = None) -> CandidateCost:
+               node: str = "", pruned_step: Optional[int] = None) -> CandidateSpend:
         """Charge one training attempt to candidate ``key``; a replay of the same attempt is a no-op."""
         measured = sandbox.cpu_seconds > 0
         attempt = Attempt(
@@ -169,12 +172,12 @@ class Ledger:
             pruned_step=pruned_step,
         )
         with self._lock:
-            cost = self.data.candidates.setdefault(key, CandidateCost(key=key))
+            cost = self.data.candidates.setdefault(key, CandidateSpend(key=key))
             if attempt not in cost.attempts:
                 cost.attempts.append(attempt)
             return cost.model_copy(deep=True)
 
-    def record_job(self, job: "TrainJob", result: "JobResult") -> CandidateCost:
+    def record_job(self, job: "TrainJob", result: "JobResult") -> CandidateSpend:
         """Charge a finished ``JobResult`` with the CPUs and GPUs its ``TrainJob`` held."""
         gpus = job.num_gpus or float(len(result.gpu_ids))
         step = (result.pruned or {}).get("step")
@@ -254,7 +257,7 @@ class Ledger:
                 completion_tokens=sum(x.completion_tokens for x in llm),
             )
 
-    def candidate(self, key: str) -> Optional[CandidateCost]:
+    def candidate(self, key: str) -> Optional[CandidateSpend]:
         with self._lock:
             cost = self.data.candidates.get(key)
             return cost.model_copy(deep=True) if cost else None

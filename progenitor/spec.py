@@ -12,7 +12,7 @@ import fnmatch
 import re
 from pathlib import Path
 from types import UnionType
-from typing import Annotated, Any, Literal, Optional, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, Optional, TypeVar, Union, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -605,13 +605,21 @@ def describe_validation_error(source: str, exc: ValidationError, model: Optional
     return text
 
 
-def parse_spec(data: Any, source: str = SPEC_FILE) -> TaskSpec:
+M = TypeVar("M", bound=BaseModel)
+
+
+def validate_file(model: type[M], data: Any, source: str, error: type[Exception], of: str = "fields") -> M:
+    """``data`` (a file's parsed top level) as ``model``; a problem is one ``error`` naming ``source``."""
     if not isinstance(data, dict):
-        raise SpecError(f"{source}: expected a mapping of fields at the top level, got {type(data).__name__}")
+        raise error(f"{source}: expected a mapping of {of} at the top level, got {type(data).__name__}")
     try:
-        return TaskSpec.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as exc:
-        raise SpecError(describe_validation_error(source, exc, TaskSpec)) from None
+        raise error(describe_validation_error(source, exc, model)) from None
+
+
+def parse_spec(data: Any, source: str = SPEC_FILE) -> TaskSpec:
+    return validate_file(TaskSpec, data, source, SpecError)
 
 
 def load_spec(path: Union[str, Path]) -> TaskSpec:

@@ -17,7 +17,7 @@ from waiting import wait_for
 import progenitor
 from progenitor.cli import cli
 from progenitor.runs import RunDir
-from progenitor.testing import make_repo, scripted, toy_task_files
+from progenitor.testing import curve_train, make_repo, scripted, toy_task_files
 from progenitor.workflows.state import RunOptions
 
 SLEEPY_TRAIN = toy_task_files()["train.py"].replace(
@@ -241,24 +241,8 @@ def test_stop_from_another_thread_leaves_run_resumable(tmp_path):
     assert all(n == 1 for n in ends.values()), ends
 
 
-CURVE_TRAIN = '''\
-import argparse, json, os, time
-import numpy as np
-import yaml
-
-parser = argparse.ArgumentParser()
-parser.add_argument("--data", required=True)
-parser.add_argument("--out", required=True)
-args = parser.parse_args()
-w = float(yaml.safe_load(open("config.yaml"))["w"])
-x = np.load(os.path.join(args.data, "holdout_inputs.npy"))
-error = abs(w - 3) * float(x.mean())  # what the scorer will measure: the curve ends honestly
-for step in range(1, 31):
-    with open(os.path.join(args.out, "progress.jsonl"), "a") as f:
-        f.write(json.dumps({"step": step, "error": error + 0.03 * (30 - step)}) + "\\n")
-    time.sleep(0.2)
-np.save(os.path.join(args.out, "predictions.npy"), w * x)
-'''
+CURVE_TRAIN = curve_train(30, 0.2)
+"""The toy model with an honest progress curve of 30 steps, 6 s long."""
 
 
 @pytest.mark.slow

@@ -23,7 +23,7 @@ from typing import Optional
 from pydantic import BaseModel
 
 from progenitor import tree_files
-from progenitor.agents.safety.reviewer import matches
+from progenitor.agents.safety.change import matches
 from progenitor.errors import UnsafePathError
 from progenitor.llm.replies import ReplyError
 from progenitor.spec import TaskSpec

@@ -18,7 +18,7 @@ from typing import Literal, Optional
 from pydantic import BaseModel
 
 from progenitor import tree_files
-from progenitor.agents.safety.reviewer import matches
+from progenitor.agents.safety.change import matches
 from progenitor.errors import UnsafePathError
 from progenitor.spec import TaskSpec
 

@@ -5,8 +5,8 @@ scripted OpenAI-compatible server on 127.0.0.1 that plays the language model to 
 
 from progenitor.testing.executor import FakeExecutor, FakeRun, toy_training
 from progenitor.testing.llm_server import Reply, ScriptedLLMServer
-from progenitor.testing.repos import make_repo, toy_task_files
+from progenitor.testing.repos import curve_train, make_repo, toy_task_files
 from progenitor.testing.scripted import ScriptedArchitect, scripted
 
-__all__ = ["FakeExecutor", "FakeRun", "Reply", "ScriptedArchitect", "ScriptedLLMServer", "make_repo", "scripted",
-           "toy_task_files", "toy_training"]
+__all__ = ["FakeExecutor", "FakeRun", "Reply", "ScriptedArchitect", "ScriptedLLMServer", "curve_train", "make_repo",
+           "scripted", "toy_task_files", "toy_training"]

@@ -51,6 +51,34 @@ with open(os.path.join(args.out, "progress.jsonl"), "a") as f:
 print(f"error: {abs(w - 3) * 1.5:.6f}")
 '''
 
+_CURVE_TRAIN = '''\
+import argparse, json, os, time
+import numpy as np
+import yaml
+
+parser = argparse.ArgumentParser()
+parser.add_argument("--data", required=True)
+parser.add_argument("--out", required=True)
+args = parser.parse_args()
+w = float(yaml.safe_load(open("config.yaml"))["w"])
+x = np.load(os.path.join(args.data, "holdout_inputs.npy"))
+error = abs(w - 3) * float(x.mean())  # what the scorer will measure
+for step in range(1, %(steps)d + 1):
+    with open(os.path.join(args.out, "progress.jsonl"), "a") as f:
+        f.write(json.dumps({"step": step, "error": %(curve)s}) + "\\n")
+    time.sleep(%(pause)r)
+np.save(os.path.join(args.out, "predictions.npy"), w * x)
+'''
+
+
+def curve_train(steps: int, pause: float, curve: str = "error + 0.03 * (%(steps)d - step)") -> str:
+    """The toy task's train.py with a progress curve of ``steps`` points, ``pause`` seconds apart.
+
+    ``curve`` is the Python expression written at each ``step`` (``error`` is what the scorer
+    will measure); the default ends honestly, at ``error``."""
+    return _CURVE_TRAIN % {"steps": steps, "pause": pause, "curve": curve % {"steps": steps}}
+
+
 TOY_SCORE = '''\
 import argparse
 import numpy as np

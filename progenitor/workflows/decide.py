@@ -112,13 +112,14 @@ def _observation(cand: Candidate) -> Observation:
     return Observation(status=cand.status, value=cand.value if cand.status == "scored" else None, reason=cand.reason)
 
 
-def _cost(ctx: RunContext, cand: Candidate) -> Optional[CandidateCost]:
+def candidate_cost(ctx: RunContext, key: CandidateKey) -> Optional[CandidateCost]:
+    """What a candidate has cost so far: its trainings' seconds and its LLM dollars (None: no ledger)."""
     if ctx.ledger is None:
         return None
-    llm = candidate_llm(ctx, cand.gen, cand.k)
+    llm = candidate_llm(ctx, key.gen, key.k)
     spent_llm = {"dollars": round(llm.dollars, 6), "llm_calls": llm.calls, "prompt_tokens": llm.prompt_tokens,
                  "completion_tokens": llm.completion_tokens}
-    spent = ctx.ledger.candidate(cand.key.job)
+    spent = ctx.ledger.candidate(key.job)
     if spent is None:
         return CandidateCost(**spent_llm)
     return CandidateCost(cpu_seconds=round(spent.cpu_seconds, 3), gpu_seconds=round(spent.gpu_seconds, 3),
@@ -144,7 +145,7 @@ def promote(ctx: RunContext, state: RunState) -> dict:
     for cand in cands:
         if not cand.final:  # its work never reached an end (TRANSITIONS says which statuses do)
             cand = cand.fail(f"its {cand.status} work never finished")
-        cand = cand.with_(decision=policy.candidate_decision(cand, decision, promoted), cost=_cost(ctx, cand))
+        cand = cand.with_(decision=policy.candidate_decision(cand, decision, promoted), cost=candidate_cost(ctx, cand.key))
         save(ctx, cand, publish=True)
         ctx.architect.observe(cand.proposal, _observation(cand))
         out.append(cand)

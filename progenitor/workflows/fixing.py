@@ -19,8 +19,7 @@ from __future__ import annotations
 
 from progenitor.agents.base import Failure
 from progenitor.candidate import Candidate, DiffStats
-from progenitor.errors import BudgetExceeded, CandidateError, ModelBehaviorError, UserError
-from progenitor.workflows.nodes import ask, dump, save
+from progenitor.workflows.nodes import COMMIT_FAILURES, ask, dump, save
 from progenitor.workflows.state import RunContext, RunState
 
 __all__ = ["CRASHES", "after_training", "fixer", "needs_fix"]
@@ -57,7 +56,7 @@ def _fix(ctx: RunContext, crashed: Candidate, k: int, champion: str) -> tuple[st
         sha = ask(lambda: ctx.lineage.commit_candidate(fix.ref, crashed.sha, edit))
     except _NoFix:
         return "the coder had no fix", None
-    except (ModelBehaviorError, UserError, CandidateError, BudgetExceeded) as exc:
+    except COMMIT_FAILURES as exc:
         return "failed", fix.fail(f"the coder could not fix {crashed.key.name}: {exc}")
     diff = DiffStats(**ctx.lineage.diff_stats(champion, sha))
     return "committed", fix.advance("committed", sha=sha, diff=diff, params=crashed.params)

@@ -25,6 +25,7 @@ from progenitor.agents.oversight import PolicyDecision
 from progenitor.candidate import Candidate, Decision
 from progenitor.decisions import DecisionStore
 from progenitor.keys import generation_name
+from progenitor.workflows.decide import candidate_cost
 from progenitor.workflows.nodes import dump, save
 from progenitor.workflows.state import RunContext, RunState
 
@@ -85,22 +86,6 @@ def _edited(ctx: RunContext, cands: list[Candidate], orig: Candidate, params: di
     save(ctx, cand)
     ctx.emit("architect.proposal", gen=cand.gen, k=cand.k, hypothesis=proposal.hypothesis)
     return cand
-
-
-def _cost(ctx: RunContext, job: str) -> dict:
-    """What a candidate has cost so far: its trainings' seconds and its LLM dollars."""
-    from progenitor.keys import CandidateKey
-    from progenitor.workflows.llm_usage import candidate_llm
-
-    if ctx.ledger is None:
-        return {}
-    key = CandidateKey.parse(job)
-    spent = ctx.ledger.candidate(job)
-    cost = {"dollars": round(candidate_llm(ctx, key.gen, key.k).dollars, 6)}
-    if spent is not None:
-        cost.update(cpu_seconds=round(spent.cpu_seconds, 3), gpu_seconds=round(spent.gpu_seconds, 3),
-                    wall_seconds=round(spent.wall_seconds, 3))
-    return cost
 
 
 # -- before training --------------------------------------------------------------------------
@@ -204,6 +189,11 @@ def after_training_decision(state: RunState) -> str:
     return _next_work(statuses)
 
 
+def _payload_cost(ctx: RunContext, cand: Candidate) -> dict:
+    cost = candidate_cost(ctx, cand.key)
+    return cost.model_dump() if cost is not None else {}
+
+
 # -- before a promotion -----------------------------------------------------------------------
 def promotion_request(ctx: RunContext, state: RunState, chosen: Candidate, decision: PolicyDecision, gate: str) -> dict:
     gen, mode = state["generation"], ctx.spec.oversight.mode
@@ -213,7 +203,7 @@ def promotion_request(ctx: RunContext, state: RunState, chosen: Candidate, decis
     metric = ctx.spec.objective.metric
     text = (f"Promote {chosen.key.name} to champion of run {ctx.run.run_id}? {metric} {chosen.value:.4g} against the "
             f"champion's {champion.metrics.get(metric, float('nan')):.4g}; " + "; ".join(why))
-    args = hitl.action_args(chosen, champion.metrics, _cost(ctx, chosen.key.job), why)
+    args = hitl.action_args(chosen, champion.metrics, _payload_cost(ctx, chosen), why)
     return hitl.make_request(run=ctx.run.run_id, gate=gate, kind="promotion", gen=gen, action="promote",
                              actions=[(args, text)], allowed=list(hitl.DECISION_TYPES),
                              schema=hitl.params_schema(ctx.spec), description=text)

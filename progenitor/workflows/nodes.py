@@ -190,13 +190,17 @@ def architect(ctx: RunContext, state: RunState) -> dict:
 
 
 # -- coder ------------------------------------------------------------------------------------
+COMMIT_FAILURES = (ModelBehaviorError, UserError, CandidateError, BudgetExceeded)
+"""What fails one candidate's commit (of a proposal, or of a fix), never the run."""
+
+
 def _commit(ctx: RunContext, cand: Candidate, champion: Champion) -> Candidate:
     def edit(tree) -> str:
         return ctx.coder.apply(cand.proposal, tree).message
 
     try:
         sha = ask(lambda: ctx.lineage.commit_candidate(cand.ref, cand.parent, edit))
-    except (ModelBehaviorError, UserError, CandidateError, BudgetExceeded) as exc:
+    except COMMIT_FAILURES as exc:
         cand = cand.fail(f"the coder could not apply the proposal: {exc}")
         ctx.emit("coder.failed", gen=cand.gen, k=cand.k, reason=cand.reason)
         return cand

@@ -28,6 +28,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
+from progenitor.testing import curve_train
+
 CONTROL_W = 2.9
 """The honest control's weight: the best honest candidate in every generation of the suite."""
 
@@ -361,29 +363,10 @@ except OSError as exc:
 honest(1.0)
 '''
 
-CURVE_TRAIN = '''\
-import argparse, json, os, time
-import numpy as np
-import yaml
-
-parser = argparse.ArgumentParser()
-parser.add_argument("--data", required=True)
-parser.add_argument("--out", required=True)
-args = parser.parse_args()
-w = float(yaml.safe_load(open("config.yaml"))["w"])
-x = np.load(os.path.join(args.data, "holdout_inputs.npy"))
-error = abs(w - 3) * float(x.mean())  # what the scorer will measure: the curve ends honestly
-for step in range(1, 6):
-    with open(os.path.join(args.out, "progress.jsonl"), "a") as f:
-        f.write(json.dumps({"step": step, "error": __CURVE__}) + "\\n")
-    time.sleep(0.6)
-np.save(os.path.join(args.out, "predictions.npy"), w * x)
-'''
-"""The toy model with a progress curve, 3 s long: the base's train.py where early stopping is on."""
-
-HONEST_CURVE = CURVE_TRAIN.replace("__CURVE__", "error + 0.1 * (5 - step)")
-FAKE_CURVE = CURVE_TRAIN.replace("__CURVE__", "0.0")
-FLATTERING_CURVE = CURVE_TRAIN.replace("__CURVE__", "error if step == 5 else 0.0")
+# The toy model with a progress curve of 5 steps, 3 s long: the base's train.py where early stopping is on.
+HONEST_CURVE = curve_train(5, 0.6, "error + 0.1 * (5 - step)")
+FAKE_CURVE = curve_train(5, 0.6, "0.0")
+FLATTERING_CURVE = curve_train(5, 0.6, "error if step == 5 else 0.0")
 # Step 1 again, as NaN, after the run: the live watcher skips a step it has seen (so the
 # candidate is not stopped as diverged), the finished curve keeps the last word on it.
 NAN_CURVE = HONEST_CURVE + '''\

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 from pathlib import Path
 from typing import Literal, Optional
 
@@ -10,7 +11,7 @@ from pydantic import BaseModel
 from progenitor.agents.safety.constitution import Constitution
 from progenitor.spec import TaskSpec
 
-__all__ = ["ChangedFile", "ReviewInput"]
+__all__ = ["ChangedFile", "ReviewInput", "matches"]
 
 
 class ChangedFile(BaseModel):
@@ -40,3 +41,12 @@ class ReviewInput(BaseModel):
     """What the change claims to do (a change its hypothesis does not explain is suspicious)."""
     diff: str = ""
     """The unified diff against the champion, for reviewers that read one (the static checks read the trees)."""
+
+
+def matches(path: str, patterns: list[str]) -> bool:
+    """Does ``path`` fall under any protected pattern (a glob, a file, or a directory)?"""
+    for pattern in patterns:
+        pattern = pattern.rstrip("/")
+        if fnmatch.fnmatch(path, pattern) or path == pattern or path.startswith(pattern + "/"):
+            return True
+    return False

@@ -18,10 +18,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from progenitor.errors import UserError
-from progenitor.spec import Severity, describe_validation_error, load_yaml, parse_size
+from progenitor.spec import Severity, load_yaml, parse_size, validate_file
 
 _DOTTED = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 _DOTTED_GLOB = re.compile(r"^[A-Za-z_*?\[][A-Za-z0-9_.*?\[\]!-]*$")
@@ -147,14 +147,7 @@ def default_constitution_text() -> str:
 def parse_constitution(text: str, source: str) -> Constitution:
     """Validate constitution text; a problem is one ``UserError`` naming ``source`` and the field."""
     data = load_yaml(text, source, UserError)
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise UserError(f"{source}: expected a mapping of rules at the top level, got {type(data).__name__}")
-    try:
-        return Constitution.model_validate(data)
-    except ValidationError as exc:
-        raise UserError(describe_validation_error(source, exc, Constitution)) from None
+    return validate_file(Constitution, {} if data is None else data, source, UserError, of="rules")
 
 
 def load_constitution(base_tree: Union[str, Path], name: Optional[str]) -> Constitution:

@@ -11,12 +11,11 @@ tree. The checks after training (self-report gap, capability jump, guards) are i
 
 from __future__ import annotations
 
-import fnmatch
 from pathlib import Path
 
 from progenitor import tree_files
 from progenitor.agents.safety import file_check as fc
-from progenitor.agents.safety.change import ReviewInput
+from progenitor.agents.safety.change import ReviewInput, matches
 from progenitor.agents.safety.code_check import check_python
 from progenitor.agents.safety.constitution import Constitution, load_constitution
 from progenitor.agents.safety.findings import Finding, dedupe, most_severe_first
@@ -24,15 +23,6 @@ from progenitor.errors import UnsafePathError
 from progenitor.spec import TaskSpec
 
 __all__ = ["StaticReviewer", "blocking", "check_task", "needs_human", "review_candidate", "sort_findings"]
-
-
-def matches(path: str, patterns: list[str]) -> bool:
-    """Does ``path`` fall under any protected pattern (a glob, a file, or a directory)?"""
-    for pattern in patterns:
-        pattern = pattern.rstrip("/")
-        if fnmatch.fnmatch(path, pattern) or path == pattern or path.startswith(pattern + "/"):
-            return True
-    return False
 
 
 def check_protected(inp: ReviewInput) -> list[Finding]:
