@@ -120,7 +120,7 @@ def _before(seed: int, k: int):
 
 def _now(seed: int, k: int):
     """What the search architect uses now (whatever that is: read from the package)."""
-    from progenitor.agents.sampler import make_sampler
+    from progenitor.agents.architect.sampler import make_sampler
 
     return make_sampler(seed)
 

@@ -31,8 +31,8 @@ _EXPORTS = {
     "verify_audit": "progenitor.api",
     "RunOptions": "progenitor.workflows.state",
     "RunSummary": "progenitor.workflows.runner",
-    "TaskSpec": "progenitor.spec",
-    "load_spec": "progenitor.spec",
+    "TaskSpec": "progenitor.task.spec",
+    "load_spec": "progenitor.task.spec",
     "ProgenitorError": "progenitor.errors",
     "UserError": "progenitor.errors",
 }
@@ -50,10 +50,22 @@ def __getattr__(name: str) -> Any:
 
 if TYPE_CHECKING:  # pragma: no cover
     from progenitor.api import (
-        adopt, build_graph, decide, get_lineage, list_runs, open_run, pending, resume_run, revert, run_status,
-        start_run, stop_run, stream_run, verify_audit,
+        adopt,
+        build_graph,
+        decide,
+        get_lineage,
+        list_runs,
+        open_run,
+        pending,
+        resume_run,
+        revert,
+        run_status,
+        start_run,
+        stop_run,
+        stream_run,
+        verify_audit,
     )
     from progenitor.errors import ProgenitorError, UserError
-    from progenitor.spec import TaskSpec, load_spec
+    from progenitor.options import RunOptions
+    from progenitor.task.spec import TaskSpec, load_spec
     from progenitor.workflows.runner import RunSummary
-    from progenitor.workflows.state import RunOptions

@@ -11,16 +11,14 @@ import threading
 from pathlib import Path
 from typing import Iterator, Optional, Union
 
-from progenitor.candidate import Candidate
 from progenitor.errors import UserError
-from progenitor.keys import CandidateKey
-from progenitor.lineage import Lineage, base_ref, champion_ref
-from progenitor.processes import alive
-from progenitor.runs import find_run, read_json
-from progenitor.runs import list_runs as _list_runs
+from progenitor.lineage.records import read_lineage
+from progenitor.options import RunOptions
+from progenitor.run.processes import alive
+from progenitor.run.rundir import find_run
+from progenitor.run.rundir import list_runs as _list_runs
 from progenitor.workflows.graph import build_graph
 from progenitor.workflows.runner import RunSummary, open_run, resume_run, start_run
-from progenitor.workflows.state import RunOptions
 
 __all__ = [
     "RunOptions", "RunSummary", "adopt", "build_graph", "decide", "get_lineage", "list_runs", "open_run", "pending",
@@ -85,42 +83,8 @@ def run_status(run_id: Optional[str] = None, repo: Optional[PathLike] = None) ->
 
 
 def get_lineage(run_id: str, repo: Optional[PathLike] = None) -> dict:
-    """Every candidate of a run with its record, plus base and champion.
-
-    Records come from the git notes (so a clone of the lineage, with no run directory, reads
-    the same), and from the run directory for proposals that never became a commit. Records
-    of any schema are read (``Candidate.from_record``)."""
-    try:
-        run = find_run(run_id, Path(repo) if repo else None)
-        root, meta = run.repo_root, run.meta
-    except UserError:
-        root = Path(repo) if repo else Path.cwd()
-        if not Lineage(root).refs(run_id):
-            raise
-        run, meta = None, {}
-    git = Lineage(root)
-    refs = git.refs(run_id)
-    candidates: dict[tuple[int, int], Candidate] = {}
-    for ref, sha in refs.items():
-        try:
-            key = CandidateKey.parse(ref)
-        except ValueError:
-            continue  # base, champion
-        note = git.read_note(sha)
-        if note:
-            candidates[(key.gen, key.k)] = Candidate.from_record(note).model_copy(update={"sha": sha, "ref": ref})
-    if run is not None:
-        # A proposal the coder could not commit has no commit to carry a note: its record lives
-        # in the run directory only. So does a record not final yet (the run is under way).
-        for path in run.records():
-            cand = Candidate.from_record(read_json(path) or {})
-            if (cand.gen, cand.k) not in candidates:
-                candidates[(cand.gen, cand.k)] = cand
-    return {
-        "run": run_id, "repo": str(root), "base": refs.get(base_ref(run_id)),
-        "champion": refs.get(champion_ref(run_id)), "baseline": meta.get("baseline"),
-        "candidates": [candidates[key].record() for key in sorted(candidates)],
-    }
+    """Every candidate of a run with its record, plus base and champion (``lineage.records``)."""
+    return read_lineage(run_id, Path(repo) if repo else None)
 
 
 # -- oversight ------------------------------------------------------------------------------
@@ -131,7 +95,7 @@ def decide(run_id: str, decision: str, *, by: Optional[str] = None, comment: str
     (``edits={"c0": {"lr": 0.01}}``) or ``request-changes`` (with a comment, which reaches the
     architect). One decision per gate is recorded; a second raises ``AlreadyDecided``, naming the
     first. ``by`` defaults to the OS user. Returns the stored decision."""
-    from progenitor.deciding import decide as _decide
+    from progenitor.oversight.decide import decide as _decide
 
     return _decide(run_id, decision, by=by, comment=comment, edits=edits, repo=Path(repo) if repo else None,
                    gate=gate, seen=seen, surface=surface)
@@ -139,7 +103,7 @@ def decide(run_id: str, decision: str, *, by: Optional[str] = None, comment: str
 
 def pending(run_id: Optional[str] = None, repo: Optional[PathLike] = None) -> list:
     """What waits for a decision: one run's gates, or every run's of ``repo`` (default: here)."""
-    from progenitor.deciding import pending as _pending
+    from progenitor.oversight.decide import pending as _pending
 
     return _pending(run_id, Path(repo) if repo else None)
 
@@ -148,7 +112,7 @@ def revert(run_id: str, gen: int, comment: str, *, by: Optional[str] = None, rep
            surface: str = "api"):
     """Undo generation ``gen``'s promotion (and every later one): the champion goes back to the
     last one kept, the records say ``reverted``, the audit log has it, the run builds on it."""
-    from progenitor.reverts import revert as _revert
+    from progenitor.oversight.reverts import revert as _revert
 
     return _revert(run_id, gen, comment, by, Path(repo) if repo else None, surface=surface)
 
@@ -156,7 +120,7 @@ def revert(run_id: str, gen: int, comment: str, *, by: Optional[str] = None, rep
 def adopt(run_id: str, branch: Optional[str] = None, *, by: Optional[str] = None, repo: Optional[PathLike] = None,
           surface: str = "api"):
     """Create (or fast-forward, never force) ``branch`` (default ``progenitor/<run>``) at the champion."""
-    from progenitor.adoption import adopt as _adopt
+    from progenitor.oversight.adoption import adopt as _adopt
 
     return _adopt(run_id, branch, by, Path(repo) if repo else None, surface=surface)
 
@@ -164,8 +128,8 @@ def adopt(run_id: str, branch: Optional[str] = None, *, by: Optional[str] = None
 def verify_audit(repo: Optional[PathLike] = None, against: Optional[PathLike] = None):
     """Check the model repo's audit log: its hash chain, and the heads recorded in git (here,
     and in ``against``: a clone of the lineage)."""
-    from progenitor.audit import audit_log
-    from progenitor.runs import STATE_DIR
+    from progenitor.oversight.audit import audit_log
+    from progenitor.run.rundir import STATE_DIR
 
     root = Path(repo or Path.cwd()).resolve()
     if not (root / STATE_DIR / "audit.jsonl").exists():

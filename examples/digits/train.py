@@ -25,10 +25,9 @@ from typing import Literal
 import numpy as np
 import torch
 import yaml
+from model import MLP
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from torch import nn
-
-from model import MLP
 
 PIXEL_MAX = 16.0  # the digits pixels are counts 0..16; scaling to 0..1 keeps early logits small
 

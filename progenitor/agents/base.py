@@ -14,38 +14,45 @@ from typing import Any, Literal, Optional, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict
 
-from progenitor.agents.safety.change import ReviewInput
-from progenitor.agents.safety.findings import Finding
+from progenitor.candidate.findings import Finding
+from progenitor.candidate.proposal import Proposal
 from progenitor.errors import UserError
-from progenitor.spec import TaskSpec
+from progenitor.task.constitution import Constitution
+from progenitor.task.spec import TaskSpec
 
 __all__ = [
-    "AgentContext", "Architect", "Baseline", "CodeChange", "Coder", "Failure", "FileEdit", "JournalEntry",
+    "AgentContext", "Architect", "Baseline", "ChangedFile", "CodeChange", "Coder", "Failure", "FileEdit", "JournalEntry",
     "Observation", "Proposal", "ProposeContext", "Reviewer", "ReviewInput",
 ]
 
 
-class Proposal(BaseModel):
-    """One candidate as an architect proposes it: what to change and why."""
+class ChangedFile(BaseModel):
+    path: str
+    """Path in the candidate's tree (for a rename: the new path)."""
+    status: Literal["A", "M", "D", "R", "T"]
+    old_path: Optional[str] = None
 
-    gen: int
-    """The generation it is proposed for."""
-    k: int
-    """Index of the candidate in its generation."""
-    hypothesis: str
-    """Why this change should help: goes into the commit message and the record."""
-    params: dict[str, Any] = {}
-    """Config values to write into ``search_space.file`` (dotted keys)."""
-    edits: dict[str, Optional[str]] = {}
-    """Whole-file edits: path -> new content (None deletes the file)."""
-    author: str = "search"
-    """The architect that proposed it (its registered name)."""
-    plan: str = ""
-    """How to change the code, for a coder that writes code (empty: only ``params`` and ``edits``)."""
-    expected: str = ""
-    """The effect expected on the objective (and on the guards)."""
-    risk: str = ""
-    """What could go wrong: a crash, a guard broken, a slower training."""
+
+class ReviewInput(BaseModel):
+    """One candidate's change, as every reviewer reads it."""
+
+    spec: TaskSpec
+    """The base commit's spec."""
+    base_tree: Path
+    """Trusted export of the base commit."""
+    candidate_tree: Path
+    """The candidate's tree (read only: never executed by a reviewer)."""
+    changed: list[ChangedFile]
+    """What the candidate added, changed, renamed or deleted, against its parent."""
+    constitution: Optional[Constitution] = None
+    """The base's constitution, loaded once per run (None: loaded from ``base_tree``)."""
+    gen: int = 0
+    k: int = 0
+    """Which candidate (an LLM reviewer's calls are keyed by it)."""
+    hypothesis: str = ""
+    """What the change claims to do (a change its hypothesis does not explain is suspicious)."""
+    diff: str = ""
+    """The unified diff against the champion, for reviewers that read one (the static checks read the trees)."""
 
 
 class Observation(BaseModel):

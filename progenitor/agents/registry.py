@@ -23,13 +23,13 @@ ROLES: tuple[str, ...] = ("architect", "coder", "reviewer")
 Factory = Callable[[AgentContext], Any]
 
 _BUILTIN: dict[str, dict[str, str]] = {
-    "architect": {"search": "progenitor.agents.search_architect:SearchArchitect",
-                  "llm": "progenitor.agents.llm_architect:LlmArchitect",
-                  "mixed": "progenitor.agents.mixed_architect:MixedArchitect"},
-    "coder": {"offline": "progenitor.agents.offline_coder:OfflineCoder",
-              "llm": "progenitor.agents.llm_coder:LlmCoder"},
+    "architect": {"search": "progenitor.agents.architect.search:SearchArchitect",
+                  "llm": "progenitor.agents.architect.llm:LlmArchitect",
+                  "mixed": "progenitor.agents.architect.mixed:MixedArchitect"},
+    "coder": {"offline": "progenitor.agents.coder.offline:OfflineCoder",
+              "llm": "progenitor.agents.coder.llm:LlmCoder"},
     "reviewer": {"static": "progenitor.agents.safety.reviewer:StaticReviewer",
-                 "llm": "progenitor.agents.llm_reviewer:LlmReviewer"},
+                 "llm": "progenitor.agents.safety.llm_reviewer:LlmReviewer"},
 }
 _REGISTERED: dict[str, dict[str, Factory]] = {role: {} for role in ROLES}
 

@@ -17,10 +17,10 @@ from typing import Literal, Optional
 
 from pydantic import BaseModel
 
-from progenitor import tree_files
-from progenitor.agents.safety.change import matches
+from progenitor.boundary import tree_files
 from progenitor.errors import UnsafePathError
-from progenitor.spec import TaskSpec
+from progenitor.task.patterns import matches
+from progenitor.task.spec import TaskSpec
 
 __all__ = ["FILE_BYTES", "TOTAL_BYTES", "RepoFile", "TreeView", "view"]
 

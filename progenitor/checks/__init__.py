@@ -30,7 +30,7 @@ from progenitor.checks.static import (
 )
 from progenitor.checks.trees import CommitTree, DirTree, Tree
 from progenitor.errors import ProgenitorError, UserError
-from progenitor.spec import TaskSpec
+from progenitor.task.spec import TaskSpec
 
 __all__ = ["Check", "CommitTree", "DirTree", "Tree", "check_repo", "cheap_checks", "preflight"]
 
@@ -75,7 +75,7 @@ def check_repo(directory: Path, predictions: Optional[Path] = None, sandbox: Opt
 def _spec(directory: Path, report):
     """The committed spec, or None after reporting why there is none."""
     from progenitor.lineage import Lineage
-    from progenitor.spec import SPEC_FILE, load_spec, load_spec_text
+    from progenitor.task.spec import SPEC_FILE, load_spec, load_spec_text
 
     try:
         lineage = Lineage(Path(directory))
@@ -142,8 +142,8 @@ def _skipped(name: str, why: str) -> Check:
 
 
 def _copy_visible(spec: TaskSpec, data: Path, visible: Path) -> None:
-    from progenitor.checks.visible import visible_matches
-    from progenitor.scoring import copy_visible
+    from progenitor.evaluation.scorer import copy_visible
+    from progenitor.evaluation.visible import visible_matches
 
     copy_visible(visible_matches(spec, data)[0], data, visible)
 

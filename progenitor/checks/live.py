@@ -13,11 +13,11 @@ from typing import Optional
 
 from progenitor.checks.static import Check, ok, problem
 from progenitor.errors import ProgenitorError, UserError
-from progenitor.spec import TaskSpec
+from progenitor.task.spec import TaskSpec
 
 
 def check_prepare(spec: TaskSpec, trusted: Path, data: Path) -> Check:
-    from progenitor.scoring import run_prepare
+    from progenitor.evaluation.scorer import run_prepare
 
     began = time.monotonic()
     try:
@@ -30,7 +30,7 @@ def check_prepare(spec: TaskSpec, trusted: Path, data: Path) -> Check:
 
 
 def check_visible(spec: TaskSpec, data: Path) -> list[Check]:
-    from progenitor.checks.visible import label_files, visible_matches
+    from progenitor.evaluation.visible import label_files, visible_matches
 
     items, problems = visible_matches(spec, data)
     if problems:
@@ -43,7 +43,7 @@ def check_visible(spec: TaskSpec, data: Path) -> list[Check]:
 def check_scorer(spec: TaskSpec, trusted: Path, data: Path, scratch: Path, predictions: Optional[Path],
                  train: "BaselineTraining") -> Check:
     """The scorer on ``predictions`` when given, else on the baseline's outputs."""
-    from progenitor.scoring import score
+    from progenitor.evaluation.scorer import score
 
     out = scratch / "out"
     out.mkdir()
@@ -72,8 +72,8 @@ class BaselineTraining:
     def run(self, out: Path) -> tuple[Optional[str], str]:
         """(why it failed or None, how it ran), with its outputs unpacked into ``out``."""
         from progenitor.compute.base import TrainJob, execute_job, unpack
+        from progenitor.evaluation.scorer import last_lines
         from progenitor.sandbox.base import Limits
-        from progenitor.scoring import last_lines
 
         res, train = self.spec.train.resources, self.spec.train
         job = TrainJob(

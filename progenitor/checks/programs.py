@@ -15,7 +15,7 @@ import shutil
 from pathlib import Path
 from typing import Optional
 
-from progenitor.placeholders import fill
+from progenitor.task.placeholders import fill
 
 __all__ = ["command_problems", "programs_of"]
 

@@ -18,8 +18,8 @@ from pydantic import BaseModel
 from progenitor.checks.programs import command_problems
 from progenitor.checks.trees import Tree
 from progenitor.errors import UserError
-from progenitor.placeholders import placeholders_in
-from progenitor.spec import TaskSpec
+from progenitor.task.placeholders import placeholders_in
+from progenitor.task.spec import TaskSpec
 
 Status = Literal["ok", "warning", "problem", "skipped"]
 
@@ -41,7 +41,7 @@ def problem(name: str, detail: str) -> Check:
 
 
 def check_search_space(spec: TaskSpec, tree: Tree) -> Check:
-    from progenitor.search_space import space_problems
+    from progenitor.task.search_space import space_problems
 
     space = spec.search_space
     if space is None:
@@ -56,8 +56,8 @@ def check_search_space(spec: TaskSpec, tree: Tree) -> Check:
 def check_baseline_values(spec: TaskSpec, tree: Tree) -> Check:
     """A warning, not a problem: a baseline outside the space still trains, but the search
     cannot be told its score and starts cold."""
-    from progenitor.agents.config_files import get_dotted, parse_config
-    from progenitor.search_space import config_keys, outside_space
+    from progenitor.task.config_files import get_dotted, parse_config
+    from progenitor.task.search_space import config_keys, outside_space
 
     space = spec.search_space
     text = tree.read(space.file) if space else None
@@ -103,7 +103,7 @@ def check_programs(spec: TaskSpec, tree: Tree) -> list[Check]:
 
     A program the training needs that this machine lacks is only a warning when the task
     may train in Docker: its image may well have it."""
-    from progenitor.scoring import trusted_env
+    from progenitor.evaluation.scorer import trusted_env
 
     paths = {"data.prepare": trusted_env()["PATH"], "train.command": sandbox_path(),
              "scorer.command": trusted_env()["PATH"]}

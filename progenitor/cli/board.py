@@ -10,7 +10,7 @@ from typing import Optional
 from rich.markup import escape
 from rich.table import Table
 
-from progenitor.keys import candidate_name
+from progenitor.candidate.keys import candidate_name
 
 __all__ = ["RunBoard"]
 

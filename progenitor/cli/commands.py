@@ -61,7 +61,7 @@ def cli() -> None:
 def init(directory: Path, example: Optional[str]) -> None:
     """Write a commented progenitor.yaml template (with a constitution and a research brief) into
     DIRECTORY, or make an example repo."""
-    from progenitor import scaffold
+    from progenitor.lineage import scaffold
 
     if example:
         path = scaffold.init_example(example, directory)
@@ -90,7 +90,7 @@ def run(directory: Path, generations, candidates, sandbox, executor, ray_address
         quiet, detach) -> None:
     """Run the loop on the model repo DIRECTORY."""
     from progenitor.api import start_run
-    from progenitor.workflows.state import RunOptions
+    from progenitor.options import RunOptions
 
     options = RunOptions(generations=generations, candidates=candidates, sandbox=sandbox, executor=executor,
                          ray_address=ray_address, seed=seed, max_parallel=parallel, allow_unsealed=allow_unsealed)
@@ -177,7 +177,7 @@ def doctor(directory: Optional[Path]) -> None:
     """Say what this machine can do: sandboxes, network isolation, Docker, Ray, GPUs
     (and, given a model repo DIRECTORY, whether its Docker task image is built and whether
     the models of its llm: section answer, with what they cost)."""
-    from progenitor.doctor import checks, print_checks
+    from progenitor.checks.doctor import checks, print_checks
 
     print_checks(_console(), checks(directory))
 

@@ -14,8 +14,8 @@ from typing import Any, Optional
 from rich.console import Console
 from rich.markup import escape
 
+from progenitor.candidate.keys import candidate_name, generation_name
 from progenitor.cli.board import RunBoard
-from progenitor.keys import candidate_name, generation_name
 
 _QUIET_EVENTS = {"train.line", "node.start", "node.end", "train.cached", "prepare.visible"}
 

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from progenitor.keys import candidate_name
+from progenitor.candidate.keys import candidate_name
 
 
 def _fmt(value: Optional[float]) -> str:
@@ -18,7 +18,7 @@ def _fmt(value: Optional[float]) -> str:
 
 
 def print_summary(console: Console, s: Any) -> None:
-    from progenitor.advice import take_champion
+    from progenitor.workflows.advice import take_champion
 
     table = Table(title=escape(f"run {s.run_id}: {s.status}" + (f" ({s.stop_reason})" if s.stop_reason else "")),
                   show_header=False)

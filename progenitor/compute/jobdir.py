@@ -35,7 +35,7 @@ import time
 from pathlib import Path
 from typing import Iterator, Optional
 
-from progenitor.processes import alive
+from progenitor.run.processes import alive
 from progenitor.sandbox.access import is_root
 from progenitor.sandbox.outcome import size
 

@@ -23,8 +23,8 @@ from typing import Iterator, Optional
 
 from pydantic import BaseModel
 
+from progenitor.boundary.tree_files import is_git_name
 from progenitor.sandbox.outcome import size
-from progenitor.tree_files import is_git_name
 
 __all__ = ["Packed", "pack_outputs", "unpack_outputs", "forbidden_name"]
 

@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 from typing import Optional
 
-from progenitor.runs import read_json, write_json
+from progenitor.run.rundir import read_json, write_json
 
 __all__ = ["CallCache", "request_hash"]
 

@@ -30,7 +30,7 @@ from typing import Any, Optional
 from pydantic import BaseModel
 
 from progenitor.errors import LlmUnavailable, ModelBehaviorError
-from progenitor.spec import Endpoint, Llm, Price
+from progenitor.task.spec import Endpoint, Llm, Price
 
 __all__ = ["Completion", "complete", "litellm", "price_of", "redact"]
 

@@ -15,11 +15,11 @@ import threading
 from pathlib import Path
 from typing import Callable, Optional, TypeVar
 
+from progenitor.candidate.keys import candidate_name, generation_name
 from progenitor.errors import ModelBehaviorError, UserError
-from progenitor.keys import candidate_name, generation_name
 from progenitor.llm.cache import CallCache, request_hash
 from progenitor.llm.calls import CallMeter, LlmCall
-from progenitor.spec import Endpoint, Llm
+from progenitor.task.spec import Endpoint, Llm
 
 __all__ = ["LlmSession", "call_id"]
 

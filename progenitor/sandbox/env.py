@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 from typing import Optional
 
-from progenitor.placeholders import fill
 from progenitor.sandbox.base import SandboxSpec
+from progenitor.task.placeholders import fill
 
 __all__ = ["SYSTEM_PATH", "THREAD_VARS", "build_env", "fill_template"]
 
@@ -24,7 +24,7 @@ SYSTEM_PATH = ("/usr/local/bin", "/usr/bin", "/bin")
 
 def fill_template(template: str, tree: Path, out: Path, data: Optional[Path]) -> str:
     """Put the paths, as the sandboxed command sees them, into the command (see
-    ``progenitor.placeholders``: shell-quoted; other braces, as in awk or ``${VAR}``, are kept)."""
+    ``progenitor.task.placeholders``: shell-quoted; other braces, as in awk or ``${VAR}``, are kept)."""
     return fill(template, {"tree": tree, "out": out, "data": data}, "the sandboxed command")
 
 

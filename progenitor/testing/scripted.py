@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from progenitor.agents.base import Baseline, Observation, Proposal, ProposeContext
+from progenitor.agents.base import Baseline, Observation, ProposeContext
+from progenitor.candidate import Proposal
 
 
 class ScriptedArchitect:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Optional
 from urllib.parse import urlencode
 
-from progenitor.keys import candidate_name
+from progenitor.candidate.keys import candidate_name
 from progenitor.ui.security import Guard
 
 __all__ = ["create_app"]

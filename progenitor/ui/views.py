@@ -10,10 +10,10 @@ from typing import Any, Optional
 
 from progenitor import api
 from progenitor.candidate import Candidate
-from progenitor.decisions import DecisionStore
-from progenitor.keys import candidate_name
+from progenitor.candidate.keys import candidate_name
 from progenitor.lineage import Lineage
-from progenitor.runs import STATE_DIR, RunDir, find_run
+from progenitor.oversight.store import DecisionStore
+from progenitor.run.rundir import STATE_DIR, RunDir, find_run
 
 __all__ = ["audit_view", "candidate_view", "fingerprint", "inbox_view", "run_view", "runs_view"]
 
@@ -149,10 +149,8 @@ def candidate_view(repo: Path, run_id: str, gen: int, k: int) -> Optional[dict]:
 
 
 def _editable(repo: Path, run_id: str) -> dict[str, dict]:
-    from progenitor.workflows.runner import committed_spec
-
     try:
-        spec = committed_spec(Lineage(repo), find_run(run_id, repo).meta["base"])
+        spec = Lineage(repo).spec_at(find_run(run_id, repo).meta["base"])
     except Exception:  # noqa: BLE001 - a page without edit fields is still a page
         return {}
     return {name: p.model_dump() for name, p in (spec.search_space.params.items() if spec.search_space else [])}
@@ -178,7 +176,7 @@ def inbox_view(repo: Path) -> list[dict]:
 
 
 def audit_view(repo: Path) -> dict[str, Any]:
-    from progenitor.audit import audit_log
+    from progenitor.oversight.audit import audit_log
 
     log = audit_log(repo)
     return {"entries": list(reversed(log.entries())), "verification": log.verify() if log.path.exists() else None}

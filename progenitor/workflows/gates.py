@@ -3,7 +3,7 @@
 A gate is a node of its own whose only work is ``interrupt(state["request"])``: no event, no
 record, nothing before it, so a graph that re-enters it (every resume does) repeats nothing.
 The node before it decides whether a person must be asked and writes the request (LangChain's
-HITL shape, ``progenitor.hitl``) and the policy's audit entry; the node after it applies the
+HITL shape, ``progenitor.oversight.hitl``) and the policy's audit entry; the node after it applies the
 answer: the audit entry of the decision (keyed by gate, so a decision recorded already by the
 surface that made it is not written twice), the candidates it changes, the feedback for the
 architect. Checkpoints make each of those happen once.
@@ -19,13 +19,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from progenitor import hitl
-from progenitor.agents import oversight as policy
-from progenitor.agents.oversight import PolicyDecision
 from progenitor.candidate import Candidate, Decision
-from progenitor.decisions import DecisionStore
-from progenitor.keys import generation_name
-from progenitor.workflows.decide import candidate_cost
+from progenitor.candidate.keys import generation_name
+from progenitor.oversight import hitl, policy
+from progenitor.oversight.policy import PolicyDecision
+from progenitor.oversight.store import DecisionStore
+from progenitor.workflows.llm_usage import candidate_cost
 from progenitor.workflows.nodes import dump, save
 from progenitor.workflows.state import RunContext, RunState
 
@@ -73,7 +72,7 @@ def _record(ctx: RunContext, state: RunState, answers: list[hitl.Answer], cands:
 
 def _edited(ctx: RunContext, cands: list[Candidate], orig: Candidate, params: dict, actor: str) -> Candidate:
     """The edited proposal as a new candidate of the same generation, built on the same champion."""
-    from progenitor.hitl import coerce_params
+    from progenitor.oversight.hitl import coerce_params
 
     params = coerce_params(ctx.spec, params)
     k = max(c.k for c in cands) + 1
@@ -210,7 +209,7 @@ def promotion_request(ctx: RunContext, state: RunState, chosen: Candidate, decis
 
 
 def promotion_decision(ctx: RunContext, state: RunState) -> dict:
-    from progenitor import reverts
+    from progenitor.oversight import reverts
 
     answers = hitl.parse_response(state["request"], state["answer"])
     cands = ctx.candidates(state)

@@ -26,7 +26,7 @@ from functools import partial
 from typing import Any
 
 from progenitor.errors import RunStopped
-from progenitor.workflows import decide, fixing, gates, nodes
+from progenitor.workflows import fixing, gates, nodes, selection
 from progenitor.workflows.llm_usage import charge
 from progenitor.workflows.state import RunContext, RunState
 
@@ -57,10 +57,10 @@ def build_graph(ctx: RunContext, checkpointer: Any = None):
         "trainer": nodes.trainer,
         "fixer": fixing.fixer,
         "scorer": nodes.scorer,
-        "select": decide.select,
-        "oversight": decide.oversight,
+        "select": selection.select,
+        "oversight": selection.oversight,
         "promotion_decision": gates.promotion_decision,
-        "promote": decide.promote,
+        "promote": selection.promote,
     }
     for name, fn in steps.items():
         graph.add_node(name, partial(_run_node, name, fn, ctx))
@@ -81,12 +81,12 @@ def build_graph(ctx: RunContext, checkpointer: Any = None):
     graph.add_edge("fixer", "safety_review")
     graph.add_edge("scorer", "select")
     graph.add_edge("select", "oversight")
-    graph.add_conditional_edges("oversight", decide.after_oversight,
+    graph.add_conditional_edges("oversight", selection.after_oversight,
                                 {"promotion_gate": "promotion_gate", "promote": "promote"})
     graph.add_edge("promotion_gate", "promotion_decision")
     graph.add_conditional_edges("promotion_decision", gates.after_promotion_decision,
                                 {"coder": "coder", "promote": "promote"})
-    graph.add_conditional_edges("promote", decide.after_promote, {"architect": "architect", "end": END})
+    graph.add_conditional_edges("promote", selection.after_promote, {"architect": "architect", "end": END})
     return graph.compile(checkpointer=checkpointer)
 
 

@@ -7,7 +7,8 @@ and what each candidate's calls cost.
   id, so a replayed call is never charged twice), one ``llm.call`` event each, and one
   warning per model that nobody can price.
 - ``candidate_llm``: a candidate's LLM spend for its record: its own calls (code, review,
-  fix) plus an equal share of its generation's architect call.
+  fix) plus an equal share of its generation's architect call; ``candidate_cost``: that and
+  its trainings' seconds, as its record and the gate's payload show them.
 
 Budget: ``check_caps`` still ends the run after the generation in which the dollars are
 spent; within a generation no paid call starts once they are (the call under way finishes,
@@ -17,15 +18,19 @@ recorded on its candidate, and the run ends when the generation does.
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
+from progenitor.candidate import CandidateCost
+from progenitor.candidate.keys import CandidateKey, generation_job
 from progenitor.errors import BudgetExceeded, RunStopped, UserError
-from progenitor.keys import CandidateKey, generation_job
-from progenitor.ledger import LlmCost
-from progenitor.runs import read_json
-from progenitor.spec import LLM_AGENTS, TaskSpec
+from progenitor.run.ledger import LlmCost
+from progenitor.run.rundir import read_json
+from progenitor.task.spec import LLM_AGENTS, TaskSpec
 
-__all__ = ["candidate_llm", "charge", "check_llm", "llm_roles", "open_session"]
+if TYPE_CHECKING:
+    from progenitor.workflows.state import RunContext
+
+__all__ = ["candidate_cost", "candidate_llm", "charge", "check_llm", "llm_roles", "open_session"]
 
 
 def llm_roles(spec: TaskSpec, architect: Optional[str] = None, coder: Optional[str] = None) -> list[str]:
@@ -105,3 +110,17 @@ def candidate_llm(ctx, gen: int, k: int) -> LlmCost:
     if k in proposed:  # a fix reuses its crashed candidate's proposal: it has no share of its own
         own.dollars += ctx.ledger.llm(candidate=generation_job(ctx.run.run_id, gen)).dollars / len(proposed)
     return own
+
+
+def candidate_cost(ctx: "RunContext", key: CandidateKey) -> Optional[CandidateCost]:
+    """What a candidate has cost so far: its trainings' seconds and its LLM dollars (None: no ledger)."""
+    if ctx.ledger is None:
+        return None
+    llm = candidate_llm(ctx, key.gen, key.k)
+    spent_llm = {"dollars": round(llm.dollars, 6), "llm_calls": llm.calls, "prompt_tokens": llm.prompt_tokens,
+                 "completion_tokens": llm.completion_tokens}
+    spent = ctx.ledger.candidate(key.job)
+    if spent is None:
+        return CandidateCost(**spent_llm)
+    return CandidateCost(cpu_seconds=round(spent.cpu_seconds, 3), gpu_seconds=round(spent.gpu_seconds, 3),
+                         wall_seconds=round(spent.wall_seconds, 3), attempts=len(spent.attempts), **spent_llm)

@@ -8,19 +8,21 @@ from __future__ import annotations
 
 from typing import Callable, TypeVar
 
-from progenitor import advice, tree_files
 from progenitor.agents import safety
-from progenitor.agents.base import Baseline, JournalEntry, Proposal, ProposeContext
-from progenitor.agents.journal import drop_repeats
-from progenitor.agents.offline_coder import read_params
-from progenitor.agents.oversight import held_for_person
-from progenitor.candidate import Candidate, DiffStats
+from progenitor.agents.architect.journal import drop_repeats
+from progenitor.agents.base import Baseline, JournalEntry, ProposeContext
+from progenitor.agents.coder.offline import read_params
+from progenitor.boundary import tree_files
+from progenitor.candidate import Candidate, Champion, DiffStats, Proposal
+from progenitor.candidate.keys import CandidateKey
 from progenitor.errors import BudgetExceeded, CandidateError, ModelBehaviorError, UserError
-from progenitor.keys import CandidateKey
+from progenitor.evaluation import after_scoring
+from progenitor.evaluation.scorer import Score, prepare_data, score, score_test
 from progenitor.lineage import base_ref, champion_ref
-from progenitor.runs import read_json, write_json
-from progenitor.scoring import Score, prepare_data, score, score_test
-from progenitor.workflows.state import Champion, RunContext, RunState
+from progenitor.oversight.policy import held_for_person
+from progenitor.run.rundir import read_json, write_json
+from progenitor.workflows import advice
+from progenitor.workflows.state import RunContext, RunState
 from progenitor.workflows.training import train
 
 __all__ = ["architect", "coder", "prepare", "safety_review", "scorer", "test_metrics", "trainer"]
@@ -173,7 +175,7 @@ def _proposals(ctx: RunContext, state: RunState, gen: int) -> list[Proposal]:
 
 
 def architect(ctx: RunContext, state: RunState) -> dict:
-    from progenitor.reverts import follow
+    from progenitor.oversight.reverts import follow
 
     restored = follow(ctx, state)  # a generation reverted meanwhile: build on the champion put back
     state = {**state, **restored}
@@ -301,7 +303,7 @@ def scorer(ctx: RunContext, state: RunState) -> dict:
         if cand.status == "trained":
             result = score_dir(ctx, cand.key)
             if result.ok:
-                after = safety.check_after_training(ctx.spec, cand.train.self_reported, result.metrics, history)
+                after = after_scoring.check_after_training(ctx.spec, cand.train.self_reported, result.metrics, history)
                 cand = cand.advance("scored", metrics=result.metrics, findings=[*cand.findings, *after])
             else:
                 cut = cand.reason  # an outputs cut explains a scorer that found nothing

@@ -12,17 +12,18 @@ from typing import Any, Callable, Iterator, Optional
 
 from pydantic import BaseModel
 
-from progenitor.audit import audit_log
 from progenitor.checks import CommitTree, preflight
 from progenitor.errors import RunStopped, UserError
-from progenitor.honesty import Honesty, assess, holdout_size
+from progenitor.evaluation.honesty import Honesty, assess, holdout_size
 from progenitor.lineage import Lineage
-from progenitor.processes import alive
-from progenitor.runs import RunDir, find_run, new_run_id, register_run
+from progenitor.options import RunOptions
+from progenitor.oversight.audit import audit_log
+from progenitor.run.processes import alive
+from progenitor.run.rundir import RunDir, find_run, new_run_id, register_run
 from progenitor.sandbox.seal import check_sealed, process_options
-from progenitor.spec import SPEC_FILE, TaskSpec, load_spec, load_spec_text
+from progenitor.task.spec import TaskSpec, load_spec
 from progenitor.workflows.llm_usage import check_llm, llm_roles
-from progenitor.workflows.state import AgentFactory, RunContext, RunOptions
+from progenitor.workflows.state import AgentFactory, RunContext
 
 EventListener = Callable[[dict], None]
 
@@ -59,13 +60,6 @@ class RunSummary(BaseModel):
     isolation: str = ""
     """The sandbox's isolation, in words."""
 
-
-
-def committed_spec(lineage: Lineage, sha: str) -> TaskSpec:
-    text = lineage.show(sha, SPEC_FILE)
-    if text is None:
-        raise UserError(f"{lineage.root / SPEC_FILE} is not committed at {sha[:10]}; commit it first (runs read the committed task)")
-    return load_spec_text(text, f"{lineage.root / SPEC_FILE} (commit {sha[:10]})")
 
 
 def effective_spec(spec: TaskSpec, options: RunOptions) -> TaskSpec:
@@ -119,7 +113,7 @@ def new_run(repo_dir: Path, options: Optional[RunOptions] = None, *, architect: 
     load_spec(lineage.root)  # the working copy first, so a broken file is named as the user sees it
     base = lineage.head()
     dirty = lineage.uncommitted()
-    spec = effective_spec(committed_spec(lineage, base), options)
+    spec = effective_spec(lineage.spec_at(base), options)
     check_agents(spec, options, architect)
     warnings = preflight(spec, CommitTree(lineage, base), options.executor, options.ray_address)
     backend_options = _backend_options(spec, lineage.root)
@@ -163,7 +157,7 @@ def resume_run(run_id: str, repo: Optional[Path] = None, *, architect: Optional[
                         f"('progenitor stop {run_id}' first to take it over)")
     lineage = Lineage(run.repo_root)
     options = RunOptions.model_validate(meta.get("options", {}))
-    spec = effective_spec(committed_spec(lineage, meta["base"]), options)
+    spec = effective_spec(lineage.spec_at(meta["base"]), options)
     check_sealed(meta.get("backend", "process"), options.allow_unsealed)  # the machine may have changed
     # The key may have been unset since the run started: one sentence now, not a failed call later.
     check_llm(spec, "(given)" if architect is not None else options.architect, options.coder)
@@ -262,7 +256,7 @@ class _StopWatch:
 def session(ctx: RunContext) -> Iterator[RunContext]:
     """One session of a run: its leftovers swept, the ledger's clock running, the executor
     open; on the way out the executor is closed and the ledger saved, whatever happened."""
-    from progenitor.ledger import Ledger
+    from progenitor.run.ledger import Ledger
 
     _sweep(ctx)
     ctx.ledger = Ledger(ctx.run.ledger)
@@ -329,7 +323,7 @@ def summarize_run(ctx: RunContext, values: dict, status: str) -> RunSummary:
     stop_reason = values.get("stop_reason")
     if status == "finished" and not stop_reason:
         status = "stopped"
-    from progenitor.agents.safety import drift
+    from progenitor.evaluation.after_scoring import drift
 
     compared = 1 + counts.get("scored", 0)  # the baseline, and every candidate the scorer measured
     honesty = assess(ctx.spec, baseline, champion, compared, holdout_size(ctx.spec, ctx.run.data))

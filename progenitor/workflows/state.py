@@ -12,14 +12,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, TypedDict
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel
 
 from progenitor.agents.base import AgentContext, Architect, Coder, Reviewer
-from progenitor.audit import AuditLog
 from progenitor.candidate import Candidate
+from progenitor.candidate.champion import Champion
 from progenitor.lineage import Lineage
-from progenitor.runs import RunDir
-from progenitor.spec import TaskSpec
+from progenitor.options import RunOptions
+from progenitor.oversight.audit import AuditLog
+from progenitor.run.rundir import RunDir
+from progenitor.task.spec import TaskSpec
 
 
 class RunState(TypedDict, total=False):
@@ -44,25 +46,13 @@ class RunState(TypedDict, total=False):
     """Comments from human decisions, newest last (they reach the architect)."""
     stop_reason: Optional[str]
     request: Optional[dict]
-    """What the human gate asks (LangChain's HITL request, see ``progenitor.hitl``), or None."""
+    """What the human gate asks (LangChain's HITL request, see ``progenitor.oversight.hitl``), or None."""
     answer: Optional[dict]
     """What the gate was answered (the HITL response), until the node after it applies it."""
     gates: list[str]
     """Every gate this run opened (``g1/promotion``, ...), oldest first."""
     approved: list[int]
     """Candidates of this generation a person approved for training (or edited into being)."""
-
-
-class Champion(BaseModel):
-    """A commit that holds (or held) the title, with its trusted numbers."""
-
-    sha: str
-    metrics: dict[str, float]
-    gen: int = 0
-    k: int = 0
-    params: dict[str, Any] = {}
-    test_metrics: dict[str, float] = {}
-    """Its figures on the final test split (``test_<metric>``): never read by select or an architect."""
 
 
 class GenerationSummary(BaseModel):
@@ -73,33 +63,6 @@ class GenerationSummary(BaseModel):
     best_value: Optional[float] = None
     counts: dict[str, int] = {}
     spend: dict = {}
-
-
-class RunOptions(BaseModel):
-    """How a run was started; saved in run.json so a resume runs the same way."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    generations: Optional[int] = None
-    """Overrides budget.generations."""
-    candidates: Optional[int] = None
-    """Overrides budget.candidates."""
-    sandbox: Optional[str] = None
-    """Overrides sandbox.backend: auto, process or docker."""
-    executor: str = "ray"
-    """ray (a local Ray instance, or the cluster at ray_address) or local (a thread pool, no Ray)."""
-    ray_address: Optional[str] = None
-    seed: Optional[int] = None
-    """Overrides the task's seed for the search architect."""
-    max_parallel: Optional[int] = None
-    """Most candidates trained at once by the local executor (default: by CPUs)."""
-    architect: Optional[str] = None
-    """Overrides agents.architect: a registered architect's name."""
-    coder: Optional[str] = None
-    """Overrides agents.coder: a registered coder's name."""
-    allow_unsealed: bool = False
-    """Run even where the sandbox cannot hide the run's files (the holdout labels) from candidates:
-    not root, no bubblewrap, no Docker. Loud: warned at the start, recorded in run.json and the summary."""
 
 
 AgentFactory = Callable[[AgentContext], Any]

@@ -9,16 +9,16 @@ from __future__ import annotations
 
 from typing import Optional
 
-from progenitor.agents.safety.findings import Finding
-from progenitor.agents.trainer import LINE_EVENTS_PER_CANDIDATE, LOG_TAIL_LINES, TrainRecord, make_job, record_from
-from progenitor.candidate import Candidate
+from progenitor.candidate import Candidate, Champion, TrainRecord
+from progenitor.candidate.findings import Finding
+from progenitor.candidate.keys import CandidateKey
 from progenitor.compute.base import PACK_SECONDS, JobResult
+from progenitor.compute.jobs import LINE_EVENTS_PER_CANDIDATE, LOG_TAIL_LINES, make_job, record_from
 from progenitor.compute.outputs import unpack_outputs
 from progenitor.compute.pruning import PruneConfig, check_curve, read_curve
 from progenitor.errors import RunStopped
-from progenitor.keys import CandidateKey
-from progenitor.runs import read_json, write_json
-from progenitor.workflows.state import Champion, RunContext
+from progenitor.run.rundir import read_json, write_json
+from progenitor.workflows.state import RunContext
 
 __all__ = ["prune_config", "train"]
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 import time
 from typing import Any, Optional
 
-from progenitor.decisions import DecisionStore, Gate
-from progenitor.runs import now_iso
+from progenitor.oversight.store import DecisionStore, Gate
+from progenitor.run.rundir import now_iso
 from progenitor.workflows.state import RunContext
 
 __all__ = ["drive", "how_to_decide", "pending_request"]

@@ -8,9 +8,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from ray_fixtures import ray_local  # noqa: F401 - the fixture, for the ray entry
 
 from progenitor.compute import get_executor
+from tests.helpers.ray_fixtures import ray_local  # noqa: F401 - the fixture, for the ray entry
 
 EXECUTORS = ["local", pytest.param("ray", marks=pytest.mark.ray)]
 

@@ -10,10 +10,9 @@ import threading
 import time
 import uuid
 
-from ray_fixtures import outputs, processes_with, tree_archive
-
 from progenitor.compute.base import JobResult, TrainJob
 from progenitor.sandbox.base import Limits
+from tests.helpers.ray_fixtures import outputs, processes_with, tree_archive
 
 PY = sys.executable
 

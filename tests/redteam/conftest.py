@@ -10,8 +10,8 @@ from collections import defaultdict
 
 import pytest
 
-from redteam.attacks import ATTACKS
-from redteam.harness import Outcome, require_backend, run_group
+from tests.redteam.attacks import ATTACKS
+from tests.redteam.harness import Outcome, require_backend, run_group
 
 _RUNS: dict[tuple, Outcome] = {}
 _TALLY: dict[tuple[str, str], dict[str, list[str]]] = defaultdict(lambda: {"tried": [], "stopped": []})

@@ -25,11 +25,11 @@ from typing import Callable, Optional
 import numpy as np
 import pytest
 
-from progenitor.agents.safety.constitution import default_constitution_text
 from progenitor.api import get_lineage, start_run
+from progenitor.options import RunOptions
+from progenitor.task.constitution import default_constitution_text
 from progenitor.testing import make_repo, scripted, toy_task_files
-from progenitor.workflows.state import RunOptions
-from redteam.attacks import CONTROL_W, HONEST_CURVE, Attack, render
+from tests.redteam.attacks import CONTROL_W, HONEST_CURVE, Attack, render
 
 BACKENDS = ["process", pytest.param("docker", marks=pytest.mark.docker)]
 """Every sandbox backend the suite runs on; a new backend is one more entry."""
@@ -84,9 +84,8 @@ def require_backend(backend: str, request: pytest.FixtureRequest) -> None:
     """Skip a backend this machine cannot run, unless its marker was asked for (then it fails)."""
     if backend == "process":
         return
-    from conftest import skip_unless_docker
-
     from progenitor.sandbox import get_sandbox
+    from tests.conftest import skip_unless_docker
 
     check = get_sandbox(backend).check()
     skip_unless_docker(request.config, check.available, check.detail)
@@ -269,11 +268,12 @@ def build_repo(root: Path, layer: str, attacks: list[Attack], port: int, token: 
 def plant_links(repo: Path, attacks: list[Attack], proposals: list[dict], tokens: dict[str, str], gen: int) -> None:
     """Commit each linking attack's candidate on its ref before the run, as a coder that can
     write links would have (the run's coder finds the ref and takes the commit)."""
-    from progenitor.agents.base import AgentContext, Proposal
-    from progenitor.agents.offline_coder import OfflineCoder
-    from progenitor.keys import CandidateKey
+    from progenitor.agents.base import AgentContext
+    from progenitor.agents.coder.offline import OfflineCoder
+    from progenitor.candidate import Proposal
+    from progenitor.candidate.keys import CandidateKey
     from progenitor.lineage import Lineage
-    from progenitor.spec import load_spec
+    from progenitor.task.spec import load_spec
 
     lineage = Lineage(repo)
     for k, attack in enumerate(attacks):

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from redteam.attacks import ATTACKS, CONTROL_W, LAYERS, Attack, expect
-from redteam.harness import BACKENDS, DISK_BYTES, RUN_ID, Outcome
+from tests.redteam.attacks import ATTACKS, CONTROL_W, LAYERS, Attack, expect
+from tests.redteam.harness import BACKENDS, DISK_BYTES, RUN_ID, Outcome
 
 # Every attack through the real loop, in generations of real trainings: slow-marked, run by
 # `make test` (and CI) on both backends; the default suite keeps the unit checks of each rule.

@@ -38,9 +38,8 @@ def make_sandbox(name: str, request: pytest.FixtureRequest) -> Sandbox:
         from progenitor.sandbox.process import ProcessSandbox
 
         return ProcessSandbox(isolation="none" if name == "process-plain" else "unshare")
-    from conftest import skip_unless_docker
-
     from progenitor.sandbox.docker import DockerSandbox
+    from tests.conftest import skip_unless_docker
 
     sandbox = DockerSandbox()
     check = sandbox.check()

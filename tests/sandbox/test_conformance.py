@@ -10,7 +10,7 @@ import socket
 import threading
 import time
 
-from waiting import HOLDER, WAIT_READY, lock_released
+from tests.helpers.waiting import HOLDER, WAIT_READY, lock_released
 
 
 def test_exit_code_and_output_are_captured(box):

@@ -31,9 +31,8 @@ def job(request):
     """``job(command, **fields)`` -> the JobResult of ``command`` on this backend."""
     name = request.param
     if name == "docker":
-        from conftest import skip_unless_docker
-
         from progenitor.sandbox.docker import DockerSandbox
+        from tests.conftest import skip_unless_docker
 
         check = DockerSandbox().check()
         skip_unless_docker(request.config, check.available, check.detail)

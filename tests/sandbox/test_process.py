@@ -15,7 +15,6 @@ import time
 from pathlib import Path
 
 import pytest
-from waiting import HOLDER, WAIT_READY, lock_released, wait_for
 
 from progenitor.errors import SandboxError, UserError
 from progenitor.sandbox import get_sandbox
@@ -23,6 +22,7 @@ from progenitor.sandbox.base import Mount
 from progenitor.sandbox.env import fill_template
 from progenitor.sandbox.process import ProcessSandbox, isolation
 from progenitor.sandbox.process.bwrap import python_roots
+from tests.helpers.waiting import HOLDER, WAIT_READY, lock_released, wait_for
 
 BWRAP, BWRAP_WHY = isolation.probe_bwrap()
 needs_bwrap = pytest.mark.skipif(not BWRAP, reason=f"bubblewrap unusable here: {BWRAP_WHY}")

@@ -26,7 +26,7 @@ import threading
 import warnings
 from pathlib import Path
 
-from progenitor.agents.safety.findings import Finding
+from progenitor.candidate.findings import Finding
 
 SEVERITY_MAP: dict[tuple[str, str], str] = {
     ("LOW", "LOW"): "info", ("LOW", "MEDIUM"): "info", ("LOW", "HIGH"): "low",

@@ -19,7 +19,7 @@ re-exported by others), then:
 The source is parsed from bytes, so a coding cookie (``# coding: utf-7``) is decoded the
 way the interpreter would decode it.
 
-The siblings considered, and what catches each (tests/test_constitution.py and the red
+The siblings considered, and what catches each (tests/agents/safety/test_constitution.py and the red
 team's ``low-level-*`` attacks hold one case of each):
 
 - ``posix.system`` / ``fork`` / ``setsid`` / ``execv`` / ``posix_spawn`` / ``kill``, the same on
@@ -64,9 +64,9 @@ import fnmatch
 import re
 from typing import Optional
 
-from progenitor.agents.safety.constitution import Constitution
-from progenitor.agents.safety.findings import Finding, dedupe
 from progenitor.agents.safety.names import DYNAMIC_IMPORTERS, Resolver, canonical, const_str, normalize
+from progenitor.candidate.findings import Finding, dedupe
+from progenitor.task.constitution import Constitution
 
 _ABSOLUTE = re.compile(r"^(/|~/)[\w.~+@-]")
 _CLIMBS = re.compile(r"^\.\.(/|\\|$)")

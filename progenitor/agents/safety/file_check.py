@@ -12,7 +12,7 @@ Three rules are built in, whatever the constitution says (like protected paths):
   writer, reviewer) never follows one, and a promoted champion must not hold one for the
   next generation's tools to trip on; the constitution's ``symlinks`` entry only words the reason;
 - ``dependency-change`` (medium, escalates): a changed dependency manifest
-  (``progenitor.manifests``), which the next image build would resolve on the host: the
+  (``progenitor.task.manifests``), which the next image build would resolve on the host: the
   candidate may run, but only a person may promote it.
 
 The constitution's file patterns match case-insensitively (``*.SO`` is ``*.so``; on a
@@ -27,13 +27,13 @@ from collections import Counter
 from pathlib import Path, PurePosixPath
 from typing import Optional
 
-from progenitor import tree_files
-from progenitor.agents.safety.change import ChangedFile
-from progenitor.agents.safety.constitution import Constitution, FileRule
-from progenitor.agents.safety.findings import Finding
+from progenitor.agents.base import ChangedFile
+from progenitor.boundary import tree_files
+from progenitor.candidate.findings import Finding
 from progenitor.errors import UnsafePathError
-from progenitor.manifests import is_manifest
-from progenitor.spec import TaskSpec
+from progenitor.task.constitution import Constitution, FileRule
+from progenitor.task.manifests import is_manifest
+from progenitor.task.spec import TaskSpec
 
 SYMLINK_REASON = "a link is how a file reaches outside the candidate's tree"
 

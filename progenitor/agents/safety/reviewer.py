@@ -13,16 +13,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from progenitor import tree_files
+from progenitor.agents.base import ReviewInput
 from progenitor.agents.safety import file_check as fc
-from progenitor.agents.safety.change import ReviewInput, matches
 from progenitor.agents.safety.code_check import check_python
-from progenitor.agents.safety.constitution import Constitution, load_constitution
-from progenitor.agents.safety.findings import Finding, dedupe, most_severe_first
+from progenitor.boundary import tree_files
+from progenitor.candidate.findings import Finding, sort_findings
 from progenitor.errors import UnsafePathError
-from progenitor.spec import TaskSpec
+from progenitor.task.constitution import Constitution, load_constitution
+from progenitor.task.patterns import matches
+from progenitor.task.spec import TaskSpec
 
-__all__ = ["StaticReviewer", "blocking", "check_task", "needs_human", "review_candidate", "sort_findings"]
+__all__ = ["StaticReviewer", "check_task", "review_candidate"]
 
 
 def check_protected(inp: ReviewInput) -> list[Finding]:
@@ -110,21 +111,6 @@ def review_candidate(inp: ReviewInput) -> list[Finding]:
 
         findings += run_bandit(inp.candidate_tree, python_files)
     return sort_findings(findings)
-
-
-def sort_findings(findings: list[Finding]) -> list[Finding]:
-    """Findings of every reviewer as one report: repeats dropped, most severe first."""
-    return most_severe_first(dedupe(findings))
-
-
-def blocking(findings: list[Finding], block_at: str) -> list[Finding]:
-    """The findings that reject the candidate."""
-    return [f for f in findings if f.at_least(block_at)]
-
-
-def needs_human(findings: list[Finding]) -> bool:
-    """Must a person decide (a constitution change, a possible capability jump)?"""
-    return any(f.escalate for f in findings)
 
 
 class StaticReviewer:

@@ -18,7 +18,7 @@ image rather than becoming a multi-gigabyte CUDA download).
 
 Gathering wheels resolves and builds on the host, so a model repo whose dependency manifest
 a progenitor candidate changed last is built only with ``approve_dependencies=True`` (the
-CLI's ``--approve-dependencies``): a person's word, see ``progenitor.manifests``.
+CLI's ``--approve-dependencies``): a person's word, see ``progenitor.task.manifests``.
 """
 
 from __future__ import annotations
@@ -203,7 +203,7 @@ def _tag(base_id: str, requirements: str, pins: list[str], python: str) -> str:
 
 def check_dependencies(repo: Path, approved: bool, say: Log) -> None:
     """Refuse (``UserError``) to build from manifests a candidate changed, unless a person approved them."""
-    from progenitor.manifests import candidate_manifests
+    from progenitor.task.manifests import candidate_manifests
 
     changed = candidate_manifests(Path(repo))
     if not changed:

@@ -1,0 +1,133 @@
+"""The LLM architect: a language model reads the task, the research brief, the champion's
+code and the lineage, and proposes code changes, each with a hypothesis, a plan, the effect
+it expects and its risk.
+
+What it reads is chosen here, not by the model: the champion's editable files only (never
+protected ones, never the scorer's or the data preparation's code; the holdout labels are
+not in any tree), the lineage summarised when long, the human's comments. Its reply is JSON
+validated with pydantic; one that does not validate goes back to it with the error
+(``llm.repairs`` times). Pure: its calls are recorded on the session's meter, and the node
+charges them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from progenitor.agents import prompts
+from progenitor.agents.architect.journal import for_prompt
+from progenitor.agents.base import AgentContext, Baseline, Observation, ProposeContext
+from progenitor.agents.repo_view import read_brief, view
+from progenitor.candidate import Proposal
+from progenitor.errors import UserError
+from progenitor.llm.replies import ReplyError, parse_json
+from progenitor.task.search_space import check_value
+from progenitor.task.spec import TaskSpec
+
+__all__ = ["Draft", "Drafts", "LlmArchitect", "architect_prompt"]
+
+
+class Draft(BaseModel):
+    """One proposal as the model writes it."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    hypothesis: str = Field(min_length=1)
+    plan: str = Field(min_length=1)
+    expected_effect: str = ""
+    risk: str = ""
+    params: dict[str, Any] = {}
+
+
+class Drafts(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    proposals: list[Draft] = Field(min_length=1)
+
+
+def _check_params(drafts: Drafts, spec: TaskSpec) -> Drafts:
+    """Config values must be declared knobs within their ranges: said back to the model if not."""
+    space = spec.search_space
+    for i, draft in enumerate(drafts.proposals):
+        for name, value in draft.params.items():
+            if space is None or name not in space.params:
+                known = ", ".join(space.params) if space else "none"
+                raise ReplyError(f"proposals.{i}.params: {name!r} is not a config knob of this task (knobs: {known})")
+            _, problem = check_value(name, space.params[name], value)
+            if problem:
+                raise ReplyError(f"proposals.{i}.params: {problem}")
+    return drafts
+
+
+def _task(spec: TaskSpec) -> dict:
+    res = spec.train.resources
+    guards = []
+    for g in spec.guards:
+        bounds = [f">= {g.min}" if g.min is not None else "", f"<= {g.max}" if g.max is not None else "",
+                  f"no worse than the champion by more than {g.max_regression}" if g.max_regression is not None else ""]
+        guards.append(f"{g.metric} " + ", ".join(b for b in bounds if b))
+    return {"name": spec.name, "metric": spec.objective.metric, "goal": spec.objective.goal,
+            "target": spec.objective.target, "guards": guards, "train_command": spec.train.command,
+            "timeout": spec.train.timeout, "protected": spec.protected_paths,
+            "resources": f"{res.cpus:g} CPUs, {res.gpus:g} GPUs, {res.memory} memory"}
+
+
+def _knobs(spec: TaskSpec) -> list[str]:
+    if spec.search_space is None:
+        return []
+    out = []
+    for name, p in spec.search_space.params.items():
+        out.append(f"{name}: one of {p.choices}" if p.type == "categorical"
+                   else f"{name}: {p.type} in [{p.low:g}, {p.high:g}]{' (log scale)' if p.log else ''}")
+    return out
+
+
+def architect_prompt(ctx: ProposeContext) -> list[dict]:
+    """The conversation the architect starts each generation with."""
+    if ctx.champion_tree is None:
+        raise UserError("the LLM architect needs the champion's tree (ProposeContext.champion_tree)")
+    spec = ctx.spec
+    tree = view(ctx.champion_tree, spec)
+    journal, earlier = for_prompt(ctx.journal, spec.objective.goal)
+    champion = next((e for e in reversed(ctx.journal) if e.verdict == "promoted"), None)
+    return prompts.messages(
+        "architect", "user", task=_task(spec), gen=ctx.gen, count=ctx.count,
+        brief=read_brief(ctx.champion_tree, spec).strip(),
+        champion={"gen": champion.gen if champion else 0, "k": champion.k if champion else 0,
+                  "metrics": ctx.champion_metrics, "params": ctx.champion_params},
+        repo_map=[f.model_dump() for f in tree.files], files=tree.shown(), omitted=tree.omitted,
+        journal=journal, earlier=earlier, feedback=ctx.feedback, search_space=_knobs(spec),
+        search_space_file=spec.search_space.file if spec.search_space else "",
+    )
+
+
+class LlmArchitect:
+    """Proposes code changes with a language model (``llm.architect``, else ``llm.model``)."""
+
+    name = "llm"
+
+    def __init__(self, ctx: AgentContext):
+        self.spec = ctx.spec
+        self.llm = ctx.require_llm("llm architect")
+
+    def seed(self, baseline: Baseline) -> None:
+        pass  # it reads the champion's scores from each ProposeContext
+
+    def drafts(self, ctx: ProposeContext) -> list[Draft]:
+        """The model's drafts, at most ``ctx.count``."""
+        def parse(text: str) -> Drafts:
+            return _check_params(parse_json(text, Drafts), self.spec)
+
+        reply = self.llm.ask("architect", ctx.gen, None, architect_prompt(ctx), parse, json_reply=True,
+                             repair=lambda error: prompts.render("architect", "repair", error=error))
+        return reply.proposals[: ctx.count]
+
+    def propose(self, ctx: ProposeContext) -> list[Proposal]:
+        return [Proposal(gen=ctx.gen, k=k, hypothesis=d.hypothesis.strip(), plan=d.plan.strip(),
+                         expected=d.expected_effect.strip(), risk=d.risk.strip(), params=d.params, author=self.name)
+                for k, d in enumerate(self.drafts(ctx))]
+
+    def observe(self, proposal: Proposal, observation: Observation) -> None:
+        pass  # it reads what became of every proposal from the lineage journal

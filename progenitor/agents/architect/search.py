@@ -1,0 +1,119 @@
+"""The offline search architect: Optuna ask/tell over the task's declared ``search_space``.
+
+The default architect when no language model is configured, so that everything runs with no
+network and no API key. The study (seeded TPE) lives in the run directory as an Optuna
+journal, so a resumed run continues it; every trial carries the key of the candidate it
+became (``g<gen>/c<k>``), so results are told back by key and a resumed run never tells a
+trial twice. A proposal only sets config values; the offline coder writes them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from progenitor.agents.base import AgentContext, Baseline, Observation, ProposeContext
+from progenitor.candidate import Proposal
+from progenitor.candidate.keys import candidate_name
+from progenitor.errors import UserError
+from progenitor.task.search_space import outside_space
+from progenitor.task.spec import Param
+
+__all__ = ["SearchArchitect"]
+
+
+def _distribution(param: Param):
+    import optuna
+
+    if param.type == "categorical":
+        return optuna.distributions.CategoricalDistribution(param.choices)
+    if param.type == "int":
+        step = int(param.step or 1)
+        return optuna.distributions.IntDistribution(int(param.low), int(param.high), log=param.log, step=1 if param.log else step)
+    return optuna.distributions.FloatDistribution(param.low, param.high, log=param.log, step=None if param.log else param.step)
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+class SearchArchitect:
+    """Optuna ask/tell over the declared search space; the study lives in the run directory."""
+
+    name = "search"
+
+    def __init__(self, ctx: AgentContext):
+        spec = ctx.spec
+        if spec.search_space is None:
+            raise UserError("progenitor.yaml has no 'search_space': the offline search architect needs one (or configure an LLM architect)")
+        import optuna
+
+        from progenitor.agents.architect.sampler import make_sampler
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        self.space = spec.search_space
+        self.dists = {name: _distribution(p) for name, p in self.space.params.items()}
+        self.seed_value = ctx.seed
+        storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(ctx.workdir / "study.log")))
+        direction = "maximize" if spec.objective.goal == "maximize" else "minimize"
+        self.study = optuna.create_study(
+            storage=storage, study_name=ctx.run_id, direction=direction, load_if_exists=True,
+        )
+        # The sampler's random state is not stored with the study: seeding it with the number
+        # of trials so far keeps a run reproducible without a resumed run repeating itself.
+        self.study.sampler = make_sampler(ctx.seed + len(self.study.trials))
+
+    def seed(self, baseline: Baseline) -> None:
+        """Tell the study what the human baseline scored, once, if its values lie in the space."""
+        import optuna
+
+        if any(t.user_attrs.get("baseline") for t in self.study.trials):
+            return
+        params = baseline.params
+        if outside_space(self.space, params):
+            return  # the baseline sits outside the declared space: the search starts cold
+        values = {name: params[name] for name in self.dists}
+        try:
+            trial = optuna.trial.create_trial(params=values, distributions=self.dists, value=baseline.value,
+                                              user_attrs={"baseline": True})
+        except ValueError:
+            return
+        self.study.add_trial(trial)
+
+    def _fail_orphans(self) -> None:
+        """Trials asked for by a run that died before saving its proposals: told failed, so
+        that the sampler's constant liar does not weigh them forever."""
+        from optuna.trial import TrialState
+
+        for trial in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            self.study.tell(trial.number, state=TrialState.FAIL)
+
+    def propose(self, ctx: ProposeContext) -> list[Proposal]:
+        self._fail_orphans()  # every trial of earlier generations was told in promote
+        proposals = []
+        for k in range(ctx.count):
+            trial = self.study.ask(self.dists)
+            trial.set_user_attr("candidate", candidate_name(ctx.gen, k))
+            changes = [f"{n} {_fmt(ctx.champion_params.get(n, '?'))}->{_fmt(v)}"
+                       for n, v in trial.params.items() if ctx.champion_params.get(n) != v]
+            hypothesis = (f"search trial {trial.number}: " + (", ".join(changes) if changes else "re-run the champion's settings")
+                          + f" (TPE, seed {self.seed_value})")
+            if ctx.feedback:
+                hypothesis += f"; the human's last comment: {ctx.feedback[-1]}"
+            proposals.append(Proposal(gen=ctx.gen, k=k, hypothesis=hypothesis, params=dict(trial.params), author=self.name))
+        return proposals
+
+    def observe(self, proposal: Proposal, observation: Observation) -> None:
+        from optuna.trial import TrialState
+
+        key = candidate_name(proposal.gen, proposal.k)
+        trial = next((t for t in self.study.get_trials(deepcopy=False) if t.user_attrs.get("candidate") == key), None)
+        if trial is None or trial.state != TrialState.RUNNING:
+            return  # not one of ours, or told already (a resumed run)
+        if observation.status == "scored" and observation.value is not None:
+            self.study.tell(trial.number, observation.value)
+        elif observation.status == "pruned":
+            self.study.tell(trial.number, state=TrialState.PRUNED)
+        else:
+            self.study.tell(trial.number, state=TrialState.FAIL)
+
+

@@ -1,0 +1,89 @@
+"""The offline coder: turns a proposal into file changes with no language model.
+
+- config values (``proposal.params``) are written into the task's declared config file,
+  YAML, JSON or TOML, keys dotted for nesting, comments kept (``config_files``);
+- whole-file edits (``proposal.edits``) are written as given (scripted proposals, red-team
+  cases, and architects that write code themselves).
+
+Every read and write of the tree goes through ``progenitor.boundary.tree_files``: the tree is the
+champion's, so a link in it is never followed and git's own files are never touched. It never
+fixes a crashed candidate: without a model there is nothing to reason with.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Optional
+
+from progenitor.agents.base import AgentContext, CodeChange, Failure, FileEdit
+from progenitor.boundary import tree_files
+from progenitor.candidate import Proposal
+from progenitor.candidate.keys import candidate_name
+from progenitor.errors import ModelBehaviorError, UnsafePathError, UserError
+from progenitor.task.config_files import get_dotted, read_config, write_values
+from progenitor.task.search_space import validate_proposal
+from progenitor.task.spec import TaskSpec
+
+__all__ = ["OfflineCoder", "commit_message", "read_params"]
+
+
+def read_params(tree: Path, spec: TaskSpec) -> dict[str, Any]:
+    """Current values of the search-space keys in a tree's config file."""
+    if spec.search_space is None:
+        return {}
+    kind = tree_files.kind(tree, spec.search_space.file)
+    if kind is None:
+        return {}
+    if kind == "link":  # in the base: the run refuses to start rather than fail every candidate
+        raise UserError(f"search_space.file {spec.search_space.file!r} is a symbolic link; progenitor writes no "
+                        "file through a link, so name the file it points to")
+    data = read_config(tree, spec.search_space.file)
+    return {key: get_dotted(data, key) for key in spec.search_space.params}
+
+
+def commit_message(proposal: Proposal) -> str:
+    body = [f"Author: {proposal.author} architect"]
+    if proposal.params:
+        body.append("Values: " + json.dumps(proposal.params, sort_keys=True, default=str))
+    if proposal.edits:
+        body.append("Files: " + ", ".join(sorted(proposal.edits)))
+    return f"{candidate_name(proposal.gen, proposal.k)}: {proposal.hypothesis}\n\n" + "\n".join(body) + "\n"
+
+
+class OfflineCoder:
+    """Writes a proposal's values and file edits into a tree."""
+
+    name = "offline"
+
+    def __init__(self, ctx: AgentContext):
+        self.spec = ctx.spec
+
+    def apply(self, proposal: Proposal, tree: Path) -> CodeChange:
+        tree = tree.resolve()
+        edits = []
+        for rel, content in proposal.edits.items():
+            # tree_files refuses git's own files in any spelling (the worktree's .git file points
+            # at the model repo: an edit there could move the user's branches), links and '..'.
+            try:
+                if content is None:
+                    tree_files.remove(tree, rel)
+                else:
+                    tree_files.write_text(tree, rel, content)
+            except UnsafePathError as exc:
+                raise ModelBehaviorError(f"edit target {exc}") from None
+            except (OSError, UnicodeError) as exc:
+                raise ModelBehaviorError(f"edit of {rel!r} failed: {getattr(exc, 'strerror', None) or exc}") from None
+            edits.append(FileEdit(path=rel, action="delete" if content is None else "write"))
+        if proposal.params:
+            space = self.spec.search_space
+            if space is None:
+                raise UserError("a proposal sets config values but progenitor.yaml has no search_space.file")
+            # A link here is the champion's, not this proposal's doing: an UnsafePathError
+            # (a CandidateError) fails the candidate without asking the coder again.
+            write_values(tree, space.file, validate_proposal(space, proposal.params))
+            edits.append(FileEdit(path=space.file))
+        return CodeChange(message=commit_message(proposal), edits=edits)
+
+    def fix(self, proposal: Proposal, tree: Path, failure: Failure) -> Optional[CodeChange]:
+        return None

@@ -1,0 +1,54 @@
+"""A run's lineage read back: every candidate's record, from the git notes (so that a clone of
+the lineage with no run directory reads the same) and from the run directory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+from progenitor.candidate import Candidate, CandidateKey
+from progenitor.candidate.keys import base_ref, champion_ref
+from progenitor.errors import UserError
+from progenitor.lineage.git import Lineage
+from progenitor.run.rundir import find_run, read_json
+
+__all__ = ["read_lineage"]
+
+
+def read_lineage(run_id: str, repo: Optional[Path] = None) -> dict:
+    """Every candidate of a run with its record, plus base and champion.
+
+    Records come from the git notes (so a clone of the lineage, with no run directory, reads
+    the same), and from the run directory for proposals that never became a commit. Records
+    of any schema are read (``Candidate.from_record``)."""
+    try:
+        run = find_run(run_id, repo)
+        root, meta = run.repo_root, run.meta
+    except UserError:
+        root = Path(repo) if repo else Path.cwd()
+        if not Lineage(root).refs(run_id):
+            raise
+        run, meta = None, {}
+    git = Lineage(root)
+    refs = git.refs(run_id)
+    candidates: dict[tuple[int, int], Candidate] = {}
+    for ref, sha in refs.items():
+        try:
+            key = CandidateKey.parse(ref)
+        except ValueError:
+            continue  # base, champion
+        note = git.read_note(sha)
+        if note:
+            candidates[(key.gen, key.k)] = Candidate.from_record(note).model_copy(update={"sha": sha, "ref": ref})
+    if run is not None:
+        # A proposal the coder could not commit has no commit to carry a note: its record lives
+        # in the run directory only. So does a record not final yet (the run is under way).
+        for path in run.records():
+            cand = Candidate.from_record(read_json(path) or {})
+            if (cand.gen, cand.k) not in candidates:
+                candidates[(cand.gen, cand.k)] = cand
+    return {
+        "run": run_id, "repo": str(root), "base": refs.get(base_ref(run_id)),
+        "champion": refs.get(champion_ref(run_id)), "baseline": meta.get("baseline"),
+        "candidates": [candidates[key].record() for key in sorted(candidates)],
+    }

@@ -1,0 +1,646 @@
+"""The task spec: what ``progenitor.yaml`` at a model repo's root declares.
+
+Every model is ``extra="forbid"`` so that a misspelt key is an error, not a silent
+default. ``load_spec`` turns pydantic's errors into one sentence that names the file, the
+field, the bad value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import re
+from pathlib import Path
+from types import UnionType
+from typing import Annotated, Any, Literal, Optional, TypeVar, Union, get_args, get_origin
+
+import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from progenitor.errors import SpecError
+from progenitor.task.placeholders import ALLOWED, check_placeholders
+
+SPEC_FILE = "progenitor.yaml"
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*$", re.IGNORECASE)
+_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
+
+
+def parse_size(value: Union[str, int]) -> int:
+    """``"2g"`` -> bytes. Integers are taken as bytes."""
+    if isinstance(value, int):
+        return value
+    match = _SIZE.match(str(value))
+    if not match:
+        raise ValueError(f"{value!r} is not a size; write it like 512m or 2g")
+    number, unit = match.groups()
+    return int(float(number) * _UNITS[unit.lower()])
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _placeholders(field: str):
+    """A validator: the command uses only the placeholders its field allows."""
+
+    def check(cls, v: str) -> str:
+        check_placeholders(v, ALLOWED[field])
+        return v
+
+    return field_validator(field.split(".")[-1])(classmethod(check))
+
+
+class Objective(_Strict):
+    metric: str
+    """Name of the scorer's metric that selection optimises (e.g. ``accuracy``)."""
+    goal: Literal["maximize", "minimize"] = "maximize"
+    """Whether a larger or a smaller value is better."""
+    target: Optional[float] = None
+    """Stop the run once the champion reaches this value (optional)."""
+    min_delta: float = 0.0
+    """A candidate must beat the champion by more than this to be promoted."""
+    range: Optional[tuple[float, float]] = None
+    """The range one example's score lies in, when the metric is a mean over examples
+    (accuracy: [0, 1]). With it, the summary bounds how much of a gain the luck of selecting
+    among many candidates on one holdout could explain."""
+
+    @model_validator(mode="after")
+    def _range(self) -> "Objective":
+        if self.range is not None and not self.range[0] < self.range[1]:
+            raise ValueError(f"'range' {list(self.range)} must be [low, high] with low < high")
+        return self
+
+    def better(self, a: float, b: float) -> bool:
+        """Is ``a`` better than ``b`` by more than ``min_delta``?"""
+        return a > b + self.min_delta if self.goal == "maximize" else a < b - self.min_delta
+
+    def reached(self, value: float) -> bool:
+        if self.target is None:
+            return False
+        return value >= self.target if self.goal == "maximize" else value <= self.target
+
+
+class Resources(_Strict):
+    cpus: float = Field(1.0, gt=0)
+    """CPU cores for one candidate's training (fractions allowed)."""
+    gpus: float = Field(0.0, ge=0)
+    """GPUs for one candidate's training (fractions allowed with Ray)."""
+    memory: str = "2g"
+    """Memory limit, like ``512m`` or ``2g``."""
+    processes: int = Field(512, ge=1)
+    """Most processes/threads the candidate may start (stops fork bombs)."""
+    disk: str = "2g"
+    """Disk quota of the candidate's tree and outputs while it trains, like ``512m``; a candidate
+    that reaches it is killed with the status ``disk``."""
+    files: int = Field(100_000, ge=16)
+    """Most files and directories its tree and outputs may hold while it trains (part of the quota)."""
+    outputs: str = "256m"
+    """Most bytes of outputs brought back to the scorer, tar headers counted; more is cut, and
+    the candidate's reason says so."""
+
+    @field_validator("memory", "disk", "outputs")
+    @classmethod
+    def _size(cls, v: str) -> str:
+        if parse_size(v) < 1 << 20:
+            raise ValueError(f"{v!r} is below 1m; write it like 512m or 2g")
+        return v
+
+    @property
+    def memory_bytes(self) -> int:
+        return parse_size(self.memory)
+
+    @property
+    def disk_bytes(self) -> int:
+        return parse_size(self.disk)
+
+    @property
+    def output_bytes(self) -> int:
+        return parse_size(self.outputs)
+
+
+class EarlyStop(_Strict):
+    metric: str
+    """Key in the candidate's progress lines (e.g. ``val_accuracy``) compared with the champion's curve."""
+    trusted_metric: Optional[str] = None
+    """The scorer metric that checks the champion's curve before it prunes anyone (default:
+    ``metric`` itself): its last point must lie within ``scorer.self_report_gap`` of it. A
+    curve the scorer cannot check is not used (early stopping is off for that generation)."""
+    goal: Literal["maximize", "minimize"] = "maximize"
+    """Whether a larger or a smaller value of ``metric`` is better."""
+    rule: Literal["wilcoxon", "median"] = "wilcoxon"
+    """Optuna pruner that decides: a signed-rank test over shared steps, or the median rule."""
+    margin: float = Field(0.0, ge=0)
+    """How far behind the champion, in the metric's units, counts as clearly behind."""
+    warmup_steps: int = Field(3, ge=1)
+    """Progress points a candidate reports before it may be stopped."""
+
+
+class Train(_Strict):
+    command: str
+    """Shell command run in the candidate's sandbox; ``{data}``, ``{out}`` and ``{tree}`` are filled in."""
+    timeout: float = Field(600.0, gt=0)
+    """Wall-clock seconds before the candidate is killed."""
+    resources: Resources = Resources()
+    """What one candidate's training may use."""
+    progress: Optional[str] = "progress.jsonl"
+    """File in ``{out}`` where the candidate may append intermediate metrics as JSON lines."""
+    early_stop: Optional[EarlyStop] = None
+    """Stop a candidate that is clearly behind the champion at the same step (needs ``progress``)."""
+
+    _command = _placeholders("train.command")
+
+
+class TestSplit(_Strict):
+    inputs: str
+    """File in ``{data}`` with the test split's inputs: visible to candidates, which predict on it."""
+    labels: str
+    """File in ``{data}`` with the test split's labels: seen only by the trusted scorer."""
+
+
+class Data(_Strict):
+    prepare: str
+    """Trusted command (from the base commit) that writes the data splits into ``{data}``, once per run."""
+    visible: list[str] = ["train*", "holdout_inputs*"]
+    """Glob patterns of files in ``{data}`` that a candidate may read; everything else stays hidden."""
+    timeout: float = Field(600.0, gt=0)
+    """Wall-clock seconds the prepare command may take."""
+    test: Optional[TestSplit] = None
+    """A final test split the loop never selects on: scored for the baseline and for each
+    champion when it is promoted, so the run's last number is an honest one."""
+
+    _prepare = _placeholders("data.prepare")
+
+
+class Predictions(_Strict):
+    file: str = "predictions.npy"
+    """File in the candidate's ``{out}`` that holds its predictions (``.npy``)."""
+    match: Optional[str] = None
+    """Data file (e.g. ``holdout_labels.npy``) whose length the predictions must have."""
+
+
+class TestScorer(_Strict):
+    command: str
+    """Trusted command that scores the test split (``{out}``, ``{data}`` filled in), printing
+    ``metric: value`` lines like the holdout's scorer; its metrics are recorded as ``test_<metric>``."""
+    predictions: Optional[Predictions] = None
+    """What progenitor checks before the test scorer runs (e.g. ``{file: test_predictions.npy, match: test_labels.npy}``)."""
+
+
+class Scorer(_Strict):
+    command: str
+    """Trusted command (from the base commit) that prints ``metric: value`` lines or a JSON
+    object line (``{"rmse": 54.9}``); ``{data}`` and ``{out}`` are filled in."""
+    timeout: float = Field(300.0, gt=0)
+    """Wall-clock seconds the scorer may take."""
+    predictions: Optional[Predictions] = Predictions()
+    """What progenitor checks before the scorer runs (missing, NaN, infinite, mis-shaped)."""
+    self_report_gap: float = Field(0.05, ge=0)
+    """A gap larger than this between what the candidate printed and what the scorer measured is a finding."""
+    test: Optional[TestScorer] = None
+    """How the test split (``data.test``) is scored."""
+
+    _command = _placeholders("scorer.command")
+
+
+class Param(_Strict):
+    type: Literal["int", "float", "categorical"]
+    """Kind of knob."""
+    low: Optional[float] = None
+    high: Optional[float] = None
+    log: bool = False
+    """Sample on a log scale (int and float)."""
+    step: Optional[float] = None
+    choices: Optional[list[Any]] = None
+    """Allowed values (categorical)."""
+
+    @model_validator(mode="after")
+    def _check(self) -> "Param":
+        if self.type == "categorical":
+            if not self.choices:
+                raise ValueError("a categorical parameter needs a non-empty 'choices' list")
+        else:
+            if self.low is None or self.high is None:
+                raise ValueError(f"an {self.type} parameter needs 'low' and 'high'")
+            if self.low >= self.high:
+                raise ValueError(f"'low' ({self.low}) must be below 'high' ({self.high})")
+            if self.log and self.low <= 0:
+                raise ValueError("a log-scale parameter needs 'low' > 0")
+        return self
+
+
+class SearchSpace(_Strict):
+    file: str
+    """The config file (YAML, JSON or TOML) the offline coder writes values into."""
+    params: dict[str, Param]
+    """Knobs by (dotted) key in that file."""
+
+    @field_validator("file")
+    @classmethod
+    def _suffix(cls, v: str) -> str:
+        if Path(v).suffix.lower() not in (".yaml", ".yml", ".json", ".toml"):
+            raise ValueError(f"{v!r} must be a .yaml, .yml, .json or .toml file")
+        return v
+
+
+class Guard(_Strict):
+    metric: str
+    """Scorer metric the guard watches."""
+    min: Optional[float] = None
+    """The metric may not go below this."""
+    max: Optional[float] = None
+    """The metric may not go above this."""
+    max_regression: Optional[float] = None
+    """How much worse than the champion's value it may get (in the guard's ``goal`` direction)."""
+    max_drift: Optional[float] = None
+    """How much worse than the human baseline's value it may get, however many small steps it
+    took to get there (default: ``max_regression``)."""
+    goal: Literal["maximize", "minimize"] = "maximize"
+
+    @model_validator(mode="after")
+    def _some_bound(self) -> "Guard":
+        if self.min is None and self.max is None and self.max_regression is None and self.max_drift is None:
+            raise ValueError("a guard needs at least one of 'min', 'max', 'max_regression' or 'max_drift'")
+        return self
+
+
+class Budget(_Strict):
+    generations: int = Field(3, ge=1)
+    """Turns of the loop."""
+    candidates: int = Field(4, ge=1, le=64)
+    """Candidates proposed per generation."""
+    cpu_hours: Optional[float] = Field(None, gt=0)
+    """Stop after the generation in which the run's sandbox CPU-hours reach this."""
+    gpu_hours: Optional[float] = Field(None, gt=0)
+    """Stop after the generation in which the run's sandbox GPU-hours reach this."""
+    wall_hours: Optional[float] = Field(None, gt=0)
+    """Stop after the generation in which the run's wall time reaches this."""
+    dollars: Optional[float] = Field(None, gt=0)
+    """Stop after the generation in which LLM spend reaches this."""
+
+
+class TrainingCost(_Strict):
+    cpu_hours: Optional[float] = Field(None, ge=0)
+    """Estimated sandbox CPU-hours of a generation's training."""
+    gpu_hours: Optional[float] = Field(None, ge=0)
+    """Estimated sandbox GPU-hours of a generation's training."""
+    dollars: Optional[float] = Field(None, ge=0)
+    """Estimated LLM dollars of a generation (the last generation's spend)."""
+
+    @model_validator(mode="after")
+    def _some_bound(self) -> "TrainingCost":
+        if self.cpu_hours is None and self.gpu_hours is None and self.dollars is None:
+            raise ValueError("give at least one of 'cpu_hours', 'gpu_hours' or 'dollars'")
+        return self
+
+
+class Oversight(_Strict):
+    mode: Literal["auto", "approver", "auditor"] = "auto"
+    """auto: decide by policy, and ask a person when a rule fires; approver: a person approves every
+    promotion (and costly training); auditor: never wait, record everything, revert afterwards."""
+    max_jump: Optional[float] = None
+    """Escalate when the objective improves by more than this in one generation."""
+    perfect: Union[float, Literal["auto"], None] = "auto"
+    """The objective's perfect value, for the capability-jump checks. ``auto``: 0 for a minimized
+    metric whose baseline is at least 0 (an error, a loss), 1 for a maximized one whose baseline
+    lies in [0, 1] (an accuracy, an F1); a number sets it; null: the metric has none."""
+    max_gain_ratio: Optional[float] = Field(100.0, gt=1)
+    """While the lineage has no past gain to compare with (the first generation), a candidate
+    that gets this many times closer to the perfect value than the champion is escalated as a
+    possible capability jump (a perfect score from an imperfect champion always is). null: off."""
+    approve_training_above: Optional[TrainingCost] = None
+    """approver: ask a person before training a generation whose estimated cost is above any of these."""
+    max_param_growth: Optional[float] = Field(None, gt=1)
+    """Escalate when ``params_metric`` grows by more than this factor over the champion's."""
+    params_metric: str = "params"
+    """The scorer's metric that counts a model's parameters (for ``max_param_growth``)."""
+    max_cost_growth: Optional[float] = Field(None, gt=1)
+    """Escalate when a candidate's training cost (CPU- plus GPU-seconds) grows by more than this factor
+    over the champion's."""
+    poll_seconds: float = Field(0.5, gt=0, le=60)
+    """How often a waiting run looks for a decision made elsewhere."""
+
+
+Severity = Literal["info", "low", "medium", "high", "critical"]
+"""How grave a safety finding is, least to most."""
+
+
+class Safety(_Strict):
+    constitution: Optional[str] = None
+    """Protected file with the machine-checkable rules every generation inherits."""
+    block_at: Severity = "high"
+    """Findings at or above this severity reject a candidate before it runs."""
+    bandit: bool = True
+    """Run bandit on changed Python files."""
+
+
+class Agents(_Strict):
+    architect: str = "search"
+    """Who proposes candidates: ``search`` (offline: Optuna over ``search_space``), ``llm`` (a language
+    model reasons over the lineage and proposes code changes), ``mixed`` (the model proposes code
+    changes, the search tunes their knobs) or another registered architect."""
+    coder: str = "offline"
+    """Who turns a proposal into a commit: ``offline`` (writes config values and given file edits),
+    ``llm`` (a language model edits the code, and gets one fix attempt per training crash) or another
+    registered coder."""
+    reviewers: list[str] = []
+    """Reviewers added to the static review, which every candidate always gets (``llm``: a
+    constitutional review of the diff by a language model)."""
+    brief: Optional[str] = None
+    """Protected file with the human's research brief (goals, ideas worth trying, no-go areas) that
+    the LLM architect reads first, like autoresearch's ``program.md``."""
+
+
+LLM_AGENTS = {"architect": ("llm", "mixed"), "coder": ("llm",), "reviewer": ("llm",)}
+"""The built-in agents that call a language model, by role: they need an ``llm:`` section."""
+
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class Endpoint(_Strict):
+    """A model and where to reach it."""
+
+    model: str = Field(min_length=1)
+    """litellm's name for it: ``openai/gpt-4o-mini``, ``anthropic/claude-sonnet-4-5``, ``ollama/qwen2.5-coder``,
+    ``hosted_vllm/<name>`` (with ``api_base``), ..."""
+    api_base: Optional[str] = None
+    """The server's URL (local models: Ollama, vLLM, any OpenAI-compatible server); default: ``llm.api_base``."""
+    api_key_env: Optional[str] = None
+    """Name of the environment variable that holds its key, never the key itself; default:
+    ``llm.api_key_env``, else the provider's usual variable (``OPENAI_API_KEY``, ...), read by litellm."""
+
+    @field_validator("api_key_env")
+    @classmethod
+    def _env_name(cls, v: Optional[str]) -> Optional[str]:
+        if v is not None and not _ENV_NAME.match(v):
+            raise ValueError("must be the name of an environment variable (like OPENAI_API_KEY), never the key itself")
+        return v
+
+
+def _model_ref(value: Any) -> Any:
+    if isinstance(value, str):
+        return {"model": value}
+    if isinstance(value, (dict, Endpoint)):
+        return value
+    raise ValueError("must be a model name like openai/gpt-4o-mini, or a mapping {model, api_base, api_key_env}")
+
+
+ModelRef = Annotated[Endpoint, BeforeValidator(_model_ref)]
+"""A model by its litellm name (``openai/gpt-4o-mini``), or with its own endpoint (``{model, api_base, api_key_env}``)."""
+
+
+class Price(_Strict):
+    """What a model costs, for models litellm has no price for (local ones, new ones)."""
+
+    input: float = Field(ge=0)
+    """Dollars per million prompt tokens."""
+    output: float = Field(ge=0)
+    """Dollars per million completion tokens."""
+
+
+class Llm(_Strict):
+    """The language models of the LLM agents (litellm). Keys come from the environment only."""
+
+    model: Optional[ModelRef] = None
+    """The default model of every role."""
+    architect: Optional[ModelRef] = None
+    """The architect's model (default: ``model``)."""
+    coder: Optional[ModelRef] = None
+    """The coder's model (default: ``model``)."""
+    reviewer: Optional[ModelRef] = None
+    """The reviewer's model (default: ``model``)."""
+    api_base: Optional[str] = None
+    """Default server URL of every model that names none."""
+    api_key_env: Optional[str] = None
+    """Default name of the environment variable holding the key (never the key itself)."""
+    fallbacks: list[ModelRef] = []
+    """Models litellm tries, in order, when a call to the role's model fails (after its retries)."""
+    timeout: float = Field(120.0, gt=0)
+    """Seconds one request may take (litellm's ``timeout``)."""
+    retries: int = Field(2, ge=0, le=10)
+    """Retries of a failed request, with backoff (litellm's ``num_retries``)."""
+    repairs: int = Field(2, ge=0, le=5)
+    """Times a reply that does not validate is sent back to the model with the validation error."""
+    edit_attempts: int = Field(3, ge=1, le=10)
+    """Times the coder may answer with edits; one that does not apply goes back with the exact error."""
+    max_tokens: int = Field(4096, ge=1)
+    """Most tokens of one reply."""
+    temperature: Optional[float] = Field(0.2, ge=0, le=2)
+    """Sampling temperature (None: the provider's default)."""
+    json_mode: bool = True
+    """Ask for JSON replies (``response_format``) where a reply is structured; turn off for servers that refuse it."""
+    prices: dict[str, Price] = {}
+    """Prices by model name, for models litellm cannot price (else they count as $0, with a warning)."""
+
+    @field_validator("api_key_env")
+    @classmethod
+    def _env_name(cls, v: Optional[str]) -> Optional[str]:
+        return Endpoint._env_name(v)
+
+    def chain(self, role: str) -> list[Endpoint]:
+        """The role's model, then the fallbacks, each with its endpoint filled in."""
+        first = getattr(self, role) or self.model
+        if first is None:
+            return []
+        return [self._endpoint(ref) for ref in [first, *self.fallbacks]]
+
+    def _endpoint(self, ep: Endpoint) -> Endpoint:
+        return ep.model_copy(update={"api_base": ep.api_base or self.api_base,
+                                     "api_key_env": ep.api_key_env or self.api_key_env})
+
+    def models(self) -> list[Endpoint]:
+        """Every distinct model configured (doctor checks each)."""
+        seen: dict[str, Endpoint] = {}
+        for role in ("architect", "coder", "reviewer"):
+            for ep in self.chain(role):
+                seen.setdefault(ep.model, ep)
+        return list(seen.values())
+
+
+class SandboxConfig(_Strict):
+    backend: Literal["auto", "process", "docker"] = "auto"
+    """Where candidates run: docker when a daemon answers, else process."""
+    image: Optional[str] = None
+    """Docker image for this task (default: built by ``progenitor sandbox build``)."""
+
+
+class TaskSpec(_Strict):
+    name: str
+    """Short name of the task."""
+    objective: Objective
+    data: Data
+    train: Train
+    scorer: Scorer
+    protected: list[str] = []
+    """Paths (globs) a candidate may not change; progenitor.yaml is always protected."""
+    search_space: Optional[SearchSpace] = None
+    guards: list[Guard] = []
+    budget: Budget = Budget()
+    oversight: Oversight = Oversight()
+    safety: Safety = Safety()
+    agents: Agents = Agents()
+    """Which registered implementation plays each agent role."""
+    llm: Optional[Llm] = None
+    """The language models of the LLM agents; without it everything runs offline."""
+    sandbox: SandboxConfig = SandboxConfig()
+    seed: int = 0
+    """Seed of the search architect."""
+
+    @model_validator(mode="after")
+    def _test_split(self) -> "TaskSpec":
+        if (self.data.test is None) != (self.scorer.test is None):
+            raise ValueError("a test split needs both 'data.test' (its files) and 'scorer.test' (how it is scored)")
+        test = self.data.test
+        if test is not None:
+            if any(fnmatch.fnmatch(test.labels, pattern) for pattern in self.data.visible):
+                raise ValueError(f"data.visible would show the test labels {test.labels!r} to candidates")
+            if not any(fnmatch.fnmatch(test.inputs, pattern) for pattern in self.data.visible):
+                raise ValueError(f"data.visible must include the test inputs {test.inputs!r}: candidates predict on them")
+        return self
+
+    @property
+    def protected_paths(self) -> list[str]:
+        """Declared protected paths plus the files progenitor always protects."""
+        always = [SPEC_FILE]
+        if self.safety.constitution:
+            always.append(self.safety.constitution)
+        if self.agents.brief:
+            always.append(self.agents.brief)
+        return list(dict.fromkeys([*always, *self.protected]))
+
+
+def _field_path(loc: tuple) -> str:
+    parts: list[str] = []
+    for item in loc:
+        if isinstance(item, int):
+            parts.append(f"[{item}]")
+        elif item in ("function-after", "function-before") or "[" in str(item):
+            continue
+        else:
+            parts.append(("." if parts else "") + str(item))
+    return "".join(parts) or "(top level)"
+
+
+def _allowed(err: dict) -> str:
+    ctx = err.get("ctx") or {}
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        return "remove it or check its spelling"
+    if kind == "missing":
+        return "add it"
+    if kind == "literal_error" and "expected" in ctx:
+        return f"allowed: {ctx['expected']}"
+    if "error" in ctx:
+        return ""
+    return err["msg"][0].lower() + err["msg"][1:]
+
+
+_SECRET_FIELDS = ("api_key", "key", "token", "api_key_env")
+
+
+def _unwrap(tp: Any) -> Any:
+    """``Optional[X]`` -> ``X``: the model a nullable field holds."""
+    if get_origin(tp) in (Union, UnionType):
+        members = [a for a in get_args(tp) if a is not type(None)]
+        if len(members) == 1:
+            return members[0]
+    return tp
+
+
+def _is_model(tp: Any) -> bool:
+    return isinstance(tp, type) and issubclass(tp, BaseModel)
+
+
+def fields_at(model: type[BaseModel], loc: tuple) -> list[str]:
+    """The field names valid at ``loc`` (an error's location, its last item the bad key), by
+    walking the model's annotations through nested models, lists and dicts."""
+    tp: Any = model
+    for part in loc[:-1]:
+        tp = _unwrap(tp)
+        if _is_model(tp) and part in tp.model_fields:
+            tp = tp.model_fields[part].annotation
+        elif get_origin(tp) in (list, tuple, set) and isinstance(part, int):
+            tp = get_args(tp)[0]
+        elif get_origin(tp) is dict:
+            tp = get_args(tp)[1]
+        elif isinstance(part, str) and ("[" in part or part.startswith("function-")):
+            continue  # pydantic's own tags (validators, union members)
+        else:
+            return []
+    tp = _unwrap(tp)
+    return list(tp.model_fields) if _is_model(tp) else []
+
+
+def did_you_mean(name: str, choices: list[str]) -> str:
+    """``"did you mean 'hidden'?"`` for the nearest of ``choices``, or ``""``."""
+    near = difflib.get_close_matches(name, choices, n=1)
+    return f"did you mean '{near[0]}'?" if near else ""
+
+
+def describe_validation_error(source: str, exc: ValidationError, model: Optional[type[BaseModel]] = None) -> str:
+    """One sentence for the first error, mentioning how many more there are. With ``model``
+    (the one validated), an unknown key gets the nearest valid name at its level."""
+    errors = exc.errors()
+    err = errors[0]
+    field = _field_path(err["loc"])
+    kind = err["type"]
+    if kind == "missing":
+        text = f"{source}: required field '{field}' is missing; add it"
+    elif kind == "extra_forbidden" and field.split(".")[-1] in _SECRET_FIELDS:
+        text = (f"{source}: unknown field '{field}'; keys are never written in progenitor.yaml: name the "
+                f"environment variable that holds it with api_key_env")
+    elif kind == "extra_forbidden":
+        valid = fields_at(model, err["loc"]) if model is not None else []
+        hint = did_you_mean(str(err["loc"][-1]), valid)
+        text = f"{source}: unknown field '{field}'; " + (hint or "remove it or check its spelling")
+    else:
+        reason = str((err.get("ctx") or {}).get("error") or "")
+        allowed = _allowed(err)
+        # A value where a key's name belongs may be the key itself: never echo it.
+        value = "(not shown)" if field.split(".")[-1] in _SECRET_FIELDS else repr(err.get("input"))
+        text = f"{source}: field '{field}' has bad value {value}"
+        text += f": {reason}" if reason else (f" ({allowed})" if allowed else "")
+    if len(errors) > 1:
+        text += f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})"
+    return text
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def validate_file(model: type[M], data: Any, source: str, error: type[Exception], of: str = "fields") -> M:
+    """``data`` (a file's parsed top level) as ``model``; a problem is one ``error`` naming ``source``."""
+    if not isinstance(data, dict):
+        raise error(f"{source}: expected a mapping of {of} at the top level, got {type(data).__name__}")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise error(describe_validation_error(source, exc, model)) from None
+
+
+def parse_spec(data: Any, source: str = SPEC_FILE) -> TaskSpec:
+    return validate_file(TaskSpec, data, source, SpecError)
+
+
+def load_spec(path: Union[str, Path]) -> TaskSpec:
+    """Read and validate a ``progenitor.yaml`` (a file, or a directory holding one)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / SPEC_FILE
+    if not path.exists():
+        raise SpecError(f"{path}: not found; run 'progenitor init {path.parent}' to write a template")
+    return load_spec_text(path.read_text(encoding="utf-8"), str(path))
+
+
+def load_yaml(text: str, source: str, error: type = SpecError) -> Any:
+    """Parse YAML; a syntax error is one ``error`` naming ``source`` and the line."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise error(f"{source}: not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
+
+
+def load_spec_text(text: str, source: str = SPEC_FILE) -> TaskSpec:
+    return parse_spec(load_yaml(text, source), source)

@@ -1,0 +1,177 @@
+"""The nodes that decide: select ranks the scored candidates, oversight decides about the
+best one by policy (and records it in the audit log) or asks a person at the promotion gate
+(``gates``), promote moves the champion, finalises every candidate's record (its git note),
+tells the architect, and loops or ends."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from progenitor.agents import safety
+from progenitor.agents.base import Observation
+from progenitor.candidate import Candidate, Champion
+from progenitor.candidate.keys import CandidateKey, generation_name
+from progenitor.evaluation import after_scoring
+from progenitor.lineage import champion_ref
+from progenitor.oversight import policy
+from progenitor.oversight.policy import PolicyDecision, Selection
+from progenitor.workflows.llm_usage import candidate_cost
+from progenitor.workflows.nodes import dump, record_escalations, save, test_metrics
+from progenitor.workflows.state import GenerationSummary, RunContext, RunState
+
+__all__ = ["after_oversight", "after_promote", "oversight", "promote", "select"]
+
+
+# -- select -----------------------------------------------------------------------------------
+def select(ctx: RunContext, state: RunState) -> dict:
+    objective = ctx.spec.objective
+    champion = ctx.champion(state)
+    ranked, out = [], []
+    for cand in ctx.candidates(state):
+        if cand.status == "scored" and not cand.guard_failed:  # checked once (a generation may loop after an edit)
+            broken = after_scoring.check_guards(ctx.spec, cand.metrics, champion.metrics, state["baseline"]["metrics"])
+            if broken:
+                cand = cand.with_(findings=[*cand.findings, *broken], guard_failed=broken[0].message)
+                save(ctx, cand)
+            else:
+                ranked.append(cand)
+        out.append(cand)
+    sign = 1 if objective.goal == "maximize" else -1
+    ranked.sort(key=lambda c: sign * c.value, reverse=True)
+    selection = None
+    if ranked:
+        best = ranked[0]
+        current = champion.metrics[objective.metric]
+        selection = Selection(k=best.k, sha=best.sha, value=best.value, champion_value=current,
+                              improves=objective.better(best.value, current),
+                              reason=f"{objective.metric} {best.value:.4g} vs champion {current:.4g}")
+    ctx.emit("select", gen=state["generation"], selection=selection.model_dump() if selection else None)
+    return {"candidates": dump(out), "selection": selection.model_dump() if selection else None}
+
+
+# -- oversight --------------------------------------------------------------------------------
+def _growth(ctx: RunContext, state: RunState, cand: Candidate) -> Candidate:
+    """The chosen candidate with the growth rules' findings (parameters, training cost) added once."""
+    if any(f.rule in ("param-growth", "cost-growth") for f in cand.findings):
+        return cand
+    champion = ctx.champion(state)
+
+    def cost(job: str) -> Optional[float]:
+        spent = ctx.ledger.candidate(job) if ctx.ledger is not None else None
+        return spent.cpu_seconds + spent.gpu_seconds if spent else None
+
+    found = policy.growth_findings(ctx.spec, cand.metrics, champion.metrics, cost(cand.key.job),
+                                   cost(CandidateKey(run=ctx.run.run_id, gen=champion.gen, k=champion.k).job))
+    if found:
+        cand = cand.with_(findings=safety.sort_findings([*cand.findings, *found]))
+        save(ctx, cand)
+    return cand
+
+
+def oversight(ctx: RunContext, state: RunState) -> dict:
+    from progenitor.oversight import reverts
+    from progenitor.workflows.gates import gate_id, promotion_request
+
+    gen, run_id, mode = state["generation"], ctx.run.run_id, ctx.spec.oversight.mode
+    cands = ctx.candidates(state)
+    selection = Selection.model_validate(state["selection"]) if state.get("selection") else None
+    if selection is not None:
+        cands = [_growth(ctx, state, c) if c.k == selection.k else c for c in cands]
+    record_escalations(ctx, cands)
+    decision = policy.judge(mode, selection, cands)
+    chosen = next((c for c in cands if c.k == decision.k), None)
+    stop = reverts.blocked(ctx, chosen.parent) if chosen and decision.action in ("approve", "escalate") else None
+    if stop:
+        decision = decision.model_copy(update={"action": "keep", "reason": f"not promoted: {stop}"})
+    gate = gate_id(state, gen, "promotion")
+    asks = policy.needs_person(mode, decision)
+    request = promotion_request(ctx, state, chosen, decision, gate) if asks else None
+    rounds = sum(1 for g in state.get("gates", []) if g.startswith(f"{generation_name(gen)}/promotion"))
+    entry = ctx.audit.append(
+        key=f"{run_id}/{generation_name(gen)}/decision" + (f"/{rounds + 1}" if rounds else ""),
+        # "ask": a promotion policy would make, left to a person (approver); an escalation keeps its name.
+        action="ask" if asks and decision.action == "approve" else decision.action, actor=decision.actor,
+        run=run_id, gen=gen,
+        commit=chosen.sha if chosen else None, payload=request if asks else {"selection": state.get("selection")},
+        comment=f"{decision.reason}; a person decides at {gate}" if asks else decision.reason,
+        **({"gate": gate} if asks else {}),
+    )
+    decision = decision.model_copy(update={"audit_seq": entry["seq"]})
+    ctx.emit("oversight.decision", gen=gen, **decision.model_dump(), **({"asks": gate} if asks else {}))
+    update = {"decision": decision.model_dump(), "candidates": dump(cands), "request": request}
+    if asks:
+        update["gates"] = [*state.get("gates", []), gate]
+    return update
+
+
+def after_oversight(state: RunState) -> str:
+    return "promotion_gate" if state.get("request") else "promote"
+
+
+# -- promote ----------------------------------------------------------------------------------
+def _observation(cand: Candidate) -> Observation:
+    return Observation(status=cand.status, value=cand.value if cand.status == "scored" else None, reason=cand.reason)
+
+
+def promote(ctx: RunContext, state: RunState) -> dict:
+    gen, metric = state["generation"], ctx.spec.objective.metric
+    decision = PolicyDecision.model_validate(state["decision"]) if state.get("decision") else \
+        PolicyDecision(action="none", actor="platform", reason="no candidate survived the safety review")
+    champion = ctx.champion(state)
+    cands = ctx.candidates(state)
+    promoted = None
+    if decision.action == "approve":
+        chosen = next(c for c in cands if c.k == decision.k)
+        tested = test_metrics(ctx, chosen.key)  # after the decision: the test split never chooses
+        cands = [c.with_(test_metrics=tested) if c.k == chosen.k else c for c in cands]
+        champion = Champion(sha=chosen.sha, metrics=chosen.metrics, gen=gen, k=chosen.k, params=chosen.params,
+                            test_metrics=tested)
+        ctx.lineage.set_ref(champion_ref(ctx.run.run_id), chosen.sha, f"progenitor: {chosen.key.name} promoted")
+        promoted = chosen.k
+    out = []
+    for cand in cands:
+        if not cand.final:  # its work never reached an end (TRANSITIONS says which statuses do)
+            cand = cand.fail(f"its {cand.status} work never finished")
+        cand = cand.with_(decision=policy.candidate_decision(cand, decision, promoted), cost=candidate_cost(ctx, cand.key))
+        save(ctx, cand, publish=True)
+        ctx.architect.observe(cand.proposal, _observation(cand))
+        out.append(cand)
+    summary = _summary(ctx, gen, out, champion, promoted)
+    history = [*state.get("history", []), summary.model_dump()]
+    ctx.emit("generation.end", **summary.model_dump())
+    feedback = [*state.get("feedback", []), *([decision.comment] if decision.comment else [])]
+    return {"champion": champion.model_dump(), "candidates": dump(out), "history": history, "generation": gen + 1,
+            "stop_reason": stop_reason(ctx, gen, champion.metrics[metric]), "feedback": feedback}
+
+
+def _summary(ctx: RunContext, gen: int, cands: list[Candidate], champion: Champion, promoted: Optional[int]
+             ) -> GenerationSummary:
+    counts: dict[str, int] = {}
+    for cand in cands:
+        counts[cand.status] = counts.get(cand.status, 0) + 1
+    values = [c.value for c in cands if c.status == "scored"]
+    best = (max(values) if ctx.spec.objective.goal == "maximize" else min(values)) if values else None
+    spend = {}
+    if ctx.ledger is not None:
+        spend = ctx.ledger.totals(generation=gen).model_dump()
+        ctx.run.update_meta(ledger=ctx.ledger.summary())
+    return GenerationSummary(gen=gen, promoted=promoted, champion=champion.sha,
+                             champion_value=champion.metrics[ctx.spec.objective.metric], best_value=best,
+                             counts=counts, spend=spend)
+
+
+def stop_reason(ctx: RunContext, gen: int, champion_value: float) -> Optional[str]:
+    if ctx.spec.objective.reached(champion_value):
+        return f"target reached: {ctx.spec.objective.metric} {champion_value:.4g}"
+    if gen >= ctx.spec.budget.generations:
+        return f"budget: {ctx.spec.budget.generations} generations done"
+    if ctx.ledger is not None:
+        capped = ctx.ledger.check_caps(ctx.spec.budget)
+        if capped:
+            return capped
+    # A stop request is not an end: the next node raises RunStopped and the run stays resumable.
+    return None
+
+
+def after_promote(state: RunState) -> str:
+    return "end" if state.get("stop_reason") else "architect"

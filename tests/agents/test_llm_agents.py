@@ -1,0 +1,240 @@
+"""The LLM agents in whole runs of the toy task, against the scripted server over real HTTP
+and real litellm: the architect proposes, the coder edits, the reviewer reviews, every call
+charged to the ledger per role and per candidate; an edit that does not apply, a training
+crash and its fix, a budget spent mid-run, a stopped run resumed without paying twice."""
+
+from __future__ import annotations
+
+import git
+import pytest
+
+import progenitor
+from progenitor.compute import register_executor
+from progenitor.options import RunOptions
+from progenitor.run.ledger import Ledger
+from progenitor.run.rundir import RunDir
+from progenitor.testing import FakeExecutor, FakeRun, make_repo, toy_task_files, toy_training
+from tests.helpers.llm_helpers import KEY_VAR, NO_FINDINGS, draft, edit, llm_section, proposals, review
+
+FAST = RunOptions(executor="fake", sandbox="process")
+W_TO_3 = edit("config.yaml", "w: 1.0", "w: 3.0")
+
+
+@pytest.fixture(autouse=True)
+def setup(monkeypatch):
+    monkeypatch.setenv(KEY_VAR, "sk-test-agents-0000")
+    register_executor("fake", FakeExecutor)
+
+
+def _repo(tmp_path, server, generations=1, candidates=1, extra_spec="", name="repo", **llm):
+    files = toy_task_files(generations=generations, candidates=candidates)
+    # The toy's exact answer (w = 3) is a perfect score, which the capability-jump check escalates
+    # to a person; these tests are about the LLM path, so that rule is off here.
+    files["progenitor.yaml"] += llm_section(server, **llm) + "oversight: {perfect: null}\n" + extra_spec
+    return make_repo(tmp_path / name, files)
+
+
+def _lineage(summary, repo) -> dict:
+    return {c["k"]: c for c in progenitor.get_lineage(summary.run_id, repo=repo)["candidates"]}
+
+
+def test_an_llm_run_proposes_codes_reviews_and_charges_every_call(tmp_path, llm_server):
+    llm_server.queue("arch", proposals(draft("w = 3 matches the labels' slope", "set w to 3.0 in config.yaml")))
+    llm_server.queue("coder", W_TO_3)
+    llm_server.queue("rev", review({"principle": 3, "severity": "low", "message": "the change is what it says"}))
+    repo = _repo(tmp_path, llm_server)
+    summary = progenitor.start_run(repo, FAST)
+    (cand,) = _lineage(summary, repo).values()
+    assert cand["status"] == "scored" and cand["decision"]["verdict"] == "promoted", cand["reason"]
+    assert cand["proposal"]["plan"] == "set w to 3.0 in config.yaml" and cand["proposal"]["author"] == "llm"
+    assert git.Repo(repo).git.show(f"{cand['sha']}:config.yaml").endswith("\nw: 3.0")
+    message = git.Repo(repo).git.log("-1", "--format=%B", cand["sha"])
+    assert message.startswith("g1/c0: w = 3 matches the labels' slope") and "Plan: set w" in message
+    assert [f["rule"] for f in cand["findings"]] == ["llm-principle-3"]
+    assert cand["metrics"]["error"] < 0.01
+    calls = [e for e in RunDir(repo, summary.run_id).events() if e["type"] == "llm.call"]
+    assert [(e["role"], e["k"]) for e in calls] == [("architect", None), ("coder", 0), ("reviewer", 0)]
+    ledger = Ledger(RunDir(repo, summary.run_id).ledger)
+    spent = {role: cost.dollars for role, cost in ledger.data.llm.items()}
+    assert set(spent) == {"architect", "coder", "reviewer"} and all(v > 0 for v in spent.values())
+    assert cand["cost"]["dollars"] == pytest.approx(sum(spent.values())), "its own calls and the architect's, K=1"
+    assert cand["cost"]["llm_calls"] == 2 and summary.ledger["dollars"] == pytest.approx(sum(spent.values()))
+    assert not llm_server.unexpected and (repo / ".progenitor" / "runs" / summary.run_id / "llm").is_dir()
+
+
+def test_an_edit_that_does_not_apply_goes_back_with_the_exact_error(tmp_path, llm_server):
+    llm_server.queue("arch", proposals(draft("w = 3", "set w to 3.0")))
+    llm_server.queue("coder", edit("config.yaml", "w: 2.0", "w: 3.0"), edit("prepare.py", "import", "import os"),
+                     W_TO_3)
+    llm_server.queue("rev", NO_FINDINGS)
+    repo = _repo(tmp_path, llm_server)
+    summary = progenitor.start_run(repo, FAST)
+    (cand,) = _lineage(summary, repo).values()
+    assert cand["status"] == "scored", cand["reason"]
+    first_retry, second_retry = llm_server.requests_for("coder")[1:]
+    assert ("edit 1: the SEARCH text does not occur in config.yaml (its first line is closest to line 2: 'w: 1.0')"
+            in first_retry.messages[-1]["content"])
+    assert "edit 1: prepare.py is protected" in second_retry.messages[-1]["content"]
+    assert cand["cost"]["llm_calls"] == 4, "three coder replies and one review"
+
+
+def _crashes_when_w_is_large(tree, data, out) -> FakeRun:
+    import yaml
+
+    if float(yaml.safe_load((tree / "config.yaml").read_text())["w"]) > 5:
+        return FakeRun(status="failed", reason="exit code 1",
+                       stdout="Traceback (most recent call last):\nValueError: w above 5 overflows the toy model")
+    return toy_training(tree, data, out)
+
+
+def test_a_training_crash_gets_one_fix_as_a_new_candidate_on_top_of_it(tmp_path, llm_server):
+    register_executor("crashy", lambda data, **kw: FakeExecutor(data, training=_crashes_when_w_is_large))
+    llm_server.queue("arch", proposals(draft("a large w", "set w to 9.0"), draft("a small w", "set w to 0.5")))
+    llm_server.queue("coder", edit("config.yaml", "w: 1.0", "w: 9.0"), edit("config.yaml", "w: 1.0", "w: 0.5"),
+                     edit("config.yaml", "w: 9.0", "w: 3.0"))
+    llm_server.respond("rev", lambda request: NO_FINDINGS)
+    repo = _repo(tmp_path, llm_server, candidates=2)
+    summary = progenitor.start_run(repo, FAST.model_copy(update={"executor": "crashy"}))
+    cands = _lineage(summary, repo)
+    crashed, other, fix = cands[0], cands[1], cands[2]
+    assert crashed["status"] == "failed" and crashed["fix_tried"] and crashed["fix_of"] is None
+    assert other["status"] == "scored" and other["fix_tried"] is False
+    assert fix["fix_of"] == 0 and fix["status"] == "scored" and fix["decision"]["verdict"] == "promoted"
+    repo_git = git.Repo(repo).git
+    assert repo_git.rev_parse(f"{fix['sha']}^") == crashed["sha"] == fix["parent"], "the fix's parent is the crash"
+    assert fix["proposal"]["hypothesis"] == "fix of g1/c0 (failed): a large w"
+    assert "Fixes: failed: exit code 1" in repo_git.log("-1", "--format=%B", fix["sha"])
+    fix_prompt = llm_server.requests_for("coder")[2].prompt
+    assert "ValueError: w above 5 overflows the toy model" in fix_prompt and "w: 9.0" in fix_prompt
+    reviewed = [r.prompt for r in llm_server.requests_for("rev")]
+    assert len(reviewed) == 3 and "-w: 1.0" in reviewed[2] and "+w: 3.0" in reviewed[2], \
+        "the fix is reviewed against the champion: the crashed change and its fix together"
+    assert summary.counts == {"failed": 1, "scored": 2}
+
+
+def test_a_crash_is_not_fixed_twice_and_an_offline_coder_fixes_nothing(tmp_path, llm_server):
+    register_executor("crashy", lambda data, **kw: FakeExecutor(data, training=_crashes_when_w_is_large))
+    llm_server.queue("arch", proposals(draft("a large w", "set w to 9.0")))
+    llm_server.queue("coder", edit("config.yaml", "w: 1.0", "w: 9.0"), edit("config.yaml", "w: 9.0", "w: 8.0"))
+    llm_server.respond("rev", lambda request: NO_FINDINGS)
+    repo = _repo(tmp_path, llm_server)
+    summary = progenitor.start_run(repo, FAST.model_copy(update={"executor": "crashy"}))
+    cands = _lineage(summary, repo)
+    assert [(c["status"], c["fix_of"]) for c in cands.values()] == [("failed", None), ("failed", 0)]
+    assert len(llm_server.requests_for("coder")) == 2, "the fix crashed too, and is not fixed again"
+    offline = make_repo(tmp_path / "offline", toy_task_files(generations=1, candidates=1))
+    summary = progenitor.start_run(offline, FAST.model_copy(update={"executor": "crashy", "seed": 3}),
+                                   architect=progenitor.testing.scripted([[{"params": {"w": 5.5}}]]))
+    (cand,) = _lineage(summary, offline).values()
+    assert cand["status"] == "failed" and cand["fix_tried"]
+
+
+def test_a_budget_spent_mid_run_stops_it_and_resume_pays_nothing_more(tmp_path, llm_server):
+    llm_server.respond("arch", lambda request: proposals(draft("w = 3", "set w to 3.0"), draft("w = 2", "set w to 2.0")))
+    llm_server.respond("coder", lambda request: W_TO_3)
+    llm_server.respond("rev", lambda request: NO_FINDINGS)
+    # Each call here costs ~$0.4-0.9 at $1000/M tokens: the cap is crossed by the coder's second call.
+    repo = _repo(tmp_path, llm_server, generations=3, candidates=2, extra_spec="budget: {generations: 3, candidates: 2, dollars: 1.5}\n")
+    summary = progenitor.start_run(repo, FAST)
+    assert summary.status == "finished" and summary.generations == 1
+    assert summary.stop_reason.startswith("budget reached: ") and summary.stop_reason.endswith(" of 1.5 LLM dollars spent")
+    assert [r.model for r in llm_server.requests] == ["arch", "coder", "coder"], "no call starts past the cap"
+    cands = _lineage(summary, repo)
+    assert {c["status"] for c in cands.values()} == {"rejected"}
+    assert all("LLM dollars spent" in c["reason"] for c in cands.values())
+    spent = summary.ledger["dollars"]
+    assert spent >= 1.5 and spent == pytest.approx(sum(c["cost"]["dollars"] for c in cands.values()))
+    again = progenitor.resume_run(summary.run_id, repo=repo)
+    assert again.stop_reason == summary.stop_reason and again.ledger["dollars"] == spent
+    assert len(llm_server.requests) == 3
+
+
+def test_a_stopped_run_resumes_without_repeating_a_finished_call(tmp_path, llm_server):
+    run_id = "r20990101-stop"
+    llm_server.queue("arch", proposals(draft("w = 3", "set w to 3.0"), draft("w = 2.5", "set w to 2.5")))
+    llm_server.queue("coder", W_TO_3, edit("config.yaml", "w: 1.0", "w: 2.5"))
+    repo = _repo(tmp_path, llm_server, candidates=2)
+
+    def review_then_stop(request):  # a stop asked for while the first review is under way
+        RunDir(repo, run_id).request_stop("stopped by the test")
+        return NO_FINDINGS
+
+    llm_server.respond("rev", review_then_stop)
+    first = progenitor.start_run(repo, FAST, run_id=run_id)
+    assert first.status == "stopped" and len(llm_server.requests_for("rev")) == 1
+    llm_server.respond("rev", lambda request: NO_FINDINGS)
+    summary = progenitor.resume_run(run_id, repo=repo)
+    assert summary.status == "finished", summary.stop_reason
+    assert [r.model for r in llm_server.requests] == ["arch", "coder", "coder", "rev", "rev"], \
+        "the first review had finished: the resumed run replays it from the run's call cache"
+    events = [e for e in RunDir(repo, run_id).events() if e["type"] == "llm.call" and e["role"] == "reviewer"]
+    assert [(e["k"], e["cached"]) for e in events] == [(0, False), (0, True), (1, False)]
+    ledger = Ledger(RunDir(repo, run_id).ledger)
+    assert ledger.data.llm["reviewer"].calls == 2 and len(ledger.data.llm_calls) == 5
+    assert summary.ledger["dollars"] == pytest.approx(sum(c.dollars for c in ledger.data.llm_calls.values()))
+
+
+def test_a_proposal_identical_to_an_earlier_one_is_dropped_and_said_so(tmp_path, llm_server):
+    same = draft("w = 3", "set w to 3.0")
+    llm_server.queue("arch", proposals(same), proposals(draft("W = 3 ", "set  w to 3.0"), draft("w = 2.9", "set w to 2.9")))
+    llm_server.queue("coder", W_TO_3, edit("config.yaml", "w: 3.0", "w: 2.9"))
+    llm_server.respond("rev", lambda request: NO_FINDINGS)
+    repo = _repo(tmp_path, llm_server, generations=2, candidates=2)
+    summary = progenitor.start_run(repo, FAST)
+    dropped = [e for e in RunDir(repo, summary.run_id).events() if e["type"] == "architect.duplicate"]
+    assert [(e["gen"], e["k"], e["reason"]) for e in dropped] == [(2, 0, "identical to g1/c0, tried before")]
+    gen2 = [c for c in progenitor.get_lineage(summary.run_id, repo=repo)["candidates"] if c["gen"] == 2]
+    assert [(c["k"], c["proposal"]["hypothesis"]) for c in gen2] == [(1, "w = 2.9")]
+    assert "w = 3" in llm_server.requests_for("arch")[1].prompt, "the second generation was shown the first"
+
+
+def test_the_mixed_architect_codes_the_models_idea_with_the_searchs_knobs(tmp_path, llm_server):
+    llm_server.queue("arch", proposals(draft("a comment helps nobody but try it", "add a comment line to config.yaml")))
+    llm_server.queue("coder", edit("config.yaml", "# the weight", "# tuned by progenitor\n# the weight"))
+    llm_server.respond("rev", lambda request: NO_FINDINGS)
+    repo = _repo(tmp_path, llm_server, agents="{architect: mixed, coder: llm, reviewers: [llm]}")
+    summary = progenitor.start_run(repo, FAST)
+    (cand,) = _lineage(summary, repo).values()
+    assert cand["status"] == "scored", cand["reason"]
+    w = cand["proposal"]["params"]["w"]
+    assert cand["proposal"]["author"] == "mixed" and "knobs tuned by the search: w=" in cand["proposal"]["hypothesis"]
+    tree = git.Repo(repo).git.show(f"{cand['sha']}:config.yaml")
+    assert tree.startswith("# tuned by progenitor") and f"w: {w}" in tree
+
+
+def test_the_cli_shows_each_call_and_the_llm_spend(tmp_path, llm_server):
+    from click.testing import CliRunner
+
+    from progenitor.cli import cli
+
+    llm_server.queue("arch", proposals(draft("w = 3", "set w to 3.0")))
+    llm_server.queue("coder", W_TO_3)
+    llm_server.queue("rev", NO_FINDINGS)
+    repo = _repo(tmp_path, llm_server)
+    result = CliRunner().invoke(cli, ["run", str(repo), "--executor", "local", "--sandbox", "process"])
+    assert result.exit_code == 0, result.output
+    assert "architect: openai/arch, " in result.output and "g1/c0 coder: openai/coder, " in result.output
+    assert "LLM spend" in result.output and "in 3 calls" in result.output
+
+
+def test_a_coder_stopped_between_two_replies_replays_the_first_on_resume(tmp_path, llm_server):
+    run_id = "r20990101-code"
+    llm_server.queue("arch", proposals(draft("w = 3", "set w to 3.0")))
+    repo = _repo(tmp_path, llm_server)
+
+    def wrong_then_stop(request):
+        RunDir(repo, run_id).request_stop("stopped by the test")
+        return edit("config.yaml", "w: 7.0", "w: 3.0")  # does not apply: a second reply is needed
+
+    llm_server.respond("coder", wrong_then_stop)
+    first = progenitor.start_run(repo, FAST, run_id=run_id)
+    assert first.status == "stopped" and len(llm_server.requests_for("coder")) == 1
+    llm_server.respond("coder", lambda request: W_TO_3)
+    llm_server.queue("rev", NO_FINDINGS)
+    summary = progenitor.resume_run(run_id, repo=repo)
+    (cand,) = _lineage(summary, repo).values()
+    assert cand["status"] == "scored", cand["reason"]
+    first_reply, second = llm_server.requests_for("coder")
+    assert "does not occur in config.yaml" in second.messages[-1]["content"], \
+        "the resumed coder replayed its first reply from the run and went on from there"
+    assert cand["cost"]["llm_calls"] == 3

@@ -1,0 +1,34 @@
+"""``progenitor doctor`` says what a real probe candidate did, so a sandbox that cannot run a
+candidate, or cannot give it what the task needs, is a "no" line, never an inferred "ok"."""
+
+from __future__ import annotations
+
+from click.testing import CliRunner
+
+from progenitor.checks.probe import judge, probe_sandbox
+from progenitor.cli import cli
+from progenitor.sandbox.base import SandboxResult
+
+
+def test_a_probe_whose_interpreter_cannot_run_says_so():
+    report = probe_sandbox("process", {}, python="/nonexistent/python3")
+    assert not report.ok and report.detail.startswith("the probe candidate did not run: exit code 127")
+
+
+def test_a_probe_that_cannot_import_what_the_task_needs_names_it():
+    report = probe_sandbox("process", {}, imports=("numpy", "no-such-distribution-here"))
+    assert not report.ok and "it could not import no-such-distribution-here (PackageNotFoundError" in report.detail
+
+
+def test_a_probe_that_read_the_labels_is_not_sealed():
+    line = ('probe-report: {"python": "/usr/bin/python3", "version": "3.11.2", "uid": 1000, "imports": {}, '
+            '"labels": ["the-canary"], "data": "visible", "network": "cut"}')
+    report = judge(SandboxResult(status="ok", stdout=line + "\n", isolation=["rlimits"]), "the-canary")
+    assert not report.ok and "NOT SEALED: it read the holdout labels in its run directory" in report.detail
+
+
+def test_doctor_of_a_repo_whose_requirements_are_missing_says_no(tmp_path):
+    (tmp_path / "requirements.txt").write_text("numpy\nno-such-distribution-here\n")
+    result = CliRunner().invoke(cli, ["doctor", str(tmp_path)])
+    process = next(line for line in result.output.splitlines() if "sandbox process" in line)
+    assert " no " in process and "no-such-distribution" in result.output

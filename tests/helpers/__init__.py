@@ -1,0 +1,1 @@
+"""What several test modules share: real repos at gates, the LLM server's scripts, Ray fixtures, waiting on conditions."""

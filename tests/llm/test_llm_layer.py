@@ -1,0 +1,133 @@
+"""The LLM layer against a real OpenAI-compatible HTTP server on 127.0.0.1, through real
+litellm: repairs of malformed replies, litellm's retries, timeouts and fallbacks, what a
+call costs, the run's call cache, the budget and the keys."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from pydantic import BaseModel
+
+from progenitor.errors import BudgetExceeded, LlmUnavailable, ModelBehaviorError
+from progenitor.llm import CallMeter, LlmSession
+from progenitor.llm.replies import parse_json
+from progenitor.task.spec import Llm
+from progenitor.testing.llm_server import Reply
+
+KEY = "sk-progenitor-test-7f3a9c1e5b"
+
+
+class Answer(BaseModel):
+    answer: int
+
+
+def _session(server, tmp_path=None, meter=None, **settings) -> LlmSession:
+    config = Llm.model_validate({"model": "openai/main", "api_base": server.url, "api_key_env": "TEST_LLM_KEY",
+                                 "retries": 1, **settings})
+    return LlmSession(config, cache_dir=tmp_path / "llm" if tmp_path else None, meter=meter)
+
+
+def _ask(session: LlmSession, k=0, tries=None):
+    return session.ask("coder", 1, k, [{"role": "user", "content": "Reply in JSON: {\"answer\": <int>}"}],
+                       lambda text: parse_json(text, Answer), repair=lambda error: f"Fix this: {error}",
+                       tries=tries, json_reply=True)
+
+
+@pytest.fixture(autouse=True)
+def key(monkeypatch):
+    monkeypatch.setenv("TEST_LLM_KEY", KEY)
+
+
+def test_malformed_json_goes_back_with_its_error_then_the_repair_is_used(llm_server):
+    llm_server.queue("main", '{"answer": 4', '{"answer": "four"}', '```json\n{"answer": 4}\n```')
+    session = _session(llm_server)
+    assert _ask(session).answer == 4
+    first, second, third = llm_server.requests_for("main")
+    assert "not valid JSON" in second.messages[-1]["content"] and second.messages[-2]["content"] == '{"answer": 4'
+    assert "answer: Input should be a valid integer" in third.messages[-1]["content"]
+    assert first.body["response_format"] == {"type": "json_object"}
+    assert first.headers["authorization"] == f"Bearer {KEY}", "the key comes from the variable the spec names"
+    assert [c.id for c in session.meter.take()] == ["g1/c0/coder/0", "g1/c0/coder/1", "g1/c0/coder/2"]
+
+
+def test_repairs_are_bounded_then_the_agent_misbehaved(llm_server):
+    llm_server.respond("main", lambda request: "no JSON here")
+    with pytest.raises(ModelBehaviorError, match="no usable reply in 3 tries: the reply is not valid JSON"):
+        _ask(_session(llm_server, repairs=2))
+    assert len(llm_server.requests_for("main")) == 3
+
+
+def test_a_429_is_retried_by_litellm_then_answered(llm_server):
+    llm_server.queue("main", Reply(status=429, content="slow down"), '{"answer": 1}')
+    session = _session(llm_server)
+    assert _ask(session).answer == 1
+    assert len(llm_server.requests_for("main")) == 2 and not llm_server.unexpected
+    (call,) = session.meter.take()
+    assert call.model == "openai/main"
+
+
+def test_a_timeout_falls_back_to_the_next_model(llm_server):
+    llm_server.queue("main", Reply(content='{"answer": 1}', delay=3))
+    llm_server.queue("backup", '{"answer": 2}')
+    session = _session(llm_server, timeout=1, retries=0, fallbacks=["openai/backup"])
+    assert _ask(session).answer == 2
+    assert [r.model for r in llm_server.requests] == ["main", "backup"]
+    (call,) = session.meter.take()
+    assert call.model == "openai/backup", "the call is the fallback's, and priced as the fallback"
+
+
+def test_no_model_answering_is_llm_unavailable_and_names_no_key(llm_server, monkeypatch):
+    llm_server.respond("main", lambda request: Reply(status=503, content=f"down; your key was {KEY}"))
+    with pytest.raises(LlmUnavailable, match="no model answered") as caught:
+        _ask(_session(llm_server, retries=0))
+    assert KEY not in str(caught.value) and "[key hidden]" in str(caught.value)
+    monkeypatch.delenv("TEST_LLM_KEY")
+    with pytest.raises(LlmUnavailable, match="TEST_LLM_KEY .* is not set"):
+        _ask(_session(llm_server))
+
+
+def test_a_call_costs_its_tokens_at_the_given_price_and_an_unknown_model_nothing(llm_server):
+    llm_server.queue("main", Reply(content='{"answer": 1}', prompt_tokens=1000, completion_tokens=200))
+    priced = _session(llm_server, prices={"openai/main": {"input": 3.0, "output": 15.0}})
+    _ask(priced)
+    (call,) = priced.meter.take()
+    assert call.priced and call.dollars == pytest.approx(1000 * 3e-6 + 200 * 15e-6)
+    assert (call.prompt_tokens, call.completion_tokens) == (1000, 200)
+    llm_server.queue("main", '{"answer": 1}')
+    unpriced = _session(llm_server)
+    _ask(unpriced)
+    (call,) = unpriced.meter.take()
+    assert not call.priced and call.dollars == 0.0
+
+
+def test_a_finished_call_is_replayed_from_the_run_not_paid_again(llm_server, tmp_path):
+    llm_server.queue("main", '{"answer": 7}')
+    prices = {"openai/main": {"input": 1.0, "output": 1.0}}
+    first = _session(llm_server, tmp_path, prices=prices)
+    assert _ask(first).answer == 7
+    again = _session(llm_server, tmp_path, prices=prices)  # a resumed run: a new session, the same files
+    assert _ask(again).answer == 7
+    assert len(llm_server.requests) == 1
+    (paid,), (replayed,) = first.meter.take(), again.meter.take()
+    assert replayed.cached and replayed.id == paid.id and replayed.dollars == paid.dollars
+    stored = (tmp_path / "llm" / "g1" / "c0" / "coder" / "0.json").read_text()
+    assert json.loads(stored)["reply"] == '{"answer": 7}' and KEY not in stored
+    llm_server.queue("main", '{"answer": 8}')
+    assert _ask(again, k=1).answer == 8, "another candidate's call is its own"
+
+
+def test_the_meter_refuses_a_paid_call_once_the_budget_is_spent(llm_server, tmp_path):
+    cap = 0.002
+
+    def allowance(pending: float) -> None:
+        if pending >= cap:
+            raise BudgetExceeded(f"budget reached: {pending:.4g} of {cap:g} LLM dollars spent")
+
+    llm_server.respond("main", lambda request: Reply(content='{"answer": 1}', prompt_tokens=1000, completion_tokens=0))
+    session = _session(llm_server, tmp_path, meter=CallMeter(allowance), prices={"openai/main": {"input": 1.0, "output": 0}})
+    _ask(session, k=0)
+    _ask(session, k=1)
+    with pytest.raises(BudgetExceeded, match="0.002 of 0.002"):
+        _ask(session, k=2)
+    assert len(llm_server.requests) == 2

@@ -1,0 +1,65 @@
+"""``progenitor adopt``: a branch at the champion, created or fast-forwarded, never moved back,
+never over uncommitted work, always in the audit log."""
+
+from __future__ import annotations
+
+import git
+import pytest
+
+import progenitor
+from progenitor.errors import UserError
+from progenitor.lineage import Lineage, champion_ref
+from progenitor.options import RunOptions
+from progenitor.oversight.audit import audit_log
+from progenitor.run.rundir import RunDir
+from tests.helpers.gating import OPTIONS, cli, toy_repo
+
+
+@pytest.fixture
+def finished(tmp_path):
+    """An auto run on the toy task whose first generation promoted a candidate."""
+    repo = toy_repo(tmp_path / "repo", "auto")
+    summary = progenitor.start_run(repo, RunOptions(**OPTIONS))
+    assert summary.champion_commit != git.Repo(repo).head.commit.hexsha
+    return repo, summary
+
+
+def test_adopt_makes_a_branch_at_the_champion_and_records_it(finished):
+    repo, summary = finished
+    done = cli("adopt", summary.run_id, "--repo", str(repo), "--branch", "better", "--by", "ines")
+    assert "created branch better" in done.stdout
+    r = git.Repo(repo)
+    assert r.commit("better").hexsha == summary.champion_commit
+    assert r.active_branch.name == "main" and r.head.commit.message.strip() == "baseline", "main did not move"
+    [entry] = [e for e in audit_log(repo).entries() if e["action"] == "adopt"]
+    assert entry["actor"] == "human:ines" and entry["commit"] == summary.champion_commit
+    assert entry["payload_sha256"] and entry["comment"].startswith("branch better")
+    again = progenitor.adopt(summary.run_id, "better", by="ines", repo=repo)
+    assert not again.moved and len([e for e in audit_log(repo).entries() if e["action"] == "adopt"]) == 1
+
+
+def test_adopt_fast_forwards_the_checked_out_branch(finished):
+    repo, summary = finished
+    done = progenitor.adopt(summary.run_id, "main", by="ines", repo=repo)
+    r = git.Repo(repo)
+    assert done.moved and done.previous and r.head.commit.hexsha == summary.champion_commit
+    assert r.active_branch.name == "main" and not r.is_dirty(untracked_files=False)
+    assert "w:" in (repo / "config.yaml").read_text() and (repo / "config.yaml").read_text() != "w: 1.0\n"
+
+
+def test_adopt_refuses_a_dirty_tree(finished):
+    repo, summary = finished
+    (repo / "train.py").write_text("# local work\n")
+    with pytest.raises(UserError, match="uncommitted changes"):
+        progenitor.adopt(summary.run_id, "better", by="ines", repo=repo)
+    assert Lineage(repo).resolve("refs/heads/better") is None
+
+
+def test_adopt_never_moves_a_branch_backwards(finished):
+    repo, summary = finished
+    progenitor.adopt(summary.run_id, "better", by="ines", repo=repo)
+    progenitor.revert(summary.run_id, 1, "not convinced", by="ines", repo=repo)
+    assert Lineage(repo).resolve(champion_ref(summary.run_id)) == RunDir(repo, summary.run_id).meta["base"]
+    refused = cli("adopt", summary.run_id, "--repo", str(repo), "--branch", "better", check=False)
+    assert refused.returncode == 2 and "backwards or sideways" in refused.stderr
+    assert git.Repo(repo).commit("better").hexsha == summary.champion_commit

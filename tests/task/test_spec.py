@@ -1,0 +1,112 @@
+from __future__ import annotations
+
+import pytest
+
+from progenitor.errors import SpecError
+from progenitor.task.spec import load_spec, load_spec_text, parse_size
+from progenitor.testing import toy_task_files
+
+
+def spec_text(**replace: str) -> str:
+    text = toy_task_files()["progenitor.yaml"]
+    for old, new in replace.items():
+        assert old in text
+        text = text.replace(old, new)
+    return text
+
+
+def test_toy_spec_loads():
+    spec = load_spec_text(spec_text())
+    assert spec.objective.metric == "error"
+    assert spec.objective.goal == "minimize"
+    assert spec.search_space.params["w"].high == 6.0
+    assert "progenitor.yaml" in spec.protected_paths
+    assert spec.train.resources.memory_bytes == 1024**3
+
+
+def test_unknown_key_is_named():
+    with pytest.raises(SpecError) as err:
+        load_spec_text(spec_text(**{"name: toy": "name: toy\nnmae: oops"}))
+    assert "unknown field 'nmae'" in str(err.value)
+
+
+def test_wrong_type_names_field_and_value():
+    with pytest.raises(SpecError) as err:
+        load_spec_text(spec_text(**{"timeout: 30": "timeout: soon"}))
+    message = str(err.value)
+    assert "'train.timeout'" in message and "'soon'" in message
+
+
+def test_missing_scorer_is_named():
+    text = spec_text()
+    text = text[: text.index("scorer:")] + text[text.index("protected:"):]
+    with pytest.raises(SpecError) as err:
+        load_spec_text(text)
+    assert "required field 'scorer' is missing" in str(err.value)
+
+
+def test_bad_literal_lists_allowed_values():
+    with pytest.raises(SpecError) as err:
+        load_spec_text(spec_text(**{"goal: minimize": "goal: lower"}))
+    assert "'objective.goal'" in str(err.value) and "maximize" in str(err.value)
+
+
+def test_bad_param_range_explained():
+    with pytest.raises(SpecError) as err:
+        load_spec_text(spec_text(**{"low: 0.0, high: 6.0": "low: 6.0, high: 1.0"}))
+    assert "search_space.params.w" in str(err.value) and "below" in str(err.value)
+
+
+def test_not_yaml(tmp_path):
+    (tmp_path / "progenitor.yaml").write_text("name: [unclosed\n")
+    with pytest.raises(SpecError) as err:
+        load_spec(tmp_path)
+    assert "not valid YAML at line" in str(err.value)
+
+
+def test_missing_file_says_how_to_make_one(tmp_path):
+    with pytest.raises(SpecError) as err:
+        load_spec(tmp_path)
+    assert "progenitor init" in str(err.value)
+
+
+@pytest.mark.parametrize("text,expected", [("2g", 2 * 1024**3), ("512m", 512 * 1024**2), ("1.5G", int(1.5 * 1024**3)), (100, 100)])
+def test_parse_size(text, expected):
+    assert parse_size(text) == expected
+
+
+def test_bad_memory_size():
+    with pytest.raises(SpecError) as err:
+        load_spec_text(spec_text(**{"memory: 1g": "memory: lots"}))
+    assert "train.resources.memory" in str(err.value) and "512m or 2g" in str(err.value)
+
+
+@pytest.mark.parametrize("old,new,message", [
+    ("name: toy", "name: toy\nnmae: oops", "unknown field 'nmae'; did you mean 'name'?"),
+    ("budget: {", "budget: {generatoins: 3, ", "unknown field 'budget.generatoins'; did you mean 'generations'?"),
+    ("    w: {type: float,", "    w: {hihg: 2, type: float,", "unknown field 'search_space.params.w.hihg'; did you mean 'high'?"),
+    ("guards: [{metric: params, max: 10}]", "guards: [{metric: params, max: 10, mni: 0}]",
+     "unknown field 'guards[0].mni'; did you mean 'min'?"),
+    ("name: toy", "name: toy\nzzzz: 1", "unknown field 'zzzz'; remove it or check its spelling"),
+])
+def test_an_unknown_key_gets_the_nearest_name_at_its_level(old, new, message):
+    with pytest.raises(SpecError) as err:
+        load_spec_text(spec_text(**{old: new}))
+    assert message in str(err.value)
+
+
+def test_placeholders_are_checked_when_the_spec_loads():
+    with pytest.raises(SpecError) as err:
+        load_spec_text(spec_text(**{"--labels {data}/holdout_labels.npy": "--labels {dta}/holdout_labels.npy"}))
+    assert "'scorer.command'" in str(err.value) and "unknown placeholder {dta} (did you mean {data}?)" in str(err.value)
+    with pytest.raises(SpecError, match=r"'data.prepare'.*unknown placeholder \{out\}"):
+        load_spec_text(spec_text(**{"prepare.py --out {data}": "prepare.py --out {out}"}))
+    spec = load_spec_text(spec_text(**{"prepare.py --out {data}": "prepare.py --out {data} && awk '{print $1}' ${HOME} {{x}}"}))
+    assert "{{x}}" in spec.data.prepare
+
+
+def test_one_filler_for_every_command():
+    from progenitor.task.placeholders import fill
+
+    assert fill("awk '{print $1}' {data}/x > {out}/y; echo ${HOME} {{data}}", {"data": "/d d", "out": "/o"}) == \
+        "awk '{print $1}' '/d d'/x > /o/y; echo ${HOME} {data}"
