@@ -330,9 +330,8 @@ def test_growth_rules_escalate_past_their_factors_and_the_cost_estimate_asks_abo
     from progenitor.task.spec import load_spec_text
     from progenitor.testing import toy_task_files
 
-    text = toy_task_files()["progenitor.yaml"] + (
-        "oversight: {mode: approver, max_param_growth: 2, max_cost_growth: 3, "
-        "approve_training_above: {cpu_hours: 0.0005}}\n")
+    text = toy_task_files(oversight="mode: approver, max_param_growth: 2, max_cost_growth: 3, "
+                                    "approve_training_above: {cpu_hours: 0.0005}")["progenitor.yaml"]
     spec = load_spec_text(text)
     found = growth_findings(spec, {"params": 25}, {"params": 10}, cost=40.0, champion_cost=10.0)
     assert [f.rule for f in found] == ["param-growth", "cost-growth"] and all(f.escalate for f in found)
@@ -357,7 +356,7 @@ def test_oversight_fields_are_checked_like_every_field(field, value, says):
     from progenitor.task.spec import load_spec_text
     from progenitor.testing import toy_task_files
 
-    text = toy_task_files()["progenitor.yaml"] + f"oversight: {{{field}: {value}}}\n"
+    text = toy_task_files(oversight=f"{field}: {value}")["progenitor.yaml"]
     with pytest.raises(SpecError, match=rf"oversight\.{field}") as err:
         load_spec_text(text)
     assert says in str(err.value)
