@@ -123,12 +123,12 @@ def verify_audit(repo: Optional[PathLike] = None, against: Optional[PathLike] = 
     log = DecisionStore(root, store).audit_log(root)
     if not log.exists():
         raise UserError(f"no audit log at {log.where}; run it in a model repo that has had a run, or pass --repo")
-    signers_file = Path(allowed_signers) if allowed_signers else _task_signers(root)
+    signers_file = Path(allowed_signers) if allowed_signers else task_signers(root)
     signers = AllowedSigners.load(signers_file) if signers_file else None
     return log.verify(Path(against) if against else None, signers)
 
 
-def _task_signers(root: Path) -> Optional[Path]:
+def task_signers(root: Path) -> Optional[Path]:
     """The allowed-signers file the task in ``root`` names, when it names one that is there."""
     from progenitor.errors import SpecError
     from progenitor.task.spec import load_spec

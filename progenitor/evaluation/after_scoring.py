@@ -30,7 +30,7 @@ from typing import Optional
 from progenitor.candidate.findings import Finding
 from progenitor.task.spec import Guard, TaskSpec
 
-__all__ = ["JUMP_FACTOR", "check_after_training", "check_guards", "check_jump", "drift", "drift_limit",
+__all__ = ["JUMP_FACTOR", "check_after_training", "check_guards", "check_jump", "directions", "drift", "drift_limit",
            "perfect_value"]
 
 JUMP_FACTOR = 3.0
@@ -196,6 +196,18 @@ def check_guards(spec: TaskSpec, measured: dict[str, float], champion_metrics: d
             findings.append(Finding(rule="guard", severity="high",
                                     message=f"guard on {guard.metric!r} broken: {why}"))
     return findings
+
+
+def directions(spec: TaskSpec) -> dict[str, dict]:
+    """Which way each metric the task judges is better, and the limits its guard holds it to."""
+    out: dict[str, dict] = {spec.objective.metric: {"goal": spec.objective.goal, "objective": True}}
+    for guard in spec.guards:
+        limits = {k: v for k, v in guard.model_dump().items() if k in ("min", "max", "max_regression", "max_drift")
+                  and v is not None}
+        # A guard's goal matters only for the regressions it bounds; a plain min/max says no direction.
+        goal = guard.goal if drift_limit(guard) is not None else None
+        out.setdefault(guard.metric, {"goal": goal})["guard"] = limits
+    return out
 
 
 def drift(spec: TaskSpec, baseline: dict[str, float], champion: dict[str, float]) -> dict[str, dict]:

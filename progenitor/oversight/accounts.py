@@ -30,7 +30,7 @@ Role = Literal["viewer", "approver", "admin"]
 ROLES: tuple[str, ...] = ("viewer", "approver", "admin")
 ACTIONS = {"view": "viewer", "decide": "approver", "revert": "admin", "manage": "admin"}
 """The least role each kind of act needs."""
-_NAME = re.compile(r"^[a-z][a-z0-9._-]{0,62}$")
+_NAME = re.compile(r"^[a-z0-9][a-z0-9._@+-]{0,62}$")
 
 
 class Account(BaseModel):
@@ -71,8 +71,8 @@ def hash_token(token: str) -> str:
 
 def _check_name(name: str) -> str:
     if not _NAME.match(name or ""):
-        raise UserError(f"an account name is 1-63 lower-case letters, digits, '.', '_' or '-', starting with a "
-                        f"letter (it is the name in an allowed-signers file too), not {name!r}")
+        raise UserError(f"an account name is 1-63 lower-case letters, digits, '.', '_', '-', '@' or '+', starting "
+                        f"with a letter or digit (it is the name in an allowed-signers file too), not {name!r}")
     return name
 
 

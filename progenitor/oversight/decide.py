@@ -30,7 +30,7 @@ from progenitor.oversight.store import DecisionStore, Gate, Recorded, run_store
 from progenitor.run.events import GateApproval, GateDecision
 from progenitor.run.rundir import RunDir, find_run, list_runs
 
-__all__ = ["Pending", "actor", "decide", "default_person", "locate", "os_identity", "pending"]
+__all__ = ["Pending", "actor", "decide", "default_person", "find_gate", "locate", "os_identity", "pending", "statement"]
 
 
 class Pending(BaseModel):
@@ -112,7 +112,7 @@ def locate(run_id: str, repo: Optional[Union[str, Path]] = None,
     return run_store(run, store), run
 
 
-def _gate(store: DecisionStore, run_id: str, gate: Optional[str]) -> Gate:
+def find_gate(store: DecisionStore, run_id: str, gate: Optional[str]) -> Gate:
     if gate is not None:
         found = store.gate(run_id, gate)
         if found is None:
@@ -175,7 +175,7 @@ def decide(run_id: str, decision: str, *, by: Union[None, str, Identity] = None,
     decision about a payload that has changed since; ``signature``: the person's SSH signature
     of ``statement(...)``; ``store``: a team store's URL (default: the run's own)."""
     decisions, run = locate(run_id, repo, store)
-    found = _gate(decisions, run_id, gate)
+    found = find_gate(decisions, run_id, gate)
     if seen is not None and seen != found.payload_sha256:
         raise UserError(f"{found.gate} of run {run_id} now shows another payload than the one decided on; look again")
     if isinstance(by, Identity):

@@ -17,6 +17,7 @@ from typing import Any, Optional
 
 from progenitor.candidate import Candidate
 from progenitor.candidate.keys import candidate_name
+from progenitor.evaluation.after_scoring import directions
 from progenitor.evaluation.honesty import DELTA, holdout_size, selection_luck
 from progenitor.workflows.state import RunContext, State
 
@@ -26,17 +27,6 @@ DIFF_CAP = 200_000
 """Characters of a diff kept for a page (a candidate may commit a huge one)."""
 GROWTH_FLAG = 2.0
 """A growth factor shown as a warning even under the task's own escalation limit."""
-
-
-def directions(ctx: RunContext) -> dict[str, dict]:
-    """Which way each metric is better, and the limits its guard holds it to."""
-    spec = ctx.spec
-    out: dict[str, dict] = {spec.objective.metric: {"goal": spec.objective.goal, "objective": True}}
-    for guard in spec.guards:
-        limits = {k: v for k, v in guard.model_dump().items() if k in ("min", "max", "max_regression", "max_drift")
-                  and v is not None}
-        out.setdefault(guard.metric, {"goal": guard.goal})["guard"] = limits
-    return out
 
 
 def _compared(state: State) -> int:
@@ -94,7 +84,7 @@ def context(ctx: RunContext, state: State, asked: list[Candidate]) -> dict:
     return {
         "objective": {"metric": ctx.spec.objective.metric, "goal": ctx.spec.objective.goal,
                       "target": ctx.spec.objective.target, "range": ctx.spec.objective.range},
-        "directions": directions(ctx),
+        "directions": directions(ctx.spec),
         "baseline": dict(state.baseline.metrics) if state.baseline else {},
         "champion": {"candidate": candidate_name(champion.gen, champion.k) if champion and champion.gen else "baseline",
                      "metrics": dict(champion.metrics) if champion else {}},

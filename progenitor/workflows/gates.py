@@ -130,7 +130,8 @@ def training_check(ctx: RunContext, state: State) -> Update:
     request = hitl.make_request(run=ctx.run.run_id, gate=gate, kind="training", gen=gen, action="train",
                                 actions=actions, allowed=list(hitl.DECISION_TYPES),
                                 schema=hitl.params_schema(ctx.spec), description=description,
-                                rules=policy.gate_rules(ctx.spec, "training", findings),
+                                rules={**policy.gate_rules(ctx.spec, "training", findings),
+                                       **({"escalated": True} if held else {})},
                                 context=card.context(ctx, state.model_copy(update={"candidates": out}), asked))
     ctx.audit.append(key=f"{ctx.run.run_id}/{gate}/ask", action="ask", actor=f"policy:{mode}", run=ctx.run.run_id,
                      gen=gen, commit=asked[0].sha, payload=request, comment=description, gate=gate)
@@ -216,7 +217,8 @@ def promotion_request(ctx: RunContext, state: State, chosen: Candidate, decision
     return hitl.make_request(run=ctx.run.run_id, gate=gate, kind="promotion", gen=gen, action="promote",
                              actions=[(args, text)], allowed=list(hitl.DECISION_TYPES),
                              schema=hitl.params_schema(ctx.spec), description=text,
-                             rules=policy.gate_rules(ctx.spec, "promotion", findings),
+                             rules={**policy.gate_rules(ctx.spec, "promotion", findings),
+                                    **({"escalated": True} if decision.action == "escalate" else {})},
                              context=card.context(ctx, state, [chosen]))
 
 
