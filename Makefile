@@ -42,9 +42,10 @@ demo: install demo-setup
 system:
 	bash .ci/system-setup.sh
 
-# system-setup has started the daemon and built the images: a docker test that cannot run fails.
+# system-setup has started the daemon, built the images and started PostgreSQL: a docker or
+# postgres test that cannot run fails.
 test: install system
-	PROGENITOR_REQUIRE_DOCKER=1 $(BIN)/python -m pytest -m "" -q
+	PROGENITOR_REQUIRE_DOCKER=1 PROGENITOR_REQUIRE_POSTGRES=1 $(BIN)/python -m pytest -m "" -q
 
 # The default suite on both cores (its tests look only at what they started, so they share a machine).
 test-fast: install

@@ -89,6 +89,43 @@ def skip_unless_docker(config: pytest.Config, usable: bool, detail: str) -> None
     pytest.skip(f"no usable Docker here ({detail}); `make test` runs these with the daemon started")
 
 
+POSTGRES = "postgresql://progenitor@127.0.0.1:55432/postgres"
+"""Where .ci/postgres-setup.sh starts the test cluster (PROGENITOR_TEST_POSTGRES overrides it)."""
+
+
+def postgres_required(config: pytest.Config) -> bool:
+    """Must the postgres tests run (fail when no server answers) rather than skip? ``make test``
+    sets PROGENITOR_REQUIRE_POSTGRES=1 after starting the cluster; ``-m postgres`` asks for them too."""
+    if os.environ.get("PROGENITOR_REQUIRE_POSTGRES") == "1":
+        return True
+    expr = config.option.markexpr or ""
+    return "postgres" in expr and "not postgres" not in expr
+
+
+@pytest.fixture
+def postgres(request) -> str:
+    """The URL of a fresh database of its own on the test PostgreSQL server, dropped afterwards."""
+    import secrets
+    from urllib.parse import urlsplit, urlunsplit
+
+    import psycopg
+
+    base = os.environ.get("PROGENITOR_TEST_POSTGRES", POSTGRES)
+    try:
+        admin = psycopg.connect(base, autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as exc:
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if postgres_required(request.config):
+            pytest.fail(f"PostgreSQL is required here but {base} does not answer: {detail} (run .ci/postgres-setup.sh)")
+        pytest.skip(f"no PostgreSQL at {base} ({detail}); `make test` starts one")
+    name = f"progenitor_test_{secrets.token_hex(5)}"
+    with admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+        parts = urlsplit(base)
+        yield urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, parts.fragment))
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 @pytest.fixture(autouse=True)
 def _isolated_home(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("PROGENITOR_HOME", str(tmp_path_factory.mktemp("progenitor-home")))

@@ -53,12 +53,12 @@ MIGRATIONS = [
             {_extra_seq(d)}, PRIMARY KEY (run, gate));
         CREATE TABLE decisions (
             run TEXT NOT NULL, gate TEXT NOT NULL, type TEXT NOT NULL, response TEXT NOT NULL,
-            by TEXT NOT NULL, comment TEXT NOT NULL, surface TEXT NOT NULL, decided TEXT NOT NULL,
+            "by" TEXT NOT NULL, comment TEXT NOT NULL, surface TEXT NOT NULL, decided TEXT NOT NULL,
             applied TEXT {_extra_seq(d)}, PRIMARY KEY (run, gate));
     """),
     ("002 reverts", lambda d: f"""
         CREATE TABLE reverts (
-            seq {_serial(d)}, run TEXT NOT NULL, gen INTEGER NOT NULL, by TEXT NOT NULL,
+            seq {_serial(d)}, run TEXT NOT NULL, gen INTEGER NOT NULL, "by" TEXT NOT NULL,
             comment TEXT NOT NULL, reverted TEXT NOT NULL, restored TEXT NOT NULL, time TEXT NOT NULL,
             UNIQUE (run, gen));
     """),
@@ -69,9 +69,9 @@ MIGRATIONS = [
     """),
     ("004 approvals", lambda d: f"""
         CREATE TABLE approvals (
-            run TEXT NOT NULL, gate TEXT NOT NULL, by TEXT NOT NULL, comment TEXT NOT NULL,
+            run TEXT NOT NULL, gate TEXT NOT NULL, "by" TEXT NOT NULL, comment TEXT NOT NULL,
             signature TEXT, surface TEXT NOT NULL, time TEXT NOT NULL {_extra_seq(d)},
-            PRIMARY KEY (run, gate, by));
+            PRIMARY KEY (run, gate, "by"));
         ALTER TABLE decisions ADD COLUMN signature TEXT;
         ALTER TABLE decisions ADD COLUMN approvers TEXT NOT NULL DEFAULT '[]';
     """),
@@ -247,7 +247,7 @@ class DecisionStore:
         if not self._readable():
             return []  # reading creates nothing: a repo without runs stays as it is
         with self._connect() as db:
-            rows = db.execute(f"SELECT * FROM gates WHERE ? IS NULL OR run = ? ORDER BY opened, {self._order}",
+            rows = db.execute(f"SELECT * FROM gates WHERE CAST(? AS TEXT) IS NULL OR run = ? ORDER BY opened, {self._order}",
                               (run, run)).fetchall()
         return [_gate(r) for r in rows]
 
@@ -258,7 +258,7 @@ class DecisionStore:
         with self._connect() as db:
             rows = db.execute(
                 "SELECT g.* FROM gates g LEFT JOIN decisions d ON d.run = g.run AND d.gate = g.gate "
-                f"WHERE d.gate IS NULL AND (? IS NULL OR g.run = ?) ORDER BY g.opened, g.{self._order}",
+                f"WHERE d.gate IS NULL AND (CAST(? AS TEXT) IS NULL OR g.run = ?) ORDER BY g.opened, g.{self._order}",
                 (run, run)).fetchall()
         return [_gate(r) for r in rows]
 
@@ -282,7 +282,7 @@ class DecisionStore:
                     raise AlreadyDecided(f"{by} approved {gate} of run {run} already; it needs {needed} different "
                                          f"approvers and waits for {needed - len(approvals)} more")
                 now = now_iso()
-                db.execute("INSERT INTO approvals (run, gate, by, comment, signature, surface, time) "
+                db.execute('INSERT INTO approvals (run, gate, "by", comment, signature, surface, time) '
                            "VALUES (?, ?, ?, ?, ?, ?, ?)", (run, gate, by, comment, signature, surface, now))
                 approvals.append(by)
                 if len(approvals) < needed:
@@ -292,7 +292,7 @@ class DecisionStore:
             elif type == "approve":
                 approvals = [by]
             response = {**response, "approvers": approvals} if type == "approve" else response
-            db.execute("INSERT INTO decisions (run, gate, type, response, by, comment, surface, decided, applied, "
+            db.execute('INSERT INTO decisions (run, gate, type, response, "by", comment, surface, decided, applied, '
                        "signature, approvers) VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?)",
                        (run, gate, type, json.dumps(response, sort_keys=True), by, comment, surface, now_iso(),
                         signature, json.dumps(approvals)))
@@ -322,7 +322,7 @@ class DecisionStore:
     def add_revert(self, run: str, gen: int, by: str, comment: str, reverted: list[str], restored: dict) -> Revert:
         with self._connect() as db:
             try:
-                db.execute("INSERT INTO reverts (run, gen, by, comment, reverted, restored, time) "
+                db.execute('INSERT INTO reverts (run, gen, "by", comment, reverted, restored, time) '
                            "VALUES (?, ?, ?, ?, ?, ?, ?)",
                            (run, gen, by, comment, json.dumps(reverted), json.dumps(restored), now_iso()))
             except self.db.integrity_errors:
@@ -362,7 +362,7 @@ def _decision(db: Connection, run: str, gate: str) -> Optional[Recorded]:
 
 def _approvals(db: Connection, run: str, gate: str) -> list[str]:
     order = "rowid" if db.dialect == "sqlite" else "seq"
-    rows = db.execute(f"SELECT by FROM approvals WHERE run = ? AND gate = ? ORDER BY time, {order}", (run, gate))
+    rows = db.execute(f'SELECT "by" FROM approvals WHERE run = ? AND gate = ? ORDER BY time, {order}', (run, gate))
     return [r["by"] for r in rows.fetchall()]
 
 

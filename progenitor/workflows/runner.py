@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import signal
 import threading
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator, Optional
@@ -285,7 +286,11 @@ def checkpointer(ctx: RunContext) -> Iterator[Any]:
     from langgraph.checkpoint.postgres import PostgresSaver
 
     with PostgresSaver.from_conn_string(ctx.store.url) as saver:
-        saver.conn.execute("SELECT pg_advisory_lock(7071)")  # one set-up at a time, across machines
+        # One set-up at a time, across machines. Tried, not waited for inside a statement: the
+        # set-up makes an index CONCURRENTLY, which waits for every open transaction, a blocked
+        # lock request included (that would be a deadlock).
+        while not saver.conn.execute("SELECT pg_try_advisory_lock(7071) AS got").fetchone()["got"]:
+            time.sleep(0.2)
         try:
             saver.setup()
         finally:
