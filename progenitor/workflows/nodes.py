@@ -96,7 +96,7 @@ def _score_model(ctx: RunContext, key: CandidateKey, split: str) -> Score:
     from progenitor.evaluation.model_eval import ScoringSandbox, score_model
 
     if key.gen == 0:
-        sha = ctx.run.meta()["base"]
+        sha = ctx.run.meta["base"]
     else:
         sha = Candidate.from_record(read_json(ctx.run.record_file(key.gen, key.k))).sha
     box = ScoringSandbox(backend=ctx.backend, options=ctx.backend_options,
