@@ -7,7 +7,8 @@ Training left weights (safetensors) in the candidate's outputs. Here, on the dri
 2. a **scoring sandbox** (the training backend, limits and disk quota; no network; the
    candidate's tree read-only; a fresh outputs directory that is thrown away) runs the trusted
    harness (``harness.py``, copied in), which calls the candidate's predict entry point on the
-   split's *inputs* in batches: the weight files are the only outputs of training it sees;
+   split's *inputs* in batches: copies of the weight files, tensors only (no ``__metadata__``),
+   are the only outputs of training it sees;
 3. the raw outputs come back as one ``.npy`` array, read by a bounded parser that checks shape,
    dtype and finiteness (``npy_channel``); for a next-token objective the windows, the
    causality probe and the log-softmax are ``causality``'s;
@@ -34,7 +35,7 @@ from pydantic import BaseModel, ConfigDict
 from progenitor.errors import CandidateError, ProgenitorError
 from progenitor.evaluation import causality, harness
 from progenitor.evaluation.npy_channel import read_outputs
-from progenitor.evaluation.safetensors_header import WeightsInfo, weights_info
+from progenitor.evaluation.safetensors_header import WeightsInfo, tensors_only_copy, weights_info
 from progenitor.evaluation.scorer import Score, last_lines, run_scorer_command
 from progenitor.task.spec import ModelEval, TaskSpec
 
@@ -232,8 +233,8 @@ def _write_feed(feed: Path, rows: np.ndarray, artifacts: list[Path], predict: Mo
     (feed / "plan.json").write_text(json.dumps(plan))
     np.save(feed / "inputs.npy", np.ascontiguousarray(rows), allow_pickle=False)
     (feed / "artifacts").mkdir()
-    for path in artifacts:
-        shutil.copyfile(path, feed / "artifacts" / path.name, follow_symlinks=False)
+    for path in artifacts:  # the counted tensors, and nothing else of the candidate's outputs
+        tensors_only_copy(path, feed / "artifacts" / path.name)
 
 
 def _why(box, predict: ModelEval) -> str:

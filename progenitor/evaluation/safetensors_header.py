@@ -8,8 +8,9 @@ little-endian header length, a JSON header naming each tensor's dtype, shape and
 and the raw bytes. Everything about it is the candidate's, so everything is bounded and
 checked: the header's size, the number of tensors, each shape against its byte range, and
 the byte ranges against the file (contiguous, in bounds, no overlap, no hole: bytes no tensor
-claims are bytes no count sees). The free-form ``__metadata__`` is held to a few KiB, enough
-for a config, too little to smuggle weights in.
+claims are bytes no count sees). The free-form ``__metadata__`` is held to a few KiB, and the
+scoring sandbox gets a copy without it (``tensors_only_copy``): what its predict function can
+load is the tensors, and the tensors are what is counted.
 
 A tensor counts its elements, except that each 4 bytes of data count as at least one
 parameter: a float32 model packed into float64 (or int64) elements counts the same as itself.
@@ -27,7 +28,8 @@ from pydantic import BaseModel
 
 from progenitor.errors import CandidateError
 
-__all__ = ["DTYPE_BYTES", "MAX_HEADER_BYTES", "MAX_METADATA_BYTES", "WeightsInfo", "read_header", "weights_info"]
+__all__ = ["DTYPE_BYTES", "MAX_HEADER_BYTES", "MAX_METADATA_BYTES", "WeightsInfo", "read_header", "tensors_only_copy",
+           "weights_info"]
 
 MAX_HEADER_BYTES = 16 << 20
 """Largest JSON header read (a million tensors' worth; the reference library's own cap is larger)."""
@@ -126,3 +128,23 @@ def weights_info(paths: list[Path]) -> WeightsInfo:
         total = WeightsInfo(params=total.params + one.params, weights_bytes=total.weights_bytes + one.weights_bytes,
                             tensors=total.tensors + one.tensors)
     return total
+
+
+def tensors_only_copy(source: Path, target: Path) -> None:
+    """Copy a checked safetensors file without its ``__metadata__`` (the counted tensors only)."""
+    file_info(source)  # refuses what does not hold together
+    header, data_bytes = read_header(source)
+    header.pop("__metadata__", None)
+    text = json.dumps(header, separators=(",", ":")).encode()
+    fd = os.open(source, os.O_RDONLY | os.O_NOFOLLOW)
+    with os.fdopen(fd, "rb") as src, open(target, "xb") as dst:
+        (length,) = struct.unpack("<Q", src.read(8))
+        src.seek(8 + length)
+        dst.write(struct.pack("<Q", len(text)) + text)
+        left = data_bytes
+        while left:
+            chunk = src.read(min(left, 1 << 20))
+            if not chunk:
+                raise CandidateError(f"{source.name} changed while it was copied")
+            dst.write(chunk)
+            left -= len(chunk)

@@ -252,3 +252,15 @@ def test_each_sandbox_holds_no_text_of_a_probed_window_after_its_splice():
                 assert (row[: probe.j + 1] == inputs[probe.window, : probe.j + 1]).all()
                 assert row[probe.j + 1] != inputs[probe.window, probe.j + 1]
     assert sorted(np.concatenate([f.origin[f.origin >= 0] for f in feeds]).tolist()) == list(range(len(inputs)))
+
+
+def test_the_sandbox_gets_the_tensors_without_their_metadata(tmp_path):
+    from safetensors.numpy import load_file, save_file
+
+    from progenitor.evaluation.safetensors_header import read_header, tensors_only_copy
+
+    save_file({"w": np.arange(6, dtype=np.float32).reshape(2, 3)}, str(tmp_path / "a.safetensors"),
+              metadata={"smuggled": "0.1,0.2,0.3"})
+    tensors_only_copy(tmp_path / "a.safetensors", tmp_path / "b.safetensors")
+    assert "__metadata__" not in read_header(tmp_path / "b.safetensors")[0]
+    assert (load_file(str(tmp_path / "b.safetensors"))["w"] == np.arange(6).reshape(2, 3)).all()
