@@ -106,7 +106,6 @@ def test_prepare_writes_fixed_split(pipeline):
 @pytest.mark.slow
 def test_train_writes_outputs_and_summary(pipeline):
     import torch
-
     from safetensors.torch import load_file
 
     out, summ = pipeline["out"], pipeline["train"]
