@@ -264,3 +264,28 @@ def test_the_sandbox_gets_the_tensors_without_their_metadata(tmp_path):
     tensors_only_copy(tmp_path / "a.safetensors", tmp_path / "b.safetensors")
     assert "__metadata__" not in read_header(tmp_path / "b.safetensors")[0]
     assert (load_file(str(tmp_path / "b.safetensors"))["w"] == np.arange(6).reshape(2, 3)).all()
+
+
+@pytest.mark.parametrize("change, sentence", [
+    (lambda spec: spec.replace("  entry: model.py:predict\n", "").replace("predict:\n", "predict_typo:\n"),
+     "unknown field 'predict_typo'"),
+    (lambda spec: spec.replace("predict:\n  entry: model.py:predict\n  inputs: holdout.npy\n  batch_size: 32\n"
+                               "  timeout: 60\n  sequence: {context: 16, probes: 64}\n", ""),
+     "'evaluate: model' needs the candidate's predict entry point"),
+    (lambda spec: spec.replace("python score.py --logprobs {outputs}\n  test",
+                               "python score.py --logprobs {out}/model.safetensors\n  test"),
+     "scorer.command names {out}, but with 'evaluate: model' no trusted command may open the candidate's outputs"),
+])
+def test_the_cli_refuses_a_bad_evaluation_in_one_sentence(tmp_path, change, sentence):
+    import subprocess
+    import sys
+
+    from progenitor.testing import make_repo
+
+    files = toy_lm_files()
+    files["progenitor.yaml"] = change(files["progenitor.yaml"])
+    repo = make_repo(tmp_path / "repo", files)
+    proc = subprocess.run([sys.executable, "-m", "progenitor.cli", "run", str(repo)], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 2 and sentence in proc.stderr, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
