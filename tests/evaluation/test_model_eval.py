@@ -289,3 +289,14 @@ def test_the_cli_refuses_a_bad_evaluation_in_one_sentence(tmp_path, change, sent
                           timeout=120)
     assert proc.returncode == 2 and sentence in proc.stderr, proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
+
+
+def test_the_selection_luck_bound_counts_the_rows_the_harness_feeds(tmp_path):
+    from progenitor.evaluation.honesty import holdout_size
+    from progenitor.task.spec import load_spec
+
+    digits = load_spec(Path(__file__).resolve().parents[2] / "examples" / "digits")
+    np.save(tmp_path / "holdout_inputs.npy", np.zeros((7, 64), dtype=np.float32))
+    assert holdout_size(digits, tmp_path) == 7
+    np.save(tmp_path / "holdout.npy", np.zeros(100, dtype=np.int64))
+    assert holdout_size(parse_spec(spec_text()), tmp_path) is None  # a token stream's positions are not examples
