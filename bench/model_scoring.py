@@ -9,7 +9,9 @@ times each:
   that imported the candidate's code (the unsafe route) would cost, start-up included;
 - **warm**: the same forward pass in this already-warm process (no start-up at all);
 - **sandbox**: ``score_model``: the scoring sandbox(es) (for charlm: two, with the causality
-  probe's windows), the checks and the trusted scorer command.
+  probe's windows), the checks and the trusted scorer command;
+- for charlm, **no probe**: the same with ``probes: 0`` (one sandbox, no probe windows): the
+  difference is the probe's cost.
 
 It prints the median wall seconds of each, the CPU seconds the sandboxes used, and the ratios
 sandbox / in-process and sandbox / warm. The target is sandbox / in-process <= 1.5 on charlm.
@@ -95,13 +97,18 @@ def warm(case: dict, name: str) -> float:
     return elapsed
 
 
-def sandboxed(case: dict, backend: str, options: dict, root: Path) -> tuple[float, float]:
+def without_probe(spec):
+    seq = spec.predict.sequence.model_copy(update={"probes": 0})
+    return spec.model_copy(update={"predict": spec.predict.model_copy(update={"sequence": seq})})
+
+
+def sandboxed(case: dict, backend: str, options: dict, root: Path, spec=None) -> tuple[float, float]:
     from progenitor.compute.base import tree_archive
     from progenitor.evaluation.model_eval import ScoringSandbox, score_model
 
     files = {p.name: p.read_bytes() for p in case["example"].iterdir() if p.is_file()}
     started = time.perf_counter()
-    result = score_model(case["spec"], "holdout", case["example"], case["data"], case["out"], tree_archive(files),
+    result = score_model(spec or case["spec"], "holdout", case["example"], case["data"], case["out"], tree_archive(files),
                          Path(tempfile.mkdtemp(dir=root)), ScoringSandbox(backend=backend, options=options))
     elapsed = time.perf_counter() - started
     if not result.ok:
@@ -120,18 +127,23 @@ def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="progenitor-bench-"))
     for name in args.examples:
         case = setup(name, root)
-        cold, hot, box, cpu = [], [], [], []
+        cold, hot, box, cpu, bare = [], [], [], [], []
         for _ in range(args.n):  # interleaved: a busy moment of the machine hits all three alike
             cold.append(in_process(case, name))
             hot.append(warm(case, name))
             seconds, cpu_seconds = sandboxed(case, args.backend, options, root)
             box.append(seconds)
             cpu.append(cpu_seconds)
+            if case["spec"].predict.sequence is not None:
+                bare.append(sandboxed(case, args.backend, options, root, without_probe(case["spec"]))[0])
         med = {k: statistics.median(v) for k, v in (("in-process", cold), ("warm", hot), ("sandbox", box))}
         print(f"{name}: in-process {med['in-process']:.2f} s, warm {med['warm']:.2f} s, {args.backend} scoring "
               f"sandbox {med['sandbox']:.2f} s ({statistics.median(cpu):.2f} CPU-s in the sandboxes); "
               f"sandbox / in-process {med['sandbox'] / med['in-process']:.2f}x, "
               f"sandbox / warm {med['sandbox'] / med['warm']:.2f}x (median of {args.n})")
+        if bare:
+            print(f"{name}: without the probe (probes: 0, one sandbox) {statistics.median(bare):.2f} s: the probe "
+                  f"costs {statistics.median(box) / statistics.median(bare):.2f}x")
 
 
 if __name__ == "__main__":
