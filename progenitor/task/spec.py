@@ -615,6 +615,13 @@ def _evaluation_problem(spec: TaskSpec) -> Optional[str]:
                     "candidate's outputs (its files could be code or a pickle): score {outputs}, the checked "
                     "arrays its predict function returned")
     hidden = [spec.predict.inputs] + ([spec.data.test.inputs] if spec.data.test else [])
+    if spec.predict.sequence is None:
+        labels = {m.group(1) for c in commands.values() for m in re.finditer(r"\{data\}/([^\s'\";|&)]+)", c)}
+        labels |= {spec.data.test.labels} if spec.data.test else set()
+        fed = [name for name in hidden if name in labels]
+        if fed:
+            return (f"the scoring sandbox would be fed {fed[0]}, which a scorer command reads as labels: labels "
+                    "never enter a sandbox; feed the inputs (predict.inputs, data.test.inputs)")
     if spec.predict.sequence is not None:
         shown = [name for name in hidden if any(fnmatch.fnmatch(name, p) for p in spec.data.visible)]
         if shown:

@@ -122,6 +122,9 @@ def spec_text(**change) -> dict:
     ({"predict__entry": "../x.py:predict"}, "is not an entry point"),
     ({"predict__artifacts": ["model.pt"]}, "must be a .safetensors file"),
     ({"data__visible": ["train.npy", "holdout.npy"]}, "a token stream is its own label"),
+    ({"predict__sequence": None, "predict__inputs": "labels.npy",
+      "scorer__command": "python score.py --outputs {outputs} --labels {data}/labels.npy"},
+     "the scoring sandbox would be fed labels.npy, which a scorer command reads as labels"),
 ])
 def test_the_evaluation_fields_are_checked(change, message):
     with pytest.raises(SpecError, match=message.replace("(", r"\(").replace("{", r"\{").replace("}", r"\}")):
@@ -129,7 +132,7 @@ def test_the_evaluation_fields_are_checked(change, message):
 
 
 def test_predict_may_be_a_bare_entry_point_and_test_inputs_need_not_be_visible():
-    spec = parse_spec(spec_text(predict="model.py:predict", evaluate="model"))
+    spec = parse_spec(spec_text(predict="model.py:predict", data__test={"inputs": "test_x.npy", "labels": "test_y.npy"}))
     assert spec.predict.function == "predict" and spec.predict.artifacts == ["model.safetensors"]
     assert spec.data.test.inputs not in spec.data.visible
 
