@@ -86,7 +86,8 @@ def test_an_architecture_change_is_scored_as_an_independent_evaluation_of_its_we
     script = [[{"hypothesis": "a squared-ReLU MLP", "edits": {"model.py": changed}}]]
     summary = progenitor.start_run(repo, RunOptions(generations=1, candidates=1, sandbox="process", executor="local"),
                                    architect=scripted(script))
-    cand = next(c for c in progenitor.get_lineage(summary.run_id, repo)["candidates"] if c["gen"] == 1)
+    lineage = progenitor.get_lineage(summary.run_id, repo).model_dump(mode="json", by_alias=True)
+    cand = next(c for c in lineage["candidates"] if c["gen"] == 1)
     assert cand["status"] == "scored", cand
     run = repo / ".progenitor" / "runs" / summary.run_id
     weights, holdout = run / "g1" / "c0" / "out" / "model.safetensors", run / "data" / "holdout.npy"

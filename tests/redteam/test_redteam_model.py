@@ -54,7 +54,7 @@ def _run(backend: str, root: Path, token: str) -> dict:
                   run_id=RUN_ID, detach=True)
     finally:
         listener.close()
-    lineage = get_lineage(RUN_ID, repo)
+    lineage = get_lineage(RUN_ID, repo).model_dump(mode="json", by_alias=True)
     return {"repo": repo, "records": {c["k"]: c for c in lineage["candidates"] if c["gen"] == 1},
             "champion": lineage.get("champion"), "connections": listener.connections, "marker": marker,
             "data": run_dir / "data"}

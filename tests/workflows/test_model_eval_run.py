@@ -25,7 +25,8 @@ def test_a_crashing_predict_fails_its_candidate_and_is_not_scored_again(tmp_path
     script = [[{"hypothesis": "crashes", "edits": {"model.py": CRASHES}, "params": {"alpha": 1.0}},
                {"hypothesis": "honest", "params": {"alpha": 2.0}}]]
     summary = progenitor.start_run(repo, RunOptions(sandbox="process", executor="local"), architect=scripted(script))
-    cands = {c["k"]: c for c in progenitor.get_lineage(summary.run_id, repo)["candidates"] if c["gen"] == 1}
+    lineage = progenitor.get_lineage(summary.run_id, repo).model_dump(mode="json", by_alias=True)
+    cands = {c["k"]: c for c in lineage["candidates"] if c["gen"] == 1}
     assert cands[0]["status"] == "failed"
     assert "predict raised on rows 0-31: RuntimeError: no model here" in cands[0]["reason"]
     assert cands[1]["status"] == "scored" and cands[1]["metrics"]["params"] == 64
