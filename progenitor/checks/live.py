@@ -47,6 +47,8 @@ def check_scorer(spec: TaskSpec, trusted: Path, data: Path, scratch: Path, predi
 
     out = scratch / "out"
     out.mkdir()
+    if spec.evaluate == "model":
+        return _check_model_scoring(spec, trusted, data, scratch, predictions, train)
     if predictions is not None:
         expect = spec.scorer.predictions
         shutil.copy2(predictions, out / (expect.file if expect is not None else predictions.name))
@@ -60,6 +62,25 @@ def check_scorer(spec: TaskSpec, trusted: Path, data: Path, scratch: Path, predi
         return problem("scorer", f"{result.reason} ({on})")
     shown = ", ".join(f"{name} {value:.4g}" for name, value in result.metrics.items())
     return ok("scorer", f"printed {shown} ({on})")
+
+
+def _check_model_scoring(spec: TaskSpec, trusted: Path, data: Path, scratch: Path, predictions: Optional[Path],
+                         train: "BaselineTraining") -> Check:
+    """``evaluate: model``: the baseline trained, then scored in the scoring sandbox, as a run does."""
+    from progenitor.evaluation.model_eval import ScoringSandbox, score_model
+
+    if predictions is not None:
+        return problem("scorer", "--predictions does not apply with 'evaluate: model': the scorer reads what the "
+                                 "candidate's predict function returns in the scoring sandbox")
+    trouble, on = train.run(scratch / "out")
+    if trouble:
+        return problem("scorer", trouble)
+    box = ScoringSandbox(backend=train.backend, options=train.backend_options, labels={"run": "check"})
+    result = score_model(spec, "holdout", trusted, data, scratch / "out", train.archive, scratch / "scored", box)
+    if not result.ok:
+        return problem("scorer", f"{result.reason} ({on}, scored in the scoring sandbox)")
+    shown = ", ".join(f"{name} {value:.4g}" for name, value in result.metrics.items())
+    return ok("scorer", f"printed {shown} ({on}, scored in the scoring sandbox)")
 
 
 class BaselineTraining:

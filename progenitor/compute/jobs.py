@@ -47,13 +47,16 @@ def make_job(spec: TaskSpec, key: str, tree_archive: bytes, labels: dict[str, st
         disk_files=spec.train.resources.files,
         output_cap_bytes=spec.train.resources.output_bytes,
         # What the scorer needs is packed first: a filler sorting before it cannot push it out.
-        outputs_first=[f for f in (_predictions_file(spec), spec.train.progress) if f],
+        outputs_first=[f for f in (*_scored_files(spec), spec.train.progress) if f],
     )
 
 
-def _predictions_file(spec: TaskSpec) -> Optional[str]:
+def _scored_files(spec: TaskSpec) -> list[str]:
+    """What scoring reads of a candidate's outputs: its weights (``evaluate: model``) or predictions."""
+    if spec.predict is not None:
+        return list(spec.predict.artifacts)
     expect = spec.scorer.predictions
-    return expect.file if expect is not None else None
+    return [expect.file] if expect is not None else []
 
 
 def log_tail(text: str) -> str:

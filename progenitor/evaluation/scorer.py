@@ -154,7 +154,12 @@ def run_scorer(spec: TaskSpec, template: str, expect: Optional[Predictions], tru
     problem = check_predictions(expect, data, out)
     if problem:
         return Score(ok=False, reason=problem)
-    command = fill(template, {"data": data, "out": out}, field)
+    return run_scorer_command(spec, template, {"data": data, "out": out}, trusted, field)
+
+
+def run_scorer_command(spec: TaskSpec, template: str, values: dict[str, Path], trusted: Path, field: str) -> Score:
+    """Run a trusted scorer command with its placeholders filled from ``values``; its metrics."""
+    command = fill(template, values, field)
     proc = run_trusted(command, trusted, spec.scorer.timeout, "the scorer")
     printed = proc.stdout + "\n" + proc.stderr
     log = _tail(printed)

@@ -28,7 +28,9 @@ def label_files(spec: TaskSpec) -> list[str]:
     labels = [n for n in named if any(word in n.lower() for word in _LABEL_WORDS)]
     declared = [spec.scorer.predictions.match if spec.scorer.predictions else None,
                 spec.data.test.labels if spec.data.test else None,
-                spec.scorer.test.predictions.match if spec.scorer.test and spec.scorer.test.predictions else None]
+                spec.scorer.test.predictions.match if spec.scorer.test and spec.scorer.test.predictions else None,
+                # A next-token model's holdout stream is its own label (``evaluate: model``).
+                spec.predict.inputs if spec.predict and spec.predict.sequence else None]
     return list(dict.fromkeys([*[d for d in declared if d], *labels]))
 
 

@@ -18,7 +18,7 @@ import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from progenitor.errors import SpecError
-from progenitor.task.placeholders import ALLOWED, check_placeholders
+from progenitor.task.placeholders import ALLOWED, check_placeholders, placeholders_in
 
 SPEC_FILE = "progenitor.yaml"
 
@@ -201,6 +201,73 @@ class Scorer(_Strict):
     """How the test split (``data.test``) is scored."""
 
     _command = _placeholders("scorer.command")
+
+
+_ENTRY = re.compile(r"^([A-Za-z0-9_][A-Za-z0-9_./-]*\.py):([A-Za-z_][A-Za-z0-9_]*)$")
+
+
+class Sequence(_Strict):
+    """A next-token objective: the holdout is one stream of token ids that is its own label."""
+
+    context: int = Field(ge=2, le=1 << 16)
+    """Tokens in one window the harness feeds; every candidate is scored on the same windows."""
+    positions: Literal["all", "last"] = "all"
+    """``all``: every position of a window is scored and the causality probe checks that no output
+    depends on later input; ``last``: only each window's last position is scored, which is causal
+    by construction (exact, and ``context`` times slower per position scored)."""
+    probes: int = Field(256, ge=0, le=1 << 16)
+    """Probe windows of the causality probe (``positions: all``), shuffled in among the real ones."""
+    tolerance: float = Field(1e-3, gt=0)
+    """Largest change (in nats of log-probability) a probe may cause at a position it must not affect."""
+
+
+class ModelEval(_Strict):
+    """How the scoring sandbox runs a candidate's model (``evaluate: model``)."""
+
+    entry: str
+    """The candidate's predict entry point, ``file.py:function`` in its tree, called as
+    ``function(inputs, artifacts)`` on each batch of inputs (``artifacts``: the directory holding
+    the safetensors files its training wrote); it returns one numeric output per input row."""
+    artifacts: list[str] = Field(["model.safetensors"], min_length=1)
+    """Files in the candidate's ``{out}`` that its predict function loads: safetensors only, and the
+    only files of its outputs the scoring sandbox sees. Parameters are counted from their headers."""
+    inputs: str = "holdout_inputs.npy"
+    """File in ``{data}`` the harness feeds, a .npy array (with ``sequence``: the holdout's token ids,
+    which stay hidden from training: they are their own labels)."""
+    batch_size: int = Field(64, ge=1, le=1 << 16)
+    """Rows (windows) per call of the predict function."""
+    timeout: float = Field(300.0, gt=0)
+    """Wall-clock seconds one scoring sandbox may take."""
+    sequence: Optional[Sequence] = None
+    """A next-token objective: the harness feeds context windows, progenitor normalises the outputs."""
+
+    @field_validator("entry")
+    @classmethod
+    def _entry(cls, v: str) -> str:
+        match = _ENTRY.match(v)
+        if not match or ".." in Path(match.group(1)).parts or match.group(1).startswith("/"):
+            raise ValueError(f"{v!r} is not an entry point; write it like model.py:predict (a file in the tree, a function)")
+        return v
+
+    @field_validator("artifacts")
+    @classmethod
+    def _safetensors(cls, v: list[str]) -> list[str]:
+        for name in v:
+            if not name.endswith(".safetensors") or "/" in name or name.startswith("."):
+                raise ValueError(f"artifact {name!r} must be a .safetensors file directly in {{out}} (weights only)")
+        return v
+
+    @property
+    def module_file(self) -> str:
+        return self.entry.rsplit(":", 1)[0]
+
+    @property
+    def function(self) -> str:
+        return self.entry.rsplit(":", 1)[1]
+
+
+def _entry_ref(value: Any) -> Any:
+    return {"entry": value} if isinstance(value, str) else value
 
 
 class Param(_Strict):
@@ -484,7 +551,20 @@ class TaskSpec(_Strict):
     """The language models of the LLM agents; without it everything runs offline."""
     sandbox: SandboxConfig = SandboxConfig()
     seed: int = 0
-    """Seed of the search architect."""
+    """Seed of the search architect (and of the causality probe's windows)."""
+    evaluate: Literal["predictions", "model"] = "predictions"
+    """``predictions``: training writes predictions that the trusted scorer reads. ``model``: training
+    writes weights (safetensors), the scoring sandbox runs the candidate's ``predict`` on the holdout
+    inputs, and the scorer reads the checked outputs (``{outputs}``), never the candidate's files."""
+    predict: Annotated[Optional[ModelEval], BeforeValidator(_entry_ref)] = None
+    """With ``evaluate: model``: the entry point (``predict: model.py:predict``) or a mapping with it."""
+
+    @model_validator(mode="after")
+    def _evaluation(self) -> "TaskSpec":
+        problem = _evaluation_problem(self)
+        if problem:
+            raise ValueError(problem)
+        return self
 
     @model_validator(mode="after")
     def _test_split(self) -> "TaskSpec":
@@ -494,7 +574,7 @@ class TaskSpec(_Strict):
         if test is not None:
             if any(fnmatch.fnmatch(test.labels, pattern) for pattern in self.data.visible):
                 raise ValueError(f"data.visible would show the test labels {test.labels!r} to candidates")
-            if not any(fnmatch.fnmatch(test.inputs, pattern) for pattern in self.data.visible):
+            if self.evaluate == "predictions" and not any(fnmatch.fnmatch(test.inputs, p) for p in self.data.visible):
                 raise ValueError(f"data.visible must include the test inputs {test.inputs!r}: candidates predict on them")
         return self
 
@@ -507,6 +587,47 @@ class TaskSpec(_Strict):
         if self.agents.brief:
             always.append(self.agents.brief)
         return list(dict.fromkeys([*always, *self.protected]))
+
+
+def _scorer_commands(spec: TaskSpec) -> dict[str, str]:
+    commands = {"scorer.command": spec.scorer.command}
+    if spec.scorer.test is not None:
+        commands["scorer.test.command"] = spec.scorer.test.command
+    return commands
+
+
+def _evaluation_problem(spec: TaskSpec) -> Optional[str]:
+    """Why ``evaluate`` and ``predict`` do not fit the rest of the spec (None: they do)."""
+
+    commands = _scorer_commands(spec)
+    if spec.evaluate == "predictions":
+        if spec.predict is not None:
+            return "'predict' is read only with 'evaluate: model'; add it, or remove 'predict'"
+        used = [field for field, command in commands.items() if "outputs" in placeholders_in(command)]
+        return (f"{used[0]} uses {{outputs}}, which only 'evaluate: model' fills in; read the candidate's "
+                "predictions from {out}") if used else None
+    if spec.predict is None:
+        return ("'evaluate: model' needs the candidate's predict entry point, like 'predict: model.py:predict' "
+                "(the function the scoring sandbox calls on the holdout inputs)")
+    for field, command in commands.items():
+        if "out" in placeholders_in(command):
+            return (f"{field} names {{out}}, but with 'evaluate: model' no trusted command may open the "
+                    "candidate's outputs (its files could be code or a pickle): score {outputs}, the checked "
+                    "arrays its predict function returned")
+    hidden = [spec.predict.inputs] + ([spec.data.test.inputs] if spec.data.test else [])
+    if spec.predict.sequence is None:
+        labels = {m.group(1) for c in commands.values() for m in re.finditer(r"\{data\}/([^\s'\";|&)]+)", c)}
+        labels |= {spec.data.test.labels} if spec.data.test else set()
+        fed = [name for name in hidden if name in labels]
+        if fed:
+            return (f"the scoring sandbox would be fed {fed[0]}, which a scorer command reads as labels: labels "
+                    "never enter a sandbox; feed the inputs (predict.inputs, data.test.inputs)")
+    if spec.predict.sequence is not None:
+        shown = [name for name in hidden if any(fnmatch.fnmatch(name, p) for p in spec.data.visible)]
+        if shown:
+            return (f"data.visible would show {shown[0]} to candidates, but a token stream is its own label: "
+                    "the scoring sandbox feeds it, from the trusted side")
+    return None
 
 
 def _field_path(loc: tuple) -> str:

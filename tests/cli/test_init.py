@@ -13,7 +13,7 @@ def test_init_refuses_non_empty_dir_and_unknown_example(tmp_path):
     proc = subprocess.run([*cli, "init", "--example", "digits", str(tmp_path / "full")], capture_output=True, text=True)
     assert proc.returncode == 2 and "not empty" in proc.stderr
     proc = subprocess.run([*cli, "init", "--example", "nope", str(tmp_path / "new")], capture_output=True, text=True)
-    assert proc.returncode == 2 and "unknown example 'nope'; choose one of: digits" in proc.stderr
+    assert proc.returncode == 2 and "unknown example 'nope'; choose one of: charlm, digits" in proc.stderr
 
 
 def test_init_template_writes_valid_spec_and_constitution(tmp_path):
