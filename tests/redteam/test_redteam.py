@@ -149,12 +149,14 @@ def probe_sanitised_outputs(run: Outcome, attack: Attack, record: dict) -> None:
 
 
 DISK_SLACK = 64 << 20
-"""Other programs on the machine write too: the host's free space may drop by this much more."""
+"""Without a tmpfs (no root) a watcher holds the quota: a writer passes it by what it writes between two looks."""
 
 
 def probe_disk_bounded(run: Outcome, attack: Attack, record: dict) -> None:
-    drop = run.free_drop(record["k"])
-    assert drop <= DISK_BYTES + DISK_SLACK, f"host free space dropped by {drop >> 20} MiB while it trained"
+    """Measured on the jobs' own directories, never the host's free space (which others' work moves)."""
+    assert run.job_peaks, "no job directory of the run was seen while it trained"
+    fullest = max(run.job_peaks.values())
+    assert fullest <= DISK_BYTES + DISK_SLACK, f"a job directory held {fullest >> 20} MiB, over its quota"
 
 
 PROBES = {
