@@ -37,18 +37,18 @@ __all__ = ["Check", "CommitTree", "DirTree", "Tree", "check_repo", "cheap_checks
 
 def cheap_checks(spec: TaskSpec, tree: Tree, executor: str = "ray", ray_address: Optional[str] = None) -> list[Check]:
     """The checks that read files only, in the order a person fixes things."""
-    return [check_constitution(spec, tree), check_search_space(spec, tree), check_baseline_values(spec, tree),
+    return [check_constitution(spec, tree), *check_search_space(spec, tree), check_baseline_values(spec, tree),
             check_placeholders(spec), *check_programs(spec, tree), check_resources(spec, executor, ray_address)]
 
 
 def preflight(spec: TaskSpec, tree: Tree, executor: str = "ray", ray_address: Optional[str] = None) -> list[Check]:
     """Refuse a run that would waste its budget; returns the warnings it should announce."""
     checks = cheap_checks(spec, tree, executor, ray_address)
-    problems = [c for c in checks if c.status == "problem"]
+    problems = [c.detail for c in checks if c.status == "problem"]
+    if len(problems) == 1:
+        raise UserError(problems[0])
     if problems:
-        more = f" ({len(problems) - 1} more problem{'s' if len(problems) > 2 else ''}: see 'progenitor check')" \
-            if len(problems) > 1 else ""
-        raise UserError(problems[0].detail + more)
+        raise UserError(f"{len(problems)} problems:" + "".join(f"\n  - {p}" for p in problems), problems=problems)
     return [c for c in checks if c.status == "warning"]
 
 
@@ -85,6 +85,9 @@ def _spec(directory: Path, report):
         if text is None:
             raise UserError(f"{SPEC_FILE} is not committed; commit it (runs read the committed task)")
         spec = load_spec_text(text, f"{SPEC_FILE} (commit {sha[:10]})")
+    except UserError as exc:
+        report(*(problem("spec", p) for p in exc.problems))  # every problem of the spec, one line each
+        return None, None, None
     except ProgenitorError as exc:
         report(problem("spec", str(exc)))
         return None, None, None

@@ -40,17 +40,17 @@ def problem(name: str, detail: str) -> Check:
     return Check(name=name, status="problem", detail=detail)
 
 
-def check_search_space(spec: TaskSpec, tree: Tree) -> Check:
+def check_search_space(spec: TaskSpec, tree: Tree) -> list[Check]:
+    """Every problem of the space against its file, one check each (each with its did-you-mean)."""
     from progenitor.task.search_space import space_problems
 
     space = spec.search_space
     if space is None:
-        return ok("search space", "none declared (an LLM architect edits the code instead)")
+        return [ok("search space", "none declared (an LLM architect edits the code instead)")]
     problems = space_problems(space, tree.files(), tree.read, tree.where)
     if problems:
-        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-        return problem("search space", problems[0] + more)
-    return ok("search space", f"{space.file} has every key of search_space.params ({', '.join(space.params)})")
+        return [problem("search space", p) for p in problems]
+    return [ok("search space", f"{space.file} has every key of search_space.params ({', '.join(space.params)})")]
 
 
 def check_baseline_values(spec: TaskSpec, tree: Tree) -> Check:

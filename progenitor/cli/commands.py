@@ -66,11 +66,12 @@ def init(directory: Path, example: Optional[str]) -> None:
     if example:
         path = scaffold.init_example(example, directory)
         click.echo(f"made model repo {path} from example {example!r} (one baseline commit)")
-        click.echo(f"next: progenitor run {path}")
+        click.echo(f"next: progenitor check {path}   (every check that costs no budget), then: progenitor run {path}")
     else:
         path = scaffold.init_template(directory)
         click.echo(f"wrote {path}, constitution.yaml and program.md (the research brief) beside it; edit them, "
-                   f"commit them, then: progenitor run {directory}")
+                   f"commit them, then: progenitor check {directory}   (every check that costs no budget), "
+                   f"and once it passes: progenitor run {directory}")
 
 
 @cli.command()
