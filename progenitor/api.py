@@ -76,10 +76,14 @@ def _status_of(run) -> dict:
 
 
 def run_status(run_id: Optional[str] = None, repo: Optional[PathLike] = None) -> Union[dict, list[dict]]:
-    """One run's status, or every run of ``repo`` (default: the current directory)."""
+    """One run's status (with its objective, budget, champion so far and candidates by status),
+    or every run of ``repo`` (default: the current directory)."""
     if run_id is None:
         return list_runs(Path(repo) if repo else Path.cwd())
-    return _status_of(find_run(run_id, Path(repo) if repo else None))
+    from progenitor.lineage.records import run_overview
+
+    root = Path(repo) if repo else None
+    return {**_status_of(find_run(run_id, root)), **run_overview(run_id, root)}
 
 
 def get_lineage(run_id: str, repo: Optional[PathLike] = None) -> dict:

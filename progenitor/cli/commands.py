@@ -126,13 +126,16 @@ def stop(run_id: str, repo: Optional[Path]) -> None:
 @_repo_opt
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for tools.")
 def status(run_id: Optional[str], repo: Optional[Path], as_json: bool) -> None:
-    """Show one run, or every run of the model repo."""
+    """Show one run (its gate, generation, baseline, champion and spend), or every run of the
+    model repo."""
     from progenitor.api import run_status
-    from progenitor.cli.views import print_status
+    from progenitor.cli.views import print_run, print_status
 
     data = run_status(run_id, repo)
     if as_json:
         click.echo(json.dumps(data, indent=2, default=str))
+    elif run_id is not None:
+        print_run(_console(), data)
     else:
         print_status(_console(), data)
 

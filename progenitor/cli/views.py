@@ -109,6 +109,47 @@ def print_status(console: Console, data: Any) -> None:
     console.print(table)
 
 
+def print_run(console: Console, run: dict) -> None:
+    """One run, as ``progenitor status RUN`` shows it: where it stands, what it found, what it spent."""
+    from progenitor.workflows.waiting import how_to_decide
+
+    metric, waiting = run.get("metric") or "objective", run.get("waiting")
+    table = Table(title=escape(f"run {run['id']}: {run.get('task')}"), show_header=False)
+    status = str(run.get("status")) + (f" ({run['stop_reason']})" if run.get("stop_reason") else "")
+    table.add_row("status", escape(status))
+    if waiting:
+        table.add_row("gate", escape(f"{waiting['gate']}: {waiting.get('description', '')} (since {waiting.get('since')})"))
+    budget = run.get("generations_budget")
+    table.add_row("generation", f"{run.get('generation')}" + (f" of {budget}" if budget else ""))
+    baseline = ((run.get("baseline") or {}).get("metrics") or {}).get(metric)
+    table.add_row(f"baseline {escape(metric)}", _fmt(baseline) + (f" ({run['goal']})" if run.get("goal") else ""))
+    table.add_row(f"champion {escape(metric)}", escape(_champion(run.get("champion"), metric, baseline)))
+    test = ((run.get("champion") or {}).get("test_metrics") or {}).get(f"test_{metric}")
+    if test is not None:
+        table.add_row(f"champion test {escape(metric)}", _fmt(test))
+    counts = run.get("counts") or {}
+    table.add_row("candidates", ", ".join(f"{n} {k}" for k, n in sorted(counts.items())) or "none yet")
+    ledger = run.get("ledger") or {}
+    if ledger:
+        _spend_rows(table, ledger)
+        table.add_row("wall time", f"{ledger.get('run_wall_seconds', 0.0):.1f} s")
+    table.add_row("sandbox", escape(str(run.get("backend"))))
+    table.add_row("created", str(run.get("created")))
+    console.print(table)
+    if waiting:
+        click.echo(how_to_decide(run["id"], waiting["gate"]))
+
+
+def _champion(champion: Optional[dict], metric: str, baseline: Optional[float]) -> str:
+    if not champion:
+        return "-"
+    value = champion["metrics"].get(metric)
+    if champion["name"] == "baseline":
+        return f"{_fmt(value)} (the baseline, commit {champion['sha'][:10]}: nothing beat it so far)"
+    change = f", {value - baseline:+.4f} on the baseline" if value is not None and baseline is not None else ""
+    return f"{_fmt(value)} ({champion['name']}, commit {champion['sha'][:10]}{change})"
+
+
 def print_lineage(console: Console, data: dict) -> None:
     table = Table("cand", "commit", "status", "value", "decision", "hypothesis / reason",
                   title=escape(f"lineage of {data['run']}"))

@@ -7,12 +7,12 @@ from pathlib import Path
 from typing import Optional
 
 from progenitor.candidate import Candidate, CandidateKey
-from progenitor.candidate.keys import base_ref, champion_ref
+from progenitor.candidate.keys import base_ref, candidate_name, champion_ref
 from progenitor.errors import UserError
 from progenitor.lineage.git import Lineage
 from progenitor.run.rundir import find_run, read_json
 
-__all__ = ["read_lineage"]
+__all__ = ["read_lineage", "run_overview"]
 
 
 def read_lineage(run_id: str, repo: Optional[Path] = None) -> dict:
@@ -52,3 +52,32 @@ def read_lineage(run_id: str, repo: Optional[Path] = None) -> dict:
         "champion": refs.get(champion_ref(run_id)), "baseline": meta.get("baseline"),
         "candidates": [candidates[key].record() for key in sorted(candidates)],
     }
+
+
+def run_overview(run_id: str, repo: Optional[Path] = None) -> dict:
+    """What ``progenitor status RUN`` shows beside the run's own file: the objective, the
+    budget of generations, and the champion so far (its candidate, commit and values), read
+    from the task at the run's base commit and from the lineage, so that it holds mid-run."""
+    run = find_run(run_id, repo)
+    meta, git = run.meta, Lineage(run.repo_root)
+    overview: dict = {"metric": None, "goal": None, "generations_budget": None, "champion": None, "counts": {}}
+    if meta.get("base"):
+        spec = git.spec_at(meta["base"])
+        generations = (meta.get("options") or {}).get("generations") or spec.budget.generations
+        overview.update(metric=spec.objective.metric, goal=spec.objective.goal, generations_budget=generations)
+    lineage = read_lineage(run_id, run.repo_root)
+    for c in lineage["candidates"]:
+        overview["counts"][c.get("status", "?")] = overview["counts"].get(c.get("status", "?"), 0) + 1
+    champion = lineage["champion"]
+    if champion is None:
+        return overview
+    if champion == lineage["base"]:
+        baseline = lineage["baseline"] or {}
+        overview["champion"] = {"name": "baseline", "sha": champion, "metrics": baseline.get("metrics", {}),
+                                "test_metrics": baseline.get("test_metrics", {})}
+    else:
+        record = next((c for c in reversed(lineage["candidates"]) if c.get("sha") == champion), {})
+        name = candidate_name(record["gen"], record["k"]) if record else "?"
+        overview["champion"] = {"name": name, "sha": champion, "metrics": record.get("metrics") or {},
+                                "test_metrics": record.get("test_metrics") or {}}
+    return overview
