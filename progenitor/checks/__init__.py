@@ -3,9 +3,10 @@
 - ``preflight``: the cheap checks (files only), at every ``progenitor run`` start, before
   data preparation: the first problem refuses the run as one ``UserError``; warnings (a
   baseline outside the search space) are returned for the run to announce.
-- ``check_repo``: ``progenitor check DIR``: the same, plus the trusted prepare command (in a
-  scratch directory), the visible patterns against what it wrote, and the scorer on a
-  predictions file or on one baseline training. One ``Check`` line each.
+- ``check_repo``: ``progenitor check DIR``: the same, plus every trusted command it can run:
+  the prepare command (in a scratch directory), the visible patterns against what it wrote,
+  and the scorer on a predictions file or on one baseline training, whose outputs the test
+  split's scorer (``scorer.test``) then scores too. One ``Check`` line each.
 
 Both look at the committed tree (what a run uses), never the working copy.
 """
@@ -116,17 +117,17 @@ def _run_checks(spec: TaskSpec, lineage, sha: str, predictions: Optional[Path], 
         prepared = check_prepare(spec, trusted, data)
         report(prepared)
         if prepared.status != "ok":
-            report(_skipped("data.visible", "data.prepare failed"), _skipped("scorer", "data.prepare failed"))
+            report(_skipped("data.visible", "data.prepare failed"), *_scorers_skipped(spec, "data.prepare failed"))
             return
         seen = check_visible(spec, data)
         report(*seen)
         if any(c.status == "problem" for c in seen):
-            report(_skipped("scorer", "data.visible needs fixing first"))
+            report(*_scorers_skipped(spec, "data.visible needs fixing first"))
             return
         _copy_visible(spec, data, visible)
         training = None
         if predictions is None and not train:
-            report(_skipped("scorer", "fix the problems above first (or pass --predictions FILE)"))
+            report(*_scorers_skipped(spec, "fix the problems above first (or pass --predictions FILE)"))
             return
         if predictions is None:
             try:
@@ -135,13 +136,18 @@ def _run_checks(spec: TaskSpec, lineage, sha: str, predictions: Optional[Path], 
                 report(problem("scorer", f"not checked: the baseline cannot be trained here: {exc}"))
                 return
             training = BaselineTraining(spec, lineage.archive(sha), visible, backend, options)
-        report(check_scorer(spec, trusted, data, scratch, predictions, training))
+        report(*check_scorer(spec, trusted, data, scratch, predictions, training))
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
 def _skipped(name: str, why: str) -> Check:
     return Check(name=name, status="skipped", detail=f"not checked: {why}")
+
+
+def _scorers_skipped(spec: TaskSpec, why: str) -> list[Check]:
+    """The scorer, and the test split's scorer when the task has one."""
+    return [_skipped("scorer", why)] + ([_skipped("scorer.test", why)] if spec.scorer.test is not None else [])
 
 
 def _copy_visible(spec: TaskSpec, data: Path, visible: Path) -> None:

@@ -41,8 +41,9 @@ def check_visible(spec: TaskSpec, data: Path) -> list[Check]:
 
 
 def check_scorer(spec: TaskSpec, trusted: Path, data: Path, scratch: Path, predictions: Optional[Path],
-                 train: "BaselineTraining") -> Check:
-    """The scorer on ``predictions`` when given, else on the baseline's outputs."""
+                 train: "BaselineTraining") -> list[Check]:
+    """The scorer on ``predictions`` when given, else on the baseline's outputs; then the test
+    split's scorer on the same outputs (a run scores the baseline on both before any candidate)."""
     from progenitor.evaluation.scorer import score
 
     out = scratch / "out"
@@ -54,12 +55,39 @@ def check_scorer(spec: TaskSpec, trusted: Path, data: Path, scratch: Path, predi
     else:
         trouble, on = train.run(out)
         if trouble:
-            return problem("scorer", trouble)
+            return [problem("scorer", trouble), *_test_skipped(spec, "the baseline did not train")]
     result = score(spec, trusted, data, out)
     if not result.ok:
-        return problem("scorer", f"{result.reason} ({on})")
+        return [problem("scorer", f"{result.reason} ({on})"), *_test_skipped(spec, "the scorer failed")]
     shown = ", ".join(f"{name} {value:.4g}" for name, value in result.metrics.items())
-    return ok("scorer", f"printed {shown} ({on})")
+    checks = [ok("scorer", f"printed {shown} ({on})")]
+    if spec.scorer.test is not None:
+        if predictions is not None:
+            checks += _test_skipped(spec, "--predictions holds holdout predictions; without it, check trains the "
+                                          "baseline once and scores the test split on its outputs")
+        else:
+            checks.append(check_test_scorer(spec, trusted, data, out, on))
+    return checks
+
+
+def check_test_scorer(spec: TaskSpec, trusted: Path, data: Path, out: Path, on: str) -> Check:
+    """``scorer.test`` on the baseline's outputs: what the training wrote for the test split."""
+    from progenitor.evaluation.scorer import score_test
+
+    result = score_test(spec, trusted, data, out)
+    if result is None:
+        return ok("scorer.test", "no test split declared")
+    if not result.ok:
+        return problem("scorer.test", f"{result.reason} ({on}); the training must write the test split's "
+                                      "predictions too (see 'The test split' in the README)")
+    shown = ", ".join(f"{name} {value:.4g}" for name, value in result.metrics.items())
+    return ok("scorer.test", f"printed {shown} ({on})")
+
+
+def _test_skipped(spec: TaskSpec, why: str) -> list[Check]:
+    if spec.scorer.test is None:
+        return []
+    return [Check(name="scorer.test", status="skipped", detail=f"not checked: {why}")]
 
 
 class BaselineTraining:

@@ -87,8 +87,11 @@ def check_placeholders(spec: TaskSpec) -> Check:
 
 
 def commands(spec: TaskSpec) -> dict[str, str]:
-    return {"data.prepare": spec.data.prepare, "train.command": spec.train.command,
-            "scorer.command": spec.scorer.command}
+    named = {"data.prepare": spec.data.prepare, "train.command": spec.train.command,
+             "scorer.command": spec.scorer.command}
+    if spec.scorer.test is not None:
+        named["scorer.test.command"] = spec.scorer.test.command
+    return named
 
 
 def sandbox_path() -> str:
@@ -105,8 +108,9 @@ def check_programs(spec: TaskSpec, tree: Tree) -> list[Check]:
     may train in Docker: its image may well have it."""
     from progenitor.evaluation.scorer import trusted_env
 
-    paths = {"data.prepare": trusted_env()["PATH"], "train.command": sandbox_path(),
-             "scorer.command": trusted_env()["PATH"]}
+    trusted = trusted_env()["PATH"]
+    paths = {"data.prepare": trusted, "train.command": sandbox_path(), "scorer.command": trusted,
+             "scorer.test.command": trusted}
     checks = []
     for field, command in commands(spec).items():
         found, missing = command_problems(command, tree.files(), paths[field], tree.where)

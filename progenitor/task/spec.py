@@ -185,6 +185,8 @@ class TestScorer(_Strict):
     predictions: Optional[Predictions] = None
     """What progenitor checks before the test scorer runs (e.g. ``{file: test_predictions.npy, match: test_labels.npy}``)."""
 
+    _command = _placeholders("scorer.test.command")
+
 
 class Scorer(_Strict):
     command: str

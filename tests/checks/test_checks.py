@@ -246,3 +246,39 @@ def test_a_command_naming_a_path_is_looked_up_by_the_path_itself_not_its_letters
                                       [".venv/bin/t", "x.sh", "train.py"], os.environ["PATH"], "the tree")
     assert found == ["./.venv/bin/t", "python", "train.py"], "./.venv is .venv, not venv"
     assert missing == ["program ../x.sh (not in the tree)"], "../x.sh lies outside the tree, whatever the tree holds"
+
+
+# -- the test split: check runs its scorer too -----------------------------------------------
+
+def test_check_scores_the_test_split_on_the_baselines_outputs(tmp_path):
+    repo = make_repo(tmp_path / "repo", toy_task_files(test_split=True))
+    result = run_cli("check", str(repo))
+    assert result.exit_code == 0, result.output
+    [test] = [line for line in check_lines(result)["ok"] if line.startswith("scorer.test:")]
+    assert "printed test_error 2.885, test_params 1" in test and "on the baseline's outputs" in test
+    assert result.output.strip().splitlines()[-1].startswith("all checks passed")
+
+
+def test_a_training_that_writes_no_test_predictions_is_a_problem_before_the_run(tmp_path):
+    """Once 'ready to spend the budget', and the run failed after its baseline trained."""
+    files = toy_task_files(test_split=True)
+    files["train.py"] = files["train.py"].replace('np.save(os.path.join(args.out, "test_predictions.npy"),', "print(")
+    repo = make_repo(tmp_path / "repo", files)
+    result = run_cli("check", str(repo))
+    assert result.exit_code == 2, result.output
+    [test] = check_lines(result)["problem"]
+    assert test.startswith("scorer.test: no predictions: the candidate did not write test_predictions.npy")
+    assert "the training must write the test split's predictions too" in test
+
+
+def test_with_a_predictions_file_the_test_scorer_is_not_called_ready(tmp_path):
+    import numpy as np
+
+    repo = make_repo(tmp_path / "repo", toy_task_files(test_split=True))
+    predictions = tmp_path / "p.npy"
+    np.save(predictions, np.full(20, 4.5))
+    result = run_cli("check", str(repo), "--predictions", str(predictions))
+    assert result.exit_code == 0, result.output
+    assert check_lines(result)["skipped"][0].startswith("scorer.test: not checked: --predictions holds holdout")
+    last = result.output.strip().splitlines()[-1]
+    assert "scorer.test could not be checked here" in last and "ready" not in last
