@@ -154,7 +154,7 @@ def _copy_visible(spec: TaskSpec, data: Path, visible: Path) -> None:
     from progenitor.evaluation.scorer import copy_visible
     from progenitor.evaluation.visible import visible_matches
 
-    copy_visible(visible_matches(spec, data)[0], data, visible)
+    copy_visible(visible_matches(spec, data, contents=False)[0], data, visible)  # checked just before
 
 
 def _backend(spec: TaskSpec, sandbox: Optional[str], repo_root: Path) -> tuple[str, dict]:

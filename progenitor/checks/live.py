@@ -30,14 +30,18 @@ def check_prepare(spec: TaskSpec, trusted: Path, data: Path) -> Check:
 
 
 def check_visible(spec: TaskSpec, data: Path) -> list[Check]:
-    from progenitor.evaluation.visible import label_files, visible_matches
+    from progenitor.evaluation.visible import hidden_files, label_files, visible_matches
 
     items, problems = visible_matches(spec, data)
     if problems:
         return [problem("data.visible", p) for p in problems]
     labels = label_files(spec)
     hidden = f"; {', '.join(labels)} (the scorer's labels) stays hidden" if labels else ""
-    return [ok("data.visible", f"candidates see {', '.join(str(i.relative_to(data)) for i in items)}{hidden}")]
+    others = [name for name in hidden_files(spec, data) if name not in labels]
+    if others:
+        hidden += f", so do {', '.join(others[:5])}{', ...' if len(others) > 5 else ''}"
+    return [ok("data.visible", f"candidates see {', '.join(str(i.relative_to(data)) for i in items)}{hidden} "
+                               "(compared by contents too)")]
 
 
 def check_scorer(spec: TaskSpec, trusted: Path, data: Path, scratch: Path, predictions: Optional[Path],

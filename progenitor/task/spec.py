@@ -162,6 +162,10 @@ class Data(_Strict):
     """Trusted command (from the base commit) that writes the data splits into ``{data}``, once per run."""
     visible: list[str] = ["train*", "holdout_inputs*"]
     """Glob patterns of files in ``{data}`` that a candidate may read; everything else stays hidden."""
+    hidden: list[str] = []
+    """Glob patterns of files in ``{data}`` that no candidate may see, nor any copy of them: a visible
+    pattern matching one, or a visible file holding its contents (identical, or a large share of its
+    blocks), refuses the run. The labels of the holdout and the test split are always hidden."""
     timeout: float = Field(600.0, gt=0)
     """Wall-clock seconds the prepare command may take."""
     test: Optional[TestSplit] = None

@@ -180,7 +180,7 @@ def test_check_reports_each_problem_in_one_line_and_trains_nothing(tmp_path):
     assert result.exit_code == 2, result.output
     problems = check_lines(result)["problem"]
     assert any(p.startswith("search space: search_space.file 'config.yml'") for p in problems)
-    assert any("'holdout_*.npy' matches holdout_labels.npy, labels the scorer compares against" in p for p in problems)
+    assert any("'holdout_*.npy' matches holdout_labels.npy (labels the scorer compares against)" in p for p in problems)
     assert any("'extra_*' matches none of the files data.prepare wrote" in p for p in problems)
     assert "skipped  scorer: not checked" in result.output, "no baseline training on a broken task"
     assert result.output.strip().splitlines()[-1].startswith("3 problems")
