@@ -3,7 +3,7 @@ lines of ``progenitor check``."""
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
 import click
 from rich.console import Console
@@ -11,6 +11,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from progenitor.candidate.keys import candidate_name
+from progenitor.lineage.records import RunLineage
+from progenitor.run.status import RunStatus
 
 
 def _fmt(value: Optional[float]) -> str:
@@ -87,7 +89,7 @@ def _spend_rows(table: Table, spend: dict) -> None:
                                    f"{sum(r['calls'] for r in spend['llm'].values())} calls")
 
 
-def print_status(console: Console, data: Any) -> None:
+def print_status(console: Console, data: Union[RunStatus, list[RunStatus]]) -> None:
     runs = data if isinstance(data, list) else [data]
     if not runs:
         console.print("no runs yet")
@@ -95,75 +97,64 @@ def print_status(console: Console, data: Any) -> None:
     table = Table("run", "task", "status", "gen", "baseline", "champion", "created")
     # The id is what every other command takes: never cut or wrapped, whatever the width.
     table.columns[0].no_wrap = True
-    table.columns[0].min_width = max(len(run["id"]) for run in runs)
+    table.columns[0].min_width = max(len(run.id) for run in runs)
     for run in runs:
-        summary = run.get("summary") or {}
-        baseline = summary.get("baseline")
-        if baseline is None and run.get("baseline"):
-            metrics = run["baseline"].get("metrics", {})
-            baseline = next(iter(metrics.values()), None)
-        status = f"{run.get('status')}" + (f" at {run['waiting']['gate']}" if run.get("waiting") else "")
-        status += f" ({run['stop_reason']})" if run.get("stop_reason") else ""
-        table.add_row(run["id"], escape(str(run.get("task"))), escape(status), str(run.get("generation")),
-                      _fmt(baseline), _fmt(summary.get("champion")), str(run.get("created")))
+        baseline = run.summary.baseline if run.summary else run.baseline_value
+        champion = run.summary.champion if run.summary else run.champion_value
+        status = f"{run.status}" + (f" at {run.waiting['gate']}" if run.waiting else "")
+        status += f" ({run.stop_reason})" if run.stop_reason else ""
+        table.add_row(run.id, escape(str(run.task)), escape(status), str(run.generation), _fmt(baseline),
+                      _fmt(champion), str(run.created))
     console.print(table)
 
 
-def print_run(console: Console, run: dict) -> None:
+def print_run(console: Console, run: RunStatus) -> None:
     """One run, as ``progenitor status RUN`` shows it: where it stands, what it found, what it spent."""
     from progenitor.workflows.waiting import how_to_decide
 
-    metric, waiting = run.get("metric") or "objective", run.get("waiting")
-    table = Table(title=escape(f"run {run['id']}: {run.get('task')}"), show_header=False)
-    status = str(run.get("status")) + (f" ({run['stop_reason']})" if run.get("stop_reason") else "")
-    table.add_row("status", escape(status))
+    metric, waiting = run.metric or "objective", run.waiting
+    table = Table(title=escape(f"run {run.id}: {run.task}"), show_header=False)
+    table.add_row("status", escape(str(run.status) + (f" ({run.stop_reason})" if run.stop_reason else "")))
     if waiting:
         table.add_row("gate", escape(f"{waiting['gate']}: {waiting.get('description', '')} (since {waiting.get('since')})"))
-    budget = run.get("generations_budget")
-    table.add_row("generation", f"{run.get('generation')}" + (f" of {budget}" if budget else ""))
-    baseline = ((run.get("baseline") or {}).get("metrics") or {}).get(metric)
-    table.add_row(f"baseline {escape(metric)}", _fmt(baseline) + (f" ({run['goal']})" if run.get("goal") else ""))
-    table.add_row(f"champion {escape(metric)}", escape(_champion(run.get("champion"), metric, baseline)))
-    test = ((run.get("champion") or {}).get("test_metrics") or {}).get(f"test_{metric}")
-    if test is not None:
-        table.add_row(f"champion test {escape(metric)}", _fmt(test))
-    counts = run.get("counts") or {}
-    table.add_row("candidates", ", ".join(f"{n} {k}" for k, n in sorted(counts.items())) or "none yet")
-    ledger = run.get("ledger") or {}
-    if ledger:
-        _spend_rows(table, ledger)
-        table.add_row("wall time", f"{ledger.get('run_wall_seconds', 0.0):.1f} s")
-    table.add_row("sandbox", escape(str(run.get("backend"))))
-    table.add_row("created", str(run.get("created")))
+    budget = f" of {run.generations_budget}" if run.generations_budget else ""
+    table.add_row("generation", f"{run.generation}{budget}")
+    table.add_row(f"baseline {escape(metric)}", _fmt(run.baseline_value))
+    table.add_row(f"champion {escape(metric)}", escape(_champion(run)))
+    if run.champion_test_value is not None:
+        table.add_row(f"champion test {escape(metric)}", _fmt(run.champion_test_value))
+    table.add_row("candidates", ", ".join(f"{n} {k}" for k, n in sorted(run.counts.items())) or "none yet")
+    if run.ledger:
+        _spend_rows(table, run.ledger)
+        table.add_row("wall time", f"{run.ledger.get('run_wall_seconds', 0.0):.1f} s")
+    table.add_row("sandbox", escape(str(run.backend)))
+    table.add_row("created", str(run.created))
     console.print(table)
     if waiting:
-        click.echo(how_to_decide(run["id"], waiting["gate"]))
+        click.echo(how_to_decide(run.id, waiting["gate"]))
 
 
-def _champion(champion: Optional[dict], metric: str, baseline: Optional[float]) -> str:
-    if not champion:
-        return "-"
-    value = champion["metrics"].get(metric)
-    if champion["name"] == "baseline":
-        return f"{_fmt(value)} (the baseline, commit {champion['sha'][:10]}: nothing beat it so far)"
-    change = f", {value - baseline:+.4f} on the baseline" if value is not None and baseline is not None else ""
-    return f"{_fmt(value)} ({champion['name']}, commit {champion['sha'][:10]}{change})"
+def _champion(run: RunStatus) -> str:
+    value, commit = run.champion_value, (run.champion_commit or "")[:10]
+    if run.champion_name is None:
+        return _fmt(value)
+    if run.champion_name == "baseline":
+        return f"{_fmt(value)} (the baseline, commit {commit}: nothing beat it so far)"
+    change = f", {value - run.baseline_value:+.4f} on the baseline" if None not in (value, run.baseline_value) else ""
+    return f"{_fmt(value)} ({run.champion_name}, commit {commit}{change})"
 
 
-def print_lineage(console: Console, data: dict) -> None:
+def print_lineage(console: Console, data: RunLineage) -> None:
     table = Table("cand", "commit", "status", "value", "decision", "hypothesis / reason",
-                  title=escape(f"lineage of {data['run']}"))
-    champion = data.get("champion")
-    for c in data["candidates"]:
-        value = (c.get("metrics") or {}).get(c.get("objective", ""))
-        decision = (c.get("decision") or {}).get("verdict", "")
-        mark = " *" if c["sha"] and c["sha"] == champion else ""
-        why = c.get("reason") or (c.get("proposal") or {}).get("hypothesis", "")
-        findings = c.get("findings") or []
-        if findings:
-            why += f" [{len(findings)} finding{'s' if len(findings) > 1 else ''}]"
-        table.add_row(f"{candidate_name(c['gen'], c['k'])}{mark}", (c["sha"] or "-")[:10], c.get("status", ""),
-                      _fmt(value), escape(decision), escape(why))
+                  title=escape(f"lineage of {data.run}"))
+    for c in data.candidates:
+        decision = c.decision.verdict if c.decision else ""
+        mark = " *" if c.sha and c.sha == data.champion else ""
+        why = c.reason or c.proposal.hypothesis
+        if c.findings:
+            why += f" [{len(c.findings)} finding{'s' if len(c.findings) > 1 else ''}]"
+        table.add_row(f"{candidate_name(c.gen, c.k)}{mark}", (c.sha or "-")[:10], c.status, _fmt(c.value),
+                      escape(decision), escape(why))
     console.print(table)
 
 

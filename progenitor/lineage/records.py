@@ -6,16 +6,41 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
-from progenitor.candidate import Candidate, CandidateKey
+from pydantic import BaseModel
+
+from progenitor.candidate import Candidate, CandidateKey, Champion
 from progenitor.candidate.keys import base_ref, candidate_name, champion_ref
 from progenitor.errors import UserError
 from progenitor.lineage.git import Lineage
 from progenitor.run.rundir import find_run, read_json
+from progenitor.run.status import RunStatus, status_of
 
-__all__ = ["read_lineage", "run_overview"]
+__all__ = ["RunLineage", "read_lineage", "run_detail"]
 
 
-def read_lineage(run_id: str, repo: Optional[Path] = None) -> dict:
+class RunLineage(BaseModel):
+    """A run's lineage: where it started, its champion now, the human baseline's numbers, and
+    every candidate of every generation (rejected and failed ones too), in key order."""
+
+    run: str
+    repo: str
+    base: Optional[str] = None
+    """The commit the run started from (``refs/progenitor/<run>/base``)."""
+    champion: Optional[str] = None
+    """The champion's commit now (``refs/progenitor/<run>/champion``)."""
+    baseline: Optional[Champion] = None
+    """The human baseline as scored (from the run directory; None in a clone of the lineage alone)."""
+    candidates: list[Candidate] = []
+
+    def candidate(self, gen: int, k: int) -> Optional[Candidate]:
+        return next((c for c in self.candidates if (c.gen, c.k) == (gen, k)), None)
+
+    def promoted(self) -> list[Candidate]:
+        """The candidates whose promotion stands (a reverted one is not), oldest first."""
+        return [c for c in self.candidates if c.decision is not None and c.decision.verdict == "promoted"]
+
+
+def read_lineage(run_id: str, repo: Optional[Path] = None) -> RunLineage:
     """Every candidate of a run with its record, plus base and champion.
 
     Records come from the git notes (so a clone of the lineage, with no run directory, reads
@@ -47,37 +72,30 @@ def read_lineage(run_id: str, repo: Optional[Path] = None) -> dict:
             cand = Candidate.from_record(read_json(path) or {})
             if (cand.gen, cand.k) not in candidates:
                 candidates[(cand.gen, cand.k)] = cand
-    return {
-        "run": run_id, "repo": str(root), "base": refs.get(base_ref(run_id)),
-        "champion": refs.get(champion_ref(run_id)), "baseline": meta.get("baseline"),
-        "candidates": [candidates[key].record() for key in sorted(candidates)],
-    }
+    return RunLineage(run=run_id, repo=str(root), base=refs.get(base_ref(run_id)),
+                      champion=refs.get(champion_ref(run_id)), baseline=meta.get("baseline"),
+                      candidates=[candidates[key] for key in sorted(candidates)])
 
 
-def run_overview(run_id: str, repo: Optional[Path] = None) -> dict:
-    """What ``progenitor status RUN`` shows beside the run's own file: the objective, the
-    budget of generations, and the champion so far (its candidate, commit and values), read
-    from the task at the run's base commit and from the lineage, so that it holds mid-run."""
-    run = find_run(run_id, repo)
-    meta, git = run.meta, Lineage(run.repo_root)
-    overview: dict = {"metric": None, "goal": None, "generations_budget": None, "champion": None, "counts": {}}
-    if meta.get("base"):
-        spec = git.spec_at(meta["base"])
-        generations = (meta.get("options") or {}).get("generations") or spec.budget.generations
-        overview.update(metric=spec.objective.metric, goal=spec.objective.goal, generations_budget=generations)
-    lineage = read_lineage(run_id, run.repo_root)
-    for c in lineage["candidates"]:
-        overview["counts"][c.get("status", "?")] = overview["counts"].get(c.get("status", "?"), 0) + 1
-    champion = lineage["champion"]
-    if champion is None:
-        return overview
-    if champion == lineage["base"]:
-        baseline = lineage["baseline"] or {}
-        overview["champion"] = {"name": "baseline", "sha": champion, "metrics": baseline.get("metrics", {}),
-                                "test_metrics": baseline.get("test_metrics", {})}
-    else:
-        record = next((c for c in reversed(lineage["candidates"]) if c.get("sha") == champion), {})
-        name = candidate_name(record["gen"], record["k"]) if record else "?"
-        overview["champion"] = {"name": name, "sha": champion, "metrics": record.get("metrics") or {},
-                                "test_metrics": record.get("test_metrics") or {}}
-    return overview
+def run_detail(run_id: str, repo: Optional[Path] = None) -> RunStatus:
+    """One run's status with what ``progenitor status RUN`` shows beside it, read from the
+    lineage so that it holds mid-run and after a revert: the champion now (its candidate,
+    commit and values) and the candidates so far by status."""
+    status = status_of(find_run(run_id, repo))
+    lineage = read_lineage(run_id, Path(status.repo))
+    counts: dict[str, int] = {}
+    for cand in lineage.candidates:
+        counts[cand.status] = counts.get(cand.status, 0) + 1
+    update: dict = {"counts": counts, "champion_commit": lineage.champion}
+    metric = status.metric
+    if lineage.champion is not None and lineage.champion == lineage.base:
+        baseline = lineage.baseline
+        update.update(champion_name="baseline", champion_value=status.baseline_value,
+                      champion_test_value=baseline.test_metrics.get(f"test_{metric}") if baseline else None)
+    elif lineage.champion is not None:
+        held = [c for c in lineage.candidates if c.sha == lineage.champion]
+        if held:
+            update.update(champion_name=candidate_name(held[-1].gen, held[-1].k),
+                          champion_value=held[-1].metrics.get(metric, status.champion_value),
+                          champion_test_value=held[-1].test_metrics.get(f"test_{metric}"))
+    return status.model_copy(update=update)

@@ -34,6 +34,7 @@ def test_status_of_a_finished_run_shows_its_champion_against_the_baseline(tmp_pa
     assert f"{summary.champion:.4f} (g1/c" in champion and summary.champion_commit[:10] in champion
     assert f"{summary.champion - summary.baseline:+.4f} on the baseline" in champion
     data = json.loads(cli("status", summary.run_id, "--repo", str(repo), "--json").stdout)
-    assert data["champion"]["sha"] == summary.champion_commit and data["metric"] == "error"
+    assert data["champion_commit"] == summary.champion_commit and data["metric"] == "error"
+    assert data["champion_name"].startswith("g1/c") and data["counts"] == {"scored": 2}
     listed = cli("status", "--repo", str(repo)).stdout
     assert summary.run_id in listed and "champion error" not in listed
