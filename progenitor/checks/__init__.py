@@ -107,6 +107,7 @@ def _run_checks(spec: TaskSpec, lineage, sha: str, predictions: Optional[Path], 
     """prepare, visible and scorer, in a scratch directory removed afterwards; the scorer
     on a baseline training only when ``train`` (else on ``predictions``, or not at all)."""
     from progenitor.checks.live import BaselineTraining, check_prepare, check_scorer, check_visible, scratch_dir
+    from progenitor.task.flags import train_command
 
     scratch = scratch_dir()
     try:
@@ -135,7 +136,11 @@ def _run_checks(spec: TaskSpec, lineage, sha: str, predictions: Optional[Path], 
             except ProgenitorError as exc:
                 report(problem("scorer", f"not checked: the baseline cannot be trained here: {exc}"))
                 return
-            training = BaselineTraining(spec, lineage.archive(sha), visible, backend, options)
+            command, trouble = train_command(spec, lambda path: lineage.show(sha, path))
+            if trouble:
+                report(problem("scorer", f"not checked: the baseline cannot be trained: {trouble}"))
+                return
+            training = BaselineTraining(spec, lineage.archive(sha), visible, backend, options, command)
         report(*check_scorer(spec, trusted, data, scratch, predictions, training))
     finally:
         shutil.rmtree(scratch, ignore_errors=True)

@@ -97,9 +97,12 @@ def _test_skipped(spec: TaskSpec, why: str) -> list[Check]:
 class BaselineTraining:
     """One training of the base commit in the task's sandbox, as a run's generation 0 does."""
 
-    def __init__(self, spec: TaskSpec, archive: bytes, visible: Path, backend: str, backend_options: dict):
+    def __init__(self, spec: TaskSpec, archive: bytes, visible: Path, backend: str, backend_options: dict,
+                 command: Optional[str] = None):
         self.spec, self.archive, self.visible = spec, archive, visible
         self.backend, self.backend_options = backend, backend_options
+        self.command = command or spec.train.command
+        """What the run would train the baseline with (``search_space.flags`` appended)."""
 
     def run(self, out: Path) -> tuple[Optional[str], str]:
         """(why it failed or None, how it ran), with its outputs unpacked into ``out``."""
@@ -109,7 +112,7 @@ class BaselineTraining:
 
         res, train = self.spec.train.resources, self.spec.train
         job = TrainJob(
-            key="check/g0/c0", command=train.command, tree_archive=self.archive, backend=self.backend,
+            key="check/g0/c0", command=self.command, tree_archive=self.archive, backend=self.backend,
             limits=Limits(wall_time=train.timeout, cpus=res.cpus, memory_bytes=res.memory_bytes, processes=res.processes),
             backend_options=self.backend_options, progress_file=train.progress, labels={"run": "check"},
         )
@@ -120,7 +123,7 @@ class BaselineTraining:
         box = result.sandbox
         how = f"on the baseline's outputs, trained in {box.duration:.1f} s in the {self.backend} sandbox"
         if not box.ok:
-            return (f"the baseline failed to train ({box.reason}); train.command: {train.command}; "
+            return (f"the baseline failed to train ({box.reason}); train.command: {self.command}; "
                     f"{last_lines(box.stdout + chr(10) + box.stderr)}"), how
         unpack(result.outputs_archive, out)
         return None, how

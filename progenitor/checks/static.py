@@ -50,7 +50,8 @@ def check_search_space(spec: TaskSpec, tree: Tree) -> list[Check]:
     problems = space_problems(space, tree.files(), tree.read, tree.where)
     if problems:
         return [problem("search space", p) for p in problems]
-    return [ok("search space", f"{space.file} has every key of search_space.params ({', '.join(space.params)})")]
+    passed = "; train.command gets them as --name=value flags (search_space.flags)" if space.flags else ""
+    return [ok("search space", f"{space.file} has every key of search_space.params ({', '.join(space.params)}){passed}")]
 
 
 def check_baseline_values(spec: TaskSpec, tree: Tree) -> Check:

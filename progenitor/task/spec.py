@@ -239,6 +239,10 @@ class SearchSpace(_Strict):
     """The config file (YAML, JSON or TOML) the offline coder writes values into."""
     params: dict[str, Param]
     """Knobs by (dotted) key in that file."""
+    flags: bool = False
+    """Also pass each knob's value in ``file`` to the training as ``--name=value``, appended to
+    ``train.command`` from the file in the commit being trained: for a repository configured by
+    argparse or by Python config files, which then needs no rewrite (``task/flags.py``)."""
 
     @field_validator("file")
     @classmethod
