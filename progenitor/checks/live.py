@@ -36,7 +36,7 @@ def check_visible(spec: TaskSpec, data: Path) -> list[Check]:
     if problems:
         return [problem("data.visible", p) for p in problems]
     labels = label_files(spec)
-    hidden = f"; {', '.join(labels)} (the scorer's labels) stays hidden" if labels else ""
+    hidden = f"; {', '.join(labels)} (the scorer's labels) stay{'s' if len(labels) == 1 else ''} hidden" if labels else ""
     others = [name for name in hidden_files(spec, data) if name not in labels]
     if others:
         hidden += f", so do {', '.join(others[:5])}{', ...' if len(others) > 5 else ''}"
