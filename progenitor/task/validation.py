@@ -143,6 +143,8 @@ def _bad_value(field: str, errs: list[dict]) -> str:
         rule = _allowed(err)
         return rule if field == "(top level)" else f"in '{field}': {rule}"
     value = "(not shown)" if field.split(".")[-1] in SECRET_FIELDS else repr(err.get("input"))
+    if len(errs) == 1 and (err.get("ctx") or {}).get("error"):
+        return f"field '{field}' has bad value {value}: {_allowed(err)}"  # our own validator's sentence
     allowed = "; or ".join(dict.fromkeys(_allowed(e) for e in errs))
     return f"field '{field}' has bad value {value} ({allowed})"
 

@@ -72,6 +72,11 @@ def nothing_ran(repo) -> bool:
     ({"resources: {cpus: 1, memory: 1g}": "resources: {cpus: 4096, memory: 1g}"},
      ["train.resources.cpus asks for 4096 CPUs per candidate"]),
     ({"python score.py": "pyhton score.py"}, ["scorer.command runs program 'pyhton' (not on its PATH)"]),
+    ({"objective: {metric: error, goal: minimize}": "objective: {metrc: error, goal: minimize}"},
+     ["unknown field 'objective.metrc'; did you mean 'metric'? (a required field, so it is missing too)"]),
+    ({"protected:": "  test:\n    command: python score.py --predictions {out}/t.npy --labels {data}/t.npy\nprotected:"},
+     ["'scorer.test' scores a test split that 'data.test' does not declare; add data.test (its inputs and labels), "
+      "or remove scorer.test"]),
     ({"python train.py": "python trian.py"}, ["train.command runs script trian.py (not in commit"]),
 ])
 def test_run_refuses_a_mistake_in_one_line_before_anything_runs(tmp_path, replace, needles):
@@ -282,3 +287,18 @@ def test_with_a_predictions_file_the_test_scorer_is_not_called_ready(tmp_path):
     assert check_lines(result)["skipped"][0].startswith("scorer.test: not checked: --predictions holds holdout")
     last = result.output.strip().splitlines()[-1]
     assert "scorer.test could not be checked here" in last and "ready" not in last
+
+
+def test_run_and_check_list_every_problem_of_the_spec_each_with_its_fix(tmp_path):
+    repo = toy(tmp_path, replace={"objective: {metric: error, goal: minimize}": "objective: {metrc: error, goal: minimize}",
+                                  "resources: {cpus: 1, memory: 1g}": "resources: {cpu: 1, memory: 1g}"})
+    ran = run_cli("run", str(repo), "--executor", "local", "--sandbox", "process")
+    assert ran.exit_code == 2 and "Traceback" not in ran.output and nothing_ran(repo)
+    lines = ran.output.strip().splitlines()
+    assert re.fullmatch(r"error: .*progenitor\.yaml.*: 2 problems:", lines[0]), lines
+    assert lines[1:] == ["  - unknown field 'objective.metrc'; did you mean 'metric'? (a required field, so it is "
+                         "missing too)", "  - unknown field 'train.resources.cpu'; did you mean 'cpus'?"]
+    checked = run_cli("check", str(repo))
+    assert checked.exit_code == 2
+    problems = check_lines(checked)["problem"]
+    assert len(problems) == 2 and "did you mean 'metric'?" in problems[0] and "did you mean 'cpus'?" in problems[1]
