@@ -17,8 +17,8 @@ any part of the holdout longer than a few windows does. So a hidden file is comp
 and by its fingerprints from two windows on; smaller, it could agree with honest data by chance.
 Bytes are compared as they lie on disk: a copy inside a compressed archive (``.gz``, an
 ``.npz`` written by ``savez_compressed``) is not found; one inside a plain ``.npz`` or ``.tar`` is.
-Hashing reads about 10 MB/s on a loaded 2-core machine (100 MB in 10.6 s at a load of 14),
-several times that on a quiet one; only what ``data.prepare`` wrote is read, once per run
+Hashing read 100 MB in 10.6 s on a 2-core machine busy with other work (a load of 14); only
+what ``data.prepare`` wrote is read, once per run
 start and once per ``progenitor check``.
 """
 
