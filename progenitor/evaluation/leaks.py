@@ -18,8 +18,7 @@ and by its fingerprints from two windows on; smaller, it could agree with honest
 Bytes are compared as they lie on disk: a copy inside a compressed archive (``.gz``, an
 ``.npz`` written by ``savez_compressed``) is not found; one inside a plain ``.npz`` or ``.tar`` is.
 Hashing read 100 MB in 10.6 s on a 2-core machine busy with other work (a load of 14); only
-what ``data.prepare`` wrote is read, once per run
-start and once per ``progenitor check``.
+what ``data.prepare`` wrote is read, once per run start and once per ``progenitor check``.
 """
 
 from __future__ import annotations
