@@ -137,3 +137,15 @@ def test_a_data_hidden_file_is_kept_out_and_said_to_be(tmp_path):
     checked = CliRunner().invoke(cli, ["check", str(repo)])
     assert checked.exit_code == 0, checked.output
     assert "holdout_labels.npy (the scorer's labels) stays hidden, so do train_notes.npy" in checked.output
+
+
+def test_a_copy_inside_a_plain_npz_is_found_and_a_compressed_one_is_not_as_documented(tmp_path):
+    rng = np.random.default_rng(3)
+    labels = rng.integers(0, 10, 2000)
+    np.save(tmp_path / "holdout_labels.npy", labels)
+    np.savez(tmp_path / "train.npz", x=rng.normal(size=(500, 8)), y=labels)
+    np.savez_compressed(tmp_path / "packed.npz", y=labels)
+    hidden = {"holdout_labels.npy": tmp_path / "holdout_labels.npy"}
+    assert leaks({"train.npz": tmp_path / "train.npz"}, hidden) == [
+        "visible train.npz holds 100% of the blocks of hidden holdout_labels.npy"]
+    assert leaks({"packed.npz": tmp_path / "packed.npz"}, hidden) == []
