@@ -717,6 +717,10 @@ ATTACKS: list[Attack] = [
     ),
 ]
 
+from tests.redteam import attacks_limits  # noqa: E402 - its attacks build on the ones above
+
+ATTACKS += attacks_limits.ATTACKS
+
 LAYERS = ("review", "runtime")
 
 
