@@ -33,7 +33,8 @@ from pydantic import BaseModel
 
 from progenitor.sandbox.access import is_root
 
-__all__ = ["ACCOUNTING", "BASE_NAME", "DRIVER_LEAF", "LIMITED", "Layout", "Place", "ensure_base", "layout"]
+__all__ = ["ACCOUNTING", "BASE_NAME", "DRIVER_LEAF", "LIMITED", "Layout", "Place", "ensure_base", "inside", "layout",
+           "parse_groups", "parse_mounts"]
 
 BASE_NAME = "progenitor"
 """The directory every sandbox's group is made in."""
@@ -78,7 +79,7 @@ def layout() -> Layout:
     found = Layout()
     v1 = {name: m for m in mounts if m[0] == "cgroup" for name in m[3] if name in (*LIMITED, ACCOUNTING)}
     for name, mount in v1.items():
-        _place(found, name, 1, _inside(mount, ours.get(name)))
+        _place(found, name, 1, inside(mount, ours.get(name)))
     rest = [name for name in LIMITED if name not in v1]
     v2 = next((m for m in mounts if m[0] == "cgroup2"), None)
     if rest and v2 is None:
@@ -129,7 +130,7 @@ def ensure_base(place: Place) -> None:
 
 def _v2_parent(mount: tuple, ours: Optional[str], wanted: list[str]) -> tuple[Optional[Path], str]:
     """The v2 group under which ``progenitor`` goes, with ``wanted`` enabled for its children."""
-    here = _inside(mount, ours)
+    here = inside(mount, ours)
     if here is None:
         return None, "this process's cgroup v2 group is not visible"
     candidates: list[Path] = []
@@ -197,14 +198,26 @@ def _enable(group: Path, names: list[str]) -> None:
 
 
 def _mounts() -> list[tuple]:
-    """(fstype, mount point, root inside the hierarchy, super options) of every cgroup mount."""
-    found = []
+    return parse_mounts(_read_proc("/proc/self/mountinfo"))
+
+
+def _own_groups() -> dict[str, str]:
+    return parse_groups(_read_proc("/proc/self/cgroup"))
+
+
+def _read_proc(path: str) -> str:
     try:
-        with open("/proc/self/mountinfo") as f:
-            lines = f.read().splitlines()
+        with open(path) as f:
+            return f.read()
     except OSError:
-        return []
-    for line in lines:
+        return ""
+
+
+def parse_mounts(mountinfo: str) -> list[tuple]:
+    """(fstype, mount point, root inside the hierarchy, super options) of every cgroup mount
+    in the text of ``/proc/<pid>/mountinfo``."""
+    found = []
+    for line in mountinfo.splitlines():
         head, _, tail = line.partition(" - ")
         fields, rest = head.split(), tail.split()
         if len(fields) >= 5 and len(rest) >= 3 and rest[0] in ("cgroup", "cgroup2"):
@@ -213,15 +226,10 @@ def _mounts() -> list[tuple]:
     return found
 
 
-def _own_groups() -> dict[str, str]:
-    """This process's group per controller ("" for v2), as /proc/self/cgroup shows it."""
+def parse_groups(text: str) -> dict[str, str]:
+    """A process's group per controller ("" for v2), from the text of ``/proc/<pid>/cgroup``."""
     groups: dict[str, str] = {}
-    try:
-        with open("/proc/self/cgroup") as f:
-            lines = f.read().splitlines()
-    except OSError:
-        return groups
-    for line in lines:
+    for line in text.splitlines():
         parts = line.split(":", 2)
         if len(parts) == 3:
             for name in parts[1].split(",") if parts[1] else [""]:
@@ -229,7 +237,7 @@ def _own_groups() -> dict[str, str]:
     return groups
 
 
-def _inside(mount: tuple, group: Optional[str]) -> Optional[Path]:
+def inside(mount: tuple, group: Optional[str]) -> Optional[Path]:
     """The directory of ``group`` under ``mount``, or None when the mount does not show it
     (a mount of a subtree that our group is not in)."""
     if group is None:
