@@ -20,6 +20,7 @@ from progenitor.errors import AlreadyDecided, UserError
 from progenitor.oversight import hitl
 from progenitor.oversight.audit import audit_log
 from progenitor.oversight.store import DecisionStore, Gate, Recorded
+from progenitor.run.events import GateDecision
 from progenitor.run.rundir import find_run, list_runs
 
 __all__ = ["Pending", "actor", "decide", "default_person", "pending"]
@@ -118,5 +119,5 @@ def decide(run_id: str, decision: str, *, by: Optional[str] = None, comment: str
         payload=found.request, comment=comment, gate=found.gate, surface=surface,
         candidates=[a["args"]["candidate"] for a in actions], decisions=[d["type"] for d in response["decisions"]],
     )
-    run.emit("gate.decision", gate=found.gate, gen=found.gen, type=kind, by=who, surface=surface)
+    run.emit(GateDecision(gate=found.gate, gen=found.gen, decision=kind, by=who, surface=surface))
     return recorded
