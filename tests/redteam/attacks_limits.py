@@ -19,10 +19,17 @@ from __future__ import annotations
 from tests.redteam.attacks import HEADER, Attack, Expect
 
 GROUP = "limits"
+TIMEOUT = 30
+"""The group's ``train.timeout``: filling 512 MiB takes a few seconds on a busy machine, past the
+suite's default of 6; the attacks are stopped by their limits long before it."""
 LIMIT_MIB = 512
 """The task's memory limit (``harness.SPEC``): each memory attack tries to hold eight times it."""
 
-WIN = '''
+START = "import os, sys, time\n"
+"""What a memory attack imports before it holds memory: it reaches its limit before numpy is loaded,
+so that even a busy machine stops it well inside the task's timeout."""
+
+WIN = "\n" + HEADER + '''
 print(f"ESCAPED: held {held} MiB under a {LIMIT} MiB limit", flush=True)
 honest(3.0)  # past its limit: the best predictions it can write
 '''
@@ -30,7 +37,7 @@ honest(3.0)  # past its limit: the best predictions it can write
 STEP = 64 << 20
 """What each attack holds more at each step: under the task's 96 MiB quota on any one file."""
 
-SHARED_MMAP = HEADER + '''\
+SHARED_MMAP = START + '''\
 import mmap
 
 held, maps = 0, []
@@ -41,7 +48,7 @@ while held < 8 * LIMIT:
     print(f"held {held} MiB", flush=True)
 ''' + WIN
 
-MEMFD = HEADER + '''\
+MEMFD = START + '''\
 held, fds = 0, []
 while held < 8 * LIMIT:
     fds.append(os.memfd_create("hold"))  # a memfd's pages are shared memory; one per step, under any file cap
@@ -50,7 +57,7 @@ while held < 8 * LIMIT:
     print(f"held {held} MiB", flush=True)
 ''' + WIN
 
-DEV_ZERO = HEADER + '''\
+DEV_ZERO = START + '''\
 import mmap
 
 zero = os.open(os.path.join(os.path.dirname(os.devnull), "zero"), os.O_RDWR)  # /dev/zero, mapped shared
@@ -61,7 +68,7 @@ while held < 8 * LIMIT:
     print(f"held {held} MiB", flush=True)
 ''' + WIN
 
-TMPFS = HEADER + '''\
+TMPFS = START + '''\
 places = [FIRST, SECOND]
 held = 0
 while held < 8 * LIMIT and places:
@@ -81,7 +88,7 @@ TMP = 'os.environ.get("TMPDIR") or os.path.join(os.path.dirname(os.devnull), os.
 DEV_SHM_FILES = TMPFS.replace("FIRST", SHM).replace("SECOND", TMP)
 TMP_FILES = TMPFS.replace("FIRST", TMP).replace("SECOND", SHM)
 
-POSIX_SHM = HEADER + '''\
+POSIX_SHM = START + '''\
 import _posixshmem
 
 held, fds = 0, []
@@ -92,7 +99,7 @@ while held < 8 * LIMIT:  # shm_open: POSIX shared memory, in /dev/shm (multiproc
     print(f"held {held} MiB", flush=True)
 ''' + WIN
 
-MANY_PROCESSES = HEADER + '''\
+MANY_PROCESSES = START + '''\
 import mmap
 
 held, holders = 0, []
@@ -172,12 +179,13 @@ sys.exit(137)  # the exit code of a process the OOM killer stopped, said by the 
 
 def _filled(code: str) -> str:
     """The attack's code with its sizes defined after the header (``LIMIT`` in MiB, ``STEP`` in bytes)."""
-    return code.replace(HEADER, HEADER + f"LIMIT, STEP = {LIMIT_MIB}, {STEP}\n", 1)
+    return code.replace(START, START + f"LIMIT, STEP = {LIMIT_MIB}, {STEP}\n", 1)
 
 
 def _oom(name: str, what: str, code: str, review: Expect = Expect("oom", "the kernel's OOM killer")) -> Attack:
     return Attack(name, what, edits={"train.py": _filled(code)}, review=review,
-                  runtime=Expect("oom", "out of memory (limit 512 MiB): the kernel's OOM killer"), group=GROUP)
+                  runtime=Expect("oom", "out of memory (limit 512 MiB): the kernel's OOM killer"), group=GROUP,
+                  train_timeout=TIMEOUT)
 
 
 ATTACKS: list[Attack] = [
