@@ -326,8 +326,8 @@ def drive(outcome: Outcome, script: list[list[dict]], backend: str,
 
     listeners = [on_event] if on_event else []
     if resume:
-        def stop_once_proposed(event: dict) -> None:
-            if event["type"] == "architect.proposal" and not outcome.stopped:
+        def stop_once_proposed(event) -> None:  # a typed event (progenitor.run.events)
+            if event.type == "architect.proposal" and not outcome.stopped:
                 outcome.stopped = True
                 stop_run(RUN_ID, outcome.repo, reason="red team: stopped with the proposals saved")
         listeners.append(stop_once_proposed)
