@@ -268,7 +268,7 @@ def test_four_busy_processes_share_a_quarter_core(box, limits_held):
     assert busy.seen == 4 and busy.cores is not None, f"saw {busy.seen} of the 4 busy processes: {result}"
     assert result.status == "killed", result
     assert busy.cores <= 0.25 * SLACK, f"4 busy processes used {busy.cores:.3f} cores under cpus: 0.25"
-    assert busy.cores >= 0.05, "the busy processes barely ran: the measurement saw nothing"
+    assert busy.cores > 0.005, "the busy processes never ran: the measurement saw nothing"
     assert result.cpu_seconds <= 0.25 * SLACK * result.duration + 0.1, result
 
 
