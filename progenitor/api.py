@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Iterator, Optional, Union
 from progenitor.errors import UserError
 from progenitor.lineage.records import RunLineage, read_lineage
 from progenitor.options import RunOptions
+from progenitor.oversight.decide import decide, pending
 from progenitor.run.events import Event, RunError
 from progenitor.run.rundir import find_run
 from progenitor.run.rundir import list_runs as _list_runs
@@ -92,26 +93,6 @@ def get_lineage(run_id: str, repo: Optional[PathLike] = None) -> RunLineage:
 
 
 # -- oversight ------------------------------------------------------------------------------
-def decide(run_id: str, decision: str, *, by: Optional[str] = None, comment: str = "",
-           edits: Optional[dict] = None, repo: Optional[PathLike] = None, gate: Optional[str] = None,
-           seen: Optional[str] = None, surface: str = "api") -> "Recorded":
-    """Decide at the gate a run waits at: ``approve``, ``reject`` (with a comment), ``edit``
-    (``edits={"c0": {"lr": 0.01}}``) or ``request-changes`` (with a comment, which reaches the
-    architect). One decision per gate is recorded; a second raises ``AlreadyDecided``, naming the
-    first. ``by`` defaults to the OS user. Returns the stored decision."""
-    from progenitor.oversight.decide import decide as _decide
-
-    return _decide(run_id, decision, by=by, comment=comment, edits=edits, repo=_repo(repo), gate=gate, seen=seen,
-                   surface=surface)
-
-
-def pending(run_id: Optional[str] = None, repo: Optional[PathLike] = None) -> list["Pending"]:
-    """What waits for a decision: one run's gates, or every run's of ``repo`` (default: here)."""
-    from progenitor.oversight.decide import pending as _pending
-
-    return _pending(run_id, _repo(repo))
-
-
 def revert(run_id: str, gen: int, comment: str, *, by: Optional[str] = None, repo: Optional[PathLike] = None,
            surface: str = "api") -> "Revert":
     """Undo generation ``gen``'s promotion (and every later one): the champion goes back to the
