@@ -192,3 +192,14 @@ def test_an_unreachable_store_is_one_sentence(tmp_path):
     lines = [x for x in done.stderr.splitlines() if x.strip()]
     assert done.returncode == 2 and len(lines) == 1 and "cannot reach the store postgresql://nobody@127.0.0.1:1/none" \
         in lines[0]
+
+
+def test_a_postgres_test_with_no_server_fails_rather_than_skips(tmp_path):
+    """A machine without the cluster shows a failure, not a quiet skip (port 1 answers nothing)."""
+    env = {**os.environ, "PROGENITOR_TEST_POSTGRES": "postgresql://progenitor@127.0.0.1:1/postgres"}
+    done = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-m", "postgres",
+                           "-k", "keeps_gates_decisions", __file__], capture_output=True, text=True, env=env,
+                          cwd=Path(__file__).parents[2], timeout=300)
+    assert done.returncode == 1, done.stdout[-2000:]
+    assert "1 failed" in done.stdout and "skipped" not in done.stdout
+    assert "PostgreSQL is required here but postgresql://progenitor@127.0.0.1:1/postgres does not answer" in done.stdout
