@@ -160,7 +160,10 @@ class Database:
             yield
 
     def _migrate(self, raw: Any) -> None:
-        raw.execute("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied TEXT NOT NULL)")
+        # Under the lock: PostgreSQL's CREATE TABLE IF NOT EXISTS is not safe against a second
+        # process doing the same at once (one of them fails on the catalog's unique index).
+        with self._begin(raw, "migrations"):
+            raw.execute("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied TEXT NOT NULL)")
         done = {row["name"] for row in Connection(raw, self.dialect).execute("SELECT name FROM _migrations").fetchall()}
         todo = [(n, s) for n, s in self.migrations if n not in done]
         if not todo:
