@@ -75,6 +75,22 @@ def generation(ctx: RunContext, state: State, asked: list[int]) -> list[dict]:
             "why": c.guard_failed or (c.decision.reason if c.decision else "") or c.reason, "asked": c.k in asked,
             "params": dict(c.params or c.proposal.params), "hypothesis": c.proposal.hypothesis[:300],
         })
+    return _losers(ctx, rows)
+
+
+def _losers(ctx: RunContext, rows: list[dict]) -> list[dict]:
+    """A scored candidate not at the gate, with no reason of its own yet (selection comes after
+    the gate): say why it is not the one asked about."""
+    metric = ctx.spec.objective.metric
+    asked = [r for r in rows if r["asked"] and r["value"] is not None]
+    for row in rows:
+        if row["why"] or row["asked"] or row["value"] is None:
+            continue
+        if row["gain"] is not None and row["gain"] <= 0:
+            row["why"] = f"no better than the champion on {metric}"
+        elif asked:
+            best = max(asked, key=lambda r: r["gain"] if r["gain"] is not None else float("-inf"))
+            row["why"] = f"not selected: {best['candidate']} has the better {metric} ({best['value']:.4g})"
     return rows
 
 

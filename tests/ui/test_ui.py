@@ -379,6 +379,10 @@ def test_the_card_shows_the_luck_bound_the_test_figures_directions_guards_and_th
                      page)
     assert "↓ lower is better" in page and "at most 10" in page, "the objective's direction and the params guard"
     assert "Generation 1: every candidate (2)" in page and page.count('class="asked"') == 1
+    [other] = [r for r in gate.request["context"]["generation"] if not r["asked"]]
+    assert re.fullmatch(r"not selected: g1/c\d has the better error \([\d.]+\)|no better than the champion on error",
+                        other["why"]), other
+    assert other["why"] in page, "why the other lost, on the card"
     assert re.search(r"Cost: [\d.]+ (ms|s) of CPU", page) or "Cost: " in page
     assert "{'cpu_seconds'" not in page and "{'w':" not in page, "no Python dicts on the card"
 
