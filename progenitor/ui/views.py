@@ -258,7 +258,7 @@ def _curve_figure(cols: list[dict]) -> Optional[dict]:
     data = []
     for col in cols:
         for metric, points in col["curves"].items():
-            data.append({"type": "scatter", "mode": "lines", "name": f"{col['name']} {metric}",
+            data.append({"type": "scatter", "mode": "lines+markers", "name": f"{col['name']} {metric}",
                          "x": [p[0] for p in points], "y": [p[1] for p in points]})
     if not data:
         return None
@@ -269,7 +269,7 @@ def _curve_figure(cols: list[dict]) -> Optional[dict]:
 def _curve_chart(curves: dict) -> Optional[dict]:
     if not curves:
         return None
-    data = [{"type": "scatter", "mode": "lines", "name": m, "x": [p[0] for p in pts], "y": [p[1] for p in pts]}
+    data = [{"type": "scatter", "mode": "lines+markers", "name": m, "x": [p[0] for p in pts], "y": [p[1] for p in pts]}
             for m, pts in curves.items()]
     return {"data": data, "layout": {"xaxis": {"title": {"text": "step"}}, "height": 240, "autosize": True,
                                      "margin": {"l": 50, "r": 10, "t": 10, "b": 40}, "legend": {"orientation": "h"}}}
