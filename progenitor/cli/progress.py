@@ -95,6 +95,15 @@ class Progress:
     def _on_run_resume(self, e: dict) -> None:
         self._line(f"resuming run [bold]{e['run']}[/bold]")
 
+    def _on_safety_base(self, e: dict) -> None:
+        if not e["findings"]:
+            return
+        rules = ", ".join(f"{escape(rule)} x{n}" for rule, n in e["rules"].items())
+        self._line(f"the base's own code has {e['findings']} review findings ({rules}): context only, each "
+                   "candidate is judged on what it adds or changes")
+        for line in e["shown"]:
+            self._line(f"  {escape(line)}", detail=True)
+
     def _on_prepare_data(self, e: dict) -> None:
         self._line("preparing data with the trusted prepare command (once per run)", detail=True)
 

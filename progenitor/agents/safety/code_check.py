@@ -64,7 +64,9 @@ import fnmatch
 import re
 from typing import Optional
 
+from progenitor.agents.safety.allowlist import AllowList
 from progenitor.agents.safety.names import DYNAMIC_IMPORTERS, Resolver, canonical, const_str, normalize
+from progenitor.agents.safety.reach import Reach
 from progenitor.candidate.findings import Finding, dedupe
 from progenitor.task.constitution import Constitution
 
@@ -103,7 +105,7 @@ def _literal(node: Optional[ast.AST]) -> Optional[str]:
 
 
 class _Checker:
-    def __init__(self, path: str, constitution: Constitution, tree: ast.AST):
+    def __init__(self, path: str, constitution: Constitution, tree: ast.AST, allow: Optional[AllowList]):
         self.path = path
         self.c = constitution
         self.resolve = Resolver(tree)
@@ -112,6 +114,7 @@ class _Checker:
         self.sensitive = {m.split(".")[0] for rule in constitution.forbidden_imports for m in rule.modules}
         self.sensitive |= {p.split(".")[0] for rule in constitution.forbidden_calls for p in rule.calls
                            if "." in p and not any(ch in p.split(".")[0] for ch in "*?[")}
+        self.reach = Reach(constitution, self.resolve, tree, allow, self.sensitive, self.add, self.named_in_literal)
 
     def add(self, rule: str, severity: str, node: ast.AST, message: str) -> None:
         self.findings.append(Finding(rule=rule, severity=severity, file=self.path,
@@ -157,15 +160,21 @@ class _Checker:
 
     def used_module(self, name: str, node: ast.AST) -> None:
         """A forbidden module reached as an attribute of an imported one (``asyncio.subprocess.PIPE``,
-        ``shutil.os``); the import of a forbidden module itself was reported where it is."""
+        ``shutil.os``, ``np.ctypeslib``); the import of a forbidden module itself was reported where it is."""
         parts = name.split(".")
-        if parts[0] not in self.resolve.imported:
+        if parts[0] not in self.resolve.imported or self._forbidden(parts[0]):
             return
-        for i in range(1, len(parts)):
+        for i in range(len(parts)):
             hit = self._forbidden(".".join(parts[i:]))
             if hit:
-                self._forbidden_module(".".join(parts[: i + 1]), hit, node, "uses")
+                self._forbidden_module(".".join(parts[: i + 1]) if i else hit[1], hit, node, "uses")
                 return
+
+    def named_in_literal(self, name: str, node: ast.AST) -> None:
+        """A dotted name a literal hands an importing resolver (``dictConfig``'s ``'()'``): read as code."""
+        name = normalize(name)
+        self.module(name, node, "names")
+        self.callable_name(name, node, "names")
 
     def imports(self, node: ast.AST) -> None:
         if isinstance(node, ast.Import):
@@ -253,6 +262,7 @@ class _Checker:
     def run(self, tree: ast.AST) -> list[Finding]:
         docs = _docstrings(tree)
         for node in ast.walk(tree):
+            self.reach.visit(node)
             self.imports(node)
             if isinstance(node, (ast.Call, ast.Subscript)):
                 self.dynamic(node)
@@ -269,12 +279,19 @@ class _Checker:
         return sorted(dedupe(self.findings), key=lambda f: f.line or 0)
 
 
-def check_python(source: bytes, path: str, constitution: Constitution) -> list[Finding]:
-    """Every constitution finding in one Python file (``path`` is only used in the findings)."""
+def check_python(source: bytes, path: str, constitution: Constitution,
+                 allow: Optional[AllowList] = None) -> list[Finding]:
+    """Every constitution finding in one Python file (``path`` is only used in the findings).
+
+    ``allow``: the import allow-list (``allowlist.allow_list`` with the candidate's own modules);
+    None: the constitution's ``allowed_imports.modules`` alone."""
     try:
         tree = ast.parse(source, filename=path)
     except (SyntaxError, ValueError) as exc:
         line = getattr(exc, "lineno", None)
         return [Finding(rule="unparsable", severity="high", file=path, line=line,
                         message=f"the file is not valid Python ({getattr(exc, 'msg', exc)}), so it cannot be reviewed")]
-    return _Checker(path, constitution, tree).run(tree)
+    rule = constitution.allowed_imports
+    if allow is None and rule is not None:
+        allow = AllowList(frozenset(rule.modules))
+    return _Checker(path, constitution, tree, allow).run(tree)
