@@ -1,6 +1,12 @@
 """The constitution's rules on Python code, checked with ``ast`` (the code is parsed, never run).
 
-Every name is first resolved to what it stands for (``names``: import aliases, the C modules
+First the allow-list (``reach``): imports outside ``allowed_imports``, and every way of
+reaching a name other than an import and attributes written out (dunders, private names,
+modules as values, names computed at run time handed to a resolver, loaders that call what
+their data names). That is what stops the spellings a deny-list misses; the rules below are
+the second layer, which names what is forbidden even among allowed modules.
+
+Every name is resolved to what it stands for (``names``: import aliases, the C modules
 under the public ones, builtins and ``sys.modules``, ``getattr`` and its cousins, modules
 re-exported by others), then:
 
@@ -19,8 +25,9 @@ re-exported by others), then:
 The source is parsed from bytes, so a coding cookie (``# coding: utf-7``) is decoded the
 way the interpreter would decode it.
 
-The siblings considered, and what catches each (tests/agents/safety/test_constitution.py and the red
-team's ``low-level-*`` attacks hold one case of each):
+The deny-list siblings considered, and what catches each (tests/agents/safety/test_constitution.py and
+the red team's ``low-level-*`` attacks hold one case of each; ``tests/agents/safety/review_probes.py``
+holds the spellings that got past this list and what the allow-list makes of them):
 
 - ``posix.system`` / ``fork`` / ``setsid`` / ``execv`` / ``posix_spawn`` / ``kill``, the same on
   ``nt``, ``from posix import system``, ``from posix import *``: ``posix`` and ``nt`` are ``os``;
@@ -50,11 +57,10 @@ team's ``low-level-*`` attacks hold one case of each):
   ``open(os.sep + "etc")``, ``"/" + name``, ``f"/{name}"``, ``Path("/") / "etc"``,
   ``os.path.join("/", ...)``, ``os.path.expanduser("~")``, ``Path.home()``: paths built from a root.
 
-Left to the sandbox, which is the boundary (these rules are a first line that catches
-mistakes and naive attacks): names built character by character (``chr(47)``), files that
-run code when loaded (``pickle.loads``, ``torch.load`` without ``weights_only``), native code
-inside a library that wraps it, and threads (``_thread``, ``threading``: they are fine, they
-share the candidate's limits and die with it).
+Left to the sandbox, which is the boundary (the review is a first filter that explains itself):
+paths built character by character (``chr(47)``), code written to a file at run time and
+imported, native code inside a library that wraps it, and threads (``threading``: they are
+fine, they share the candidate's limits and die with it).
 """
 
 from __future__ import annotations
