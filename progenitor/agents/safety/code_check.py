@@ -67,10 +67,12 @@ from __future__ import annotations
 
 import ast
 import fnmatch
+import itertools
 import re
 from typing import Optional
 
 from progenitor.agents.safety.allowlist import AllowList
+from progenitor.agents.safety.annotations import parse_forward_refs
 from progenitor.agents.safety.names import DYNAMIC_IMPORTERS, Resolver, canonical, const_str, normalize
 from progenitor.agents.safety.reach import Reach
 from progenitor.candidate.findings import Finding, dedupe
@@ -267,7 +269,13 @@ class _Checker:
 
     def run(self, tree: ast.AST) -> list[Finding]:
         docs = _docstrings(tree)
-        for node in ast.walk(tree):
+        refs, broken = parse_forward_refs(tree)  # string annotations are code to typing and pydantic
+        for ref in broken:
+            self.reach.finding("name-from-data", ref, f"annotates with the string {ref.value[:60]!r}, which typing "
+                               "and pydantic evaluate as code but is not an expression", "write the type itself")
+        for expr in refs:
+            self.reach.adopt(expr)
+        for node in itertools.chain(ast.walk(tree), *(ast.walk(expr.body) for expr in refs)):
             self.reach.visit(node)
             self.imports(node)
             if isinstance(node, (ast.Call, ast.Subscript)):

@@ -108,6 +108,10 @@ class Reach:
         self.parents = {id(child): parent for parent in ast.walk(tree) for child in ast.iter_child_nodes(parent)}
         self.own = _own_attributes(tree)
 
+    def adopt(self, expr: ast.Expression) -> None:
+        """Review ``expr`` (a parsed string annotation) as part of the file."""
+        self.parents.update({id(child): parent for parent in ast.walk(expr) for child in ast.iter_child_nodes(parent)})
+
     # -- reporting -----------------------------------------------------------------------------
     def finding(self, rule: str, node: ast.AST, what: str, fix: str, name: str = "") -> None:
         if self.access is None:
@@ -136,7 +140,9 @@ class Reach:
             self.call(node)
         elif isinstance(node, ast.Dict):
             self.factory_keys(node)
-        if isinstance(node, (ast.Name, ast.Attribute)) and isinstance(node.ctx, ast.Load):
+        if isinstance(node, (ast.Name, ast.Attribute, ast.Subscript)) and isinstance(node.ctx, ast.Load):
+            self.value(node)
+        elif isinstance(node, ast.Call):
             self.value(node)
 
     # -- imports -------------------------------------------------------------------------------
@@ -226,14 +232,27 @@ class Reach:
                          "names it will be given", "call it where it is written, with a literal name", name)
 
     def is_module(self, node: ast.AST, name: str) -> bool:
+        """Does ``node`` evaluate to a module: an imported name, a dotted name from one, or what a
+        resolver or namespace returns for a literal (``import_module("os")``, ``sys.modules["os"]``)?"""
+        if isinstance(node, ast.Name) and node.id in self.resolve.modules:
+            return True
         root = node
         while isinstance(root, ast.Attribute):
             root = root.value
-        if not isinstance(root, ast.Name) or root.id not in self.resolve.aliases:
+        if isinstance(root, ast.Name) and root.id not in self.resolve.aliases:
+            return False  # a local name: the review does not track what it holds
+        if isinstance(root, (ast.Call, ast.Subscript)) and not self._from_import(root, name):
             return False
-        if isinstance(node, ast.Name) and node.id in self.resolve.modules:
-            return True
         return is_module(canonical(name))
+
+    def _from_import(self, node: ast.AST, name: str) -> bool:
+        """Is what ``node`` names rooted in an imported module, an import or a namespace of modules?"""
+        if name.split(".")[0] in self.resolve.imported:
+            return True
+        if isinstance(node, ast.Call):
+            func = self.resolve.name(node.func) or ""
+            return func in DYNAMIC_IMPORTERS or func in resolvers.NAMED_BY_ARGUMENT or func.endswith(".get")
+        return isinstance(node, ast.Subscript)
 
     def namespace(self, node: ast.AST, shown: str) -> None:
         """``sys.modules`` or ``globals()``: read by a literal key, or it is every module or global at once."""

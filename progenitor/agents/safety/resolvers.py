@@ -9,8 +9,8 @@ past a review that reads names, so the review knows them all by kind, not by spe
   the pickle family, YAML's unsafe loaders, ``breakpoint`` (it calls whatever
   ``PYTHONBREAKPOINT`` names), ``help``, logging's file and socket configurators,
   ``string.Formatter.get_field``. Any call is a ``name-from-data`` finding. Some are resolvers
-  only with an argument (``numpy.load(allow_pickle=True)``, ``torch.load(weights_only=False)``,
-  ``yaml.load`` with a loader other than a safe one): ``CONDITIONAL``.
+  only with an argument (``allow_pickle=True``, ``weights_only=False`` or ``pickle_module=`` on
+  any loader, ``yaml.load`` with a loader other than a safe one): ``conditional``.
 - logging's ``dictConfig``: a ``'()'`` key (a factory), a ``'class'`` key and an ``ext://``
   value name objects to import and call, so the configuration must be a literal whose names
   are read like code, and a ``'()'`` key anywhere is read so too.
@@ -56,6 +56,8 @@ NAMED_BY_DATA: dict[str, str] = {
     "logging.config.listen": "logging's socket configuration imports and calls the names it receives",
     "logging.config.*Configurator": "logging's configurators import and call the names they are given",
     "importlib.metadata.*": "entry points import and return whatever their data names",
+    "torch.package.*": "torch.package imports the code and unpickles the objects its archive holds",
+    "doctest.*": "doctest runs the code in its strings", "trace.*": "trace runs the code in its strings",
     "*.get_field": "string.Formatter.get_field reaches any attribute path its string names",
 }
 """Resolvers whose names never appear in the source (globs; ``*`` spans dots) -> why."""
@@ -83,14 +85,14 @@ def conditional(func: str, call: ast.Call, name_of) -> Optional[str]:
         loader = _keyword(call, "Loader", 1)
         if loader is None or name_of(loader) not in SAFE_YAML_LOADERS:
             return "yaml.load with a loader other than yaml.SafeLoader calls whatever its data names"
-    elif func == "numpy.load":
-        allow = _keyword(call, "allow_pickle", 2)
-        if allow is not None and not _is_constant(allow, False):
-            return "numpy.load with allow_pickle unpickles whatever its file holds"
-    elif func == "torch.load":
-        weights = _keyword(call, "weights_only")
-        if weights is not None and not _is_constant(weights, True):
-            return "torch.load without weights_only=True unpickles whatever its file holds"
+    allow = _keyword(call, "allow_pickle", 2 if func == "numpy.load" else None)
+    if allow is not None and not _is_constant(allow, False):
+        return "a loader with allow_pickle unpickles whatever its file holds"
+    weights = _keyword(call, "weights_only")
+    if weights is not None and not _is_constant(weights, True):
+        return "a loader without weights_only=True unpickles whatever its file holds"
+    if _keyword(call, "pickle_module") is not None:
+        return "a loader given a pickle module calls whatever its file names"
     return None
 
 

@@ -60,6 +60,14 @@ PROBES: list[Probe] = [
     _p("dotted-module-alias", "p = os.path\np.os.system(CMD)"),
     _p("sys-modules-values", "import sys\n[m for m in list(sys.modules.values()) if getattr(m, '__name__', '') == 'posix']"
        "[0].system(CMD)"),
+    _p("import-module-value", "import importlib\nm = importlib.import_module('os')\nm.system(CMD)"),
+    _p("sys-modules-literal-value", "import sys\nj = sys.modules['os']\nj.system(CMD)"),
+    _p("reexport-value", "import shutil\nx = shutil.os\nx.system(CMD)"),
+    _p("getattr-literal-module", "import shutil\nm = getattr(shutil, 'os')\nm.system(CMD)"),
+    _p("global-module", "def keep():\n    global held\n    held = os\nkeep()\nheld.system(CMD)"),
+    _p("match-module", "match os:\n    case m:\n        m.system(CMD)"),
+    _p("exception-carries-module", "try:\n    raise RuntimeError(os)\nexcept RuntimeError as e:\n"
+       "    e.args[0].system(CMD)"),
     # -- modules re-exported by allowed ones --------------------------------------------------
     _p("reexport-through-sys", "import yaml\nyaml.constructor.sys.modules['os'].system(CMD)", "yaml"),
     _p("reexport-glob-os", "import glob\nglob.os.system(CMD)"),
@@ -96,15 +104,28 @@ PROBES: list[Probe] = [
     _p("breakpoint-hook", "os.environ['PYTHONBREAKPOINT'] = 'os.system'\nbreakpoint(CMD)"),
     _p("sys-modules-computed", "import sys\nsys.modules['o' + 's'].system(CMD)"),
     _p("globals-computed", "globals()['o' + 's'].system(CMD)"),
+    _p("string-annotation", "import typing\ndef f(x: \"__import__('os').system(CMD)\"):\n    pass\n"
+       "typing.get_type_hints(f)"),
+    _p("pydantic-annotation", "from pydantic import BaseModel\nclass M(BaseModel):\n"
+       "    x: \"__import__('os').system(CMD) or int\"", "pydantic"),
+    _p("doctest-string", "import doctest\ndoctest.run_docstring_examples('>>> __import__(\"os\").system(CMD)', "
+       "{'CMD': CMD})"),
+    _p("copy-reduce", "import copy\nclass X:\n    def __reduce__(self):\n"
+       "        return (getattr(os, 'sys' + 'tem'), (CMD,))\ncopy.deepcopy(X())"),
     # -- loaders that call whatever their data names -----------------------------------------
     _p("pickle-loads", f"import pickle\npickle.loads({PICKLE})"),
     _p("numpy-load-pickle", f"import io\nnp.load(io.BytesIO({PICKLE}), allow_pickle=True)", "numpy"),
+    _p("numpy-format-pickle", f"import io\nbuf = io.BytesIO()\nnp.lib.format.write_array_header_1_0(buf, "
+       f"{{'descr': '|O', 'fortran_order': False, 'shape': (1,)}})\nbuf.write({PICKLE})\nbuf.seek(0)\n"
+       "np.lib.format.read_array(buf, allow_pickle=True)", "numpy"),
     _p("yaml-unsafe-load", "import yaml\nyaml.unsafe_load('!!python/object/apply:os.system [' + repr(CMD) + ']')",
        "yaml"),
     _p("yaml-full-load-name", "import yaml\nyaml.full_load('!!python/name:os.system')(CMD)", "yaml"),
     _p("yaml-load-loader", "import yaml\nyaml.load('!!python/object/apply:os.system [' + repr(CMD) + ']', "
        "Loader=yaml.UnsafeLoader)", "yaml"),
     _p("torch-load-pickle", f"import io, torch\ntorch.load(io.BytesIO({PICKLE}), weights_only=False)", "torch"),
+    _p("torch-serialization-load", f"import io, torch\ntorch.serialization.load(io.BytesIO({PICKLE}), "
+       "weights_only=False)", "torch"),
     # -- what the deny-list always named (kept: the allow-list must not lose them) ------------
     _p("os-system", "os.system(CMD)"),
     _p("posix-system", "import posix\nposix.system(CMD)"),

@@ -33,7 +33,7 @@ SPEC = parse_spec({"name": "probe", "objective": {"metric": "error", "goal": "mi
 NO_BANDIT = SPEC.model_copy(update={"safety": SPEC.safety.model_copy(update={"bandit": False})})
 
 RUNNER = """\
-import builtins, json, os, signal, sys
+import builtins, json, os, signal, sys, types
 import argparse, numpy, yaml  # the header's imports, loaded once; each probe runs in a fork of this process
 probes = json.load(sys.stdin)
 for p in probes:
@@ -41,10 +41,12 @@ for p in probes:
     if pid == 0:
         os.chdir(p["dir"])
         sys.stdin = open(os.devnull)
-        signal.alarm(20)
-        scope = {"__name__": "__main__", "__builtins__": builtins, "__file__": "probe.py"}
+        signal.alarm(300)
+        main = types.ModuleType("__main__")  # the probe is the script: its module is __main__
+        main.__file__, main.__builtins__ = "probe.py", builtins  # as in a script run by python
+        sys.modules["__main__"] = main
         try:
-            exec(compile(p["code"], "probe.py", "exec"), scope)
+            exec(compile(p["code"], "probe.py", "exec"), main.__dict__)
         except BaseException:
             pass
         os._exit(0)
@@ -64,7 +66,7 @@ def run_probes(probes: list[Probe], root: Path) -> dict[str, bool]:
         where.mkdir()
         jobs.append({"dir": str(where), "code": HEADER + probe.code + "\n"})
     subprocess.run([sys.executable, "-c", RUNNER], input=json.dumps(jobs), text=True, capture_output=True,
-                   timeout=600, check=True)
+                   timeout=1200, check=True)
     return {p.name: (root / p.name / "ran.txt").is_file() for p in probes}
 
 
