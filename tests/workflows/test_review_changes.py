@@ -48,7 +48,7 @@ def test_upstream_findings_are_context_at_start_and_no_candidates_finding(tmp_pa
          {"hypothesis": "hash again", "params": {"w": 2.9}, "edits": {"train.py": copied}}],
     ]
     summary = progenitor.start_run(repo, FAST, architect=scripted(script))
-    cands = {(c["gen"], c["k"]): c for c in progenitor.get_lineage(summary.run_id, repo=repo)["candidates"]}
+    cands = {(c.gen, c.k): c.record() for c in progenitor.get_lineage(summary.run_id, repo=repo).candidates}
 
     base = [e for e in events(repo, summary.run_id) if e["type"] == "safety.base"]
     assert len(base) == 1, "the base's findings are shown once, when the run starts"
@@ -67,3 +67,21 @@ def test_upstream_findings_are_context_at_start_and_no_candidates_finding(tmp_pa
     copy_line = copied.count("\n")
     assert cands[(2, 1)]["status"] == "rejected" and ("bandit-B324", copy_line) in rules((2, 1)), rules((2, 1))
     assert [line for rule, line in rules((2, 1)) if rule == "bandit-B324"] == [copy_line]
+
+
+def test_the_run_start_line_names_the_bases_findings_once():
+    from rich.console import Console
+
+    from progenitor.cli.progress import Progress
+    from progenitor.run.events import SafetyBase, parse_event
+
+    console = Console(record=True, width=200)
+    event = SafetyBase(findings=2, rules={"bandit-B324": 1, "computed-name": 1},
+                       shown=["train.py:18 bandit-B324 (high): bandit B324 ..."])
+    assert parse_event(event.model_dump()) == event
+    progress = Progress(console)
+    progress.on_event(event)
+    progress.on_event(SafetyBase(findings=0))
+    text = console.export_text()
+    assert "the base's own code has 2 review findings (bandit-B324 x1, computed-name x1): context only" in text
+    assert "train.py:18 bandit-B324" in text and text.count("review findings") == 1
