@@ -94,7 +94,7 @@ def imported_modules(source: bytes) -> set[str]:
     """The top-level names of the modules a file imports absolutely (empty if it does not parse)."""
     try:
         tree = ast.parse(source)
-    except (SyntaxError, ValueError):
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
         return set()
     names = set()
     for node in ast.walk(tree):

@@ -55,7 +55,7 @@ class Statements:
         self.spans: list[tuple[int, int]] = []
         try:
             tree = ast.parse(source)
-        except (SyntaxError, ValueError):
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
             return
         for node in ast.walk(tree):
             if isinstance(node, ast.stmt):

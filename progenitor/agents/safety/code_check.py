@@ -305,7 +305,17 @@ def check_python(source: bytes, path: str, constitution: Constitution,
         line = getattr(exc, "lineno", None)
         return [Finding(rule="unparsable", severity="high", file=path, line=line,
                         message=f"the file is not valid Python ({getattr(exc, 'msg', exc)}), so it cannot be reviewed")]
+    except (RecursionError, MemoryError):
+        return [_too_deep(path)]
     rule = constitution.allowed_imports
     if allow is None and rule is not None:
         allow = AllowList(frozenset(rule.modules))
-    return _Checker(path, constitution, tree, allow).run(tree)
+    try:
+        return _Checker(path, constitution, tree, allow).run(tree)
+    except RecursionError:  # the candidate's nesting, not the review's fault: a finding, never a crash
+        return [_too_deep(path)]
+
+
+def _too_deep(path: str) -> Finding:
+    return Finding(rule="unparsable", severity="high", file=path,
+                   message="the file nests expressions too deeply to be reviewed; write them flatter")

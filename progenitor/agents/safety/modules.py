@@ -87,7 +87,7 @@ def _imported_names(dotted: str) -> dict[str, str]:
     try:
         with open(found[0], "rb") as f:
             tree = ast.parse(f.read(_MAX_SOURCE))
-    except (OSError, SyntaxError, ValueError):
+    except (OSError, SyntaxError, ValueError, RecursionError, MemoryError):
         return {}
     package = dotted if found[0].endswith("__init__.py") else dotted.rpartition(".")[0]
     bound: dict[str, str] = {}

@@ -42,8 +42,10 @@ from progenitor.agents.safety.names import DYNAMIC_IMPORTERS, Resolver, canonica
 from progenitor.task.constitution import Constitution
 
 ALLOWED_DUNDER_ATTRIBUTES = frozenset({"__init__", "__name__", "__qualname__", "__doc__", "__file__",
-                                       "__version__", "__module__"})
-"""Dunder attributes that describe an object or run its constructor, and reach nothing else."""
+                                       "__version__", "__module__", "__annotations__", "__dataclass_fields__",
+                                       "__slots__", "__match_args__"})
+"""Dunder attributes that describe an object or run its constructor, and reach nothing a dunder-free
+name does not (a class's fields and annotations are its own types and values)."""
 ALLOWED_DUNDER_NAMES = frozenset({"__name__", "__file__", "__doc__", "__debug__", "__version__", "__all__",
                                   "__package__"})
 INTERNAL_ATTRIBUTES = frozenset({"f_back", "f_globals", "f_locals", "f_builtins", "f_code", "f_trace",

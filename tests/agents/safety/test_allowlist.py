@@ -181,6 +181,7 @@ def test_each_way_round_a_name_is_a_finding_that_explains_itself(code, rule, say
     "import json, os\nwith open(os.path.join(out, 'x.json'), 'w') as f:\n    json.dump(vars(args), f)",
     "from __future__ import annotations\nimport dataclasses\n@dataclasses.dataclass\nclass C:\n    a: int = 0",
     "d = {'class': 'cat', 'ext': 1}\nkey = d['class']",
+    "import dataclasses\n@dataclasses.dataclass\nclass C:\n    a: int = 0\nC(**{k: v[k] for k in C.__dataclass_fields__})",
 ])
 def test_honest_code_reaches_its_names_without_a_finding(code):
     assert found(code) == []
@@ -224,3 +225,11 @@ def test_a_broken_allow_list_is_one_sentence(text, where):
 def test_what_is_a_module_is_read_from_files():
     assert is_module("os") and is_module("os.path") and is_module("logging.config") and is_module("numpy.random")
     assert not is_module("os.system") and not is_module("numpy.float32") and not is_module("no_such_module_x")
+
+
+@pytest.mark.parametrize("source", [
+    b"import os\nx = os" + b".b" * 5000 + b"._p\n",
+    b"x = " + b"-" * 100_000 + b"1\n",
+])
+def test_code_nested_too_deeply_is_a_finding_not_a_crash(source):
+    assert {f.rule for f in check_python(source, "train.py", DEFAULT)} == {"unparsable"}
