@@ -225,6 +225,8 @@ class Reach:
         if (isinstance(parent, ast.Attribute) and parent.value is node) or (
                 isinstance(parent, ast.Call) and parent.func is node) or not name or name.startswith("?"):
             return
+        if self._probed(node, parent):
+            return
         if self.is_module(node, name):
             self.finding("module-value", node, f"uses the module {name!r} as a value (assigned, passed, stored or "
                          "returned), after which the review cannot tell what its attributes are",
@@ -232,6 +234,13 @@ class Reach:
         elif resolvers.is_resolver(name):
             self.finding("computed-name", node, f"passes the resolver {name!r} around as a value, which hides the "
                          "names it will be given", "call it where it is written, with a literal name", name)
+
+    def _probed(self, node: ast.AST, parent: Optional[ast.AST]) -> bool:
+        """``getattr(os, "O_CLOEXEC", 0)``, ``hasattr(torch, "compile")``: a module asked for one
+        literal name, which the review reads like ``os.O_CLOEXEC``."""
+        return (isinstance(parent, ast.Call) and bool(parent.args) and parent.args[0] is node
+                and self.resolve.name(parent.func) in ("getattr", "hasattr")
+                and len(parent.args) >= 2 and const_str(parent.args[1]) is not None)
 
     def is_module(self, node: ast.AST, name: str) -> bool:
         """Does ``node`` evaluate to a module: an imported name, a dotted name from one, or what a
@@ -279,13 +288,24 @@ class Reach:
             self.namespace(node, f"{func}()")
         if func in resolvers.NAMED_BY_ARGUMENT:
             self.named(func, node)
-        why = resolvers.named_by_data(func) or resolvers.conditional(func, node, self.resolve.name)
+        why = (resolvers.named_by_data(func) or resolvers.conditional(func, node, self.resolve.name)
+               if self._known(node.func, func) else None)
         if why:
             self.finding("name-from-data", node, f"calls {func.replace('?.', '<object>.')!r}: {why}, which no "
                          "review can read", "store arrays with numpy, tensors with safetensors and settings with "
                          "json or yaml.safe_load", "")
         if func == "logging.config.dictConfig":
             self.dict_config(node)
+
+    def _known(self, func_node: ast.AST, func: str) -> bool:
+        """Is ``func`` what its name says: a builtin, an imported name, a method of an unknown object
+        (``?.get_field``), not a local variable that happens to be called ``yaml``?"""
+        if "." not in func or func.startswith("?."):
+            return True
+        root = func_node
+        while isinstance(root, ast.Attribute):
+            root = root.value
+        return not isinstance(root, ast.Name) or root.id in self.resolve.aliases
 
     def named(self, func: str, node: ast.Call) -> None:
         """A resolver whose name is an argument: a literal is read like code, anything else is a finding."""

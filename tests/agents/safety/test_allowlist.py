@@ -181,6 +181,8 @@ def test_each_way_round_a_name_is_a_finding_that_explains_itself(code, rule, say
     "import json, os\nwith open(os.path.join(out, 'x.json'), 'w') as f:\n    json.dump(vars(args), f)",
     "from __future__ import annotations\nimport dataclasses\n@dataclasses.dataclass\nclass C:\n    a: int = 0",
     "d = {'class': 'cat', 'ext': 1}\nkey = d['class']",
+    "import os, torch\nflag = getattr(os, 'O_CLOEXEC', 0)\nif hasattr(torch, 'compile'):\n    pass",
+    "def load(text):\n    yaml = make_parser()\n    return yaml.load(text)",
     "import dataclasses\n@dataclasses.dataclass\nclass C:\n    a: int = 0\nC(**{k: v[k] for k in C.__dataclass_fields__})",
 ])
 def test_honest_code_reaches_its_names_without_a_finding(code):
