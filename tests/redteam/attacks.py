@@ -422,6 +422,9 @@ class Attack:
     """It is its generation's best and is escalated: nothing is promoted (see the module docstring)."""
     slow: bool = False
     """Marked ``slow``: a sibling whose run takes long, whose logic a fast unit test also covers."""
+    train_timeout: Optional[float] = None
+    """The group's ``train.timeout`` when its attacks need longer than the default to reach their
+    limits on a busy machine (filling 512 MiB of memory, say)."""
 
     @property
     def run_group(self) -> str:
@@ -717,6 +720,10 @@ ATTACKS: list[Attack] = [
     ),
 ]
 
+from tests.redteam import attacks_limits, attacks_review  # noqa: E402 - their attacks build on the ones above
+
+ATTACKS += attacks_limits.ATTACKS + attacks_review.ATTACKS
+
 LAYERS = ("review", "runtime")
 
 
@@ -730,5 +737,3 @@ def render(text: Optional[str], tokens: dict[str, str]) -> Optional[str]:
     for token, value in tokens.items():
         text = text.replace(token, value)
     return text
-
-import tests.redteam.attacks_review  # noqa: E402,F401  (issue 18: the review's allow-list; adds its attacks)

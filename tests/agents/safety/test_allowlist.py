@@ -235,3 +235,26 @@ def test_what_is_a_module_is_read_from_files():
 ])
 def test_code_nested_too_deeply_is_a_finding_not_a_crash(source):
     assert {f.rule for f in check_python(source, "train.py", DEFAULT)} == {"unparsable"}
+
+
+# --- the shipped examples ---------------------------------------------------------------------
+
+EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
+
+
+@pytest.mark.parametrize("example", ["charlm", "digits"])
+def test_a_shipped_examples_base_has_no_findings(example: str):
+    """A run starts with the base's findings as context: the examples' own code, which every
+    candidate inherits, gives none under their constitution or the default one (bandit on)."""
+    from progenitor.agents.safety.reviewer import base_findings, check_task
+    from progenitor.task.spec import load_spec
+
+    base = EXAMPLES / example
+    spec = load_spec(base)
+    constitution, task = check_task(spec, base)
+    assert spec.safety.bandit and not task
+    for rules_ in (constitution, DEFAULT):
+        assert [(f.rule, f.file, f.line, f.message) for f in base_findings(spec, base, rules_)] == []
+    own = {k: v for k, v in constitution.model_dump().items() if k != "forbidden_text"}
+    assert own == {k: v for k, v in DEFAULT.model_dump().items() if k != "forbidden_text"}, \
+        "the example's constitution is the default's, but for the text it forbids"
