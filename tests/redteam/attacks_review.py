@@ -12,6 +12,9 @@ from __future__ import annotations
 from tests.redteam.attacks import HEADER, TOUCH, Attack, Expect
 
 GROUP = "review-allowlist"
+TIMEOUT = 30
+"""The group's ``train.timeout``: twenty candidates that each import numpy and start a command
+took more than the suite's 6 s on a shared machine (load 11 on 2 cores); none of them sleeps."""
 
 
 def _attack(name: str, what: str, code: str, rule: str) -> Attack:
@@ -21,7 +24,7 @@ def _attack(name: str, what: str, code: str, rule: str) -> Attack:
         "honest(1.0)\n")
     return Attack(name, f"the static review is a deny-list ({what})", edits={"train.py": body},
                   review=Expect("rejected", "", (rule,)), runtime=Expect("scored", honest_w=1.0),
-                  probes=("no-files-outside",), group=GROUP)
+                  probes=("no-files-outside",), group=GROUP, train_timeout=TIMEOUT)
 
 
 PICKLE = "b'cos\\nsystem\\n(V' + CMD.encode() + b'\\ntR.'"
