@@ -185,3 +185,13 @@ def check_verdict(checks: list) -> tuple[str, int]:
         return (f"no problem found{noted}, but {', '.join(skipped)} could not be checked here: "
                 "'progenitor run' may still fail there"), 0
     return f"all checks passed{noted}: 'progenitor run' is ready to spend the budget", 0
+
+
+def print_signed(result) -> None:
+    """One line per signed audit entry: who signed what, with which key, and whether it holds."""
+    for s in result.signed:
+        state = {True: "verified", False: "FORGED or not allowed", None: "not checked"}[s.ok]
+        click.echo(f"entry {s.entry}: {s.action} {s.gate} of run {s.run} by {s.actor}, signed with {s.key or 'a key'}:"
+                   f" {state}{' (' + s.problem + ')' if s.problem else ''}")
+    for index in result.unsigned_required:
+        click.echo(f"entry {index}: unsigned, where the task requires signatures")

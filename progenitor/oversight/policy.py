@@ -25,8 +25,9 @@ from progenitor.candidate import Candidate, Decision
 from progenitor.candidate.findings import Finding, needs_human
 from progenitor.task.spec import TaskSpec
 
-__all__ = ["PolicyDecision", "Selection", "TrainingEstimate", "candidate_decision", "escalations", "judge",
-           "estimate_training", "growth_findings", "held_for_person", "needs_person", "training_above"]
+__all__ = ["PolicyDecision", "Selection", "TrainingEstimate", "approvals_needed", "candidate_decision", "escalations",
+           "estimate_training", "gate_rules", "growth_findings", "held_for_person", "judge", "needs_person",
+           "training_above"]
 
 
 class Selection(BaseModel):
@@ -54,6 +55,25 @@ class PolicyDecision(BaseModel):
 
 def escalations(cand: Candidate) -> list[Finding]:
     return [f for f in cand.findings if f.escalate]
+
+
+def approvals_needed(spec: TaskSpec, kind: str, findings: list[Finding]) -> int:
+    """How many different people must approve at a gate of ``kind`` opened for candidates with
+    ``findings``: the largest ``oversight.approvals`` count that applies (1 by default)."""
+    counts = spec.oversight.approvals
+    return max([counts.get(kind, 1), *(counts.get(f.rule, 1) for f in findings if f.escalate)])
+
+
+def gate_rules(spec: TaskSpec, kind: str, findings: list[Finding]) -> dict:
+    """What deciding at the gate takes, carried in its request (so every surface, on any machine,
+    applies the same rules): approvals needed, whether a signature is, whose keys count."""
+    o = spec.oversight
+    rules: dict = {"approvals": approvals_needed(spec, kind, findings)}
+    if o.require_signatures:
+        rules["signatures"] = "required"
+    if o.allowed_signers:
+        rules["allowed_signers"] = o.allowed_signers
+    return rules
 
 
 def judge(mode: str, selection: Optional[Selection], candidates: list[Candidate]) -> PolicyDecision:

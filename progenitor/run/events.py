@@ -30,7 +30,8 @@ __all__ = [
     "ArchitectProposal", "ArchitectDuplicate", "ArchitectFailed", "CoderCommit", "CoderFailed", "CoderFix",
     "SafetyTask", "SafetyBase", "SafetyReview", "TrainStart", "TrainLine", "TrainEnd", "TrainCached", "TrainCancelled",
     "TrainCurveUnused", "Score", "TestFailed", "Select", "Pick", "OversightDecision", "OversightAsk",
-    "GateWaiting", "GateDecided", "GateDecision", "GateApplied", "ChampionRestored", "GenerationEnd", "LlmCall",
+    "GateWaiting", "GateDecided", "GateDecision", "GateApproval", "GateNotified", "GateApplied", "ChampionRestored",
+    "GenerationEnd", "LlmCall",
 ]
 
 EVENTS_VERSION = 2
@@ -365,6 +366,33 @@ class GateDecision(Event):
     surface: str
 
 
+class GateApproval(Event):
+    """One approval of a gate that needs several people; it waits for the rest."""
+
+    type: Literal["gate.approval"] = "gate.approval"
+    gate: str
+    gen: int
+    by: str
+    surface: str
+    approvals: int
+    """Approvals so far."""
+    needed: int
+
+
+class GateNotified(Event):
+    """People were told that a gate opened (``oversight.notify``), or could not be."""
+
+    type: Literal["gate.notified"] = "gate.notified"
+    gate: str
+    gen: int
+    channel: str
+    """command or webhook."""
+    ok: bool
+    attempts: int
+    detail: str = ""
+    """What answered (an HTTP status, an exit code), or why it failed."""
+
+
 class GateApplied(Event):
     type: Literal["gate.applied"] = "gate.applied"
     gate: str
@@ -415,8 +443,9 @@ AnyEvent = Annotated[Union[
     RunStart, RunResume, RunWarning, RunCheck, RunStopping, RunStopped, RunFailed, RunEnd, RunError, RunRevert,
     ExecutorStart, NodeStart, NodeEnd, PrepareData, PrepareVisible, BaselineStart, BaselineEnd,
     ArchitectProposal, ArchitectDuplicate, ArchitectFailed, CoderCommit, CoderFailed, CoderFix, SafetyTask,
-    SafetyBase, SafetyReview, TrainStart, TrainLine, TrainEnd, TrainCached, TrainCancelled, TrainCurveUnused, Score, TestFailed,
-    Select, OversightDecision, OversightAsk, GateWaiting, GateDecided, GateDecision, GateApplied, ChampionRestored,
+    SafetyBase, SafetyReview, TrainStart, TrainLine, TrainEnd, TrainCached, TrainCancelled, TrainCurveUnused, Score,
+    TestFailed, Select, OversightDecision, OversightAsk, GateWaiting, GateDecided, GateDecision, GateApproval,
+    GateNotified, GateApplied, ChampionRestored,
     GenerationEnd, LlmCall,
 ], Field(discriminator="type")]
 """Every kind of event, discriminated by ``type``."""

@@ -393,8 +393,83 @@ class Oversight(_Strict):
     max_cost_growth: Optional[float] = Field(None, gt=1)
     """Escalate when a candidate's training cost (CPU- plus GPU-seconds) grows by more than this factor
     over the champion's."""
+    max_relative_gain: Optional[float] = Field(0.4, gt=0)
+    """While the lineage has fewer than two past gains to judge a gain by (the first generations),
+    a gain larger than this fraction of the baseline's own value is escalated as a possible
+    capability jump, whatever the metric's scale (a loss from 3.53 to 1.61 is 0.54). null: off."""
     poll_seconds: float = Field(0.5, gt=0, le=60)
     """How often a waiting run looks for a decision made elsewhere."""
+    approvals: dict[str, int] = {}
+    """How many different people must approve at a gate, by what opened it: the gate's kind
+    (``training``, ``promotion``) or the rule of an escalating finding (``constitution-change``,
+    ``capability-jump``, ``param-growth``, ``cost-growth``, ``dependency-change``); the largest
+    that applies counts, 1 by default. Any rejection closes the gate."""
+    require_signatures: bool = False
+    """Every human decision at a gate must carry its person's SSH signature (``allowed_signers``
+    says whose key is whose); ``progenitor audit verify`` refuses an unsigned one."""
+    allowed_signers: Optional[str] = None
+    """An allowed-signers file in the repo (the format of ``ssh-keygen -Y verify``, git's
+    ``gpg.ssh.allowedSignersFile``): the keys that may sign decisions, by account name. Protected."""
+    notify: Optional["Notify"] = None
+    """Tell people when a gate opens: a command and/or a webhook."""
+
+    @field_validator("approvals")
+    @classmethod
+    def _approvals(cls, value: dict[str, int]) -> dict[str, int]:
+        for key, count in value.items():
+            if key not in APPROVAL_KEYS:
+                raise ValueError(f"unknown approvals key {key!r}; one of {', '.join(APPROVAL_KEYS)}")
+            if not 1 <= count <= 10:
+                raise ValueError(f"approvals.{key} must be between 1 and 10 people, not {count}")
+        return value
+
+    @model_validator(mode="after")
+    def _signers(self) -> "Oversight":
+        if self.require_signatures and not self.allowed_signers:
+            raise ValueError("require_signatures needs allowed_signers: the file that says whose key is whose")
+        return self
+
+
+APPROVAL_KEYS = ("training", "promotion", "constitution-change", "capability-jump", "param-growth", "cost-growth",
+                 "dependency-change")
+"""What ``oversight.approvals`` may count people for: a gate's kind, or the rule of the escalating
+finding that opened it."""
+
+
+class Notify(_Strict):
+    command: Optional[str] = None
+    """A shell command run when a gate opens, the JSON (the gate's HITL request and the page's
+    link) on its standard input; PROGENITOR_RUN, PROGENITOR_GATE and PROGENITOR_LINK set."""
+    webhook: Optional[str] = None
+    """A URL the same JSON is POSTed to (http or https)."""
+    webhook_env: Optional[str] = None
+    """The name of a variable holding the webhook's URL instead (a chat webhook's URL is a secret)."""
+    secret_env: Optional[str] = None
+    """The name of a variable holding a key: each POST then carries ``X-Progenitor-Signature:
+    sha256=<HMAC of the body>`` so the receiver knows it came from here."""
+    page_url: Optional[str] = None
+    """The approval page's address as people reach it (``https://progenitor.example.org/``), for
+    the link in each notice (default: the page on this machine, http://127.0.0.1:8765/)."""
+    retries: int = Field(3, ge=1, le=10)
+    """Attempts at each (the command, the webhook) before giving up; the audit log says which."""
+    timeout: float = Field(10.0, gt=0, le=120)
+    """Seconds one attempt may take."""
+    backoff: float = Field(1.0, ge=0, le=60)
+    """Seconds before the second attempt, doubled before each later one."""
+
+    @model_validator(mode="after")
+    def _something(self) -> "Notify":
+        if not (self.command or self.webhook or self.webhook_env):
+            raise ValueError("notify needs a command, a webhook or a webhook_env")
+        if self.webhook and self.webhook_env:
+            raise ValueError("give webhook or webhook_env, not both")
+        if self.webhook and not self.webhook.startswith(("http://", "https://")):
+            raise ValueError(f"webhook must be an http:// or https:// URL, not {self.webhook!r}")
+        for name in ("webhook_env", "secret_env"):
+            value = getattr(self, name)
+            if value is not None and not _ENV_NAME.match(value):
+                raise ValueError(f"{name} is the name of an environment variable, not {value!r}")
+        return self
 
 
 Severity = Literal["info", "low", "medium", "high", "critical"]
@@ -603,6 +678,8 @@ class TaskSpec(_Strict):
             always.append(self.safety.constitution)
         if self.agents.brief:
             always.append(self.agents.brief)
+        if self.oversight.allowed_signers:
+            always.append(self.oversight.allowed_signers)
         return list(dict.fromkeys([*always, *self.protected]))
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import signal
 import threading
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator, Optional
@@ -16,7 +17,8 @@ from progenitor.errors import RunStopped, UserError
 from progenitor.evaluation.honesty import assess, holdout_size
 from progenitor.lineage import Lineage
 from progenitor.options import RunOptions
-from progenitor.oversight.audit import audit_log
+from progenitor.oversight.database import redact
+from progenitor.oversight.store import DecisionStore
 from progenitor.run.events import (
     ExecutorStart,
     RunCheck,
@@ -51,9 +53,10 @@ def effective_spec(spec: TaskSpec, options: RunOptions) -> TaskSpec:
 def _context(run: RunDir, lineage: Lineage, spec: TaskSpec, options: RunOptions, backend: str,
              backend_options: dict, architect: Optional[AgentFactory],
              on_event: Optional[EventListener]) -> RunContext:
+    store = DecisionStore(run.repo_root, options.store)
     ctx = RunContext(
         run=run, lineage=lineage, spec=spec, options=options, backend=backend, backend_options=backend_options,
-        audit=audit_log(run.repo_root),
+        audit=store.audit_log(run.repo_root), store=store,
         factories={"architect": architect} if architect else {},
     )
     if on_event:
@@ -99,10 +102,11 @@ def new_run(repo_dir: Path, options: Optional[RunOptions] = None, *, architect: 
     if backend != "docker":
         backend_options = process_options(options.allow_unsealed, options.allow_unenforced_limits)
     unenforced = check_limits(backend, backend_options, limits_for(spec), options.allow_unenforced_limits)
-    run = RunDir(lineage.root, run_id or new_run_id())
-    run.create({"repo": str(lineage.root), "base": base, "options": options.model_dump(), "backend": backend,
+    run = RunDir(lineage.root, _claim(lineage.root, options, spec, run_id))
+    saved = options.model_copy(update={"store": redact(options.store) if options.store else None})
+    run.create({"repo": str(lineage.root), "base": base, "options": saved.model_dump(), "backend": backend,
                 "backend_options": backend_options, "status": "running", "task": spec.name,
-                "sealed": sealed, "isolation": isolation, "unenforced_limits": unenforced})
+                "sealed": sealed, "isolation": isolation, "store": saved.store, "unenforced_limits": unenforced})
     register_run(run.run_id, lineage.root)
     ctx = _context(run, lineage, spec, options, backend, backend_options, architect, on_event)
     ctx.emit(RunStart(repo=str(lineage.root), base=base, backend=backend, why=why, task=spec.name,
@@ -127,10 +131,26 @@ def new_run(repo_dir: Path, options: Optional[RunOptions] = None, *, architect: 
     return ctx, {"run_id": run.run_id, "base": base, "generation": 0}
 
 
+def _claim(root: Path, options: RunOptions, spec: TaskSpec, run_id: Optional[str]) -> str:
+    """A run id no other run has: in a team store, ids are claimed there (two machines may draw one)."""
+    if not options.store:
+        return run_id or new_run_id()
+    store = DecisionStore(root, options.store)
+    for _ in range(20):
+        candidate = run_id or new_run_id()
+        if store.claim_run(candidate, root, spec.name):
+            return candidate
+        if run_id:
+            raise UserError(f"run id {run_id} is taken in the store {store.where} by another repo or machine")
+    raise UserError(f"could not find a free run id in the store {store.where}")
+
+
 def resume_run(run_id: str, repo: Optional[Path] = None, *, architect: Optional[AgentFactory] = None,
-               on_event: Optional[EventListener] = None, detach: bool = False) -> RunSummary:
+               on_event: Optional[EventListener] = None, detach: bool = False, store: Optional[str] = None
+               ) -> RunSummary:
     """Continue a run from its last checkpoint; finished work is looked up, not redone. A run
-    waiting at a gate goes on with the decision made there (or waits for one)."""
+    waiting at a gate goes on with the decision made there (or waits for one). ``store``: the
+    team store's URL with its password, when the run's saved URL lacks one libpq can find."""
     run = find_run(run_id, repo)
     meta = run.meta
     driver = meta.get("pid")
@@ -139,6 +159,8 @@ def resume_run(run_id: str, repo: Optional[Path] = None, *, architect: Optional[
                         f"('progenitor stop {run_id}' first to take it over)")
     lineage = Lineage(run.repo_root)
     options = RunOptions.model_validate(meta.get("options", {}))
+    if store:
+        options = options.model_copy(update={"store": store})
     spec = effective_spec(lineage.spec_at(meta["base"]), options)
     check_sealed(meta.get("backend", "process"), options.allow_unsealed)  # the machine may have changed
     unenforced = check_limits(meta.get("backend", "process"), meta.get("backend_options", {}), limits_for(spec),
@@ -260,9 +282,33 @@ def session(ctx: RunContext) -> Iterator[RunContext]:
 
 
 
-def _drive(ctx: RunContext, graph_input: Optional[dict], detach: bool = False) -> RunSummary:
-    from langgraph.checkpoint.sqlite import SqliteSaver
+@contextmanager
+def checkpointer(ctx: RunContext) -> Iterator[Any]:
+    """LangGraph's checkpointer for the run: its repo's SQLite file, or the team store's
+    PostgreSQL (LangGraph's own Postgres saver; its tables set up once, under a lock, since
+    several machines may start at once)."""
+    if not ctx.store.shared:
+        from langgraph.checkpoint.sqlite import SqliteSaver
 
+        with SqliteSaver.from_conn_string(str(ctx.run.checkpoints)) as saver:
+            yield saver
+        return
+    from langgraph.checkpoint.postgres import PostgresSaver
+
+    with PostgresSaver.from_conn_string(ctx.store.url) as saver:
+        # One set-up at a time, across machines. Tried, not waited for inside a statement: the
+        # set-up makes an index CONCURRENTLY, which waits for every open transaction, a blocked
+        # lock request included (that would be a deadlock).
+        while not saver.conn.execute("SELECT pg_try_advisory_lock(7071) AS got").fetchone()["got"]:
+            time.sleep(0.2)
+        try:
+            saver.setup()
+        finally:
+            saver.conn.execute("SELECT pg_advisory_unlock(7071)")
+        yield saver
+
+
+def _drive(ctx: RunContext, graph_input: Optional[dict], detach: bool = False) -> RunSummary:
     from progenitor.workflows.graph import build_graph, recursion_limit
     from progenitor.workflows.waiting import drive
 
@@ -270,7 +316,7 @@ def _drive(ctx: RunContext, graph_input: Optional[dict], detach: bool = False) -
               "recursion_limit": recursion_limit(ctx.spec.budget.generations)}
     status = "finished"
     try:
-        with session(ctx), SqliteSaver.from_conn_string(str(ctx.run.checkpoints)) as saver, _StopWatch(ctx):
+        with session(ctx), checkpointer(ctx) as saver, _StopWatch(ctx):
             graph = build_graph(ctx, saver)
             try:
                 status = drive(ctx, graph, config, graph_input, detach)

@@ -30,7 +30,9 @@ def select(ctx: RunContext, state: State) -> Update:
     champion = state.champion
     ranked, out = [], []
     for cand in state.candidates:
-        if cand.status == "scored" and not cand.guard_failed:  # checked once (a generation may loop after an edit)
+        decided = cand.decision is not None and cand.decision.by.startswith("human:")
+        if cand.status == "scored" and not cand.guard_failed and not decided:  # checked once (a generation may
+            # loop after an edit: what a person edited into another candidate is not asked about again)
             broken = after_scoring.check_guards(ctx.spec, cand.metrics, champion.metrics, state.baseline.metrics)
             if broken:
                 cand = cand.with_(findings=[*cand.findings, *broken], guard_failed=broken[0].message)

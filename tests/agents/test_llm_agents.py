@@ -28,10 +28,10 @@ def setup(monkeypatch):
 
 
 def _repo(tmp_path, server, generations=1, candidates=1, extra_spec="", name="repo", **llm):
-    files = toy_task_files(generations=generations, candidates=candidates)
     # The toy's exact answer (w = 3) is a perfect score, which the capability-jump check escalates
     # to a person; these tests are about the LLM path, so that rule is off here.
-    files["progenitor.yaml"] += llm_section(server, **llm) + "oversight: {perfect: null}\n" + extra_spec
+    files = toy_task_files(generations=generations, candidates=candidates, oversight="perfect: null")
+    files["progenitor.yaml"] += llm_section(server, **llm) + extra_spec
     return make_repo(tmp_path / name, files)
 
 

@@ -136,7 +136,7 @@ def test_every_problem_is_listed_each_with_its_did_you_mean():
      "progenitor.yaml: in 'objective': 'range' [1.0, 0.0] must be [low, high] with low < high; swap them"),
     ("    w: {type: float, low: 0.0, high: 6.0}", "    float: {type: float, low: 6.0, high: 1.0}",
      "progenitor.yaml: in 'search_space.params.float': 'low' (6.0) must be below 'high' (1.0)"),
-    ("budget: {", "oversight: {perfect: best}\nbudget: {",
+    ("oversight: {", "oversight: {perfect: best, ",
      "progenitor.yaml: field 'oversight.perfect' has bad value 'best' (input should be a valid number, unable to "
      "parse string as a number; or allowed: 'auto')"),
 ])
