@@ -199,6 +199,9 @@ class Scorer(_Strict):
     """A gap larger than this between what the candidate printed and what the scorer measured is a finding."""
     test: Optional[TestScorer] = None
     """How the test split (``data.test``) is scored."""
+    parallel: int = Field(2, ge=1, le=64)
+    """Candidates scored at once on the driver, next to the labels, each as its training ends
+    (with ``evaluate: model`` each is a scoring sandbox: it takes a core while it runs)."""
 
     _command = _placeholders("scorer.command")
 
@@ -344,6 +347,18 @@ class Budget(_Strict):
     """Stop after the generation in which the run's wall time reaches this."""
     dollars: Optional[float] = Field(None, gt=0)
     """Stop after the generation in which LLM spend reaches this."""
+
+
+class Search(_Strict):
+    """How candidates follow each other (docs/async.md)."""
+
+    mode: Literal["generations", "async"] = "generations"
+    """``generations``: propose K, train them, decide, then the next K (reproducible for a seed).
+    ``async``: each time a training slot frees, one candidate is proposed against the champion
+    and the results so far, and each is decided as soon as it is scored; the same budget."""
+    ahead: Optional[int] = Field(None, ge=0)
+    """async: how many candidates may still start while a promotion waits for a person (the gate
+    holds the promotion, not the slots); then the run waits. Default: ``budget.candidates``."""
 
 
 class TrainingCost(_Strict):
@@ -543,6 +558,8 @@ class TaskSpec(_Strict):
     search_space: Optional[SearchSpace] = None
     guards: list[Guard] = []
     budget: Budget = Budget()
+    search: Search = Search()
+    """Generations or an asynchronous pool of candidates."""
     oversight: Oversight = Oversight()
     safety: Safety = Safety()
     agents: Agents = Agents()

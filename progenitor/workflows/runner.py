@@ -42,6 +42,8 @@ def effective_spec(spec: TaskSpec, options: RunOptions) -> TaskSpec:
     budget = spec.budget.model_copy(update={k: v for k, v in {
         "generations": options.generations, "candidates": options.candidates}.items() if v is not None})
     update: dict[str, Any] = {"budget": budget}
+    if options.mode:
+        update["search"] = spec.search.model_copy(update={"mode": options.mode})
     if options.sandbox:
         update["sandbox"] = spec.sandbox.model_copy(update={"backend": options.sandbox})
     return spec.model_copy(update=update)
@@ -185,6 +187,20 @@ def make_executor(ctx: RunContext):
     return get_executor(ctx.options.executor, visible, max_parallel=ctx.options.max_parallel)
 
 
+def start_executor(ctx: RunContext):
+    """The run's executor, starting in the background while the run prepares (Ray's start takes
+    seconds). A local Ray instance lends its place to a local pool until it is up: the same
+    machine, the same sandbox, so the baseline trains while Ray starts."""
+    from progenitor.compute.starting import StartingExecutor
+
+    interim = None
+    if ctx.options.executor == "ray" and not (ctx.options.ray_address or os.environ.get("RAY_ADDRESS")):
+        from progenitor.compute import get_executor
+
+        interim = get_executor("local", ctx.run.visible)
+    return StartingExecutor(ctx.options.executor, lambda: make_executor(ctx), interim=interim)
+
+
 def _sweep(ctx: RunContext) -> None:
     if ctx.backend == "docker":
         from progenitor.sandbox.docker import DockerSandbox
@@ -218,13 +234,18 @@ class _StopWatch:
             raise KeyboardInterrupt  # a second Ctrl-C: stop hard
         self.ctx.run.request_stop("interrupted (Ctrl-C)")
         self.ctx.emit(RunStopping(reason="interrupted (Ctrl-C)"))
+        self._cancel()
+
+    def _cancel(self):
+        if self.ctx.pool is not None:
+            self.ctx.pool.cancel()  # nothing more starts
         if self.ctx.executor is not None:
             self.ctx.executor.cancel()
 
     def _poll(self):
         while not self.done.wait(0.5):
             if self.ctx.run.stop_requested() and self.ctx.executor is not None:
-                self.ctx.executor.cancel()
+                self._cancel()
                 return
 
 
@@ -238,16 +259,19 @@ def session(ctx: RunContext) -> Iterator[RunContext]:
     ctx.ledger = Ledger(ctx.run.ledger)
     ctx.ledger.start_clock()
     ctx.emit(ExecutorStart(executor=ctx.options.executor))
-    ctx.executor = make_executor(ctx)
+    ctx.executor = start_executor(ctx)
     ctx.run.update_meta(status="running", pid=os.getpid())
     try:
         yield ctx
     finally:
-        ctx.executor.close()
-        ctx.ledger.stop_clock()
-        ctx.ledger.save()
-
-
+        try:
+            if ctx.pool is not None:
+                ctx.pool.close()
+                ctx.pool = None
+        finally:
+            ctx.executor.close()
+            ctx.ledger.stop_clock()
+            ctx.ledger.save()
 
 
 def _drive(ctx: RunContext, graph_input: Optional[dict], detach: bool = False) -> RunSummary:
