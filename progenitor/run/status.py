@@ -45,6 +45,14 @@ class RunStatus(BaseModel):
     """The gate it waits at: gate, kind, gen, description."""
     waiting_process: Optional[bool] = None
     """Whether a process still waits at that gate (and goes on by itself once decided)."""
+    mode: Optional[str] = None
+    """``search.mode``: generations or async."""
+    slots: Optional[int] = None
+    """Training slots of its executor."""
+    idle_slot_seconds: Optional[float] = None
+    """``slots x its time so far`` minus the training seconds, as of its ledger's last save."""
+    idle_by_generation: dict[int, float] = {}
+    """Idle slot-seconds of each finished generation."""
 
 
 def status_of(run: RunDir) -> RunStatus:
@@ -59,6 +67,8 @@ def status_of(run: RunDir) -> RunStatus:
     baseline = meta.get("baseline") or {}
     baseline_value = (baseline.get("metrics") or {}).get(metric) if metric else None
     ends = [e.champion_value for e in events if isinstance(e, GenerationEnd)]
+    idle = {e.gen: e.idle_slot_seconds for e in events if isinstance(e, GenerationEnd) and e.idle_slot_seconds is not None}
+    spent = _ledger_totals(run)
     return RunStatus(
         id=run.run_id, repo=str(run.repo_root), task=meta.get("task"), created=meta.get("created"), status=status,
         stop_reason=stop_reason, backend=meta.get("backend"), base=meta.get("base"), generation=last_gen,
@@ -66,4 +76,16 @@ def status_of(run: RunDir) -> RunStatus:
         summary=meta.get("summary"), baseline=meta.get("baseline"), ledger=meta.get("ledger"),
         waiting=meta.get("waiting"),
         waiting_process=alive(meta.get("pid")) if status == "waiting" else None,
+        mode=((meta.get("summary") or {}).get("mode") or _mode(events)), slots=spent.slots,
+        idle_slot_seconds=spent.idle_slot_seconds, idle_by_generation=idle,
     )
+
+
+def _ledger_totals(run: RunDir):
+    from progenitor.run.ledger import Ledger
+
+    return Ledger(run.ledger).totals()
+
+
+def _mode(events: list) -> Optional[str]:
+    return next((e.mode for e in events if isinstance(e, RunStart) and getattr(e, "mode", None)), None)

@@ -107,7 +107,7 @@ def new_run(repo_dir: Path, options: Optional[RunOptions] = None, *, architect: 
     ctx = _context(run, lineage, spec, options, backend, backend_options, architect, on_event)
     ctx.emit(RunStart(repo=str(lineage.root), base=base, backend=backend, why=why, task=spec.name,
                       generations=spec.budget.generations, candidates=spec.budget.candidates, isolation=isolation,
-                      metric=spec.objective.metric))
+                      metric=spec.objective.metric, mode=spec.search.mode))
     for check in warnings:
         ctx.emit(RunCheck(name=check.name, status=check.status, message=check.detail))
     if not sealed:
@@ -334,6 +334,7 @@ def summarize_run(ctx: RunContext, values: dict, status: str) -> RunSummary:
         champion_commit=champion.sha if champion else None, champion_ref=champion_ref(ctx.run.run_id),
         generations=len(state.history), counts=counts, tried=sum(counts.values()),
         seconds=round(ctx.ledger.run_wall_seconds(), 1), backend=ctx.backend, executor=ctx.options.executor,
+        mode=ctx.spec.search.mode, slots=ctx.ledger.data.slots, idle_slot_seconds=ctx.ledger.totals().idle_slot_seconds,
         ledger=ctx.ledger.summary(), honesty=honesty, waiting=waiting,
         drift=drift(ctx.spec, baseline.metrics if baseline else {}, champion.metrics if champion else {}),
         sealed=ctx.run.meta.get("sealed", True), isolation=ctx.run.meta.get("isolation", ""),
