@@ -32,10 +32,11 @@ def limits_for(spec: TaskSpec) -> Limits:
 
 
 def make_job(spec: TaskSpec, key: str, tree_archive: bytes, labels: dict[str, str], backend: str,
-             backend_options: dict, prune: Optional[PruneConfig] = None) -> TrainJob:
+             backend_options: dict, prune: Optional[PruneConfig] = None, command: Optional[str] = None) -> TrainJob:
+    """The job that trains one commit; ``command``: its own (``task.flags.train_command``), else ``train.command``."""
     return TrainJob(
         key=key,
-        command=spec.train.command,
+        command=command or spec.train.command,
         tree_archive=tree_archive,
         limits=limits_for(spec),
         num_gpus=spec.train.resources.gpus,
@@ -75,6 +76,7 @@ def record_from(result: JobResult, out: str) -> TrainRecord:
         exit_code=box.exit_code,
         duration=round(box.duration, 3),
         cpu_seconds=round(box.cpu_seconds, 3),
+        memory_peak=box.memory_peak,
         backend=box.backend,
         isolation=box.isolation,
         node=result.node,

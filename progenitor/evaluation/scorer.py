@@ -85,8 +85,11 @@ def prepare_data(spec: TaskSpec, trusted: Path, data: Path, visible: Path) -> li
     from progenitor.evaluation.visible import visible_matches
 
     items, problems = visible_matches(spec, data)
-    if problems:
+    if len(problems) == 1:
         raise UserError(problems[0])
+    if problems:
+        raise UserError(f"{len(problems)} problems with data.visible:" + "".join(f"\n  - {p}" for p in problems),
+                        problems=problems)
     copy_visible(items, data, visible)
     return [str(item.relative_to(data)) for item in items]
 

@@ -27,6 +27,7 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "data.prepare": ("data",),
     "train.command": ("data", "out", "tree"),
     "scorer.command": ("data", "out", "outputs"),
+    "scorer.test.command": ("data", "out", "outputs"),
 }
 """The placeholders each command field may use."""
 

@@ -1,24 +1,23 @@
 """The task spec: what ``progenitor.yaml`` at a model repo's root declares.
 
 Every model is ``extra="forbid"`` so that a misspelt key is an error, not a silent
-default. ``load_spec`` turns pydantic's errors into one sentence that names the file, the
-field, the bad value and what is allowed.
+default. ``load_spec`` turns pydantic's errors into sentences (``task/validation.py``), one
+per problem, each naming the file, the field, the bad value and the fix.
 """
 
 from __future__ import annotations
 
-import difflib
 import fnmatch
 import re
 from pathlib import Path
-from types import UnionType
-from typing import Annotated, Any, Literal, Optional, TypeVar, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, Optional, Union
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from progenitor.errors import SpecError
 from progenitor.task.placeholders import ALLOWED, check_placeholders, placeholders_in
+from progenitor.task.validation import validate_file
 
 SPEC_FILE = "progenitor.yaml"
 
@@ -68,7 +67,7 @@ class Objective(_Strict):
     @model_validator(mode="after")
     def _range(self) -> "Objective":
         if self.range is not None and not self.range[0] < self.range[1]:
-            raise ValueError(f"'range' {list(self.range)} must be [low, high] with low < high")
+            raise ValueError(f"'range' {list(self.range)} must be [low, high] with low < high; swap them")
         return self
 
     def better(self, a: float, b: float) -> bool:
@@ -163,6 +162,10 @@ class Data(_Strict):
     """Trusted command (from the base commit) that writes the data splits into ``{data}``, once per run."""
     visible: list[str] = ["train*", "holdout_inputs*"]
     """Glob patterns of files in ``{data}`` that a candidate may read; everything else stays hidden."""
+    hidden: list[str] = []
+    """Glob patterns of files in ``{data}`` that no candidate may see, nor any copy of them: a visible
+    pattern matching one, or a visible file holding its contents (identical, or a large share of its
+    blocks), refuses the run. The labels of the holdout and the test split are always hidden."""
     timeout: float = Field(600.0, gt=0)
     """Wall-clock seconds the prepare command may take."""
     test: Optional[TestSplit] = None
@@ -185,6 +188,8 @@ class TestScorer(_Strict):
     ``metric: value`` lines like the holdout's scorer; its metrics are recorded as ``test_<metric>``."""
     predictions: Optional[Predictions] = None
     """What progenitor checks before the test scorer runs (e.g. ``{file: test_predictions.npy, match: test_labels.npy}``)."""
+
+    _command = _placeholders("scorer.test.command")
 
 
 class Scorer(_Strict):
@@ -304,6 +309,10 @@ class SearchSpace(_Strict):
     """The config file (YAML, JSON or TOML) the offline coder writes values into."""
     params: dict[str, Param]
     """Knobs by (dotted) key in that file."""
+    flags: bool = False
+    """Also pass each knob's value in ``file`` to the training as ``--name=value``, appended to
+    ``train.command`` from the file in the commit being trained: for a repository configured by
+    argparse or by Python config files, which then needs no rewrite (``task/flags.py``)."""
 
     @field_validator("file")
     @classmethod
@@ -585,14 +594,22 @@ class TaskSpec(_Strict):
 
     @model_validator(mode="after")
     def _test_split(self) -> "TaskSpec":
-        if (self.data.test is None) != (self.scorer.test is None):
-            raise ValueError("a test split needs both 'data.test' (its files) and 'scorer.test' (how it is scored)")
+        if self.data.test is not None and self.scorer.test is None:
+            raise ValueError("'data.test' declares a test split but 'scorer.test' does not say how to score it; "
+                             "add scorer.test (its command), or remove data.test")
+        if self.scorer.test is not None and self.data.test is None:
+            raise ValueError("'scorer.test' scores a test split that 'data.test' does not declare; add data.test "
+                             "(its inputs and labels), or remove scorer.test")
         test = self.data.test
         if test is not None:
-            if any(fnmatch.fnmatch(test.labels, pattern) for pattern in self.data.visible):
-                raise ValueError(f"data.visible would show the test labels {test.labels!r} to candidates")
-            if self.evaluate == "predictions" and not any(fnmatch.fnmatch(test.inputs, p) for p in self.data.visible):
-                raise ValueError(f"data.visible must include the test inputs {test.inputs!r}: candidates predict on them")
+            shown = [p for p in self.data.visible if fnmatch.fnmatch(test.labels, p)]
+            if shown:
+                raise ValueError(f"'data.visible' pattern {shown[0]!r} matches the test labels {test.labels!r} "
+                                 "('data.test.labels'), which candidates must never see; narrow the pattern")
+            inputs_shown = any(fnmatch.fnmatch(test.inputs, pattern) for pattern in self.data.visible)
+            if self.evaluate == "predictions" and not inputs_shown:
+                raise ValueError(f"'data.visible' does not show the test inputs {test.inputs!r} ('data.test.inputs'), "
+                                 f"which candidates predict on; add {test.inputs!r} to data.visible")
         return self
 
     @property
@@ -645,115 +662,6 @@ def _evaluation_problem(spec: TaskSpec) -> Optional[str]:
             return (f"data.visible would show {shown[0]} to candidates, but a token stream is its own label: "
                     "the scoring sandbox feeds it, from the trusted side")
     return None
-
-
-def _field_path(loc: tuple) -> str:
-    parts: list[str] = []
-    for item in loc:
-        if isinstance(item, int):
-            parts.append(f"[{item}]")
-        elif item in ("function-after", "function-before") or "[" in str(item):
-            continue
-        else:
-            parts.append(("." if parts else "") + str(item))
-    return "".join(parts) or "(top level)"
-
-
-def _allowed(err: dict) -> str:
-    ctx = err.get("ctx") or {}
-    kind = err["type"]
-    if kind == "extra_forbidden":
-        return "remove it or check its spelling"
-    if kind == "missing":
-        return "add it"
-    if kind == "literal_error" and "expected" in ctx:
-        return f"allowed: {ctx['expected']}"
-    if "error" in ctx:
-        return ""
-    return err["msg"][0].lower() + err["msg"][1:]
-
-
-_SECRET_FIELDS = ("api_key", "key", "token", "api_key_env")
-
-
-def _unwrap(tp: Any) -> Any:
-    """``Optional[X]`` -> ``X``: the model a nullable field holds."""
-    if get_origin(tp) in (Union, UnionType):
-        members = [a for a in get_args(tp) if a is not type(None)]
-        if len(members) == 1:
-            return members[0]
-    return tp
-
-
-def _is_model(tp: Any) -> bool:
-    return isinstance(tp, type) and issubclass(tp, BaseModel)
-
-
-def fields_at(model: type[BaseModel], loc: tuple) -> list[str]:
-    """The field names valid at ``loc`` (an error's location, its last item the bad key), by
-    walking the model's annotations through nested models, lists and dicts."""
-    tp: Any = model
-    for part in loc[:-1]:
-        tp = _unwrap(tp)
-        if _is_model(tp) and part in tp.model_fields:
-            tp = tp.model_fields[part].annotation
-        elif get_origin(tp) in (list, tuple, set) and isinstance(part, int):
-            tp = get_args(tp)[0]
-        elif get_origin(tp) is dict:
-            tp = get_args(tp)[1]
-        elif isinstance(part, str) and ("[" in part or part.startswith("function-")):
-            continue  # pydantic's own tags (validators, union members)
-        else:
-            return []
-    tp = _unwrap(tp)
-    return list(tp.model_fields) if _is_model(tp) else []
-
-
-def did_you_mean(name: str, choices: list[str]) -> str:
-    """``"did you mean 'hidden'?"`` for the nearest of ``choices``, or ``""``."""
-    near = difflib.get_close_matches(name, choices, n=1)
-    return f"did you mean '{near[0]}'?" if near else ""
-
-
-def describe_validation_error(source: str, exc: ValidationError, model: Optional[type[BaseModel]] = None) -> str:
-    """One sentence for the first error, mentioning how many more there are. With ``model``
-    (the one validated), an unknown key gets the nearest valid name at its level."""
-    errors = exc.errors()
-    err = errors[0]
-    field = _field_path(err["loc"])
-    kind = err["type"]
-    if kind == "missing":
-        text = f"{source}: required field '{field}' is missing; add it"
-    elif kind == "extra_forbidden" and field.split(".")[-1] in _SECRET_FIELDS:
-        text = (f"{source}: unknown field '{field}'; keys are never written in progenitor.yaml: name the "
-                f"environment variable that holds it with api_key_env")
-    elif kind == "extra_forbidden":
-        valid = fields_at(model, err["loc"]) if model is not None else []
-        hint = did_you_mean(str(err["loc"][-1]), valid)
-        text = f"{source}: unknown field '{field}'; " + (hint or "remove it or check its spelling")
-    else:
-        reason = str((err.get("ctx") or {}).get("error") or "")
-        allowed = _allowed(err)
-        # A value where a key's name belongs may be the key itself: never echo it.
-        value = "(not shown)" if field.split(".")[-1] in _SECRET_FIELDS else repr(err.get("input"))
-        text = f"{source}: field '{field}' has bad value {value}"
-        text += f": {reason}" if reason else (f" ({allowed})" if allowed else "")
-    if len(errors) > 1:
-        text += f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})"
-    return text
-
-
-M = TypeVar("M", bound=BaseModel)
-
-
-def validate_file(model: type[M], data: Any, source: str, error: type[Exception], of: str = "fields") -> M:
-    """``data`` (a file's parsed top level) as ``model``; a problem is one ``error`` naming ``source``."""
-    if not isinstance(data, dict):
-        raise error(f"{source}: expected a mapping of {of} at the top level, got {type(data).__name__}")
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        raise error(describe_validation_error(source, exc, model)) from None
 
 
 def parse_spec(data: Any, source: str = SPEC_FILE) -> TaskSpec:

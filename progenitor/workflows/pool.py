@@ -32,6 +32,7 @@ from progenitor.compute.pruning import PruneConfig
 from progenitor.evaluation.scorer import Score
 from progenitor.run.events import TrainCached, TrainCancelled, TrainEnd, TrainLine, TrainStart
 from progenitor.run.rundir import read_json, write_json
+from progenitor.task.flags import train_command
 from progenitor.workflows.state import RunContext
 
 __all__ = ["CandidatePool", "Entry", "of"]
@@ -240,9 +241,12 @@ def _looked_up(ctx: RunContext, key: CandidateKey) -> Optional[TrainRecord]:
 def _trained(ctx: RunContext, item: _Item) -> Optional[TrainRecord]:
     """Train one candidate through the executor; its record, or None when a stop cancelled it."""
     key = item.key
+    command, problem = train_command(ctx.spec, lambda path: ctx.lineage.show(item.sha, path))
+    if problem:  # its values file cannot give its flags: it fails without running
+        return _refused(ctx, key, command, problem)
     job = make_job(ctx.spec, key.job, ctx.lineage.archive(item.sha),
                    {"run": key.run, "candidate": key.name, "commit": item.sha[:12]},
-                   ctx.backend, ctx.backend_options, item.prune)
+                   ctx.backend, ctx.backend_options, item.prune, command=command)
     record = None
     for result in ctx.executor.run([job], on_event=_relay(ctx, key, item.sha)):
         if ctx.ledger is not None:  # every attempt costs, a cancelled one too
@@ -252,18 +256,27 @@ def _trained(ctx: RunContext, item: _Item) -> Optional[TrainRecord]:
             # Cancelled by a stop: not a result. A resume trains this candidate again.
             ctx.emit(TrainCancelled(gen=key.gen, k=key.k))
             continue
-        record = _keep(ctx, key, result)
+        record = _keep(ctx, key, result, command)
     return record
 
 
-def _keep(ctx: RunContext, key: CandidateKey, result: JobResult) -> TrainRecord:
+def _keep(ctx: RunContext, key: CandidateKey, result: JobResult, command: str) -> TrainRecord:
     """Unpack a finished training's outputs and write its record: from now on it is looked up."""
     out_dir = ctx.run.outputs(key.gen, key.k)
     unpack_outputs(result.outputs_archive, out_dir, seconds=PACK_SECONDS)
     record = record_from(result, out=out_dir.relative_to(ctx.run.path).as_posix())  # records hold no host paths
+    record = record.model_copy(update={"command": command})
     write_json(ctx.run.train_file(key.gen, key.k), record.model_dump(mode="json"))
     ctx.emit(TrainEnd(gen=key.gen, k=key.k, status=record.status, reason=record.reason,
                       duration=record.duration, cpu_seconds=record.cpu_seconds))
+    return record
+
+
+def _refused(ctx: RunContext, key: CandidateKey, command: str, problem: str) -> TrainRecord:
+    """The record of a commit that could not be given its command: failed, nothing ran."""
+    record = TrainRecord(status="failed", reason=f"not trained: {problem}"[:500], command=command)
+    write_json(ctx.run.train_file(key.gen, key.k), record.model_dump(mode="json"))
+    ctx.emit(TrainEnd(gen=key.gen, k=key.k, status=record.status, reason=record.reason, duration=0.0, cpu_seconds=0.0))
     return record
 
 
