@@ -3,7 +3,7 @@ so that a resume runs the same way."""
 
 from __future__ import annotations
 
-from typing import Literal, Optional
+from typing import Optional
 
 from pydantic import BaseModel, ConfigDict
 
@@ -28,8 +28,6 @@ class RunOptions(BaseModel):
     """Overrides the task's seed for the search architect."""
     max_parallel: Optional[int] = None
     """Most candidates trained at once by the local executor (default: by CPUs)."""
-    mode: Optional[Literal["generations", "async"]] = None
-    """Overrides search.mode."""
     architect: Optional[str] = None
     """Overrides agents.architect: a registered architect's name."""
     coder: Optional[str] = None

@@ -84,23 +84,21 @@ def init(directory: Path, example: Optional[str]) -> None:
 @click.option("--ray-address", envvar="RAY_ADDRESS", help="Join this Ray cluster (with --executor ray).")
 @click.option("--seed", type=int, help="Override the task's search seed.")
 @click.option("--parallel", type=click.IntRange(min=1), help="Most candidates trained at once (local executor).")
-@click.option("--mode", type=click.Choice(["generations", "async"]),
-              help="Override search.mode: generations, or async (a candidate proposed each time a slot frees).")
 @click.option("--allow-unsealed", is_flag=True,
               help="Run even where candidates could read the holdout labels (not root, no bubblewrap, no Docker).")
 @click.option("--allow-unenforced-limits", is_flag=True,
               help="Run even where the kernel does not hold the task's memory, CPU or process limits "
                    "(process sandbox without root or a delegated cgroup).")
 @_follow_opts
-def run(directory: Path, generations, candidates, sandbox, executor, ray_address, seed, parallel, mode, allow_unsealed,
+def run(directory: Path, generations, candidates, sandbox, executor, ray_address, seed, parallel, allow_unsealed,
         allow_unenforced_limits, quiet, detach) -> None:
     """Run the loop on the model repo DIRECTORY."""
     from progenitor.api import start_run
     from progenitor.options import RunOptions
 
     options = RunOptions(generations=generations, candidates=candidates, sandbox=sandbox, executor=executor,
-                         ray_address=ray_address, seed=seed, max_parallel=parallel, mode=mode,
-                         allow_unsealed=allow_unsealed, allow_unenforced_limits=allow_unenforced_limits)
+                         ray_address=ray_address, seed=seed, max_parallel=parallel, allow_unsealed=allow_unsealed,
+                         allow_unenforced_limits=allow_unenforced_limits)
     _follow(quiet, lambda on_event: start_run(directory, options, on_event=on_event, detach=detach))
 
 

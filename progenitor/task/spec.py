@@ -359,15 +359,19 @@ class Budget(_Strict):
 
 
 class Search(_Strict):
-    """How candidates follow each other (docs/async.md)."""
+    """How candidates follow each other."""
 
     mode: Literal["generations", "async"] = "generations"
-    """``generations``: propose K, train them, decide, then the next K (reproducible for a seed).
-    ``async``: each time a training slot frees, one candidate is proposed against the champion
-    and the results so far, and each is decided as soon as it is scored; the same budget."""
-    ahead: Optional[int] = Field(None, ge=0)
-    """async: how many candidates may still start while a promotion waits for a person (the gate
-    holds the promotion, not the slots); then the run waits. Default: ``budget.candidates``."""
+    """``generations``: propose K, train them (each scored as its training ends), decide, then
+    the next K (reproducible for a seed). ``async`` (a candidate proposed each time a slot frees)
+    is refused until it is built."""
+
+    @field_validator("mode")
+    @classmethod
+    def _built(cls, v: str) -> str:
+        if v == "async":
+            raise ValueError("'async' is not available yet; only 'generations' runs today")
+        return v
 
 
 class TrainingCost(_Strict):

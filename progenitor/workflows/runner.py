@@ -43,8 +43,6 @@ def effective_spec(spec: TaskSpec, options: RunOptions) -> TaskSpec:
     budget = spec.budget.model_copy(update={k: v for k, v in {
         "generations": options.generations, "candidates": options.candidates}.items() if v is not None})
     update: dict[str, Any] = {"budget": budget}
-    if options.mode:
-        update["search"] = spec.search.model_copy(update={"mode": options.mode})
     if options.sandbox:
         update["sandbox"] = spec.sandbox.model_copy(update={"backend": options.sandbox})
     return spec.model_copy(update=update)
