@@ -9,11 +9,13 @@ sandbox and reads back from its ledger and events:
 
 Then it simulates the same run on 2, 8 and 64 slots for both search modes, with training
 times drawn from the measured ones and the measured fixed costs (proposing, scoring,
-preparing) kept as they were: ``generations`` (K = slots candidates each, a barrier after
+preparing) kept as they were, proposing and committing a candidate costing the measured
+generation's share per candidate: ``generations`` (K = slots candidates each, a barrier after
 the last score) against ``async`` (a candidate proposed each time a slot frees, proposals one
-at a time on the driver). Each simulated run trains ``GENERATIONS x slots`` candidates.
+at a time on the driver, which becomes the bottleneck when it cannot keep up with the slots). Each simulated run trains ``GENERATIONS x slots`` candidates.
 
-    PYTHONPATH=. python bench/efficiency.py [--sandbox process docker] [--seed 0] [--runs-dir DIR]
+    PYTHONPATH=. python bench/efficiency.py [--sandbox process docker] [--seed 0] [--compare OLD_CHECKOUT]
+        [--runs-dir DIR [--reuse]]
 
 The real runs use ``search.mode: generations``: the asynchronous mode is simulated only (the
 spec refuses ``search.mode: async`` until it is built; issue 22 item 3).
@@ -69,10 +71,13 @@ class Measured(BaseModel):
         return self.wall / (self.train_seconds / self.slots)
 
 
-def run_demo(sandbox: str, seed: int, where: Path, tree: Optional[Path] = None) -> Path:
+def run_demo(sandbox: str, seed: int, where: Path, tree: Optional[Path] = None, reuse: bool = False) -> Path:
     """The digits demo in a fresh repo under ``where`` (with progenitor from ``tree``, else this
-    one); returns its run directory."""
+    one); returns its run directory (with ``reuse``, the one a run before left there)."""
     repo = where / f"digits-{sandbox}{'-' + tree.name if tree else ''}"
+    if reuse:
+        (run,) = (repo / ".progenitor" / "runs").iterdir()
+        return run
     cli = [sys.executable, "-m", "progenitor.cli"]
     env = {**os.environ, "PYTHONPATH": str(tree)} if tree else None
     subprocess.run([*cli, "init", "--example", "digits", str(repo)], check=True, capture_output=True, env=env)
@@ -111,7 +116,7 @@ def measure(sandbox: str, run: Path) -> Measured:
 def sim_generations(m: Measured, slots: int, rng: random.Random) -> tuple[float, float]:
     """(wall, training seconds) of GENERATIONS generations of ``slots`` candidates each."""
     wall, busy = m.prepare, 0.0
-    propose = statistics.mean(m.propose or [0.0])
+    propose = statistics.mean(m.propose or [0.0]) / CANDIDATES * slots  # proposing and committing K of them
     for g in range(GENERATIONS):
         free = [wall + (propose if g else 0.0)] * slots
         done = []
@@ -162,6 +167,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--compare", type=Path, help="Also run the process demo with progenitor from this checkout "
                         "(the code before the pool): its figures and whether it promotes the same champions.")
+    parser.add_argument("--reuse", action="store_true", help="Read the runs a run before left in --runs-dir, run nothing.")
     parser.add_argument("--runs-dir", type=Path, help="Keep the demo repos here (default: a temporary directory).")
     args = parser.parse_args()
     load = os.getloadavg()
@@ -170,8 +176,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         where = args.runs_dir or Path(tmp)
         where.mkdir(parents=True, exist_ok=True)
-        measured = [measure(sb, run_demo(sb, args.seed, where)) for sb in args.sandbox]
-        before = measure("process", run_demo("process", args.seed, where, args.compare)) if args.compare else None
+        measured = [measure(sb, run_demo(sb, args.seed, where, reuse=args.reuse)) for sb in args.sandbox]
+        before = measure("process", run_demo("process", args.seed, where, args.compare, args.reuse)) if args.compare else None
     print(f"\n{'sandbox':8} {'mode':12} {'wall s':>7} {'CPU-s':>7} {'efficiency':>10} {'wall/ideal':>10} "
           f"{'idle slot-s':>11}  champions")
     for m in measured:
