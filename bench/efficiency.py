@@ -79,11 +79,13 @@ def run_demo(sandbox: str, seed: int, where: Path, tree: Optional[Path] = None, 
         (run,) = (repo / ".progenitor" / "runs").iterdir()
         return run
     cli = [sys.executable, "-m", "progenitor.cli"]
-    env = {**os.environ, "PYTHONPATH": str(tree)} if tree else None
-    subprocess.run([*cli, "init", "--example", "digits", str(repo)], check=True, capture_output=True, env=env)
+    # python -m puts the working directory first on the path: run from ``where``, never a checkout
+    env = {**os.environ, "PYTHONPATH": str((tree or Path(__file__).resolve().parents[1]).resolve())}
+    subprocess.run([*cli, "init", "--example", "digits", str(repo)], check=True, capture_output=True, env=env,
+                   cwd=where)
     subprocess.run([*cli, "run", str(repo), "--generations", str(GENERATIONS), "--candidates", str(CANDIDATES),
                     "--sandbox", sandbox, "--executor", "local", "--parallel", str(SLOTS), "--seed", str(seed),
-                    "--quiet"], check=True, env=env)
+                    "--quiet"], check=True, env=env, cwd=where, stdout=subprocess.DEVNULL)
     (run,) = (repo / ".progenitor" / "runs").iterdir()
     return run
 
