@@ -43,6 +43,10 @@ def print_summary(console: Console, s: Any) -> None:
                       f"[red]the kernel did not hold the {names} limits (--allow-unenforced-limits)[/red]")
     _spend_rows(table, s.ledger)
     table.add_row("time", f"{s.seconds:.1f} s")
+    if s.slots:
+        busy = s.ledger.get("slot_occupancy")
+        table.add_row("slots", f"{s.slots} ({s.mode}): {s.idle_slot_seconds or 0:.1f} slot-s idle"
+                               + (f", busy {busy:.0%} of the time" if busy is not None else ""))
     console.print(table)
     for note in h.notes:
         console.print(f"[yellow]note[/yellow]: {escape(note)}")

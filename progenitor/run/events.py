@@ -72,6 +72,8 @@ class RunStart(Event):
     candidates: int
     isolation: str = ""
     metric: str = ""
+    mode: str = "generations"
+    """``search.mode``: generations or async."""
 
 
 class RunResume(Event):

@@ -42,6 +42,14 @@ class GenerationSummary(BaseModel):
     """Candidates by final status."""
     spend: dict = {}
     """The ledger's totals for the generation (seconds, hours, LLM dollars and tokens)."""
+    promotions: list[int] = []
+    """Every candidate of it promoted, in order (async mode may promote several; ``promoted`` is the last)."""
+    wall_seconds: Optional[float] = None
+    """Its time on the run's clock: from the end of the generation before (of the baseline, for the first)."""
+    ended: Optional[float] = None
+    """The run's clock when it ended (``Ledger.run_wall_seconds``)."""
+    idle_slot_seconds: Optional[float] = None
+    """``slots x wall_seconds`` minus what training used of that time: slot-seconds left idle."""
 
 
 class RunSummary(BaseModel):
@@ -67,6 +75,12 @@ class RunSummary(BaseModel):
     seconds: float = 0.0
     backend: str = ""
     executor: str = ""
+    mode: str = "generations"
+    """``search.mode``: generations or async."""
+    slots: Optional[int] = None
+    """Training slots of the executor."""
+    idle_slot_seconds: Optional[float] = None
+    """``slots x seconds`` minus the training seconds: what the run left idle (its preparation included)."""
     ledger: dict = {}
     """CPU-, GPU- and wall-seconds (and hours), LLM dollars and tokens, of the whole run."""
     honesty: Honesty = Honesty()

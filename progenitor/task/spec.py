@@ -204,6 +204,9 @@ class Scorer(_Strict):
     """A gap larger than this between what the candidate printed and what the scorer measured is a finding."""
     test: Optional[TestScorer] = None
     """How the test split (``data.test``) is scored."""
+    parallel: int = Field(2, ge=1, le=64)
+    """Candidates scored at once on the driver, next to the labels, each as its training ends
+    (with ``evaluate: model`` each is a scoring sandbox: it takes a core while it runs)."""
 
     _command = _placeholders("scorer.command")
 
@@ -353,6 +356,22 @@ class Budget(_Strict):
     """Stop after the generation in which the run's wall time reaches this."""
     dollars: Optional[float] = Field(None, gt=0)
     """Stop after the generation in which LLM spend reaches this."""
+
+
+class Search(_Strict):
+    """How candidates follow each other."""
+
+    mode: Literal["generations", "async"] = "generations"
+    """``generations``: propose K, train them (each scored as its training ends), decide, then
+    the next K (reproducible for a seed). ``async`` (a candidate proposed each time a slot frees)
+    is refused until it is built."""
+
+    @field_validator("mode")
+    @classmethod
+    def _built(cls, v: str) -> str:
+        if v == "async":
+            raise ValueError("'async' is not available yet; only 'generations' runs today")
+        return v
 
 
 class TrainingCost(_Strict):
@@ -627,6 +646,8 @@ class TaskSpec(_Strict):
     search_space: Optional[SearchSpace] = None
     guards: list[Guard] = []
     budget: Budget = Budget()
+    search: Search = Search()
+    """Generations or an asynchronous pool of candidates."""
     oversight: Oversight = Oversight()
     safety: Safety = Safety()
     agents: Agents = Agents()

@@ -111,7 +111,7 @@ def new_run(repo_dir: Path, options: Optional[RunOptions] = None, *, architect: 
     ctx = _context(run, lineage, spec, options, backend, backend_options, architect, on_event)
     ctx.emit(RunStart(repo=str(lineage.root), base=base, backend=backend, why=why, task=spec.name,
                       generations=spec.budget.generations, candidates=spec.budget.candidates, isolation=isolation,
-                      metric=spec.objective.metric))
+                      metric=spec.objective.metric, mode=spec.search.mode))
     for check in warnings:
         ctx.emit(RunCheck(name=check.name, status=check.status, message=check.detail))
     if not sealed:
@@ -217,6 +217,20 @@ def make_executor(ctx: RunContext):
     return get_executor(ctx.options.executor, visible, max_parallel=ctx.options.max_parallel)
 
 
+def start_executor(ctx: RunContext):
+    """The run's executor, starting in the background while the run prepares (Ray's start takes
+    seconds). A local Ray instance lends its place to a local pool until it is up: the same
+    machine, the same sandbox, so the baseline trains while Ray starts."""
+    from progenitor.compute.starting import StartingExecutor
+
+    interim = None
+    if ctx.options.executor == "ray" and not (ctx.options.ray_address or os.environ.get("RAY_ADDRESS")):
+        from progenitor.compute import get_executor
+
+        interim = get_executor("local", ctx.run.visible)
+    return StartingExecutor(ctx.options.executor, lambda: make_executor(ctx), interim=interim)
+
+
 def _sweep(ctx: RunContext) -> None:
     if ctx.backend == "docker":
         from progenitor.sandbox.docker import DockerSandbox
@@ -250,13 +264,18 @@ class _StopWatch:
             raise KeyboardInterrupt  # a second Ctrl-C: stop hard
         self.ctx.run.request_stop("interrupted (Ctrl-C)")
         self.ctx.emit(RunStopping(reason="interrupted (Ctrl-C)"))
+        self._cancel()
+
+    def _cancel(self):
+        if self.ctx.pool is not None:
+            self.ctx.pool.cancel()  # nothing more starts
         if self.ctx.executor is not None:
             self.ctx.executor.cancel()
 
     def _poll(self):
         while not self.done.wait(0.5):
             if self.ctx.run.stop_requested() and self.ctx.executor is not None:
-                self.ctx.executor.cancel()
+                self._cancel()
                 return
 
 
@@ -270,16 +289,19 @@ def session(ctx: RunContext) -> Iterator[RunContext]:
     ctx.ledger = Ledger(ctx.run.ledger)
     ctx.ledger.start_clock()
     ctx.emit(ExecutorStart(executor=ctx.options.executor))
-    ctx.executor = make_executor(ctx)
+    ctx.executor = start_executor(ctx)
     ctx.run.update_meta(status="running", pid=os.getpid())
     try:
         yield ctx
     finally:
-        ctx.executor.close()
-        ctx.ledger.stop_clock()
-        ctx.ledger.save()
-
-
+        try:
+            if ctx.pool is not None:
+                ctx.pool.close()
+                ctx.pool = None
+        finally:
+            ctx.executor.close()
+            ctx.ledger.stop_clock()
+            ctx.ledger.save()
 
 
 @contextmanager
@@ -366,6 +388,7 @@ def summarize_run(ctx: RunContext, values: dict, status: str) -> RunSummary:
         champion_commit=champion.sha if champion else None, champion_ref=champion_ref(ctx.run.run_id),
         generations=len(state.history), counts=counts, tried=sum(counts.values()),
         seconds=round(ctx.ledger.run_wall_seconds(), 1), backend=ctx.backend, executor=ctx.options.executor,
+        mode=ctx.spec.search.mode, slots=ctx.ledger.data.slots, idle_slot_seconds=ctx.ledger.totals().idle_slot_seconds,
         ledger=ctx.ledger.summary(), honesty=honesty, waiting=waiting,
         drift=drift(ctx.spec, baseline.metrics if baseline else {}, champion.metrics if champion else {}),
         sealed=ctx.run.meta.get("sealed", True), isolation=ctx.run.meta.get("isolation", ""),

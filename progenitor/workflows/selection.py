@@ -141,15 +141,15 @@ def promote(ctx: RunContext, state: State) -> Update:
         save(ctx, cand, publish=True)
         ctx.architect.observe(cand.proposal, _observation(cand))
         out.append(cand)
-    summary = _summary(ctx, gen, out, champion, promoted)
+    summary = _summary(ctx, gen, out, champion, promoted, state.history)
     ctx.emit(GenerationEnd(**summary.model_dump()))
     feedback = [*state.feedback, *([decision.comment] if decision.comment else [])]
     return Update(champion=champion, candidates=out, history=[*state.history, summary], generation=gen + 1,
                   stop_reason=stop_reason(ctx, gen, champion.metrics[metric]), feedback=feedback)
 
 
-def _summary(ctx: RunContext, gen: int, cands: list[Candidate], champion: Champion, promoted: Optional[int]
-             ) -> GenerationSummary:
+def _summary(ctx: RunContext, gen: int, cands: list[Candidate], champion: Champion, promoted: Optional[int],
+             history: list[GenerationSummary]) -> GenerationSummary:
     counts: dict[str, int] = {}
     for cand in cands:
         counts[cand.status] = counts.get(cand.status, 0) + 1
@@ -159,9 +159,20 @@ def _summary(ctx: RunContext, gen: int, cands: list[Candidate], champion: Champi
     if ctx.ledger is not None:
         spend = ctx.ledger.totals(generation=gen).model_dump()
         ctx.run.update_meta(ledger=ctx.ledger.summary())
-    return GenerationSummary(gen=gen, promoted=promoted, champion=champion.sha,
-                             champion_value=champion.metrics[ctx.spec.objective.metric], best_value=best,
-                             counts=counts, spend=spend)
+    return GenerationSummary(gen=gen, promoted=promoted, promotions=[] if promoted is None else [promoted],
+                             champion=champion.sha, champion_value=champion.metrics[ctx.spec.objective.metric],
+                             best_value=best, counts=counts, spend=spend, **slot_time(ctx, history))
+
+
+def slot_time(ctx: RunContext, history: list[GenerationSummary]) -> dict:
+    """A generation's time on the run's clock (since the one before ended, or the baseline was
+    scored) and the slot-seconds no training used in it."""
+    if ctx.ledger is None:
+        return {}
+    before = [h.ended for h in history if h.ended is not None]
+    start = before[-1] if before else ctx.ledger.data.marks.get("prepared", 0.0)
+    end = round(ctx.ledger.run_wall_seconds(), 3)
+    return {"wall_seconds": round(end - start, 3), "ended": end, "idle_slot_seconds": ctx.ledger.idle_slot_seconds(start, end)}
 
 
 def stop_reason(ctx: RunContext, gen: int, champion_value: float) -> Optional[str]:

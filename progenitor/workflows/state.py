@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from progenitor.compute.base import Executor
     from progenitor.llm import LlmSession
     from progenitor.run.ledger import Ledger
+    from progenitor.workflows.pool import CandidatePool
 
 __all__ = ["AgentFactory", "EventListener", "RunContext", "RunState", "State", "Update"]
 
@@ -157,6 +158,8 @@ class RunContext:
     listeners: list[EventListener] = field(default_factory=list)
     executor: Optional["Executor"] = None
     """Where training runs (``compute``), started by the runner's session."""
+    pool: Optional["CandidatePool"] = None
+    """The session's candidate pool (``workflows.pool.of``): trainings on the executor's slots, scores as they end."""
     llm: Optional["LlmSession"] = None
     """The run's LLM session (``workflows.llm_usage.open_session``), when the task has an llm: section."""
     _agents: dict[str, Any] = field(default_factory=dict)
