@@ -24,12 +24,12 @@ from progenitor.run.summary import GenerationSummary, RunSummary
 __all__ = [
     "EVENTS_VERSION", "AnyEvent", "Event", "UnknownEvent", "parse_event",
     # kinds, by the stage that emits them
-    "RunStart", "RunResume", "RunWarning", "RunCheck", "RunStopping", "RunStopped", "RunFailed", "RunEnd",
+    "RunStart", "RunResume", "RunContinue", "RunWarning", "RunCheck", "RunStopping", "RunStopped", "RunFailed", "RunEnd",
     "RunError", "RunRevert", "ExecutorStart", "NodeStart", "NodeEnd",
     "PrepareData", "PrepareVisible", "BaselineStart", "BaselineEnd",
-    "ArchitectProposal", "ArchitectDuplicate", "ArchitectFailed", "CoderCommit", "CoderFailed", "CoderFix",
+    "ArchitectProposal", "ArchitectDuplicate", "ArchitectFailed", "ArchitectLesson", "CoderCommit", "CoderFailed", "CoderFix",
     "SafetyTask", "SafetyReview", "TrainStart", "TrainLine", "TrainEnd", "TrainCached", "TrainCancelled",
-    "TrainCurveUnused", "Score", "TestFailed", "Select", "Pick", "OversightDecision", "OversightAsk",
+    "TrainCurveUnused", "Score", "Repeated", "TestFailed", "Select", "Pick", "OversightDecision", "OversightAsk",
     "GateWaiting", "GateDecided", "GateDecision", "GateApplied", "ChampionRestored", "GenerationEnd", "LlmCall",
 ]
 
@@ -75,6 +75,16 @@ class RunStart(Event):
 
 class RunResume(Event):
     type: Literal["run.resume"] = "run.resume"
+
+
+class RunContinue(Event):
+    """A finished run extended with more generations (``progenitor run --continue``), warm."""
+
+    type: Literal["run.continue"] = "run.continue"
+    generations: int
+    """Generations added."""
+    first: int
+    """The first of them."""
 
 
 class RunWarning(Event):
@@ -190,6 +200,16 @@ class ArchitectFailed(Event):
     reason: str
 
 
+class ArchitectLesson(_Candidate):
+    """What a decided candidate taught (its ``Lesson``, kept in its record and git note)."""
+
+    type: Literal["architect.lesson"] = "architect.lesson"
+    verdict: str
+    text: str = ""
+    next: str = ""
+    by: str = ""
+
+
 class CoderCommit(_Candidate):
     type: Literal["coder.commit"] = "coder.commit"
     commit: str
@@ -230,6 +250,8 @@ class SafetyReview(_Candidate):
 
 class TrainStart(_Candidate):
     type: Literal["train.start"] = "train.start"
+    seed: int = 0
+    """A repeat's training seed (``objective.repeats``); 0: the candidate's own training."""
     commit: str
 
 
@@ -241,6 +263,8 @@ class TrainLine(_Candidate):
 
 class TrainEnd(_Candidate):
     type: Literal["train.end"] = "train.end"
+    seed: int = 0
+    """A repeat's training seed (``objective.repeats``); 0: the candidate's own training."""
     status: str
     reason: str = ""
     duration: float = 0.0
@@ -251,11 +275,15 @@ class TrainCached(_Candidate):
     """A training that had finished before (a resume): looked up, not run again."""
 
     type: Literal["train.cached"] = "train.cached"
+    seed: int = 0
+    """A repeat's training seed (``objective.repeats``); 0: the candidate's own training."""
     status: str
 
 
 class TrainCancelled(_Candidate):
     type: Literal["train.cancelled"] = "train.cancelled"
+    seed: int = 0
+    """A repeat's training seed (``objective.repeats``); 0: the candidate's own training."""
 
 
 class TrainCurveUnused(_Candidate):
@@ -267,6 +295,16 @@ class TrainCurveUnused(_Candidate):
 
 class Score(_Candidate):
     type: Literal["score"] = "score"
+    status: str
+    value: Optional[float] = None
+    reason: str = ""
+
+
+class Repeated(_Candidate):
+    """A candidate (or the baseline) was trained and scored again with another seed (``objective.repeats``)."""
+
+    type: Literal["repeat"] = "repeat"
+    seed: int
     status: str
     value: Optional[float] = None
     reason: str = ""
@@ -287,6 +325,8 @@ class Pick(BaseModel):
     champion_value: float
     improves: bool
     reason: str
+    noise: Optional[str] = None
+    """Why a gain on the holdout did not count: it does not hold above the noise (the paired test)."""
 
 
 class Select(Event):
@@ -307,6 +347,8 @@ class OversightDecision(Event):
     reason: str
     comment: str = ""
     audit_seq: Optional[int] = None
+    noise: bool = False
+    """keep: it beat the champion on the holdout, but not above the noise (the paired test)."""
     asks: Optional[str] = None
     """The gate a person is asked at, when one is."""
 
@@ -399,10 +441,11 @@ class UnknownEvent(BaseModel):
 
 
 AnyEvent = Annotated[Union[
-    RunStart, RunResume, RunWarning, RunCheck, RunStopping, RunStopped, RunFailed, RunEnd, RunError, RunRevert,
+    RunStart, RunResume, RunContinue, RunWarning, RunCheck, RunStopping, RunStopped, RunFailed, RunEnd, RunError, RunRevert,
     ExecutorStart, NodeStart, NodeEnd, PrepareData, PrepareVisible, BaselineStart, BaselineEnd,
-    ArchitectProposal, ArchitectDuplicate, ArchitectFailed, CoderCommit, CoderFailed, CoderFix, SafetyTask,
-    SafetyReview, TrainStart, TrainLine, TrainEnd, TrainCached, TrainCancelled, TrainCurveUnused, Score, TestFailed,
+    ArchitectProposal, ArchitectDuplicate, ArchitectFailed, ArchitectLesson, CoderCommit, CoderFailed, CoderFix, SafetyTask,
+    SafetyReview, TrainStart, TrainLine, TrainEnd, TrainCached, TrainCancelled, TrainCurveUnused, Score, Repeated,
+    TestFailed,
     Select, OversightDecision, OversightAsk, GateWaiting, GateDecided, GateDecision, GateApplied, ChampionRestored,
     GenerationEnd, LlmCall,
 ], Field(discriminator="type")]

@@ -18,7 +18,7 @@ import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from progenitor.errors import SpecError
-from progenitor.task.placeholders import ALLOWED, check_placeholders
+from progenitor.task.placeholders import ALLOWED, check_placeholders, placeholders_in
 
 SPEC_FILE = "progenitor.yaml"
 
@@ -64,6 +64,17 @@ class Objective(_Strict):
     """The range one example's score lies in, when the metric is a mean over examples
     (accuracy: [0, 1]). With it, the summary bounds how much of a gain the luck of selecting
     among many candidates on one holdout could explain."""
+    significance: Optional[float] = Field(0.05, gt=0, lt=1)
+    """With per-example scores from the scorer (``{scores}/per_example.npy``): a candidate is
+    promoted only when its gain over the champion holds in a paired test over the holdout
+    examples at this level, divided by the number of candidates it was chosen from (exact sign
+    test for 0/1 scores, paired bootstrap otherwise). null: no test, the gain alone decides."""
+    repeats: int = Field(1, ge=1, le=10)
+    """Trainings of each of the best candidates (and of the baseline) before a promotion, with
+    seeds 0..N-1 (``{seed}`` in ``train.command``); their mean decides. 1: one training each."""
+    repeat_top: int = Field(2, ge=1, le=8)
+    """How many of a generation's best candidates that beat the champion once are trained again
+    (with ``repeats`` > 1)."""
 
     @model_validator(mode="after")
     def _range(self) -> "Objective":
@@ -457,6 +468,24 @@ class Llm(_Strict):
         return list(seen.values())
 
 
+class Search(_Strict):
+    """How the loop searches: which commits candidates are built on, and the offline sampler."""
+
+    parents: Literal["champion", "archive"] = "champion"
+    """``champion``: every candidate is built on the champion (a hill-climb). ``archive``: each
+    candidate's parent is drawn from the whole lineage, scored by its value with a bonus for few
+    children (``agents.architect.parents``); the champion is still the best approved commit."""
+    sampler: Literal["tpe", "cmaes"] = "tpe"
+    """The offline search's Optuna sampler: ``tpe`` (multivariate TPE from the baseline on) or
+    ``cmaes`` (CMA-ES started at the baseline's values; needs the ``cmaes`` package)."""
+    local: float = Field(0.0, ge=0, le=1)
+    """Share of the offline search's proposals that tune their parent's values locally (a small
+    step from the parent's values) instead of asking the sampler for values anywhere."""
+    earlier_runs: bool = True
+    """Show the architect the lessons and results of earlier runs on this repository (from the
+    git notes); the offline search reads them as context only, so each run's seed stands alone."""
+
+
 class SandboxConfig(_Strict):
     backend: Literal["auto", "process", "docker"] = "auto"
     """Where candidates run: docker when a daemon answers, else process."""
@@ -483,6 +512,8 @@ class TaskSpec(_Strict):
     llm: Optional[Llm] = None
     """The language models of the LLM agents; without it everything runs offline."""
     sandbox: SandboxConfig = SandboxConfig()
+    search: Search = Search()
+    """How candidates are found: their parents, the offline sampler."""
     seed: int = 0
     """Seed of the search architect."""
 
@@ -496,6 +527,13 @@ class TaskSpec(_Strict):
                 raise ValueError(f"data.visible would show the test labels {test.labels!r} to candidates")
             if not any(fnmatch.fnmatch(test.inputs, pattern) for pattern in self.data.visible):
                 raise ValueError(f"data.visible must include the test inputs {test.inputs!r}: candidates predict on them")
+        return self
+
+    @model_validator(mode="after")
+    def _repeats(self) -> "TaskSpec":
+        if self.objective.repeats > 1 and "seed" not in placeholders_in(self.train.command):
+            raise ValueError(f"objective.repeats is {self.objective.repeats}, but train.command has no {{seed}}: "
+                             "every repeat would train the same; pass {seed} to your training")
         return self
 
     @property

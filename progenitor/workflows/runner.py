@@ -19,6 +19,7 @@ from progenitor.oversight.audit import audit_log
 from progenitor.run.events import (
     ExecutorStart,
     RunCheck,
+    RunContinue,
     RunEnd,
     RunFailed,
     RunResume,
@@ -34,6 +35,7 @@ from progenitor.run.rundir import RunDir, find_run, new_run_id, register_run
 from progenitor.run.summary import RunSummary
 from progenitor.sandbox.seal import check_sealed, process_options
 from progenitor.task.spec import TaskSpec, load_spec
+from progenitor.workflows import evidence
 from progenitor.workflows.llm_usage import check_llm, llm_roles
 from progenitor.workflows.state import AgentFactory, EventListener, RunContext, State
 
@@ -145,6 +147,34 @@ def resume_run(run_id: str, repo: Optional[Path] = None, *, architect: Optional[
     return _drive(ctx, None, detach)
 
 
+def continue_run(run_id: str, repo: Optional[Path] = None, generations: Optional[int] = None, *,
+                 architect: Optional[AgentFactory] = None, on_event: Optional[EventListener] = None,
+                 detach: bool = False) -> RunSummary:
+    """Extend a finished run with ``generations`` more (default: the task's ``budget.generations``),
+    warm: the same run, its champion still the champion, its search's study and journal going on,
+    nothing trained again; its summary still compares with the human baseline."""
+    run = find_run(run_id, repo)
+    meta = run.meta
+    if meta.get("status") != "finished":
+        raise UserError(f"run {run_id} is {meta.get('status')}, not finished: 'progenitor resume {run_id}' carries "
+                        f"it on; --continue extends a run that finished")
+    lineage = Lineage(run.repo_root)
+    options = RunOptions.model_validate(meta.get("options", {}))
+    done = int((meta.get("summary") or {}).get("generations") or 0)
+    extra = generations or lineage.spec_at(meta["base"]).budget.generations
+    options = options.model_copy(update={"generations": done + extra})
+    spec = effective_spec(lineage.spec_at(meta["base"]), options)
+    check_sealed(meta.get("backend", "process"), options.allow_unsealed)
+    check_llm(spec, "(given)" if architect is not None else options.architect, options.coder)
+    run.clear_stop()
+    run.update_meta(status="running", options=options.model_dump(mode="json"),
+                    continued=[*meta.get("continued", []), {"after": done, "generations": extra}])
+    ctx = _context(run, lineage, spec, options, meta.get("backend", "process"), meta.get("backend_options", {}),
+                   architect, on_event)
+    ctx.emit(RunContinue(generations=extra, first=done + 1))
+    return _drive(ctx, None, detach, reopen=True)
+
+
 def check_agents(spec: TaskSpec, options: RunOptions, architect: Optional[AgentFactory]) -> None:
     """Every agent the run will ask exists: an unknown name is one sentence now, not a crash later."""
     from progenitor.agents import registry
@@ -250,7 +280,7 @@ def session(ctx: RunContext) -> Iterator[RunContext]:
 
 
 
-def _drive(ctx: RunContext, graph_input: Optional[dict], detach: bool = False) -> RunSummary:
+def _drive(ctx: RunContext, graph_input: Optional[dict], detach: bool = False, reopen: bool = False) -> RunSummary:
     from langgraph.checkpoint.sqlite import SqliteSaver
 
     from progenitor.workflows.graph import build_graph, recursion_limit
@@ -262,6 +292,8 @@ def _drive(ctx: RunContext, graph_input: Optional[dict], detach: bool = False) -
     try:
         with session(ctx), SqliteSaver.from_conn_string(str(ctx.run.checkpoints)) as saver, _StopWatch(ctx):
             graph = build_graph(ctx, saver)
+            if reopen:  # a finished run goes on after its last promote: no stop reason, so to the architect
+                graph.update_state(config, {"stop_reason": None}, as_node="promote")
             try:
                 status = drive(ctx, graph, config, graph_input, detach)
             except RunStopped as exc:
@@ -301,6 +333,7 @@ def summarize_run(ctx: RunContext, values: dict, status: str) -> RunSummary:
         status = "stopped"
     compared = 1 + counts.get("scored", 0)  # the baseline, and every candidate the scorer measured
     honesty = assess(ctx.spec, baseline, champion, compared, holdout_size(ctx.spec, ctx.run.data))
+    honesty = evidence.summarize(ctx, state, honesty)
     waiting = ctx.run.meta.get("waiting") if status == "waiting" else None
     return RunSummary(
         run_id=ctx.run.run_id, repo=str(ctx.run.repo_root), status=status,

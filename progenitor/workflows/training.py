@@ -7,6 +7,7 @@ instead of training again. Every attempt is charged to the ledger, a cancelled o
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Optional
 
 from progenitor.candidate import Candidate, Champion, TrainRecord
@@ -62,40 +63,51 @@ def _add_finding(ctx: RunContext, champion: Champion, finding: Finding) -> None:
         ctx.lineage.write_note(cand.sha, cand.record())
 
 
-def train(ctx: RunContext, items: list[tuple[CandidateKey, str]], champion: Optional[Champion] = None
-          ) -> dict[CandidateKey, TrainRecord]:
+def _place(ctx: RunContext, key: CandidateKey, seed: int) -> tuple[str, Path, Path]:
+    """A training's job key, record file and outputs directory: the candidate's own (seed 0), or
+    a repeat's with another seed."""
+    if not seed:
+        return key.job, ctx.run.train_file(key.gen, key.k), ctx.run.outputs(key.gen, key.k)
+    where = ctx.run.repeat(key.gen, key.k, seed)
+    return f"{key.job}/seed{seed}", where / "train.json", where / "out"
+
+
+def train(ctx: RunContext, items: list[tuple[CandidateKey, str]], champion: Optional[Champion] = None,
+          seed: int = 0) -> dict[CandidateKey, TrainRecord]:
     """Train every (key, commit) not trained yet; returns the record of every item that has one.
 
-    ``champion`` gives the curve that early stopping compares against."""
+    ``champion`` gives the curve that early stopping compares against (a candidate's own
+    training only); ``seed``: train with that seed (``{seed}``), as a repeat, kept apart."""
     records: dict[CandidateKey, TrainRecord] = {}
     pending: dict[str, tuple[CandidateKey, str]] = {}
     for key, sha in items:
-        done = read_json(ctx.run.train_file(key.gen, key.k))
+        job, record_file, _ = _place(ctx, key, seed)
+        done = read_json(record_file)
         if done is not None:
             records[key] = TrainRecord.model_validate(done)
-            ctx.emit(TrainCached(gen=key.gen, k=key.k, status=records[key].status))
+            ctx.emit(TrainCached(gen=key.gen, k=key.k, status=records[key].status, seed=seed))
         else:
-            pending[key.job] = (key, sha)
+            pending[job] = (key, sha)
     if not pending:
         return records
-    prune = prune_config(ctx, champion)
+    prune = prune_config(ctx, champion) if not seed else None
     jobs = {
         job: make_job(ctx.spec, job, ctx.lineage.archive(sha),
                       {"run": key.run, "candidate": key.name, "commit": sha[:12]},
-                      ctx.backend, ctx.backend_options, prune)
+                      ctx.backend, ctx.backend_options, prune, seed=seed)
         for job, (key, sha) in pending.items()
     }
     stopped: Optional[str] = None
-    for result in ctx.executor.run(list(jobs.values()), on_event=_relay(ctx, pending)):
+    for result in ctx.executor.run(list(jobs.values()), on_event=_relay(ctx, pending, seed)):
         key, _ = pending[result.key]
         if ctx.ledger is not None:  # every attempt costs, a cancelled one too
             ctx.ledger.record_job(jobs[result.key], result)
             ctx.ledger.save()
         if result.sandbox.status == "killed" and not result.pruned:
             # Cancelled by a stop: not a result. A resume trains this candidate again.
-            ctx.emit(TrainCancelled(gen=key.gen, k=key.k))
+            ctx.emit(TrainCancelled(gen=key.gen, k=key.k, seed=seed))
             continue
-        records[key] = _keep(ctx, key, result)
+        records[key] = _keep(ctx, key, result, seed)
         stopped = stopped or ctx.run.stop_requested()
         if stopped:
             ctx.executor.cancel()
@@ -105,18 +117,18 @@ def train(ctx: RunContext, items: list[tuple[CandidateKey, str]], champion: Opti
     return records
 
 
-def _keep(ctx: RunContext, key: CandidateKey, result: JobResult) -> TrainRecord:
+def _keep(ctx: RunContext, key: CandidateKey, result: JobResult, seed: int = 0) -> TrainRecord:
     """Unpack a finished training's outputs and write its record: from now on it is looked up."""
-    out_dir = ctx.run.outputs(key.gen, key.k)
+    _, record_file, out_dir = _place(ctx, key, seed)
     unpack_outputs(result.outputs_archive, out_dir, seconds=PACK_SECONDS)
     record = record_from(result, out=out_dir.relative_to(ctx.run.path).as_posix())  # records hold no host paths
-    write_json(ctx.run.train_file(key.gen, key.k), record.model_dump(mode="json"))
+    write_json(record_file, record.model_dump(mode="json"))
     ctx.emit(TrainEnd(gen=key.gen, k=key.k, status=record.status, reason=record.reason,
-                      duration=record.duration, cpu_seconds=record.cpu_seconds))
+                      duration=record.duration, cpu_seconds=record.cpu_seconds, seed=seed))
     return record
 
 
-def _relay(ctx: RunContext, pending: dict[str, tuple[CandidateKey, str]]):
+def _relay(ctx: RunContext, pending: dict[str, tuple[CandidateKey, str]], seed: int = 0):
     """Turn executor events into run events; a flood of output lines is cut per candidate."""
     lines_seen: dict[str, int] = {}
 
@@ -126,7 +138,7 @@ def _relay(ctx: RunContext, pending: dict[str, tuple[CandidateKey, str]]):
             return
         key, sha = item
         if kind == "train.start":
-            ctx.emit(TrainStart(gen=key.gen, k=key.k, commit=sha))
+            ctx.emit(TrainStart(gen=key.gen, k=key.k, commit=sha, seed=seed))
         elif kind == "train.line":
             seen = lines_seen[key.job] = lines_seen.get(key.job, 0) + 1
             if seen <= LINE_EVENTS_PER_CANDIDATE:
