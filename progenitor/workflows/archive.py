@@ -117,7 +117,8 @@ def earlier_runs(ctx: RunContext, limit: int = EARLIER_ENTRIES) -> list[JournalE
 
 
 def _runs_before(runs: list[str], this: str, repo: Path) -> list[str]:
-    """The runs other than ``this`` that have candidates, oldest first (by their first commit)."""
+    """The runs other than ``this`` that have candidates, oldest first (by their first candidate's commit)."""
+    from progenitor.candidate.keys import CandidateKey
     from progenitor.lineage import Lineage
 
     git = Lineage(repo).git
@@ -125,8 +126,14 @@ def _runs_before(runs: list[str], this: str, repo: Path) -> list[str]:
     for run in runs:
         if run in (this, "audit"):
             continue
-        out = git.for_each_ref("--sort=committerdate", "--format=%(committerdate:unix)", f"refs/progenitor/{run}/g*")
-        first = out.split()
-        if first:
-            started[run] = (int(first[0]), run)
+        times = []
+        for line in git.for_each_ref("--format=%(committerdate:unix) %(refname)", f"refs/progenitor/{run}/").splitlines():
+            when, _, ref = line.partition(" ")
+            try:
+                CandidateKey.parse(ref)
+            except ValueError:
+                continue  # base, champion
+            times.append(int(when))
+        if times:
+            started[run] = (min(times), run)
     return sorted(started, key=started.get)
