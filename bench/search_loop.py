@@ -65,7 +65,7 @@ def simulate(task: Task, seed: int, generations: int = 9, candidates: int = 4, s
 
     level = task.spec.objective.significance if significance == "spec" else significance
     spec = _spec(task, candidates, generations, search or {}, level)
-    objective, metric = spec.objective, spec.objective.metric
+    metric = spec.objective.metric
     base = task.evaluate(task.baseline)
     baseline = Parent(name="g0/c0", sha="g0c0", value=base.metrics[metric], params=dict(task.baseline),
                       metrics=base.metrics)
@@ -128,7 +128,7 @@ def _decide(spec, state: _State, cands: list) -> Optional[int]:
     from progenitor.evaluation import after_scoring
     from progenitor.evaluation.significance import paired_test
 
-    objective, metric = spec.objective, spec.objective.metric
+    objective = spec.objective
     ranked = []
     for cand, result in cands:
         findings = after_scoring.check_after_training(spec, {}, result.metrics, state.history)

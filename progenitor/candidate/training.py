@@ -31,3 +31,6 @@ class TrainRecord(BaseModel):
     outputs_truncated: bool = False
     out: str = ""
     """Its outputs, relative to the run directory (records hold no host paths)."""
+    command: str = ""
+    """The command it was trained with, placeholders unfilled: ``train.command``, with
+    ``search_space.flags`` the values of its commit appended."""

@@ -66,11 +66,12 @@ def init(directory: Path, example: Optional[str]) -> None:
     if example:
         path = scaffold.init_example(example, directory)
         click.echo(f"made model repo {path} from example {example!r} (one baseline commit)")
-        click.echo(f"next: progenitor run {path}")
+        click.echo(f"next: progenitor check {path}   (every check that costs no budget), then: progenitor run {path}")
     else:
         path = scaffold.init_template(directory)
         click.echo(f"wrote {path}, constitution.yaml and program.md (the research brief) beside it; edit them, "
-                   f"commit them, then: progenitor run {directory}")
+                   f"commit them, then: progenitor check {directory}   (every check that costs no budget), "
+                   f"and once it passes: progenitor run {directory}")
 
 
 @cli.command()
@@ -138,14 +139,17 @@ def stop(run_id: str, repo: Optional[Path]) -> None:
 @_repo_opt
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for tools.")
 def status(run_id: Optional[str], repo: Optional[Path], as_json: bool) -> None:
-    """Show one run, or every run of the model repo."""
+    """Show one run (its gate, generation, baseline, champion and spend), or every run of the
+    model repo."""
     from progenitor.api import run_status
-    from progenitor.cli.views import print_status
+    from progenitor.cli.views import print_run, print_status
 
     data = run_status(run_id, repo)
     if as_json:
         rows = [r.model_dump(mode="json") for r in data] if isinstance(data, list) else data.model_dump(mode="json")
         click.echo(json.dumps(rows, indent=2))
+    elif run_id is not None:
+        print_run(_console(), data)
     else:
         print_status(_console(), data)
 

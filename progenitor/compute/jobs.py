@@ -33,12 +33,14 @@ def limits_for(spec: TaskSpec) -> Limits:
 
 
 def make_job(spec: TaskSpec, key: str, tree_archive: bytes, labels: dict[str, str], backend: str,
-             backend_options: dict, prune: Optional[PruneConfig] = None, seed: int = 0) -> TrainJob:
-    """``seed``: the training's seed (``{seed}`` in the command, ``PROGENITOR_SEED`` in its
-    environment): 0 for a candidate's own training, 1..N-1 for its repeats (``objective.repeats``)."""
+             backend_options: dict, prune: Optional[PruneConfig] = None, command: Optional[str] = None,
+             seed: int = 0) -> TrainJob:
+    """The job that trains one commit; ``command``: its own (``task.flags.train_command``), else
+    ``train.command``. ``seed``: the training's seed (``{seed}`` in the command, ``PROGENITOR_SEED``
+    in its environment): 0 for a candidate's own training, 1..N-1 for its repeats (``objective.repeats``)."""
     return TrainJob(
         key=key,
-        command=bind(spec.train.command, "seed", seed),
+        command=bind(command or spec.train.command, "seed", seed),
         env={"PROGENITOR_SEED": str(seed)},
         tree_archive=tree_archive,
         limits=limits_for(spec),
@@ -51,13 +53,16 @@ def make_job(spec: TaskSpec, key: str, tree_archive: bytes, labels: dict[str, st
         disk_files=spec.train.resources.files,
         output_cap_bytes=spec.train.resources.output_bytes,
         # What the scorer needs is packed first: a filler sorting before it cannot push it out.
-        outputs_first=[f for f in (_predictions_file(spec), spec.train.progress) if f],
+        outputs_first=[f for f in (*_scored_files(spec), spec.train.progress) if f],
     )
 
 
-def _predictions_file(spec: TaskSpec) -> Optional[str]:
+def _scored_files(spec: TaskSpec) -> list[str]:
+    """What scoring reads of a candidate's outputs: its weights (``evaluate: model``) or predictions."""
+    if spec.predict is not None:
+        return list(spec.predict.artifacts)
     expect = spec.scorer.predictions
-    return expect.file if expect is not None else None
+    return [expect.file] if expect is not None else []
 
 
 def log_tail(text: str) -> str:

@@ -54,7 +54,9 @@ class SandboxSpec(BaseModel):
     command: str
     """Shell command template, run by ``/bin/sh -c`` after ``{tree}``/``{data}``/``{out}`` are filled in."""
     tree: Path
-    """The candidate's own copy of its tree: the working directory, writable."""
+    """The candidate's own copy of its tree: the working directory, writable (unless ``read_only_tree``)."""
+    read_only_tree: bool = False
+    """Mount the tree read-only (the scoring sandbox: the candidate's code runs, nothing it writes there stays)."""
     out: Path
     """Outputs directory, writable; what the candidate leaves here is collected."""
     data: Optional[Path] = None

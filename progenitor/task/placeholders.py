@@ -26,7 +26,8 @@ _TOKEN = re.compile(r"\{\{([A-Za-z_][A-Za-z0-9_]*)\}\}|(?<!\$)\{([A-Za-z_][A-Za-
 ALLOWED: dict[str, tuple[str, ...]] = {
     "data.prepare": ("data",),
     "train.command": ("data", "out", "tree", "seed"),
-    "scorer.command": ("data", "out", "scores"),
+    "scorer.command": ("data", "out", "outputs", "scores"),
+    "scorer.test.command": ("data", "out", "outputs", "scores"),
 }
 """The placeholders each command field may use."""
 

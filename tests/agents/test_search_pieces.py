@@ -122,9 +122,9 @@ def test_computed_lessons_say_what_held_by_how_much_and_what_next():
 
 
 def test_cmaes_is_a_sampler_choice_started_at_the_baseline():
-    from progenitor.agents.architect.sampler import make_sampler
-
     import warnings
+
+    from progenitor.agents.architect.sampler import make_sampler
 
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no deprecation or experimental warning reaches the user

@@ -15,9 +15,7 @@ import json
 import os
 import secrets
 import socket
-import tempfile
 import threading
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
@@ -29,6 +27,7 @@ from progenitor.api import get_lineage, start_run
 from progenitor.options import RunOptions
 from progenitor.task.constitution import default_constitution_text
 from progenitor.testing import make_repo, scripted, toy_task_files
+from tests.helpers.jobdisk import JobDisk
 from tests.redteam.attacks import CONTROL_W, HONEST_CURVE, Attack, render
 
 BACKENDS = ["process", pytest.param("docker", marks=pytest.mark.docker)]
@@ -144,29 +143,6 @@ class Listener:
         self.sock.close()
 
 
-class FreeSpace:
-    """The free bytes of a filesystem, sampled every 0.1 s until closed: the lowest is kept."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.samples = [(time.time(), self._free())]
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._sample, daemon=True)
-        self.thread.start()
-
-    def _free(self) -> int:
-        st = os.statvfs(self.path)
-        return st.f_bavail * st.f_frsize
-
-    def _sample(self) -> None:
-        while not self.stop.wait(0.1):
-            self.samples.append((time.time(), self._free()))
-
-    def close(self) -> None:
-        self.stop.set()
-        self.thread.join()
-
-
 def git_state(repo: Path) -> dict[str, str]:
     """HEAD and every ref the user owns (progenitor's own refs and notes may move)."""
     import git
@@ -207,17 +183,8 @@ class Outcome:
     git_after: dict = field(default_factory=dict)
     connections: int = 0
     token: str = ""
-    free: list[tuple[float, int]] = field(default_factory=list)
-    """(time, free bytes) of the host's temporary filesystem (where job dirs live), every 0.1 s."""
-    trained: dict[int, tuple[float, float]] = field(default_factory=dict)
-    """(start, end) time of each candidate's training, by k, from the run's events."""
-
-    def free_drop(self, k: int) -> int:
-        """How far the host's free space fell while candidate ``k`` trained (others may write too)."""
-        start, end = self.trained[k]
-        before = [f for t, f in self.free if t <= start] or [self.free[0][1]]
-        during = [f for t, f in self.free if start <= t <= end + 0.5] or [before[-1]]
-        return before[-1] - min(during)
+    job_peaks: dict[str, int] = field(default_factory=dict)
+    """The most bytes each job directory of the run held (its tree and outputs), sampled every 0.05 s."""
 
     @property
     def control_k(self) -> int:
@@ -298,7 +265,8 @@ def run_group(root: Path, layer: str, attacks: list[Attack], backend: str, token
     import git
     image = task_image(root) if backend == "docker" else None
     listener = Listener()
-    disk = FreeSpace(Path(tempfile.gettempdir()))
+    disk = JobDisk()
+    disk.start()
     try:
         repo, script = build_repo(root, layer, attacks, listener.port, token, image)
         outcome = Outcome(layer=layer, repo=repo, attacks=attacks, token=token, git_before=git_state(repo),
@@ -310,7 +278,7 @@ def run_group(root: Path, layer: str, attacks: list[Attack], backend: str, token
     finally:
         listener.close()
         disk.close()
-    outcome.free = disk.samples
+    outcome.job_peaks = dict(disk.peaks)
     outcome.connections = listener.connections
     outcome.git_after = git_state(repo)
     collect(outcome)
@@ -354,12 +322,6 @@ def collect(outcome: Outcome) -> None:
     outcome.events_bytes = events.stat().st_size if events.exists() else 0
     if events.exists():
         outcome.events = [json.loads(line) for line in events.read_text().splitlines() if line.strip()]
-    starts: dict[int, float] = {}
-    for event in outcome.events:
-        if event["type"] == "train.start" and event.get("gen") == 1:
-            starts[event["k"]] = event["t"]
-        elif event["type"] == "train.end" and event.get("k") in starts and event.get("gen") == 1:
-            outcome.trained[event["k"]] = (starts[event["k"]], event["t"])
     audit = state / "audit.jsonl"
     if audit.exists():
         outcome.audit = [json.loads(line) for line in audit.read_text().splitlines() if line.strip()]

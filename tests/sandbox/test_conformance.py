@@ -43,6 +43,18 @@ def test_working_directory_is_the_writable_tree(box):
     assert (box.tree / "made.txt").read_text() == "made\n"
 
 
+def test_a_read_only_tree_is_readable_and_keeps_nothing(box):
+    """The scoring sandbox's tree: the candidate's code runs from it, nothing it writes there stays."""
+    result = box.run("cat train.py; touch new.txt 2>/dev/null && echo wrote || echo refused; "
+                     "echo x >> train.py 2>/dev/null && echo appended || echo refused; echo ok > {out}/o.txt",
+                     read_only_tree=True)
+    assert result.ok, result.reason
+    assert result.stdout.splitlines() == ["print('training')", "refused", "refused"]
+    assert sorted(p.name for p in box.tree.iterdir()) == ["train.py"]
+    assert (box.tree / "train.py").read_text().strip() == "print('training')"
+    assert (box.out / "o.txt").read_text() == "ok\n"
+
+
 def test_data_is_readable_but_read_only(box):
     result = box.run("cat {data}/train.txt; touch {data}/new 2>/dev/null && echo wrote || echo refused; "
                      "echo x >> {data}/train.txt 2>/dev/null || echo refused")

@@ -99,8 +99,10 @@ def grant_access(spec: SandboxSpec) -> str:
     """
     if os.getuid() != 0:
         return f"{os.getuid()}:{os.getgid()}"
-    writable = [spec.tree, spec.out] + [m.source for m in spec.mounts if not m.read_only]
+    tree = [] if spec.read_only_tree else [spec.tree]
+    writable = [*tree, spec.out] + [m.source for m in spec.mounts if not m.read_only]
     readable = ([spec.data] if spec.data is not None else []) + [m.source for m in spec.mounts if m.read_only]
+    readable += [spec.tree] if spec.read_only_tree else []
     for path in writable:
         hand_over([_present(path)], *NOBODY)
     for path in readable:
@@ -118,7 +120,7 @@ def _mounts(spec: SandboxSpec) -> list[Any]:
     from docker.types import Mount
 
     mounts = [
-        Mount(TREE, str(spec.tree.resolve()), type="bind", read_only=False),
+        Mount(TREE, str(spec.tree.resolve()), type="bind", read_only=spec.read_only_tree),
         Mount(OUT, str(spec.out.resolve()), type="bind", read_only=False),
     ]
     if spec.data is not None:

@@ -190,9 +190,12 @@ class ProcessSandbox:
                    scratch: Optional[Path], user: tuple[int, int]) -> None:
         """As root: give the unprivileged command its writable dirs, and let it read the data.
         Extra mounts are the caller's own: their permissions are left as they are."""
-        hand_over([p for p in (tree, out, scratch) if p is not None], *user)
-        for path in (tree, out):  # no other uid (another candidate) may look in
+        writable = [out] if spec.read_only_tree else [tree, out]
+        hand_over([p for p in (*writable, scratch) if p is not None], *user)
+        for path in writable:  # no other uid (another candidate) may look in
             os.chmod(path, 0o700)
+        if spec.read_only_tree:  # readable, not its own: a plain child cannot write it either
+            grant_read(tree)
         if data is not None:
             grant_read(data)
 
@@ -234,7 +237,7 @@ _MODE_WORDS = {"bwrap": "bubblewrap whitelist view", "unshare": "whitelist view 
 
 def _view(spec: SandboxSpec, tree: Path, out: Path, data: Optional[Path], env: dict[str, str]) -> View:
     return View(
-        tree=tree, out=out, data=data, network=spec.network, gpus=spec.limits.gpus,
+        tree=tree, out=out, data=data, network=spec.network, gpus=spec.limits.gpus, read_only_tree=spec.read_only_tree,
         binds=[(_existing(m.source, "mount"), Path(m.target or m.source), m.read_only) for m in spec.mounts],
         python_roots=python_roots(env["PATH"]),
         tmp_bytes=spec.limits.memory_bytes,
