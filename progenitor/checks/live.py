@@ -97,22 +97,29 @@ def _test_skipped(spec: TaskSpec, why: str) -> list[Check]:
 
 
 def _check_model_scoring(spec: TaskSpec, trusted: Path, data: Path, scratch: Path, predictions: Optional[Path],
-                         train: "BaselineTraining") -> Check:
-    """``evaluate: model``: the baseline trained, then scored in the scoring sandbox, as a run does."""
+                         train: "BaselineTraining") -> list[Check]:
+    """``evaluate: model``: the baseline trained, then scored in the scoring sandbox on the
+    holdout and on the test split, as a run does before any candidate."""
     from progenitor.evaluation.model_eval import ScoringSandbox, score_model
 
     if predictions is not None:
-        return problem("scorer", "--predictions does not apply with 'evaluate: model': the scorer reads what the "
-                                 "candidate's predict function returns in the scoring sandbox")
+        return [problem("scorer", "--predictions does not apply with 'evaluate: model': the scorer reads what the "
+                                  "candidate's predict function returns in the scoring sandbox"),
+                *_test_skipped(spec, "--predictions does not apply with 'evaluate: model'")]
     trouble, on = train.run(scratch / "out")
     if trouble:
-        return problem("scorer", trouble)
+        return [problem("scorer", trouble), *_test_skipped(spec, "the baseline did not train")]
     box = ScoringSandbox(backend=train.backend, options=train.backend_options, labels={"run": "check"})
-    result = score_model(spec, "holdout", trusted, data, scratch / "out", train.archive, scratch / "scored", box)
-    if not result.ok:
-        return problem("scorer", f"{result.reason} ({on}, scored in the scoring sandbox)")
-    shown = ", ".join(f"{name} {value:.4g}" for name, value in result.metrics.items())
-    return ok("scorer", f"printed {shown} ({on}, scored in the scoring sandbox)")
+    checks = []
+    splits = [("holdout", "scorer")] + ([("test", "scorer.test")] if spec.scorer.test is not None else [])
+    for split, name in splits:
+        result = score_model(spec, split, trusted, data, scratch / "out", train.archive, scratch / "scored", box)
+        if not result.ok:
+            checks.append(problem(name, f"{result.reason} ({on}, scored in the scoring sandbox)"))
+            continue
+        shown = ", ".join(f"{metric} {value:.4g}" for metric, value in result.metrics.items())
+        checks.append(ok(name, f"printed {shown} ({on}, scored in the scoring sandbox)"))
+    return checks
 
 
 class BaselineTraining:

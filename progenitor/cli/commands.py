@@ -86,12 +86,15 @@ def init(directory: Path, example: Optional[str]) -> None:
 @click.option("--parallel", type=click.IntRange(min=1), help="Most candidates trained at once (local executor).")
 @click.option("--allow-unsealed", is_flag=True,
               help="Run even where candidates could read the holdout labels (not root, no bubblewrap, no Docker).")
+@click.option("--allow-unenforced-limits", is_flag=True,
+              help="Run even where the kernel does not hold the task's memory, CPU or process limits "
+                   "(process sandbox without root or a delegated cgroup).")
 @click.option("--continue", "continue_run", metavar="RUN",
               help="Extend the finished RUN with more generations (-g, default budget.generations), warm: "
                    "its champion, study and lineage go on, nothing is trained again.")
 @_follow_opts
 def run(directory: Path, generations, candidates, sandbox, executor, ray_address, seed, parallel, allow_unsealed,
-        continue_run, quiet, detach) -> None:
+        allow_unenforced_limits, continue_run, quiet, detach) -> None:
     """Run the loop on the model repo DIRECTORY."""
     from progenitor.api import start_run
     from progenitor.options import RunOptions
@@ -100,14 +103,16 @@ def run(directory: Path, generations, candidates, sandbox, executor, ray_address
         from progenitor.api import continue_run as extend
 
         given = [name for name, value in (("--candidates", candidates), ("--sandbox", sandbox), ("--seed", seed),
-                                          ("--parallel", parallel), ("--allow-unsealed", allow_unsealed)) if value]
+                                          ("--parallel", parallel), ("--allow-unsealed", allow_unsealed),
+                                          ("--allow-unenforced-limits", allow_unenforced_limits)) if value]
         if given:
             raise CommandError(f"{', '.join(given)} cannot change a run being continued: it goes on with its own "
                                f"settings (only -g/--generations says how many more)", 2)
         _follow(quiet, lambda on_event: extend(continue_run, directory, generations, on_event=on_event, detach=detach))
         return
     options = RunOptions(generations=generations, candidates=candidates, sandbox=sandbox, executor=executor,
-                         ray_address=ray_address, seed=seed, max_parallel=parallel, allow_unsealed=allow_unsealed)
+                         ray_address=ray_address, seed=seed, max_parallel=parallel, allow_unsealed=allow_unsealed,
+                         allow_unenforced_limits=allow_unenforced_limits)
     _follow(quiet, lambda on_event: start_run(directory, options, on_event=on_event, detach=detach))
 
 

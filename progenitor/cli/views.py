@@ -37,6 +37,10 @@ def print_summary(console: Console, s: Any) -> None:
     table.add_row("sandbox / executor", f"{s.backend} / {s.executor}" + (f" ({escape(s.isolation)})" if s.isolation else ""))
     if not s.sealed:
         table.add_row("[red]UNSEALED[/red]", "[red]candidates could read the holdout labels (--allow-unsealed)[/red]")
+    if s.unenforced_limits:
+        names = ", ".join(escape(name) for name in sorted(s.unenforced_limits))
+        table.add_row("[red]UNENFORCED LIMITS[/red]",
+                      f"[red]the kernel did not hold the {names} limits (--allow-unenforced-limits)[/red]")
     _spend_rows(table, s.ledger)
     table.add_row("time", f"{s.seconds:.1f} s")
     console.print(table)

@@ -81,6 +81,7 @@ def record_from(result: JobResult, out: str) -> TrainRecord:
         exit_code=box.exit_code,
         duration=round(box.duration, 3),
         cpu_seconds=round(box.cpu_seconds, 3),
+        memory_peak=box.memory_peak,
         backend=box.backend,
         isolation=box.isolation,
         node=result.node,

@@ -103,10 +103,11 @@ def task_image(root: Path) -> str:
 EARLY_STOP = "\n  early_stop: {metric: error, goal: minimize, rule: median, warmup_steps: 3}"
 
 
-def spec_text(layer: str, goal: str = "minimize", image: Optional[str] = None, early_stop: bool = False) -> str:
+def spec_text(layer: str, goal: str = "minimize", image: Optional[str] = None, early_stop: bool = False,
+              timeout: Optional[float] = None) -> str:
     strict = layer == "review"
     return SPEC % {
-        "goal": goal, "timeout": TRAIN_TIMEOUT, "disk": DISK, "files": FILES, "outputs": OUTPUTS,
+        "goal": goal, "timeout": timeout or TRAIN_TIMEOUT, "disk": DISK, "files": FILES, "outputs": OUTPUTS,
         "early_stop": EARLY_STOP if early_stop else "",
         "sandbox": f"{{backend: process, image: {image}}}" if image else "{backend: process}",
         "protected": "[prepare.py, score.py]" if strict else "[prepare.py]",
@@ -203,8 +204,9 @@ class Outcome:
 def build_repo(root: Path, layer: str, attacks: list[Attack], port: int, token: str,
                image: Optional[str] = None) -> tuple[Path, list[list[dict]]]:
     early_stop = any(a.early_stop for a in attacks)
+    timeout = max((a.train_timeout for a in attacks if a.train_timeout), default=None)
     files = toy_task_files()
-    files["progenitor.yaml"] = spec_text(layer, image=image, early_stop=early_stop)
+    files["progenitor.yaml"] = spec_text(layer, image=image, early_stop=early_stop, timeout=timeout)
     files["requirements.txt"] = REQUIREMENTS
     files["constitution.yaml"] = default_constitution_text() if layer == "review" else SILENT_CONSTITUTION
     if early_stop:
@@ -213,7 +215,7 @@ def build_repo(root: Path, layer: str, attacks: list[Attack], port: int, token: 
     tokens = {
         "__REPO__": str(repo.resolve()), "__PORT__": str(port), "__TOKEN__": token,
         "__LABELS__": str((repo / ".progenitor" / "runs" / RUN_ID / "data" / "holdout_labels.npy").resolve()),
-        "__SPEC_MAXIMIZE__": spec_text(layer, goal="maximize", image=image, early_stop=early_stop),
+        "__SPEC_MAXIMIZE__": spec_text(layer, goal="maximize", image=image, early_stop=early_stop, timeout=timeout),
     }
 
     def proposal(a: Attack) -> dict:
@@ -292,8 +294,8 @@ def drive(outcome: Outcome, script: list[list[dict]], backend: str,
 
     listeners = [on_event] if on_event else []
     if resume:
-        def stop_once_proposed(event: dict) -> None:
-            if event["type"] == "architect.proposal" and not outcome.stopped:
+        def stop_once_proposed(event) -> None:  # a typed event (progenitor.run.events)
+            if event.type == "architect.proposal" and not outcome.stopped:
                 outcome.stopped = True
                 stop_run(RUN_ID, outcome.repo, reason="red team: stopped with the proposals saved")
         listeners.append(stop_once_proposed)
