@@ -122,7 +122,10 @@ holdout examples at that level (divided by the candidates ranked)."""
 def _job(args: tuple) -> tuple[tuple, dict]:
     task_name, method, seed, cache = args
     task = load_task(task_name, Path(cache) if cache else None)
-    picks = METHODS[method](task, seed)
+    try:
+        picks = METHODS[method](task, seed)
+    finally:
+        task.close()
     return args, {n: p.model_dump() for n, p in picks.items()}
 
 
@@ -160,6 +163,7 @@ def report(results: dict, tasks: list[str], seeds: int, cache: Optional[str]) ->
             rows = {m: [results[(name, m, s, cache)][budget] for s in range(seeds)] for m in METHODS
                     if all((name, m, s, cache) in results for s in range(seeds))}
             lines += table(task, budget, rows)
+        task.close()
     return lines
 
 

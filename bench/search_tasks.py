@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -79,6 +80,12 @@ class Task:
             subprocess.run([sys.executable, "prepare.py", "--out", str(self._data)], cwd=self.dir, check=True,
                            capture_output=True)
         return self._data
+
+    def close(self) -> None:
+        """Remove the prepared splits (a later ``data`` prepares them again)."""
+        if self._data is not None:
+            shutil.rmtree(self._data, ignore_errors=True)
+            self._data = None
 
     def _load_cache(self) -> None:
         if self.cache_file is None or self._cache or not self.cache_file.exists():

@@ -3,7 +3,6 @@ run of the loop makes, on the tabular example: the table in docs/search.md is pr
 
 from __future__ import annotations
 
-import shutil
 import sys
 from pathlib import Path
 
@@ -63,4 +62,4 @@ def test_the_simulated_loop_proposes_and_promotes_as_a_real_run(tmp_path, search
         assert promoted == ([step.promoted] if step.promoted is not None else []), step.gen
     assert summary.champion == pytest.approx(picks[9].holdout, abs=1e-5)
     assert summary.honesty.champion_test == pytest.approx(picks[9].test, abs=1e-5)
-    shutil.rmtree(task.data, ignore_errors=True)
+    task.close()
