@@ -156,15 +156,38 @@ def table(task: Task, budget: int, rows: dict[str, list[dict]]) -> list[str]:
 
 
 def report(results: dict, tasks: list[str], seeds: int, cache: Optional[str]) -> list[str]:
+    """The tables, over the first seeds that every method has finished (all ``seeds`` when the run did)."""
     lines = []
     for name in tasks:
+        done = 0
+        while done < seeds and all((name, m, done) in results for m in METHODS):
+            done += 1
+        if done < seeds:
+            lines += [f"({name}: every method finished {done} of {seeds} seeds; the tables below are over those.)", ""]
+        if not done:
+            continue
         task = load_task(name, Path(cache) if cache else None)
         for budget in BUDGETS:
-            rows = {m: [results[(name, m, s, cache)][budget] for s in range(seeds)] for m in METHODS
-                    if all((name, m, s, cache) in results for s in range(seeds))}
+            rows = {m: [results[(name, m, s)][budget] for s in range(done)] for m in METHODS}
             lines += table(task, budget, rows)
         task.close()
     return lines
+
+
+def _saved(cache: Optional[str]) -> dict:
+    """The searches a run of the bench with this cache finished before (``results.json``)."""
+    path = Path(cache, "results.json") if cache else None
+    if path is None or not path.exists():
+        return {}
+    saved = json.loads(path.read_text())
+    return {tuple(k.split("|")[:2]) + (int(k.split("|")[2]),): {int(n): p for n, p in v.items()} for k, v in saved.items()}
+
+
+def _save(cache: Optional[str], results: dict) -> None:
+    if cache:
+        path = Path(cache, "results.json")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"|".join(map(str, k)): v for k, v in results.items()}))
 
 
 def main() -> None:
@@ -173,25 +196,35 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
     parser.add_argument("--methods", nargs="*", help="Only these methods (names as printed).")
-    parser.add_argument("--cache", help="Directory that keeps every training's result across runs of the bench.")
+    parser.add_argument("--cache", help="Directory that keeps every training's result and every finished search across runs of the bench "
+                             "(a fresh one after a change to the search).")
     parser.add_argument("--markdown", type=Path, help="Also write the tables to this file.")
+    parser.add_argument("--report", action="store_true",
+                        help="Run nothing: the tables of the searches saved in --cache (the seeds all methods finished).")
     args = parser.parse_args()
     if args.methods:
         for name in list(METHODS):
             if name not in args.methods:
                 del METHODS[name]
-    jobs = [(t, m, s, args.cache) for t in args.tasks for s in range(args.seeds) for m in METHODS]
+    # A search finished by an earlier run with the same cache is not run again: the bench may be
+    # stopped and started, and each search is saved (``results.json``) as it finishes.
+    results = _saved(args.cache)
+    if args.report:
+        print("\n".join(report(results, args.tasks, args.seeds, args.cache)))
+        return
+    jobs = [(t, m, s, args.cache) for t in args.tasks for s in range(args.seeds) for m in METHODS
+            if (t, m, s) not in results]
     began = time.monotonic()
     with ProcessPoolExecutor(args.workers) as pool:
-        results = {key: {int(n): p for n, p in picks.items()} for key, picks in pool.map(_job, jobs, chunksize=1)}
+        for key, picks in pool.map(_job, jobs, chunksize=1):
+            results[key[:3]] = {int(n): p for n, p in picks.items()}
+            _save(args.cache, results)
     lines = report(results, args.tasks, args.seeds, args.cache)
-    lines.append(f"{len(jobs)} searches of {max(BUDGETS)} trainings each, {args.seeds} seeds, "
-                 f"in {time.monotonic() - began:.0f} s on {args.workers} workers.")
+    lines.append(f"{len(jobs)} searches of {max(BUDGETS)} trainings each run now ({args.seeds} seeds, the rest "
+                 f"saved before), in {time.monotonic() - began:.0f} s on {args.workers} workers.")
     print("\n".join(lines))
     if args.markdown:
         args.markdown.write_text("\n".join(lines) + "\n")
-    if args.cache:
-        Path(args.cache, "results.json").write_text(json.dumps({"|".join(map(str, k[:3])): v for k, v in results.items()}))
 
 
 if __name__ == "__main__":
