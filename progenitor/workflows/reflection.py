@@ -14,7 +14,7 @@ from typing import Optional
 from progenitor.agents.architect import lessons as computed
 from progenitor.agents.base import Outcome
 from progenitor.candidate import Candidate, Champion, Lesson
-from progenitor.errors import BudgetExceeded, ModelBehaviorError
+from progenitor.errors import BudgetExceeded, LlmUnavailable, ModelBehaviorError
 from progenitor.run.events import ArchitectFailed, ArchitectLesson
 from progenitor.workflows import archive
 from progenitor.workflows.nodes import ask
@@ -59,7 +59,7 @@ def _written(ctx: RunContext, gen: int, outcomes: list[Outcome]) -> list[Optiona
         return [None] * len(outcomes)
     try:
         got = ask(lambda: reflect(gen, outcomes))
-    except (ModelBehaviorError, BudgetExceeded) as exc:
+    except (ModelBehaviorError, BudgetExceeded, LlmUnavailable) as exc:  # lessons are computed instead: no reason to stop
         ctx.emit(ArchitectFailed(gen=gen, reason=f"no lessons written: {exc}"))
         return [None] * len(outcomes)
     got = list(got or [])
