@@ -28,7 +28,7 @@ __all__ = [
     "RunError", "RunRevert", "ExecutorStart", "NodeStart", "NodeEnd",
     "PrepareData", "PrepareVisible", "BaselineStart", "BaselineEnd",
     "ArchitectProposal", "ArchitectDuplicate", "ArchitectFailed", "ArchitectLesson", "CoderCommit", "CoderFailed", "CoderFix",
-    "SafetyTask", "SafetyReview", "TrainStart", "TrainLine", "TrainEnd", "TrainCached", "TrainCancelled",
+    "SafetyTask", "SafetyBase", "SafetyReview", "TrainStart", "TrainLine", "TrainEnd", "TrainCached", "TrainCancelled",
     "TrainCurveUnused", "Score", "Repeated", "TestFailed", "Select", "Pick", "OversightDecision", "OversightAsk",
     "GateWaiting", "GateDecided", "GateDecision", "GateApplied", "ChampionRestored", "GenerationEnd", "LlmCall",
 ]
@@ -241,6 +241,19 @@ class SafetyTask(Event):
     message: str
 
 
+class SafetyBase(Event):
+    """What the base commit's own code already has (the review's rules and bandit), shown once when
+    the run starts: context, never held against a candidate (which is judged on what it changes)."""
+
+    type: Literal["safety.base"] = "safety.base"
+    findings: int
+    """How many findings the base's code has."""
+    rules: dict[str, int] = {}
+    """Rule -> how many, most frequent first."""
+    shown: list[str] = []
+    """The first few, one line each: ``file:line rule (severity): message``."""
+
+
 class SafetyReview(_Candidate):
     type: Literal["safety.review"] = "safety.review"
     status: str
@@ -444,8 +457,8 @@ AnyEvent = Annotated[Union[
     RunStart, RunResume, RunContinue, RunWarning, RunCheck, RunStopping, RunStopped, RunFailed, RunEnd, RunError, RunRevert,
     ExecutorStart, NodeStart, NodeEnd, PrepareData, PrepareVisible, BaselineStart, BaselineEnd,
     ArchitectProposal, ArchitectDuplicate, ArchitectFailed, ArchitectLesson, CoderCommit, CoderFailed, CoderFix, SafetyTask,
-    SafetyReview, TrainStart, TrainLine, TrainEnd, TrainCached, TrainCancelled, TrainCurveUnused, Score, Repeated,
-    TestFailed,
+    SafetyBase, SafetyReview, TrainStart, TrainLine, TrainEnd, TrainCached, TrainCancelled, TrainCurveUnused, Score,
+    Repeated, TestFailed,
     Select, OversightDecision, OversightAsk, GateWaiting, GateDecided, GateDecision, GateApplied, ChampionRestored,
     GenerationEnd, LlmCall,
 ], Field(discriminator="type")]
