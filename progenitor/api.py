@@ -27,7 +27,7 @@ from progenitor.run.rundir import list_runs as _list_runs
 from progenitor.run.status import RunStatus, status_of
 from progenitor.run.summary import RunSummary
 from progenitor.workflows.graph import build_graph
-from progenitor.workflows.runner import open_run, resume_run, start_run
+from progenitor.workflows.runner import continue_run, open_run, resume_run, start_run
 from progenitor.workflows.state import AgentFactory, EventListener
 
 if TYPE_CHECKING:
@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ModelRepo", "Run", "RunLineage", "RunOptions", "RunStatus", "RunSummary", "adopt", "build_graph", "decide",
-    "get_lineage", "list_runs", "open_run", "pending", "resume_run", "revert", "run_status", "start_run",
+    "continue_run", "get_lineage", "list_runs", "open_run", "pending", "resume_run", "revert", "run_status", "start_run",
     "stop_run", "stream_run", "verify_audit",
 ]
 

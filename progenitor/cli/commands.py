@@ -92,14 +92,29 @@ def init(directory: Path, example: Optional[str]) -> None:
               help="Run even where the kernel does not hold the task's memory, CPU or process limits "
                    "(process sandbox without root or a delegated cgroup).")
 @click.option("--store", **STORE)
+@click.option("--continue", "continue_run", metavar="RUN",
+              help="Extend the finished RUN with more generations (-g, default budget.generations), warm: "
+                   "its champion, study and lineage go on, nothing is trained again.")
 @_follow_opts
 def run(directory: Path, generations, candidates, sandbox, executor, ray_address, seed, parallel, allow_unsealed,
-        allow_unenforced_limits, store, quiet, detach) -> None:
+        allow_unenforced_limits, store, continue_run, quiet, detach) -> None:
     """Run the loop on the model repo DIRECTORY."""
     from progenitor.api import start_run
     from progenitor.options import RunOptions
     from progenitor.oversight.store import store_url
 
+    if continue_run:
+        from progenitor.api import continue_run as extend
+
+        given = [name for name, value in (("--candidates", candidates), ("--sandbox", sandbox), ("--seed", seed),
+                                          ("--parallel", parallel), ("--allow-unsealed", allow_unsealed),
+                                          ("--allow-unenforced-limits", allow_unenforced_limits),
+                                          ("--store", store)) if value]
+        if given:
+            raise CommandError(f"{', '.join(given)} cannot change a run being continued: it goes on with its own "
+                               f"settings (only -g/--generations says how many more)", 2)
+        _follow(quiet, lambda on_event: extend(continue_run, directory, generations, on_event=on_event, detach=detach))
+        return
     options = RunOptions(generations=generations, candidates=candidates, sandbox=sandbox, executor=executor,
                          ray_address=ray_address, seed=seed, max_parallel=parallel, allow_unsealed=allow_unsealed,
                          allow_unenforced_limits=allow_unenforced_limits, store=store_url(store))

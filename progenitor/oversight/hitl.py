@@ -57,6 +57,8 @@ def action_args(cand: Any, champion_metrics: dict[str, float], cost: dict, why: 
         "diff": cand.diff.model_dump() if cand.diff else None,
         "metrics": dict(cand.metrics), "champion_metrics": dict(champion_metrics),
         "findings": [f.model_dump() for f in cand.findings], "cost": cost, "why": why,
+        # Is its gain above the noise? The paired test and the repeats (issue 21; the card shows it).
+        "evidence": cand.evidence.model_dump() if getattr(cand, "evidence", None) else None,
     }
 
 

@@ -38,8 +38,12 @@ class Selection(BaseModel):
     value: float
     champion_value: float
     improves: bool
-    """Better than the champion by more than ``objective.min_delta``."""
+    """Better than the champion by more than ``objective.min_delta`` (and above the noise, when
+    it was tested: see ``noise``)."""
     reason: str
+    noise: Optional[str] = None
+    """Set when it beats the champion on the holdout but its gain does not hold above the noise
+    (the paired test over the holdout examples): why, in one sentence."""
 
 
 class PolicyDecision(BaseModel):
@@ -51,6 +55,9 @@ class PolicyDecision(BaseModel):
     comment: str = ""
     audit_seq: Optional[int] = None
     """The audit-log entry that records it (set by the node)."""
+    noise: bool = False
+    """keep: the candidate beat the champion on the holdout, but not above the noise (in approver
+    mode a person still sees it, with why policy would not promote it)."""
 
 
 def escalations(cand: Candidate) -> list[Finding]:
@@ -81,6 +88,9 @@ def judge(mode: str, selection: Optional[Selection], candidates: list[Candidate]
     if selection is None:
         return PolicyDecision(action="none", actor=actor, reason="no candidate was scored and passed its guards")
     chosen = next(c for c in candidates if c.k == selection.k)
+    if not selection.improves and selection.noise:
+        return PolicyDecision(action="keep", k=chosen.k, actor=actor, noise=True,
+                              reason=f"not promoted: {selection.reason}, but {selection.noise}")
     if not selection.improves:
         return PolicyDecision(action="keep", k=chosen.k, actor=actor, reason=f"does not beat the champion: {selection.reason}")
     escalated = escalations(chosen)
@@ -93,7 +103,7 @@ def judge(mode: str, selection: Optional[Selection], candidates: list[Candidate]
 def needs_person(mode: str, decision: PolicyDecision) -> bool:
     """Does the promotion gate open for this decision?"""
     if mode == "approver":
-        return decision.action in ("approve", "escalate")
+        return decision.action in ("approve", "escalate") or decision.noise
     return mode == "auto" and decision.action == "escalate"
 
 

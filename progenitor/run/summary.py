@@ -8,6 +8,8 @@ from typing import Optional
 
 from pydantic import BaseModel
 
+from progenitor.candidate.evidence import PairedTest
+
 __all__ = ["GenerationSummary", "Honesty", "RunSummary"]
 
 
@@ -25,6 +27,14 @@ class Honesty(BaseModel):
     """Candidates whose holdout scores were compared (the baseline included)."""
     selection_luck: Optional[float] = None
     """``eps`` of the bound above (needs ``objective.range`` and the holdout size)."""
+    paired: Optional[PairedTest] = None
+    """The champion against the human baseline, example by example (per-example scores only)."""
+    champion_repeats: list[float] = []
+    """The champion's objective, one per training seed (``objective.repeats``): its figure is their mean."""
+    baseline_repeats: list[float] = []
+    """The same for the human baseline."""
+    held_by_noise: int = 0
+    """Generations whose best candidate beat the champion on the holdout, but not above the noise."""
     notes: list[str] = []
     """Warnings and caveats, one sentence each."""
 
@@ -38,6 +48,9 @@ class GenerationSummary(BaseModel):
     champion: str
     champion_value: float
     best_value: Optional[float] = None
+    noise: Optional[str] = None
+    """Set when its best candidate beat the champion on the holdout but was not promoted: its gain
+    did not hold above the noise (the paired test), in one sentence."""
     counts: dict[str, int] = {}
     """Candidates by final status."""
     spend: dict = {}

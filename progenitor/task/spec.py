@@ -63,6 +63,17 @@ class Objective(_Strict):
     """The range one example's score lies in, when the metric is a mean over examples
     (accuracy: [0, 1]). With it, the summary bounds how much of a gain the luck of selecting
     among many candidates on one holdout could explain."""
+    significance: Optional[float] = Field(0.05, gt=0, lt=1)
+    """With per-example scores from the scorer (``{scores}/per_example.npy``): a candidate is
+    promoted only when its gain over the champion holds in a paired test over the holdout
+    examples at this level, divided by the number of candidates it was chosen from (exact sign
+    test for 0/1 scores, paired bootstrap otherwise). null: no test, the gain alone decides."""
+    repeats: int = Field(1, ge=1, le=10)
+    """Trainings of each of the best candidates (and of the baseline) before a promotion, with
+    seeds 0..N-1 (``{seed}`` in ``train.command``); their mean decides. 1: one training each."""
+    repeat_top: int = Field(2, ge=1, le=8)
+    """How many of a generation's best candidates that beat the champion once are trained again
+    (with ``repeats`` > 1)."""
 
     @model_validator(mode="after")
     def _range(self) -> "Objective":
@@ -358,22 +369,6 @@ class Budget(_Strict):
     """Stop after the generation in which LLM spend reaches this."""
 
 
-class Search(_Strict):
-    """How candidates follow each other."""
-
-    mode: Literal["generations", "async"] = "generations"
-    """``generations``: propose K, train them (each scored as its training ends), decide, then
-    the next K (reproducible for a seed). ``async`` (a candidate proposed each time a slot frees)
-    is refused until it is built."""
-
-    @field_validator("mode")
-    @classmethod
-    def _built(cls, v: str) -> str:
-        if v == "async":
-            raise ValueError("'async' is not available yet; only 'generations' runs today")
-        return v
-
-
 class TrainingCost(_Strict):
     cpu_hours: Optional[float] = Field(None, ge=0)
     """Estimated sandbox CPU-hours of a generation's training."""
@@ -627,6 +622,37 @@ class Llm(_Strict):
         return list(seen.values())
 
 
+class Search(_Strict):
+    """How the loop searches: how candidates follow each other, which commits they are built
+    on, and the offline sampler."""
+
+    mode: Literal["generations", "async"] = "generations"
+    """``generations``: propose K, train them (each scored as its training ends), decide, then
+    the next K (reproducible for a seed). ``async`` (a candidate proposed each time a slot frees)
+    is refused until it is built."""
+
+    @field_validator("mode")
+    @classmethod
+    def _built(cls, v: str) -> str:
+        if v == "async":
+            raise ValueError("'async' is not available yet; only 'generations' runs today")
+        return v
+
+    parents: Literal["champion", "archive"] = "champion"
+    """``champion``: every candidate is built on the champion (a hill-climb). ``archive``: each
+    candidate's parent is drawn from the whole lineage, scored by its value with a bonus for few
+    children (``agents.architect.parents``); the champion is still the best approved commit."""
+    sampler: Literal["tpe", "cmaes"] = "tpe"
+    """The offline search's Optuna sampler: ``tpe`` (multivariate TPE from the baseline on) or
+    ``cmaes`` (CMA-ES started at the baseline's values; needs the ``cmaes`` package)."""
+    local: float = Field(0.0, ge=0, le=1)
+    """Share of the offline search's proposals that tune their parent's values locally (a small
+    step from the parent's values) instead of asking the sampler for values anywhere."""
+    earlier_runs: bool = True
+    """Show the architect the lessons and results of earlier runs on this repository (from the
+    git notes); the offline search reads them as context only, so each run's seed stands alone."""
+
+
 class SandboxConfig(_Strict):
     backend: Literal["auto", "process", "docker"] = "auto"
     """Where candidates run: docker when a daemon answers, else process."""
@@ -646,8 +672,6 @@ class TaskSpec(_Strict):
     search_space: Optional[SearchSpace] = None
     guards: list[Guard] = []
     budget: Budget = Budget()
-    search: Search = Search()
-    """Generations or an asynchronous pool of candidates."""
     oversight: Oversight = Oversight()
     safety: Safety = Safety()
     agents: Agents = Agents()
@@ -655,6 +679,9 @@ class TaskSpec(_Strict):
     llm: Optional[Llm] = None
     """The language models of the LLM agents; without it everything runs offline."""
     sandbox: SandboxConfig = SandboxConfig()
+    search: Search = Search()
+    """How candidates are found: generations (or, once built, an asynchronous pool), their
+    parents, the offline sampler."""
     seed: int = 0
     """Seed of the search architect (and of the causality probe's windows)."""
     evaluate: Literal["predictions", "model"] = "predictions"
@@ -689,6 +716,13 @@ class TaskSpec(_Strict):
             if self.evaluate == "predictions" and not inputs_shown:
                 raise ValueError(f"'data.visible' does not show the test inputs {test.inputs!r} ('data.test.inputs'), "
                                  f"which candidates predict on; add {test.inputs!r} to data.visible")
+        return self
+
+    @model_validator(mode="after")
+    def _repeats(self) -> "TaskSpec":
+        if self.objective.repeats > 1 and "seed" not in placeholders_in(self.train.command):
+            raise ValueError(f"objective.repeats is {self.objective.repeats}, but train.command has no {{seed}}: "
+                             "every repeat would train the same; pass {seed} to your training")
         return self
 
     @property

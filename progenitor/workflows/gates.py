@@ -75,7 +75,7 @@ def _record(ctx: RunContext, state: State, answers: list[hitl.Answer], cands: di
 
 
 def _edited(ctx: RunContext, cands: list[Candidate], orig: Candidate, params: dict, actor: str) -> Candidate:
-    """The edited proposal as a new candidate of the same generation, built on the same champion."""
+    """The edited proposal as a new candidate of the same generation, built on the same parent."""
     from progenitor.oversight.hitl import coerce_params
 
     params = coerce_params(ctx.spec, params)
@@ -85,7 +85,8 @@ def _edited(ctx: RunContext, cands: list[Candidate], orig: Candidate, params: di
     proposal = orig.proposal.model_copy(update={
         "k": k, "params": {**orig.proposal.params, **params}, "author": actor, "edit_of": orig.k,
         "hypothesis": f"{orig.proposal.hypothesis}; edited by {actor}: {changes}"})
-    cand = Candidate.new(proposal, ctx.run.run_id, orig.parent, ctx.spec.objective.metric)
+    cand = Candidate.new(proposal, ctx.run.run_id, orig.parent, ctx.spec.objective.metric).with_(
+        parent_name=orig.parent_name, step=orig.step)
     save(ctx, cand)
     ctx.emit(ArchitectProposal(gen=cand.gen, k=cand.k, hypothesis=proposal.hypothesis))
     return cand
@@ -205,6 +206,8 @@ def promotion_request(ctx: RunContext, state: State, chosen: Candidate, decision
     gen, mode = state.generation, ctx.spec.oversight.mode
     champion = state.champion
     why = ([f.message for f in policy.escalations(chosen)] if decision.action == "escalate"
+           else [f"oversight.mode is {mode}: a person decides every promotion; policy would keep the champion: "
+                 f"{chosen.evidence.verdict if chosen.evidence else decision.reason}"] if decision.noise
            else [f"oversight.mode is {mode}: a person approves every promotion"])
     metric = ctx.spec.objective.metric
     edited = (f" (edited by {chosen.proposal.author} from {generation_name(gen)}/c{chosen.proposal.edit_of}: "

@@ -12,7 +12,7 @@ from typing import Callable, TypeVar
 
 from progenitor.agents import safety
 from progenitor.agents.architect.journal import drop_repeats
-from progenitor.agents.base import Baseline, CodeChange, JournalEntry, ProposeContext
+from progenitor.agents.base import Baseline, CodeChange, ProposeContext
 from progenitor.agents.coder.offline import read_params
 from progenitor.boundary import tree_files
 from progenitor.candidate import Candidate, Champion, DiffStats, Proposal
@@ -39,7 +39,7 @@ from progenitor.run.events import (
 )
 from progenitor.run.events import Score as ScoreEvent
 from progenitor.run.rundir import read_json, write_json
-from progenitor.workflows import advice
+from progenitor.workflows import advice, archive
 from progenitor.workflows.scoring import score_dir, test_metrics
 from progenitor.workflows.state import RunContext, State, Update
 from progenitor.workflows.training import train
@@ -168,32 +168,19 @@ def prepare(ctx: RunContext, state: State) -> Update:
 
 
 # -- architect --------------------------------------------------------------------------------
-def journal(ctx: RunContext, before: int) -> list[JournalEntry]:
-    """Every candidate of the generations before ``before``, from their records, oldest first."""
-    entries = []
-    for path in ctx.run.records():
-        cand = Candidate.from_record(read_json(path))
-        if 0 < cand.gen < before:
-            entries.append(JournalEntry(
-                gen=cand.gen, k=cand.k, status=cand.status, hypothesis=cand.proposal.hypothesis,
-                plan=cand.proposal.plan, params=cand.proposal.params, value=cand.value, reason=cand.reason,
-                verdict=cand.decision.verdict if cand.decision else "", fix_of=cand.fix_of,
-                findings=[f"{f.rule} ({f.severity}): {f.message}" for f in cand.findings],
-            ))
-    return entries
-
-
 def _proposals(ctx: RunContext, state: State, gen: int) -> list[Proposal]:
     """The generation's proposals: asked of the architect once, then read from the run."""
     saved = read_json(ctx.run.proposals(gen))
     if saved is not None:
         return [Proposal.model_validate(p) for p in saved]
     champion = state.champion
-    earlier = journal(ctx, gen)
+    earlier = archive.journal(ctx, gen)
+    count = ctx.spec.budget.candidates
+    parents = archive.parents_for(ctx, state, gen, count)
     with ctx.lineage.worktree(champion.sha) as tree:
-        pctx = ProposeContext(gen=gen, count=ctx.spec.budget.candidates, spec=ctx.spec, champion_params=champion.params,
+        pctx = ProposeContext(gen=gen, count=count, spec=ctx.spec, champion_params=champion.params,
                               champion_metrics=champion.metrics, champion_tree=tree, journal=earlier,
-                              feedback=state.feedback)
+                              feedback=state.feedback, parents=parents, earlier=archive.earlier_runs(ctx))
         try:
             proposals = ask(lambda: ctx.architect.propose(pctx))
         except (ModelBehaviorError, BudgetExceeded) as exc:
@@ -214,10 +201,13 @@ def architect(ctx: RunContext, state: State) -> Update:
     restored = follow(ctx, state.champion, state.generation)  # a generation reverted meanwhile: build on it
     state = state.model_copy(update={"champion": restored or state.champion})
     gen = state.generation
-    parent = state.champion.sha
+    proposals = _proposals(ctx, state, gen)
+    parents = archive.parents_for(ctx, state, gen, len(proposals))
     cands = []
-    for proposal in _proposals(ctx, state, gen):
-        cand = Candidate.new(proposal, ctx.run.run_id, parent, ctx.spec.objective.metric)
+    for proposal in proposals:
+        node = parents[proposal.k]
+        cand = Candidate.new(proposal, ctx.run.run_id, node.sha, ctx.spec.objective.metric).with_(
+            parent_name=node.name, step=node.kind)
         save(ctx, cand)
         ctx.emit(ArchitectProposal(gen=gen, k=cand.k, hypothesis=proposal.hypothesis))
         cands.append(cand)
@@ -232,7 +222,7 @@ COMMIT_FAILURES = (ModelBehaviorError, UserError, CandidateError, BudgetExceeded
 """What fails one candidate's commit (of a proposal, or of a fix), never the run."""
 
 
-def _commit(ctx: RunContext, cand: Candidate, champion: Champion) -> Candidate:
+def _commit(ctx: RunContext, cand: Candidate, state: State) -> Candidate:
     edit = written(lambda tree: ctx.coder.apply(cand.proposal, tree))
     try:
         sha = ask(lambda: ctx.lineage.commit_candidate(cand.ref, cand.parent, edit))
@@ -242,14 +232,14 @@ def _commit(ctx: RunContext, cand: Candidate, champion: Champion) -> Candidate:
         return cand
     ctx.emit(CoderCommit(gen=cand.gen, k=cand.k, commit=sha, ref=cand.ref))
     return cand.advance("committed", sha=sha, diff=DiffStats(**ctx.lineage.diff_stats(cand.parent, sha)),
-                        params={**champion.params, **cand.proposal.params})
+                        params={**archive.params_of(ctx, state, cand.parent), **cand.proposal.params})
 
 
 def coder(ctx: RunContext, state: State) -> Update:
     out = []
     for cand in state.candidates:
         if cand.status == "proposed":
-            cand = _commit(ctx, cand, state.champion)
+            cand = _commit(ctx, cand, state)
             save(ctx, cand)
         out.append(cand)
     return Update(candidates=out)
@@ -257,8 +247,8 @@ def coder(ctx: RunContext, state: State) -> Update:
 
 # -- safety review ----------------------------------------------------------------------------
 def _review(ctx: RunContext, cand: Candidate, base: str) -> Candidate:
-    """Review the candidate's change against ``base``, the champion (for a fix: the crashed
-    change and its fix together, which is what would be promoted)."""
+    """Review the candidate's change against ``base``, the node it was built on (for a fix: the
+    crashed change and its fix together)."""
     changed = [safety.ChangedFile(**c) for c in ctx.lineage.changed_files(base, cand.sha)]
     findings: list[safety.Finding] = []
     parents = {}  # the champion's version of each changed Python file: what it had is not the candidate's
@@ -289,10 +279,9 @@ def _review(ctx: RunContext, cand: Candidate, base: str) -> Candidate:
 
 def safety_review(ctx: RunContext, state: State) -> Update:
     out = []
-    champion = state.champion.sha
     for cand in state.candidates:
         if cand.status == "committed":
-            cand = _review(ctx, cand, champion)
+            cand = _review(ctx, cand, archive.built_on(cand, state.candidates))
             ctx.emit(SafetyReview(gen=cand.gen, k=cand.k, status=cand.status, findings=len(cand.findings),
                                   reason=cand.reason))
             save(ctx, cand)

@@ -22,6 +22,7 @@ from progenitor.oversight.store import DecisionStore
 from progenitor.run.events import (
     ExecutorStart,
     RunCheck,
+    RunContinue,
     RunEnd,
     RunFailed,
     RunResume,
@@ -37,6 +38,7 @@ from progenitor.run.rundir import RunDir, find_run, new_run_id, register_run
 from progenitor.run.summary import RunSummary
 from progenitor.sandbox.seal import check_limits, check_sealed, process_options
 from progenitor.task.spec import TaskSpec, load_spec
+from progenitor.workflows import evidence
 from progenitor.workflows.llm_usage import check_llm, llm_roles
 from progenitor.workflows.state import AgentFactory, EventListener, RunContext, State
 
@@ -175,6 +177,37 @@ def resume_run(run_id: str, repo: Optional[Path] = None, *, architect: Optional[
                    architect, on_event)
     ctx.emit(RunResume())
     return _drive(ctx, None, detach)
+
+
+def continue_run(run_id: str, repo: Optional[Path] = None, generations: Optional[int] = None, *,
+                 architect: Optional[AgentFactory] = None, on_event: Optional[EventListener] = None,
+                 detach: bool = False) -> RunSummary:
+    """Extend a finished run with ``generations`` more (default: the task's ``budget.generations``),
+    warm: the same run, its champion still the champion, its search's study and journal going on,
+    nothing trained again; its summary still compares with the human baseline."""
+    run = find_run(run_id, repo)
+    meta = run.meta
+    if meta.get("status") != "finished":
+        raise UserError(f"run {run_id} is {meta.get('status')}, not finished: 'progenitor resume {run_id}' carries "
+                        f"it on; --continue extends a run that finished")
+    lineage = Lineage(run.repo_root)
+    options = RunOptions.model_validate(meta.get("options", {}))
+    done = int((meta.get("summary") or {}).get("generations") or 0)
+    extra = generations or lineage.spec_at(meta["base"]).budget.generations
+    options = options.model_copy(update={"generations": done + extra})
+    spec = effective_spec(lineage.spec_at(meta["base"]), options)
+    check_sealed(meta.get("backend", "process"), options.allow_unsealed)
+    unenforced = check_limits(meta.get("backend", "process"), meta.get("backend_options", {}), limits_for(spec),
+                              options.allow_unenforced_limits)
+    check_llm(spec, "(given)" if architect is not None else options.architect, options.coder)
+    run.clear_stop()
+    run.update_meta(unenforced_limits={**meta.get("unenforced_limits", {}), **unenforced})
+    run.update_meta(status="running", options=options.model_dump(mode="json"),
+                    continued=[*meta.get("continued", []), {"after": done, "generations": extra}])
+    ctx = _context(run, lineage, spec, options, meta.get("backend", "process"), meta.get("backend_options", {}),
+                   architect, on_event)
+    ctx.emit(RunContinue(generations=extra, first=done + 1))
+    return _drive(ctx, None, detach, reopen=True)
 
 
 def check_agents(spec: TaskSpec, options: RunOptions, architect: Optional[AgentFactory]) -> None:
@@ -330,7 +363,7 @@ def checkpointer(ctx: RunContext) -> Iterator[Any]:
         yield saver
 
 
-def _drive(ctx: RunContext, graph_input: Optional[dict], detach: bool = False) -> RunSummary:
+def _drive(ctx: RunContext, graph_input: Optional[dict], detach: bool = False, reopen: bool = False) -> RunSummary:
     from progenitor.workflows.graph import build_graph, recursion_limit
     from progenitor.workflows.waiting import drive
 
@@ -340,6 +373,8 @@ def _drive(ctx: RunContext, graph_input: Optional[dict], detach: bool = False) -
     try:
         with session(ctx), checkpointer(ctx) as saver, _StopWatch(ctx):
             graph = build_graph(ctx, saver)
+            if reopen:  # a finished run goes on after its last promote: no stop reason, so to the architect
+                graph.update_state(config, {"stop_reason": None}, as_node="promote")
             try:
                 status = drive(ctx, graph, config, graph_input, detach)
             except RunStopped as exc:
@@ -379,6 +414,7 @@ def summarize_run(ctx: RunContext, values: dict, status: str) -> RunSummary:
         status = "stopped"
     compared = 1 + counts.get("scored", 0)  # the baseline, and every candidate the scorer measured
     honesty = assess(ctx.spec, baseline, champion, compared, holdout_size(ctx.spec, ctx.run.data))
+    honesty = evidence.summarize(ctx, state, honesty)
     waiting = ctx.run.meta.get("waiting") if status == "waiting" else None
     return RunSummary(
         run_id=ctx.run.run_id, repo=str(ctx.run.repo_root), status=status,

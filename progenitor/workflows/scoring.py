@@ -5,6 +5,8 @@ again. The candidate pool (``workflows.pool``) calls it the moment a training en
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from progenitor.candidate import Candidate
 from progenitor.candidate.keys import CandidateKey
 from progenitor.evaluation.scorer import Score, score, score_test
@@ -15,23 +17,29 @@ from progenitor.workflows.state import RunContext
 __all__ = ["score_dir", "test_metrics"]
 
 
-def score_dir(ctx: RunContext, key: CandidateKey, split: str = "holdout") -> Score:
+def score_dir(ctx: RunContext, key: CandidateKey, split: str = "holdout", seed: int = 0) -> Score:
     """Score one trained candidate with the trusted scorer, on the holdout or (for the baseline
-    and promoted champions only) the test split; looked up if done before."""
-    path = ctx.run.score_file(key.gen, key.k, split)
+    and promoted champions only) the test split; looked up if done before. ``seed``: one of its
+    repeats (``objective.repeats``), holdout only."""
+    if seed:
+        where = ctx.run.repeat(key.gen, key.k, seed)
+        path, out, scores = where / "score.json", where / "out", where / "scores"
+    else:
+        path, out = ctx.run.score_file(key.gen, key.k, split), ctx.run.outputs(key.gen, key.k)
+        scores = ctx.run.scores(key.gen, key.k, split)
     done = read_json(path)
     if done is not None:
         return Score.model_validate(done)
     if ctx.spec.evaluate == "model":
-        result = _score_model(ctx, key, split)
+        result = _score_model(ctx, key, split, out, scores, seed)
     else:
         measure = score if split == "holdout" else score_test
-        result = measure(ctx.spec, ctx.run.trusted, ctx.run.data, ctx.run.outputs(key.gen, key.k))
+        result = measure(ctx.spec, ctx.run.trusted, ctx.run.data, out, scores)
     write_json(path, result.model_dump())
     return result
 
 
-def _score_model(ctx: RunContext, key: CandidateKey, split: str) -> Score:
+def _score_model(ctx: RunContext, key: CandidateKey, split: str, out: Path, scores: Path, seed: int = 0) -> Score:
     """``evaluate: model``: the candidate's predict function in a scoring sandbox of the run's
     backend, its outputs checked and scored outside (``evaluation.model_eval``)."""
     from progenitor.evaluation.model_eval import ScoringSandbox, score_model
@@ -42,8 +50,9 @@ def _score_model(ctx: RunContext, key: CandidateKey, split: str) -> Score:
         sha = Candidate.from_record(read_json(ctx.run.record_file(key.gen, key.k))).sha
     box = ScoringSandbox(backend=ctx.backend, options=ctx.backend_options,
                          labels={"run": key.run, "candidate": key.name, "commit": sha[:12]})
-    result = score_model(ctx.spec, split, ctx.run.trusted, ctx.run.data, ctx.run.outputs(key.gen, key.k),
-                         ctx.lineage.archive(sha), ctx.run.candidate(key.gen, key.k) / "scored", box)
+    keep = (ctx.run.repeat(key.gen, key.k, seed) if seed else ctx.run.candidate(key.gen, key.k)) / "scored"
+    result = score_model(ctx.spec, split, ctx.run.trusted, ctx.run.data, out, ctx.lineage.archive(sha), keep, box,
+                         scores)
     return result if split == "holdout" else result.model_copy(
         update={"metrics": {f"test_{k}": v for k, v in result.metrics.items()}})
 

@@ -62,20 +62,21 @@ def _add_finding(ctx: RunContext, champion: Champion, finding: Finding) -> None:
 
 
 def train(ctx: RunContext, items: list[tuple[CandidateKey, str]], champion: Optional[Champion] = None,
-          splits: tuple[str, ...] = ("holdout",)) -> dict[CandidateKey, TrainRecord]:
+          splits: tuple[str, ...] = ("holdout",), seed: int = 0) -> dict[CandidateKey, TrainRecord]:
     """Train every (key, commit) not trained yet, each scored on ``splits`` as soon as its
     training ends (the others still training); returns once the last one is scored, with the
     record of every item that has one. ``champion`` gives the curve that early stopping
-    compares against."""
+    compares against (a candidate's own training only); ``seed``: train with that seed
+    (``{seed}``), as a repeat kept apart (``objective.repeats``), scored on the holdout."""
     from progenitor.workflows import pool as pools
 
     if not items:
         return {}
     pool = pools.of(ctx)
-    prune = prune_config(ctx, champion)
+    prune = prune_config(ctx, champion) if not seed else None
     for key, sha in items:
-        pool.submit(key, sha, prune, splits)
-    entries = pool.wait_done([key for key, _ in items])
+        pool.submit(key, sha, prune, splits if not seed else ("holdout",), seed=seed)
+    entries = pool.wait_done([key for key, _ in items], seed=seed)
     pool.check()
     records = {e.key: e.record for e in entries.values() if e.record is not None}
     stopped = ctx.run.stop_requested()
