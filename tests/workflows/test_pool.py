@@ -58,7 +58,7 @@ def test_a_candidate_is_scored_while_a_slower_one_still_trains(tmp_path):
 
     ctx.listeners.append(lambda e: note("trained", f"c{e.k}") if isinstance(e, TrainEnd) else None)
 
-    def score(_ctx, key: CandidateKey, split: str) -> Score:
+    def score(_ctx, key: CandidateKey, split: str, _seed: int = 0) -> Score:
         note("scored", key.name.split("/")[-1])
         return Score(ok=True, metrics={"error": 1.0})
 
