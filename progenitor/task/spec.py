@@ -793,10 +793,32 @@ def load_spec(path: Union[str, Path]) -> TaskSpec:
     return load_spec_text(path.read_text(encoding="utf-8"), str(path))
 
 
+class _UniqueKeys(yaml.SafeLoader):
+    """YAML's safe loader, refusing a key given twice in one mapping: plain YAML keeps the last
+    one silently, so a second ``oversight:`` line would undo the first without a word."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # '<<': merged keys may be overridden
+                continue
+            key = self.construct_object(key_node, deep=True)
+            try:
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"the key {key!r} is given twice (first at line {seen[key] + 1}); YAML would "
+                        "keep only the last: merge them into one", key_node.start_mark)
+                seen[key] = key_node.start_mark.line
+            except TypeError:  # an unhashable key: the base loader says so
+                break
+        return super().construct_mapping(node, deep=deep)
+
+
 def load_yaml(text: str, source: str, error: type = SpecError) -> Any:
-    """Parse YAML; a syntax error is one ``error`` naming ``source`` and the line."""
+    """Parse YAML; a syntax error, or a key given twice, is one ``error`` naming ``source``
+    and the line."""
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=_UniqueKeys)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""

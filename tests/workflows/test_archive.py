@@ -16,7 +16,7 @@ from progenitor.lineage import Lineage
 from progenitor.options import RunOptions
 from progenitor.run.rundir import RunDir
 from progenitor.testing import FakeExecutor, make_repo, toy_task_files
-from progenitor.ui.views import _tree
+from progenitor.ui.views import _generations
 from tests.helpers.llm_helpers import KEY_VAR, draft, edit, llm_section, proposals
 
 PLAYED: list[str] = []
@@ -38,11 +38,11 @@ def setup(monkeypatch):
 
 
 FAST = RunOptions(executor="recording", sandbox="process", seed=3)
-ARCHIVE = "search: {parents: archive, local: 0.5}\noversight: {perfect: null}\n"
+ARCHIVE = "search: {parents: archive, local: 0.5}\n"
 
 
 def test_archive_parents_lessons_and_a_continued_run(tmp_path):
-    files = toy_task_files(generations=2, candidates=3, test_split=True)
+    files = toy_task_files(generations=2, candidates=3, test_split=True, oversight="perfect: null")
     files["progenitor.yaml"] += ARCHIVE
     repo = make_repo(tmp_path / "repo", files)
     first = progenitor.start_run(repo, FAST)
@@ -58,16 +58,11 @@ def test_archive_parents_lessons_and_a_continued_run(tmp_path):
         assert note["lesson"]["verdict"] == cand.lesson.verdict and note["parent_name"] == cand.parent_name
     drawn = json.loads(run.parents(2).read_text())
     assert len(drawn) == 3 and {p["name"] for p in drawn} <= {"g0/c0", *(c.key.name for c in lineage.candidates)}
-    # The page's tree puts every candidate under the node it was built on.
-    placed = {}
-
-    def walk(nodes, parent):
-        for node in nodes:
-            placed[(node["cand"]["gen"], node["cand"]["k"])] = parent
-            walk(node["children"], node["cand"]["sha"])
-
-    walk(_tree(lineage.base, [c.record() for c in lineage.candidates]), lineage.base)
-    assert all(placed[(c.gen, c.k)] == c.parent for c in lineage.candidates)
+    # The page's lineage names, for every candidate, the node it was built on.
+    folded = _generations([c.record() for c in lineage.candidates], "accuracy", "maximize", set())
+    shown = {n["name"]: n["parent"] for g in folded for n in g["nodes"]}
+    assert shown == {c.key.name: ("baseline" if c.parent == lineage.base else by_sha[c.parent].key.name)
+                     for c in lineage.candidates}
     lessons = [e for e in run.events() if e.type == "architect.lesson"]
     assert len(lessons) == 6 and all(e.text for e in lessons)
 
@@ -100,8 +95,7 @@ def test_continue_refuses_a_run_that_did_not_finish_and_the_cli_says_so(tmp_path
 
 
 def test_a_later_run_reads_the_lessons_of_the_runs_before_it(tmp_path, llm_server):
-    files = toy_task_files(generations=1, candidates=2)
-    files["progenitor.yaml"] += "oversight: {perfect: null}\n"
+    files = toy_task_files(generations=1, candidates=2, oversight="perfect: null")
     repo = make_repo(tmp_path / "repo", files)
     earlier = progenitor.start_run(repo, FAST)
     lessons = {c.key.name: c.lesson for c in progenitor.get_lineage(earlier.run_id, repo).candidates}

@@ -74,7 +74,7 @@ search_space:
   params:
     w: {type: float, low: 0.0, high: 359.0}
 budget: {generations: %(generations)d, candidates: 2}
-oversight: {mode: %(mode)s, perfect: null}
+oversight: {mode: %(mode)s, perfect: null, max_relative_gain: null}
 sandbox: {backend: process}
 '''
 
@@ -131,11 +131,9 @@ def test_in_approver_mode_the_gate_shows_why_policy_would_not_promote_it(tmp_pat
     assert evidence["paired"]["wins"] == 1 and evidence["paired"]["examples"] == 359
     assert not evidence["paired"]["significant"] and "does not hold above the noise" in evidence["verdict"]
     assert "policy would keep the champion" in action["description"]
-    from fastapi.testclient import TestClient
+    from tests.ui.test_ui import client  # the page as its owner, signed in
 
-    from progenitor.ui import create_app
-
-    card = TestClient(create_app(repo, port=8765), base_url="http://127.0.0.1:8765").get("/inbox").text
+    card = client(repo).get("/inbox").text
     assert "Above the noise?" in card and "does not hold above the noise" in card
     assert "sign test against g0/c0: 1 example(s) better, 0 worse of 359, p 0.5" in card
     progenitor.decide(summary.run_id, "reject", comment="one digit is luck", repo=repo)
