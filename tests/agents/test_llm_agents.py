@@ -27,10 +27,14 @@ def setup(monkeypatch):
     register_executor("fake", FakeExecutor)
 
 
-def _repo(tmp_path, server, generations=1, candidates=1, extra_spec="", name="repo", **llm):
+def _repo(tmp_path, server, generations=1, candidates=1, extra_spec="", name="repo", dollars=None, **llm):
     # The toy's exact answer (w = 3) is a perfect score, which the capability-jump check escalates
     # to a person; these tests are about the LLM path, so that rule is off here.
     files = toy_task_files(generations=generations, candidates=candidates, oversight="perfect: null")
+    if dollars is not None:  # into the toy's one budget mapping (a second 'budget:' key is refused)
+        budget = f"budget: {{generations: {generations}, candidates: {candidates}}}"
+        assert budget in files["progenitor.yaml"]
+        files["progenitor.yaml"] = files["progenitor.yaml"].replace(budget, f"{budget[:-1]}, dollars: {dollars}}}")
     files["progenitor.yaml"] += llm_section(server, **llm) + extra_spec
     return make_repo(tmp_path / name, files)
 
@@ -138,7 +142,7 @@ def test_a_budget_spent_mid_run_stops_it_and_resume_pays_nothing_more(tmp_path, 
     llm_server.respond("coder", lambda request: W_TO_3)
     llm_server.respond("rev", lambda request: NO_FINDINGS)
     # Each call here costs ~$0.4-0.9 at $1000/M tokens: the cap is crossed by the coder's second call.
-    repo = _repo(tmp_path, llm_server, generations=3, candidates=2, extra_spec="budget: {generations: 3, candidates: 2, dollars: 1.5}\n")
+    repo = _repo(tmp_path, llm_server, generations=3, candidates=2, dollars=1.5)
     summary = progenitor.start_run(repo, FAST)
     assert summary.status == "finished" and summary.generations == 1
     assert summary.stop_reason.startswith("budget reached: ") and summary.stop_reason.endswith(" of 1.5 LLM dollars spent")
