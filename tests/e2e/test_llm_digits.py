@@ -16,7 +16,7 @@ from progenitor.cli import cli
 from progenitor.lineage import IDENTITY
 from progenitor.lineage.scaffold import init_example
 from progenitor.options import RunOptions
-from tests.helpers.llm_helpers import KEY_VAR, draft, edit, llm_section, proposals, review
+from tests.helpers.llm_helpers import KEY_VAR, draft, edit, lessons, llm_section, proposals, review
 
 pytestmark = pytest.mark.slow  # whole runs, end to end: CI runs them, `make test-fast` does not
 
@@ -58,7 +58,8 @@ def test_a_scripted_model_writes_a_residual_block_into_digits_that_is_reviewed_t
         "agents: {brief: program.md}\n", llm_section(llm_server, agents="{architect: llm, coder: llm, reviewers: [llm], brief: program.md}")))
     git.Repo(repo).git.commit("-qam", "digits: LLM agents", env=IDENTITY)
     llm_server.queue("arch", proposals(draft(HYPOTHESIS, "model.py: add a Residual(nn.Module) block x + f(x) and build "
-                                                       "the MLP as an input layer, depth residual blocks, an output layer")))
+                                                       "the MLP as an input layer, depth residual blocks, an output layer")),
+                     lessons("confirmed"))  # the architect's look back at the generation
     llm_server.queue("coder", edit("model.py", "class MLP(nn.Module):", BLOCK) + "\n" + edit("model.py", OLD_LAYERS, NEW_LAYERS))
     llm_server.queue("rev", review({"principle": 3, "severity": "info", "file": "model.py",
                                     "message": "the change is the residual block its hypothesis describes"}))

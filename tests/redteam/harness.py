@@ -27,6 +27,7 @@ from progenitor.api import get_lineage, start_run
 from progenitor.options import RunOptions
 from progenitor.task.constitution import default_constitution_text
 from progenitor.testing import make_repo, scripted, toy_task_files
+from progenitor.testing.repos import TOY_OVERSIGHT
 from tests.helpers.jobdisk import JobDisk
 from tests.redteam.attacks import CONTROL_W, HONEST_CURVE, Attack, render
 
@@ -68,6 +69,7 @@ guards: [{metric: params, max: 10}]
 budget: {generations: 1, candidates: 1}
 safety: {constitution: constitution.yaml, block_at: %(block_at)s, bandit: %(bandit)s}
 sandbox: %(sandbox)s
+oversight: {%(oversight)s}
 """
 
 REQUIREMENTS = "numpy\npyyaml\n"
@@ -112,6 +114,7 @@ def spec_text(layer: str, goal: str = "minimize", image: Optional[str] = None, e
         "sandbox": f"{{backend: process, image: {image}}}" if image else "{backend: process}",
         "protected": "[prepare.py, score.py]" if strict else "[prepare.py]",
         "block_at": "high" if strict else "critical", "bandit": "true" if strict else "false",
+        "oversight": TOY_OVERSIGHT,
     }
 
 
