@@ -42,6 +42,10 @@ files = toy_task_files(generations=1, candidates=3)
 # No rules: the static review would reject these attacks before they ran; the sandbox alone must hold.
 files["progenitor.yaml"] += "safety: {constitution: constitution.yaml, bandit: false}\n"
 files["constitution.yaml"] = "principles: [the sandbox alone is tested here]\n"
+if sys.argv[2] == "ray":
+    # Ray starts while the data is prepared, and a local pool stands in until it is up: a slow
+    # preparation makes sure the trainings run on Ray, whose node cache is checked below.
+    files["prepare.py"] = "import time\ntime.sleep(20)\n" + files["prepare.py"]
 repo = make_repo(Path(sys.argv[1]), files)
 script = [[{"hypothesis": "reads the labels", "edits": {"train.py": READ_LABELS_BUILT}},
            {"hypothesis": "peeks at others", "edits": {"train.py": OTHER_CANDIDATES}},
