@@ -80,24 +80,34 @@ def parse_progress(text: str, metric: str) -> dict[int, float]:
 def read_curve(path: Path, metric: str) -> dict[int, float]:
     """A finished run's curve (e.g. the champion's) from its progress file; empty if none
     (or a link, or not a regular file: the file is a candidate's). At most ``CURVE_CAP_BYTES`` are read."""
+    data = _read_regular(path, CURVE_CAP_BYTES)
+    return parse_progress(data.decode("utf-8", errors="replace"), metric) if data is not None else {}
+
+
+def _read_regular(path: Path, cap: int) -> Optional[bytes]:
+    """At most ``cap`` bytes of a candidate's file; None when it is missing, a link or not a
+    regular file."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except OSError:
-        return {}
+        return None
     with os.fdopen(fd, "rb") as f:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return {}
-        data = f.read(CURVE_CAP_BYTES)
-    return parse_progress(data.decode("utf-8", errors="replace"), metric)
+            return None
+        return f.read(cap)
 
 
 def read_curves(path: Path, metrics: int = 4, points: int = 200) -> dict[str, list[list[float]]]:
     """Every numeric key of a progress file (up to ``metrics`` of them, ``points`` each, evenly
     thinned) as ``[step, value]`` pairs, for a person to look at; read as ``read_curve`` reads.
     What a candidate writes about itself: shown as its word, never as the score."""
+    data = _read_regular(path, CURVE_CAP_BYTES)  # read once, for its keys and each key's curve
+    if data is None:
+        return {}
+    text = data.decode("utf-8", errors="replace")
     found: dict[str, dict[int, float]] = {}
-    for name in _keys(path, metrics):
-        curve = read_curve(path, name)
+    for name in _keys(text[:65_536].splitlines(), metrics):
+        curve = parse_progress(text, name)
         if curve:
             found[name] = curve
     out = {}
@@ -109,15 +119,9 @@ def read_curves(path: Path, metrics: int = 4, points: int = 200) -> dict[str, li
     return out
 
 
-def _keys(path: Path, limit: int) -> list[str]:
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    except OSError:
-        return []
-    with os.fdopen(fd, "rb") as f:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return []
-        head = f.read(65_536).decode("utf-8", errors="replace").splitlines()[:50]
+def _keys(lines: list[str], limit: int) -> list[str]:
+    """The numeric keys of the first 50 lines, ``step`` aside."""
+    head = lines[:50]
     keys: list[str] = []
     for line in head:
         try:
