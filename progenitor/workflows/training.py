@@ -16,7 +16,7 @@ from progenitor.compute.base import PACK_SECONDS, JobResult
 from progenitor.compute.jobs import LINE_EVENTS_PER_CANDIDATE, LOG_TAIL_LINES, make_job, record_from
 from progenitor.compute.outputs import unpack_outputs
 from progenitor.compute.pruning import PruneConfig, check_curve, read_curve
-from progenitor.errors import RunStopped
+from progenitor.errors import CandidateDataError, RunStopped
 from progenitor.run.rundir import read_json, write_json
 from progenitor.workflows.state import RunContext
 
@@ -107,9 +107,15 @@ def train(ctx: RunContext, items: list[tuple[CandidateKey, str]], champion: Opti
 def _keep(ctx: RunContext, key: CandidateKey, result: JobResult) -> TrainRecord:
     """Unpack a finished training's outputs and write its record: from now on it is looked up."""
     out_dir = ctx.run.outputs(key.gen, key.k)
-    unpack_outputs(result.outputs_archive, out_dir, seconds=PACK_SECONDS)
+    try:
+        unpack_outputs(result.outputs_archive, out_dir, seconds=PACK_SECONDS)
+    except CandidateDataError as exc:  # the candidate's outputs, not the run, are at fault
+        result = result.model_copy(update={"sandbox": result.sandbox.model_copy(update={
+            "status": "failed", "reason": str(exc)})})
     record = record_from(result, out=out_dir.relative_to(ctx.run.path).as_posix())  # records hold no host paths
     write_json(ctx.run.train_file(key.gen, key.k), record.model_dump(mode="json"))
+    if record.watch_failed:
+        ctx.emit("train.watch_failed", gen=key.gen, k=key.k, reason=record.watch_failed)
     ctx.emit("train.end", gen=key.gen, k=key.k, status=record.status, reason=record.reason,
              duration=record.duration, cpu_seconds=record.cpu_seconds)
     return record

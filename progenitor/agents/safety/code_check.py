@@ -273,8 +273,11 @@ def check_python(source: bytes, path: str, constitution: Constitution) -> list[F
     """Every constitution finding in one Python file (``path`` is only used in the findings)."""
     try:
         tree = ast.parse(source, filename=path)
+        return _Checker(path, constitution, tree).run(tree)
     except (SyntaxError, ValueError) as exc:
         line = getattr(exc, "lineno", None)
         return [Finding(rule="unparsable", severity="high", file=path, line=line,
                         message=f"the file is not valid Python ({getattr(exc, 'msg', exc)}), so it cannot be reviewed")]
-    return _Checker(path, constitution, tree).run(tree)
+    except (RecursionError, MemoryError):  # an expression nested (or chained) past what the parser holds
+        return [Finding(rule="unparsable", severity="high", file=path,
+                        message="the file nests its code too deep for the parser, so it cannot be reviewed")]
