@@ -22,7 +22,7 @@ from progenitor.workflows.runner import RunSummary, open_run, resume_run, start_
 
 __all__ = [
     "RunOptions", "RunSummary", "adopt", "build_graph", "decide", "get_lineage", "list_runs", "open_run", "pending",
-    "resume_run", "revert", "run_status", "start_run", "stop_run", "stream_run", "verify_audit",
+    "gc", "resume_run", "revert", "run_status", "start_run", "stop_run", "stream_run", "verify_audit",
 ]
 
 PathLike = Union[str, Path]
@@ -72,7 +72,29 @@ def _status_of(run) -> dict:
         "base": meta.get("base"), "generation": last_gen, "summary": meta.get("summary"),
         "baseline": meta.get("baseline"), "ledger": meta.get("ledger"), "waiting": meta.get("waiting"),
         "waiting_process": alive(meta.get("pid")) if meta.get("status") == "waiting" else None,
+        **_objective(meta, events),
     }
+
+
+def _objective(meta: dict, events: list[dict]) -> dict:
+    """The objective's name, and its value for the baseline and the champion now: from the
+    summary of a finished run, else from the events so far (the baseline's own metric by name,
+    each generation's champion, a revert putting an earlier one back)."""
+    summary = meta.get("summary") or {}
+    metric = summary.get("metric") or next((e.get("metric") for e in events if e["type"] == "run.start"), None)
+    baseline = summary.get("baseline")
+    if baseline is None and metric:
+        baseline = ((meta.get("baseline") or {}).get("metrics") or {}).get(metric)
+    by_commit = {(meta.get("baseline") or {}).get("sha"): baseline}
+    champion = baseline
+    for event in events:
+        if event["type"] == "generation.end":
+            champion = by_commit[event.get("champion")] = event.get("champion_value")
+        elif event["type"] == "run.revert":
+            champion = by_commit.get(event.get("restored"), champion)
+    if summary.get("champion") is not None:
+        champion = summary["champion"]
+    return {"metric": metric, "baseline_value": baseline, "champion_value": champion}
 
 
 def run_status(run_id: Optional[str] = None, repo: Optional[PathLike] = None) -> Union[dict, list[dict]]:
@@ -136,3 +158,27 @@ def verify_audit(repo: Optional[PathLike] = None, against: Optional[PathLike] = 
         raise UserError(f"no audit log at {root / STATE_DIR / 'audit.jsonl'}; run it in a model repo that has had "
                         f"a run, or pass --repo")
     return audit_log(root).verify(Path(against) if against else None)
+
+
+def gc(repo: Optional[PathLike] = None, run_id: Optional[str] = None, keep: str = "champion") -> dict:
+    """Remove candidates' outputs that ``keep`` (``champion``, ``all`` or ``none``, as the task's
+    ``train.keep_outputs``) does not keep, in one run or every run of ``repo`` that is not going
+    on now; and the job directories that drivers killed outright left on this machine."""
+    from progenitor.compute.jobdir import sweep_job_dirs
+    from progenitor.run.retention import KEEP, apply_retention, champions_of
+
+    if keep not in KEEP:
+        raise UserError(f"--keep must be one of {', '.join(KEEP)}, not {keep!r}")
+    root = Path(repo) if repo else Path.cwd()
+    runs = [find_run(run_id, Path(repo) if repo else None)] if run_id else _list_runs(root)
+    report: dict = {"keep": keep, "runs": [], "busy": [], "outputs": 0, "bytes": 0}
+    for run in runs:
+        if run.meta.get("status") in ("running", "waiting") and alive(run.meta.get("pid")):
+            report["busy"].append(run.run_id)  # its promote node applies the task's own rule
+            continue
+        freed = apply_retention(run, keep, champions_of(run))  # type: ignore[arg-type]
+        report["runs"].append(run.run_id)
+        report["outputs"] += freed.outputs
+        report["bytes"] += freed.bytes
+    report["job_dirs"] = sweep_job_dirs()
+    return report

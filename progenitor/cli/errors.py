@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import click
 
+from progenitor.boundary.display import shown
 from progenitor.errors import ProgenitorError
 
 
@@ -15,9 +16,10 @@ class CommandError(click.ClickException):
         self.details = details
 
     def show(self, file=None) -> None:
-        click.echo(f"error: {self.message}", err=True)
+        # A message may quote what a command or a candidate printed: its control characters are shown, not obeyed.
+        click.echo(f"error: {shown(self.message)}", err=True)
         for line in self.details.splitlines():
-            click.echo(f"  | {line}", err=True)
+            click.echo(f"  | {shown(line)}", err=True)
 
 
 class Group(click.Group):

@@ -10,6 +10,7 @@ from typing import Optional
 
 import click
 
+from progenitor.boundary.display import shown
 from progenitor.cli.errors import CommandError
 
 _REPO = dict(type=click.Path(file_okay=False, path_type=Path), default=None,
@@ -43,12 +44,12 @@ def pending(run_id: Optional[str], repo: Optional[Path], as_json: bool) -> None:
     if not items:
         click.echo("nothing waits for a decision")
     for p in items:
-        click.echo(f"{p.run} {p.gate} (since {p.opened}): {p.description}")
+        click.echo(f"{p.run} {p.gate} (since {p.opened}): {shown(p.description)}")
         for action in p.request["action_requests"]:
             args = action["args"]
             metrics = ", ".join(f"{k} {v:.4g}" for k, v in args.get("metrics", {}).items())
-            click.echo(f"  {args['candidate']} {(args.get('commit') or '')[:10]} {metrics or 'not trained yet'}"
-                       f"  values {args.get('params')}  findings {len(args.get('findings', []))}")
+            click.echo(shown(f"  {args['candidate']} {(args.get('commit') or '')[:10]} {metrics or 'not trained yet'}"
+                             f"  values {args.get('params')}  findings {len(args.get('findings', []))}"))
 
 
 def _decider(fn):

@@ -12,10 +12,11 @@ import time
 from typing import Any, Optional
 
 from rich.console import Console
-from rich.markup import escape
 
+from progenitor.boundary.display import shown_value
 from progenitor.candidate.keys import candidate_name, generation_name
 from progenitor.cli.board import RunBoard
+from progenitor.cli.text import text
 
 _QUIET_EVENTS = {"train.line", "node.start", "node.end", "train.cached", "prepare.visible"}
 
@@ -61,6 +62,9 @@ class Progress:
         self.console.print(f"{stamp} {text}")
 
     def on_event(self, event: dict) -> None:
+        # Every string of the event (a candidate's reason, hypothesis, metric names...) with its
+        # control characters shown as escapes, for the board and the lines alike.
+        event = shown_value(event)
         self.board.update(event)
         kind = event["type"]
         if kind in _QUIET_EVENTS:
@@ -70,15 +74,15 @@ class Progress:
             handler(event)
 
     def _on_run_start(self, e: dict) -> None:
-        self._line(f"run [bold]{e['run']}[/bold] on {escape(e['repo'])} (task {escape(e['task'])}): "
+        self._line(f"run [bold]{e['run']}[/bold] on {text(e['repo'])} (task {text(e['task'])}): "
                    f"{e['generations']} generations x {e['candidates']} candidates, sandbox {e['backend']} "
-                   f"({escape(e['why'])})" + (f": {escape(e['isolation'])}" if e.get("isolation") else ""))
+                   f"({text(e['why'])})" + (f": {text(e['isolation'])}" if e.get("isolation") else ""))
 
     def _on_run_warning(self, e: dict) -> None:
-        self._line(f"[yellow]warning[/yellow]: {escape(e['message'])}")
+        self._line(f"[yellow]warning[/yellow]: {text(e['message'])}")
 
     def _on_run_check(self, e: dict) -> None:
-        self._line(f"[yellow]{e['status']}[/yellow] ({escape(e['name'])}): {escape(e['message'])}")
+        self._line(f"[yellow]{e['status']}[/yellow] ({text(e['name'])}): {text(e['message'])}")
 
     def _on_run_failed(self, e: dict) -> None:
         if e.get("resumable", True):
@@ -102,42 +106,42 @@ class Progress:
         self._line(f"training the human baseline {e['commit'][:10]}", detail=True)
 
     def _on_baseline_end(self, e: dict) -> None:
-        metrics = ", ".join(f"{escape(k)} {v:.4g}" for k, v in e["metrics"].items())
+        metrics = ", ".join(f"{text(k)} {v:.4g}" for k, v in e["metrics"].items())
         self._line(f"baseline scored: {metrics}")
 
     def _on_architect_proposal(self, e: dict) -> None:
-        self._line(f"{_name(e)} proposed: {escape(e['hypothesis'])}", detail=True)
+        self._line(f"{_name(e)} proposed: {text(e['hypothesis'])}", detail=True)
 
     def _on_coder_failed(self, e: dict) -> None:
-        self._line(f"{_name(e)} [red]coder failed[/red]: {escape(e['reason'])}")
+        self._line(f"{_name(e)} [red]coder failed[/red]: {text(e['reason'])}")
 
     def _on_coder_fix(self, e: dict) -> None:
         if e["fix"] is not None:
             fix = candidate_name(e["gen"], e["fix"])
-            self._line(f"{_name(e)} crashed: the coder's fix is {fix} ({escape(e['status'])})")
+            self._line(f"{_name(e)} crashed: the coder's fix is {fix} ({text(e['status'])})")
 
     def _on_architect_duplicate(self, e: dict) -> None:
-        self._line(f"{_name(e)} [yellow]dropped[/yellow]: {escape(e['reason'])}")
+        self._line(f"{_name(e)} [yellow]dropped[/yellow]: {text(e['reason'])}")
 
     def _on_llm_call(self, e: dict) -> None:
         who = e["role"] if e["k"] is None else f"{_name(e)} {e['role']}"
         how = "replayed from the run" if e["cached"] else f"{e['seconds']:.1f} s"
-        self._line(f"[dim]{who}: {escape(e['model'])}, {e['prompt_tokens']}+{e['completion_tokens']} tokens, "
+        self._line(f"[dim]{who}: {text(e['model'])}, {e['prompt_tokens']}+{e['completion_tokens']} tokens, "
                    f"${e['dollars']:.4f} ({how})[/dim]", detail=True)
 
     def _on_gate_waiting(self, e: dict) -> None:
-        self._line(f"[bold yellow]waiting for a person[/bold yellow] at {e['gate']}: {escape(e['description'])}")
-        self._line(escape(e["how"]))
+        self._line(f"[bold yellow]waiting for a person[/bold yellow] at {e['gate']}: {text(e['description'])}")
+        self._line(text(e["how"]))
 
     def _on_gate_decided(self, e: dict) -> None:
-        self._line(f"{e['gate']} decided: {e['type']} by {escape(e['by'])} ({e['surface']}); going on")
+        self._line(f"{e['gate']} decided: {e['type']} by {text(e['by'])} ({e['surface']}); going on")
 
     def _on_champion_restored(self, e: dict) -> None:
-        self._line(f"[yellow]champion restored[/yellow] to {e['commit'][:10]} (a revert by {escape(e['by'])})")
+        self._line(f"[yellow]champion restored[/yellow] to {e['commit'][:10]} (a revert by {text(e['by'])})")
 
     def _on_safety_review(self, e: dict) -> None:
         if e["status"] == "rejected":
-            self._line(f"{_name(e)} [red]rejected before running[/red]: {escape(e['reason'])}")
+            self._line(f"{_name(e)} [red]rejected before running[/red]: {text(e['reason'])}")
 
     def _on_train_start(self, e: dict) -> None:
         if e["gen"] > 0:
@@ -146,24 +150,24 @@ class Progress:
     def _on_train_end(self, e: dict) -> None:
         if e["status"] != "ok":
             self._line(f"{_name(e)} [red]{e['status']}[/red] after {e['duration']:.1f}s: "
-                       f"{escape(e['reason'])}")
+                       f"{text(e['reason'])}")
 
     def _on_score(self, e: dict) -> None:
         if e["status"] == "scored":
             self._line(f"{_name(e)} scored {_fmt(e['value'])}", detail=True)
         else:
-            self._line(f"{_name(e)} [red]failed scoring[/red]: {escape(e['reason'])}")
+            self._line(f"{_name(e)} [red]failed scoring[/red]: {text(e['reason'])}")
 
     def _on_oversight_decision(self, e: dict) -> None:
         colour = "green" if e["action"] == "approve" else "yellow"
-        self._line(f"{generation_name(e['gen'])} decision [{colour}]{e['action']}[/{colour}] by {e['actor']}: {escape(e['reason'])}")
+        self._line(f"{generation_name(e['gen'])} decision [{colour}]{e['action']}[/{colour}] by {e['actor']}: {text(e['reason'])}")
 
     def _on_generation_end(self, e: dict) -> None:
         counts = ", ".join(f"{n} {s}" for s, n in sorted(e["counts"].items()))
         self._line(f"{generation_name(e['gen'])} done: champion {_fmt(e['champion_value'])} ({counts})")
 
     def _on_run_stopping(self, e: dict) -> None:
-        self._line(f"[yellow]stopping[/yellow]: {escape(e['reason'])}; training under way is cancelled")
+        self._line(f"[yellow]stopping[/yellow]: {text(e['reason'])}; training under way is cancelled")
 
     def print_summary(self, summary: Any) -> None:
         from progenitor.cli.views import print_summary

@@ -7,10 +7,10 @@ from typing import Any, Optional
 
 import click
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
 from progenitor.candidate.keys import candidate_name
+from progenitor.cli.text import shown, text
 
 
 def _fmt(value: Optional[float]) -> str:
@@ -20,11 +20,11 @@ def _fmt(value: Optional[float]) -> str:
 def print_summary(console: Console, s: Any) -> None:
     from progenitor.workflows.advice import take_champion
 
-    table = Table(title=escape(f"run {s.run_id}: {s.status}" + (f" ({s.stop_reason})" if s.stop_reason else "")),
+    table = Table(title=text(f"run {s.run_id}: {s.status}" + (f" ({s.stop_reason})" if s.stop_reason else "")),
                   show_header=False)
     h = s.honesty
-    table.add_row("baseline " + escape(s.metric) + " (holdout)", _fmt(s.baseline))
-    table.add_row("champion " + escape(s.metric) + " (holdout)", _fmt(s.champion))
+    table.add_row("baseline " + text(s.metric) + " (holdout)", _fmt(s.baseline))
+    table.add_row("champion " + text(s.metric) + " (holdout)", _fmt(s.champion))
     if s.baseline is not None and s.champion is not None:
         table.add_row("change", f"{s.champion - s.baseline:+.4f} ({s.goal})")
     _honest_rows(table, s)
@@ -32,24 +32,25 @@ def print_summary(console: Console, s: Any) -> None:
     table.add_row("generations", str(s.generations))
     counts = ", ".join(f"{n} {k}" for k, n in sorted(s.counts.items())) or "none"
     table.add_row("candidates", f"{s.tried} tried: {counts}")
-    table.add_row("sandbox / executor", f"{s.backend} / {s.executor}" + (f" ({escape(s.isolation)})" if s.isolation else ""))
+    table.add_row("sandbox / executor", f"{s.backend} / {s.executor}" + (f" ({text(s.isolation)})" if s.isolation else ""))
     if not s.sealed:
         table.add_row("[red]UNSEALED[/red]", "[red]candidates could read the holdout labels (--allow-unsealed)[/red]")
     _spend_rows(table, s.ledger)
     table.add_row("time", f"{s.seconds:.1f} s")
     console.print(table)
     for note in h.notes:
-        console.print(f"[yellow]note[/yellow]: {escape(note)}")
+        console.print(f"[yellow]note[/yellow]: {text(note)}")
     # Plain, greppable lines too: tools and the demo read these.
-    click.echo(f"baseline {s.metric}: {_fmt(s.baseline)}")
-    click.echo(f"champion {s.metric}: {_fmt(s.champion)}")
+    metric = shown(s.metric)
+    click.echo(f"baseline {metric}: {_fmt(s.baseline)}")
+    click.echo(f"champion {metric}: {_fmt(s.champion)}")
     if h.test_metric:
-        click.echo(f"baseline test {s.metric}: {_fmt(h.baseline_test)}")
-        click.echo(f"champion test {s.metric}: {_fmt(h.champion_test)}")
+        click.echo(f"baseline test {metric}: {_fmt(h.baseline_test)}")
+        click.echo(f"champion test {metric}: {_fmt(h.champion_test)}")
     if s.status == "waiting" and s.waiting:
         from progenitor.workflows.waiting import how_to_decide
 
-        click.echo(f"waiting at {s.waiting['gate']}: {s.waiting['description']}")
+        click.echo(f"waiting at {s.waiting['gate']}: {shown(s.waiting['description'])}")
         click.echo(how_to_decide(s.run_id, s.waiting["gate"]))
     elif s.status != "finished":
         click.echo(f"resume with: progenitor resume {s.run_id} --repo {s.repo}")
@@ -62,8 +63,8 @@ def _honest_rows(table: Table, s: Any) -> None:
     """The test split's figures, selection luck, and how far each guarded metric drifted."""
     h = s.honesty
     if h.test_metric:
-        table.add_row(f"baseline {escape(h.test_metric)}", _fmt(h.baseline_test))
-        table.add_row(f"champion {escape(h.test_metric)}", _fmt(h.champion_test))
+        table.add_row(f"baseline {text(h.test_metric)}", _fmt(h.baseline_test))
+        table.add_row(f"champion {text(h.test_metric)}", _fmt(h.champion_test))
         if h.holdout_test_gap is not None:
             table.add_row("holdout - test (champion)", f"{h.holdout_test_gap:+.4f}")
     if h.selection_luck is not None:
@@ -72,7 +73,7 @@ def _honest_rows(table: Table, s: Any) -> None:
         change = moved["change"]
         how = "unchanged" if change == 0 else f"{abs(change):.4g} {'better' if change > 0 else 'worse'}"
         allowed = "" if moved["allowed"] is None else f" (at most {moved['allowed']:.4g} worse allowed)"
-        table.add_row(f"guard {escape(metric)}", f"{moved['baseline']:.4g} -> {moved['champion']:.4g}: {how} "
+        table.add_row(f"guard {text(metric)}", f"{moved['baseline']:.4g} -> {moved['champion']:.4g}: {how} "
                                                  f"than the baseline{allowed}")
 
 
@@ -92,26 +93,22 @@ def print_status(console: Console, data: Any) -> None:
     if not runs:
         console.print("no runs yet")
         return
-    table = Table("run", "task", "status", "gen", "baseline", "champion", "created")
+    table = Table("run", "task", "status", "gen", "objective", "baseline", "champion", "created")
     # The id is what every other command takes: never cut or wrapped, whatever the width.
     table.columns[0].no_wrap = True
     table.columns[0].min_width = max(len(run["id"]) for run in runs)
     for run in runs:
-        summary = run.get("summary") or {}
-        baseline = summary.get("baseline")
-        if baseline is None and run.get("baseline"):
-            metrics = run["baseline"].get("metrics", {})
-            baseline = next(iter(metrics.values()), None)
         status = f"{run.get('status')}" + (f" at {run['waiting']['gate']}" if run.get("waiting") else "")
         status += f" ({run['stop_reason']})" if run.get("stop_reason") else ""
-        table.add_row(run["id"], escape(str(run.get("task"))), escape(status), str(run.get("generation")),
-                      _fmt(baseline), _fmt(summary.get("champion")), str(run.get("created")))
+        table.add_row(run["id"], text(run.get("task")), text(status), str(run.get("generation")),
+                      text(run.get("metric") or "-"), _fmt(run.get("baseline_value")), _fmt(run.get("champion_value")),
+                      str(run.get("created")))
     console.print(table)
 
 
 def print_lineage(console: Console, data: dict) -> None:
     table = Table("cand", "commit", "status", "value", "decision", "hypothesis / reason",
-                  title=escape(f"lineage of {data['run']}"))
+                  title=text(f"lineage of {data['run']}"))
     champion = data.get("champion")
     for c in data["candidates"]:
         value = (c.get("metrics") or {}).get(c.get("objective", ""))
@@ -121,8 +118,8 @@ def print_lineage(console: Console, data: dict) -> None:
         findings = c.get("findings") or []
         if findings:
             why += f" [{len(findings)} finding{'s' if len(findings) > 1 else ''}]"
-        table.add_row(f"{candidate_name(c['gen'], c['k'])}{mark}", (c["sha"] or "-")[:10], c.get("status", ""),
-                      _fmt(value), escape(decision), escape(why))
+        table.add_row(f"{candidate_name(c['gen'], c['k'])}{mark}", (c["sha"] or "-")[:10], text(c.get("status", "")),
+                      _fmt(value), text(decision), text(why))
     console.print(table)
 
 
@@ -133,7 +130,7 @@ def print_check(check: Any) -> None:
     """One line: status, what was checked, the sentence."""
     colour = _COLOURS.get(check.status)
     status = click.style(f"{check.status:<8}", fg=colour) if colour else f"{check.status:<8}"
-    click.echo(f"{status} {check.name}: {check.detail}")
+    click.echo(f"{status} {check.name}: {shown(check.detail)}")
 
 
 def check_verdict(checks: list) -> tuple[str, int]:

@@ -44,7 +44,7 @@ from progenitor.run.processes import alive
 from progenitor.sandbox.access import is_root
 from progenitor.sandbox.outcome import size
 
-__all__ = ["JobDir", "daemon_shares_our_mounts", "job_dir", "remove_tree"]
+__all__ = ["JobDir", "daemon_shares_our_mounts", "job_dir", "remove_tree", "sweep_job_dirs"]
 
 PREFIX = "progenitor-job-"
 POLL_SECONDS = 0.2
@@ -159,6 +159,24 @@ def sweep_mounts(parent: Path) -> int:
         if match and not alive(int(match.group(1))):
             _unmount(Path(point))
             remove_tree(Path(point))
+            swept += 1
+    return swept
+
+
+def sweep_job_dirs(parent: Optional[Path] = None) -> int:
+    """Remove the job directories a driver that is gone (killed outright) left in ``parent``
+    (default: the machine's temporary directory), ours only; how many. Its tmpfs mounts first."""
+    parent = Path(parent or tempfile.gettempdir())
+    swept = sweep_mounts(parent) if is_root() else 0
+    pattern = re.compile(re.escape(PREFIX) + r"(\d+)-")
+    for entry in os.scandir(parent):
+        match = pattern.match(entry.name)
+        try:
+            mine = entry.is_dir(follow_symlinks=False) and entry.stat(follow_symlinks=False).st_uid == os.geteuid()
+        except OSError:
+            continue
+        if match and mine and not alive(int(match.group(1))):
+            remove_tree(Path(entry.path))
             swept += 1
     return swept
 

@@ -66,13 +66,27 @@ def back(path: str, **query: str):
     return RedirectResponse(f"{path}?{urlencode(query)}" if query else path, status_code=303)
 
 
+def page_text(value: Any) -> Any:
+    """What a template prints of a value: a string's control characters (a candidate's escape
+    sequences, bidi overrides) shown as escapes by the one sanitiser (``boundary.display``),
+    newlines kept; markup the page built itself (the highlighted diff, JSON) as it is."""
+    from markupsafe import Markup
+
+    from progenitor.boundary.display import shown
+
+    if isinstance(value, str) and not isinstance(value, Markup):
+        return shown(value, multiline=True)
+    return value
+
+
 def create_app(repo: Path, *, host: str = "127.0.0.1", port: int = 8765, token: Optional[str] = None):
     from fastapi import FastAPI
     from fastapi.staticfiles import StaticFiles
     from fastapi.templating import Jinja2Templates
 
-    site = Site(repo=Path(repo).resolve(), guard=Guard(host, port, token),
-                templates=Jinja2Templates(directory=str(HERE / "templates")))
+    templates = Jinja2Templates(directory=str(HERE / "templates"))
+    templates.env.finalize = page_text  # every {{ value }} of every page: control characters shown
+    site = Site(repo=Path(repo).resolve(), guard=Guard(host, port, token), templates=templates)
     app = FastAPI(title="progenitor", docs_url=None, redoc_url=None, openapi_url=None)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     _protect(app, site.guard)

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from progenitor import api
+from progenitor.boundary.display import shown
 from progenitor.candidate import Candidate
 from progenitor.candidate.keys import candidate_name
 from progenitor.lineage import Lineage
@@ -43,10 +44,7 @@ def runs_view(repo: Path) -> list[dict]:
         waiting[gate.run] = waiting.get(gate.run, 0) + 1
     runs = []
     for status in reversed(api.list_runs(repo)):
-        summary = status.get("summary") or {}
-        metrics = (status.get("baseline") or {}).get("metrics", {})
-        runs.append({**status, "pending": waiting.get(status["id"], 0), "champion": summary.get("champion"),
-                     "baseline_value": summary.get("baseline", next(iter(metrics.values()), None))})
+        runs.append({**status, "pending": waiting.get(status["id"], 0), "champion": status["champion_value"]})
     return runs
 
 
@@ -95,7 +93,7 @@ def _chart(metric: str, baseline: Optional[float], cands: list[dict]) -> dict:
             ys.append(champion)
     data.append({"type": "scatter", "mode": "lines+markers", "name": "champion", "x": xs, "y": ys,
                  "line": {"shape": "hv", "color": "#1a7f37", "width": 3}})
-    layout = {"xaxis": {"title": {"text": "generation"}, "dtick": 1}, "yaxis": {"title": {"text": metric}},
+    layout = {"xaxis": {"title": {"text": "generation"}, "dtick": 1}, "yaxis": {"title": {"text": shown(metric)}},
               "margin": {"l": 60, "r": 20, "t": 20, "b": 50}, "height": 340, "legend": {"orientation": "h"}}
     return {"data": data, "layout": layout}
 
@@ -129,7 +127,9 @@ def diff_html(repo: Path, parent: Optional[str], sha: Optional[str]) -> tuple[st
         return "", False
     text = Lineage(repo).git.diff("--no-color", "-M", parent, sha)
     cut = len(text) > DIFF_CAP
-    return highlight(text[:DIFF_CAP], DiffLexer(), HtmlFormatter(cssclass="highlight")), cut
+    # The diff is the candidate's: its control characters (a bidi override that shows code in
+    # another order than it runs) are shown as escapes before it becomes HTML.
+    return highlight(shown(text[:DIFF_CAP], multiline=True), DiffLexer(), HtmlFormatter(cssclass="highlight")), cut
 
 
 def candidate_view(repo: Path, run_id: str, gen: int, k: int) -> Optional[dict]:

@@ -15,6 +15,7 @@ from progenitor.evaluation import after_scoring
 from progenitor.lineage import champion_ref
 from progenitor.oversight import policy
 from progenitor.oversight.policy import PolicyDecision, Selection
+from progenitor.run.retention import apply_retention
 from progenitor.workflows.llm_usage import candidate_cost
 from progenitor.workflows.nodes import dump, record_escalations, save, test_metrics
 from progenitor.workflows.state import GenerationSummary, RunContext, RunState
@@ -139,9 +140,19 @@ def promote(ctx: RunContext, state: RunState) -> dict:
     summary = _summary(ctx, gen, out, champion, promoted)
     history = [*state.get("history", []), summary.model_dump()]
     ctx.emit("generation.end", **summary.model_dump())
+    _retain(ctx, gen, history)
     feedback = [*state.get("feedback", []), *([decision.comment] if decision.comment else [])]
     return {"champion": champion.model_dump(), "candidates": dump(out), "history": history, "generation": gen + 1,
             "stop_reason": stop_reason(ctx, gen, champion.metrics[metric]), "feedback": feedback}
+
+
+def _retain(ctx: RunContext, gen: int, history: list[dict]) -> None:
+    """Remove the outputs ``train.keep_outputs`` does not keep, now that generation ``gen`` is decided."""
+    keep = ctx.spec.train.keep_outputs
+    champions = {(0, 0), *((h["gen"], h["promoted"]) for h in history if h.get("promoted") is not None)}
+    freed = apply_retention(ctx.run, keep, champions, upto_gen=gen)
+    if freed.outputs:
+        ctx.emit("outputs.removed", gen=gen, keep=keep, candidates=freed.outputs, bytes=freed.bytes)
 
 
 def _summary(ctx: RunContext, gen: int, cands: list[Candidate], champion: Champion, promoted: Optional[int]

@@ -131,6 +131,9 @@ def _relay(ctx: RunContext, pending: dict[str, tuple[CandidateKey, str]]):
             return
         key, sha = item
         if kind == "train.start":
+            if ctx.ledger is not None:  # entered before it is said to start: a kill -9 cannot lose it
+                ctx.ledger.start(key.job, node=str(payload.get("node", "")))
+                ctx.ledger.save()
             ctx.emit("train.start", gen=key.gen, k=key.k, commit=sha)
         elif kind == "train.line":
             seen = lines_seen[key.job] = lines_seen.get(key.job, 0) + 1
