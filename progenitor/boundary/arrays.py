@@ -41,10 +41,11 @@ def read_array(path: Path, max_bytes: int = MAX_BYTES) -> "np.ndarray":
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except OSError as exc:
         raise CandidateDataError(f"it cannot be opened ({exc.strerror or exc}; a link is never followed)") from None
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
+        raise CandidateDataError("it is not a regular file")
     with os.fdopen(fd, "rb") as handle:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise CandidateDataError("it is not a regular file")
         if st.st_size > max_bytes:
             raise CandidateDataError(f"it is {st.st_size} bytes, over {max_bytes}")
         shape, fortran, dtype = _header(handle)

@@ -128,7 +128,7 @@ def walk(top: Union[str, Path], bounds: Bounds = TREE, refused: Optional[list[st
 
 def _refuse(refused: Optional[list[str]], rel: str, why: str) -> None:
     if refused is None:
-        raise CandidateDataError(f"its tree holds {why}: {shown(rel)[:200]}")
+        raise CandidateDataError(f"{why} ({shown(rel)[:200]})")
     if len(refused) < 100:
         refused.append(f"{shown(rel)[:200]}: {why}")
 

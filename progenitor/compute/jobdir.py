@@ -77,7 +77,7 @@ class JobDir:
         try:
             used, entries = self.usage()
         except CandidateDataError as exc:  # a path the quota cannot follow: it cannot be held either
-            return f"disk quota: {exc}, beyond what the quota can see (train.resources.disk)"
+            return f"disk quota: its tree and outputs hold {exc}, beyond what the quota can follow"
         if self.disk_bytes is not None and used >= self.disk_bytes - (FULL_SLACK if self.mounted else 0):
             return (f"disk quota: its tree and outputs reached the {size(self.disk_bytes)} quota "
                     "(train.resources.disk)")

@@ -132,8 +132,8 @@ def check_curve(curve: dict[int, float], metric: str, trusted: Optional[float], 
     return CurveCheck(True)
 
 
-MAX_POINTS = 100_000
-"""Most points of one curve kept (a candidate's file may hold millions of lines)."""
+MAX_POINTS = 10_000
+"""Most points of one curve kept, and watched (a candidate's file may hold millions of lines)."""
 
 
 def _points(lines: list[str], metric: str) -> Iterator[tuple[int, float]]:
