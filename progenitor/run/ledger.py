@@ -316,10 +316,9 @@ class Ledger:
 
     def save(self) -> None:
         """Write the ledger atomically (a crash mid-write leaves the previous file)."""
-        with self._lock:
+        with self._lock:  # one writer at a time: trainings start (and save) from several threads
             self._fold_clock()
-            data = self.data.model_dump(mode="json")
-        write_json(self.path, data)
+            write_json(self.path, self.data.model_dump(mode="json"))
 
 
 def _same(a: Attempt, b: Attempt) -> bool:

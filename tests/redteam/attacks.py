@@ -730,3 +730,8 @@ def render(text: Optional[str], tokens: dict[str, str]) -> Optional[str]:
     for token, value in tokens.items():
         text = text.replace(token, value)
     return text
+
+
+from tests.redteam.attacks_boundary import ATTACKS as BOUNDARY_ATTACKS  # noqa: E402 - issue 18: candidate data
+
+ATTACKS += BOUNDARY_ATTACKS
