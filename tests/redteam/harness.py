@@ -56,7 +56,8 @@ data:
 train:
   command: python train.py --data {data} --out {out}
   timeout: %(timeout)s
-  resources: {cpus: 1, memory: 512m, processes: 64, disk: %(disk)s, files: %(files)s, outputs: %(outputs)s}%(early_stop)s
+  resources: {cpus: 1, memory: 512m, processes: 64, disk: %(disk)s, files: %(files)s, outputs: %(outputs)s}
+  keep_outputs: all  # the probes look at what came back of attacks that are never champion%(early_stop)s
 scorer:
   command: python score.py --predictions {out}/predictions.npy --labels {data}/holdout_labels.npy
   predictions: {file: predictions.npy, match: holdout_labels.npy}
