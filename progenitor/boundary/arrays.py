@@ -78,8 +78,8 @@ def _header(handle) -> tuple[tuple[int, ...], bool, "np.dtype"]:
     reader = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
     try:
         shape, fortran, dtype = reader(handle, max_header_size=MAX_HEADER)
-    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError) as exc:
-        raise CandidateDataError(f"its .npy header cannot be read: {str(exc)[:200]}") from None
+    except Exception as exc:  # noqa: BLE001 - numpy's reader raises ValueError, SyntaxError, tokenize's TokenError...
+        raise CandidateDataError(f"its .npy header cannot be read: {type(exc).__name__}: {str(exc)[:200]}") from None
     if dtype.hasobject or dtype.fields is not None or dtype.subdtype is not None or dtype.kind not in REAL_KINDS:
         raise CandidateDataError(f"its dtype {str(dtype)[:80]} is not a real number (bool, integer or float)")
     if not all(isinstance(n, int) and n >= 0 for n in shape):

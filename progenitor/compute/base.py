@@ -1,6 +1,6 @@
 """What the trainer hands an executor, and the worker body every executor runs.
 
-A candidate's tree travels as a tar archive (made by ``git archive``) and its outputs
+A candidate's tree travels as a tar archive (written from its commit's blobs) and its outputs
 come back as one, capped and sanitised (``outputs``), so that an executor may run the job
 on another machine with no shared filesystem. ``execute_job`` is the whole worker side:
 a job directory held to the disk quota (``jobdir``), unpack, run the sandbox, pack the outputs.
@@ -122,7 +122,7 @@ def tree_archive(files: dict[str, Union[str, bytes]]) -> bytes:
 
 
 def unpack(archive: bytes, dest: Path) -> None:
-    """Extract a trusted-shape archive (a git archive of a tree, the run's data), refusing
+    """Extract a trusted-shape archive (a tree written from a commit's blobs, the run's data), refusing
     links and paths that leave ``dest``. Outputs use ``outputs.unpack_outputs``."""
     dest.mkdir(parents=True, exist_ok=True)
     with tarfile.open(fileobj=io.BytesIO(archive), mode="r") as tar:

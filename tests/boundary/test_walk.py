@@ -89,7 +89,7 @@ NAMES = st.text(alphabet=st.characters(blacklist_characters="/\0", blacklist_cat
                 max_size=30).filter(lambda n: n not in (".", ".."))
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(st.lists(NAMES, min_size=1, max_size=6), max_size=12))
 def test_any_tree_is_walked_exactly_and_removed_whole(tmp_path, paths):
     top = tmp_path / "fuzz"
