@@ -91,12 +91,18 @@ def _walk(tree: Path) -> list[tuple[str, int]]:
                   if not e.is_dir and e.rel != ".git" and e.rel.rsplit("/", 1)[-1] not in _SKIP_DIRS)
 
 
-def view(tree: Path, spec: TaskSpec, total_bytes: int = TOTAL_BYTES) -> TreeView:
+def view(tree: Path, spec: TaskSpec, total_bytes: int = TOTAL_BYTES, changed: Optional[dict[str, str]] = None
+         ) -> TreeView:
+    """The tree as an agent may read it; ``changed``: files whose text a change already gave
+    (the proposal's values in the config file) shown with that text."""
     tree = Path(tree)
     hidden = hidden_names(spec)
     files, texts, omitted, used = [], {}, [], 0
     for rel, size in _walk(tree):
         kind, text = _kind(tree, rel, spec, hidden)
+        if text is not None and changed and rel in changed:
+            text = changed[rel]
+        size = len(text.encode()) if text is not None else size
         files.append(RepoFile(path=rel, bytes=size, kind=kind))
         if text is None:
             continue

@@ -9,21 +9,48 @@ time-stamped lines, one per event worth reading, so that a log says what happene
 from __future__ import annotations
 
 import time
+from functools import singledispatchmethod
 from typing import Any, Optional
 
 from rich.console import Console
 
-from progenitor.boundary.display import shown_value
 from progenitor.candidate.keys import candidate_name, generation_name
 from progenitor.cli.board import RunBoard
 from progenitor.cli.text import text
+from progenitor.run.events import (
+    ArchitectDuplicate,
+    ArchitectProposal,
+    BaselineEnd,
+    BaselineStart,
+    ChampionRestored,
+    CoderFailed,
+    CoderFix,
+    Event,
+    ExecutorStart,
+    GateDecided,
+    GateWaiting,
+    GenerationEnd,
+    LlmCall,
+    OversightDecision,
+    PrepareData,
+    RunCheck,
+    RunFailed,
+    RunResume,
+    RunStart,
+    RunStopping,
+    RunWarning,
+    SafetyReview,
+    Score,
+    TrainEnd,
+    TrainStart,
+)
 
 _QUIET_EVENTS = {"train.line", "node.start", "node.end", "train.cached", "prepare.visible"}
 
 
-def _name(e: dict) -> str:
+def _name(e: Event) -> str:
     """``g<gen>/c<k>`` of the candidate an event is about."""
-    return candidate_name(e["gen"], e["k"])
+    return candidate_name(e.gen, e.k)
 
 
 def _fmt(value: Optional[float]) -> str:
@@ -53,121 +80,143 @@ class Progress:
             self.live.stop()
             self.live = None
 
-    def _line(self, text: str, detail: bool = False) -> None:
+    def _line(self, line: str, detail: bool = False) -> None:
         """Print a line; a ``detail`` line (one candidate's progress) only when the board is
         not there to show it."""
         if self.quiet or (detail and self.live is not None):
             return
         stamp = f"[dim]{time.time() - self.started:6.1f}s[/dim]"
-        self.console.print(f"{stamp} {text}")
+        self.console.print(f"{stamp} {line}")
 
-    def on_event(self, event: dict) -> None:
-        # Every string of the event (a candidate's reason, hypothesis, metric names...) with its
-        # control characters shown as escapes, for the board and the lines alike.
-        event = shown_value(event)
+    def on_event(self, event: Event) -> None:
+        """Take in one event: the board always, a line when the event is worth one."""
         self.board.update(event)
-        kind = event["type"]
-        if kind in _QUIET_EVENTS:
-            return
-        handler = getattr(self, "_on_" + kind.replace(".", "_"), None)
-        if handler:
-            handler(event)
+        if event.type not in _QUIET_EVENTS:
+            self._show(event)
 
-    def _on_run_start(self, e: dict) -> None:
-        self._line(f"run [bold]{e['run']}[/bold] on {text(e['repo'])} (task {text(e['task'])}): "
-                   f"{e['generations']} generations x {e['candidates']} candidates, sandbox {e['backend']} "
-                   f"({text(e['why'])})" + (f": {text(e['isolation'])}" if e.get("isolation") else ""))
+    @singledispatchmethod
+    def _show(self, e: Event) -> None:
+        """The line an event is worth (a kind with no line here prints nothing)."""
 
-    def _on_run_warning(self, e: dict) -> None:
-        self._line(f"[yellow]warning[/yellow]: {text(e['message'])}")
+    @_show.register
+    def _on_run_start(self, e: RunStart) -> None:
+        self._line(f"run [bold]{e.run}[/bold] on {text(e.repo)} (task {text(e.task)}): "
+                   f"{e.generations} generations x {e.candidates} candidates, sandbox {e.backend} "
+                   f"({text(e.why)})" + (f": {text(e.isolation)}" if e.isolation else ""))
 
-    def _on_run_check(self, e: dict) -> None:
-        self._line(f"[yellow]{e['status']}[/yellow] ({text(e['name'])}): {text(e['message'])}")
+    @_show.register
+    def _on_run_warning(self, e: RunWarning) -> None:
+        self._line(f"[yellow]warning[/yellow]: {text(e.message)}")
 
-    def _on_run_failed(self, e: dict) -> None:
-        if e.get("resumable", True):
-            self._line(f"[red]run failed[/red] ({e['error_type']}); its checkpoints are kept: "
-                       f"'progenitor resume {e['run']}' continues it")
+    @_show.register
+    def _on_run_check(self, e: RunCheck) -> None:
+        self._line(f"[yellow]{e.status}[/yellow] ({text(e.name)}): {text(e.message)}")
+
+    @_show.register
+    def _on_run_failed(self, e: RunFailed) -> None:
+        if e.resumable:
+            self._line(f"[red]run failed[/red] ({e.error_type}); its checkpoints are kept: "
+                       f"'progenitor resume {e.run}' continues it")
         else:
             self._line("[red]run failed[/red]: the problem below is in the task or its code; fix it, commit, "
                        "and start a new run (a resume would replay the same commit)")
 
-    def _on_executor_start(self, e: dict) -> None:
-        if e["executor"] == "ray":
+    @_show.register
+    def _on_executor_start(self, e: ExecutorStart) -> None:
+        if e.executor == "ray":
             self._line("starting Ray (or joining the cluster at --ray-address)", detail=True)
 
-    def _on_run_resume(self, e: dict) -> None:
-        self._line(f"resuming run [bold]{e['run']}[/bold]")
+    @_show.register
+    def _on_run_resume(self, e: RunResume) -> None:
+        self._line(f"resuming run [bold]{e.run}[/bold]")
 
-    def _on_prepare_data(self, e: dict) -> None:
+    @_show.register
+    def _on_prepare_data(self, e: PrepareData) -> None:
         self._line("preparing data with the trusted prepare command (once per run)", detail=True)
 
-    def _on_baseline_start(self, e: dict) -> None:
-        self._line(f"training the human baseline {e['commit'][:10]}", detail=True)
+    @_show.register
+    def _on_baseline_start(self, e: BaselineStart) -> None:
+        self._line(f"training the human baseline {e.commit[:10]}", detail=True)
 
-    def _on_baseline_end(self, e: dict) -> None:
-        metrics = ", ".join(f"{text(k)} {v:.4g}" for k, v in e["metrics"].items())
+    @_show.register
+    def _on_baseline_end(self, e: BaselineEnd) -> None:
+        metrics = ", ".join(f"{text(k)} {v:.4g}" for k, v in e.metrics.items())
         self._line(f"baseline scored: {metrics}")
 
-    def _on_architect_proposal(self, e: dict) -> None:
-        self._line(f"{_name(e)} proposed: {text(e['hypothesis'])}", detail=True)
+    @_show.register
+    def _on_architect_proposal(self, e: ArchitectProposal) -> None:
+        self._line(f"{_name(e)} proposed: {text(e.hypothesis)}", detail=True)
 
-    def _on_coder_failed(self, e: dict) -> None:
-        self._line(f"{_name(e)} [red]coder failed[/red]: {text(e['reason'])}")
+    @_show.register
+    def _on_coder_failed(self, e: CoderFailed) -> None:
+        self._line(f"{_name(e)} [red]coder failed[/red]: {text(e.reason)}")
 
-    def _on_coder_fix(self, e: dict) -> None:
-        if e["fix"] is not None:
-            fix = candidate_name(e["gen"], e["fix"])
-            self._line(f"{_name(e)} crashed: the coder's fix is {fix} ({text(e['status'])})")
+    @_show.register
+    def _on_coder_fix(self, e: CoderFix) -> None:
+        if e.fix is not None:
+            fix = candidate_name(e.gen, e.fix)
+            self._line(f"{_name(e)} crashed: the coder's fix is {fix} ({text(e.status)})")
 
-    def _on_architect_duplicate(self, e: dict) -> None:
-        self._line(f"{_name(e)} [yellow]dropped[/yellow]: {text(e['reason'])}")
+    @_show.register
+    def _on_architect_duplicate(self, e: ArchitectDuplicate) -> None:
+        self._line(f"{_name(e)} [yellow]dropped[/yellow]: {text(e.reason)}")
 
-    def _on_llm_call(self, e: dict) -> None:
-        who = e["role"] if e["k"] is None else f"{_name(e)} {e['role']}"
-        how = "replayed from the run" if e["cached"] else f"{e['seconds']:.1f} s"
-        self._line(f"[dim]{who}: {text(e['model'])}, {e['prompt_tokens']}+{e['completion_tokens']} tokens, "
-                   f"${e['dollars']:.4f} ({how})[/dim]", detail=True)
+    @_show.register
+    def _on_llm_call(self, e: LlmCall) -> None:
+        who = e.role if e.k is None else f"{_name(e)} {e.role}"
+        how = "replayed from the run" if e.cached else f"{e.seconds:.1f} s"
+        self._line(f"[dim]{who}: {text(e.model)}, {e.prompt_tokens}+{e.completion_tokens} tokens, "
+                   f"${e.dollars:.4f} ({how})[/dim]", detail=True)
 
-    def _on_gate_waiting(self, e: dict) -> None:
-        self._line(f"[bold yellow]waiting for a person[/bold yellow] at {e['gate']}: {text(e['description'])}")
-        self._line(text(e["how"]))
+    @_show.register
+    def _on_gate_waiting(self, e: GateWaiting) -> None:
+        self._line(f"[bold yellow]waiting for a person[/bold yellow] at {e.gate}: {text(e.description)}")
+        self._line(text(e.how))
 
-    def _on_gate_decided(self, e: dict) -> None:
-        self._line(f"{e['gate']} decided: {e['type']} by {text(e['by'])} ({e['surface']}); going on")
+    @_show.register
+    def _on_gate_decided(self, e: GateDecided) -> None:
+        self._line(f"{e.gate} decided: {e.type} by {text(e.by)} ({e.surface}); going on")
 
-    def _on_champion_restored(self, e: dict) -> None:
-        self._line(f"[yellow]champion restored[/yellow] to {e['commit'][:10]} (a revert by {text(e['by'])})")
+    @_show.register
+    def _on_champion_restored(self, e: ChampionRestored) -> None:
+        self._line(f"[yellow]champion restored[/yellow] to {e.commit[:10]} (a revert by {text(e.by)})")
 
-    def _on_safety_review(self, e: dict) -> None:
-        if e["status"] == "rejected":
-            self._line(f"{_name(e)} [red]rejected before running[/red]: {text(e['reason'])}")
+    @_show.register
+    def _on_safety_review(self, e: SafetyReview) -> None:
+        if e.status == "rejected":
+            self._line(f"{_name(e)} [red]rejected before running[/red]: {text(e.reason)}")
 
-    def _on_train_start(self, e: dict) -> None:
-        if e["gen"] > 0:
-            self._line(f"{_name(e)} training ({e['commit'][:10]})", detail=True)
+    @_show.register
+    def _on_train_start(self, e: TrainStart) -> None:
+        if e.gen > 0:
+            self._line(f"{_name(e)} training ({e.commit[:10]})", detail=True)
 
-    def _on_train_end(self, e: dict) -> None:
-        if e["status"] != "ok":
-            self._line(f"{_name(e)} [red]{e['status']}[/red] after {e['duration']:.1f}s: "
-                       f"{text(e['reason'])}")
+    @_show.register
+    def _on_train_end(self, e: TrainEnd) -> None:
+        if e.status != "ok":
+            self._line(f"{_name(e)} [red]{e.status}[/red] after {e.duration:.1f}s: "
+                       f"{text(e.reason)}")
 
-    def _on_score(self, e: dict) -> None:
-        if e["status"] == "scored":
-            self._line(f"{_name(e)} scored {_fmt(e['value'])}", detail=True)
+    @_show.register
+    def _on_score(self, e: Score) -> None:
+        if e.status == "scored":
+            self._line(f"{_name(e)} scored {_fmt(e.value)}", detail=True)
         else:
-            self._line(f"{_name(e)} [red]failed scoring[/red]: {text(e['reason'])}")
+            self._line(f"{_name(e)} [red]failed scoring[/red]: {text(e.reason)}")
 
-    def _on_oversight_decision(self, e: dict) -> None:
-        colour = "green" if e["action"] == "approve" else "yellow"
-        self._line(f"{generation_name(e['gen'])} decision [{colour}]{e['action']}[/{colour}] by {e['actor']}: {text(e['reason'])}")
+    @_show.register
+    def _on_oversight_decision(self, e: OversightDecision) -> None:
+        colour = "green" if e.action == "approve" else "yellow"
+        self._line(f"{generation_name(e.gen)} decision [{colour}]{e.action}[/{colour}] by {e.actor}: {text(e.reason)}")
 
-    def _on_generation_end(self, e: dict) -> None:
-        counts = ", ".join(f"{n} {s}" for s, n in sorted(e["counts"].items()))
-        self._line(f"{generation_name(e['gen'])} done: champion {_fmt(e['champion_value'])} ({counts})")
+    @_show.register
+    def _on_generation_end(self, e: GenerationEnd) -> None:
+        counts = ", ".join(f"{n} {s}" for s, n in sorted(e.counts.items()))
+        self._line(f"{generation_name(e.gen)} done: champion {_fmt(e.champion_value)} ({counts})")
 
-    def _on_run_stopping(self, e: dict) -> None:
-        self._line(f"[yellow]stopping[/yellow]: {text(e['reason'])}; training under way is cancelled")
+    @_show.register
+    def _on_run_stopping(self, e: RunStopping) -> None:
+        self._line(f"[yellow]stopping[/yellow]: {text(e.reason)}; training under way is cancelled")
 
     def print_summary(self, summary: Any) -> None:
         from progenitor.cli.views import print_summary

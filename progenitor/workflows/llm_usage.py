@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Optional
 from progenitor.candidate import CandidateCost
 from progenitor.candidate.keys import CandidateKey, generation_job
 from progenitor.errors import BudgetExceeded, RunStopped, UserError
+from progenitor.run.events import LlmCall, RunWarning
 from progenitor.run.ledger import LlmCost
 from progenitor.run.rundir import read_json
 from progenitor.task.spec import LLM_AGENTS, TaskSpec
@@ -92,13 +93,13 @@ def charge(ctx) -> None:
         if ctx.ledger is not None:
             ctx.ledger.add_llm(call.role, call.dollars, call.prompt_tokens, call.completion_tokens,
                                candidate=job, call_id=f"{ctx.run.run_id}/{call.id}", model=call.model)
-        ctx.emit("llm.call", role=call.role, gen=call.gen, k=call.k, call=call.id, model=call.model,
+        ctx.emit(LlmCall(role=call.role, gen=call.gen, k=call.k, call=call.id, model=call.model,
                  prompt_tokens=call.prompt_tokens, completion_tokens=call.completion_tokens,
-                 dollars=round(call.dollars, 6), cached=call.cached, seconds=call.seconds)
+                 dollars=round(call.dollars, 6), cached=call.cached, seconds=call.seconds))
         if not call.priced and call.model not in session.meter.warned:
             session.meter.warned.add(call.model)
-            ctx.emit("run.warning", message=(f"no price for {call.model} in litellm's table or llm.prices: its calls "
-                                             "count as $0 (set llm.prices to count them)"))
+            ctx.emit(RunWarning(message=(f"no price for {call.model} in litellm's table or llm.prices: its calls "
+                                             "count as $0 (set llm.prices to count them)")))
     if calls and ctx.ledger is not None:
         ctx.ledger.save()
 

@@ -1,29 +1,46 @@
-"""The nodes of the loop up to the trusted score. Each takes the state, does its side effects
-idempotently (keyed by run / generation / candidate, results on disk), and returns the
-state's new fields. Agents are asked here and only here; what they return is turned into
-events, records and commits here, and nowhere else. The deciding nodes are in ``decide``, the human
-gates and the nodes around them in ``gates``."""
+"""The nodes of the loop up to the trusted score. Each takes the typed ``State``, does its side
+effects idempotently (keyed by run / generation / candidate, results on disk), and returns an
+``Update`` of the fields it changes. Agents are asked here and only here; what they return is
+turned into events, records and commits here, and nowhere else. Selection, oversight and
+promotion are in ``selection``, the human gates and the nodes around them in ``gates``."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Callable, TypeVar
 
 from progenitor.agents import safety
 from progenitor.agents.architect.journal import drop_repeats
-from progenitor.agents.base import Baseline, JournalEntry, ProposeContext
+from progenitor.agents.base import Baseline, CodeChange, JournalEntry, ProposeContext
 from progenitor.agents.coder.offline import read_params
 from progenitor.boundary import tree_files
 from progenitor.candidate import Candidate, Champion, DiffStats, Proposal
 from progenitor.candidate.keys import CandidateKey
 from progenitor.compute.jobs import training_findings
-from progenitor.errors import BudgetExceeded, CandidateError, ModelBehaviorError, UserError
+from progenitor.errors import BudgetExceeded, CandidateError, ModelBehaviorError, UnsafePathError, UserError
 from progenitor.evaluation import after_scoring
 from progenitor.evaluation.scorer import Score, prepare_data, score, score_test
 from progenitor.lineage import base_ref, champion_ref
+from progenitor.lineage.git import restore_worktree
 from progenitor.oversight.policy import held_for_person
+from progenitor.run.events import (
+    ArchitectDuplicate,
+    ArchitectFailed,
+    ArchitectProposal,
+    BaselineEnd,
+    BaselineStart,
+    CoderCommit,
+    CoderFailed,
+    PrepareData,
+    PrepareVisible,
+    SafetyReview,
+    SafetyTask,
+    TestFailed,
+)
+from progenitor.run.events import Score as ScoreEvent
 from progenitor.run.rundir import read_json, write_json
 from progenitor.workflows import advice
-from progenitor.workflows.state import RunContext, RunState
+from progenitor.workflows.state import RunContext, State, Update
 from progenitor.workflows.training import train
 
 __all__ = ["architect", "coder", "prepare", "safety_review", "scorer", "test_metrics", "trainer"]
@@ -55,8 +72,30 @@ def save(ctx: RunContext, cand: Candidate, publish: bool = False) -> None:
         ctx.lineage.write_note(cand.sha, record)
 
 
-def dump(cands: list[Candidate]) -> list[dict]:
-    return [c.record() for c in cands]
+def written(change: Callable[[Path], CodeChange]) -> Callable[[Path], str]:
+    """An edit for ``Lineage.commit_candidate``: ask the coder for its change of the tree, put the
+    tree back as it was (a coder reads the tree, it does not write it: what it wrote by itself is
+    not committed), write the change's edits (never through a link, never into ``.git``:
+    ``tree_files``), give its message."""
+    def edit(tree: Path) -> str:
+        pointer = (tree / ".git").read_bytes()
+        made = change(tree)
+        if (tree / ".git").read_bytes() != pointer:
+            raise ModelBehaviorError("the coder changed the worktree's .git pointer; refusing to go on")
+        restore_worktree(tree)
+        for e in made.edits:
+            try:
+                if e.content is None:
+                    tree_files.remove(tree, e.path)
+                else:
+                    tree_files.write_text(tree, e.path, e.content)
+            except UnsafePathError as exc:  # the coder's edit, not the tree's fault: asked again
+                raise ModelBehaviorError(f"edit target {exc}") from None
+            except (OSError, UnicodeError) as exc:
+                raise ModelBehaviorError(f"edit of {e.path!r} failed: {getattr(exc, 'strerror', None) or exc}") from None
+        return made.message
+
+    return edit
 
 
 def constitution(ctx: RunContext):
@@ -70,7 +109,7 @@ def constitution(ctx: RunContext):
         if blocking:
             raise UserError(f"the task breaks its own constitution: {blocking[0].message}")
         for finding in problems:
-            ctx.emit("safety.task", rule=finding.rule, severity=finding.severity, message=finding.message)
+            ctx.emit(SafetyTask(rule=finding.rule, severity=finding.severity, message=finding.message))
         ctx.constitution = rules
     return ctx.constitution
 
@@ -94,14 +133,14 @@ def test_metrics(ctx: RunContext, key: CandidateKey) -> dict[str, float]:
         return {}
     result = score_dir(ctx, key, split="test")
     if not result.ok:
-        ctx.emit("test.failed", gen=key.gen, k=key.k, reason=result.reason)
+        ctx.emit(TestFailed(gen=key.gen, k=key.k, reason=result.reason))
         return {}
     return result.metrics
 
 
 # -- prepare ----------------------------------------------------------------------------------
-def prepare(ctx: RunContext, state: RunState) -> dict:
-    base, run_id = state["base"], ctx.run.run_id
+def prepare(ctx: RunContext, state: State) -> Update:
+    base, run_id = state.base, ctx.run.run_id
     trusted = ctx.run.trusted
     if not (trusted / ".exported").exists():
         try:
@@ -110,13 +149,13 @@ def prepare(ctx: RunContext, state: RunState) -> dict:
             raise UserError(f"the base commit {base[:10]} cannot be used: {exc}") from None
         tree_files.write_text(trusted, ".exported", base)  # the base's own tree: no link followed
     constitution(ctx)  # a broken constitution or task is the user's to fix before anything runs
-    ctx.emit("prepare.data")
+    ctx.emit(PrepareData())
     names = prepare_data(ctx.spec, trusted, ctx.run.data, ctx.run.visible)
-    ctx.emit("prepare.visible", files=names)
+    ctx.emit(PrepareVisible(files=names))
     ctx.lineage.set_ref(base_ref(run_id), base, "progenitor: run base")
     if not ctx.lineage.resolve(champion_ref(run_id)):
         ctx.lineage.set_ref(champion_ref(run_id), base, "progenitor: baseline champion")
-    ctx.emit("baseline.start", commit=base)
+    ctx.emit(BaselineStart(commit=base))
     key = CandidateKey(run=run_id, gen=0, k=0)
     record = train(ctx, [(key, base)])[key]
     if record.status != "ok":
@@ -132,9 +171,9 @@ def prepare(ctx: RunContext, state: RunState) -> dict:
     ctx.architect.seed(Baseline(params=baseline.params, metrics=baseline.metrics,
                                 value=baseline.metrics[ctx.spec.objective.metric]))
     ctx.run.update_meta(baseline=baseline.model_dump())
-    ctx.emit("baseline.end", metrics=baseline.metrics)
-    return {"baseline": baseline.model_dump(), "champion": baseline.model_dump(), "generation": 1, "history": [],
-            "feedback": [], "candidates": [], "stop_reason": None}
+    ctx.emit(BaselineEnd(metrics=baseline.metrics))
+    return Update(baseline=baseline, champion=baseline, generation=1, history=[], feedback=[], candidates=[],
+                  stop_reason=None)
 
 
 # -- architect --------------------------------------------------------------------------------
@@ -153,46 +192,48 @@ def journal(ctx: RunContext, before: int) -> list[JournalEntry]:
     return entries
 
 
-def _proposals(ctx: RunContext, state: RunState, gen: int) -> list[Proposal]:
+def _proposals(ctx: RunContext, state: State, gen: int) -> list[Proposal]:
     """The generation's proposals: asked of the architect once, then read from the run."""
     saved = read_json(ctx.run.proposals(gen))
     if saved is not None:
         return [Proposal.model_validate(p) for p in saved]
-    champion = ctx.champion(state)
+    champion = state.champion
     earlier = journal(ctx, gen)
     with ctx.lineage.tree(champion.sha) as tree:
         pctx = ProposeContext(gen=gen, count=ctx.spec.budget.candidates, spec=ctx.spec, champion_params=champion.params,
                               champion_metrics=champion.metrics, champion_tree=tree, journal=earlier,
-                              feedback=state.get("feedback", []))
+                              feedback=state.feedback)
         try:
             proposals = ask(lambda: ctx.architect.propose(pctx))
         except (ModelBehaviorError, BudgetExceeded) as exc:
-            ctx.emit("architect.failed", gen=gen, reason=str(exc))
+            ctx.emit(ArchitectFailed(gen=gen, reason=str(exc)))
             proposals = []
     # Numbered here, whatever the architect wrote: keys must be unique and of this generation.
     proposals = [p.model_copy(update={"gen": gen, "k": k}) for k, p in enumerate(proposals)]
     proposals, dropped = drop_repeats(proposals, earlier)
     for p, why in dropped:
-        ctx.emit("architect.duplicate", gen=gen, k=p.k, hypothesis=p.hypothesis, reason=why)
+        ctx.emit(ArchitectDuplicate(gen=gen, k=p.k, hypothesis=p.hypothesis, reason=why))
     write_json(ctx.run.proposals(gen), [p.model_dump() for p in proposals])
     return proposals
 
 
-def architect(ctx: RunContext, state: RunState) -> dict:
+def architect(ctx: RunContext, state: State) -> Update:
     from progenitor.oversight.reverts import follow
 
-    restored = follow(ctx, state)  # a generation reverted meanwhile: build on the champion put back
-    state = {**state, **restored}
-    gen = state["generation"]
-    parent = ctx.champion(state).sha
+    restored = follow(ctx, state.champion, state.generation)  # a generation reverted meanwhile: build on it
+    state = state.model_copy(update={"champion": restored or state.champion})
+    gen = state.generation
+    parent = state.champion.sha
     cands = []
     for proposal in _proposals(ctx, state, gen):
         cand = Candidate.new(proposal, ctx.run.run_id, parent, ctx.spec.objective.metric)
         save(ctx, cand)
-        ctx.emit("architect.proposal", gen=gen, k=cand.k, hypothesis=proposal.hypothesis)
+        ctx.emit(ArchitectProposal(gen=gen, k=cand.k, hypothesis=proposal.hypothesis))
         cands.append(cand)
-    return {"candidates": dump(cands), "selection": None, "decision": None, "approved": [], "request": None,
-            **restored}
+    update = Update(candidates=cands, selection=None, decision=None, approved=[], request=None)
+    if restored:
+        update.champion = restored
+    return update
 
 
 # -- coder ------------------------------------------------------------------------------------
@@ -201,29 +242,26 @@ COMMIT_FAILURES = (ModelBehaviorError, UserError, CandidateError, BudgetExceeded
 
 
 def _commit(ctx: RunContext, cand: Candidate, champion: Champion) -> Candidate:
-    def edit(tree) -> str:
-        return ctx.coder.apply(cand.proposal, tree).message
-
+    edit = written(lambda tree: ctx.coder.apply(cand.proposal, tree))
     try:
         sha = ask(lambda: ctx.lineage.commit_candidate(cand.ref, cand.parent, edit))
     except COMMIT_FAILURES as exc:
         cand = cand.fail(f"the coder could not apply the proposal: {exc}")
-        ctx.emit("coder.failed", gen=cand.gen, k=cand.k, reason=cand.reason)
+        ctx.emit(CoderFailed(gen=cand.gen, k=cand.k, reason=cand.reason))
         return cand
-    ctx.emit("coder.commit", gen=cand.gen, k=cand.k, commit=sha, ref=cand.ref)
+    ctx.emit(CoderCommit(gen=cand.gen, k=cand.k, commit=sha, ref=cand.ref))
     return cand.advance("committed", sha=sha, diff=DiffStats(**ctx.lineage.diff_stats(cand.parent, sha)),
                         params={**champion.params, **cand.proposal.params})
 
 
-def coder(ctx: RunContext, state: RunState) -> dict:
-    champion = ctx.champion(state)
+def coder(ctx: RunContext, state: State) -> Update:
     out = []
-    for cand in ctx.candidates(state):
+    for cand in state.candidates:
         if cand.status == "proposed":
-            cand = _commit(ctx, cand, champion)
+            cand = _commit(ctx, cand, state.champion)
             save(ctx, cand)
         out.append(cand)
-    return {"candidates": dump(out)}
+    return Update(candidates=out)
 
 
 # -- safety review ----------------------------------------------------------------------------
@@ -261,18 +299,18 @@ def _findings(ctx: RunContext, cand: Candidate, base: str, tree, changed: list) 
     return findings
 
 
-def safety_review(ctx: RunContext, state: RunState) -> dict:
+def safety_review(ctx: RunContext, state: State) -> Update:
     out = []
-    champion = ctx.champion(state).sha
-    for cand in ctx.candidates(state):
+    champion = state.champion.sha
+    for cand in state.candidates:
         if cand.status == "committed":
             cand = _review(ctx, cand, champion)
-            ctx.emit("safety.review", gen=cand.gen, k=cand.k, status=cand.status, findings=len(cand.findings),
-                     reason=cand.reason)
+            ctx.emit(SafetyReview(gen=cand.gen, k=cand.k, status=cand.status, findings=len(cand.findings),
+                                  reason=cand.reason))
             save(ctx, cand)
         out.append(cand)
     record_escalations(ctx, out)
-    return {"candidates": dump(out)}
+    return Update(candidates=out)
 
 
 def record_escalations(ctx: RunContext, cands: list[Candidate]) -> None:
@@ -292,10 +330,10 @@ def record_escalations(ctx: RunContext, cands: list[Candidate]) -> None:
 
 
 # -- trainer ----------------------------------------------------------------------------------
-def trainer(ctx: RunContext, state: RunState) -> dict:
-    cands = ctx.candidates(state)
+def trainer(ctx: RunContext, state: State) -> Update:
+    cands = state.candidates
     todo = [(c.key, c.sha) for c in cands if c.status == "reviewed"]
-    records = train(ctx, todo, champion=ctx.champion(state))
+    records = train(ctx, todo, champion=state.champion)
     out = []
     for cand in cands:
         record = records.get(cand.key)
@@ -305,15 +343,15 @@ def trainer(ctx: RunContext, state: RunState) -> dict:
                                 findings=[*cand.findings, *training_findings(record)])
             save(ctx, cand)
         out.append(cand)
-    return {"candidates": dump(out)}
+    return Update(candidates=out)
 
 
 # -- scorer -----------------------------------------------------------------------------------
-def scorer(ctx: RunContext, state: RunState) -> dict:
+def scorer(ctx: RunContext, state: State) -> Update:
     metric = ctx.spec.objective.metric
-    history = [state["baseline"]["metrics"][metric], *[h["champion_value"] for h in state.get("history", [])]]
+    history = [state.baseline.metrics[metric], *[h.champion_value for h in state.history]]
     out = []
-    for cand in ctx.candidates(state):
+    for cand in state.candidates:
         if cand.status == "trained":
             result = score_dir(ctx, cand.key)
             if result.ok:
@@ -323,7 +361,7 @@ def scorer(ctx: RunContext, state: RunState) -> dict:
                 cut = cand.reason  # an outputs cut explains a scorer that found nothing
                 cand = cand.advance("failed", reason="; ".join(r for r in (result.reason, cut) if r),
                                     scorer_log=result.log)
-            ctx.emit("score", gen=cand.gen, k=cand.k, status=cand.status, value=cand.value, reason=cand.reason)
+            ctx.emit(ScoreEvent(gen=cand.gen, k=cand.k, status=cand.status, value=cand.value, reason=cand.reason))
             save(ctx, cand)
         out.append(cand)
-    return {"candidates": dump(out)}
+    return Update(candidates=out)

@@ -8,6 +8,7 @@ import io
 from rich.console import Console
 
 from progenitor.cli.progress import Progress
+from progenitor.run.events import UnknownEvent, parse_event
 from progenitor.run.rundir import RunDir
 
 ATTACK = "exit 1\x1b]52;c;cHduZWQ=\x07\x1b]0;owned\x07\r\x1b[1A\x1b[2K g1/c0 scored 0.0000\u202e"
@@ -15,9 +16,10 @@ RAW = ("\x1b", "\x07", "\r", "\u202e")
 
 
 def _events() -> list[dict]:
+    """Events carrying the attack in every string a candidate controls (parsed typed below)."""
     return [
-        {"type": "run.start", "run": "r1", "repo": "/r", "task": "toy", "generations": 1, "candidates": 1,
-         "backend": "process", "why": "asked", "metric": f"error{ATTACK}"},
+        {"type": "run.start", "run": "r1", "repo": "/r", "base": "b" * 40, "task": "toy", "generations": 1,
+         "candidates": 1, "backend": "process", "why": "asked", "metric": f"error{ATTACK}"},
         {"type": "architect.proposal", "gen": 1, "k": 0, "hypothesis": ATTACK},
         {"type": "train.start", "gen": 1, "k": 0, "commit": "a" * 40},
         {"type": "train.end", "gen": 1, "k": 0, "status": "failed", "reason": ATTACK, "duration": 1.0},
@@ -30,7 +32,9 @@ def test_progress_lines_and_the_live_board_show_escapes_as_text():
     buf = io.StringIO()
     console = Console(file=buf, force_terminal=False, color_system=None, width=300)
     progress = Progress(console)
-    for event in _events():
+    for data in _events():
+        event = parse_event({**data, "v": 2})
+        assert not isinstance(event, UnknownEvent), data
         progress.on_event(event)
     console.print(progress.board)
     out = buf.getvalue()

@@ -256,6 +256,7 @@ def probe_display_sanitised(run, attack, record) -> None:
 
     from progenitor.cli import cli
     from progenitor.cli.progress import Progress
+    from progenitor.run.events import parse_event
     from progenitor.ui import create_app
     from tests.redteam.harness import RUN_ID
 
@@ -267,7 +268,7 @@ def probe_display_sanitised(run, attack, record) -> None:
     console = Console(file=buf, force_terminal=False, color_system=None, width=300)
     progress = Progress(console)
     for event in run.events:
-        progress.on_event(dict(event))
+        progress.on_event(parse_event(event))
     console.print(progress.board)
     assert not _raw(buf.getvalue()), f"the progress lines printed {_raw(buf.getvalue())} raw"
     page = TestClient(create_app(run.repo, port=8765), base_url="http://127.0.0.1:8765").get(

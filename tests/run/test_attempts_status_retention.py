@@ -10,6 +10,7 @@ from click.testing import CliRunner
 
 from progenitor.api import run_status
 from progenitor.cli import cli
+from progenitor.run.events import parse_event
 from progenitor.run.ledger import Ledger
 from progenitor.run.retention import apply_retention, champions_of
 from progenitor.run.rundir import RunDir, write_json
@@ -41,25 +42,24 @@ def _run(tmp_path, events: list[dict], summary=None) -> RunDir:
     run.create({"task": "toy", "status": "finished" if summary else "interrupted", "base": "b" * 40,
                 "baseline": {"sha": "b" * 40, "metrics": {"accuracy": 0.5, "error": 3.0}}, "summary": summary})
     for event in events:
-        run.emit(event.pop("type"), **event)
+        run.emit(parse_event({**event, "v": 2}))
     return run
 
 
 def test_status_shows_the_objective_by_name_and_the_champion_while_the_run_goes_on(tmp_path):
-    events = [{"type": "run.start", "metric": "error"},
-              {"type": "generation.end", "gen": 1, "champion": "c" * 40, "champion_value": 1.25},
-              {"type": "generation.end", "gen": 2, "champion": "d" * 40, "champion_value": 0.5},
-              {"type": "run.revert", "gen": 2, "restored": "c" * 40}]
+    start = {"type": "run.start", "repo": "/r", "base": "b" * 40, "backend": "process", "why": "asked",
+             "task": "toy", "generations": 2, "candidates": 1, "metric": "error"}
+    events = [start, {"type": "generation.end", "gen": 1, "champion": "c" * 40, "champion_value": 1.25}]
     run = _run(tmp_path, events)
     status = run_status(run.run_id, repo=run.repo_root)
-    assert (status["metric"], status["baseline_value"], status["champion_value"]) == ("error", 3.0, 1.25)
+    assert (status.metric, status.baseline_value, status.champion_value) == ("error", 3.0, 1.25)
     out = CliRunner(env={"COLUMNS": "250"}).invoke(cli, ["status", "--repo", str(run.repo_root)]).output
     row = next(line for line in out.splitlines() if run.run_id in line)
     assert "error" in row and "3.0000" in row and "1.2500" in row and "0.5000" not in row, out
 
 
 def test_status_and_lineage_show_a_candidates_escape_sequences_as_text(tmp_path):
-    run = _run(tmp_path, [{"type": "run.start", "metric": "error"}])
+    run = _run(tmp_path, [])
     write_json(run.path / "run.json", {**run.meta, "task": "toy\x1b]0;owned\x07", "stop_reason": "x\x1b[2J\r"})
     out = CliRunner(env={"COLUMNS": "250"}).invoke(cli, ["status", "--repo", str(run.repo_root)]).output
     assert "\x1b" not in out and "\r" not in out and "\x07" not in out
