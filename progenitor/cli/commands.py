@@ -195,10 +195,10 @@ def gc(run_id: Optional[str], repo: Optional[Path], keep: str) -> None:
     from progenitor.sandbox.outcome import size
 
     report = collect(repo, run_id, keep)
-    click.echo(f"removed the outputs of {report['outputs']} candidates ({size(report['bytes'])}) in "
-               f"{len(report['runs'])} runs (keeping {keep}); {report['job_dirs']} job directories left by "
-               "killed drivers removed" + (f"; skipped runs going on now: {', '.join(report['busy'])}"
-                                          if report["busy"] else ""))
+    click.echo(f"removed the outputs of {report.outputs} candidates ({size(report.bytes)}) in "
+               f"{len(report.runs)} runs (keeping {keep}); {report.job_dirs} job directories left by "
+               "killed drivers removed" + (f"; skipped runs going on now: {', '.join(report.busy)}"
+                                          if report.busy else ""))
 
 
 @cli.group(cls=Group)

@@ -22,7 +22,7 @@ from pydantic import BaseModel
 from progenitor.boundary.walk import remove_tree, walk
 from progenitor.run.rundir import RunDir, read_json
 
-__all__ = ["KEEP", "Freed", "apply_retention", "champions_of"]
+__all__ = ["KEEP", "Collected", "Freed", "apply_retention", "champions_of"]
 
 KEEP = ("champion", "all", "none")
 Keep = Literal["champion", "all", "none"]
@@ -36,6 +36,22 @@ class Freed(BaseModel):
     """Candidates whose outputs were removed."""
     bytes: int = 0
     """Their apparent size."""
+
+
+class Collected(BaseModel):
+    """What ``progenitor gc`` removed."""
+
+    keep: str
+    """The rule applied: champion, all or none."""
+    runs: list[str] = []
+    """Runs it was applied to."""
+    busy: list[str] = []
+    """Runs left alone: going on now (their promote node applies the task's own rule)."""
+    outputs: int = 0
+    """Candidates whose outputs were removed."""
+    bytes: int = 0
+    job_dirs: int = 0
+    """Job directories of drivers that were killed, removed from this machine."""
 
 
 def _outputs(run: RunDir) -> Iterable[tuple[int, int, Path]]:
