@@ -422,6 +422,9 @@ class Attack:
     """It is its generation's best and is escalated: nothing is promoted (see the module docstring)."""
     slow: bool = False
     """Marked ``slow``: a sibling whose run takes long, whose logic a fast unit test also covers."""
+    train_timeout: Optional[float] = None
+    """The group's ``train.timeout`` when its attacks need longer than the default to reach their
+    limits on a busy machine (filling 512 MiB of memory, say)."""
 
     @property
     def run_group(self) -> str:
@@ -717,6 +720,12 @@ ATTACKS: list[Attack] = [
     ),
 ]
 
+from tests.redteam import attacks_limits  # noqa: E402 - its attacks build on the ones above
+from tests.redteam.attacks_boundary import ATTACKS as BOUNDARY_ATTACKS  # noqa: E402 - issue 18: candidate data
+
+ATTACKS += attacks_limits.ATTACKS  # issue 18: limits the kernel enforces
+ATTACKS += BOUNDARY_ATTACKS
+
 LAYERS = ("review", "runtime")
 
 
@@ -730,8 +739,3 @@ def render(text: Optional[str], tokens: dict[str, str]) -> Optional[str]:
     for token, value in tokens.items():
         text = text.replace(token, value)
     return text
-
-
-from tests.redteam.attacks_boundary import ATTACKS as BOUNDARY_ATTACKS  # noqa: E402 - issue 18: candidate data
-
-ATTACKS += BOUNDARY_ATTACKS
