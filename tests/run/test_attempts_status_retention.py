@@ -15,6 +15,7 @@ from progenitor.run.ledger import Ledger
 from progenitor.run.retention import apply_retention, champions_of
 from progenitor.run.rundir import RunDir, write_json
 from progenitor.sandbox.base import SandboxResult
+from progenitor.testing import make_repo
 
 
 def test_a_training_is_counted_when_it_starts_and_an_interrupted_one_stays_counted(tmp_path):
@@ -37,7 +38,8 @@ def test_a_training_is_counted_when_it_starts_and_an_interrupted_one_stays_count
 
 
 def _run(tmp_path, events: list[dict], summary=None) -> RunDir:
-    (tmp_path / "repo").mkdir(exist_ok=True)
+    if not (tmp_path / "repo").exists():  # a real repository: status RUN reads its lineage from git
+        make_repo(tmp_path / "repo", {"train.py": "print('accuracy: 0.5')\n"})
     run = RunDir(tmp_path / "repo", "r20260101-abcd")
     run.create({"task": "toy", "status": "finished" if summary else "interrupted", "base": "b" * 40,
                 "baseline": {"sha": "b" * 40, "metrics": {"accuracy": 0.5, "error": 3.0}}, "summary": summary})
@@ -61,9 +63,10 @@ def test_status_shows_the_objective_by_name_and_the_champion_while_the_run_goes_
 def test_status_and_lineage_show_a_candidates_escape_sequences_as_text(tmp_path):
     run = _run(tmp_path, [])
     write_json(run.path / "run.json", {**run.meta, "task": "toy\x1b]0;owned\x07", "stop_reason": "x\x1b[2J\r"})
-    out = CliRunner(env={"COLUMNS": "250"}).invoke(cli, ["status", "--repo", str(run.repo_root)]).output
-    assert "\x1b" not in out and "\r" not in out and "\x07" not in out
-    assert "\\x1b" in out and "\\r" in out, out
+    for args in (["status"], ["status", run.run_id]):  # every run, and one run's own view
+        out = CliRunner(env={"COLUMNS": "250"}).invoke(cli, [*args, "--repo", str(run.repo_root)]).output
+        assert "\x1b" not in out and "\r" not in out and "\x07" not in out
+        assert "\\x1b" in out and "\\r" in out, out
 
 
 def _outputs(run: RunDir, gen: int, k: int) -> None:
