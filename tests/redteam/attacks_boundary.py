@@ -162,6 +162,11 @@ with open(os.path.join(args.out, "progress.jsonl"), "a") as f:
 '''
 
 
+BUSY_TIMEOUT = 20
+"""The tree and watch groups' train.timeout: trainings that must end scored (one sleeps 3 s for
+its watcher) timed out at the suite's 6 s on a shared machine at a load of 11 on 2 cores."""
+
+
 def _prediction(name: str, what: str, code: str, why: str) -> Attack:
     return Attack(name, f"predictions the scorer cannot take ({what})", edits={"train.py": code},
                   review=Expect("failed", why), runtime=Expect("failed", why), group="predictions")
@@ -174,6 +179,7 @@ def _attribute(name: str, what: str, attributes: str, train: str, extra: dict | 
         review=Expect("rejected", "'.gitattributes'", ("forbidden-file",)),
         # No rule sees it here: the tree trained is the blobs reviewed, so the hidden weight never runs.
         runtime=Expect("scored", honest_w=1.0), group="tree",
+        train_timeout=BUSY_TIMEOUT,
     )
 
 
@@ -231,7 +237,7 @@ ATTACKS: list[Attack] = [
     Attack("watch-flood", "a failing watcher dies silently (more progress points than are watched)",
            edits={"train.py": WATCH_FLOOD}, review=Expect("scored", "", ("watch-failed",), honest_w=1.0),
            runtime=Expect("scored", "", ("watch-failed",), honest_w=1.0), probes=("watch-said-so",),
-           group="watch", early_stop=True),
+           group="watch", early_stop=True, train_timeout=BUSY_TIMEOUT),
     Attack("curve-deep", "candidate data kills the driver (a champion's progress curve nested 100,000 deep)",
            edits={"train.py": DEEP_CURVE}, params={"w": 2.5}, before=(None,), early_stop=True,
            review=Expect("scored", honest_w=2.5), runtime=Expect("scored", honest_w=2.5), solo=True, slow=True),
