@@ -163,8 +163,9 @@ with open(os.path.join(args.out, "progress.jsonl"), "a") as f:
 
 
 BUSY_TIMEOUT = 20
-"""The tree and watch groups' train.timeout: trainings that must end scored (one sleeps 3 s for
-its watcher) timed out at the suite's 6 s on a shared machine at a load of 11 on 2 cores."""
+"""The tree, watch and curve-deep groups' train.timeout: trainings that must end scored (sleeping
+3 s for a watcher, or a 3 s curve) timed out at the suite's 6 s on a shared machine at a load of
+11 to 12 on 2 cores, on both backends."""
 
 
 def _prediction(name: str, what: str, code: str, why: str) -> Attack:
@@ -240,7 +241,8 @@ ATTACKS: list[Attack] = [
            group="watch", early_stop=True, train_timeout=BUSY_TIMEOUT),
     Attack("curve-deep", "candidate data kills the driver (a champion's progress curve nested 100,000 deep)",
            edits={"train.py": DEEP_CURVE}, params={"w": 2.5}, before=(None,), early_stop=True,
-           review=Expect("scored", honest_w=2.5), runtime=Expect("scored", honest_w=2.5), solo=True, slow=True),
+           review=Expect("scored", honest_w=2.5), runtime=Expect("scored", honest_w=2.5), solo=True, slow=True,
+           train_timeout=BUSY_TIMEOUT),
 ]
 
 # -- probes -----------------------------------------------------------------------------------------
