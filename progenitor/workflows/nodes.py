@@ -6,6 +6,7 @@ promotion are in ``selection``, the human gates and the nodes around them in ``g
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 from typing import Callable, TypeVar
 
@@ -33,6 +34,7 @@ from progenitor.run.events import (
     CoderFailed,
     PrepareData,
     PrepareVisible,
+    SafetyBase,
     SafetyReview,
     SafetyTask,
     TestFailed,
@@ -47,6 +49,9 @@ __all__ = ["architect", "coder", "prepare", "safety_review", "scorer", "test_met
 
 MODEL_RETRIES = 2
 """Times a node asks an agent again after a ``ModelBehaviorError`` before recording the failure."""
+
+BASE_SHOWN = 20
+"""Findings of the base's own code listed in the run-start event (all are counted)."""
 
 T = TypeVar("T")
 
@@ -114,6 +119,15 @@ def constitution(ctx: RunContext):
     return ctx.constitution
 
 
+def base_context(ctx: RunContext) -> None:
+    """What the base's own code already has (the rules and bandit), shown once when the run
+    starts: context, never held against a candidate, which is judged on what it changes."""
+    found = safety.base_findings(ctx.spec, ctx.run.trusted, constitution(ctx))
+    rules = Counter(f.rule for f in found)
+    ctx.emit(SafetyBase(findings=len(found), rules=dict(rules.most_common()),
+                        shown=[f"{f.file}:{f.line} {f.rule} ({f.severity}): {f.message}" for f in found[:BASE_SHOWN]]))
+
+
 def score_dir(ctx: RunContext, key: CandidateKey, split: str = "holdout") -> Score:
     """Score one trained candidate with the trusted scorer, on the holdout or (for the baseline
     and promoted champions only) the test split; looked up if done before."""
@@ -169,6 +183,7 @@ def prepare(ctx: RunContext, state: State) -> Update:
             raise UserError(f"the base commit {base[:10]} cannot be used: {exc}") from None
         tree_files.write_text(trusted, ".exported", base)  # the base's own tree: no link followed
     constitution(ctx)  # a broken constitution or task is the user's to fix before anything runs
+    base_context(ctx)
     ctx.emit(PrepareData())
     names = prepare_data(ctx.spec, trusted, ctx.run.data, ctx.run.visible)
     ctx.emit(PrepareVisible(files=names))
@@ -306,9 +321,15 @@ def _review(ctx: RunContext, cand: Candidate, base: str) -> Candidate:
 def _findings(ctx: RunContext, cand: Candidate, base: str, tree, changed: list) -> list[safety.Finding]:
     """Every reviewer's findings on the candidate's tree (written from its blobs) against ``base``."""
     findings: list[safety.Finding] = []
+    parents = {}  # the champion's version of each changed Python file: what it had is not the candidate's
+    for c in changed:
+        old = c.old_path or c.path
+        if c.status != "A" and c.path.endswith(".py") and (blob := ctx.lineage.blob(base, old)) is not None:
+            parents[old] = blob
     change = safety.ReviewInput(spec=ctx.spec, base_tree=ctx.run.trusted, candidate_tree=tree, changed=changed,
                                 constitution=constitution(ctx), gen=cand.gen, k=cand.k,
-                                hypothesis=cand.proposal.hypothesis, diff=ctx.lineage.diff_text(base, cand.sha))
+                                hypothesis=cand.proposal.hypothesis, diff=ctx.lineage.diff_text(base, cand.sha),
+                                parent_files=parents)
     for reviewer in ctx.reviewers:
         try:
             findings += ask(lambda: reviewer.review(change))

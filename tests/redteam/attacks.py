@@ -720,11 +720,10 @@ ATTACKS: list[Attack] = [
     ),
 ]
 
-from tests.redteam import attacks_limits  # noqa: E402 - its attacks build on the ones above
+from tests.redteam import attacks_limits, attacks_review  # noqa: E402 - their attacks build on the ones above
 from tests.redteam.attacks_boundary import ATTACKS as BOUNDARY_ATTACKS  # noqa: E402 - issue 18: candidate data
 
-ATTACKS += attacks_limits.ATTACKS  # issue 18: limits the kernel enforces
-ATTACKS += BOUNDARY_ATTACKS
+ATTACKS += attacks_limits.ATTACKS + attacks_review.ATTACKS + BOUNDARY_ATTACKS
 
 LAYERS = ("review", "runtime")
 

@@ -233,7 +233,7 @@ ATTACKS: list[Attack] = [
            review=Expect("failed", "1201 levels deep"), runtime=Expect("failed", "1201 levels deep"),
            probes=("refs-unchanged",), group="tree"),
     Attack("nested-code", "candidate data kills the driver (code nested past the parser, in the review)",
-           edits={"train.py": NESTED_CODE}, review=Expect("rejected", "too deep for the parser", ("unparsable",)),
+           edits={"train.py": NESTED_CODE}, review=Expect("rejected", "too deeply to be reviewed", ("unparsable",)),
            runtime=Expect("failed", "RecursionError"), group="tree"),
     Attack("watch-flood", "a failing watcher dies silently (more progress points than are watched)",
            edits={"train.py": WATCH_FLOOD}, review=Expect("scored", "", ("watch-failed",), honest_w=1.0),
