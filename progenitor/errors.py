@@ -90,6 +90,10 @@ class AlreadyDecided(UserError):
     """A second decision for a gate that was decided already (the first one stands)."""
 
 
+class NotAllowed(UserError):
+    """No account, a token that belongs to none, or a role that does not allow the act."""
+
+
 class BudgetExceeded(ProgenitorError):
     """A budget cap (generations, CPU/GPU-hours, wall time, dollars) was reached."""
 

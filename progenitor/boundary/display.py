@@ -9,47 +9,55 @@ in an order other than the one it runs in. ``shown`` is the one function every s
 such text through: each control character comes out as an escape a person can read
 (``\\x1b``, ``\\r``, ``\\u202e``) and nothing else changes.
 
-What counts as a control character: C0 (U+0000-U+001F) and DEL, C1 (U+0080-U+009F: a single-byte
-CSI is ``\\x9b``), the bidirectional controls, the invisible format characters that can hide or
-reorder text (zero-width joiners and spaces, the word joiner, the BOM), the line and paragraph
-separators, and lone surrogates (what ``surrogateescape`` makes of undecodable bytes). A newline
-and a tab are kept where the text is multi-line (a log tail), escaped where it is one line.
+What counts (``is_hidden``, the one definition; the page's markers in ``ui.text`` use it too):
+every character that renders as nothing, as something else, or reorders what follows. That is
+the control characters (C0, DEL, C1: a single-byte CSI is ``\\x9b``), the format characters (bidi
+controls, zero-width joiners and spaces, the word joiner, the BOM), the line and paragraph
+separators, surrogates (what ``surrogateescape`` makes of undecodable bytes), private-use and
+unassigned code points, and the spaces other than the plain one (a no-break space looks like
+one). A newline and a tab are kept where the text is multi-line (a log tail), escaped where it
+is one line. The page may show the same characters as named markers (``ui.text.reveal``); a
+terminal, a record and a plain template value get the escape.
 """
 
 from __future__ import annotations
 
-import re
+import unicodedata
 from typing import Any
 
-__all__ = ["has_control", "shown", "shown_value"]
+__all__ = ["has_control", "is_hidden", "shown", "shown_value"]
 
-_OTHERS = (
-    "\u007f-\u009f"  # DEL, C1
-    "\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\u206a-\u206f\ufeff"  # bidi, zero-width, separators
-    "\ufff9-\ufffb"  # interlinear annotation controls
-    "\ud800-\udfff"  # lone surrogates
-)
-_ONE_LINE = re.compile(f"[\u0000-\u001f{_OTHERS}]")
-_MULTI_LINE = re.compile(f"[\u0000-\u0008\u000b-\u001f{_OTHERS}]")  # newline and tab kept
+_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
+_SPACES = frozenset({"\u00a0", "\u1680", "\u202f", "\u205f", "\u3000"} | {chr(c) for c in range(0x2000, 0x200B)})
 _NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 
-def _escape(match: re.Match) -> str:
-    char = match.group(0)
+def is_hidden(ch: str) -> bool:
+    """Does ``ch`` render as nothing, as something else, or reorder what follows? (A newline
+    and a tab do not: whether they are escaped is ``shown``'s ``multiline``.)"""
+    if ch in "\n\t":
+        return False
+    return unicodedata.category(ch) in _CATEGORIES or ch in _SPACES
+
+
+def _escape(char: str) -> str:
     if char in _NAMED:
         return _NAMED[char]
     code = ord(char)
-    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
+    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
 
 
 def shown(text: Any, multiline: bool = False) -> str:
-    """``text`` as it may be shown to a person: every control character escaped (newlines and
+    """``text`` as it may be shown to a person: every hidden character escaped (newlines and
     tabs kept when ``multiline``). Anything that is not a string is turned into one first."""
     if text is None:
         return ""
     if not isinstance(text, str):
         text = str(text)
-    return (_MULTI_LINE if multiline else _ONE_LINE).sub(_escape, text)
+    if text.isprintable():  # the common case: nothing to escape (every hidden character is not printable)
+        return text
+    kept = "\n\t" if multiline else ""
+    return "".join(_escape(ch) if ch not in kept and (ch in "\n\t" or is_hidden(ch)) else ch for ch in text)
 
 
 def shown_value(value: Any) -> Any:
@@ -66,4 +74,4 @@ def shown_value(value: Any) -> Any:
 
 def has_control(text: str) -> bool:
     """Whether ``text`` holds a character ``shown`` would escape (a newline and a tab included)."""
-    return _ONE_LINE.search(text) is not None
+    return not text.isprintable() and any(ch in "\n\t" or is_hidden(ch) for ch in text)

@@ -26,14 +26,14 @@ __all__ = ["KEEP", "Collected", "Freed", "apply_retention", "champions_of"]
 
 KEEP = ("champion", "all", "none")
 Keep = Literal["champion", "all", "none"]
-_CANDIDATE = re.compile(r"g(\d+)/c(\d+)/out$")
+_CANDIDATE = re.compile(r"g(\d+)/c(\d+)(?:/seed\d+)?/out$")
 
 
 class Freed(BaseModel):
     """What a retention pass removed."""
 
     outputs: int = 0
-    """Candidates whose outputs were removed."""
+    """Candidates whose outputs were removed (their own, their repeats', or both)."""
     bytes: int = 0
     """Their apparent size."""
 
@@ -55,8 +55,10 @@ class Collected(BaseModel):
 
 
 def _outputs(run: RunDir) -> Iterable[tuple[int, int, Path]]:
-    """(gen, k, outputs directory) of every candidate (the baseline's too) that has one."""
-    for path in run.path.glob("g*/c*/out"):
+    """(gen, k, outputs directory) of every candidate (the baseline's too) that has one, and of
+    each of its repeats with another seed (``g<gen>/c<k>/seed<N>/out``: scored already, kept
+    or removed with the candidate's own)."""
+    for path in [*run.path.glob("g*/c*/out"), *run.path.glob("g*/c*/seed*/out")]:
         match = _CANDIDATE.search(path.relative_to(run.path).as_posix())
         if match and path.is_dir():
             yield int(match.group(1)), int(match.group(2)), path
@@ -73,6 +75,7 @@ def apply_retention(run: RunDir, keep: Keep, champions: set[tuple[int, int]], up
     freed = Freed()
     if keep == "all":
         return freed
+    removed: set[tuple[int, int]] = set()
     for gen, k, path in sorted(_outputs(run)):
         if upto_gen is not None and gen > upto_gen:
             continue
@@ -81,7 +84,8 @@ def apply_retention(run: RunDir, keep: Keep, champions: set[tuple[int, int]], up
         freed.bytes += _size(path)
         with contextlib.suppress(OSError):
             remove_tree(path)
-            freed.outputs += 1
+            removed.add((gen, k))
+    freed.outputs = len(removed)
     return freed
 
 

@@ -12,7 +12,7 @@ from typing import Callable, TypeVar
 
 from progenitor.agents import safety
 from progenitor.agents.architect.journal import drop_repeats
-from progenitor.agents.base import Baseline, CodeChange, JournalEntry, ProposeContext
+from progenitor.agents.base import Baseline, CodeChange, ProposeContext
 from progenitor.agents.coder.offline import read_params
 from progenitor.boundary import tree_files
 from progenitor.candidate import Candidate, Champion, DiffStats, Proposal
@@ -20,7 +20,7 @@ from progenitor.candidate.keys import CandidateKey
 from progenitor.compute.jobs import training_findings
 from progenitor.errors import BudgetExceeded, CandidateError, ModelBehaviorError, UnsafePathError, UserError
 from progenitor.evaluation import after_scoring
-from progenitor.evaluation.scorer import Score, prepare_data, score, score_test
+from progenitor.evaluation.scorer import prepare_data
 from progenitor.lineage import base_ref, champion_ref
 from progenitor.lineage.git import restore_worktree
 from progenitor.oversight.policy import held_for_person
@@ -37,11 +37,11 @@ from progenitor.run.events import (
     SafetyBase,
     SafetyReview,
     SafetyTask,
-    TestFailed,
 )
 from progenitor.run.events import Score as ScoreEvent
 from progenitor.run.rundir import read_json, write_json
-from progenitor.workflows import advice
+from progenitor.workflows import advice, archive
+from progenitor.workflows.scoring import score_dir, test_metrics
 from progenitor.workflows.state import RunContext, State, Update
 from progenitor.workflows.training import train
 
@@ -128,50 +128,6 @@ def base_context(ctx: RunContext) -> None:
                         shown=[f"{f.file}:{f.line} {f.rule} ({f.severity}): {f.message}" for f in found[:BASE_SHOWN]]))
 
 
-def score_dir(ctx: RunContext, key: CandidateKey, split: str = "holdout") -> Score:
-    """Score one trained candidate with the trusted scorer, on the holdout or (for the baseline
-    and promoted champions only) the test split; looked up if done before."""
-    path = ctx.run.score_file(key.gen, key.k, split)
-    done = read_json(path)
-    if done is not None:
-        return Score.model_validate(done)
-    if ctx.spec.evaluate == "model":
-        result = _score_model(ctx, key, split)
-    else:
-        measure = score if split == "holdout" else score_test
-        result = measure(ctx.spec, ctx.run.trusted, ctx.run.data, ctx.run.outputs(key.gen, key.k))
-    write_json(path, result.model_dump())
-    return result
-
-
-def _score_model(ctx: RunContext, key: CandidateKey, split: str) -> Score:
-    """``evaluate: model``: the candidate's predict function in a scoring sandbox of the run's
-    backend, its outputs checked and scored outside (``evaluation.model_eval``)."""
-    from progenitor.evaluation.model_eval import ScoringSandbox, score_model
-
-    if key.gen == 0:
-        sha = ctx.run.meta["base"]
-    else:
-        sha = Candidate.from_record(read_json(ctx.run.record_file(key.gen, key.k))).sha
-    box = ScoringSandbox(backend=ctx.backend, options=ctx.backend_options,
-                         labels={"run": key.run, "candidate": key.name, "commit": sha[:12]})
-    result = score_model(ctx.spec, split, ctx.run.trusted, ctx.run.data, ctx.run.outputs(key.gen, key.k),
-                         ctx.lineage.archive(sha), ctx.run.candidate(key.gen, key.k) / "scored", box)
-    return result if split == "holdout" else result.model_copy(
-        update={"metrics": {f"test_{k}": v for k, v in result.metrics.items()}})
-
-
-def test_metrics(ctx: RunContext, key: CandidateKey) -> dict[str, float]:
-    """A champion's figures on the test split ({} when the task has none, or they could not be had)."""
-    if ctx.spec.scorer.test is None:
-        return {}
-    result = score_dir(ctx, key, split="test")
-    if not result.ok:
-        ctx.emit(TestFailed(gen=key.gen, k=key.k, reason=result.reason))
-        return {}
-    return result.metrics
-
-
 # -- prepare ----------------------------------------------------------------------------------
 def prepare(ctx: RunContext, state: State) -> Update:
     base, run_id = state.base, ctx.run.run_id
@@ -192,7 +148,9 @@ def prepare(ctx: RunContext, state: State) -> Update:
         ctx.lineage.set_ref(champion_ref(run_id), base, "progenitor: baseline champion")
     ctx.emit(BaselineStart(commit=base))
     key = CandidateKey(run=run_id, gen=0, k=0)
-    record = train(ctx, [(key, base)])[key]
+    # Scored on the holdout and the test split side by side, the moment its training ends.
+    splits = ("holdout", "test") if ctx.spec.scorer.test is not None else ("holdout",)
+    record = train(ctx, [(key, base)], splits=splits)[key]
     if record.status != "ok":
         raise advice.baseline_failed(base, ctx.spec.train.command, record.reason, record.log_tail)
     scored = score_dir(ctx, key)
@@ -206,38 +164,27 @@ def prepare(ctx: RunContext, state: State) -> Update:
     ctx.architect.seed(Baseline(params=baseline.params, metrics=baseline.metrics,
                                 value=baseline.metrics[ctx.spec.objective.metric]))
     ctx.run.update_meta(baseline=baseline.model_dump())
+    if ctx.ledger is not None:
+        ctx.ledger.mark("prepared")  # where the first generation's time (and idle slots) begins
     ctx.emit(BaselineEnd(metrics=baseline.metrics))
     return Update(baseline=baseline, champion=baseline, generation=1, history=[], feedback=[], candidates=[],
                   stop_reason=None)
 
 
 # -- architect --------------------------------------------------------------------------------
-def journal(ctx: RunContext, before: int) -> list[JournalEntry]:
-    """Every candidate of the generations before ``before``, from their records, oldest first."""
-    entries = []
-    for path in ctx.run.records():
-        cand = Candidate.from_record(read_json(path))
-        if 0 < cand.gen < before:
-            entries.append(JournalEntry(
-                gen=cand.gen, k=cand.k, status=cand.status, hypothesis=cand.proposal.hypothesis,
-                plan=cand.proposal.plan, params=cand.proposal.params, value=cand.value, reason=cand.reason,
-                verdict=cand.decision.verdict if cand.decision else "", fix_of=cand.fix_of,
-                findings=[f"{f.rule} ({f.severity}): {f.message}" for f in cand.findings],
-            ))
-    return entries
-
-
 def _proposals(ctx: RunContext, state: State, gen: int) -> list[Proposal]:
     """The generation's proposals: asked of the architect once, then read from the run."""
     saved = read_json(ctx.run.proposals(gen))
     if saved is not None:
         return [Proposal.model_validate(p) for p in saved]
     champion = state.champion
-    earlier = journal(ctx, gen)
+    earlier = archive.journal(ctx, gen)
+    count = ctx.spec.budget.candidates
+    parents = archive.parents_for(ctx, state, gen, count)
     with ctx.lineage.tree(champion.sha) as tree:
-        pctx = ProposeContext(gen=gen, count=ctx.spec.budget.candidates, spec=ctx.spec, champion_params=champion.params,
+        pctx = ProposeContext(gen=gen, count=count, spec=ctx.spec, champion_params=champion.params,
                               champion_metrics=champion.metrics, champion_tree=tree, journal=earlier,
-                              feedback=state.feedback)
+                              feedback=state.feedback, parents=parents, earlier=archive.earlier_runs(ctx))
         try:
             proposals = ask(lambda: ctx.architect.propose(pctx))
         except (ModelBehaviorError, BudgetExceeded) as exc:
@@ -258,10 +205,13 @@ def architect(ctx: RunContext, state: State) -> Update:
     restored = follow(ctx, state.champion, state.generation)  # a generation reverted meanwhile: build on it
     state = state.model_copy(update={"champion": restored or state.champion})
     gen = state.generation
-    parent = state.champion.sha
+    proposals = _proposals(ctx, state, gen)
+    parents = archive.parents_for(ctx, state, gen, len(proposals))
     cands = []
-    for proposal in _proposals(ctx, state, gen):
-        cand = Candidate.new(proposal, ctx.run.run_id, parent, ctx.spec.objective.metric)
+    for proposal in proposals:
+        node = parents[proposal.k]
+        cand = Candidate.new(proposal, ctx.run.run_id, node.sha, ctx.spec.objective.metric).with_(
+            parent_name=node.name, step=node.kind)
         save(ctx, cand)
         ctx.emit(ArchitectProposal(gen=gen, k=cand.k, hypothesis=proposal.hypothesis))
         cands.append(cand)
@@ -276,7 +226,7 @@ COMMIT_FAILURES = (ModelBehaviorError, UserError, CandidateError, BudgetExceeded
 """What fails one candidate's commit (of a proposal, or of a fix), never the run."""
 
 
-def _commit(ctx: RunContext, cand: Candidate, champion: Champion) -> Candidate:
+def _commit(ctx: RunContext, cand: Candidate, state: State) -> Candidate:
     edit = written(lambda tree: ctx.coder.apply(cand.proposal, tree))
     try:
         sha = ask(lambda: ctx.lineage.commit_candidate(cand.ref, cand.parent, edit))
@@ -286,14 +236,14 @@ def _commit(ctx: RunContext, cand: Candidate, champion: Champion) -> Candidate:
         return cand
     ctx.emit(CoderCommit(gen=cand.gen, k=cand.k, commit=sha, ref=cand.ref))
     return cand.advance("committed", sha=sha, diff=DiffStats(**ctx.lineage.diff_stats(cand.parent, sha)),
-                        params={**champion.params, **cand.proposal.params})
+                        params={**archive.params_of(ctx, state, cand.parent), **cand.proposal.params})
 
 
 def coder(ctx: RunContext, state: State) -> Update:
     out = []
     for cand in state.candidates:
         if cand.status == "proposed":
-            cand = _commit(ctx, cand, state.champion)
+            cand = _commit(ctx, cand, state)
             save(ctx, cand)
         out.append(cand)
     return Update(candidates=out)
@@ -301,8 +251,8 @@ def coder(ctx: RunContext, state: State) -> Update:
 
 # -- safety review ----------------------------------------------------------------------------
 def _review(ctx: RunContext, cand: Candidate, base: str) -> Candidate:
-    """Review the candidate's change against ``base``, the champion (for a fix: the crashed
-    change and its fix together, which is what would be promoted)."""
+    """Review the candidate's change against ``base``, the node it was built on (for a fix: the
+    crashed change and its fix together)."""
     changed = [safety.ChangedFile(**c) for c in ctx.lineage.changed_files(base, cand.sha)]
     try:
         with ctx.lineage.tree(cand.sha) as tree:  # its blobs, as they will be trained
@@ -321,7 +271,7 @@ def _review(ctx: RunContext, cand: Candidate, base: str) -> Candidate:
 def _findings(ctx: RunContext, cand: Candidate, base: str, tree, changed: list) -> list[safety.Finding]:
     """Every reviewer's findings on the candidate's tree (written from its blobs) against ``base``."""
     findings: list[safety.Finding] = []
-    parents = {}  # the champion's version of each changed Python file: what it had is not the candidate's
+    parents = {}  # the base's version of each changed Python file: what it had is not the candidate's
     for c in changed:
         old = c.old_path or c.path
         if c.status != "A" and c.path.endswith(".py") and (blob := ctx.lineage.blob(base, old)) is not None:
@@ -342,10 +292,9 @@ def _findings(ctx: RunContext, cand: Candidate, base: str, tree, changed: list) 
 
 def safety_review(ctx: RunContext, state: State) -> Update:
     out = []
-    champion = state.champion.sha
     for cand in state.candidates:
         if cand.status == "committed":
-            cand = _review(ctx, cand, champion)
+            cand = _review(ctx, cand, archive.built_on(cand, state.candidates))
             ctx.emit(SafetyReview(gen=cand.gen, k=cand.k, status=cand.status, findings=len(cand.findings),
                                   reason=cand.reason))
             save(ctx, cand)
@@ -374,7 +323,7 @@ def record_escalations(ctx: RunContext, cands: list[Candidate]) -> None:
 def trainer(ctx: RunContext, state: State) -> Update:
     cands = state.candidates
     todo = [(c.key, c.sha) for c in cands if c.status == "reviewed"]
-    records = train(ctx, todo, champion=state.champion)
+    records = train(ctx, todo, champion=state.champion)  # each scored as it ends: ``scorer`` looks the scores up
     out = []
     for cand in cands:
         record = records.get(cand.key)

@@ -14,7 +14,7 @@ from progenitor.options import RunOptions
 from progenitor.run.ledger import Ledger
 from progenitor.run.rundir import RunDir
 from progenitor.testing import FakeExecutor, FakeRun, make_repo, toy_task_files, toy_training
-from tests.helpers.llm_helpers import KEY_VAR, NO_FINDINGS, draft, edit, llm_section, proposals, review
+from tests.helpers.llm_helpers import KEY_VAR, NO_FINDINGS, draft, edit, lessons, llm_section, proposals, review
 from tests.helpers.records import lineage_json
 
 FAST = RunOptions(executor="fake", sandbox="process")
@@ -28,10 +28,10 @@ def setup(monkeypatch):
 
 
 def _repo(tmp_path, server, generations=1, candidates=1, extra_spec="", name="repo", **llm):
-    files = toy_task_files(generations=generations, candidates=candidates)
     # The toy's exact answer (w = 3) is a perfect score, which the capability-jump check escalates
     # to a person; these tests are about the LLM path, so that rule is off here.
-    files["progenitor.yaml"] += llm_section(server, **llm) + "oversight: {perfect: null}\n" + extra_spec
+    files = toy_task_files(generations=generations, candidates=candidates, oversight="perfect: null")
+    files["progenitor.yaml"] += llm_section(server, **llm) + extra_spec
     return make_repo(tmp_path / name, files)
 
 
@@ -40,7 +40,7 @@ def _lineage(summary, repo) -> dict:
 
 
 def test_an_llm_run_proposes_codes_reviews_and_charges_every_call(tmp_path, llm_server):
-    llm_server.queue("arch", proposals(draft("w = 3 matches the labels' slope", "set w to 3.0 in config.yaml")))
+    llm_server.queue("arch", proposals(draft("w = 3 matches the labels' slope", "set w to 3.0 in config.yaml")), lessons())
     llm_server.queue("coder", W_TO_3)
     llm_server.queue("rev", review({"principle": 3, "severity": "low", "message": "the change is what it says"}))
     repo = _repo(tmp_path, llm_server)
@@ -54,11 +54,14 @@ def test_an_llm_run_proposes_codes_reviews_and_charges_every_call(tmp_path, llm_
     assert [f["rule"] for f in cand["findings"]] == ["llm-principle-3"]
     assert cand["metrics"]["error"] < 0.01
     calls = [e for e in RunDir(repo, summary.run_id).events() if e.type == "llm.call"]
-    assert [(e.role, e.k) for e in calls] == [("architect", None), ("coder", 0), ("reviewer", 0)]
+    # the architect's proposals, the coder, the reviewer, then the architect's look back (the lessons)
+    assert [(e.role, e.k) for e in calls] == [("architect", None), ("coder", 0), ("reviewer", 0), ("architect", None)]
+    assert cand["lesson"]["by"] == "llm" and cand["lesson"]["verdict"] == "confirmed"
     ledger = Ledger(RunDir(repo, summary.run_id).ledger)
     spent = {role: cost.dollars for role, cost in ledger.data.llm.items()}
     assert set(spent) == {"architect", "coder", "reviewer"} and all(v > 0 for v in spent.values())
-    assert cand["cost"]["dollars"] == pytest.approx(sum(spent.values())), "its own calls and the architect's, K=1"
+    assert cand["cost"]["dollars"] == pytest.approx(sum(spent.values()) - calls[-1].dollars), \
+        "its own calls and the architect's proposal, K=1 (the look back is the run's)"
     assert cand["cost"]["llm_calls"] == 2 and summary.ledger["dollars"] == pytest.approx(sum(spent.values()))
     assert not llm_server.unexpected and (repo / ".progenitor" / "runs" / summary.run_id / "llm").is_dir()
 
@@ -166,8 +169,8 @@ def test_a_stopped_run_resumes_without_repeating_a_finished_call(tmp_path, llm_s
     llm_server.respond("rev", lambda request: NO_FINDINGS)
     summary = progenitor.resume_run(run_id, repo=repo)
     assert summary.status == "finished", summary.stop_reason
-    assert [r.model for r in llm_server.requests] == ["arch", "coder", "coder", "rev", "rev"], \
-        "the first review had finished: the resumed run replays it from the run's call cache"
+    assert [r.model for r in llm_server.requests] == ["arch", "coder", "coder", "rev", "rev", "arch"], \
+        "the first review had finished: the resumed run replays it from the run's call cache (then looks back)"
     events = [e for e in RunDir(repo, run_id).events() if e.type == "llm.call" and e.role == "reviewer"]
     assert [(e.k, e.cached) for e in events] == [(0, False), (0, True), (1, False)]
     ledger = Ledger(RunDir(repo, run_id).ledger)
@@ -177,7 +180,8 @@ def test_a_stopped_run_resumes_without_repeating_a_finished_call(tmp_path, llm_s
 
 def test_a_proposal_identical_to_an_earlier_one_is_dropped_and_said_so(tmp_path, llm_server):
     same = draft("w = 3", "set w to 3.0")
-    llm_server.queue("arch", proposals(same), proposals(draft("W = 3 ", "set  w to 3.0"), draft("w = 2.9", "set w to 2.9")))
+    llm_server.queue("arch", proposals(same), lessons(),
+                     proposals(draft("W = 3 ", "set  w to 3.0"), draft("w = 2.9", "set w to 2.9")), lessons())
     llm_server.queue("coder", W_TO_3, edit("config.yaml", "w: 3.0", "w: 2.9"))
     llm_server.respond("rev", lambda request: NO_FINDINGS)
     repo = _repo(tmp_path, llm_server, generations=2, candidates=2)
@@ -186,7 +190,7 @@ def test_a_proposal_identical_to_an_earlier_one_is_dropped_and_said_so(tmp_path,
     assert [(e.gen, e.k, e.reason) for e in dropped] == [(2, 0, "identical to g1/c0, tried before")]
     gen2 = [c for c in lineage_json(summary.run_id, repo=repo)["candidates"] if c["gen"] == 2]
     assert [(c["k"], c["proposal"]["hypothesis"]) for c in gen2] == [(1, "w = 2.9")]
-    assert "w = 3" in llm_server.requests_for("arch")[1].prompt, "the second generation was shown the first"
+    assert "w = 3" in llm_server.requests_for("arch")[2].prompt, "the second generation was shown the first"
 
 
 def test_the_mixed_architect_codes_the_models_idea_with_the_searchs_knobs(tmp_path, llm_server):

@@ -133,7 +133,7 @@ def test_the_check_counts_nan_and_inf_and_rows(tmp_path):
     assert check_predictions(expect, tmp_path, tmp_path) is None
 
 
-@settings(max_examples=200, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.binary(max_size=300))
 def test_any_bytes_are_an_array_or_a_reason(tmp_path, data):
     path = tmp_path / "fuzz.npy"
@@ -145,7 +145,7 @@ def test_any_bytes_are_an_array_or_a_reason(tmp_path, data):
     assert array.dtype.kind in "biuf"
 
 
-@settings(max_examples=200, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.binary(max_size=64), st.integers(min_value=0, max_value=200))
 @example(b"\0" * 10 + b"(", 117)  # found by this test: numpy's header reader raised tokenize's TokenError
 def test_a_valid_header_with_any_tail_is_an_array_or_a_reason(tmp_path, tail, cut):
@@ -159,7 +159,7 @@ def test_a_valid_header_with_any_tail_is_an_array_or_a_reason(tmp_path, tail, cu
         pass
 
 
-@settings(max_examples=100, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(hnp.arrays(hnp.scalar_dtypes(), hnp.array_shapes(min_dims=0, max_dims=3, max_side=4)))
 def test_every_dtype_numpy_saves_is_read_back_or_refused_for_its_kind(tmp_path, array):
     path = save(tmp_path / "fuzz.npy", array)

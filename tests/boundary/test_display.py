@@ -51,6 +51,16 @@ def test_whatever_a_candidate_writes_nothing_shown_is_a_control_character(text):
     assert not has_control(shown(text, multiline=True).replace("\n", "").replace("\t", ""))
 
 
-@given(st.text(alphabet=st.characters(blacklist_categories=("Cc", "Cf", "Cs", "Zl", "Zp"))))
+@given(st.text(alphabet=st.characters(blacklist_categories=("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp", "Zs"))
+               | st.just(" ")))
 def test_text_without_control_characters_is_shown_as_it_is(text):
     assert shown(text) == text
+
+
+def test_the_page_marks_the_very_characters_the_sanitiser_escapes():
+    from progenitor.ui.text import is_hidden as marked
+
+    for char in ("\x1b", "\x9b", "\u202e", "\u200b", "\ufeff", "\u00a0", "\ue000", "\U0010fffd", "\u0378"):
+        assert marked(char) and shown(char) != char, repr(char)
+    for char in ("a", " ", "\u00e9", "\U0001f642"):
+        assert not marked(char) and shown(char) == char, repr(char)

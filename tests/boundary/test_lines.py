@@ -47,7 +47,7 @@ JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st
                     max_leaves=30)
 
 
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None)
 @given(st.text())
 def test_any_text_parses_without_an_exception(text):
     metrics = parse_metrics(text)
@@ -56,7 +56,7 @@ def test_any_text_parses_without_an_exception(text):
     parse_line(text)
 
 
-@settings(max_examples=150)
+@settings(max_examples=150, deadline=None)
 @given(JSON)
 def test_a_json_line_is_read_as_json_reads_it_or_not_at_all(value):
     line = json.dumps(value)

@@ -51,7 +51,9 @@ def test_the_page_shows_escapes_as_text(tmp_path):
     repo.mkdir()
     run = RunDir(repo, "r20260101-abcd")
     run.create({"task": f"toy{ATTACK}", "status": "failed", "stop_reason": ATTACK})
-    client = TestClient(create_app(repo, port=8765), base_url="http://127.0.0.1:8765")
+    app = create_app(repo, port=8765, owner="owner")
+    client = TestClient(app, base_url="http://127.0.0.1:8765")
+    assert client.get(f"/?token={app.state.site.auth.owner_token}", follow_redirects=False).status_code == 303
     page = client.get("/").text
     assert not [c for c in RAW if c in page], repr(page)
     assert "toyexit 1\\x1b]52;c;cHduZWQ=\\x07" in page

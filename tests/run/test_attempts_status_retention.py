@@ -79,17 +79,23 @@ def test_retention_keeps_what_its_rule_says_and_gc_applies_it_afterwards(tmp_pat
     run = _run(tmp_path, [])
     for gen, k in [(0, 0), (1, 0), (1, 1), (2, 0), (2, 1)]:
         _outputs(run, gen, k)
+    for gen, k in [(1, 0), (1, 1)]:  # repeats with another seed (objective.repeats): kept or removed with their candidate
+        (run.repeat(gen, k, 1) / "out").mkdir(parents=True)
+        (run.repeat(gen, k, 1) / "out" / "predictions.npy").write_bytes(b"x" * 50)
     write_json(run.record_file(1, 1), {"gen": 1, "k": 1, "decision": {"verdict": "promoted"}})
     write_json(run.record_file(2, 0), {"gen": 2, "k": 0, "decision": {"verdict": "not promoted"}})
     assert champions_of(run) == {(0, 0), (1, 1)}
     assert apply_retention(run, "all", {(0, 0)}).outputs == 0
     freed = apply_retention(run, "champion", {(0, 0), (1, 1)}, upto_gen=1)
-    assert (freed.outputs, freed.bytes) == (1, 100)
+    assert (freed.outputs, freed.bytes) == (1, 150)
+    assert not (run.repeat(1, 0, 1) / "out").exists() and (run.repeat(1, 1, 1) / "out").is_dir()
+    assert (run.repeat(1, 0, 1)).is_dir(), "only the outputs go: the repeat's record and score stay"
     assert [p.parent.relative_to(run.path).as_posix() for p in sorted(run.path.glob("g*/c*/out"))] == \
         ["g0/c0", "g1/c1", "g2/c0", "g2/c1"]
     result = CliRunner().invoke(cli, ["gc", "--repo", str(run.repo_root)])
     assert result.exit_code == 0 and "removed the outputs of 2 candidates" in result.output, result.output
     assert sorted(p.parent.name for p in run.path.glob("g*/c*/out")) == ["c0", "c1"]
     result = CliRunner().invoke(cli, ["gc", run.run_id, "--repo", str(run.repo_root), "--keep", "none"])
-    assert "removed the outputs of 2 candidates" in result.output and not list(run.path.glob("g*/c*/out"))
+    assert "removed the outputs of 2 candidates (250 B)" in result.output and not list(run.path.glob("g*/c*/out"))
+    assert not list(run.path.glob("g*/c*/seed*/out"))
     assert json.loads((run.path / "run.json").read_text())["task"] == "toy"
