@@ -22,7 +22,7 @@ __version__ = "0.1.0"
 _EXPORTS = {
     **{name: "progenitor.api" for name in (
         "ModelRepo", "Run", "start_run", "resume_run", "continue_run", "stop_run", "run_status", "list_runs", "get_lineage",
-        "stream_run", "build_graph", "open_run", "decide", "pending", "revert", "adopt", "verify_audit")},
+        "stream_run", "build_graph", "open_run", "decide", "pending", "revert", "adopt", "verify_audit", "gc")},
     "RunOptions": "progenitor.options",
     "RunSummary": "progenitor.run.summary",
     "RunStatus": "progenitor.run.status",
@@ -55,6 +55,7 @@ if TYPE_CHECKING:  # pragma: no cover
         build_graph,
         continue_run,
         decide,
+        gc,
         get_lineage,
         list_runs,
         open_run,

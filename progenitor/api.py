@@ -37,11 +37,12 @@ if TYPE_CHECKING:
     from progenitor.oversight.audit import Verification
     from progenitor.oversight.decide import Pending
     from progenitor.oversight.store import Recorded, Revert
+    from progenitor.run.retention import Collected
 
 __all__ = [
     "ModelRepo", "Run", "RunLineage", "RunOptions", "RunStatus", "RunSummary", "adopt", "build_graph", "decide",
-    "continue_run", "get_lineage", "list_runs", "open_run", "pending", "resume_run", "revert", "run_status", "start_run",
-    "stop_run", "stream_run", "verify_audit",
+    "continue_run", "gc", "get_lineage", "list_runs", "open_run", "pending", "resume_run", "revert", "run_status",
+    "start_run", "stop_run", "stream_run", "verify_audit",
 ]
 
 PathLike = Union[str, Path]
@@ -290,3 +291,26 @@ class Run:
     def adopt(self, branch: Optional[str] = None, *, by: Optional[str] = None) -> "Adopted":
         return adopt(self.id, branch, by=by, repo=self.repo.path)
 
+
+def gc(repo: Optional[PathLike] = None, run_id: Optional[str] = None, keep: str = "champion") -> "Collected":
+    """Remove candidates' outputs that ``keep`` (``champion``, ``all`` or ``none``, as the task's
+    ``train.keep_outputs``) does not keep, in one run or every run of ``repo`` that is not going
+    on now; and the job directories that drivers killed outright left on this machine."""
+    from progenitor.compute.jobdir import sweep_job_dirs
+    from progenitor.run.processes import alive
+    from progenitor.run.retention import KEEP, Collected, apply_retention, champions_of
+
+    if keep not in KEEP:
+        raise UserError(f"--keep must be one of {', '.join(KEEP)}, not {keep!r}")
+    runs = [find_run(run_id, _repo(repo))] if run_id else _list_runs(Path(repo) if repo else Path.cwd())
+    report = Collected(keep=keep)
+    for run in runs:
+        if run.meta.get("status") in ("running", "waiting") and alive(run.meta.get("pid")):
+            report.busy.append(run.run_id)
+            continue
+        freed = apply_retention(run, keep, champions_of(run))  # type: ignore[arg-type]
+        report.runs.append(run.run_id)
+        report.outputs += freed.outputs
+        report.bytes += freed.bytes
+    report.job_dirs = sweep_job_dirs()
+    return report

@@ -62,6 +62,11 @@ class UnsafePathError(CandidateError):
     """A host-side access into a tree would follow a link, leave the tree or touch git's own files."""
 
 
+class CandidateDataError(CandidateError):
+    """Bytes a candidate controls that the host will not parse: too large, too deep, too many
+    entries, a path too long, or not of the kind promised (``progenitor.boundary``)."""
+
+
 class SandboxError(ProgenitorError):
     """A sandbox backend could not run a command (not: the command failed)."""
 

@@ -10,7 +10,6 @@ tree can show them.
 
 from __future__ import annotations
 
-import os
 import shlex
 from pathlib import Path
 from typing import Literal, Optional
@@ -18,6 +17,7 @@ from typing import Literal, Optional
 from pydantic import BaseModel
 
 from progenitor.boundary import tree_files
+from progenitor.boundary.walk import walk
 from progenitor.errors import UnsafePathError
 from progenitor.task.patterns import matches
 from progenitor.task.spec import TaskSpec
@@ -83,13 +83,12 @@ def _kind(tree: Path, rel: str, spec: TaskSpec, hidden: set[str]) -> tuple[str, 
         return "binary", None
 
 
-def _walk(tree: Path) -> list[str]:
-    found = []
-    for root, dirs, files in os.walk(tree, followlinks=False):
-        dirs[:] = sorted(d for d in dirs if d not in _SKIP_DIRS and not Path(root, d).is_symlink())
-        # In a worktree .git is a file pointing at the repository (a host path): never shown.
-        found += [Path(root, f).relative_to(tree).as_posix() for f in files if f != ".git"]
-    return sorted(found)
+def _walk(tree: Path) -> list[tuple[str, int]]:
+    """(path, size) of every file and link, skipped directories not entered (``boundary.walk``:
+    iterative, bounded, links never followed)."""
+    # In a worktree .git is a file pointing at the repository (a host path): never shown.
+    return sorted((e.rel, e.st.st_size) for e in walk(tree, refused=[], skip=_SKIP_DIRS)
+                  if not e.is_dir and e.rel != ".git" and e.rel.rsplit("/", 1)[-1] not in _SKIP_DIRS)
 
 
 def view(tree: Path, spec: TaskSpec, total_bytes: int = TOTAL_BYTES, changed: Optional[dict[str, str]] = None
@@ -99,11 +98,11 @@ def view(tree: Path, spec: TaskSpec, total_bytes: int = TOTAL_BYTES, changed: Op
     tree = Path(tree)
     hidden = hidden_names(spec)
     files, texts, omitted, used = [], {}, [], 0
-    for rel in _walk(tree):
+    for rel, size in _walk(tree):
         kind, text = _kind(tree, rel, spec, hidden)
         if text is not None and changed and rel in changed:
             text = changed[rel]
-        size = len(text.encode()) if text is not None else (tree / rel).lstat().st_size
+        size = len(text.encode()) if text is not None else size
         files.append(RepoFile(path=rel, bytes=size, kind=kind))
         if text is None:
             continue

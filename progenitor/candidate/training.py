@@ -31,6 +31,8 @@ class TrainRecord(BaseModel):
     log_tail: str = ""
     """The last lines it printed, each line and the whole capped."""
     outputs_truncated: bool = False
+    watch_failed: str = ""
+    """Why early stopping stopped watching it while it trained ('' when it did not): it trained on."""
     out: str = ""
     """Its outputs, relative to the run directory (records hold no host paths)."""
     command: str = ""

@@ -157,7 +157,8 @@ class BaselineTraining:
 
     def run(self, out: Path) -> tuple[Optional[str], str]:
         """(why it failed or None, how it ran), with its outputs unpacked into ``out``."""
-        from progenitor.compute.base import TrainJob, execute_job, unpack
+        from progenitor.compute.base import TrainJob, execute_job
+        from progenitor.compute.outputs import unpack_outputs
         from progenitor.evaluation.scorer import last_lines
         from progenitor.sandbox.base import Limits
 
@@ -176,7 +177,10 @@ class BaselineTraining:
         if not box.ok:
             return (f"the baseline failed to train ({box.reason}); train.command: {self.command}; "
                     f"{last_lines(box.stdout + chr(10) + box.stderr)}"), how
-        unpack(result.outputs_archive, out)
+        try:
+            unpack_outputs(result.outputs_archive, out)  # the outputs rules, as in a run
+        except ProgenitorError as exc:
+            return f"the baseline's outputs: {exc}", how
         return None, how
 
 

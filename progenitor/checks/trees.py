@@ -4,8 +4,13 @@ directory (an exported tree)."""
 from __future__ import annotations
 
 import posixpath
+import stat
 from pathlib import Path
 from typing import Optional, Protocol
+
+from progenitor.boundary import tree_files
+from progenitor.boundary.walk import walk
+from progenitor.errors import UnsafePathError
 
 __all__ = ["CommitTree", "DirTree", "Tree"]
 
@@ -52,12 +57,12 @@ class DirTree:
         self.where = where or str(root)
 
     def files(self) -> list[str]:
-        return sorted(str(p.relative_to(self.root)) for p in self.root.rglob("*")
-                      if p.is_file() and ".git" not in p.relative_to(self.root).parts)
+        """Regular files, ``.git`` not entered, links not followed (``boundary.walk``: iterative, bounded)."""
+        return sorted(e.rel for e in walk(self.root, refused=[], skip=(".git",))
+                      if stat.S_ISREG(e.st.st_mode) and ".git" not in e.rel.split("/"))
 
     def read(self, path: str) -> Optional[str]:
-        target = self.root / path
         try:
-            return target.read_text(encoding="utf-8") if target.is_file() else None
-        except (OSError, UnicodeDecodeError):
+            return tree_files.read_text(self.root, posixpath.normpath(path))
+        except (OSError, UnicodeDecodeError, UnsafePathError):
             return None

@@ -8,10 +8,10 @@ import time
 from functools import singledispatchmethod
 from typing import Optional
 
-from rich.markup import escape
 from rich.table import Table
 
 from progenitor.candidate.keys import candidate_name
+from progenitor.cli.text import text
 from progenitor.run.events import (
     ArchitectProposal,
     BaselineEnd,
@@ -173,12 +173,12 @@ class RunBoard:
     # -- drawing -----------------------------------------------------------------------------
     def __rich__(self) -> Table:
         gen = f"generation {self.gen} of {self.generations}" if self.gen else self.phase
-        best = f"best {escape(self.metric)} {_fmt(self.best)} (baseline {_fmt(self.baseline)})"
-        title = f"run {escape(self.run)} · {gen} · {best} · {_clock(time.monotonic() - self.started)} elapsed"
+        best = f"best {text(self.metric)} {_fmt(self.best)} (baseline {_fmt(self.baseline)})"
+        title = f"run {text(self.run)} · {gen} · {best} · {_clock(time.monotonic() - self.started)} elapsed"
         table = Table("candidate", "state", "for", "note", title=title, title_justify="left", expand=False)
         now = time.monotonic()
         for key, row in self.rows.items():
             colour = {"scored": "green", "training": "cyan", "rejected": "red", "failed": "red"}.get(row.state, "")
-            state = f"[{colour}]{escape(row.state)}[/{colour}]" if colour else escape(row.state)
-            table.add_row(key, state, _clock(now - row.since), escape(row.note[:90]))
+            state = f"[{colour}]{text(row.state)}[/{colour}]" if colour else text(row.state)
+            table.add_row(key, state, _clock(now - row.since), text(row.note[:90]))
         return table

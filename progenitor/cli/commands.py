@@ -213,6 +213,24 @@ def doctor(directory: Optional[Path]) -> None:
     print_checks(_console(), checks(directory))
 
 
+@cli.command()
+@click.argument("run_id", required=False)
+@_repo_opt
+@click.option("--keep", type=click.Choice(["champion", "all", "none"]), default="champion", show_default=True,
+              help="Whose outputs stay: the baseline's and each promoted champion's, everyone's, or no one's.")
+def gc(run_id: Optional[str], repo: Optional[Path], keep: str) -> None:
+    """Remove candidates' outputs that --keep does not keep (in RUN, or every run of the model
+    repo that is not going on), and job directories left by drivers that were killed."""
+    from progenitor.api import gc as collect
+    from progenitor.sandbox.outcome import size
+
+    report = collect(repo, run_id, keep)
+    click.echo(f"removed the outputs of {report.outputs} candidates ({size(report.bytes)}) in "
+               f"{len(report.runs)} runs (keeping {keep}); {report.job_dirs} job directories left by "
+               "killed drivers removed" + (f"; skipped runs going on now: {', '.join(report.busy)}"
+                                          if report.busy else ""))
+
+
 @cli.group(cls=Group)
 def audit() -> None:
     """The hash-chained audit log of decisions."""

@@ -1,10 +1,12 @@
 """The CLI's error discipline, shared by every command group: a ``ProgenitorError`` leaves
-as one line on stderr with the error's exit code (2 for bad input), never a traceback."""
+as its sentence on stderr (a spec's problems one per line) with the error's exit code (2 for bad
+input), never a traceback."""
 
 from __future__ import annotations
 
 import click
 
+from progenitor.boundary.display import shown
 from progenitor.errors import ProgenitorError
 
 
@@ -15,9 +17,11 @@ class CommandError(click.ClickException):
         self.details = details
 
     def show(self, file=None) -> None:
-        click.echo(f"error: {self.message}", err=True)
+        # A message may quote what a command or a candidate printed: its control characters are shown,
+        # not obeyed (its own line breaks kept: a spec's problems are listed one per line).
+        click.echo(f"error: {shown(self.message, multiline=True)}", err=True)
         for line in self.details.splitlines():
-            click.echo(f"  | {line}", err=True)
+            click.echo(f"  | {shown(line)}", err=True)
 
 
 class Group(click.Group):

@@ -14,6 +14,7 @@ from typing import Optional
 
 import click
 
+from progenitor.boundary.display import shown
 from progenitor.cli.errors import CommandError
 
 _REPO = dict(type=click.Path(file_okay=False, path_type=Path), default=None,
@@ -105,12 +106,12 @@ def pending(run_id: Optional[str], repo: Optional[Path], store: Optional[str], a
     for p in items:
         where = f" on {p.host}" if p.host else ""
         needs = f" [{len(p.approvals)} of {p.needed} approvals]" if p.needed > 1 else ""
-        click.echo(f"{p.run}{where} {p.gate} (since {p.opened}){needs}: {p.description}")
+        click.echo(f"{p.run}{where} {p.gate} (since {p.opened}){needs}: {shown(p.description)}")
         for action in p.request["action_requests"]:
             args = action["args"]
             metrics = ", ".join(f"{k} {v:.4g}" for k, v in args.get("metrics", {}).items())
-            click.echo(f"  {args['candidate']} {(args.get('commit') or '')[:10]} {metrics or 'not trained yet'}"
-                       f"  values {args.get('params')}  findings {len(args.get('findings', []))}")
+            click.echo(shown(f"  {args['candidate']} {(args.get('commit') or '')[:10]} {metrics or 'not trained yet'}"
+                             f"  values {args.get('params')}  findings {len(args.get('findings', []))}"))
 
 
 @click.command()

@@ -13,10 +13,10 @@ from functools import singledispatchmethod
 from typing import Any, Optional
 
 from rich.console import Console
-from rich.markup import escape
 
 from progenitor.candidate.keys import candidate_name, generation_name
 from progenitor.cli.board import RunBoard
+from progenitor.cli.text import text
 from progenitor.run.events import (
     ArchitectDuplicate,
     ArchitectProposal,
@@ -81,13 +81,13 @@ class Progress:
             self.live.stop()
             self.live = None
 
-    def _line(self, text: str, detail: bool = False) -> None:
+    def _line(self, line: str, detail: bool = False) -> None:
         """Print a line; a ``detail`` line (one candidate's progress) only when the board is
         not there to show it."""
         if self.quiet or (detail and self.live is not None):
             return
         stamp = f"[dim]{time.time() - self.started:6.1f}s[/dim]"
-        self.console.print(f"{stamp} {text}")
+        self.console.print(f"{stamp} {line}")
 
     def on_event(self, event: Event) -> None:
         """Take in one event: the board always, a line when the event is worth one."""
@@ -101,17 +101,17 @@ class Progress:
 
     @_show.register
     def _on_run_start(self, e: RunStart) -> None:
-        self._line(f"run [bold]{e.run}[/bold] on {escape(e.repo)} (task {escape(e.task)}): "
+        self._line(f"run [bold]{e.run}[/bold] on {text(e.repo)} (task {text(e.task)}): "
                    f"{e.generations} generations x {e.candidates} candidates, sandbox {e.backend} "
-                   f"({escape(e.why)})" + (f": {escape(e.isolation)}" if e.isolation else ""))
+                   f"({text(e.why)})" + (f": {text(e.isolation)}" if e.isolation else ""))
 
     @_show.register
     def _on_run_warning(self, e: RunWarning) -> None:
-        self._line(f"[yellow]warning[/yellow]: {escape(e.message)}")
+        self._line(f"[yellow]warning[/yellow]: {text(e.message)}")
 
     @_show.register
     def _on_run_check(self, e: RunCheck) -> None:
-        self._line(f"[yellow]{e.status}[/yellow] ({escape(e.name)}): {escape(e.message)}")
+        self._line(f"[yellow]{e.status}[/yellow] ({text(e.name)}): {text(e.message)}")
 
     @_show.register
     def _on_run_failed(self, e: RunFailed) -> None:
@@ -135,11 +135,11 @@ class Progress:
     def _on_safety_base(self, e: SafetyBase) -> None:
         if not e.findings:
             return
-        rules = ", ".join(f"{escape(rule)} x{n}" for rule, n in e.rules.items())
+        rules = ", ".join(f"{text(rule)} x{n}" for rule, n in e.rules.items())
         self._line(f"the base's own code has {e.findings} review findings ({rules}): context only, each "
                    "candidate is judged on what it adds or changes")
         for line in e.shown:
-            self._line(f"  {escape(line)}", detail=True)
+            self._line(f"  {text(line)}", detail=True)
 
     @_show.register
     def _on_prepare_data(self, e: PrepareData) -> None:
@@ -151,51 +151,51 @@ class Progress:
 
     @_show.register
     def _on_baseline_end(self, e: BaselineEnd) -> None:
-        metrics = ", ".join(f"{escape(k)} {v:.4g}" for k, v in e.metrics.items())
+        metrics = ", ".join(f"{text(k)} {v:.4g}" for k, v in e.metrics.items())
         self._line(f"baseline scored: {metrics}")
 
     @_show.register
     def _on_architect_proposal(self, e: ArchitectProposal) -> None:
-        self._line(f"{_name(e)} proposed: {escape(e.hypothesis)}", detail=True)
+        self._line(f"{_name(e)} proposed: {text(e.hypothesis)}", detail=True)
 
     @_show.register
     def _on_coder_failed(self, e: CoderFailed) -> None:
-        self._line(f"{_name(e)} [red]coder failed[/red]: {escape(e.reason)}")
+        self._line(f"{_name(e)} [red]coder failed[/red]: {text(e.reason)}")
 
     @_show.register
     def _on_coder_fix(self, e: CoderFix) -> None:
         if e.fix is not None:
             fix = candidate_name(e.gen, e.fix)
-            self._line(f"{_name(e)} crashed: the coder's fix is {fix} ({escape(e.status)})")
+            self._line(f"{_name(e)} crashed: the coder's fix is {fix} ({text(e.status)})")
 
     @_show.register
     def _on_architect_duplicate(self, e: ArchitectDuplicate) -> None:
-        self._line(f"{_name(e)} [yellow]dropped[/yellow]: {escape(e.reason)}")
+        self._line(f"{_name(e)} [yellow]dropped[/yellow]: {text(e.reason)}")
 
     @_show.register
     def _on_llm_call(self, e: LlmCall) -> None:
         who = e.role if e.k is None else f"{_name(e)} {e.role}"
         how = "replayed from the run" if e.cached else f"{e.seconds:.1f} s"
-        self._line(f"[dim]{who}: {escape(e.model)}, {e.prompt_tokens}+{e.completion_tokens} tokens, "
+        self._line(f"[dim]{who}: {text(e.model)}, {e.prompt_tokens}+{e.completion_tokens} tokens, "
                    f"${e.dollars:.4f} ({how})[/dim]", detail=True)
 
     @_show.register
     def _on_gate_waiting(self, e: GateWaiting) -> None:
-        self._line(f"[bold yellow]waiting for a person[/bold yellow] at {e.gate}: {escape(e.description)}")
-        self._line(escape(e.how))
+        self._line(f"[bold yellow]waiting for a person[/bold yellow] at {e.gate}: {text(e.description)}")
+        self._line(text(e.how))
 
     @_show.register
     def _on_gate_decided(self, e: GateDecided) -> None:
-        self._line(f"{e.gate} decided: {e.type} by {escape(e.by)} ({e.surface}); going on")
+        self._line(f"{e.gate} decided: {e.type} by {text(e.by)} ({e.surface}); going on")
 
     @_show.register
     def _on_champion_restored(self, e: ChampionRestored) -> None:
-        self._line(f"[yellow]champion restored[/yellow] to {e.commit[:10]} (a revert by {escape(e.by)})")
+        self._line(f"[yellow]champion restored[/yellow] to {e.commit[:10]} (a revert by {text(e.by)})")
 
     @_show.register
     def _on_safety_review(self, e: SafetyReview) -> None:
         if e.status == "rejected":
-            self._line(f"{_name(e)} [red]rejected before running[/red]: {escape(e.reason)}")
+            self._line(f"{_name(e)} [red]rejected before running[/red]: {text(e.reason)}")
 
     @_show.register
     def _on_train_start(self, e: TrainStart) -> None:
@@ -206,19 +206,19 @@ class Progress:
     def _on_train_end(self, e: TrainEnd) -> None:
         if e.status != "ok":
             self._line(f"{_name(e)} [red]{e.status}[/red] after {e.duration:.1f}s: "
-                       f"{escape(e.reason)}")
+                       f"{text(e.reason)}")
 
     @_show.register
     def _on_score(self, e: Score) -> None:
         if e.status == "scored":
             self._line(f"{_name(e)} scored {_fmt(e.value)}", detail=True)
         else:
-            self._line(f"{_name(e)} [red]failed scoring[/red]: {escape(e.reason)}")
+            self._line(f"{_name(e)} [red]failed scoring[/red]: {text(e.reason)}")
 
     @_show.register
     def _on_oversight_decision(self, e: OversightDecision) -> None:
         colour = "green" if e.action == "approve" else "yellow"
-        self._line(f"{generation_name(e.gen)} decision [{colour}]{e.action}[/{colour}] by {e.actor}: {escape(e.reason)}")
+        self._line(f"{generation_name(e.gen)} decision [{colour}]{e.action}[/{colour}] by {e.actor}: {text(e.reason)}")
 
     @_show.register
     def _on_generation_end(self, e: GenerationEnd) -> None:
@@ -229,7 +229,7 @@ class Progress:
 
     @_show.register
     def _on_run_stopping(self, e: RunStopping) -> None:
-        self._line(f"[yellow]stopping[/yellow]: {escape(e.reason)}; training under way is cancelled")
+        self._line(f"[yellow]stopping[/yellow]: {text(e.reason)}; training under way is cancelled")
 
     def print_summary(self, summary: Any) -> None:
         from progenitor.cli.views import print_summary

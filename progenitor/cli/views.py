@@ -7,10 +7,10 @@ from typing import Any, Optional, Union
 
 import click
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
 from progenitor.candidate.keys import candidate_name
+from progenitor.cli.text import shown, text
 from progenitor.lineage.records import RunLineage
 from progenitor.run.status import RunStatus
 
@@ -22,11 +22,11 @@ def _fmt(value: Optional[float]) -> str:
 def print_summary(console: Console, s: Any) -> None:
     from progenitor.workflows.advice import take_champion
 
-    table = Table(title=escape(f"run {s.run_id}: {s.status}" + (f" ({s.stop_reason})" if s.stop_reason else "")),
+    table = Table(title=text(f"run {s.run_id}: {s.status}" + (f" ({s.stop_reason})" if s.stop_reason else "")),
                   show_header=False)
     h = s.honesty
-    table.add_row("baseline " + escape(s.metric) + " (holdout)", _fmt(s.baseline))
-    table.add_row("champion " + escape(s.metric) + " (holdout)", _fmt(s.champion))
+    table.add_row("baseline " + text(s.metric) + " (holdout)", _fmt(s.baseline))
+    table.add_row("champion " + text(s.metric) + " (holdout)", _fmt(s.champion))
     if s.baseline is not None and s.champion is not None:
         table.add_row("change", f"{s.champion - s.baseline:+.4f} ({s.goal})")
     _honest_rows(table, s)
@@ -34,11 +34,11 @@ def print_summary(console: Console, s: Any) -> None:
     table.add_row("generations", str(s.generations))
     counts = ", ".join(f"{n} {k}" for k, n in sorted(s.counts.items())) or "none"
     table.add_row("candidates", f"{s.tried} tried: {counts}")
-    table.add_row("sandbox / executor", f"{s.backend} / {s.executor}" + (f" ({escape(s.isolation)})" if s.isolation else ""))
+    table.add_row("sandbox / executor", f"{s.backend} / {s.executor}" + (f" ({text(s.isolation)})" if s.isolation else ""))
     if not s.sealed:
         table.add_row("[red]UNSEALED[/red]", "[red]candidates could read the holdout labels (--allow-unsealed)[/red]")
     if s.unenforced_limits:
-        names = ", ".join(escape(name) for name in sorted(s.unenforced_limits))
+        names = ", ".join(text(name) for name in sorted(s.unenforced_limits))
         table.add_row("[red]UNENFORCED LIMITS[/red]",
                       f"[red]the kernel did not hold the {names} limits (--allow-unenforced-limits)[/red]")
     _spend_rows(table, s.ledger)
@@ -49,17 +49,18 @@ def print_summary(console: Console, s: Any) -> None:
                                + (f", busy {busy:.0%} of the time" if busy is not None else ""))
     console.print(table)
     for note in h.notes:
-        console.print(f"[yellow]note[/yellow]: {escape(note)}")
+        console.print(f"[yellow]note[/yellow]: {text(note)}")
     # Plain, greppable lines too: tools and the demo read these.
-    click.echo(f"baseline {s.metric}: {_fmt(s.baseline)}")
-    click.echo(f"champion {s.metric}: {_fmt(s.champion)}")
+    metric = shown(s.metric)
+    click.echo(f"baseline {metric}: {_fmt(s.baseline)}")
+    click.echo(f"champion {metric}: {_fmt(s.champion)}")
     if h.test_metric:
-        click.echo(f"baseline test {s.metric}: {_fmt(h.baseline_test)}")
-        click.echo(f"champion test {s.metric}: {_fmt(h.champion_test)}")
+        click.echo(f"baseline test {metric}: {_fmt(h.baseline_test)}")
+        click.echo(f"champion test {metric}: {_fmt(h.champion_test)}")
     if s.status == "waiting" and s.waiting:
         from progenitor.workflows.waiting import how_to_decide
 
-        click.echo(f"waiting at {s.waiting['gate']}: {s.waiting['description']}")
+        click.echo(f"waiting at {s.waiting['gate']}: {shown(s.waiting['description'])}")
         click.echo(how_to_decide(s.run_id, s.waiting["gate"]))
     elif s.status != "finished":
         click.echo(f"resume with: progenitor resume {s.run_id} --repo {s.repo}")
@@ -72,8 +73,8 @@ def _honest_rows(table: Table, s: Any) -> None:
     """The test split's figures, selection luck, and how far each guarded metric drifted."""
     h = s.honesty
     if h.test_metric:
-        table.add_row(f"baseline {escape(h.test_metric)}", _fmt(h.baseline_test))
-        table.add_row(f"champion {escape(h.test_metric)}", _fmt(h.champion_test))
+        table.add_row(f"baseline {text(h.test_metric)}", _fmt(h.baseline_test))
+        table.add_row(f"champion {text(h.test_metric)}", _fmt(h.champion_test))
         if h.holdout_test_gap is not None:
             table.add_row("holdout - test (champion)", f"{h.holdout_test_gap:+.4f}")
     if h.selection_luck is not None:
@@ -82,7 +83,7 @@ def _honest_rows(table: Table, s: Any) -> None:
         change = moved["change"]
         how = "unchanged" if change == 0 else f"{abs(change):.4g} {'better' if change > 0 else 'worse'}"
         allowed = "" if moved["allowed"] is None else f" (at most {moved['allowed']:.4g} worse allowed)"
-        table.add_row(f"guard {escape(metric)}", f"{moved['baseline']:.4g} -> {moved['champion']:.4g}: {how} "
+        table.add_row(f"guard {text(metric)}", f"{moved['baseline']:.4g} -> {moved['champion']:.4g}: {how} "
                                                  f"than the baseline{allowed}")
 
 
@@ -102,7 +103,7 @@ def print_status(console: Console, data: Union[RunStatus, list[RunStatus]]) -> N
     if not runs:
         console.print("no runs yet")
         return
-    table = Table("run", "task", "status", "gen", "baseline", "champion", "created")
+    table = Table("run", "task", "status", "gen", "objective", "baseline", "champion", "created")
     # The id is what every other command takes: never cut or wrapped, whatever the width.
     table.columns[0].no_wrap = True
     table.columns[0].min_width = max(len(run.id) for run in runs)
@@ -111,8 +112,8 @@ def print_status(console: Console, data: Union[RunStatus, list[RunStatus]]) -> N
         champion = run.summary.champion if run.summary else run.champion_value
         status = f"{run.status}" + (f" at {run.waiting['gate']}" if run.waiting else "")
         status += f" ({run.stop_reason})" if run.stop_reason else ""
-        table.add_row(run.id, escape(str(run.task)), escape(status), str(run.generation), _fmt(baseline),
-                      _fmt(champion), str(run.created))
+        table.add_row(run.id, text(str(run.task)), text(status), str(run.generation), text(run.metric or "-"),
+                      _fmt(baseline), _fmt(champion), str(run.created))
     console.print(table)
 
 
@@ -121,21 +122,21 @@ def print_run(console: Console, run: RunStatus) -> None:
     from progenitor.workflows.waiting import how_to_decide
 
     metric, waiting = run.metric or "objective", run.waiting
-    table = Table(title=escape(f"run {run.id}: {run.task}"), show_header=False)
-    table.add_row("status", escape(str(run.status) + (f" ({run.stop_reason})" if run.stop_reason else "")))
+    table = Table(title=text(f"run {run.id}: {run.task}"), show_header=False)
+    table.add_row("status", text(str(run.status) + (f" ({run.stop_reason})" if run.stop_reason else "")))
     if waiting:
-        table.add_row("gate", escape(f"{waiting['gate']}: {waiting.get('description', '')} (since {waiting.get('since')})"))
+        table.add_row("gate", text(f"{waiting['gate']}: {waiting.get('description', '')} (since {waiting.get('since')})"))
     budget = f" of {run.generations_budget}" if run.generations_budget else ""
     table.add_row("generation", f"{run.generation}{budget}")
-    table.add_row(f"baseline {escape(metric)}", _fmt(run.baseline_value))
-    table.add_row(f"champion {escape(metric)}", escape(_champion(run)))
+    table.add_row(f"baseline {text(metric)}", _fmt(run.baseline_value))
+    table.add_row(f"champion {text(metric)}", text(_champion(run)))
     if run.champion_test_value is not None:
-        table.add_row(f"champion test {escape(metric)}", _fmt(run.champion_test_value))
+        table.add_row(f"champion test {text(metric)}", _fmt(run.champion_test_value))
     table.add_row("candidates", ", ".join(f"{n} {k}" for k, n in sorted(run.counts.items())) or "none yet")
     if run.ledger:
         _spend_rows(table, run.ledger)
         table.add_row("wall time", f"{run.ledger.get('run_wall_seconds', 0.0):.1f} s")
-    table.add_row("sandbox", escape(str(run.backend)))
+    table.add_row("sandbox", text(str(run.backend)))
     table.add_row("created", str(run.created))
     console.print(table)
     if waiting:
@@ -154,15 +155,15 @@ def _champion(run: RunStatus) -> str:
 
 def print_lineage(console: Console, data: RunLineage) -> None:
     table = Table("cand", "commit", "status", "value", "decision", "hypothesis / reason",
-                  title=escape(f"lineage of {data.run}"))
+                  title=text(f"lineage of {data.run}"))
     for c in data.candidates:
         decision = c.decision.verdict if c.decision else ""
         mark = " *" if c.sha and c.sha == data.champion else ""
         why = c.reason or c.proposal.hypothesis
         if c.findings:
             why += f" [{len(c.findings)} finding{'s' if len(c.findings) > 1 else ''}]"
-        table.add_row(f"{candidate_name(c.gen, c.k)}{mark}", (c.sha or "-")[:10], c.status, _fmt(c.value),
-                      escape(decision), escape(why))
+        table.add_row(f"{candidate_name(c.gen, c.k)}{mark}", (c.sha or "-")[:10], text(c.status), _fmt(c.value),
+                      text(decision), text(why))
     console.print(table)
 
 
@@ -173,7 +174,7 @@ def print_check(check: Any) -> None:
     """One line: status, what was checked, the sentence."""
     colour = _COLOURS.get(check.status)
     status = click.style(f"{check.status:<8}", fg=colour) if colour else f"{check.status:<8}"
-    click.echo(f"{status} {check.name}: {check.detail}")
+    click.echo(f"{status} {check.name}: {shown(check.detail)}")
 
 
 def check_verdict(checks: list) -> tuple[str, int]:

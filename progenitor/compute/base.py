@@ -1,6 +1,6 @@
 """What the trainer hands an executor, and the worker body every executor runs.
 
-A candidate's tree travels as a tar archive (made by ``git archive``) and its outputs
+A candidate's tree travels as a tar archive (written from its commit's blobs) and its outputs
 come back as one, capped and sanitised (``outputs``), so that an executor may run the job
 on another machine with no shared filesystem. ``execute_job`` is the whole worker side:
 a job directory held to the disk quota (``jobdir``), unpack, run the sandbox, pack the outputs.
@@ -79,6 +79,8 @@ class JobResult(BaseModel):
     gpu_ids: list[str] = []
     pruned: Optional[dict] = None
     """Set when early stopping ended the job: step, value, reference."""
+    watch_failed: str = ""
+    """Why the progress watcher stopped watching ('' when it did not): the job ran on unwatched."""
 
 
 EventCallback = Callable[[str, dict], None]
@@ -135,7 +137,7 @@ def tree_archive(files: dict[str, Union[str, bytes]]) -> bytes:
 
 
 def unpack(archive: bytes, dest: Path) -> None:
-    """Extract a trusted-shape archive (a git archive of a tree, the run's data), refusing
+    """Extract a trusted-shape archive (a tree written from a commit's blobs, the run's data), refusing
     links and paths that leave ``dest``. Outputs use ``outputs.unpack_outputs``."""
     dest.mkdir(parents=True, exist_ok=True)
     with tarfile.open(fileobj=io.BytesIO(archive), mode="r") as tar:
@@ -173,7 +175,7 @@ def execute_job(
         if cancel.is_set():  # cancelled while the tree was unpacked: start nothing
             return JobResult(key=job.key, sandbox=SandboxResult(status="killed", reason="cancelled before it started"),
                              node=socket.gethostname(), gpu_ids=job.limits.gpus)
-        result, pruned = _run_watched(job, jd, data_dir, on_line, cancel, watch)
+        result, verdicts = _run_watched(job, jd, data_dir, on_line, cancel, watch)
         packed = pack_outputs(jd.out, job.output_cap_bytes, job.output_max_entries, tuple(job.outputs_first),
                               PACK_SECONDS)
     note = _outputs_note(packed.cut, packed.dropped)
@@ -184,14 +186,16 @@ def execute_job(
         result = result.model_copy(update={"reason": "; ".join(r for r in (result.reason, note) if r)})
     return JobResult(
         key=job.key, sandbox=result, outputs_archive=packed.archive, outputs_truncated=bool(packed.cut),
-        outputs_note=note, node=socket.gethostname(), gpu_ids=job.limits.gpus, pruned=pruned or None,
+        outputs_note=note, node=socket.gethostname(), gpu_ids=job.limits.gpus, pruned=verdicts.get("pruned") or None,
+        watch_failed=verdicts.get("watch_failed", ""),
     )
 
 
 def _run_watched(job: TrainJob, jd: JobDir, data_dir: Optional[Path], on_line: Optional[LineCallback],
                  cancel: threading.Event, watch: Optional[Callable[[Path], Optional[dict]]]
                  ) -> tuple[SandboxResult, dict]:
-    """The sandbox run, with the pruning and disk-quota watchers beside it; (result, pruned)."""
+    """The sandbox run, with the pruning and disk-quota watchers beside it; (result, verdicts):
+    ``pruned`` (the early-stopping verdict) and ``watch_failed`` (why watching stopped)."""
     from progenitor.sandbox import get_sandbox
 
     sandbox = get_sandbox(job.backend, **job.backend_options)
@@ -217,11 +221,12 @@ def _run_watched(job: TrainJob, jd: JobDir, data_dir: Optional[Path], on_line: O
     disk = verdicts.get("disk") or jd.over()
     if disk and result.status != "timeout":
         how = "killed" if verdicts.get("disk") else "ended"
-        return result.model_copy(update={"status": "disk", "reason": f"{disk}; {how} after {result.duration:.1f} s"}), {}
+        verdicts.pop("pruned", None)
+        return result.model_copy(update={"status": "disk", "reason": f"{disk}; {how} after {result.duration:.1f} s"}), verdicts
     pruned = verdicts.get("pruned") or {}
     if pruned:
         result = result.model_copy(update={"status": "killed", "reason": "pruned: " + pruned.get("reason", "behind the champion")})
-    return result, pruned
+    return result, verdicts
 
 
 def _outputs_note(cut: str, dropped: int) -> str:
@@ -242,12 +247,18 @@ def _watch(
     watch: Callable[[Path], Optional[dict]], out: Path, done: threading.Event,
     cancel: threading.Event, verdicts: dict,
 ) -> None:
-    prime = getattr(watch, "prime", None)
-    if prime is not None:
-        prime()  # the pruner's imports, while the candidate starts up, not after its first steps
-    while not done.wait(1.0):
-        verdict = watch(out)
-        if verdict:
-            verdicts["pruned"] = verdict
-            cancel.set()
-            return
+    """Ask ``watch`` about once a second; a verdict stops the job. A watcher that fails (on
+    whatever the candidate wrote) stops watching and says why in ``verdicts["watch_failed"]``:
+    the candidate trains on, and the record, an event and a finding say so."""
+    try:
+        prime = getattr(watch, "prime", None)
+        if prime is not None:
+            prime()  # the pruner's imports, while the candidate starts up, not after its first steps
+        while not done.wait(1.0):
+            verdict = watch(out)
+            if verdict:
+                verdicts["pruned"] = verdict
+                cancel.set()
+                return
+    except Exception as exc:  # noqa: BLE001 - any failure on the candidate's file ends the watching only
+        verdicts["watch_failed"] = f"early stopping stopped watching it: {type(exc).__name__}: {str(exc)[:200]}"

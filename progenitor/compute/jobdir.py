@@ -6,9 +6,12 @@ the write that would pass it (``ENOSPC``), so nothing overshoots, for every sand
 backend alike (bubblewrap, our own view and Docker all bind its ``tree`` and ``out``). It
 costs memory, not disk, and only as far as it is filled; under Docker those pages count
 against the container's memory limit too. Without root no mount is possible: each file is
-capped by RLIMIT_FSIZE (the sandboxes set it from ``Limits.disk_bytes``) and a watcher walks
-the tree and outputs every 0.2 s (or twice as long as a walk takes), so a fast writer may
-pass the quota by what it writes in that time before it is killed.
+capped by RLIMIT_FSIZE (the sandboxes set it from ``Limits.disk_bytes``). Either way a watcher
+walks the tree and outputs every 0.2 s (or twice as long as a walk takes) and counts each
+file's *apparent* size: a sparse file holds almost nothing on a disk or a tmpfs, but becomes
+its whole size when it is copied to the host. A fast writer may pass the quota by what it
+writes in that time before it is killed; a path deeper or longer than the walk may follow
+(``boundary.walk.TREE``) is over the quota too, since a quota cannot hold what it cannot see.
 
 Docker's daemon mounts the job's directories from its own mount namespace: a tmpfs mounted
 in ours is invisible to it when the two differ (a driver in ``unshare -m``, in a container
@@ -28,18 +31,20 @@ import ctypes.util
 import functools
 import os
 import re
-import shutil
 import stat
 import tempfile
 import time
 from pathlib import Path
 from typing import Iterator, Optional
 
+from progenitor.boundary.walk import TREE, Bounds, walk
+from progenitor.boundary.walk import remove_tree as _remove_tree
+from progenitor.errors import CandidateDataError
 from progenitor.run.processes import alive
 from progenitor.sandbox.access import is_root
 from progenitor.sandbox.outcome import size
 
-__all__ = ["JobDir", "daemon_shares_our_mounts", "job_dir", "remove_tree"]
+__all__ = ["JobDir", "daemon_shares_our_mounts", "job_dir", "remove_tree", "sweep_job_dirs"]
 
 PREFIX = "progenitor-job-"
 POLL_SECONDS = 0.2
@@ -61,15 +66,18 @@ class JobDir:
 
     @property
     def poll_seconds(self) -> float:
-        """How often a watcher should ask ``over()``: statvfs is cheap; a walk costs what it
-        last took, and is not let take more than a third of the driver's time."""
+        """How often a watcher should ask ``over()``: a walk costs what it last took, and is
+        not let take more than a third of the driver's time."""
         return max(POLL_SECONDS, 2 * self._walk_seconds)
 
     def over(self) -> Optional[str]:
         """Why the tree and outputs are at their quota, or None."""
         if self.disk_bytes is None and self.files is None:
             return None
-        used, entries = self.usage()
+        try:
+            used, entries = self.usage()
+        except CandidateDataError as exc:  # a path the quota cannot follow: it cannot be held either
+            return f"disk quota: its tree and outputs hold {exc}, beyond what the quota can follow"
         if self.disk_bytes is not None and used >= self.disk_bytes - (FULL_SLACK if self.mounted else 0):
             return (f"disk quota: its tree and outputs reached the {size(self.disk_bytes)} quota "
                     "(train.resources.disk)")
@@ -79,16 +87,20 @@ class JobDir:
         return None
 
     def usage(self) -> tuple[int, int]:
-        """(bytes, entries) used by the tree and outputs."""
+        """(bytes, entries) used by the tree and outputs. Bytes are each file's apparent size
+        (or what it holds on disk, if more): a sparse file of 95 MiB counts 95 MiB, as it will
+        when it is copied to the host. On a tmpfs, the kernel's own count is taken when larger."""
+        started = time.monotonic()
+        try:
+            used, entries = _walk_usage([self.tree, self.out], stop_entries=self.files, stop_bytes=self.disk_bytes)
+        finally:
+            self._walk_seconds = time.monotonic() - started
         if self.mounted:
             st = os.statvfs(self.path)
             # The root of the tmpfs is one inode of its own.
-            return (st.f_blocks - st.f_bfree) * st.f_frsize, max(0, st.f_files - st.f_ffree - 1)
-        started = time.monotonic()
-        try:
-            return _walk_usage([self.tree, self.out], stop_entries=self.files, stop_bytes=self.disk_bytes)
-        finally:
-            self._walk_seconds = time.monotonic() - started
+            used = max(used, (st.f_blocks - st.f_bfree) * st.f_frsize)
+            entries = max(entries, st.f_files - st.f_ffree - 1)
+        return used, entries
 
 
 @contextlib.contextmanager
@@ -151,6 +163,24 @@ def sweep_mounts(parent: Path) -> int:
     return swept
 
 
+def sweep_job_dirs(parent: Optional[Path] = None) -> int:
+    """Remove the job directories a driver that is gone (killed outright) left in ``parent``
+    (default: the machine's temporary directory), ours only; how many. Its tmpfs mounts first."""
+    parent = Path(parent or tempfile.gettempdir())
+    swept = sweep_mounts(parent) if is_root() else 0
+    pattern = re.compile(re.escape(PREFIX) + r"(\d+)-")
+    for entry in os.scandir(parent):
+        match = pattern.match(entry.name)
+        try:
+            mine = entry.is_dir(follow_symlinks=False) and entry.stat(follow_symlinks=False).st_uid == os.geteuid()
+        except OSError:
+            continue
+        if match and mine and not alive(int(match.group(1))):
+            remove_tree(Path(entry.path))
+            swept += 1
+    return swept
+
+
 @functools.lru_cache(maxsize=None)
 def daemon_shares_our_mounts(name: str = "dockerd") -> bool:
     """Whether a process called ``name`` runs here in our mount namespace (so that it sees a
@@ -174,51 +204,24 @@ def daemon_shares_our_mounts(name: str = "dockerd") -> bool:
 
 
 def _walk_usage(tops: list[Path], stop_entries: Optional[int], stop_bytes: Optional[int]) -> tuple[int, int]:
-    """Bytes on disk and entries below ``tops``, links not followed; the walk stops as soon as
-    a cap is passed, so that a million files cost no more than the cap's worth of looking."""
+    """Bytes (apparent, see ``usage``) and entries below ``tops``, links not followed; the walk
+    stops as soon as a cap is passed, so that a million files cost no more than the cap's worth
+    of looking. A path beyond ``boundary.walk.TREE`` raises ``CandidateDataError``."""
     used = entries = 0
-    stack = [str(t) for t in tops]
-    while stack:
-        try:
-            it = os.scandir(stack.pop())
-        except OSError:
-            continue
-        with it:
-            for entry in it:
-                entries += 1
-                try:
-                    st = entry.stat(follow_symlinks=False)
-                except OSError:
-                    continue
-                used += st.st_blocks * 512
-                if stat.S_ISDIR(st.st_mode):
-                    stack.append(entry.path)
-                if (stop_entries is not None and entries >= stop_entries) or (
-                        stop_bytes is not None and used >= stop_bytes):
-                    return used, entries
+    bounds = Bounds(entries=max(TREE.entries, (stop_entries or 0) + 1))
+    for top in tops:
+        for entry in walk(top, bounds):
+            entries += 1
+            st = entry.st
+            used += max(st.st_size, st.st_blocks * 512) if stat.S_ISREG(st.st_mode) else st.st_blocks * 512
+            if (stop_entries is not None and entries >= stop_entries) or (
+                    stop_bytes is not None and used >= stop_bytes):
+                return used, entries
     return used, entries
 
 
 def remove_tree(path: Path) -> None:
-    """Remove ``path`` whatever modes the candidate left in it (a directory it made 0000 stops
-    a plain rmtree when we are not root); links are removed, never followed. Only what lies
-    inside ``path`` is ever re-moded: its parent (the machine's temp directory, say) is not
-    the candidate's, whatever failed while it was removed."""
-    root = os.path.abspath(path)
-
-    def inside(p: str) -> bool:
-        return os.path.abspath(p).startswith(root + os.sep)
-
-    def opened(func, failed: str, _exc) -> None:
-        parent = os.path.dirname(failed)
-        with contextlib.suppress(OSError):
-            if inside(parent):
-                os.chmod(parent, 0o700)
-            if inside(failed) and os.path.isdir(failed) and not os.path.islink(failed):
-                os.chmod(failed, 0o700)
-                shutil.rmtree(failed, ignore_errors=True)
-            elif inside(failed):
-                os.unlink(failed)
-
-    if os.path.lexists(path):
-        shutil.rmtree(path, onerror=opened)
+    """Remove a job directory whatever the candidate left in it (``boundary.walk.remove_tree``:
+    any depth, any modes, links removed and never followed); a failure is not fatal."""
+    with contextlib.suppress(OSError):
+        _remove_tree(path)

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Optional
 
 from progenitor.boundary.metrics import parse_metrics
+from progenitor.candidate.findings import Finding
 from progenitor.candidate.training import TrainRecord
 from progenitor.compute.base import JobResult, TrainJob
 from progenitor.compute.pruning import PruneConfig
@@ -16,7 +17,7 @@ from progenitor.task.placeholders import bind
 from progenitor.task.spec import TaskSpec
 
 __all__ = ["LINE_EVENTS_PER_CANDIDATE", "LOG_TAIL_LINES", "TrainRecord", "limits_for", "log_tail", "make_job",
-           "record_from"]
+           "record_from", "training_findings"]
 
 LOG_TAIL_LINES = 30
 LOG_TAIL_BYTES = 8192
@@ -90,5 +91,15 @@ def record_from(result: JobResult, out: str) -> TrainRecord:
         self_reported=parse_metrics(box.stdout),
         log_tail=log_tail(box.stdout + "\n" + box.stderr),
         outputs_truncated=result.outputs_truncated,
+        watch_failed=result.watch_failed,
         out=out,
     )
+
+
+def training_findings(record: TrainRecord) -> list[Finding]:
+    """What a training says about its candidate beyond its status: early stopping that could
+    not watch it (it trained on, unwatched, on whatever it wrote to its progress file)."""
+    if not record.watch_failed:
+        return []
+    return [Finding(rule="watch-failed", severity="medium",
+                    message=f"{record.watch_failed}; it trained on without early stopping")]

@@ -4,11 +4,16 @@ the driver, with every cap counted and nothing dangerous let through.
 Packing walks the outputs one directory entry at a time (never a list of them all) and keeps
 only regular files and directories: links, devices, fifos and sockets are dropped, and so is
 every path with a ``.git`` component in any letter case (a planted repository would run its
-``core.fsmonitor`` in the shell prompt of whoever opens the folder). Files come back 0644,
+``core.fsmonitor`` in the shell prompt of whoever opens the folder), and so is every path
+beyond ``OUTPUTS``: deeper or longer than the driver's run directory can hold (an
+``ENAMETOOLONG`` while unpacking took a run down), or with a control character in a name
+(it would be printed on a terminal). Files come back 0644,
 directories 0755: no exec bit, no setuid. The caps are bytes (with each member's 512-byte
 header and padding counted, so 300,000 empty files are not free), entries, and seconds. The
 files the scorer needs are packed first, so that a filler whose name sorts first cannot
-crowd them out. Unpacking applies the same rules again, whatever the archive holds.
+crowd them out. Unpacking applies the same rules again, whatever the archive holds, and an
+archive that cannot be written on the host is a ``CandidateDataError``: that candidate fails,
+the run goes on.
 """
 
 from __future__ import annotations
@@ -23,10 +28,16 @@ from typing import Iterator, Optional
 
 from pydantic import BaseModel
 
+from progenitor.boundary.display import shown
 from progenitor.boundary.tree_files import is_git_name
+from progenitor.boundary.walk import TREE, Bounds, refusal
+from progenitor.errors import CandidateDataError
 from progenitor.sandbox.outcome import size
 
-__all__ = ["Packed", "pack_outputs", "unpack_outputs", "forbidden_name"]
+__all__ = ["OUTPUTS", "Packed", "pack_outputs", "unpack_outputs", "forbidden_name"]
+
+OUTPUTS = Bounds(depth=TREE.depth, path_bytes=TREE.path_bytes, control=False)
+"""What a path in the outputs may be: as a committed tree's, and no control character in a name."""
 
 BLOCK = 512
 TAR_SLACK = 2 * BLOCK + tarfile.RECORDSIZE
@@ -43,6 +54,9 @@ class Packed(BaseModel):
     """The archive's size as counted against the cap (headers included)."""
     dropped: int = 0
     """Links, devices, fifos, sockets and ``.git`` paths: never brought back."""
+    refused: list[str] = []
+    """Paths beyond ``OUTPUTS`` (too deep, too long, control characters), with why: never
+    brought back (the first 100 named)."""
     cut: str = ""
     """One sentence when a cap left something out ('' when everything that may come back did)."""
     missing: list[str] = []
@@ -71,6 +85,7 @@ class _Packer:
         self.out = Packed()
         self.done: set[str] = set()
         self.left_out = 0
+        self.refused = 0
         self.stopped = ""
 
     def full(self) -> bool:
@@ -122,6 +137,11 @@ class _Packer:
             self.tar.addfile(info, handle)
         return True
 
+    def refuse(self, rel: str, why: str) -> None:
+        if len(self.out.refused) < 100:
+            self.out.refused.append(f"{shown(rel)[:200]}: {why}")
+        self.refused += 1
+
     def close(self) -> Packed:
         self.tar.close()
         self.out.archive = self.buf.getvalue()
@@ -131,6 +151,9 @@ class _Packer:
         if self.left_out:
             notes.append(f"{self.left_out} entries left out at the {size(self.cap)} output cap "
                          "(train.resources.outputs; headers count)")
+        if self.refused:
+            notes.append(f"{self.refused} paths refused ({self.out.refused[0]}"
+                         + (", ..." if self.refused > 1 else "") + ")")
         if notes:
             self.out.cut = "outputs cut: " + "; ".join(notes)
         return self.out
@@ -160,7 +183,7 @@ def pack_outputs(top: Path, cap_bytes: int, max_entries: Optional[int] = None, f
 def _plain_file(top: Path, rel: str) -> Optional[os.stat_result]:
     """``rel``'s stat if it is a regular file reached through real directories only."""
     parts = PurePosixPath(rel).parts
-    if not parts or forbidden_name(parts) or PurePosixPath(rel).is_absolute():
+    if not parts or forbidden_name(parts) or PurePosixPath(rel).is_absolute() or refusal(rel, OUTPUTS):
         return None
     here = top
     for part in parts:
@@ -196,6 +219,10 @@ def _walk(top: Path, packer: _Packer) -> Iterator[tuple[str, os.stat_result]]:
                 if is_git_name(entry.name) or not (stat.S_ISDIR(st.st_mode) or stat.S_ISREG(st.st_mode)):
                     packer.out.dropped += 1
                     continue
+                why = refusal(rel, OUTPUTS)
+                if why:
+                    packer.refuse(rel, why)
+                    continue
                 yield rel, st
                 if stat.S_ISDIR(st.st_mode):
                     stack.append(rel)
@@ -204,20 +231,30 @@ def _walk(top: Path, packer: _Packer) -> Iterator[tuple[str, os.stat_result]]:
 def unpack_outputs(archive: bytes, dest: Path, max_entries: Optional[int] = None,
                    seconds: Optional[float] = None) -> int:
     """Extract an outputs archive into ``dest`` with the packing rules enforced again: regular
-    files (0644) and directories (0755) only, no ``.git`` component, nothing outside ``dest``.
-    Returns how many entries were written."""
+    files (0644) and directories (0755) only, no ``.git`` component, nothing outside ``dest``,
+    nothing beyond ``OUTPUTS``. Returns how many entries were written; an archive that cannot
+    be read or written here is a ``CandidateDataError``."""
     dest.mkdir(parents=True, exist_ok=True)
     deadline = time.monotonic() + seconds if seconds else None
     written = 0
-    with tarfile.open(fileobj=io.BytesIO(archive), mode="r") as tar:
-        for member in tar:  # streamed: no list of every member
-            if (max_entries is not None and written >= max_entries) or (
-                    deadline is not None and time.monotonic() > deadline):
-                break
-            path = PurePosixPath(member.name)
-            if not (member.isfile() or member.isdir()) or path.is_absolute() or forbidden_name(path.parts):
-                continue
-            member.mode = FILE_MODE if member.isfile() else DIR_MODE
-            tar.extract(member, dest, filter="data")
-            written += 1
+    try:
+        with tarfile.open(fileobj=io.BytesIO(archive), mode="r") as tar:
+            for member in tar:  # streamed: no list of every member
+                if (max_entries is not None and written >= max_entries) or (
+                        deadline is not None and time.monotonic() > deadline):
+                    break
+                if not _may_unpack(member):
+                    continue
+                member.mode = FILE_MODE if member.isfile() else DIR_MODE
+                tar.extract(member, dest, filter="data")
+                written += 1
+    except (tarfile.TarError, OSError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise CandidateDataError(f"its outputs could not be unpacked on the host: {shown(why)[:300]}") from None
     return written
+
+
+def _may_unpack(member: tarfile.TarInfo) -> bool:
+    path = PurePosixPath(member.name)
+    return ((member.isfile() or member.isdir()) and not path.is_absolute() and not forbidden_name(path.parts)
+            and refusal(member.name, OUTPUTS) is None)

@@ -21,7 +21,6 @@ and is not used either (the task can name the scorer metric that checks it:
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import os
 import stat
@@ -30,6 +29,9 @@ from pathlib import Path
 from typing import Iterator, Literal, NamedTuple, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from progenitor.boundary.jsonl import parse_line
+from progenitor.errors import CandidateDataError
 
 READ_CAP_BYTES = 1 << 20
 """Most bytes of progress read per look: the file is the candidate's, so it may be huge."""
@@ -73,8 +75,13 @@ class PruneConfig(BaseModel):
 
 
 def parse_progress(text: str, metric: str) -> dict[int, float]:
-    """Steps and values of ``metric`` in JSON-lines text; lines without both are skipped."""
-    return dict(_points(text.splitlines(), metric))
+    """Steps and values of ``metric`` in JSON-lines text; lines without both are skipped (at
+    most ``MAX_POINTS`` distinct steps are kept)."""
+    curve: dict[int, float] = {}
+    for step, value in _points(text.splitlines(), metric):
+        if step in curve or len(curve) < MAX_POINTS:
+            curve[step] = value
+    return curve
 
 
 def read_curve(path: Path, metric: str) -> dict[int, float]:
@@ -124,10 +131,7 @@ def _keys(lines: list[str], limit: int) -> list[str]:
     head = lines[:50]
     keys: list[str] = []
     for line in head:
-        try:
-            record = json.loads(line)
-        except ValueError:
-            continue
+        record = parse_line(line)  # the candidate's line: bounded in size and nesting, never an exception
         if not isinstance(record, dict):
             continue
         for key, value in record.items():
@@ -171,16 +175,26 @@ def check_curve(curve: dict[int, float], metric: str, trusted: Optional[float], 
     return CurveCheck(True)
 
 
+MAX_POINTS = 10_000
+"""Most points of one curve kept, and watched (a candidate's file may hold millions of lines)."""
+
+
 def _points(lines: list[str], metric: str) -> Iterator[tuple[int, float]]:
+    """(step, value) of each line that holds both; every line is parsed through the boundary
+    (``boundary.jsonl``: bounded in length and nesting, never an exception)."""
     for line in lines:
+        record = parse_line(line)
+        if not isinstance(record, dict):
+            continue
+        step, value = record.get("step"), record.get(metric)
+        if isinstance(step, bool) or not isinstance(step, int) or not 0 <= step < (1 << 62):
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue
         try:
-            record = json.loads(line)
-            step, value = record["step"], record[metric]
-        except (ValueError, KeyError, TypeError):
+            yield step, float(value)
+        except OverflowError:  # an integer of 400 digits
             continue
-        if isinstance(step, bool) or not isinstance(step, int) or not isinstance(value, (int, float)):
-            continue
-        yield step, float(value)
 
 
 class ProgressWatcher:
@@ -195,10 +209,15 @@ class ProgressWatcher:
         self._trial = None
 
     def __call__(self, out: Path) -> Optional[dict]:
+        """The verdict on what was appended since the last look: a dict to stop the job, None
+        to let it go on. Raises ``CandidateDataError`` when the file holds more points than
+        are watched (the caller stops watching, and says so)."""
         new = [(s, v) for s, v in _points(self._read_new(out / self.progress_file), self.config.metric)
                if s not in self.points]
         if not new:
             return None
+        if len(self.points) + len(new) > MAX_POINTS:
+            raise CandidateDataError(f"its progress file holds more than {MAX_POINTS} points")
         trial = self._trial or self._start()
         for step, value in new:
             self.points[step] = value

@@ -17,8 +17,9 @@ from typing import Optional
 
 from pydantic import BaseModel
 
+from progenitor.boundary.arrays import chunks, read_array
 from progenitor.boundary.metrics import parse_metrics
-from progenitor.errors import UserError
+from progenitor.errors import CandidateDataError, UserError
 from progenitor.task.placeholders import fill
 from progenitor.task.spec import Predictions, TaskSpec
 
@@ -108,29 +109,33 @@ def copy_visible(items: list[Path], data: Path, visible: Path) -> None:
 
 
 def check_predictions(expect: Optional[Predictions], data: Path, out: Path) -> Optional[str]:
-    """Why the candidate's predictions cannot be scored, or None if they can."""
+    """Why the candidate's predictions cannot be scored, or None if they can.
+
+    The file is read through the boundary (``boundary.arrays``): a plain ``.npy`` array of real
+    numbers whose size is what its header says, mapped, never loaded whole; whatever the file
+    holds, the answer is a reason or None, never an exception."""
     import numpy as np
 
     if expect is None:
         return None
     path = out / expect.file
-    if not path.is_file():
+    if not path.is_file() or path.is_symlink():
         return f"no predictions: the candidate did not write {expect.file} to its outputs"
     try:
-        predictions = np.load(path, allow_pickle=False)
-    except Exception as exc:  # noqa: BLE001 - any unreadable file is the candidate's failure
-        return f"predictions file {expect.file} could not be read as a numeric array: {exc}"
-    if not np.issubdtype(predictions.dtype, np.number) and predictions.dtype != np.bool_:
-        return f"predictions have non-numeric dtype {predictions.dtype}"
+        predictions = read_array(path)
+    except CandidateDataError as exc:
+        return f"predictions file {expect.file} refused: {exc}"
     if predictions.ndim == 0 or predictions.size == 0:
         return "predictions are empty"
-    if np.issubdtype(predictions.dtype, np.floating):
-        if np.isnan(predictions).any():
-            return f"predictions contain NaN ({int(np.isnan(predictions).sum())} values)"
-        if np.isinf(predictions).any():
-            return f"predictions contain infinite values ({int(np.isinf(predictions).sum())} values)"
+    if predictions.dtype.kind == "f":
+        nan = sum(int(np.isnan(part).sum()) for part in chunks(predictions))
+        if nan:
+            return f"predictions contain NaN ({nan} values)"
+        inf = sum(int(np.isinf(part).sum()) for part in chunks(predictions))
+        if inf:
+            return f"predictions contain infinite values ({inf} values)"
     if expect.match:
-        reference = np.load(data / expect.match, allow_pickle=False)
+        reference = np.load(data / expect.match, allow_pickle=False, mmap_mode="r")  # trusted: the run's own data
         if predictions.shape[0] != reference.shape[0]:
             return (f"predictions are mis-shaped: {predictions.shape[0]} rows, "
                     f"expected {reference.shape[0]} (one per row of {expect.match})")

@@ -12,18 +12,17 @@ candidates are built in temporary worktrees, refs are written with ``update-ref`
 
 from __future__ import annotations
 
-import io
 import json
 import os
-import shutil
-import tarfile
 import tempfile
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterator, Optional
 
+from progenitor.boundary.walk import remove_tree
 from progenitor.candidate.keys import IDENTITY, REF_ROOT
 from progenitor.errors import CandidateError, ModelBehaviorError, UserError
+from progenitor.lineage import blobs
 
 if TYPE_CHECKING:
     from progenitor.task.spec import TaskSpec
@@ -104,7 +103,8 @@ class Lineage:
                 self.git.worktree("remove", "--force", str(path))
             except Exception:  # noqa: BLE001 - already gone: prune below
                 pass
-            shutil.rmtree(tmp, ignore_errors=True)
+            with suppress(OSError):
+                remove_tree(tmp)  # whatever depth the edit left
             self.git.worktree("prune")
 
     def commit_candidate(self, ref: str, parent: str, edit: Callable[[Path], Optional[str]],
@@ -178,16 +178,27 @@ class Lineage:
         return {"files": files, "added": added, "removed": removed}
 
     # -- trees -------------------------------------------------------------------------------
+    # A candidate's tree (and the base's) is always written from the commit's blobs, with no
+    # .gitattributes processing (``blobs``): what is reviewed is byte for byte what is trained.
     def archive(self, sha: str) -> bytes:
-        """The commit's tree as a tar archive (no .git: a sandbox copy leads nowhere)."""
-        return self.repo.git.archive("--format=tar", sha, stdout_as_string=False)
+        """The commit's tree as a tar archive from its blobs (no .git: a sandbox copy leads nowhere)."""
+        return blobs.tree_tar(self.root, sha)
 
     def export(self, sha: str, dest: Path) -> Path:
-        """Write the commit's tree into ``dest`` (a fresh copy, no .git)."""
-        dest.mkdir(parents=True, exist_ok=True)
-        with tarfile.open(fileobj=io.BytesIO(self.archive(sha)), mode="r") as tar:
-            tar.extractall(dest, filter="data")
-        return dest
+        """Write the commit's tree into ``dest`` from its blobs (a fresh copy, no .git, links kept as links)."""
+        return blobs.write_tree(self.root, sha, dest, links=True)
+
+    @contextmanager
+    def tree(self, sha: str) -> Iterator[Path]:
+        """A temporary copy of the commit's tree, written from its blobs (links kept as links, so
+        the review sees them), removed afterwards. ``CandidateDataError`` if the tree is beyond
+        ``boundary.walk.TREE``."""
+        tmp = Path(tempfile.mkdtemp(prefix="progenitor-tree-"))
+        try:
+            yield self.export(sha, tmp / "tree")
+        finally:
+            with suppress(OSError):
+                remove_tree(tmp)
 
     def blob(self, sha: str, path: str) -> Optional[bytes]:
         """The bytes of ``path`` as committed at ``sha`` (no attribute, filter or line-ending

@@ -35,6 +35,8 @@ def extract_json(text: str) -> Any:
             return json.loads(candidate)
         except json.JSONDecodeError as exc:
             error = error or exc
+        except RecursionError:  # nested past what the parser holds: not an answer either
+            continue
     where = f": {error.msg} at line {error.lineno} column {error.colno}" if error else ""
     raise ReplyError(f"the reply is not valid JSON{where}; answer with one JSON object and nothing else")
 

@@ -29,9 +29,9 @@ __all__ = [
     "PrepareData", "PrepareVisible", "BaselineStart", "BaselineEnd",
     "ArchitectProposal", "ArchitectDuplicate", "ArchitectFailed", "ArchitectLesson", "CoderCommit", "CoderFailed", "CoderFix",
     "SafetyTask", "SafetyBase", "SafetyReview", "TrainStart", "TrainLine", "TrainEnd", "TrainCached", "TrainCancelled",
-    "TrainCurveUnused", "Score", "Repeated", "TestFailed", "Select", "Pick", "OversightDecision", "OversightAsk",
-    "GateWaiting", "GateDecided", "GateDecision", "GateApproval", "GateNotified", "GateApplied", "ChampionRestored",
-    "GenerationEnd", "LlmCall",
+    "TrainCurveUnused", "TrainWatchFailed", "OutputsRemoved", "Score", "Repeated", "TestFailed", "Select", "Pick",
+    "OversightDecision", "OversightAsk", "GateWaiting", "GateDecided", "GateDecision", "GateApproval", "GateNotified",
+    "GateApplied", "ChampionRestored", "GenerationEnd", "LlmCall",
 ]
 
 EVENTS_VERSION = 2
@@ -309,6 +309,23 @@ class TrainCurveUnused(_Candidate):
     reason: str
 
 
+class TrainWatchFailed(_Candidate):
+    """Early stopping gave up watching a candidate's progress file (it trained on, unwatched)."""
+
+    type: Literal["train.watch_failed"] = "train.watch_failed"
+    reason: str
+
+
+class OutputsRemoved(Event):
+    """Candidates' outputs removed as ``train.keep_outputs`` says, once generation ``gen`` was decided."""
+
+    type: Literal["outputs.removed"] = "outputs.removed"
+    gen: int
+    keep: str
+    candidates: int
+    bytes: int
+
+
 class Score(_Candidate):
     type: Literal["score"] = "score"
     status: str
@@ -488,8 +505,8 @@ AnyEvent = Annotated[Union[
     ExecutorStart, NodeStart, NodeEnd, PrepareData, PrepareVisible, BaselineStart, BaselineEnd,
     ArchitectProposal, ArchitectDuplicate, ArchitectFailed, ArchitectLesson, CoderCommit, CoderFailed, CoderFix,
     SafetyTask, SafetyBase, SafetyReview, TrainStart, TrainLine, TrainEnd, TrainCached, TrainCancelled,
-    TrainCurveUnused, Score, Repeated, TestFailed, Select, OversightDecision, OversightAsk, GateWaiting, GateDecided,
-    GateDecision, GateApproval, GateNotified, GateApplied, ChampionRestored,
+    TrainCurveUnused, TrainWatchFailed, OutputsRemoved, Score, Repeated, TestFailed, Select, OversightDecision,
+    OversightAsk, GateWaiting, GateDecided, GateDecision, GateApproval, GateNotified, GateApplied, ChampionRestored,
     GenerationEnd, LlmCall,
 ], Field(discriminator="type")]
 """Every kind of event, discriminated by ``type``."""

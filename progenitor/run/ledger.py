@@ -10,6 +10,12 @@ Recording is additive over distinct attempts and idempotent for replays: a resum
 looks a finished result up (a training, an LLM call replayed from the run's call cache) and
 records it again changes nothing, while a candidate that was cancelled and trained again is
 charged for both attempts, since both really ran.
+
+A training is entered the moment it starts (``start``, saved before the run says it started),
+and its entry is completed when its result comes back. A driver killed outright (``kill -9``)
+never sees the results of what it had under way: the next session marks those entries
+``interrupted`` (``start_clock``), so the ledger still counts every training that started, with
+what was spent on it unknown (zero; the sandbox's own count died with the driver).
 """
 
 from __future__ import annotations
@@ -34,7 +40,8 @@ class Attempt(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     status: str
-    """The sandbox's status: ok, failed, timeout, oom or killed."""
+    """The sandbox's status: ok, failed, timeout, oom, disk or killed; ``started`` while it runs,
+    ``interrupted`` when the driver was killed before it ended (its spend is then unknown)."""
     cpu_seconds: float
     """CPU time this attempt used."""
     cpu_measured: bool
@@ -47,13 +54,15 @@ class Attempt(BaseModel):
     """Where it ran."""
     pruned_step: Optional[int] = None
     """The step at which early stopping ended it, if it did."""
+    started_at: Optional[float] = None
+    """When it started (Unix time), when the ledger saw it start."""
     ended: Optional[float] = None
     """The run's clock (``Ledger.run_wall_seconds``) when it ended: with ``wall_seconds``, when
     it held its slot (None in ledgers written before the field)."""
 
     def same(self, other: "Attempt") -> bool:
-        """The same attempt, recorded twice (a replay), whenever it was recorded."""
-        return self.model_dump(exclude={"ended"}) == other.model_dump(exclude={"ended"})
+        """The same attempt, recorded twice (a replay), whenever it was recorded (seen to start, ended)."""
+        return self.model_dump(exclude={"started_at", "ended"}) == other.model_dump(exclude={"started_at", "ended"})
 
 
 class CandidateSpend(BaseModel):
@@ -201,9 +210,27 @@ class Ledger:
         )
         with self._lock:
             cost = self.data.candidates.setdefault(key, CandidateSpend(key=key))
-            if not any(attempt.same(a) for a in cost.attempts):
+            under_way = next((i for i, a in enumerate(cost.attempts) if a.status == "started"), None)
+            if under_way is not None:  # the entry made when it started, completed
+                started = cost.attempts[under_way].started_at
+                cost.attempts[under_way] = attempt.model_copy(update={"started_at": started})
+            elif not any(attempt.same(a) for a in cost.attempts):
                 cost.attempts.append(attempt)
             return cost.model_copy(deep=True)
+
+    def start(self, key: str, node: str = "") -> None:
+        """Enter a training of candidate ``key`` that starts now (``record`` completes the entry)."""
+        attempt = Attempt(status="started", cpu_seconds=0.0, cpu_measured=False, gpu_seconds=0.0, wall_seconds=0.0,
+                          node=node, started_at=round(time.time(), 3))
+        with self._lock:
+            self.data.candidates.setdefault(key, CandidateSpend(key=key)).attempts.append(attempt)
+
+    def _interrupt(self) -> None:
+        """Entries still ``started`` belong to a session that is gone: ``interrupted``."""
+        for cost in self.data.candidates.values():
+            for i, attempt in enumerate(cost.attempts):
+                if attempt.status == "started":
+                    cost.attempts[i] = attempt.model_copy(update={"status": "interrupted"})
 
     def record_job(self, job: "TrainJob", result: "JobResult") -> CandidateSpend:
         """Charge a finished ``JobResult`` with the CPUs and GPUs its ``TrainJob`` held."""
@@ -245,6 +272,7 @@ class Ledger:
         with self._lock:
             if self._session_start is None:
                 self._session_start = time.monotonic()
+                self._interrupt()  # a new session: whatever the last one had under way is over
 
     def stop_clock(self) -> None:
         """Fold this session's wall time into the total and stop counting."""
@@ -355,7 +383,7 @@ class Ledger:
 
     def save(self) -> None:
         """Write the ledger atomically (a crash mid-write leaves the previous file)."""
-        with self._lock:  # one writer at a time: trainings end, and save, on several threads
+        with self._lock:  # one writer at a time: trainings start, end and save on several threads
             self._fold_clock()
             write_json(self.path, self.data.model_dump(mode="json"))
 

@@ -8,6 +8,8 @@ import stat
 from pathlib import Path
 from typing import Callable, Optional
 
+from progenitor.boundary.walk import Bounds, walk
+
 __all__ = ["grant_read", "hand_over", "is_root", "unreachable_parent"]
 
 
@@ -39,12 +41,12 @@ def unreachable_parent(path: Path, uid: int) -> Optional[Path]:
 
 
 def _walk(top: Path, action: Callable[[str], None]) -> None:
-    """``action`` on ``top`` and, if it is a directory (not a link to one), on all below it."""
+    """``action`` on ``top`` and, if it is a directory (not a link to one), on all below it
+    (``boundary.walk``: iterative, links not followed, a tree beyond its bounds refused)."""
     action(str(top))
     if os.path.isdir(top) and not os.path.islink(top):
-        for root, dirs, files in os.walk(top):
-            for name in dirs + files:
-                action(os.path.join(root, name))
+        for entry in walk(top, Bounds(entries=10_000_000)):
+            action(entry.path)
 
 
 def _add_read(path: str) -> None:

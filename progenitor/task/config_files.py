@@ -101,10 +101,18 @@ def _round_trip_yaml():
 def set_values(text: str, name: str, values: dict[str, Any]) -> str:
     """``text`` with each dotted key set to its value, comments and layout kept.
 
-    Every key must exist already (``UserError`` otherwise, naming it)."""
+    Every key must exist already (``UserError`` otherwise, naming it). The file may be a
+    candidate's (the champion's): nesting too deep for the round-trip libraries is a ``UserError`` too."""
     absent = missing_keys(parse_config(text, name), list(values))
     if absent:
         raise UserError(f"{name}: has no key {absent[0]!r} to set")
+    try:
+        return _set(text, name, values)
+    except (RecursionError, MemoryError):
+        raise UserError(f"{name}: nests too deep to be edited") from None
+
+
+def _set(text: str, name: str, values: dict[str, Any]) -> str:
     kind = _kind(name)
     if kind == "yaml":
         yaml = _round_trip_yaml()

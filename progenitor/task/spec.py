@@ -157,6 +157,11 @@ class Train(_Strict):
     """File in ``{out}`` where the candidate may append intermediate metrics as JSON lines."""
     early_stop: Optional[EarlyStop] = None
     """Stop a candidate that is clearly behind the champion at the same step (needs ``progress``)."""
+    keep_outputs: Literal["champion", "all", "none"] = "champion"
+    """Whose outputs stay in the run directory once a generation is decided: ``champion`` (the
+    baseline's and each promoted champion's: a revert may need them, and early stopping reads
+    the champion's curve), ``all``, or ``none`` (early stopping then has no curve to compare
+    with). ``progenitor gc`` applies the same rule to runs afterwards."""
 
     _command = _placeholders("train.command")
 

@@ -66,6 +66,19 @@ class Site:
         return form, why
 
 
+def page_text(value: Any) -> Any:
+    """What a template prints of a value: a string's control characters (a candidate's escape
+    sequences, bidi overrides) shown as escapes by the one sanitiser (``boundary.display``),
+    newlines kept; markup the page built itself (the highlighted diff, JSON) as it is."""
+    from markupsafe import Markup
+
+    from progenitor.boundary.display import shown
+
+    if isinstance(value, str) and not isinstance(value, Markup):
+        return shown(value, multiline=True)
+    return value
+
+
 def create_app(repo: Path, *, host: str = "127.0.0.1", port: int = 8765, store: Optional[str] = None,
                owner: Optional[str] = None, proxies: Optional[list[str]] = None,
                user_header: str = "X-Forwarded-User"):
@@ -80,7 +93,8 @@ def create_app(repo: Path, *, host: str = "127.0.0.1", port: int = 8765, store: 
     repo = Path(repo).resolve()
     decisions = DecisionStore(repo, store)
     templates = Jinja2Templates(directory=str(HERE / "templates"))
-    templates.env.filters["reveal"] = text.reveal
+    templates.env.finalize = page_text  # every {{ value }} of every page: control characters shown
+    templates.env.filters["reveal"] = text.reveal  # where a template asks: each one marked by name
     templates.env.filters["b64"] = lambda value: base64.b64encode(str(value).encode()).decode()
     site = Site(repo=repo, store=decisions, guard=Guard(host, port),
                 auth=Auth(decisions, owner, proxies, user_header), templates=templates)

@@ -3,8 +3,9 @@ names) passes through here, so that nothing in it can read differently from what
 
 Bidirectional controls (the "Trojan Source" attack: ``if access != "user"`` that reads the other
 way round), zero-width and other invisible format characters, control characters, private-use
-characters and unusual spaces are each replaced by a visible marker naming the code point
-(``<mark class="invisible" title="RIGHT-TO-LEFT OVERRIDE">U+202E</mark>``). Markers are put in
+characters and unusual spaces (``boundary.display.is_hidden``: the very characters the one
+sanitiser ``shown`` escapes everywhere else) are each replaced by a visible marker naming the
+code point (``<mark class="invisible" title="RIGHT-TO-LEFT OVERRIDE">U+202E</mark>``). Markers are put in
 after escaping (and, for a diff, after pygments coloured it), through sentinels made of
 private-use characters, which the text itself can no longer hold: they were all marked first.
 """
@@ -16,19 +17,12 @@ import unicodedata
 
 from markupsafe import Markup, escape
 
+from progenitor.boundary.display import is_hidden
+
 __all__ = ["diff_html", "is_hidden", "reveal", "reveal_count"]
 
 _OPEN, _CLOSE = "\ue000", "\ue001"
 _SENTINEL = re.compile(f"{_OPEN}([0-9A-F]{{4,6}}){_CLOSE}")
-_SPACES = {"\u00a0", "\u2007", "\u202f", "\u3000", "\u205f", "\u1680"} | {chr(c) for c in range(0x2000, 0x200B)}
-
-
-def is_hidden(ch: str) -> bool:
-    """Does ``ch`` render as nothing, as something else, or reorder what follows?"""
-    if ch in "\n\t":
-        return False
-    category = unicodedata.category(ch)
-    return category in ("Cf", "Cc", "Co", "Cs", "Cn", "Zl", "Zp") or ch in _SPACES
 
 
 def _mark(text: str) -> str:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from progenitor import api
+from progenitor.boundary.display import shown
 from progenitor.candidate import Candidate
 from progenitor.candidate.keys import candidate_name
 from progenitor.errors import UserError
@@ -130,7 +131,7 @@ def _chart(metric: str, baseline: Optional[float], cands: list[dict], asked: set
             ys.append(champion)
     data.append({"type": "scatter", "mode": "lines+markers", "name": "champion", "x": xs, "y": ys,
                  "line": {"shape": "hv", "color": "#1a7f37", "width": 3}})
-    layout = {"xaxis": {"title": {"text": "generation"}, "dtick": 1}, "yaxis": {"title": {"text": metric}},
+    layout = {"xaxis": {"title": {"text": "generation"}, "dtick": 1}, "yaxis": {"title": {"text": shown(metric)}},
               "margin": {"l": 50, "r": 10, "t": 10, "b": 40}, "height": 320, "legend": {"orientation": "h"},
               "autosize": True}
     return {"data": data, "layout": layout}

@@ -17,6 +17,7 @@ from progenitor.agents.coder.offline import read_params
 from progenitor.boundary import tree_files
 from progenitor.candidate import Candidate, Champion, DiffStats, Proposal
 from progenitor.candidate.keys import CandidateKey
+from progenitor.compute.jobs import training_findings
 from progenitor.errors import BudgetExceeded, CandidateError, ModelBehaviorError, UnsafePathError, UserError
 from progenitor.evaluation import after_scoring
 from progenitor.evaluation.scorer import prepare_data
@@ -132,7 +133,10 @@ def prepare(ctx: RunContext, state: State) -> Update:
     base, run_id = state.base, ctx.run.run_id
     trusted = ctx.run.trusted
     if not (trusted / ".exported").exists():
-        ctx.lineage.export(base, trusted)
+        try:
+            ctx.lineage.export(base, trusted)
+        except CandidateError as exc:
+            raise UserError(f"the base commit {base[:10]} cannot be used: {exc}") from None
         tree_files.write_text(trusted, ".exported", base)  # the base's own tree: no link followed
     constitution(ctx)  # a broken constitution or task is the user's to fix before anything runs
     base_context(ctx)
@@ -177,7 +181,7 @@ def _proposals(ctx: RunContext, state: State, gen: int) -> list[Proposal]:
     earlier = archive.journal(ctx, gen)
     count = ctx.spec.budget.candidates
     parents = archive.parents_for(ctx, state, gen, count)
-    with ctx.lineage.worktree(champion.sha) as tree:
+    with ctx.lineage.tree(champion.sha) as tree:
         pctx = ProposeContext(gen=gen, count=count, spec=ctx.spec, champion_params=champion.params,
                               champion_metrics=champion.metrics, champion_tree=tree, journal=earlier,
                               feedback=state.feedback, parents=parents, earlier=archive.earlier_runs(ctx))
@@ -250,24 +254,11 @@ def _review(ctx: RunContext, cand: Candidate, base: str) -> Candidate:
     """Review the candidate's change against ``base``, the node it was built on (for a fix: the
     crashed change and its fix together)."""
     changed = [safety.ChangedFile(**c) for c in ctx.lineage.changed_files(base, cand.sha)]
-    findings: list[safety.Finding] = []
-    parents = {}  # the champion's version of each changed Python file: what it had is not the candidate's
-    for c in changed:
-        old = c.old_path or c.path
-        if c.status != "A" and c.path.endswith(".py") and (blob := ctx.lineage.blob(base, old)) is not None:
-            parents[old] = blob
-    with ctx.lineage.worktree(cand.sha) as tree:
-        change = safety.ReviewInput(spec=ctx.spec, base_tree=ctx.run.trusted, candidate_tree=tree, changed=changed,
-                                    constitution=constitution(ctx), gen=cand.gen, k=cand.k,
-                                    hypothesis=cand.proposal.hypothesis, diff=ctx.lineage.diff_text(base, cand.sha),
-                                    parent_files=parents)
-        for reviewer in ctx.reviewers:
-            try:
-                findings += ask(lambda: reviewer.review(change))
-            except (ModelBehaviorError, BudgetExceeded) as exc:
-                # A review that could not be done is not a pass.
-                findings.append(safety.Finding(rule="review-failed", severity="high",
-                                               message=f"the {reviewer.name} reviewer could not review it: {exc}"))
+    try:
+        with ctx.lineage.tree(cand.sha) as tree:  # its blobs, as they will be trained
+            findings = _findings(ctx, cand, base, tree, changed)
+    except CandidateError as exc:  # a tree beyond the boundary's bounds: never reviewed, never run
+        return cand.fail(f"its tree cannot be reviewed: {exc}")
     findings = safety.sort_findings(findings)
     blockers = safety.blocking(findings, ctx.spec.safety.block_at)
     if blockers and held_for_person(ctx.spec, findings, blockers):
@@ -275,6 +266,28 @@ def _review(ctx: RunContext, cand: Candidate, base: str) -> Candidate:
     if blockers:
         return cand.advance("rejected", findings=findings, reason="rejected by the safety review: " + blockers[0].message)
     return cand.advance("reviewed", findings=findings)
+
+
+def _findings(ctx: RunContext, cand: Candidate, base: str, tree, changed: list) -> list[safety.Finding]:
+    """Every reviewer's findings on the candidate's tree (written from its blobs) against ``base``."""
+    findings: list[safety.Finding] = []
+    parents = {}  # the base's version of each changed Python file: what it had is not the candidate's
+    for c in changed:
+        old = c.old_path or c.path
+        if c.status != "A" and c.path.endswith(".py") and (blob := ctx.lineage.blob(base, old)) is not None:
+            parents[old] = blob
+    change = safety.ReviewInput(spec=ctx.spec, base_tree=ctx.run.trusted, candidate_tree=tree, changed=changed,
+                                constitution=constitution(ctx), gen=cand.gen, k=cand.k,
+                                hypothesis=cand.proposal.hypothesis, diff=ctx.lineage.diff_text(base, cand.sha),
+                                parent_files=parents)
+    for reviewer in ctx.reviewers:
+        try:
+            findings += ask(lambda: reviewer.review(change))
+        except (ModelBehaviorError, BudgetExceeded) as exc:
+            # A review that could not be done is not a pass.
+            findings.append(safety.Finding(rule="review-failed", severity="high",
+                                           message=f"the {reviewer.name} reviewer could not review it: {exc}"))
+    return findings
 
 
 def safety_review(ctx: RunContext, state: State) -> Update:
@@ -316,7 +329,8 @@ def trainer(ctx: RunContext, state: State) -> Update:
         record = records.get(cand.key)
         if record is not None:
             # The reason of a trained candidate says what was cut from its outputs, if anything.
-            cand = cand.advance("trained" if record.status == "ok" else record.status, train=record, reason=record.reason)
+            cand = cand.advance("trained" if record.status == "ok" else record.status, train=record, reason=record.reason,
+                                findings=[*cand.findings, *training_findings(record)])
             save(ctx, cand)
         out.append(cand)
     return Update(candidates=out)

@@ -30,8 +30,9 @@ from progenitor.compute.base import PACK_SECONDS, JobResult, slots_of
 from progenitor.compute.jobs import LINE_EVENTS_PER_CANDIDATE, LOG_TAIL_LINES, make_job, record_from
 from progenitor.compute.outputs import unpack_outputs
 from progenitor.compute.pruning import PruneConfig
+from progenitor.errors import CandidateDataError
 from progenitor.evaluation.scorer import Score
-from progenitor.run.events import TrainCached, TrainCancelled, TrainEnd, TrainLine, TrainStart
+from progenitor.run.events import TrainCached, TrainCancelled, TrainEnd, TrainLine, TrainStart, TrainWatchFailed
 from progenitor.run.rundir import read_json, write_json
 from progenitor.task.flags import train_command
 from progenitor.workflows.state import RunContext
@@ -288,10 +289,16 @@ def _trained(ctx: RunContext, item: _Item) -> Optional[TrainRecord]:
 def _keep(ctx: RunContext, key: CandidateKey, result: JobResult, command: str, seed: int = 0) -> TrainRecord:
     """Unpack a finished training's outputs and write its record: from now on it is looked up."""
     record_file, out_dir = _place(ctx, key, seed)
-    unpack_outputs(result.outputs_archive, out_dir, seconds=PACK_SECONDS)
+    try:
+        unpack_outputs(result.outputs_archive, out_dir, seconds=PACK_SECONDS)
+    except CandidateDataError as exc:  # the candidate's outputs, not the run, are at fault
+        result = result.model_copy(update={"sandbox": result.sandbox.model_copy(update={
+            "status": "failed", "reason": str(exc)})})
     record = record_from(result, out=out_dir.relative_to(ctx.run.path).as_posix())  # records hold no host paths
     record = record.model_copy(update={"command": command})
     write_json(record_file, record.model_dump(mode="json"))
+    if record.watch_failed:
+        ctx.emit(TrainWatchFailed(gen=key.gen, k=key.k, reason=record.watch_failed))
     ctx.emit(TrainEnd(gen=key.gen, k=key.k, status=record.status, reason=record.reason,
                       duration=record.duration, cpu_seconds=record.cpu_seconds, seed=seed))
     return record
@@ -314,6 +321,9 @@ def _relay(ctx: RunContext, item: _Item):
         if payload.get("key") != item.job:
             return
         if kind == "train.start":
+            if ctx.ledger is not None:  # entered before it is said to start: a kill -9 cannot lose it
+                ctx.ledger.start(item.job, node=str(payload.get("node", "")))
+                ctx.ledger.save()
             ctx.emit(TrainStart(gen=key.gen, k=key.k, commit=item.sha, seed=item.seed))
         elif kind == "train.line":
             seen[0] += 1

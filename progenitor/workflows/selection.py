@@ -16,7 +16,8 @@ from progenitor.evaluation import after_scoring
 from progenitor.lineage import champion_ref
 from progenitor.oversight import policy
 from progenitor.oversight.policy import PolicyDecision, Selection
-from progenitor.run.events import GenerationEnd, OversightDecision, Pick, Select
+from progenitor.run.events import GenerationEnd, OutputsRemoved, OversightDecision, Pick, Select
+from progenitor.run.retention import apply_retention
 from progenitor.run.summary import GenerationSummary
 from progenitor.workflows.llm_usage import candidate_cost
 from progenitor.workflows.nodes import record_escalations, save, test_metrics
@@ -172,9 +173,20 @@ def promote(ctx: RunContext, state: State) -> Update:
     if promoted is None and state.selection is not None and state.selection.noise:
         summary.noise = f"{state.selection.reason}, but {state.selection.noise}"
     ctx.emit(GenerationEnd(**summary.model_dump()))
+    history = [*state.history, summary]
+    _retain(ctx, gen, history)
     feedback = [*state.feedback, *([decision.comment] if decision.comment else [])]
-    return Update(champion=champion, candidates=out, history=[*state.history, summary], generation=gen + 1,
+    return Update(champion=champion, candidates=out, history=history, generation=gen + 1,
                   stop_reason=stop_reason(ctx, gen, champion.metrics[metric]), feedback=feedback)
+
+
+def _retain(ctx: RunContext, gen: int, history: list[GenerationSummary]) -> None:
+    """Remove the outputs ``train.keep_outputs`` does not keep, now that generation ``gen`` is decided."""
+    keep = ctx.spec.train.keep_outputs
+    champions = {(0, 0), *((h.gen, h.promoted) for h in history if h.promoted is not None)}
+    freed = apply_retention(ctx.run, keep, champions, upto_gen=gen)
+    if freed.outputs:
+        ctx.emit(OutputsRemoved(gen=gen, keep=keep, candidates=freed.outputs, bytes=freed.bytes))
 
 
 def _summary(ctx: RunContext, gen: int, cands: list[Candidate], champion: Champion, promoted: Optional[int],

@@ -721,8 +721,9 @@ ATTACKS: list[Attack] = [
 ]
 
 from tests.redteam import attacks_limits, attacks_review  # noqa: E402 - their attacks build on the ones above
+from tests.redteam.attacks_boundary import ATTACKS as BOUNDARY_ATTACKS  # noqa: E402 - issue 18: candidate data
 
-ATTACKS += attacks_limits.ATTACKS + attacks_review.ATTACKS
+ATTACKS += attacks_limits.ATTACKS + attacks_review.ATTACKS + BOUNDARY_ATTACKS
 
 LAYERS = ("review", "runtime")
 

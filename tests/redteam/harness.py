@@ -25,6 +25,7 @@ import pytest
 
 from progenitor.api import get_lineage, start_run
 from progenitor.options import RunOptions
+from progenitor.run.events import Event
 from progenitor.task.constitution import default_constitution_text
 from progenitor.testing import make_repo, scripted, toy_task_files
 from progenitor.testing.repos import TOY_OVERSIGHT
@@ -56,7 +57,8 @@ data:
 train:
   command: python train.py --data {data} --out {out}
   timeout: %(timeout)s
-  resources: {cpus: 1, memory: 512m, processes: 64, disk: %(disk)s, files: %(files)s, outputs: %(outputs)s}%(early_stop)s
+  resources: {cpus: 1, memory: 512m, processes: 64, disk: %(disk)s, files: %(files)s, outputs: %(outputs)s}
+  keep_outputs: all  # the probes look at what came back of attacks that are never champion%(early_stop)s
 scorer:
   command: python score.py --predictions {out}/predictions.npy --labels {data}/holdout_labels.npy
   predictions: {file: predictions.npy, match: holdout_labels.npy}
@@ -265,7 +267,7 @@ def plant_links(repo: Path, attacks: list[Attack], proposals: list[dict], tokens
 
 
 def run_group(root: Path, layer: str, attacks: list[Attack], backend: str, token: str,
-              on_event: Optional[Callable[[dict], None]] = None) -> Outcome:
+              on_event: Optional[Callable[[Event], None]] = None) -> Outcome:
     """Run the generation holding ``attacks`` and the control (after its earlier ones) through the real loop."""
     import git
     image = task_image(root) if backend == "docker" else None
@@ -291,19 +293,19 @@ def run_group(root: Path, layer: str, attacks: list[Attack], backend: str, token
 
 
 def drive(outcome: Outcome, script: list[list[dict]], backend: str,
-          on_event: Optional[Callable[[dict], None]], resume: bool) -> None:
+          on_event: Optional[Callable[[Event], None]], resume: bool) -> None:
     """Start the run; with ``resume``, stop it once its first proposals are saved, then resume it."""
     from progenitor.api import decide, resume_run, stop_run
 
     listeners = [on_event] if on_event else []
     if resume:
-        def stop_once_proposed(event) -> None:  # a typed event (progenitor.run.events)
+        def stop_once_proposed(event: Event) -> None:  # a typed event (progenitor.run.events)
             if event.type == "architect.proposal" and not outcome.stopped:
                 outcome.stopped = True
                 stop_run(RUN_ID, outcome.repo, reason="red team: stopped with the proposals saved")
         listeners.append(stop_once_proposed)
 
-    def relay(event: dict) -> None:
+    def relay(event: Event) -> None:
         for listener in listeners:
             listener(event)
     options = RunOptions(generations=len(script), sandbox=backend, executor="local")

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.redteam.attacks import ATTACKS, CONTROL_W, LAYERS, Attack, expect
+from tests.redteam.attacks_boundary import PROBES as BOUNDARY_PROBES
 from tests.redteam.harness import BACKENDS, DISK_BYTES, RUN_ID, Outcome
 
 # Every attack through the real loop, in generations of real trainings: slow-marked, run by
@@ -171,6 +172,7 @@ PROBES = {
     "build-refused": probe_build_refused,
     "curve-unused": probe_curve_unused,
 }
+PROBES.update(BOUNDARY_PROBES)  # issue 18: what a person is shown, a watcher that gave up
 
 
 # --- the cases -------------------------------------------------------------------------------

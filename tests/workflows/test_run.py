@@ -16,6 +16,7 @@ from click.testing import CliRunner
 import progenitor
 from progenitor.cli import cli
 from progenitor.options import RunOptions
+from progenitor.run.ledger import Ledger
 from progenitor.run.rundir import RunDir
 from progenitor.testing import curve_train, make_repo, scripted, toy_task_files
 from tests.helpers.records import lineage_json, status_json
@@ -146,6 +147,14 @@ def test_sigkill_while_training_then_resume_trains_nothing_twice(tmp_path):
     assert set(ends) == {(0, 0), (1, 0), (1, 1), (2, 0), (2, 1)}
     assert starts[(1, 0)] == 1 and starts[(0, 0)] == 1, "finished work was redone"
     assert starts[(1, 1)] == 2, "the killed training was started again"
+    # The ledger counts every training that started, the one the kill interrupted too.
+    ledger = Ledger(run.ledger)
+    assert ledger.totals().attempts == sum(starts.values()) == 6
+    assert [a.status for a in ledger.candidate(f"{run.run_id}/g1/c1").attempts] == ["interrupted", "ok"]
+    # And status names the objective with its own values, the champion's too.
+    status = progenitor.run_status(run.run_id, repo=repo)
+    assert (status.metric, status.champion_value) == ("error", summary.champion)
+    assert status.baseline_value == status.baseline.metrics["error"]
     # the resumed run continued the same Optuna study: one trial per candidate plus the baseline
     import optuna
 

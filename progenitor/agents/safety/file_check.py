@@ -23,12 +23,14 @@ from __future__ import annotations
 
 import fnmatch
 import os
+import stat
 from collections import Counter
 from pathlib import Path, PurePosixPath
 from typing import Optional
 
 from progenitor.agents.base import ChangedFile
 from progenitor.boundary import tree_files
+from progenitor.boundary.walk import walk
 from progenitor.candidate.findings import Finding
 from progenitor.errors import UnsafePathError
 from progenitor.task.constitution import Constitution, FileRule
@@ -123,11 +125,9 @@ def check_forbidden_files(changed: list[ChangedFile], constitution: Constitution
 def _links(tree: Path) -> dict[str, str]:
     """Every symbolic link under ``tree``: relative path -> target (links are not followed)."""
     found = {}
-    for dirpath, dirnames, filenames in os.walk(tree, followlinks=False):
-        for name in dirnames + filenames:
-            full = Path(dirpath) / name
-            if full.is_symlink():
-                found[full.relative_to(tree).as_posix()] = os.readlink(full)
+    for entry in walk(tree):  # iterative and bounded: a tree beyond the bounds is a CandidateDataError
+        if stat.S_ISLNK(entry.st.st_mode):
+            found[entry.rel] = os.readlink(entry.path)
     return found
 
 

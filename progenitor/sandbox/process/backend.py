@@ -9,6 +9,7 @@ life, from start to teardown, is ``child.launch``; its verdict is ``outcome.judg
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import sys
@@ -19,6 +20,7 @@ from typing import Literal, Optional
 
 from pydantic import BaseModel, ConfigDict
 
+from progenitor.boundary.walk import remove_tree
 from progenitor.errors import SandboxError
 from progenitor.sandbox.access import grant_read, hand_over, is_root, unreachable_parent
 from progenitor.sandbox.base import Enforcement, LineCallback, SandboxCheck, SandboxResult, SandboxSpec
@@ -212,7 +214,8 @@ class ProcessSandbox:
             return launch(argv, env, tree, setup, mode, spec.limits, on_line, cancel, group)
         finally:
             if scratch is not None:
-                shutil.rmtree(scratch, ignore_errors=True)
+                with contextlib.suppress(OSError):
+                    remove_tree(scratch)  # the candidate's HOME: any depth it made
 
     def _user(self) -> Optional[tuple[int, int]]:
         """(uid, gid) the command is dropped to, or None when we are not root (it keeps ours)."""
