@@ -70,9 +70,19 @@ def _status_of(run) -> dict:
         "id": run.run_id, "repo": str(run.repo_root), "task": meta.get("task"), "created": meta.get("created"),
         "status": meta.get("status"), "stop_reason": meta.get("stop_reason"), "backend": meta.get("backend"),
         "base": meta.get("base"), "generation": last_gen, "summary": meta.get("summary"),
-        "baseline": meta.get("baseline"), "ledger": meta.get("ledger"), "waiting": meta.get("waiting"),
+        "baseline": meta.get("baseline"), "ledger": _ledger(run, meta), "waiting": meta.get("waiting"),
         "waiting_process": alive(meta.get("pid")) if meta.get("status") == "waiting" else None,
     }
+
+
+def _ledger(run, meta: dict) -> Optional[dict]:
+    """What the run has spent, from its ledger file (written after every node that spent, so an
+    interrupted run shows it too); the copy in run.json when there is no file."""
+    if run.ledger.exists():
+        from progenitor.run.ledger import load_ledger
+
+        return load_ledger(run.ledger)
+    return meta.get("ledger")
 
 
 def run_status(run_id: Optional[str] = None, repo: Optional[PathLike] = None) -> Union[dict, list[dict]]:

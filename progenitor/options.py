@@ -35,3 +35,6 @@ class RunOptions(BaseModel):
     allow_unsealed: bool = False
     """Run even where the sandbox cannot hide the run's files (the holdout labels) from candidates:
     not root, no bubblewrap, no Docker. Loud: warned at the start, recorded in run.json and the summary."""
+    preflight: bool = True
+    """Before preparing data, ask each configured language model for one token (``--no-preflight``:
+    only their keys' variables are checked)."""

@@ -40,13 +40,14 @@ def _follow_opts(fn):
 
 def _follow(quiet: bool, drive) -> None:
     """Drive a run (``drive(on_event)`` returns its summary) with its progress shown, print the
-    summary and exit: 0 when it finished or waits at a gate, 130 when it stopped early."""
+    summary and exit: 0 when it finished or waits at a gate, 3 when it stalled (no candidate
+    trained for ``budget.stall_after`` generations), 130 when it stopped early."""
     from progenitor.cli.progress import Progress
 
     with Progress(_console(), quiet=quiet) as progress:
         summary = drive(progress.on_event)
     progress.print_summary(summary)
-    sys.exit(0 if summary.status in ("finished", "waiting") else 130)
+    sys.exit({"finished": 0, "waiting": 0, "stalled": 3}.get(summary.status, 130))
 
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -85,15 +86,18 @@ def init(directory: Path, example: Optional[str]) -> None:
 @click.option("--parallel", type=click.IntRange(min=1), help="Most candidates trained at once (local executor).")
 @click.option("--allow-unsealed", is_flag=True,
               help="Run even where candidates could read the holdout labels (not root, no bubblewrap, no Docker).")
+@click.option("--no-preflight", is_flag=True,
+              help="Do not ask each language model for one token before preparing data (their keys are still checked).")
 @_follow_opts
 def run(directory: Path, generations, candidates, sandbox, executor, ray_address, seed, parallel, allow_unsealed,
-        quiet, detach) -> None:
+        no_preflight, quiet, detach) -> None:
     """Run the loop on the model repo DIRECTORY."""
     from progenitor.api import start_run
     from progenitor.options import RunOptions
 
     options = RunOptions(generations=generations, candidates=candidates, sandbox=sandbox, executor=executor,
-                         ray_address=ray_address, seed=seed, max_parallel=parallel, allow_unsealed=allow_unsealed)
+                         ray_address=ray_address, seed=seed, max_parallel=parallel, allow_unsealed=allow_unsealed,
+                         preflight=not no_preflight)
     _follow(quiet, lambda on_event: start_run(directory, options, on_event=on_event, detach=detach))
 
 
@@ -176,10 +180,17 @@ def check(directory: Path, predictions: Optional[Path], sandbox: Optional[str]) 
 def doctor(directory: Optional[Path]) -> None:
     """Say what this machine can do: sandboxes, network isolation, Docker, Ray, GPUs
     (and, given a model repo DIRECTORY, whether its Docker task image is built and whether
-    the models of its llm: section answer, with what they cost)."""
-    from progenitor.checks.doctor import checks, print_checks
+    the models of its llm: section answer, with what they cost). Exit 1 when a model it was
+    asked about does not answer."""
+    from progenitor.checks.doctor import checks, models_failed, print_checks
 
-    print_checks(_console(), checks(directory))
+    results = checks(directory)
+    print_checks(_console(), results)
+    failed = models_failed(results)
+    if failed:
+        click.echo(f"error: {len(failed)} model(s) of the llm: section did not answer: "
+                   + ", ".join(c.name.removeprefix("llm ") for c in failed), err=True)
+        sys.exit(1)
 
 
 @cli.group(cls=Group)

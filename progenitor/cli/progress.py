@@ -108,22 +108,44 @@ class Progress:
     def _on_architect_proposal(self, e: dict) -> None:
         self._line(f"{_name(e)} proposed: {escape(e['hypothesis'])}", detail=True)
 
+    def _on_architect_failed(self, e: dict) -> None:
+        self._line(f"{generation_name(e['gen'])} [red]architect failed[/red], no candidate this generation: "
+                   f"{escape(e['reason'])}")
+
     def _on_coder_failed(self, e: dict) -> None:
         self._line(f"{_name(e)} [red]coder failed[/red]: {escape(e['reason'])}")
+
+    def _on_coder_duplicate(self, e: dict) -> None:
+        self._line(f"{_name(e)} [yellow]dropped[/yellow]: {escape(e['reason'])}")
 
     def _on_coder_fix(self, e: dict) -> None:
         if e["fix"] is not None:
             fix = candidate_name(e["gen"], e["fix"])
             self._line(f"{_name(e)} crashed: the coder's fix is {fix} ({escape(e['status'])})")
 
-    def _on_architect_duplicate(self, e: dict) -> None:
-        self._line(f"{_name(e)} [yellow]dropped[/yellow]: {escape(e['reason'])}")
-
     def _on_llm_call(self, e: dict) -> None:
         who = e["role"] if e["k"] is None else f"{_name(e)} {e['role']}"
-        how = "replayed from the run" if e["cached"] else f"{e['seconds']:.1f} s"
-        self._line(f"[dim]{who}: {escape(e['model'])}, {e['prompt_tokens']}+{e['completion_tokens']} tokens, "
-                   f"${e['dollars']:.4f} ({how})[/dim]", detail=True)
+        outcome = e.get("outcome", "ok")
+        if outcome == "ok":
+            how = "replayed from the run" if e["cached"] else f"{e['seconds']:.1f} s"
+            cut = ", cut at max_tokens" if e.get("finish_reason") == "length" else ""
+            self._line(f"[dim]{who}: {escape(e['model'])}, {e['prompt_tokens']}+{e['completion_tokens']} tokens, "
+                       f"${e['dollars']:.4f} ({how}){cut}[/dim]", detail=True)
+            return
+        if e["cached"]:
+            return  # said when it happened
+        status = f" {e['status']}" if e.get("status") else ""
+        cost = f"; counted ${e['dollars']:.4f}, an estimate" if e.get("estimated") else ""
+        self._line(f"{who}: [yellow]{escape(e['model'])} {outcome}{status}[/yellow]: {escape(e.get('error') or '')}{cost}")
+
+    def _on_llm_preflight(self, e: dict) -> None:
+        self._line(f"llm {escape(e['model'])}: {escape(e['detail'])}", detail=e["ok"])
+
+    def _on_llm_recovered(self, e: dict) -> None:
+        who = e["role"] if e["k"] is None else f"{_name(e)} {e['role']}"
+        what = "left under way by the process that died: counted at an estimate" if e["estimated"] else \
+            "finished before the process died: charged now"
+        self._line(f"[yellow]{who} request {escape(e['call'])}[/yellow] {what}, ${e['dollars']:.4f}")
 
     def _on_gate_waiting(self, e: dict) -> None:
         self._line(f"[bold yellow]waiting for a person[/bold yellow] at {e['gate']}: {escape(e['description'])}")
@@ -138,6 +160,8 @@ class Progress:
     def _on_safety_review(self, e: dict) -> None:
         if e["status"] == "rejected":
             self._line(f"{_name(e)} [red]rejected before running[/red]: {escape(e['reason'])}")
+        elif e["status"] == "budget":
+            self._line(f"{_name(e)} [yellow]not reviewed[/yellow]: {escape(e['reason'])}")
 
     def _on_train_start(self, e: dict) -> None:
         if e["gen"] > 0:
@@ -159,8 +183,10 @@ class Progress:
         self._line(f"{generation_name(e['gen'])} decision [{colour}]{e['action']}[/{colour}] by {e['actor']}: {escape(e['reason'])}")
 
     def _on_generation_end(self, e: dict) -> None:
-        counts = ", ".join(f"{n} {s}" for s, n in sorted(e["counts"].items()))
+        counts = ", ".join(f"{n} {s}" for s, n in sorted(e["counts"].items())) or "no candidate"
         self._line(f"{generation_name(e['gen'])} done: champion {_fmt(e['champion_value'])} ({counts})")
+        if e.get("untrained"):
+            self._line(f"{generation_name(e['gen'])} [red]trained nothing[/red]: {escape(e['untrained'])}")
 
     def _on_run_stopping(self, e: dict) -> None:
         self._line(f"[yellow]stopping[/yellow]: {escape(e['reason'])}; training under way is cancelled")

@@ -6,11 +6,10 @@ gates and the nodes around them in ``gates``."""
 
 from __future__ import annotations
 
-from typing import Callable, TypeVar
+from typing import Callable, Optional, TypeVar
 
 from progenitor.agents import safety
-from progenitor.agents.architect.journal import drop_repeats
-from progenitor.agents.base import Baseline, JournalEntry, ProposeContext
+from progenitor.agents.base import Baseline
 from progenitor.agents.coder.offline import read_params
 from progenitor.boundary import tree_files
 from progenitor.candidate import Candidate, Champion, DiffStats, Proposal
@@ -22,27 +21,31 @@ from progenitor.lineage import base_ref, champion_ref
 from progenitor.oversight.policy import held_for_person
 from progenitor.run.rundir import read_json, write_json
 from progenitor.workflows import advice
+from progenitor.workflows.journal import fingerprints, propose_context
 from progenitor.workflows.state import RunContext, RunState
 from progenitor.workflows.training import train
 
-__all__ = ["architect", "coder", "prepare", "safety_review", "scorer", "test_metrics", "trainer"]
-
-MODEL_RETRIES = 2
-"""Times a node asks an agent again after a ``ModelBehaviorError`` before recording the failure."""
+__all__ = ["architect", "coder", "each", "prepare", "safety_review", "scorer", "test_metrics", "trainer"]
 
 T = TypeVar("T")
+R = TypeVar("R")
+
+# An agent that misbehaves (``ModelBehaviorError``) is not asked again here: its call had its
+# whole budget of retries and repairs already (``progenitor.llm.session``), and asking again
+# would multiply it. The failure is recorded on the candidate (or the generation) and shown.
 
 
 # -- helpers ----------------------------------------------------------------------------------
-def ask(call: Callable[[], T], retries: int = MODEL_RETRIES) -> T:
-    """``call()``, asked again up to ``retries`` times while the agent misbehaves."""
-    for attempt in range(retries + 1):
-        try:
-            return call()
-        except ModelBehaviorError:
-            if attempt == retries:
-                raise
-    raise AssertionError("unreachable")
+def each(ctx: RunContext, work: Callable[[T], R], items: list[T]) -> list[R]:
+    """``work`` over ``items``, in order; at most ``llm.parallel`` at once when the run's agents
+    call a language model (their calls are what takes time), one after another otherwise."""
+    width = min(len(items), ctx.spec.llm.parallel if ctx.spec.llm is not None else 1)
+    if width <= 1:
+        return [work(item) for item in items]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=width, thread_name_prefix="progenitor-agent") as pool:
+        return list(pool.map(work, items))
 
 
 def save(ctx: RunContext, cand: Candidate, publish: bool = False) -> None:
@@ -134,42 +137,24 @@ def prepare(ctx: RunContext, state: RunState) -> dict:
 
 
 # -- architect --------------------------------------------------------------------------------
-def journal(ctx: RunContext, before: int) -> list[JournalEntry]:
-    """Every candidate of the generations before ``before``, from their records, oldest first."""
-    entries = []
-    for path in ctx.run.records():
-        cand = Candidate.from_record(read_json(path))
-        if 0 < cand.gen < before:
-            entries.append(JournalEntry(
-                gen=cand.gen, k=cand.k, status=cand.status, hypothesis=cand.proposal.hypothesis,
-                plan=cand.proposal.plan, params=cand.proposal.params, value=cand.value, reason=cand.reason,
-                verdict=cand.decision.verdict if cand.decision else "", fix_of=cand.fix_of,
-                findings=[f"{f.rule} ({f.severity}): {f.message}" for f in cand.findings],
-            ))
-    return entries
-
-
 def _proposals(ctx: RunContext, state: RunState, gen: int) -> list[Proposal]:
-    """The generation's proposals: asked of the architect once, then read from the run."""
+    """The generation's proposals: asked of the architect once, then read from the run. An
+    architect that fails says why, in full; the generation then has no candidate."""
     saved = read_json(ctx.run.proposals(gen))
     if saved is not None:
         return [Proposal.model_validate(p) for p in saved]
     champion = ctx.champion(state)
-    earlier = journal(ctx, gen)
     with ctx.lineage.worktree(champion.sha) as tree:
-        pctx = ProposeContext(gen=gen, count=ctx.spec.budget.candidates, spec=ctx.spec, champion_params=champion.params,
-                              champion_metrics=champion.metrics, champion_tree=tree, journal=earlier,
-                              feedback=state.get("feedback", []))
+        pctx = propose_context(ctx, state, gen, tree)
         try:
-            proposals = ask(lambda: ctx.architect.propose(pctx))
+            proposals = ctx.architect.propose(pctx)
         except (ModelBehaviorError, BudgetExceeded) as exc:
-            ctx.emit("architect.failed", gen=gen, reason=str(exc))
+            reason = f"the architect could not propose: {exc}"
+            write_json(ctx.run.architect_failure(gen), {"reason": reason})
+            ctx.emit("architect.failed", gen=gen, reason=reason)
             proposals = []
     # Numbered here, whatever the architect wrote: keys must be unique and of this generation.
     proposals = [p.model_copy(update={"gen": gen, "k": k}) for k, p in enumerate(proposals)]
-    proposals, dropped = drop_repeats(proposals, earlier)
-    for p, why in dropped:
-        ctx.emit("architect.duplicate", gen=gen, k=p.k, hypothesis=p.hypothesis, reason=why)
     write_json(ctx.run.proposals(gen), [p.model_dump() for p in proposals])
     return proposals
 
@@ -192,8 +177,9 @@ def architect(ctx: RunContext, state: RunState) -> dict:
 
 
 # -- coder ------------------------------------------------------------------------------------
-COMMIT_FAILURES = (ModelBehaviorError, UserError, CandidateError, BudgetExceeded)
-"""What fails one candidate's commit (of a proposal, or of a fix), never the run."""
+COMMIT_FAILURES = (ModelBehaviorError, UserError, CandidateError)
+"""What fails one candidate's commit (of a proposal, or of a fix), never the run. A spent
+budget (``BudgetExceeded``) is not a failure: the candidate ends with the status ``budget``."""
 
 
 def _commit(ctx: RunContext, cand: Candidate, champion: Champion) -> Candidate:
@@ -201,7 +187,11 @@ def _commit(ctx: RunContext, cand: Candidate, champion: Champion) -> Candidate:
         return ctx.coder.apply(cand.proposal, tree).message
 
     try:
-        sha = ask(lambda: ctx.lineage.commit_candidate(cand.ref, cand.parent, edit))
+        sha = ctx.lineage.commit_candidate(cand.ref, cand.parent, edit)
+    except BudgetExceeded as exc:
+        cand = cand.advance("budget", reason=f"not coded: {exc}")
+        ctx.emit("coder.failed", gen=cand.gen, k=cand.k, reason=cand.reason)
+        return cand
     except COMMIT_FAILURES as exc:
         cand = cand.fail(f"the coder could not apply the proposal: {exc}")
         ctx.emit("coder.failed", gen=cand.gen, k=cand.k, reason=cand.reason)
@@ -211,14 +201,37 @@ def _commit(ctx: RunContext, cand: Candidate, champion: Champion) -> Candidate:
                         params={**champion.params, **cand.proposal.params})
 
 
+def _repeat(cand: Candidate, seen: dict[str, str]) -> Optional[str]:
+    """The earlier candidate whose change this one repeats (same fingerprint), if any. Only a
+    reasoning architect's proposals (with a plan) are compared: the search keeps its own
+    memory, and a scripted architect repeats itself on purpose."""
+    if cand.status != "committed" or not cand.proposal.plan or cand.diff is None or not cand.diff.fingerprint:
+        return None
+    return seen.get(cand.diff.fingerprint)
+
+
 def coder(ctx: RunContext, state: RunState) -> dict:
     champion = ctx.champion(state)
-    out = []
-    for cand in ctx.candidates(state):
-        if cand.status == "proposed":
-            cand = _commit(ctx, cand, champion)
+    cands = ctx.candidates(state)
+
+    def work(cand: Candidate) -> Candidate:
+        if cand.status != "proposed":
+            return cand
+        cand = _commit(ctx, cand, champion)
+        save(ctx, cand)
+        return cand
+
+    out = each(ctx, work, cands)
+    seen = fingerprints(ctx, before=state["generation"])
+    for i, cand in enumerate(out):
+        earlier = _repeat(cand, seen)
+        if earlier is not None and earlier != cand.key.name:
+            cand = cand.fail(f"the same change as {earlier} (its diff, whitespace aside): not tried again")
+            ctx.emit("coder.duplicate", gen=cand.gen, k=cand.k, reason=cand.reason, of=earlier)
             save(ctx, cand)
-        out.append(cand)
+            out[i] = cand
+        elif cand.diff is not None and cand.diff.fingerprint:
+            seen.setdefault(cand.diff.fingerprint, cand.key.name)
     return {"candidates": dump(out)}
 
 
@@ -234,8 +247,11 @@ def _review(ctx: RunContext, cand: Candidate, base: str) -> Candidate:
                                     hypothesis=cand.proposal.hypothesis, diff=ctx.lineage.diff_text(base, cand.sha))
         for reviewer in ctx.reviewers:
             try:
-                findings += ask(lambda: reviewer.review(change))
-            except (ModelBehaviorError, BudgetExceeded) as exc:
+                findings += reviewer.review(change)
+            except BudgetExceeded as exc:
+                return cand.advance("budget", findings=safety.sort_findings(findings),
+                                    reason=f"not reviewed by the {reviewer.name} reviewer: {exc}")
+            except ModelBehaviorError as exc:
                 # A review that could not be done is not a pass.
                 findings.append(safety.Finding(rule="review-failed", severity="high",
                                                message=f"the {reviewer.name} reviewer could not review it: {exc}"))
@@ -249,15 +265,18 @@ def _review(ctx: RunContext, cand: Candidate, base: str) -> Candidate:
 
 
 def safety_review(ctx: RunContext, state: RunState) -> dict:
-    out = []
     champion = ctx.champion(state).sha
-    for cand in ctx.candidates(state):
-        if cand.status == "committed":
-            cand = _review(ctx, cand, champion)
-            ctx.emit("safety.review", gen=cand.gen, k=cand.k, status=cand.status, findings=len(cand.findings),
-                     reason=cand.reason)
-            save(ctx, cand)
-        out.append(cand)
+
+    def work(cand: Candidate) -> Candidate:
+        if cand.status != "committed":
+            return cand
+        cand = _review(ctx, cand, champion)
+        ctx.emit("safety.review", gen=cand.gen, k=cand.k, status=cand.status, findings=len(cand.findings),
+                 reason=cand.reason)
+        save(ctx, cand)
+        return cand
+
+    out = each(ctx, work, ctx.candidates(state))
     record_escalations(ctx, out)
     return {"candidates": dump(out)}
 

@@ -22,7 +22,7 @@ from progenitor.run.processes import alive
 from progenitor.run.rundir import RunDir, find_run, new_run_id, register_run
 from progenitor.sandbox.seal import check_sealed, process_options
 from progenitor.task.spec import TaskSpec, load_spec
-from progenitor.workflows.llm_usage import check_llm, llm_roles
+from progenitor.workflows.llm_usage import charge_probes, check_llm, llm_roles, preflight_models, recover
 from progenitor.workflows.state import AgentFactory, RunContext
 
 EventListener = Callable[[dict], None]
@@ -32,7 +32,8 @@ class RunSummary(BaseModel):
     run_id: str
     repo: str
     status: str
-    """finished, stopped or waiting (at a gate, for a person's decision)."""
+    """finished, stopped, waiting (at a gate, for a person's decision) or stalled (no candidate was
+    trained in ``budget.stall_after`` consecutive generations: the CLI exits 3)."""
     waiting: Optional[dict] = None
     """What the run waits for: gate, kind, gen, description (when waiting)."""
     stop_reason: Optional[str] = None
@@ -114,13 +115,15 @@ def new_run(repo_dir: Path, options: Optional[RunOptions] = None, *, architect: 
     base = lineage.head()
     dirty = lineage.uncommitted()
     spec = effective_spec(lineage.spec_at(base), options)
-    check_agents(spec, options, architect)
+    roles = check_agents(spec, options, architect)
     warnings = preflight(spec, CommitTree(lineage, base), options.executor, options.ray_address)
     backend_options = _backend_options(spec, lineage.root)
     backend, why = resolve_backend(spec.sandbox.backend, **backend_options)
     sealed, isolation = check_sealed(backend, options.allow_unsealed)
     if backend != "docker":
         backend_options = process_options(options.allow_unsealed)
+    # The models last of the checks (a bad spec costs no request), before any data is prepared.
+    probes = preflight_models(spec, roles) if options.preflight else []
     run = RunDir(lineage.root, run_id or new_run_id())
     run.create({"repo": str(lineage.root), "base": base, "options": options.model_dump(), "backend": backend,
                 "backend_options": backend_options, "status": "running", "task": spec.name,
@@ -132,6 +135,7 @@ def new_run(repo_dir: Path, options: Optional[RunOptions] = None, *, architect: 
              metric=spec.objective.metric)
     for check in warnings:
         ctx.emit("run.check", name=check.name, status=check.status, message=check.detail)
+    _charge_probes(ctx, probes)
     if not sealed:
         ctx.emit("run.warning", message=f"UNSEALED SANDBOX ({isolation}): --allow-unsealed was given, so "
                                         "candidates can read every file you can, the holdout labels included")
@@ -160,17 +164,39 @@ def resume_run(run_id: str, repo: Optional[Path] = None, *, architect: Optional[
     spec = effective_spec(lineage.spec_at(meta["base"]), options)
     check_sealed(meta.get("backend", "process"), options.allow_unsealed)  # the machine may have changed
     # The key may have been unset since the run started: one sentence now, not a failed call later.
-    check_llm(spec, "(given)" if architect is not None else options.architect, options.coder)
+    roles = check_llm(spec, "(given)" if architect is not None else options.architect, options.coder)
+    probes = preflight_models(spec, roles) if options.preflight and _will_call(run, meta, spec) else []
     run.clear_stop()
     run.update_meta(status="running")
     ctx = _context(run, lineage, spec, options, meta.get("backend", "process"), meta.get("backend_options", {}),
                    architect, on_event)
     ctx.emit("run.resume")
+    _charge_probes(ctx, probes)
     return _drive(ctx, None, detach)
 
 
-def check_agents(spec: TaskSpec, options: RunOptions, architect: Optional[AgentFactory]) -> None:
-    """Every agent the run will ask exists: an unknown name is one sentence now, not a crash later."""
+def _will_call(run: RunDir, meta: dict, spec: TaskSpec) -> bool:
+    """Can a resumed run still call a model? Not once it ended, nor with its dollars spent (no
+    request may start then, a probe neither)."""
+    if meta.get("status") in ("finished", "stalled"):
+        return False
+    if spec.budget.dollars is not None and run.ledger.exists():
+        from progenitor.run.ledger import Ledger
+
+        return Ledger(run.ledger).totals().dollars < spec.budget.dollars
+    return True
+
+
+def _charge_probes(ctx: RunContext, probes: list) -> None:
+    if probes:
+        from progenitor.run.ledger import Ledger
+
+        charge_probes(Ledger(ctx.run.ledger), ctx.run.run_id, probes, ctx.emit)
+
+
+def check_agents(spec: TaskSpec, options: RunOptions, architect: Optional[AgentFactory]) -> list[str]:
+    """Every agent the run will ask exists: an unknown name is one sentence now, not a crash later.
+    The roles given to an LLM agent, each model's key variable checked."""
     from progenitor.agents import registry
 
     if architect is None:
@@ -179,7 +205,7 @@ def check_agents(spec: TaskSpec, options: RunOptions, architect: Optional[AgentF
     for name in spec.agents.reviewers:
         registry.factory("reviewer", name)
     # An architect the caller hands in is theirs to configure: only the named agents are checked.
-    check_llm(spec, "(given)" if architect is not None else options.architect, options.coder)
+    return check_llm(spec, "(given)" if architect is not None else options.architect, options.coder)
 
 
 def _backend_options(spec: TaskSpec, repo_root: Path) -> dict:
@@ -261,6 +287,7 @@ def session(ctx: RunContext) -> Iterator[RunContext]:
     _sweep(ctx)
     ctx.ledger = Ledger(ctx.run.ledger)
     ctx.ledger.start_clock()
+    recover(ctx)  # requests a killed process paid for and never charged
     ctx.emit("executor.start", executor=ctx.options.executor)
     ctx.executor = make_executor(ctx)
     ctx.run.update_meta(status="running", pid=os.getpid())
@@ -323,6 +350,10 @@ def summarize_run(ctx: RunContext, values: dict, status: str) -> RunSummary:
     stop_reason = values.get("stop_reason")
     if status == "finished" and not stop_reason:
         status = "stopped"
+    from progenitor.workflows.selection import stalled
+
+    if status == "finished" and stalled(ctx.spec.budget.stall_after, values.get("history", [])) == stop_reason:
+        status = "stalled"
     from progenitor.evaluation.after_scoring import drift
 
     compared = 1 + counts.get("scored", 0)  # the baseline, and every candidate the scorer measured

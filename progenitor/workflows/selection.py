@@ -15,11 +15,12 @@ from progenitor.evaluation import after_scoring
 from progenitor.lineage import champion_ref
 from progenitor.oversight import policy
 from progenitor.oversight.policy import PolicyDecision, Selection
+from progenitor.run.rundir import read_json
 from progenitor.workflows.llm_usage import candidate_cost
 from progenitor.workflows.nodes import dump, record_escalations, save, test_metrics
 from progenitor.workflows.state import GenerationSummary, RunContext, RunState
 
-__all__ = ["after_oversight", "after_promote", "oversight", "promote", "select"]
+__all__ = ["after_oversight", "after_promote", "oversight", "promote", "select", "stalled"]
 
 
 # -- select -----------------------------------------------------------------------------------
@@ -132,7 +133,8 @@ def promote(ctx: RunContext, state: RunState) -> dict:
     for cand in cands:
         if not cand.final:  # its work never reached an end (TRANSITIONS says which statuses do)
             cand = cand.fail(f"its {cand.status} work never finished")
-        cand = cand.with_(decision=policy.candidate_decision(cand, decision, promoted), cost=candidate_cost(ctx, cand.key))
+        cand = cand.with_(decision=policy.candidate_decision(cand, decision, promoted, _chosen_value(cands, decision)),
+                          cost=candidate_cost(ctx, cand.key))
         save(ctx, cand, publish=True)
         ctx.architect.observe(cand.proposal, _observation(cand))
         out.append(cand)
@@ -141,8 +143,20 @@ def promote(ctx: RunContext, state: RunState) -> dict:
     ctx.emit("generation.end", **summary.model_dump())
     feedback = [*state.get("feedback", []), *([decision.comment] if decision.comment else [])]
     return {"champion": champion.model_dump(), "candidates": dump(out), "history": history, "generation": gen + 1,
-            "stop_reason": stop_reason(ctx, gen, champion.metrics[metric]), "feedback": feedback}
+            "stop_reason": stop_reason(ctx, gen, champion.metrics[metric], history), "feedback": feedback}
 
+
+def _chosen_value(cands: list[Candidate], decision: PolicyDecision) -> Optional[float]:
+    chosen = next((c for c in cands if c.k == decision.k), None)
+    return chosen.value if chosen is not None else None
+
+
+def _untrained(ctx: RunContext, gen: int, cands: list[Candidate]) -> str:
+    """Why no candidate of generation ``gen`` reached training, in one sentence."""
+    if not cands:
+        failed = read_json(ctx.run.architect_failure(gen))
+        return failed["reason"] if failed else "the architect proposed nothing"
+    return "; ".join(f"{c.key.name} {c.status}: {c.reason or 'no reason given'}" for c in cands)
 
 def _summary(ctx: RunContext, gen: int, cands: list[Candidate], champion: Champion, promoted: Optional[int]
              ) -> GenerationSummary:
@@ -155,22 +169,36 @@ def _summary(ctx: RunContext, gen: int, cands: list[Candidate], champion: Champi
     if ctx.ledger is not None:
         spend = ctx.ledger.totals(generation=gen).model_dump()
         ctx.run.update_meta(ledger=ctx.ledger.summary())
+    trained = sum(1 for c in cands if c.train is not None)
     return GenerationSummary(gen=gen, promoted=promoted, champion=champion.sha,
                              champion_value=champion.metrics[ctx.spec.objective.metric], best_value=best,
-                             counts=counts, spend=spend)
+                             counts=counts, spend=spend, trained=trained,
+                             untrained="" if trained else _untrained(ctx, gen, cands))
 
 
-def stop_reason(ctx: RunContext, gen: int, champion_value: float) -> Optional[str]:
+def stop_reason(ctx: RunContext, gen: int, champion_value: float, history: list[dict]) -> Optional[str]:
     if ctx.spec.objective.reached(champion_value):
         return f"target reached: {ctx.spec.objective.metric} {champion_value:.4g}"
-    if gen >= ctx.spec.budget.generations:
-        return f"budget: {ctx.spec.budget.generations} generations done"
     if ctx.ledger is not None:
         capped = ctx.ledger.check_caps(ctx.spec.budget)
         if capped:
             return capped
+    stall = stalled(ctx.spec.budget.stall_after, history)
+    if stall:
+        return stall
+    if gen >= ctx.spec.budget.generations:
+        return f"budget: {ctx.spec.budget.generations} generations done"
     # A stop request is not an end: the next node raises RunStopped and the run stays resumable.
     return None
+
+
+def stalled(after: int, history: list[dict]) -> Optional[str]:
+    """The reason to end a run whose last ``after`` generations trained no candidate, else None."""
+    last = [GenerationSummary.model_validate(h) for h in history[-after:]] if after else []
+    if len(last) < after or not last or any(h.trained for h in last):
+        return None
+    why = "; ".join(f"{generation_name(h.gen)}: {h.untrained}" for h in last)
+    return f"no candidate was trained in {after} consecutive generation{'s' if after > 1 else ''} ({why})"
 
 
 def after_promote(state: RunState) -> str:

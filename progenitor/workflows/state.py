@@ -63,6 +63,11 @@ class GenerationSummary(BaseModel):
     best_value: Optional[float] = None
     counts: dict[str, int] = {}
     spend: dict = {}
+    trained: int = 0
+    """Its candidates that reached training (a run in which none does for ``budget.stall_after``
+    generations in a row ends, exit code 3)."""
+    untrained: str = ""
+    """When none was trained: why, in a sentence (the architect's failure, or each candidate's end)."""
 
 
 AgentFactory = Callable[[AgentContext], Any]

@@ -31,7 +31,7 @@ def _session(server, tmp_path=None, meter=None, **settings) -> LlmSession:
 def _ask(session: LlmSession, k=0, tries=None):
     return session.ask("coder", 1, k, [{"role": "user", "content": "Reply in JSON: {\"answer\": <int>}"}],
                        lambda text: parse_json(text, Answer), repair=lambda error: f"Fix this: {error}",
-                       tries=tries, json_reply=True)
+                       tries=tries, schema=Answer)
 
 
 @pytest.fixture(autouse=True)
@@ -53,18 +53,20 @@ def test_malformed_json_goes_back_with_its_error_then_the_repair_is_used(llm_ser
 
 def test_repairs_are_bounded_then_the_agent_misbehaved(llm_server):
     llm_server.respond("main", lambda request: "no JSON here")
-    with pytest.raises(ModelBehaviorError, match="no usable reply in 3 tries: the reply is not valid JSON"):
+    with pytest.raises(ModelBehaviorError, match="no usable reply in 3 requests: the reply is not valid JSON"):
         _ask(_session(llm_server, repairs=2))
     assert len(llm_server.requests_for("main")) == 3
 
 
-def test_a_429_is_retried_by_litellm_then_answered(llm_server):
+def test_a_429_is_resent_after_its_retry_after_and_both_requests_are_on_record(llm_server):
     llm_server.queue("main", Reply(status=429, content="slow down"), '{"answer": 1}')
     session = _session(llm_server)
     assert _ask(session).answer == 1
     assert len(llm_server.requests_for("main")) == 2 and not llm_server.unexpected
-    (call,) = session.meter.take()
-    assert call.model == "openai/main"
+    limited, answered = session.meter.take()
+    assert (limited.outcome, limited.status, limited.fault, limited.dollars) == ("error", 429, "transient", 0.0)
+    assert limited.retry_after == 0 and limited.error == "slow down"
+    assert answered.outcome == "ok" and answered.model == "openai/main" and answered.id == "g1/c0/coder/1"
 
 
 def test_a_timeout_falls_back_to_the_next_model(llm_server):
@@ -73,7 +75,8 @@ def test_a_timeout_falls_back_to_the_next_model(llm_server):
     session = _session(llm_server, timeout=1, retries=0, fallbacks=["openai/backup"])
     assert _ask(session).answer == 2
     assert [r.model for r in llm_server.requests] == ["main", "backup"]
-    (call,) = session.meter.take()
+    aborted, call = session.meter.take()
+    assert aborted.outcome == "aborted" and aborted.estimated and aborted.completion_tokens == 4096
     assert call.model == "openai/backup", "the call is the fallback's, and priced as the fallback"
 
 
@@ -112,7 +115,7 @@ def test_a_finished_call_is_replayed_from_the_run_not_paid_again(llm_server, tmp
     (paid,), (replayed,) = first.meter.take(), again.meter.take()
     assert replayed.cached and replayed.id == paid.id and replayed.dollars == paid.dollars
     stored = (tmp_path / "llm" / "g1" / "c0" / "coder" / "0.json").read_text()
-    assert json.loads(stored)["reply"] == '{"answer": 7}' and KEY not in stored
+    assert json.loads(stored)["text"] == '{"answer": 7}' and json.loads(stored)["state"] == "done" and KEY not in stored
     llm_server.queue("main", '{"answer": 8}')
     assert _ask(again, k=1).answer == 8, "another candidate's call is its own"
 

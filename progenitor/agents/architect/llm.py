@@ -96,11 +96,31 @@ def architect_prompt(ctx: ProposeContext) -> list[dict]:
         "architect", "user", task=_task(spec), gen=ctx.gen, count=ctx.count,
         brief=read_brief(ctx.champion_tree, spec).strip(),
         champion={"gen": champion.gen if champion else 0, "k": champion.k if champion else 0,
-                  "metrics": ctx.champion_metrics, "params": ctx.champion_params},
+                  "params": ctx.champion_params},
+        scores=_scores(ctx), noise=_noise(ctx), budget_left=ctx.budget_left,
         repo_map=[f.model_dump() for f in tree.files], files=tree.shown(), omitted=tree.omitted,
         journal=journal, earlier=earlier, feedback=ctx.feedback, search_space=_knobs(spec),
         search_space_file=spec.search_space.file if spec.search_space else "",
     )
+
+
+def _scores(ctx: ProposeContext) -> list[dict]:
+    """Each metric of the baseline beside the champion's (drift is measured from the baseline)."""
+    names = list(dict.fromkeys([*ctx.baseline_metrics, *ctx.champion_metrics]))
+    return [{"name": n, "baseline": ctx.baseline_metrics.get(n), "champion": ctx.champion_metrics.get(n)} for n in names]
+
+
+def _noise(ctx: ProposeContext) -> str:
+    """How much of a score difference chance alone explains, in one sentence ("" when unknown)."""
+    words = []
+    if ctx.holdout_size:
+        words.append(f"The holdout has {ctx.holdout_size} examples: one of them is worth {1 / ctx.holdout_size:.4f} "
+                     "of an accuracy-like score.")
+    if ctx.selection_luck is not None:
+        words.append(f"Choosing the best of the candidates compared so far (this generation's included) can "
+                     f"flatter a score by up to {ctx.selection_luck:.4f} on its own (Hoeffding, 95 %): a gain "
+                     "smaller than that is not evidence.")
+    return " ".join(words)
 
 
 class LlmArchitect:
@@ -120,7 +140,7 @@ class LlmArchitect:
         def parse(text: str) -> Drafts:
             return _check_params(parse_json(text, Drafts), self.spec)
 
-        reply = self.llm.ask("architect", ctx.gen, None, architect_prompt(ctx), parse, json_reply=True,
+        reply = self.llm.ask("architect", ctx.gen, None, architect_prompt(ctx), parse, schema=Drafts,
                              repair=lambda error: prompts.render("architect", "repair", error=error))
         return reply.proposals[: ctx.count]
 
