@@ -47,11 +47,11 @@ def llm_roles(spec: TaskSpec, architect: Optional[str] = None, coder: Optional[s
 
 def check_llm(spec: TaskSpec, architect: Optional[str] = None, coder: Optional[str] = None) -> list[str]:
     """Every LLM agent the run will ask has a model and its key variable is set; the roles."""
-    from progenitor.llm.provider import missing_keys
-
     roles = llm_roles(spec, architect, coder)
     if not roles:
         return roles
+    from progenitor.llm.provider import missing_keys
+
     if spec.llm is None:
         raise UserError(f"agents: the {roles[0]} is an LLM agent but progenitor.yaml has no llm: section; "
                         "add one (llm: {model: openai/gpt-4o-mini}, say)")
@@ -69,11 +69,11 @@ def check_llm(spec: TaskSpec, architect: Optional[str] = None, coder: Optional[s
 def preflight_models(spec: TaskSpec, roles: list[str]) -> list:
     """Each model the run's roles use (fallbacks included), asked for one token; ``LlmUnavailable``
     naming the first that did not answer. The probes, to be charged once the run has a ledger."""
+    if not roles or spec.llm is None:
+        return []
     from progenitor.errors import LlmUnavailable
     from progenitor.llm.probe import probe_model
 
-    if not roles or spec.llm is None:
-        return []
     models = {ep.model: ep for role in roles for ep in spec.llm.chain(role)}
     probes = [probe_model(ep, spec.llm) for ep in models.values()]
     for probe in probes:
@@ -153,10 +153,9 @@ def _charge_one(ctx, call) -> bool:
 def recover(ctx) -> None:
     """When a run session opens: charge what the run's call cache holds and the ledger does not
     (a process killed before its node ended); a request left under way at its estimate."""
-    from progenitor.llm.cache import CallCache
-
     if ctx.spec.llm is None or ctx.ledger is None or not ctx.run.llm.is_dir():
         return
+    from progenitor.llm.cache import CallCache
     found = [call for call in CallCache(ctx.run.llm).settle() if _charge_one(ctx, call)]
     for call in found:
         ctx.emit("llm.recovered", role=call.role, gen=call.gen, k=call.k, call=call.id, model=call.model,
