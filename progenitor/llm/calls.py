@@ -3,8 +3,8 @@ agents to the nodes.
 
 Agents stay pure: they never charge the ledger. Their session records every request on the
 meter (an answer, a 429, a timeout alike: the count of requests is the count of tries); the
-graph drains it after each node, charges the ledger (idempotently, by request id) and emits
-the events. Before a request that would be paid, the session asks the meter's ``allowance``:
+workflow hears of each as it ends (its event), and drains the meter after each node into the
+ledger (idempotently, by request id). Before a request that would be paid, the session asks the meter's ``allowance``:
 the run refuses new requests once a stop was asked for or ``budget.dollars`` is spent (the
 requests already under way finish, so the cap can be passed by those, at most ``llm.parallel``).
 """
@@ -50,8 +50,8 @@ class LlmCall(BaseModel):
     seconds: float = 0.0
     outcome: Outcome = "ok"
     estimated: bool = False
-    """Its tokens and dollars are an estimate (an aborted or killed request): its prompt's tokens as
-    litellm counts them plus ``max_tokens``, the most a provider can bill for it."""
+    """Its tokens and dollars are an estimate (an aborted or killed request): its prompt's tokens
+    (``provider.prompt_tokens``) plus ``max_tokens``, the most a provider can bill for it."""
     status: Optional[int] = None
     """The HTTP status of an error."""
     fault: Optional[Literal["transient", "refused", "format", "access"]] = None
@@ -68,10 +68,12 @@ Allowance = Callable[[float], None]
 
 
 class CallMeter:
-    """Collects requests until a node takes them; thread-safe."""
+    """Collects requests until a node takes them; thread-safe. ``on_record`` hears of each request
+    the moment it ends (the workflow shows it: a run retrying through 429s says so as it happens)."""
 
-    def __init__(self, allowance: Optional[Allowance] = None):
+    def __init__(self, allowance: Optional[Allowance] = None, on_record: Optional[Callable[[LlmCall], None]] = None):
         self.allowance = allowance
+        self.on_record = on_record
         self._calls: list[LlmCall] = []
         self._lock = threading.Lock()
         self.warned: set[str] = set()
@@ -87,6 +89,8 @@ class CallMeter:
     def record(self, call: LlmCall) -> None:
         with self._lock:
             self._calls.append(call)
+        if self.on_record is not None:
+            self.on_record(call)
 
     def take(self) -> list[LlmCall]:
         """Every request recorded since the last take."""

@@ -12,7 +12,7 @@
   or the model: 401, 403, 404).
 - **what it cost**: an answer at the usage it reports, priced by ``llm.prices`` (dollars per
   million tokens) or litellm's table; an aborted request (a timeout) at an estimate, marked so:
-  its prompt's tokens as litellm counts them plus ``max_tokens``, the most a provider can bill.
+  its prompt's tokens (``prompt_tokens``) plus ``max_tokens``, the most a provider can bill.
 - **keys**: read from the environment variable the spec names (or, without one, by litellm
   from the provider's usual variable); passed to litellm in memory only, and blanked out of
   every error message we keep.
@@ -35,7 +35,8 @@ from pydantic import BaseModel
 from progenitor.errors import LlmUnavailable
 from progenitor.task.spec import Endpoint, Llm, Price
 
-__all__ = ["Outcome", "estimate", "litellm", "missing_keys", "price_of", "redact", "send", "supports_schema"]
+__all__ = ["Outcome", "estimate", "litellm", "missing_keys", "price_of", "prompt_tokens", "redact", "send",
+           "supports_schema"]
 
 _SECRET_NAME = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD)$", re.IGNORECASE)
 _FORMAT_WORDS = ("response_format", "json_schema", "json_object", "response format", "structured output")
@@ -132,13 +133,22 @@ def _dollars(model: str, prompt: int, completion: int, prices: dict[str, Price],
         return 0.0, False
 
 
-def estimate(ep: Endpoint, messages: list[dict], max_tokens: int, prices: dict[str, Price]) -> tuple[int, int, float, bool]:
-    """What a request may be billed when its answer never arrived: (prompt tokens as litellm
-    counts them, ``max_tokens``, their dollars, priced)."""
+def prompt_tokens(model: str, messages: list[dict]) -> int:
+    """The tokens of a chat prompt as a provider counts them: the model's tokenizer (as litellm
+    picks it) over each message's role and content, plus 3 per message and 3 for the reply
+    (OpenAI's documented rule for its chat models; other providers count within a few tokens)."""
+    lib = litellm()
     try:
-        prompt = int(litellm().token_counter(model=ep.model, messages=messages))
+        count = lambda text: len(lib.encode(model=model, text=text))  # noqa: E731
+        return sum(3 + count(str(m.get("role", ""))) + count(str(m.get("content") or "")) for m in messages) + 3
     except Exception:  # noqa: BLE001 - no tokenizer for it: about four characters a token
-        prompt = sum(len(str(m.get("content", ""))) for m in messages) // 4
+        return sum(len(str(m.get("content") or "")) for m in messages) // 4
+
+
+def estimate(ep: Endpoint, messages: list[dict], max_tokens: int, prices: dict[str, Price]) -> tuple[int, int, float, bool]:
+    """What a request may be billed when its answer never arrived: (its prompt's tokens,
+    ``max_tokens``, their dollars, priced): the most a provider can bill for it."""
+    prompt = prompt_tokens(ep.model, messages)
     dollars, priced = _dollars(ep.model, prompt, max_tokens, prices)
     return prompt, max_tokens, dollars, priced
 

@@ -6,8 +6,8 @@ and what each candidate's calls cost.
 - ``check_llm`` and ``preflight_models``: before a run prepares anything, every model's key variable
   is set, and each model answers one one-token request (charged to the run's ledger).
 - ``charge``: after every node, the requests its agents made are charged to the ledger (by
-  request id, so a replayed one is never charged twice), one ``llm.call`` event each, and one
-  warning per model that nobody can price. ``recover``: when a run session opens, every request
+  request id, so a replayed one is never charged twice), and one warning per model that nobody
+  can price; each request's ``llm.call`` event is emitted the moment it ends. ``recover``: when a run session opens, every request
   in the run's call cache that the ledger does not hold yet (its process died before the node
   ended) is charged, a request left under way at its estimate: no paid request is lost.
 - ``candidate_llm``: a candidate's LLM spend for its record: its own calls (code, review,
@@ -115,7 +115,16 @@ def open_session(ctx):
             if spent >= cap:
                 raise BudgetExceeded(f"budget reached: {spent:.4g} of {cap:g} LLM dollars spent")
 
-    return LlmSession(ctx.spec.llm, cache_dir=ctx.run.llm, meter=CallMeter(allowance))
+    return LlmSession(ctx.spec.llm, cache_dir=ctx.run.llm, meter=CallMeter(allowance, lambda call: _said(ctx, call)))
+
+
+def _said(ctx, call) -> None:
+    """The ``llm.call`` event of one request, as it ends (before its node charges it)."""
+    ctx.emit("llm.call", role=call.role, gen=call.gen, k=call.k, call=call.id, model=call.model,
+             prompt_tokens=call.prompt_tokens, completion_tokens=call.completion_tokens,
+             dollars=round(call.dollars, 6), cached=call.cached, seconds=call.seconds, outcome=call.outcome,
+             estimated=call.estimated, status=call.status, error=call.error, retry_after=call.retry_after,
+             finish_reason=call.finish_reason)
 
 
 def charge(ctx) -> None:
@@ -126,11 +135,6 @@ def charge(ctx) -> None:
     calls = session.meter.take()
     for call in calls:
         _charge_one(ctx, call)
-        ctx.emit("llm.call", role=call.role, gen=call.gen, k=call.k, call=call.id, model=call.model,
-                 prompt_tokens=call.prompt_tokens, completion_tokens=call.completion_tokens,
-                 dollars=round(call.dollars, 6), cached=call.cached, seconds=call.seconds, outcome=call.outcome,
-                 estimated=call.estimated, status=call.status, error=call.error, retry_after=call.retry_after,
-                 finish_reason=call.finish_reason)
         if not call.priced and call.model not in session.meter.warned:
             session.meter.warned.add(call.model)
             ctx.emit("run.warning", message=(f"no price for {call.model} in litellm's table or llm.prices: its calls "

@@ -42,10 +42,12 @@ class Step:
     code: str = ""
     retry_after: Optional[float] = None
     body: str = ""
+    delay: float = 0.0
+    """Seconds to think before answering."""
 
 
-def reply(content: str, finish: str = "stop") -> Step:
-    return Step("reply", content=content, finish=finish)
+def reply(content: str, finish: str = "stop", delay: float = 0.0) -> Step:
+    return Step("reply", content=content, finish=finish, delay=delay)
 
 
 def error(status: int, message: str, code: str = "", retry_after: Optional[float] = None) -> Step:
@@ -85,9 +87,7 @@ class IndependentLLM:
     _arrived: threading.Condition = field(default=None)  # type: ignore[assignment]
 
     def __post_init__(self) -> None:
-        import tiktoken
-
-        self._enc = tiktoken.get_encoding("cl100k_base")
+        self._enc = _cl100k()
         self._arrived = threading.Condition(self._lock)
         self._http: Optional[ThreadingHTTPServer] = None
 
@@ -120,8 +120,8 @@ class IndependentLLM:
 
     # -- billing -----------------------------------------------------------------------------------
     def prompt_tokens(self, messages: list[dict]) -> int:
-        return sum(3 + len(self._enc.encode(str(m.get("role", "")))) + len(self._enc.encode(str(m.get("content") or "")))
-                   for m in messages) + 3
+        count = lambda text: len(self._enc.encode(text, disallowed_special=()))  # noqa: E731
+        return sum(3 + count(str(m.get("role", ""))) + count(str(m.get("content") or "")) for m in messages) + 3
 
     def _bill(self, model: str, prompt: int, completion: int) -> float:
         inp, out = self.prices.get(model, (0.0, 0.0))
@@ -148,6 +148,23 @@ class IndependentLLM:
     def __exit__(self, *exc) -> None:
         self._http.shutdown()
         self._http.server_close()
+
+
+def _cl100k():
+    """OpenAI's cl100k_base encoding, offline: tiktoken reads it from a cache directory, and the
+    one litellm's distribution carries (data, not code) is the copy on this machine."""
+    import importlib.util
+    import os
+    from pathlib import Path
+
+    import tiktoken
+
+    if not os.environ.get("TIKTOKEN_CACHE_DIR"):
+        spec = importlib.util.find_spec("litellm")
+        if spec and spec.submodule_search_locations:
+            bundled = Path(list(spec.submodule_search_locations)[0]) / "litellm_core_utils" / "tokenizers"
+            os.environ["TIKTOKEN_CACHE_DIR"] = str(bundled)
+    return tiktoken.get_encoding("cl100k_base")
 
 
 def _client_gone(sock: socket.socket) -> bool:
@@ -188,7 +205,8 @@ def _handler(server: IndependentLLM) -> type:
             elif step.kind == "raw":
                 self._send(step.status, step.body)
             else:
-                completion = len(server._enc.encode(step.content))
+                time.sleep(step.delay)
+                completion = len(server._enc.encode(step.content, disallowed_special=()))
                 seen.billed = server._bill(seen.model, prompt, completion)
                 self._send(200, json.dumps({
                     "id": f"cmpl-{len(server.seen)}", "object": "chat.completion", "created": int(time.time()),
