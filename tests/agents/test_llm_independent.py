@@ -247,3 +247,12 @@ def test_a_model_that_does_not_answer_the_preflight_starts_nothing_and_doctor_sa
     assert skipped.exit_code == 3 and "did not answer" not in skipped.output, skipped.output
     assert all(s.body["max_tokens"] != 1 for s in server.seen[before:]), "no probe: the coder's first call meets the 404"
     assert "openai/coder: no such model or endpoint" in skipped.output
+
+
+@pytest.mark.slow  # doctor probes every sandbox too (tens of seconds)
+def test_doctor_exits_non_zero_when_a_model_it_was_asked_about_does_not_answer(tmp_path, server):
+    server.otherwise("rev", lambda seen: error(503, "down for maintenance"))
+    repo = _repo(tmp_path, server)
+    result = CliRunner().invoke(cli, ["doctor", str(repo)])
+    assert result.exit_code == 1, result.output
+    assert "error: 1 model(s) of the llm: section did not answer: openai/rev" in result.output

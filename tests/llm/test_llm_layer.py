@@ -134,3 +134,58 @@ def test_the_meter_refuses_a_paid_call_once_the_budget_is_spent(llm_server, tmp_
     with pytest.raises(BudgetExceeded, match="0.002 of 0.002"):
         _ask(session, k=2)
     assert len(llm_server.requests) == 2
+
+
+# -- against the independent server (tests/helpers/independent_llm.py) ------------------------
+@pytest.fixture
+def independent():
+    from tests.helpers.independent_llm import IndependentLLM
+
+    with IndependentLLM(prices={"main": (1.0, 1.0)}) as server:
+        yield server
+
+
+def _independent_session(server, **settings) -> LlmSession:
+    config = Llm.model_validate({"model": "openai/main", "api_base": server.url, "api_key_env": "TEST_LLM_KEY",
+                                 "retries": 1, "repairs": 1, **settings})
+    return LlmSession(config)
+
+
+def test_a_provider_that_refuses_the_schema_is_asked_with_weaker_formats_then_the_prompt_alone(independent):
+    from tests.helpers.independent_llm import error, reply
+
+    refuse = "Invalid parameter: 'response_format' of type 'json_schema' is not supported with this model."
+    independent.script("main", error(400, refuse), error(400, "response_format json_object is not supported"),
+                       reply('{"answer": 5}'))
+    session = _independent_session(independent, json_mode="schema")
+    assert _ask(session).answer == 5
+    formats = [s.body.get("response_format", {}).get("type") for s in independent.seen]
+    assert formats == ["json_schema", "json_object", None]
+    assert [c.fault for c in session.meter.take()] == ["format", "format", None]
+    independent.script("main", reply('{"answer": 6}'))
+    assert _ask(session, k=1).answer == 6 and "response_format" not in independent.seen[-1].body, "remembered"
+
+
+def test_a_400_is_sent_once_and_a_reply_always_cut_fails_clearly(independent):
+    from tests.helpers.independent_llm import error, reply
+
+    independent.script("main", error(400, "This model's maximum context length is 8192 tokens",
+                                     code="context_length_exceeded"))
+    with pytest.raises(ModelBehaviorError, match=r"refused the request \(400\), which is not sent again: the prompt "
+                                                 r"is longer than its context window"):
+        _ask(_independent_session(independent, retries=2, repairs=2))
+    assert len(independent.seen) == 1
+    independent.script("main", reply('{"answer": ', finish="length"), reply('12', finish="length"))
+    with pytest.raises(ModelBehaviorError, match=r"reply was cut at llm.max_tokens \(4096 tokens\) 2 time\(s\), in 2 "
+                                                 r"requests; raise llm.max_tokens"):
+        _ask(_independent_session(independent))
+    assert len(independent.seen) == 3, "1 + repairs: a continuation spends a repair"
+
+
+def test_a_provider_asking_for_a_longer_wait_than_max_wait_is_not_waited_for(independent):
+    from tests.helpers.independent_llm import error
+
+    independent.script("main", error(429, "come back in an hour", retry_after=3600))
+    with pytest.raises(LlmUnavailable, match="asked to wait 3600 s; come back in an hour"):
+        _ask(_independent_session(independent, retries=3))
+    assert len(independent.seen) == 1
