@@ -3,9 +3,14 @@
 The public API (imported lazily, so ``import progenitor`` is fast and has no side effects)::
 
     import progenitor
-    summary = progenitor.start_run("path/to/model-repo", progenitor.RunOptions(generations=3))
-    progenitor.resume_run(summary.run_id, repo="path/to/model-repo")
-    progenitor.run_status(summary.run_id, repo="path/to/model-repo")
+    repo = progenitor.ModelRepo("path/to/model-repo")
+    run = repo.start(progenitor.RunOptions(generations=3))
+    print(run.summary.champion, run.champion(), run.lineage().candidates)
+    for event in repo.stream(progenitor.RunOptions(generations=1)):
+        print(event.type)
+
+The same as functions of a run id (``start_run``, ``get_lineage``, ``decide``, ...), which the
+CLI and the page call; events are the models of ``progenitor.run.events``.
 """
 
 from __future__ import annotations
@@ -15,22 +20,16 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "start_run": "progenitor.api",
-    "resume_run": "progenitor.api",
-    "stop_run": "progenitor.api",
-    "run_status": "progenitor.api",
-    "list_runs": "progenitor.api",
-    "get_lineage": "progenitor.api",
-    "stream_run": "progenitor.api",
-    "build_graph": "progenitor.api",
-    "open_run": "progenitor.api",
-    "decide": "progenitor.api",
-    "pending": "progenitor.api",
-    "revert": "progenitor.api",
-    "adopt": "progenitor.api",
-    "verify_audit": "progenitor.api",
-    "RunOptions": "progenitor.workflows.state",
-    "RunSummary": "progenitor.workflows.runner",
+    **{name: "progenitor.api" for name in (
+        "ModelRepo", "Run", "start_run", "resume_run", "stop_run", "run_status", "list_runs", "get_lineage",
+        "stream_run", "build_graph", "open_run", "decide", "pending", "revert", "adopt", "verify_audit")},
+    "RunOptions": "progenitor.options",
+    "RunSummary": "progenitor.run.summary",
+    "RunStatus": "progenitor.run.status",
+    "RunLineage": "progenitor.lineage.records",
+    "Candidate": "progenitor.candidate",
+    "Champion": "progenitor.candidate",
+    "Event": "progenitor.run.events",
     "TaskSpec": "progenitor.task.spec",
     "load_spec": "progenitor.task.spec",
     "ProgenitorError": "progenitor.errors",
@@ -50,6 +49,8 @@ def __getattr__(name: str) -> Any:
 
 if TYPE_CHECKING:  # pragma: no cover
     from progenitor.api import (
+        ModelRepo,
+        Run,
         adopt,
         build_graph,
         decide,
@@ -65,7 +66,11 @@ if TYPE_CHECKING:  # pragma: no cover
         stream_run,
         verify_audit,
     )
+    from progenitor.candidate import Candidate, Champion
     from progenitor.errors import ProgenitorError, UserError
+    from progenitor.lineage.records import RunLineage
     from progenitor.options import RunOptions
+    from progenitor.run.events import Event
+    from progenitor.run.status import RunStatus
+    from progenitor.run.summary import RunSummary
     from progenitor.task.spec import TaskSpec, load_spec
-    from progenitor.workflows.runner import RunSummary

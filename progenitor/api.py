@@ -1,45 +1,66 @@
 """The Python API for lab tooling: start, stream, resume, stop and inspect runs; decide at
-their gates, revert a generation, adopt a champion, verify the audit log.
+their gates, revert a generation, adopt a champion, verify the audit log; embed the loop in
+a lab's own LangGraph graph.
 
-Everything the CLI does goes through these functions; the CLI only parses and prints.
+Two shapes of the same thing. Functions (``start_run``, ``get_lineage``, ``decide``, ...) are
+what the CLI and the page call, and take a run id and a repo. ``ModelRepo`` and ``Run`` are
+handles for a lab's own code: a model repo, and one run of it. Everything returns typed
+records (``RunSummary``, ``RunStatus``, ``RunLineage`` of ``Candidate`` records, events of
+``progenitor.run.events``), never a bare dict; ``.model_dump(mode="json")`` gives the JSON.
 """
 
 from __future__ import annotations
 
 import queue
 import threading
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Optional, Union
+from typing import TYPE_CHECKING, Iterator, Optional, Union
 
 from progenitor.errors import UserError
-from progenitor.lineage.records import read_lineage
+from progenitor.lineage.records import RunLineage, read_lineage
 from progenitor.options import RunOptions
-from progenitor.run.processes import alive
+from progenitor.oversight.decide import decide, pending
+from progenitor.run.events import Event, RunError
 from progenitor.run.rundir import find_run
 from progenitor.run.rundir import list_runs as _list_runs
+from progenitor.run.status import RunStatus, status_of
+from progenitor.run.summary import RunSummary
 from progenitor.workflows.graph import build_graph
-from progenitor.workflows.runner import RunSummary, open_run, resume_run, start_run
+from progenitor.workflows.runner import open_run, resume_run, start_run
+from progenitor.workflows.state import AgentFactory, EventListener
+
+if TYPE_CHECKING:
+    from progenitor.candidate import Champion
+    from progenitor.oversight.adoption import Adopted
+    from progenitor.oversight.audit import Verification
+    from progenitor.oversight.decide import Pending
+    from progenitor.oversight.store import Recorded, Revert
 
 __all__ = [
-    "RunOptions", "RunSummary", "adopt", "build_graph", "decide", "get_lineage", "list_runs", "open_run", "pending",
-    "resume_run", "revert", "run_status", "start_run", "stop_run", "stream_run", "verify_audit",
+    "ModelRepo", "Run", "RunLineage", "RunOptions", "RunStatus", "RunSummary", "adopt", "build_graph", "decide",
+    "get_lineage", "list_runs", "open_run", "pending", "resume_run", "revert", "run_status", "start_run",
+    "stop_run", "stream_run", "verify_audit",
 ]
 
 PathLike = Union[str, Path]
 
 
-def stream_run(repo_dir: PathLike, options: Optional[RunOptions] = None, **kwargs) -> Iterator[dict]:
-    """Start a run in a background thread and yield its events as they happen.
+def _repo(repo: Optional[PathLike]) -> Optional[Path]:
+    return Path(repo) if repo else None
 
-    The last event is ``run.end`` (with the summary) or ``run.error`` (with the message).
+
+def stream_run(repo_dir: PathLike, options: Optional[RunOptions] = None, **kwargs) -> Iterator[Event]:
+    """Start a run in a background thread and yield its events (``progenitor.run.events``) as
+    they happen. The last event is ``RunEnd`` (with the summary) or ``RunError`` (with the message).
     """
-    events: "queue.Queue[Optional[dict]]" = queue.Queue()
+    events: "queue.Queue[Optional[Event]]" = queue.Queue()
 
     def work() -> None:
         try:
             start_run(Path(repo_dir), options, on_event=events.put, **kwargs)
         except Exception as exc:  # noqa: BLE001 - handed to the consumer as an event
-            events.put({"type": "run.error", "error": str(exc), "kind": type(exc).__name__})
+            events.put(RunError(error=str(exc), error_type=type(exc).__name__))
         finally:
             events.put(None)
 
@@ -50,92 +71,46 @@ def stream_run(repo_dir: PathLike, options: Optional[RunOptions] = None, **kwarg
 
 def stop_run(run_id: str, repo: Optional[PathLike] = None, reason: str = "stopped by request") -> None:
     """Ask a running run to stop (from any process); it stays resumable."""
-    find_run(run_id, Path(repo) if repo else None).request_stop(reason)
+    find_run(run_id, _repo(repo)).request_stop(reason)
 
 
-def list_runs(repo: PathLike) -> list[dict]:
-    return [_status_of(run) for run in _list_runs(Path(repo))]
+def list_runs(repo: PathLike) -> list[RunStatus]:
+    """Every run of the model repo ``repo``, oldest first."""
+    return [status_of(run) for run in _list_runs(Path(repo))]
 
 
-
-
-def _status_of(run) -> dict:
-    meta = run.meta
-    if meta.get("status") == "running" and not alive(meta.get("pid")):
-        # Its process is gone (killed, or the machine went down): the checkpoints remain.
-        meta = {**meta, "status": "interrupted", "stop_reason": "its process is gone; 'progenitor resume' continues it"}
-    events = run.events()
-    last_gen = max((e.get("gen", 0) or 0 for e in events if e["type"] == "node.start"), default=0)
-    return {
-        "id": run.run_id, "repo": str(run.repo_root), "task": meta.get("task"), "created": meta.get("created"),
-        "status": meta.get("status"), "stop_reason": meta.get("stop_reason"), "backend": meta.get("backend"),
-        "base": meta.get("base"), "generation": last_gen, "summary": meta.get("summary"),
-        "baseline": meta.get("baseline"), "ledger": _ledger(run, meta), "waiting": meta.get("waiting"),
-        "waiting_process": alive(meta.get("pid")) if meta.get("status") == "waiting" else None,
-    }
-
-
-def _ledger(run, meta: dict) -> Optional[dict]:
-    """What the run has spent, from its ledger file (written after every node that spent, so an
-    interrupted run shows it too); the copy in run.json when there is no file."""
-    if run.ledger.exists():
-        from progenitor.run.ledger import load_ledger
-
-        return load_ledger(run.ledger)
-    return meta.get("ledger")
-
-
-def run_status(run_id: Optional[str] = None, repo: Optional[PathLike] = None) -> Union[dict, list[dict]]:
+def run_status(run_id: Optional[str] = None, repo: Optional[PathLike] = None) -> Union[RunStatus, list[RunStatus]]:
     """One run's status, or every run of ``repo`` (default: the current directory)."""
     if run_id is None:
         return list_runs(Path(repo) if repo else Path.cwd())
-    return _status_of(find_run(run_id, Path(repo) if repo else None))
+    return status_of(find_run(run_id, _repo(repo)))
 
 
-def get_lineage(run_id: str, repo: Optional[PathLike] = None) -> dict:
-    """Every candidate of a run with its record, plus base and champion (``lineage.records``)."""
-    return read_lineage(run_id, Path(repo) if repo else None)
+def get_lineage(run_id: str, repo: Optional[PathLike] = None) -> RunLineage:
+    """Every candidate of a run with its record, plus base, champion and baseline. Read from the
+    git notes, so a clone of the lineage with no run directory reads the same."""
+    return read_lineage(run_id, _repo(repo))
 
 
 # -- oversight ------------------------------------------------------------------------------
-def decide(run_id: str, decision: str, *, by: Optional[str] = None, comment: str = "",
-           edits: Optional[dict] = None, repo: Optional[PathLike] = None, gate: Optional[str] = None,
-           seen: Optional[str] = None, surface: str = "api"):
-    """Decide at the gate a run waits at: ``approve``, ``reject`` (with a comment), ``edit``
-    (``edits={"c0": {"lr": 0.01}}``) or ``request-changes`` (with a comment, which reaches the
-    architect). One decision per gate is recorded; a second raises ``AlreadyDecided``, naming the
-    first. ``by`` defaults to the OS user. Returns the stored decision."""
-    from progenitor.oversight.decide import decide as _decide
-
-    return _decide(run_id, decision, by=by, comment=comment, edits=edits, repo=Path(repo) if repo else None,
-                   gate=gate, seen=seen, surface=surface)
-
-
-def pending(run_id: Optional[str] = None, repo: Optional[PathLike] = None) -> list:
-    """What waits for a decision: one run's gates, or every run's of ``repo`` (default: here)."""
-    from progenitor.oversight.decide import pending as _pending
-
-    return _pending(run_id, Path(repo) if repo else None)
-
-
 def revert(run_id: str, gen: int, comment: str, *, by: Optional[str] = None, repo: Optional[PathLike] = None,
-           surface: str = "api"):
+           surface: str = "api") -> "Revert":
     """Undo generation ``gen``'s promotion (and every later one): the champion goes back to the
     last one kept, the records say ``reverted``, the audit log has it, the run builds on it."""
     from progenitor.oversight.reverts import revert as _revert
 
-    return _revert(run_id, gen, comment, by, Path(repo) if repo else None, surface=surface)
+    return _revert(run_id, gen, comment, by, _repo(repo), surface=surface)
 
 
 def adopt(run_id: str, branch: Optional[str] = None, *, by: Optional[str] = None, repo: Optional[PathLike] = None,
-          surface: str = "api"):
+          surface: str = "api") -> "Adopted":
     """Create (or fast-forward, never force) ``branch`` (default ``progenitor/<run>``) at the champion."""
     from progenitor.oversight.adoption import adopt as _adopt
 
-    return _adopt(run_id, branch, by, Path(repo) if repo else None, surface=surface)
+    return _adopt(run_id, branch, by, _repo(repo), surface=surface)
 
 
-def verify_audit(repo: Optional[PathLike] = None, against: Optional[PathLike] = None):
+def verify_audit(repo: Optional[PathLike] = None, against: Optional[PathLike] = None) -> "Verification":
     """Check the model repo's audit log: its hash chain, and the heads recorded in git (here,
     and in ``against``: a clone of the lineage)."""
     from progenitor.oversight.audit import audit_log
@@ -146,3 +121,153 @@ def verify_audit(repo: Optional[PathLike] = None, against: Optional[PathLike] = 
         raise UserError(f"no audit log at {root / STATE_DIR / 'audit.jsonl'}; run it in a model repo that has had "
                         f"a run, or pass --repo")
     return audit_log(root).verify(Path(against) if against else None)
+
+
+# -- handles for a lab's code ----------------------------------------------------------------
+class ModelRepo:
+    """A model repo (a git repository with a ``progenitor.yaml``) and its runs.
+
+    ``start`` drives a run in this process; ``start_in_background`` in a thread, whose events
+    ``Run.follow`` yields as they happen; ``embed`` opens a run for a lab's own graph."""
+
+    def __init__(self, path: PathLike):
+        self.path = Path(path).resolve()
+
+    def __repr__(self) -> str:
+        return f"ModelRepo({str(self.path)!r})"
+
+    def start(self, options: Optional[RunOptions] = None, *, architect: Optional[AgentFactory] = None,
+              on_event: Optional[EventListener] = None, detach: bool = False) -> "Run":
+        """A new run, driven here until it ends, stops, or (``detach``) waits at a gate."""
+        summary = start_run(self.path, options, architect=architect, on_event=on_event, detach=detach)
+        return Run(self, summary.run_id, summary)
+
+    def start_in_background(self, options: Optional[RunOptions] = None, *,
+                            architect: Optional[AgentFactory] = None) -> "Run":
+        """A new run in a thread of this process: returns once it exists (its directory and first
+        events written), with ``Run.follow()`` to read its events live and ``Run.wait()`` its end."""
+        started: "queue.Queue[Union[str, BaseException]]" = queue.Queue()
+        box: dict = {}
+
+        def tell(event: Event) -> None:
+            if not box.get("told"):
+                box["told"] = True
+                started.put(event.run)
+
+        def work() -> None:
+            try:
+                box["summary"] = start_run(self.path, options, architect=architect, on_event=tell)
+            except BaseException as exc:  # noqa: BLE001 - raised by wait(), or here if it never started
+                box["error"] = exc
+                if not box.get("told"):
+                    started.put(exc)
+
+        thread = threading.Thread(target=work, name="progenitor-run", daemon=True)
+        thread.start()
+        first = started.get()
+        if isinstance(first, BaseException):
+            raise first
+        return Run(self, first, thread=thread, box=box)
+
+    def stream(self, options: Optional[RunOptions] = None, **kwargs) -> Iterator[Event]:
+        """A new run's events as they happen (``stream_run``)."""
+        return stream_run(self.path, options, **kwargs)
+
+    def runs(self) -> list["Run"]:
+        return [Run(self, status.id) for status in list_runs(self.path)]
+
+    def run(self, run_id: str) -> "Run":
+        find_run(run_id, self.path)  # an unknown id is one sentence now
+        return Run(self, run_id)
+
+    def pending(self) -> list["Pending"]:
+        return pending(None, self.path)
+
+    def verify_audit(self, against: Optional[PathLike] = None) -> "Verification":
+        return verify_audit(self.path, against)
+
+    @contextmanager
+    def embed(self, options: Optional[RunOptions] = None, *, architect: Optional[AgentFactory] = None,
+              on_event: Optional[EventListener] = None) -> Iterator[tuple["Run", object, dict]]:
+        """A new run for a lab's own LangGraph graph: ``(run, compiled graph, its first input)``.
+        The graph has no checkpointer of its own: added as a node, or invoked inside one, it
+        keeps its checkpoints in the parent's, under its own namespace. The run's executor and
+        ledger stay open until the block ends."""
+        with open_run(self.path, options, architect=architect, on_event=on_event) as (ctx, first):
+            yield Run(self, ctx.run.run_id), build_graph(ctx), first
+
+
+class Run:
+    """One run of a model repo: its status, events, lineage and champion; decide, stop, resume."""
+
+    def __init__(self, repo: ModelRepo, run_id: str, summary: Optional[RunSummary] = None, *,
+                 thread: Optional[threading.Thread] = None, box: Optional[dict] = None):
+        self.repo, self.id, self.summary = repo, run_id, summary
+        self._thread, self._box = thread, box
+
+    def __repr__(self) -> str:
+        return f"Run({self.id!r}, repo={str(self.repo.path)!r})"
+
+    def status(self) -> RunStatus:
+        return status_of(find_run(self.id, self.repo.path))
+
+    def events(self) -> list[Event]:
+        """Every event so far."""
+        return find_run(self.id, self.repo.path).events()
+
+    def follow(self, poll: float = 0.2) -> Iterator[Event]:
+        """Its events as they are written, until a run started in the background has ended (for
+        another run: until it is no longer running, that is, finished, stopped or waiting)."""
+        run = find_run(self.id, self.repo.path)
+        if self._thread is not None:
+            return run.follow(lambda: not self._thread.is_alive(), poll)
+        return run.follow(lambda: run.meta.get("status") != "running", poll)
+
+    def wait(self, timeout: Optional[float] = None) -> RunSummary:
+        """The summary of a run started in the background, once it returns (ends, stops, or waits)."""
+        if self._thread is None:
+            raise UserError(f"run {self.id} was not started in the background by this handle; read status() instead")
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            raise TimeoutError(f"run {self.id} is still going after {timeout} s")
+        if "error" in self._box:
+            raise self._box["error"]
+        self.summary = self._box["summary"]
+        return self.summary
+
+    def lineage(self) -> RunLineage:
+        return get_lineage(self.id, self.repo.path)
+
+    def champion(self) -> Optional["Champion"]:
+        """The champion now: the human baseline until a candidate was promoted."""
+        from progenitor.candidate import Champion
+
+        lineage = self.lineage()
+        promoted = [c for c in lineage.promoted() if c.sha == lineage.champion]
+        if promoted:
+            c = promoted[-1]
+            return Champion(sha=c.sha, metrics=c.metrics, gen=c.gen, k=c.k, params=c.params,
+                            test_metrics=c.test_metrics)
+        return lineage.baseline
+
+    def pending(self) -> list["Pending"]:
+        return pending(self.id, self.repo.path)
+
+    def decide(self, decision: str, **kwargs) -> "Recorded":
+        """``decide`` at the gate this run waits at (``by``, ``comment``, ``edits``, ``gate``)."""
+        return decide(self.id, decision, repo=self.repo.path, **kwargs)
+
+    def stop(self, reason: str = "stopped by request") -> None:
+        stop_run(self.id, self.repo.path, reason)
+
+    def resume(self, *, architect: Optional[AgentFactory] = None, on_event: Optional[EventListener] = None,
+               detach: bool = False) -> RunSummary:
+        self.summary = resume_run(self.id, self.repo.path, architect=architect, on_event=on_event, detach=detach)
+        return self.summary
+
+    def revert(self, gen: int, comment: str, *, by: Optional[str] = None) -> "Revert":
+        return revert(self.id, gen, comment, by=by, repo=self.repo.path)
+
+    def adopt(self, branch: Optional[str] = None, *, by: Optional[str] = None) -> "Adopted":
+        return adopt(self.id, branch, by=by, repo=self.repo.path)
+

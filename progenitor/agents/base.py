@@ -149,17 +149,26 @@ class AgentContext(BaseModel):
 
 
 class FileEdit(BaseModel):
+    """One file of a change: its whole new text, or its removal."""
+
     path: str
     """Path in the tree, relative to its root."""
-    action: Literal["write", "delete"] = "write"
+    content: Optional[str] = None
+    """The file's new text; None removes the file."""
+
+    @property
+    def action(self) -> Literal["write", "delete"]:
+        return "delete" if self.content is None else "write"
 
 
 class CodeChange(BaseModel):
-    """What a coder did to a tree; the node commits it."""
+    """A change a coder proposes for a tree: the node writes its edits (never through a link,
+    never into ``.git``) and commits them with its message."""
 
     message: str
     """The commit message (first line: the key and the hypothesis)."""
     edits: list[FileEdit] = []
+    """Applied in order; a later edit of the same path wins."""
 
 
 class Failure(BaseModel):
@@ -192,7 +201,8 @@ class Architect(Protocol):
 
 @runtime_checkable
 class Coder(Protocol):
-    """Turns a proposal into file changes in a tree (a temporary worktree the node commits)."""
+    """Turns a proposal into a change of the champion's tree. It reads ``tree`` (a temporary
+    checkout) and returns the edits; it writes nothing: the node applies and commits them."""
 
     name: str
 

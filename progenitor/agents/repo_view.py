@@ -116,13 +116,18 @@ def _walk(tree: Path) -> list[str]:
     return sorted(found)
 
 
-def view(tree: Path, spec: TaskSpec, total_bytes: int = TOTAL_BYTES) -> TreeView:
+def view(tree: Path, spec: TaskSpec, total_bytes: int = TOTAL_BYTES, changed: Optional[dict[str, str]] = None
+         ) -> TreeView:
+    """The tree as an agent may read it; ``changed``: files whose text a change already gave
+    (the proposal's values in the config file) shown with that text."""
     tree = Path(tree)
     hidden = hidden_names(spec)
     files, texts, omitted, used = [], {}, [], 0
     for rel in _walk(tree):
         kind, text = _kind(tree, rel, spec, hidden)
-        size = (tree / rel).lstat().st_size
+        if text is not None and changed and rel in changed:
+            text = changed[rel]
+        size = len(text.encode()) if text is not None else (tree / rel).lstat().st_size
         files.append(RepoFile(path=rel, bytes=size, kind=kind))
         if text is None:
             continue

@@ -5,12 +5,34 @@ events and redrawn by ``rich.live`` a few times a second."""
 from __future__ import annotations
 
 import time
+from functools import singledispatchmethod
 from typing import Optional
 
 from rich.markup import escape
 from rich.table import Table
 
 from progenitor.candidate.keys import candidate_name
+from progenitor.run.events import (
+    ArchitectProposal,
+    BaselineEnd,
+    BaselineStart,
+    CoderFailed,
+    CoderFix,
+    Event,
+    ExecutorStart,
+    GateDecided,
+    GateWaiting,
+    GenerationEnd,
+    PrepareData,
+    RunResume,
+    RunStart,
+    RunStopping,
+    SafetyReview,
+    Score,
+    TrainCancelled,
+    TrainEnd,
+    TrainStart,
+)
 
 __all__ = ["RunBoard"]
 
@@ -52,84 +74,100 @@ class RunBoard:
         self.rows: dict[str, Row] = {}
         self.started = time.monotonic()
 
-    def update(self, e: dict) -> None:
-        kind = e["type"]
-        handler = getattr(self, "_" + kind.replace(".", "_"), None)
-        if handler is not None:
-            handler(e)
+    @singledispatchmethod
+    def update(self, e: Event) -> None:
+        """Take in one event of the run (a kind the board does not show changes nothing)."""
 
     # -- events ------------------------------------------------------------------------------
-    def _run_start(self, e: dict) -> None:
-        self.run, self.task, self.generations = e["run"], e["task"], e["generations"]
-        self.metric = e.get("metric", self.metric)
+    @update.register
+    def _run_start(self, e: RunStart) -> None:
+        self.run, self.task, self.generations = e.run, e.task, e.generations
+        self.metric = e.metric or self.metric
 
-    def _run_resume(self, e: dict) -> None:
-        self.run, self.phase = e["run"], "resuming"
+    @update.register
+    def _run_resume(self, e: RunResume) -> None:
+        self.run, self.phase = e.run, "resuming"
 
-    def _executor_start(self, e: dict) -> None:
-        self.phase = "starting Ray" if e["executor"] == "ray" else "starting"
+    @update.register
+    def _executor_start(self, e: ExecutorStart) -> None:
+        self.phase = "starting Ray" if e.executor == "ray" else "starting"
 
-    def _prepare_data(self, e: dict) -> None:
+    @update.register
+    def _prepare_data(self, e: PrepareData) -> None:
         self.phase = "preparing data"
 
-    def _baseline_start(self, e: dict) -> None:
+    @update.register
+    def _baseline_start(self, e: BaselineStart) -> None:
         self.phase = "training the human baseline"
-        self.rows = {"baseline": Row("queued", e["commit"][:10])}
+        self.rows = {"baseline": Row("queued", e.commit[:10])}
 
-    def _baseline_end(self, e: dict) -> None:
-        value = e["metrics"].get(self.metric)
+    @update.register
+    def _baseline_end(self, e: BaselineEnd) -> None:
+        value = e.metrics.get(self.metric)
         self.baseline = self.best = value
         self.rows["baseline"] = Row("scored", _fmt(value))
 
-    def _architect_proposal(self, e: dict) -> None:
-        if e["gen"] != self.gen:
-            self.gen, self.rows = e["gen"], {}
+    @update.register
+    def _architect_proposal(self, e: ArchitectProposal) -> None:
+        if e.gen != self.gen:
+            self.gen, self.rows = e.gen, {}
         self.phase = f"generation {self.gen}"
-        self.rows[candidate_name(e["gen"], e["k"])] = Row("proposed", e["hypothesis"])
+        self.rows[candidate_name(e.gen, e.k)] = Row("proposed", e.hypothesis)
 
-    def _row(self, e: dict) -> Optional[Row]:
-        key = "baseline" if e.get("gen") == 0 else candidate_name(e.get("gen"), e.get("k"))
-        return self.rows.get(key)
+    def _row(self, e: Event) -> Optional[Row]:
+        gen, k = getattr(e, "gen", None), getattr(e, "k", None)
+        return self.rows.get("baseline" if gen == 0 else candidate_name(gen, k))
 
-    def _coder_fix(self, e: dict) -> None:
-        if e.get("fix") is not None:
-            self.rows[candidate_name(e["gen"], e["fix"])] = Row("proposed", f"fix of {candidate_name(e['gen'], e['k'])}")
+    @update.register
+    def _coder_fix(self, e: CoderFix) -> None:
+        if e.fix is not None:
+            self.rows[candidate_name(e.gen, e.fix)] = Row("proposed", f"fix of {candidate_name(e.gen, e.k)}")
 
-    def _gate_waiting(self, e: dict) -> None:
-        self.phase = f"waiting for a person at {e['gate']}"
+    @update.register
+    def _gate_waiting(self, e: GateWaiting) -> None:
+        self.phase = f"waiting for a person at {e.gate}"
 
-    def _gate_decided(self, e: dict) -> None:
+    @update.register
+    def _gate_decided(self, e: GateDecided) -> None:
         self.phase = f"generation {self.gen}"
 
-    def _coder_failed(self, e: dict) -> None:
+    @update.register
+    def _coder_failed(self, e: CoderFailed) -> None:
         if row := self._row(e):
-            row.set("coder failed", e["reason"])
+            row.set("coder failed", e.reason)
 
-    def _safety_review(self, e: dict) -> None:
+    @update.register
+    def _safety_review(self, e: SafetyReview) -> None:
         if row := self._row(e):
-            row.set("rejected", e["reason"]) if e["status"] == "rejected" else row.set("queued")
+            row.set("rejected", e.reason) if e.status == "rejected" else row.set("queued")
 
-    def _train_start(self, e: dict) -> None:
+    @update.register
+    def _train_start(self, e: TrainStart) -> None:
         if row := self._row(e):
             row.set("training")
 
-    def _train_end(self, e: dict) -> None:
+    @update.register
+    def _train_end(self, e: TrainEnd) -> None:
         if row := self._row(e):
-            row.set("trained" if e["status"] == "ok" else e["status"], None if e["status"] == "ok" else e["reason"])
+            row.set("trained" if e.status == "ok" else e.status, None if e.status == "ok" else e.reason)
 
-    def _train_cancelled(self, e: dict) -> None:
+    @update.register
+    def _train_cancelled(self, e: TrainCancelled) -> None:
         if row := self._row(e):
             row.set("cancelled")
 
-    def _score(self, e: dict) -> None:
+    @update.register
+    def _score(self, e: Score) -> None:
         if row := self._row(e):
-            row.set("scored", _fmt(e["value"])) if e["status"] == "scored" else row.set("failed", e["reason"])
+            row.set("scored", _fmt(e.value)) if e.status == "scored" else row.set("failed", e.reason)
 
-    def _generation_end(self, e: dict) -> None:
-        self.best = e["champion_value"]
-        self.phase = f"generation {e['gen']} done"
+    @update.register
+    def _generation_end(self, e: GenerationEnd) -> None:
+        self.best = e.champion_value
+        self.phase = f"generation {e.gen} done"
 
-    def _run_stopping(self, e: dict) -> None:
+    @update.register
+    def _run_stopping(self, e: RunStopping) -> None:
         self.phase = "stopping"
 
     # -- drawing -----------------------------------------------------------------------------

@@ -135,7 +135,8 @@ def status(run_id: Optional[str], repo: Optional[Path], as_json: bool) -> None:
 
     data = run_status(run_id, repo)
     if as_json:
-        click.echo(json.dumps(data, indent=2, default=str))
+        rows = [r.model_dump(mode="json") for r in data] if isinstance(data, list) else data.model_dump(mode="json")
+        click.echo(json.dumps(rows, indent=2))
     else:
         print_status(_console(), data)
 
@@ -151,7 +152,7 @@ def lineage(run_id: str, repo: Optional[Path], as_json: bool) -> None:
 
     data = get_lineage(run_id, repo)
     if as_json:
-        click.echo(json.dumps(data, indent=2, default=str))
+        click.echo(data.model_dump_json(indent=2, by_alias=True))
     else:
         print_lineage(_console(), data)
 

@@ -9,6 +9,7 @@ time-stamped lines, one per event worth reading, so that a log says what happene
 from __future__ import annotations
 
 import time
+from functools import singledispatchmethod
 from typing import Any, Optional
 
 from rich.console import Console
@@ -16,13 +17,43 @@ from rich.markup import escape
 
 from progenitor.candidate.keys import candidate_name, generation_name
 from progenitor.cli.board import RunBoard
+from progenitor.run.events import (
+    ArchitectFailed,
+    ArchitectProposal,
+    BaselineEnd,
+    BaselineStart,
+    ChampionRestored,
+    CoderDuplicate,
+    CoderFailed,
+    CoderFix,
+    Event,
+    ExecutorStart,
+    GateDecided,
+    GateWaiting,
+    GenerationEnd,
+    LlmCall,
+    LlmPreflight,
+    LlmRecovered,
+    OversightDecision,
+    PrepareData,
+    RunCheck,
+    RunFailed,
+    RunResume,
+    RunStart,
+    RunStopping,
+    RunWarning,
+    SafetyReview,
+    Score,
+    TrainEnd,
+    TrainStart,
+)
 
 _QUIET_EVENTS = {"train.line", "node.start", "node.end", "train.cached", "prepare.visible"}
 
 
-def _name(e: dict) -> str:
+def _name(e: Event) -> str:
     """``g<gen>/c<k>`` of the candidate an event is about."""
-    return candidate_name(e["gen"], e["k"])
+    return candidate_name(e.gen, e.k)
 
 
 def _fmt(value: Optional[float]) -> str:
@@ -60,136 +91,163 @@ class Progress:
         stamp = f"[dim]{time.time() - self.started:6.1f}s[/dim]"
         self.console.print(f"{stamp} {text}")
 
-    def on_event(self, event: dict) -> None:
+    def on_event(self, event: Event) -> None:
+        """Take in one event: the board always, a line when the event is worth one."""
         self.board.update(event)
-        kind = event["type"]
-        if kind in _QUIET_EVENTS:
-            return
-        handler = getattr(self, "_on_" + kind.replace(".", "_"), None)
-        if handler:
-            handler(event)
+        if event.type not in _QUIET_EVENTS:
+            self._show(event)
 
-    def _on_run_start(self, e: dict) -> None:
-        self._line(f"run [bold]{e['run']}[/bold] on {escape(e['repo'])} (task {escape(e['task'])}): "
-                   f"{e['generations']} generations x {e['candidates']} candidates, sandbox {e['backend']} "
-                   f"({escape(e['why'])})" + (f": {escape(e['isolation'])}" if e.get("isolation") else ""))
+    @singledispatchmethod
+    def _show(self, e: Event) -> None:
+        """The line an event is worth (a kind with no line here prints nothing)."""
 
-    def _on_run_warning(self, e: dict) -> None:
-        self._line(f"[yellow]warning[/yellow]: {escape(e['message'])}")
+    @_show.register
+    def _on_run_start(self, e: RunStart) -> None:
+        self._line(f"run [bold]{e.run}[/bold] on {escape(e.repo)} (task {escape(e.task)}): "
+                   f"{e.generations} generations x {e.candidates} candidates, sandbox {e.backend} "
+                   f"({escape(e.why)})" + (f": {escape(e.isolation)}" if e.isolation else ""))
 
-    def _on_run_check(self, e: dict) -> None:
-        self._line(f"[yellow]{e['status']}[/yellow] ({escape(e['name'])}): {escape(e['message'])}")
+    @_show.register
+    def _on_run_warning(self, e: RunWarning) -> None:
+        self._line(f"[yellow]warning[/yellow]: {escape(e.message)}")
 
-    def _on_run_failed(self, e: dict) -> None:
-        if e.get("resumable", True):
-            self._line(f"[red]run failed[/red] ({e['error_type']}); its checkpoints are kept: "
-                       f"'progenitor resume {e['run']}' continues it")
+    @_show.register
+    def _on_run_check(self, e: RunCheck) -> None:
+        self._line(f"[yellow]{e.status}[/yellow] ({escape(e.name)}): {escape(e.message)}")
+
+    @_show.register
+    def _on_run_failed(self, e: RunFailed) -> None:
+        if e.resumable:
+            self._line(f"[red]run failed[/red] ({e.error_type}); its checkpoints are kept: "
+                       f"'progenitor resume {e.run}' continues it")
         else:
             self._line("[red]run failed[/red]: the problem below is in the task or its code; fix it, commit, "
                        "and start a new run (a resume would replay the same commit)")
 
-    def _on_executor_start(self, e: dict) -> None:
-        if e["executor"] == "ray":
+    @_show.register
+    def _on_executor_start(self, e: ExecutorStart) -> None:
+        if e.executor == "ray":
             self._line("starting Ray (or joining the cluster at --ray-address)", detail=True)
 
-    def _on_run_resume(self, e: dict) -> None:
-        self._line(f"resuming run [bold]{e['run']}[/bold]")
+    @_show.register
+    def _on_run_resume(self, e: RunResume) -> None:
+        self._line(f"resuming run [bold]{e.run}[/bold]")
 
-    def _on_prepare_data(self, e: dict) -> None:
+    @_show.register
+    def _on_prepare_data(self, e: PrepareData) -> None:
         self._line("preparing data with the trusted prepare command (once per run)", detail=True)
 
-    def _on_baseline_start(self, e: dict) -> None:
-        self._line(f"training the human baseline {e['commit'][:10]}", detail=True)
+    @_show.register
+    def _on_baseline_start(self, e: BaselineStart) -> None:
+        self._line(f"training the human baseline {e.commit[:10]}", detail=True)
 
-    def _on_baseline_end(self, e: dict) -> None:
-        metrics = ", ".join(f"{escape(k)} {v:.4g}" for k, v in e["metrics"].items())
+    @_show.register
+    def _on_baseline_end(self, e: BaselineEnd) -> None:
+        metrics = ", ".join(f"{escape(k)} {v:.4g}" for k, v in e.metrics.items())
         self._line(f"baseline scored: {metrics}")
 
-    def _on_architect_proposal(self, e: dict) -> None:
-        self._line(f"{_name(e)} proposed: {escape(e['hypothesis'])}", detail=True)
+    @_show.register
+    def _on_architect_proposal(self, e: ArchitectProposal) -> None:
+        self._line(f"{_name(e)} proposed: {escape(e.hypothesis)}", detail=True)
 
-    def _on_architect_failed(self, e: dict) -> None:
-        self._line(f"{generation_name(e['gen'])} [red]architect failed[/red], no candidate this generation: "
-                   f"{escape(e['reason'])}")
+    @_show.register
+    def _on_architect_failed(self, e: ArchitectFailed) -> None:
+        self._line(f"{generation_name(e.gen)} [red]architect failed[/red], no candidate this generation: "
+                   f"{escape(e.reason)}")
 
-    def _on_coder_failed(self, e: dict) -> None:
-        self._line(f"{_name(e)} [red]coder failed[/red]: {escape(e['reason'])}")
+    @_show.register
+    def _on_coder_failed(self, e: CoderFailed) -> None:
+        self._line(f"{_name(e)} [red]coder failed[/red]: {escape(e.reason)}")
 
-    def _on_coder_duplicate(self, e: dict) -> None:
-        self._line(f"{_name(e)} [yellow]dropped[/yellow]: {escape(e['reason'])}")
+    @_show.register
+    def _on_coder_duplicate(self, e: CoderDuplicate) -> None:
+        self._line(f"{_name(e)} [yellow]dropped[/yellow]: {escape(e.reason)}")
 
-    def _on_coder_fix(self, e: dict) -> None:
-        if e["fix"] is not None:
-            fix = candidate_name(e["gen"], e["fix"])
-            self._line(f"{_name(e)} crashed: the coder's fix is {fix} ({escape(e['status'])})")
+    @_show.register
+    def _on_coder_fix(self, e: CoderFix) -> None:
+        if e.fix is not None:
+            fix = candidate_name(e.gen, e.fix)
+            self._line(f"{_name(e)} crashed: the coder's fix is {fix} ({escape(e.status)})")
 
-    def _on_llm_call(self, e: dict) -> None:
-        who = e["role"] if e["k"] is None else f"{_name(e)} {e['role']}"
-        outcome = e.get("outcome", "ok")
-        if outcome == "ok":
-            how = "replayed from the run" if e["cached"] else f"{e['seconds']:.1f} s"
-            cut = ", cut at max_tokens" if e.get("finish_reason") == "length" else ""
-            self._line(f"[dim]{who}: {escape(e['model'])}, {e['prompt_tokens']}+{e['completion_tokens']} tokens, "
-                       f"${e['dollars']:.4f} ({how}){cut}[/dim]", detail=True)
+    @_show.register
+    def _on_llm_call(self, e: LlmCall) -> None:
+        who = e.role if e.k is None else f"{_name(e)} {e.role}"
+        if e.outcome == "ok":
+            how = "replayed from the run" if e.cached else f"{e.seconds:.1f} s"
+            cut = ", cut at max_tokens" if e.finish_reason == "length" else ""
+            self._line(f"[dim]{who}: {escape(e.model)}, {e.prompt_tokens}+{e.completion_tokens} tokens, "
+                       f"${e.dollars:.4f} ({how}){cut}[/dim]", detail=True)
             return
-        if e["cached"]:
+        if e.cached:
             return  # said when it happened
-        status = f" {e['status']}" if e.get("status") else ""
-        cost = f"; counted ${e['dollars']:.4f}, an estimate" if e.get("estimated") else ""
-        self._line(f"{who}: [yellow]{escape(e['model'])} {outcome}{status}[/yellow]: {escape(e.get('error') or '')}{cost}")
+        status = f" {e.status}" if e.status else ""
+        cost = f"; counted ${e.dollars:.4f}, an estimate" if e.estimated else ""
+        self._line(f"{who}: [yellow]{escape(e.model)} {e.outcome}{status}[/yellow]: {escape(e.error)}{cost}")
 
-    def _on_llm_preflight(self, e: dict) -> None:
-        self._line(f"llm {escape(e['model'])}: {escape(e['detail'])}", detail=e["ok"])
+    @_show.register
+    def _on_llm_preflight(self, e: LlmPreflight) -> None:
+        self._line(f"llm {escape(e.model)}: {escape(e.detail)}", detail=e.ok)
 
-    def _on_llm_recovered(self, e: dict) -> None:
-        who = e["role"] if e["k"] is None else f"{_name(e)} {e['role']}"
-        what = "left under way by the process that died: counted at an estimate" if e["estimated"] else \
+    @_show.register
+    def _on_llm_recovered(self, e: LlmRecovered) -> None:
+        who = e.role if e.k is None else f"{_name(e)} {e.role}"
+        what = "left under way by the process that died: counted at an estimate" if e.estimated else \
             "finished before the process died: charged now"
-        self._line(f"[yellow]{who} request {escape(e['call'])}[/yellow] {what}, ${e['dollars']:.4f}")
+        self._line(f"[yellow]{who} request {escape(e.call)}[/yellow] {what}, ${e.dollars:.4f}")
 
-    def _on_gate_waiting(self, e: dict) -> None:
-        self._line(f"[bold yellow]waiting for a person[/bold yellow] at {e['gate']}: {escape(e['description'])}")
-        self._line(escape(e["how"]))
+    @_show.register
+    def _on_gate_waiting(self, e: GateWaiting) -> None:
+        self._line(f"[bold yellow]waiting for a person[/bold yellow] at {e.gate}: {escape(e.description)}")
+        self._line(escape(e.how))
 
-    def _on_gate_decided(self, e: dict) -> None:
-        self._line(f"{e['gate']} decided: {e['type']} by {escape(e['by'])} ({e['surface']}); going on")
+    @_show.register
+    def _on_gate_decided(self, e: GateDecided) -> None:
+        self._line(f"{e.gate} decided: {e.type} by {escape(e.by)} ({e.surface}); going on")
 
-    def _on_champion_restored(self, e: dict) -> None:
-        self._line(f"[yellow]champion restored[/yellow] to {e['commit'][:10]} (a revert by {escape(e['by'])})")
+    @_show.register
+    def _on_champion_restored(self, e: ChampionRestored) -> None:
+        self._line(f"[yellow]champion restored[/yellow] to {e.commit[:10]} (a revert by {escape(e.by)})")
 
-    def _on_safety_review(self, e: dict) -> None:
-        if e["status"] == "rejected":
-            self._line(f"{_name(e)} [red]rejected before running[/red]: {escape(e['reason'])}")
-        elif e["status"] == "budget":
-            self._line(f"{_name(e)} [yellow]not reviewed[/yellow]: {escape(e['reason'])}")
+    @_show.register
+    def _on_safety_review(self, e: SafetyReview) -> None:
+        if e.status == "rejected":
+            self._line(f"{_name(e)} [red]rejected before running[/red]: {escape(e.reason)}")
+        elif e.status == "budget":
+            self._line(f"{_name(e)} [yellow]not reviewed[/yellow]: {escape(e.reason)}")
 
-    def _on_train_start(self, e: dict) -> None:
-        if e["gen"] > 0:
-            self._line(f"{_name(e)} training ({e['commit'][:10]})", detail=True)
+    @_show.register
+    def _on_train_start(self, e: TrainStart) -> None:
+        if e.gen > 0:
+            self._line(f"{_name(e)} training ({e.commit[:10]})", detail=True)
 
-    def _on_train_end(self, e: dict) -> None:
-        if e["status"] != "ok":
-            self._line(f"{_name(e)} [red]{e['status']}[/red] after {e['duration']:.1f}s: "
-                       f"{escape(e['reason'])}")
+    @_show.register
+    def _on_train_end(self, e: TrainEnd) -> None:
+        if e.status != "ok":
+            self._line(f"{_name(e)} [red]{e.status}[/red] after {e.duration:.1f}s: "
+                       f"{escape(e.reason)}")
 
-    def _on_score(self, e: dict) -> None:
-        if e["status"] == "scored":
-            self._line(f"{_name(e)} scored {_fmt(e['value'])}", detail=True)
+    @_show.register
+    def _on_score(self, e: Score) -> None:
+        if e.status == "scored":
+            self._line(f"{_name(e)} scored {_fmt(e.value)}", detail=True)
         else:
-            self._line(f"{_name(e)} [red]failed scoring[/red]: {escape(e['reason'])}")
+            self._line(f"{_name(e)} [red]failed scoring[/red]: {escape(e.reason)}")
 
-    def _on_oversight_decision(self, e: dict) -> None:
-        colour = "green" if e["action"] == "approve" else "yellow"
-        self._line(f"{generation_name(e['gen'])} decision [{colour}]{e['action']}[/{colour}] by {e['actor']}: {escape(e['reason'])}")
+    @_show.register
+    def _on_oversight_decision(self, e: OversightDecision) -> None:
+        colour = "green" if e.action == "approve" else "yellow"
+        self._line(f"{generation_name(e.gen)} decision [{colour}]{e.action}[/{colour}] by {e.actor}: {escape(e.reason)}")
 
-    def _on_generation_end(self, e: dict) -> None:
-        counts = ", ".join(f"{n} {s}" for s, n in sorted(e["counts"].items())) or "no candidate"
-        self._line(f"{generation_name(e['gen'])} done: champion {_fmt(e['champion_value'])} ({counts})")
-        if e.get("untrained"):
-            self._line(f"{generation_name(e['gen'])} [red]trained nothing[/red]: {escape(e['untrained'])}")
+    @_show.register
+    def _on_generation_end(self, e: GenerationEnd) -> None:
+        counts = ", ".join(f"{n} {s}" for s, n in sorted(e.counts.items())) or "no candidate"
+        self._line(f"{generation_name(e.gen)} done: champion {_fmt(e.champion_value)} ({counts})")
+        if e.untrained:
+            self._line(f"{generation_name(e.gen)} [red]trained nothing[/red]: {escape(e.untrained)}")
 
-    def _on_run_stopping(self, e: dict) -> None:
-        self._line(f"[yellow]stopping[/yellow]: {escape(e['reason'])}; training under way is cancelled")
+    @_show.register
+    def _on_run_stopping(self, e: RunStopping) -> None:
+        self._line(f"[yellow]stopping[/yellow]: {escape(e.reason)}; training under way is cancelled")
 
     def print_summary(self, summary: Any) -> None:
         from progenitor.cli.views import print_summary

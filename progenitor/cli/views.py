@@ -3,7 +3,7 @@ lines of ``progenitor check``."""
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
 import click
 from rich.console import Console
@@ -11,6 +11,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from progenitor.candidate.keys import candidate_name
+from progenitor.lineage.records import RunLineage
+from progenitor.run.status import RunStatus
 
 
 def _fmt(value: Optional[float]) -> str:
@@ -91,7 +93,7 @@ def _spend_rows(table: Table, spend: dict) -> None:
                                    + f", {tokens} tokens in {sum(r['calls'] for r in spend['llm'].values())} requests")
 
 
-def print_status(console: Console, data: Any) -> None:
+def print_status(console: Console, data: Union[RunStatus, list[RunStatus]]) -> None:
     runs = data if isinstance(data, list) else [data]
     if not runs:
         console.print("no runs yet")
@@ -99,34 +101,28 @@ def print_status(console: Console, data: Any) -> None:
     table = Table("run", "task", "status", "gen", "baseline", "champion", "created")
     # The id is what every other command takes: never cut or wrapped, whatever the width.
     table.columns[0].no_wrap = True
-    table.columns[0].min_width = max(len(run["id"]) for run in runs)
+    table.columns[0].min_width = max(len(run.id) for run in runs)
     for run in runs:
-        summary = run.get("summary") or {}
-        baseline = summary.get("baseline")
-        if baseline is None and run.get("baseline"):
-            metrics = run["baseline"].get("metrics", {})
-            baseline = next(iter(metrics.values()), None)
-        status = f"{run.get('status')}" + (f" at {run['waiting']['gate']}" if run.get("waiting") else "")
-        status += f" ({run['stop_reason']})" if run.get("stop_reason") else ""
-        table.add_row(run["id"], escape(str(run.get("task"))), escape(status), str(run.get("generation")),
-                      _fmt(baseline), _fmt(summary.get("champion")), str(run.get("created")))
+        baseline = run.summary.baseline if run.summary else run.baseline_value
+        champion = run.summary.champion if run.summary else run.champion_value
+        status = f"{run.status}" + (f" at {run.waiting['gate']}" if run.waiting else "")
+        status += f" ({run.stop_reason})" if run.stop_reason else ""
+        table.add_row(run.id, escape(str(run.task)), escape(status), str(run.generation), _fmt(baseline),
+                      _fmt(champion), str(run.created))
     console.print(table)
 
 
-def print_lineage(console: Console, data: dict) -> None:
+def print_lineage(console: Console, data: RunLineage) -> None:
     table = Table("cand", "commit", "status", "value", "decision", "hypothesis / reason",
-                  title=escape(f"lineage of {data['run']}"))
-    champion = data.get("champion")
-    for c in data["candidates"]:
-        value = (c.get("metrics") or {}).get(c.get("objective", ""))
-        decision = (c.get("decision") or {}).get("verdict", "")
-        mark = " *" if c["sha"] and c["sha"] == champion else ""
-        why = c.get("reason") or (c.get("proposal") or {}).get("hypothesis", "")
-        findings = c.get("findings") or []
-        if findings:
-            why += f" [{len(findings)} finding{'s' if len(findings) > 1 else ''}]"
-        table.add_row(f"{candidate_name(c['gen'], c['k'])}{mark}", (c["sha"] or "-")[:10], c.get("status", ""),
-                      _fmt(value), escape(decision), escape(why))
+                  title=escape(f"lineage of {data.run}"))
+    for c in data.candidates:
+        decision = c.decision.verdict if c.decision else ""
+        mark = " *" if c.sha and c.sha == data.champion else ""
+        why = c.reason or c.proposal.hypothesis
+        if c.findings:
+            why += f" [{len(c.findings)} finding{'s' if len(c.findings) > 1 else ''}]"
+        table.add_row(f"{candidate_name(c.gen, c.k)}{mark}", (c.sha or "-")[:10], c.status, _fmt(c.value),
+                      escape(decision), escape(why))
     console.print(table)
 
 

@@ -25,8 +25,8 @@ import math
 from pathlib import Path
 from typing import Optional
 
-from pydantic import BaseModel
-
+from progenitor.candidate import Champion
+from progenitor.run.summary import Honesty
 from progenitor.task.spec import TaskSpec
 
 __all__ = ["DELTA", "Honesty", "assess", "holdout_size", "selection_luck"]
@@ -50,37 +50,22 @@ def holdout_size(spec: TaskSpec, data: Path) -> Optional[int]:
     return int(np.load(data / expect.match, allow_pickle=False, mmap_mode="r").shape[0])
 
 
-class Honesty(BaseModel):
-    """What the closing summary says about its own numbers."""
-
-    test_metric: Optional[str] = None
-    """``test_<objective>``, when the task has a test split."""
-    baseline_test: Optional[float] = None
-    champion_test: Optional[float] = None
-    holdout_test_gap: Optional[float] = None
-    """The champion's holdout figure minus its test figure (optimism shows as a gain in the goal's direction)."""
-    holdout_n: Optional[int] = None
-    compared: int = 0
-    """Candidates whose holdout scores were compared (the baseline included)."""
-    selection_luck: Optional[float] = None
-    """``eps`` of the bound above (needs ``objective.range`` and the holdout size)."""
-    notes: list[str] = []
-    """Warnings and caveats, one sentence each."""
-
-
-def assess(spec: TaskSpec, baseline: dict, champion: dict, compared: int, holdout_n: Optional[int]) -> Honesty:
+def assess(spec: TaskSpec, baseline: Optional[Champion], champion: Optional[Champion], compared: int,
+           holdout_n: Optional[int]) -> Honesty:
     obj = spec.objective
     metric = obj.metric
     sign = 1 if obj.goal == "maximize" else -1
-    base_value, champ_value = baseline.get("metrics", {}).get(metric), champion.get("metrics", {}).get(metric)
+    baseline = baseline or Champion(sha="", metrics={})
+    champion = champion or Champion(sha="", metrics={})
+    base_value, champ_value = baseline.metrics.get(metric), champion.metrics.get(metric)
     out = Honesty(holdout_n=holdout_n, compared=compared)
     if spec.data.test is not None:
         out.test_metric = f"test_{metric}"
-        out.baseline_test = baseline.get("test_metrics", {}).get(out.test_metric)
-        out.champion_test = champion.get("test_metrics", {}).get(out.test_metric)
+        out.baseline_test = baseline.test_metrics.get(out.test_metric)
+        out.champion_test = champion.test_metrics.get(out.test_metric)
         if champ_value is not None and out.champion_test is not None:
             out.holdout_test_gap = champ_value - out.champion_test
-        if None not in (base_value, champ_value, out.baseline_test, out.champion_test) and champion.get("sha") != baseline.get("sha"):
+        if None not in (base_value, champ_value, out.baseline_test, out.champion_test) and champion.sha != baseline.sha:
             if sign * (champ_value - base_value) > 0 and sign * (out.champion_test - out.baseline_test) <= 0:
                 out.notes.append(f"the champion beats the baseline on the holdout but not on the test split "
                                  f"({out.champion_test:.4g} vs {out.baseline_test:.4g}): its gain did not carry over")
@@ -90,7 +75,7 @@ def assess(spec: TaskSpec, baseline: dict, champion: dict, compared: int, holdou
     if obj.range is not None and holdout_n:
         out.selection_luck = selection_luck(holdout_n, compared, obj.range[1] - obj.range[0])
         gain = None if None in (base_value, champ_value) else sign * (champ_value - base_value)
-        if gain is not None and champion.get("sha") != baseline.get("sha") and gain <= out.selection_luck:
+        if gain is not None and champion.sha != baseline.sha and gain <= out.selection_luck:
             out.notes.append(
                 f"{compared} candidates were compared on {holdout_n} holdout examples: selection alone can make the "
                 f"best look up to {out.selection_luck:.3g} better than it is (Hoeffding bound, {1 - DELTA:.0%}), "

@@ -246,6 +246,15 @@ class Lineage:
             return None
 
 
+def restore_worktree(tree: Path) -> None:
+    """Put a temporary worktree back at its commit: tracked files as committed, nothing else."""
+    import git
+
+    wt = git.Repo(tree)
+    wt.git.checkout("--force", "--", ".")
+    wt.git.clean("-ffdxq")
+
+
 def git_reason(exc: Exception) -> str:
     """The one line of a git failure a person needs: git's own message, without its prefix."""
     stderr = str(getattr(exc, "stderr", "") or exc).strip()

@@ -6,16 +6,40 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
-from progenitor.candidate import Candidate, CandidateKey
+from pydantic import BaseModel
+
+from progenitor.candidate import Candidate, CandidateKey, Champion
 from progenitor.candidate.keys import base_ref, champion_ref
 from progenitor.errors import UserError
 from progenitor.lineage.git import Lineage
 from progenitor.run.rundir import find_run, read_json
 
-__all__ = ["read_lineage"]
+__all__ = ["RunLineage", "read_lineage"]
 
 
-def read_lineage(run_id: str, repo: Optional[Path] = None) -> dict:
+class RunLineage(BaseModel):
+    """A run's lineage: where it started, its champion now, the human baseline's numbers, and
+    every candidate of every generation (rejected and failed ones too), in key order."""
+
+    run: str
+    repo: str
+    base: Optional[str] = None
+    """The commit the run started from (``refs/progenitor/<run>/base``)."""
+    champion: Optional[str] = None
+    """The champion's commit now (``refs/progenitor/<run>/champion``)."""
+    baseline: Optional[Champion] = None
+    """The human baseline as scored (from the run directory; None in a clone of the lineage alone)."""
+    candidates: list[Candidate] = []
+
+    def candidate(self, gen: int, k: int) -> Optional[Candidate]:
+        return next((c for c in self.candidates if (c.gen, c.k) == (gen, k)), None)
+
+    def promoted(self) -> list[Candidate]:
+        """The candidates whose promotion stands (a reverted one is not), oldest first."""
+        return [c for c in self.candidates if c.decision is not None and c.decision.verdict == "promoted"]
+
+
+def read_lineage(run_id: str, repo: Optional[Path] = None) -> RunLineage:
     """Every candidate of a run with its record, plus base and champion.
 
     Records come from the git notes (so a clone of the lineage, with no run directory, reads
@@ -47,8 +71,6 @@ def read_lineage(run_id: str, repo: Optional[Path] = None) -> dict:
             cand = Candidate.from_record(read_json(path) or {})
             if (cand.gen, cand.k) not in candidates:
                 candidates[(cand.gen, cand.k)] = cand
-    return {
-        "run": run_id, "repo": str(root), "base": refs.get(base_ref(run_id)),
-        "champion": refs.get(champion_ref(run_id)), "baseline": meta.get("baseline"),
-        "candidates": [candidates[key].record() for key in sorted(candidates)],
-    }
+    return RunLineage(run=run_id, repo=str(root), base=refs.get(base_ref(run_id)),
+                      champion=refs.get(champion_ref(run_id)), baseline=meta.get("baseline"),
+                      candidates=[candidates[key] for key in sorted(candidates)])

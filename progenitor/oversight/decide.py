@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import getpass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
 from pydantic import BaseModel
 
@@ -20,6 +20,7 @@ from progenitor.errors import AlreadyDecided, UserError
 from progenitor.oversight import hitl
 from progenitor.oversight.audit import audit_log
 from progenitor.oversight.store import DecisionStore, Gate, Recorded
+from progenitor.run.events import GateDecision
 from progenitor.run.rundir import find_run, list_runs
 
 __all__ = ["Pending", "actor", "decide", "default_person", "pending"]
@@ -62,7 +63,7 @@ def _pending(gate: Gate, repo: Path) -> Pending:
                    request=gate.request)
 
 
-def pending(run_id: Optional[str] = None, repo: Optional[Path] = None) -> list[Pending]:
+def pending(run_id: Optional[str] = None, repo: Optional[Union[str, Path]] = None) -> list[Pending]:
     """What waits for a decision: one run's gates, or every run's of ``repo`` (default: here)."""
     if run_id is not None:
         run = find_run(run_id, repo)
@@ -91,7 +92,7 @@ def _gate(store: DecisionStore, run_id: str, gate: Optional[str]) -> Gate:
 
 
 def decide(run_id: str, decision: str, *, by: Optional[str] = None, comment: str = "",
-           edits: Optional[dict[str, dict[str, Any]]] = None, repo: Optional[Path] = None,
+           edits: Optional[dict[str, dict[str, Any]]] = None, repo: Optional[Union[str, Path]] = None,
            gate: Optional[str] = None, seen: Optional[str] = None, surface: str = "api") -> Recorded:
     """Decide at the gate ``run_id`` waits at (or ``gate``): approve, reject, edit or
     request-changes. ``by``: the person (default: the OS user); ``edits``: candidate -> values
@@ -118,5 +119,5 @@ def decide(run_id: str, decision: str, *, by: Optional[str] = None, comment: str
         payload=found.request, comment=comment, gate=found.gate, surface=surface,
         candidates=[a["args"]["candidate"] for a in actions], decisions=[d["type"] for d in response["decisions"]],
     )
-    run.emit("gate.decision", gate=found.gate, gen=found.gen, type=kind, by=who, surface=surface)
+    run.emit(GateDecision(gate=found.gate, gen=found.gen, decision=kind, by=who, surface=surface))
     return recorded

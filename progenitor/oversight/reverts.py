@@ -13,35 +13,32 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Optional
 
-from progenitor.candidate import Candidate, Decision
+from progenitor.candidate import Candidate, Champion, Decision
 from progenitor.candidate.keys import candidate_name, generation_job, generation_name
 from progenitor.errors import UserError
 from progenitor.lineage import Lineage, champion_ref
 from progenitor.oversight import decide as deciding
 from progenitor.oversight.audit import audit_log
 from progenitor.oversight.store import DecisionStore, Revert
+from progenitor.run.events import ChampionRestored, RunRevert
 from progenitor.run.rundir import find_run, write_json
 
 __all__ = ["blocked", "follow", "revert"]
 
 
-def _promoted(candidates: list[dict]) -> list[Candidate]:
-    cands = [Candidate.from_record(c) for c in candidates]
-    return sorted((c for c in cands if c.decision and c.decision.verdict == "promoted" and c.sha),
-                  key=lambda c: (c.gen, c.k))
-
-
-def _restored(kept: list[Candidate], meta: dict, base: Optional[str]) -> dict:
-    """The champion to put back: the last promotion kept, else the human baseline."""
+def _restored(kept: list[Candidate], meta: dict, base: Optional[str]) -> Champion:
+    """The champion to put back, whole (its test-split figures too): the last promotion kept,
+    else the human baseline."""
     if kept:
         last = kept[-1]
-        return {"sha": last.sha, "metrics": last.metrics, "gen": last.gen, "k": last.k, "params": last.params}
+        return Champion(sha=last.sha, metrics=last.metrics, gen=last.gen, k=last.k, params=last.params,
+                        test_metrics=last.test_metrics)
     baseline = dict(meta.get("baseline") or {})
     if not baseline.get("sha") and base:
-        baseline = {"sha": base, "metrics": baseline.get("metrics", {}), "gen": 0, "k": 0, "params": {}}
+        baseline = {**baseline, "sha": base}
     if not baseline.get("sha"):
         raise UserError("the run's baseline is not known (its run directory lacks it); cannot revert")
-    return baseline
+    return Champion.model_validate({"metrics": {}, **baseline})
 
 
 def revert(run_id: str, gen: int, comment: str, by: Optional[str] = None, repo: Optional[Path] = None,
@@ -53,63 +50,62 @@ def revert(run_id: str, gen: int, comment: str, by: Optional[str] = None, repo: 
     if not comment.strip():
         raise UserError("revert needs a comment that says why")
     run = find_run(run_id, repo)
-    data = read_lineage(run_id, run.repo_root)
-    promoted = _promoted(data["candidates"])
+    lineage = read_lineage(run_id, run.repo_root)
+    promoted = [c for c in lineage.promoted() if c.sha]
     if not any(c.gen == gen for c in promoted):
         gens = ", ".join(generation_name(c.gen) for c in promoted) or "none"
         raise UserError(f"generation {gen} of run {run_id} has no promoted candidate to revert (promoted now: {gens})")
     affected = [c for c in promoted if c.gen >= gen]
-    restored = _restored([c for c in promoted if c.gen < gen], run.meta, data.get("base"))
+    restored = _restored([c for c in promoted if c.gen < gen], run.meta, lineage.base)
     actor = deciding.actor(by)
     store = DecisionStore(run.repo_root)
     # The store's unique key comes first: of two reverts sent at once, one is applied.
-    done = store.add_revert(run_id, gen, actor, comment, [c.sha for c in affected], restored)
-    lineage = Lineage(run.repo_root)
-    where = f"{'baseline' if not restored.get('gen') else candidate_name(restored['gen'], restored['k'])} {restored['sha'][:10]}"
+    done = store.add_revert(run_id, gen, actor, comment, [c.sha for c in affected], restored.model_dump())
+    git = Lineage(run.repo_root)
+    where = f"{'baseline' if not restored.gen else candidate_name(restored.gen, restored.k)} {restored.sha[:10]}"
     for cand in affected:
         why = f"generation {gen} reverted by {actor}; champion restored to {where}"
         cand = cand.with_(decision=Decision(verdict="reverted", by=actor, reason=why, comment=comment))
-        lineage.write_note(cand.sha, cand.record())
+        git.write_note(cand.sha, cand.record())
         record = run.record_file(cand.gen, cand.k)
         if record.exists():
             write_json(record, cand.record())
-    lineage.set_ref(champion_ref(run_id), restored["sha"], f"progenitor: g{gen} reverted by {actor}")
+    git.set_ref(champion_ref(run_id), restored.sha, f"progenitor: g{gen} reverted by {actor}")
     audit_log(run.repo_root).append(
         key=f"{generation_job(run_id, gen)}/revert", action="revert", actor=actor, run=run_id, gen=gen,
         commit=next(c.sha for c in affected if c.gen == gen),
-        payload={"reverted": [c.key.name for c in affected], "restored": restored["sha"]}, comment=comment,
+        payload={"reverted": [c.key.name for c in affected], "restored": restored.sha}, comment=comment,
         surface=surface,
     )
     _update_summary(run, restored)
-    run.emit("run.revert", gen=gen, by=actor, comment=comment, restored=restored["sha"],
-             reverted=[c.key.name for c in affected])
+    run.emit(RunRevert(gen=gen, by=actor, comment=comment, restored=restored.sha,
+                       reverted=[c.key.name for c in affected]))
     return done
 
 
-def _update_summary(run: Any, restored: dict) -> None:
+def _update_summary(run: Any, restored: Champion) -> None:
     """A finished run's summary names the champion: it is the restored one now."""
     meta = run.meta
     summary = meta.get("summary")
     if summary:
         metric = summary.get("metric")
-        summary = {**summary, "champion_commit": restored["sha"],
-                   "champion": (restored.get("metrics") or {}).get(metric, summary.get("champion"))}
-    run.update_meta(summary=summary, reverted=[*meta.get("reverted", []), restored["sha"]])
+        summary = {**summary, "champion_commit": restored.sha,
+                   "champion": restored.metrics.get(metric, summary.get("champion"))}
+    run.update_meta(summary=summary, reverted=[*meta.get("reverted", []), restored.sha])
 
 
 def _reverts(ctx: Any) -> list[Revert]:
     return DecisionStore(ctx.run.repo_root).reverts(ctx.run.run_id)
 
 
-def follow(ctx: Any, state: dict) -> dict:
-    """The state's champion after the reverts made so far: ``{"champion": ...}`` if it moved."""
+def follow(ctx: Any, champion: Optional[Champion], gen: int) -> Optional[Champion]:
+    """The champion to build on after the reverts made so far, if one moved it (else None)."""
     reverts = _reverts(ctx)
-    champion = state.get("champion") or {}
-    if not reverts or champion.get("sha") not in {sha for r in reverts for sha in r.reverted}:
-        return {}
-    restored = reverts[-1].restored
-    ctx.emit("champion.restored", gen=state.get("generation"), commit=restored["sha"], by=reverts[-1].by)
-    return {"champion": restored}
+    if not reverts or champion is None or champion.sha not in {sha for r in reverts for sha in r.reverted}:
+        return None
+    restored = Champion.model_validate(reverts[-1].restored)
+    ctx.emit(ChampionRestored(gen=gen, commit=restored.sha, by=reverts[-1].by))
+    return restored
 
 
 def blocked(ctx: Any, parent: Optional[str]) -> Optional[str]:

@@ -28,10 +28,13 @@ import threading
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterator, Optional
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional
 
 from progenitor.candidate.keys import candidate_name, generation_name
 from progenitor.errors import UserError
+
+if TYPE_CHECKING:
+    from progenitor.run.events import Event
 
 STATE_DIR = ".progenitor"
 RECORD_FILE = "record.json"
@@ -172,20 +175,30 @@ class RunDir:
     def events_file(self) -> Path:
         return self.path / "events.jsonl"
 
-    def emit(self, kind: str, **payload: Any) -> dict:
-        event = {"t": round(time.time(), 3), "run": self.run_id, "type": kind, **payload}
-        line = json.dumps(event, default=str)
+    def emit(self, event: "Event") -> "Event":
+        """Append ``event`` (one of ``run.events``' models) to the run's events log, stamped with the run."""
+        from progenitor.run.events import Event
+
+        if not isinstance(event, Event):
+            raise TypeError(f"emit takes an event model of progenitor.run.events, not {event!r}")
+        event = event.model_copy(update={"run": self.run_id})
+        line = event.model_dump_json()
         with self._lock, open(self.events_file, "a") as handle:
             handle.write(line + "\n")
         return event
 
-    def events(self) -> list[dict]:
+    def events(self) -> list["Event"]:
+        """Every event so far, typed (older files too: ``run.events.parse_event``)."""
+        from progenitor.run.events import parse_event
+
         if not self.events_file.exists():
             return []
-        return [json.loads(line) for line in self.events_file.read_text().splitlines() if line.strip()]
+        return [parse_event(json.loads(line)) for line in self.events_file.read_text().splitlines() if line.strip()]
 
-    def follow(self, stop: Callable[[], bool], poll: float = 0.2) -> Iterator[dict]:
+    def follow(self, stop: Callable[[], bool], poll: float = 0.2) -> Iterator["Event"]:
         """Yield events as they are appended, until ``stop()`` is true and the file is drained."""
+        from progenitor.run.events import parse_event
+
         position = 0
         while True:
             done = stop()
@@ -196,7 +209,7 @@ class RunDir:
                         if not line.endswith("\n"):
                             break
                         position += len(line.encode())
-                        yield json.loads(line)
+                        yield parse_event(json.loads(line))
             if done:
                 return
             time.sleep(poll)

@@ -66,6 +66,11 @@ def read_config(tree: Path, rel: str) -> dict:
     return parse_config(_text(tree, rel), rel)
 
 
+def config_text(tree: Path, rel: str) -> str:
+    """The text of ``tree``'s config file ``rel``, read with no link followed."""
+    return _text(tree, rel)
+
+
 def write_values(tree: Path, rel: str, values: dict[str, Any]) -> None:
     """Set existing dotted keys of ``tree``'s config file ``rel``, comments kept, no link followed."""
     tree_files.write_text(tree, rel, set_values(_text(tree, rel), rel, values))

@@ -159,7 +159,7 @@ def _actions(app: Any, site: Site) -> None:
     from progenitor.errors import ProgenitorError
 
     @app.post("/decide")
-    async def decide(request: Request):
+    async def post_decision(request: Request):
         form, why = await site.form(request)
         if why:
             return PlainTextResponse(why, status_code=403)

@@ -43,10 +43,10 @@ def runs_view(repo: Path) -> list[dict]:
         waiting[gate.run] = waiting.get(gate.run, 0) + 1
     runs = []
     for status in reversed(api.list_runs(repo)):
-        summary = status.get("summary") or {}
-        metrics = (status.get("baseline") or {}).get("metrics", {})
-        runs.append({**status, "pending": waiting.get(status["id"], 0), "champion": summary.get("champion"),
-                     "baseline_value": summary.get("baseline", next(iter(metrics.values()), None))})
+        summary = status.summary
+        runs.append({**status.model_dump(mode="json"), "pending": waiting.get(status.id, 0),
+                     "champion": summary.champion if summary else status.champion_value,
+                     "baseline_value": summary.baseline if summary else status.baseline_value})
     return runs
 
 
@@ -100,9 +100,14 @@ def _chart(metric: str, baseline: Optional[float], cands: list[dict]) -> dict:
     return {"data": data, "layout": layout}
 
 
+def _lineage(repo: Path, run_id: str) -> dict:
+    """The run's lineage as the templates read it (its JSON: a candidate as its record)."""
+    return api.get_lineage(run_id, repo=repo).model_dump(mode="json", by_alias=True)
+
+
 def run_view(repo: Path, run_id: str) -> dict:
-    status = api.run_status(run_id, repo=repo)
-    lineage = api.get_lineage(run_id, repo=repo)
+    status = api.run_status(run_id, repo=repo).model_dump(mode="json")
+    lineage = _lineage(repo, run_id)
     cands = lineage["candidates"]
     metric = next((c.get("objective") for c in cands if c.get("objective")), None) or _metric(repo, run_id)
     baseline = (status.get("baseline") or {}).get("metrics", {}).get(metric)
@@ -133,7 +138,7 @@ def diff_html(repo: Path, parent: Optional[str], sha: Optional[str]) -> tuple[st
 
 
 def candidate_view(repo: Path, run_id: str, gen: int, k: int) -> Optional[dict]:
-    lineage = api.get_lineage(run_id, repo=repo)
+    lineage = _lineage(repo, run_id)
     record = next((c for c in lineage["candidates"] if c["gen"] == gen and c["k"] == k), None)
     if record is None:
         return None

@@ -20,8 +20,9 @@ from __future__ import annotations
 from progenitor.agents.base import Failure
 from progenitor.candidate import Candidate, DiffStats
 from progenitor.errors import BudgetExceeded
-from progenitor.workflows.nodes import COMMIT_FAILURES, dump, save
-from progenitor.workflows.state import RunContext, RunState
+from progenitor.run.events import CoderFix
+from progenitor.workflows.nodes import COMMIT_FAILURES, save, written
+from progenitor.workflows.state import RunContext, State, Update
 
 __all__ = ["CRASHES", "after_training", "fixer", "needs_fix"]
 
@@ -36,8 +37,8 @@ def needs_fix(cand: Candidate) -> bool:
     return cand.status in CRASHES and cand.train is not None and cand.fix_of is None and not cand.fix_tried
 
 
-def after_training(state: RunState) -> str:
-    return "fixer" if any(needs_fix(Candidate.from_record(c)) for c in state["candidates"]) else "scorer"
+def after_training(state: State) -> str:
+    return "fixer" if any(needs_fix(c) for c in state.candidates) else "scorer"
 
 
 def _fix(ctx: RunContext, crashed: Candidate, k: int, champion: str) -> tuple[str, Candidate | None]:
@@ -48,12 +49,13 @@ def _fix(ctx: RunContext, crashed: Candidate, k: int, champion: str) -> tuple[st
                       log_tail=crashed.train.log_tail)
     fix = Candidate.new(proposal, ctx.run.run_id, crashed.sha, ctx.spec.objective.metric).with_(fix_of=crashed.k)
 
-    def edit(tree) -> str:
-        change = ctx.coder.fix(proposal, tree, failure)
-        if change is None:
+    def change(tree):
+        made = ctx.coder.fix(proposal, tree, failure)
+        if made is None:
             raise _NoFix()
-        return change.message
+        return made
 
+    edit = written(change)
     try:
         sha = ctx.lineage.commit_candidate(fix.ref, crashed.sha, edit)
     except _NoFix:
@@ -66,9 +68,9 @@ def _fix(ctx: RunContext, crashed: Candidate, k: int, champion: str) -> tuple[st
     return "committed", fix.advance("committed", sha=sha, diff=diff, params=crashed.params)
 
 
-def fixer(ctx: RunContext, state: RunState) -> dict:
-    cands = ctx.candidates(state)
-    champion = ctx.champion(state).sha
+def fixer(ctx: RunContext, state: State) -> Update:
+    cands = state.candidates
+    champion = state.champion.sha
     k = max(c.k for c in cands) + 1
     out = []
     for cand in cands:
@@ -76,12 +78,12 @@ def fixer(ctx: RunContext, state: RunState) -> dict:
             what, fix = _fix(ctx, cand, k, champion)
             cand = cand.with_(fix_tried=True)
             save(ctx, cand)
-            ctx.emit("coder.fix", gen=cand.gen, k=cand.k, fix=k if fix else None, status=what,
-                     commit=fix.sha if fix else None, reason=fix.reason if fix else "")
+            ctx.emit(CoderFix(gen=cand.gen, k=cand.k, fix=k if fix else None, status=what,
+                              commit=fix.sha if fix else None, reason=fix.reason if fix else ""))
             if fix is not None:
                 save(ctx, fix)
                 out.append(fix)
                 k += 1
         out.append(cand)
     out.sort(key=lambda c: c.k)
-    return {"candidates": dump(out)}
+    return Update(candidates=out)

@@ -17,32 +17,32 @@ reviewed, trained and scored like any other; the original keeps its commit and r
 
 from __future__ import annotations
 
-from typing import Any
-
 from progenitor.candidate import Candidate, Decision
 from progenitor.candidate.keys import generation_name
 from progenitor.oversight import hitl, policy
 from progenitor.oversight.policy import PolicyDecision
 from progenitor.oversight.store import DecisionStore
+from progenitor.run.events import ArchitectProposal, GateApplied, OversightAsk, OversightDecision
 from progenitor.workflows.llm_usage import candidate_cost
-from progenitor.workflows.nodes import dump, save
-from progenitor.workflows.state import RunContext, RunState
+from progenitor.workflows.nodes import save
+from progenitor.workflows.state import RunContext, RunState, State, Update
 
 __all__ = ["after_promotion_decision", "after_training_check", "after_training_decision", "gate_id", "human_gate",
            "promotion_decision", "training_check", "training_decision"]
 
 
 def human_gate(state: RunState) -> dict:
-    """The gate itself: ask, and hand the answer to the next node. Nothing else."""
+    """The gate itself: ask, and hand the answer to the next node. Nothing else (not even typing
+    the state: it reads the request, as JSON, and writes the answer)."""
     from langgraph.types import interrupt
 
     return {"answer": interrupt(state["request"])}
 
 
-def gate_id(state: RunState, gen: int, kind: str) -> str:
+def gate_id(state: State, gen: int, kind: str) -> str:
     """``g1/promotion``, then ``g1/promotion-2`` if the generation asks again (after an edit)."""
     prefix = f"{generation_name(gen)}/{kind}"
-    n = sum(1 for g in state.get("gates", []) if g == prefix or g.startswith(prefix + "-"))
+    n = sum(1 for g in state.gates if g == prefix or g.startswith(prefix + "-"))
     return prefix if n == 0 else f"{prefix}-{n + 1}"
 
 
@@ -51,10 +51,10 @@ def _actor(answer: dict) -> str:
     return by if by.startswith("human:") else f"human:{by or 'langgraph-client'}"
 
 
-def _record(ctx: RunContext, state: RunState, answers: list[hitl.Answer], cands: dict[str, Candidate]) -> str:
+def _record(ctx: RunContext, state: State, answers: list[hitl.Answer], cands: dict[str, Candidate]) -> str:
     """The decision's audit entry (once per gate) and the store's note that it was applied."""
-    request, answer = state["request"], state["answer"]
-    gate, actor = request["gate"], _actor(state["answer"])
+    request, answer = state.request, state.answer
+    gate, actor = request["gate"], _actor(answer)
     kinds = sorted({a.type for a in answers})
     first = cands.get(answers[0].candidate) if answers else None
     ctx.audit.append(
@@ -66,7 +66,7 @@ def _record(ctx: RunContext, state: RunState, answers: list[hitl.Answer], cands:
         candidates=[a.candidate for a in answers], decisions=[a.type for a in answers],
     )
     DecisionStore(ctx.run.repo_root).mark_applied(ctx.run.run_id, gate["id"])
-    ctx.emit("gate.applied", gate=gate["id"], gen=gate["gen"], gate_kind=gate["kind"], by=actor, decisions=kinds)
+    ctx.emit(GateApplied(gate=gate["id"], gen=gate["gen"], gate_kind=gate["kind"], by=actor, decisions=kinds))
     return actor
 
 
@@ -83,7 +83,7 @@ def _edited(ctx: RunContext, cands: list[Candidate], orig: Candidate, params: di
         "hypothesis": f"{orig.proposal.hypothesis}; edited by {actor}: {changes}"})
     cand = Candidate.new(proposal, ctx.run.run_id, orig.parent, ctx.spec.objective.metric)
     save(ctx, cand)
-    ctx.emit("architect.proposal", gen=cand.gen, k=cand.k, hypothesis=proposal.hypothesis)
+    ctx.emit(ArchitectProposal(gen=cand.gen, k=cand.k, hypothesis=proposal.hypothesis))
     return cand
 
 
@@ -97,11 +97,11 @@ def _estimate(ctx: RunContext, n: int, gen: int) -> policy.TrainingEstimate:
     return policy.estimate_training(ctx.spec, n, past, dollars)
 
 
-def training_check(ctx: RunContext, state: RunState) -> dict:
-    gen, mode = state["generation"], ctx.spec.oversight.mode
-    approved = set(state.get("approved", []))
+def training_check(ctx: RunContext, state: State) -> Update:
+    gen, mode = state.generation, ctx.spec.oversight.mode
+    approved = set(state.approved)
     out = []
-    for cand in ctx.candidates(state):
+    for cand in state.candidates:
         if cand.status == "escalated" and cand.k in approved:
             cand = cand.advance("reviewed", reason="")  # a person edited it into being: that was the approval
             save(ctx, cand)
@@ -112,9 +112,9 @@ def training_check(ctx: RunContext, state: RunState) -> dict:
     costly = policy.training_above(ctx.spec, estimate) if waiting else []
     asked = held + (waiting if costly else [])
     if not asked:
-        return {"candidates": dump(out), "request": None}
+        return Update(candidates=out, request=None)
     gate = gate_id(state, gen, "training")
-    champion = ctx.champion(state)
+    champion = state.champion
     actions = []
     for cand in asked:
         why = [f.message for f in policy.escalations(cand)] if cand.status == "escalated" else costly
@@ -127,8 +127,8 @@ def training_check(ctx: RunContext, state: RunState) -> dict:
                                 schema=hitl.params_schema(ctx.spec), description=description)
     ctx.audit.append(key=f"{ctx.run.run_id}/{gate}/ask", action="ask", actor=f"policy:{mode}", run=ctx.run.run_id,
                      gen=gen, commit=asked[0].sha, payload=request, comment=description, gate=gate)
-    ctx.emit("oversight.ask", gate=gate, gen=gen, gate_kind="training", description=description)
-    return {"candidates": dump(out), "request": request, "gates": [*state.get("gates", []), gate]}
+    ctx.emit(OversightAsk(gate=gate, gen=gen, gate_kind="training", description=description))
+    return Update(candidates=out, request=request, gates=[*state.gates, gate])
 
 
 def _next_work(statuses: set[str]) -> str:
@@ -137,18 +137,18 @@ def _next_work(statuses: set[str]) -> str:
     return "trainer" if "reviewed" in statuses else "scorer" if "trained" in statuses else "promote"
 
 
-def after_training_check(state: RunState) -> str:
-    if state.get("request"):
+def after_training_check(state: State) -> str:
+    if state.request:
         return "training_gate"
-    return _next_work({c["status"] for c in state["candidates"]})
+    return _next_work({c.status for c in state.candidates})
 
 
-def training_decision(ctx: RunContext, state: RunState) -> dict:
-    answers = hitl.parse_response(state["request"], state["answer"])
-    cands = ctx.candidates(state)
+def training_decision(ctx: RunContext, state: State) -> Update:
+    answers = hitl.parse_response(state.request, state.answer)
+    cands = state.candidates
     by_name = {c.key.name: c for c in cands}
     actor = _record(ctx, state, answers, by_name)
-    approved, feedback = set(state.get("approved", [])), list(state.get("feedback", []))
+    approved, feedback = set(state.approved), list(state.feedback)
     for a in answers:
         cand = by_name[a.candidate]
         if a.type == "approve":
@@ -173,16 +173,15 @@ def training_decision(ctx: RunContext, state: RunState) -> dict:
         save(ctx, cand)
         by_name[cand.key.name] = cand
     out = sorted(by_name.values(), key=lambda c: c.k)
-    update: dict[str, Any] = {"candidates": dump(out), "approved": sorted(approved), "request": None, "answer": None,
-                              "feedback": feedback}
+    update = Update(candidates=out, approved=sorted(approved), request=None, answer=None, feedback=feedback)
     if not any(c.status in ("proposed", "reviewed") for c in out):
-        update["decision"] = PolicyDecision(action="none", actor=actor, reason=f"nothing trained: {actor} decided so "
-                                                                               "before training").model_dump()
+        update.decision = PolicyDecision(action="none", actor=actor,
+                                         reason=f"nothing trained: {actor} decided so before training")
     return update
 
 
-def after_training_decision(state: RunState) -> str:
-    statuses = {c["status"] for c in state["candidates"]}
+def after_training_decision(state: State) -> str:
+    statuses = {c.status for c in state.candidates}
     if "proposed" in statuses:
         return "coder"
     return _next_work(statuses)
@@ -194,9 +193,9 @@ def _payload_cost(ctx: RunContext, cand: Candidate) -> dict:
 
 
 # -- before a promotion -----------------------------------------------------------------------
-def promotion_request(ctx: RunContext, state: RunState, chosen: Candidate, decision: PolicyDecision, gate: str) -> dict:
-    gen, mode = state["generation"], ctx.spec.oversight.mode
-    champion = ctx.champion(state)
+def promotion_request(ctx: RunContext, state: State, chosen: Candidate, decision: PolicyDecision, gate: str) -> dict:
+    gen, mode = state.generation, ctx.spec.oversight.mode
+    champion = state.champion
     why = ([f.message for f in policy.escalations(chosen)] if decision.action == "escalate"
            else [f"oversight.mode is {mode}: a person approves every promotion"])
     metric = ctx.spec.objective.metric
@@ -208,17 +207,17 @@ def promotion_request(ctx: RunContext, state: RunState, chosen: Candidate, decis
                              schema=hitl.params_schema(ctx.spec), description=text)
 
 
-def promotion_decision(ctx: RunContext, state: RunState) -> dict:
+def promotion_decision(ctx: RunContext, state: State) -> Update:
     from progenitor.oversight import reverts
 
-    answers = hitl.parse_response(state["request"], state["answer"])
-    cands = ctx.candidates(state)
+    answers = hitl.parse_response(state.request, state.answer)
+    cands = state.candidates
     by_name = {c.key.name: c for c in cands}
     actor = _record(ctx, state, answers, by_name)
     a = answers[0]
     chosen = by_name[a.candidate]
-    comment = state["answer"].get("comment") or a.message
-    update: dict[str, Any] = {"request": None, "answer": None}
+    comment = state.answer.get("comment") or a.message
+    update = Update(request=None, answer=None)
     if a.type == "edit":
         new = _edited(ctx, cands, chosen, a.params, actor)
         chosen = chosen.with_(decision=Decision(verdict="not promoted", by=actor,
@@ -226,8 +225,8 @@ def promotion_decision(ctx: RunContext, state: RunState) -> dict:
         save(ctx, chosen)
         by_name[chosen.key.name] = chosen
         out = sorted([*by_name.values(), new], key=lambda c: c.k)
-        update.update(candidates=dump(out), decision=None, selection=None,
-                      approved=sorted({*state.get("approved", []), new.k}))
+        update.candidates, update.decision, update.selection = out, None, None
+        update.approved = sorted({*state.approved, new.k})
         return update
     if a.type == "approve":
         stop = reverts.blocked(ctx, chosen.parent)
@@ -238,10 +237,10 @@ def promotion_decision(ctx: RunContext, state: RunState) -> dict:
     else:
         what = "rejected" if a.type == "reject" else "changes requested"
         decision = PolicyDecision(action="keep", k=chosen.k, actor=actor, reason=f"{what} by {actor}", comment=comment)
-    ctx.emit("oversight.decision", gen=state["generation"], **decision.model_dump())
-    update["decision"] = decision.model_dump()
+    ctx.emit(OversightDecision(gen=state.generation, **decision.model_dump()))
+    update.decision = decision
     return update
 
 
-def after_promotion_decision(state: RunState) -> str:
-    return "coder" if any(c["status"] == "proposed" for c in state["candidates"]) else "promote"
+def after_promotion_decision(state: State) -> str:
+    return "coder" if any(c.status == "proposed" for c in state.candidates) else "promote"

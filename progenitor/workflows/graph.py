@@ -23,12 +23,16 @@ its agents made are charged to the ledger (``llm_usage.charge``).
 from __future__ import annotations
 
 from functools import partial
-from typing import Any
+from typing import Any, Callable
 
 from progenitor.errors import RunStopped
+from progenitor.run.events import NodeEnd, NodeStart
 from progenitor.workflows import fixing, gates, nodes, selection
 from progenitor.workflows.llm_usage import charge
-from progenitor.workflows.state import RunContext, RunState
+from progenitor.workflows.state import RunContext, RunState, State, Update
+
+Node = Callable[[RunContext, State], Update]
+Router = Callable[[State], str]
 
 NODES_PER_GENERATION = 13
 """Steps of a generation nobody is asked about, a crash-fix detour included (architect, coder,
@@ -73,33 +77,41 @@ def build_graph(ctx: RunContext, checkpointer: Any = None):
     graph.add_edge("coder", "safety_review")
     graph.add_edge("safety_review", "training_check")
     after_gate = {"training_gate": "training_gate", "trainer": "trainer", "scorer": "scorer", "promote": "promote"}
-    graph.add_conditional_edges("training_check", gates.after_training_check, after_gate)
+    graph.add_conditional_edges("training_check", _route(gates.after_training_check), after_gate)
     graph.add_edge("training_gate", "training_decision")
-    graph.add_conditional_edges("training_decision", gates.after_training_decision,
+    graph.add_conditional_edges("training_decision", _route(gates.after_training_decision),
                                 {"coder": "coder", "trainer": "trainer", "scorer": "scorer", "promote": "promote"})
-    graph.add_conditional_edges("trainer", fixing.after_training, {"fixer": "fixer", "scorer": "scorer"})
+    graph.add_conditional_edges("trainer", _route(fixing.after_training), {"fixer": "fixer", "scorer": "scorer"})
     graph.add_edge("fixer", "safety_review")
     graph.add_edge("scorer", "select")
     graph.add_edge("select", "oversight")
-    graph.add_conditional_edges("oversight", selection.after_oversight,
+    graph.add_conditional_edges("oversight", _route(selection.after_oversight),
                                 {"promotion_gate": "promotion_gate", "promote": "promote"})
     graph.add_edge("promotion_gate", "promotion_decision")
-    graph.add_conditional_edges("promotion_decision", gates.after_promotion_decision,
+    graph.add_conditional_edges("promotion_decision", _route(gates.after_promotion_decision),
                                 {"coder": "coder", "promote": "promote"})
-    graph.add_conditional_edges("promote", selection.after_promote, {"architect": "architect", "end": END})
+    graph.add_conditional_edges("promote", _route(selection.after_promote), {"architect": "architect", "end": END})
     return graph.compile(checkpointer=checkpointer)
 
 
-def _run_node(name: str, fn, ctx: RunContext, state: RunState) -> dict:
+def _run_node(name: str, fn: Node, ctx: RunContext, raw: RunState) -> dict:
+    """One node's turn: the JSON state typed on the way in, the node's ``Update`` back to JSON on
+    the way out (the only two conversions), its LLM calls charged, its start and end told."""
     stop = ctx.run.stop_requested()
     if stop:
         # Raised before the node's work: the checkpoint stays at the node before, so a
         # resume redoes this node, which looks up whatever had already finished.
         raise RunStopped(stop)
-    ctx.emit("node.start", node=name, gen=state.get("generation", 0))
+    state = State.of(raw)
+    ctx.emit(NodeStart(node=name, gen=state.generation))
     try:
         update = fn(ctx, state)
     finally:
         charge(ctx)  # also when the node stopped half way: those calls were paid
-    ctx.emit("node.end", node=name, gen=state.get("generation", 0))
-    return update
+    ctx.emit(NodeEnd(node=name, gen=state.generation))
+    return update.to_json()
+
+
+def _route(router: Router) -> Callable[[RunState], str]:
+    """A router of typed state, as LangGraph calls it (with the JSON)."""
+    return lambda raw: router(State.of(raw))

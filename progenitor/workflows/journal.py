@@ -12,7 +12,7 @@ from typing import Optional
 from progenitor.agents.base import JournalEntry, ProposeContext
 from progenitor.candidate import Candidate
 from progenitor.run.rundir import read_json
-from progenitor.workflows.state import RunContext, RunState
+from progenitor.workflows.state import RunContext, State
 
 __all__ = ["DIFF_CHARS", "DIFF_CHARS_EACH", "budget_left", "fingerprints", "journal", "propose_context"]
 
@@ -78,7 +78,7 @@ def budget_left(ctx: RunContext, gen: int) -> list[str]:
     return lines
 
 
-def _luck(ctx: RunContext, state: RunState, gen: int) -> tuple[Optional[int], Optional[float]]:
+def _luck(ctx: RunContext, state: State, gen: int) -> tuple[Optional[int], Optional[float]]:
     """(holdout examples, the selection-luck bound once this generation's candidates are compared too)."""
     from progenitor.evaluation.honesty import holdout_size, selection_luck
 
@@ -86,16 +86,15 @@ def _luck(ctx: RunContext, state: RunState, gen: int) -> tuple[Optional[int], Op
     span = ctx.spec.objective.range
     if n is None or span is None:
         return n, None
-    scored = sum(h.get("counts", {}).get("scored", 0) for h in state.get("history", []))
+    scored = sum(h.counts.get("scored", 0) for h in state.history)
     compared = 1 + scored + ctx.spec.budget.candidates
     return n, selection_luck(n, compared, span[1] - span[0])
 
 
-def propose_context(ctx: RunContext, state: RunState, gen: int, tree: Path) -> ProposeContext:
-    champion = ctx.champion(state)
+def propose_context(ctx: RunContext, state: State, gen: int, tree: Path) -> ProposeContext:
+    champion = state.champion
     holdout, luck = _luck(ctx, state, gen)
     return ProposeContext(gen=gen, count=ctx.spec.budget.candidates, spec=ctx.spec, champion_params=champion.params,
                           champion_metrics=champion.metrics, champion_tree=tree, journal=journal(ctx, gen),
-                          feedback=state.get("feedback", []),
-                          baseline_metrics=(state.get("baseline") or {}).get("metrics", {}),
+                          feedback=state.feedback, baseline_metrics=state.baseline.metrics if state.baseline else {},
                           holdout_size=holdout, selection_luck=luck, budget_left=budget_left(ctx, gen))

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Optional
 from progenitor.candidate import CandidateCost
 from progenitor.candidate.keys import CandidateKey, generation_job
 from progenitor.errors import BudgetExceeded, RunStopped, UserError
+from progenitor.run.events import LlmCall, LlmPreflight, LlmRecovered, RunWarning
 from progenitor.run.ledger import LlmCost
 from progenitor.run.rundir import read_json
 from progenitor.task.spec import LLM_AGENTS, TaskSpec
@@ -93,8 +94,7 @@ def charge_probes(ledger, run_id: str, probes: list, emit) -> None:
             ledger.add_llm("preflight", out["dollars"], out["prompt_tokens"], out["completion_tokens"],
                            call_id=f"{run_id}/preflight/{session}/{i}", model=probe.model,
                            outcome=out["kind"], estimated=out["estimated"])
-        emit("llm.preflight", model=probe.model, ok=probe.ok, detail=probe.detail,
-             dollars=round(out.get("dollars", 0.0), 6))
+        emit(LlmPreflight(model=probe.model, ok=probe.ok, detail=probe.detail, dollars=round(out.get("dollars", 0.0), 6)))
     ledger.save()
 
 
@@ -120,11 +120,11 @@ def open_session(ctx):
 
 def _said(ctx, call) -> None:
     """The ``llm.call`` event of one request, as it ends (before its node charges it)."""
-    ctx.emit("llm.call", role=call.role, gen=call.gen, k=call.k, call=call.id, model=call.model,
-             prompt_tokens=call.prompt_tokens, completion_tokens=call.completion_tokens,
-             dollars=round(call.dollars, 6), cached=call.cached, seconds=call.seconds, outcome=call.outcome,
-             estimated=call.estimated, status=call.status, error=call.error, retry_after=call.retry_after,
-             finish_reason=call.finish_reason)
+    ctx.emit(LlmCall(role=call.role, gen=call.gen, k=call.k, call=call.id, model=call.model,
+                     prompt_tokens=call.prompt_tokens, completion_tokens=call.completion_tokens,
+                     dollars=round(call.dollars, 6), cached=call.cached, seconds=call.seconds, outcome=call.outcome,
+                     estimated=call.estimated, status=call.status, error=call.error, retry_after=call.retry_after,
+                     finish_reason=call.finish_reason))
 
 
 def charge(ctx) -> None:
@@ -137,8 +137,8 @@ def charge(ctx) -> None:
         _charge_one(ctx, call)
         if not call.priced and call.model not in session.meter.warned:
             session.meter.warned.add(call.model)
-            ctx.emit("run.warning", message=(f"no price for {call.model} in litellm's table or llm.prices: its calls "
-                                             "count as $0 (set llm.prices to count them)"))
+            ctx.emit(RunWarning(message=(f"no price for {call.model} in litellm's table or llm.prices: its calls "
+                                             "count as $0 (set llm.prices to count them)")))
     if calls and ctx.ledger is not None:
         ctx.ledger.save()
 
@@ -162,8 +162,8 @@ def recover(ctx) -> None:
     from progenitor.llm.cache import CallCache
     found = [call for call in CallCache(ctx.run.llm).settle() if _charge_one(ctx, call)]
     for call in found:
-        ctx.emit("llm.recovered", role=call.role, gen=call.gen, k=call.k, call=call.id, model=call.model,
-                 outcome=call.outcome, estimated=call.estimated, dollars=round(call.dollars, 6))
+        ctx.emit(LlmRecovered(role=call.role, gen=call.gen, k=call.k, call=call.id, model=call.model,
+                              outcome=call.outcome, estimated=call.estimated, dollars=round(call.dollars, 6)))
     if found:
         ctx.ledger.save()
 

@@ -1,28 +1,45 @@
-"""The nodes of the loop up to the trusted score. Each takes the state, does its side effects
-idempotently (keyed by run / generation / candidate, results on disk), and returns the
-state's new fields. Agents are asked here and only here; what they return is turned into
-events, records and commits here, and nowhere else. The deciding nodes are in ``decide``, the human
-gates and the nodes around them in ``gates``."""
+"""The nodes of the loop up to the trusted score. Each takes the typed ``State``, does its side
+effects idempotently (keyed by run / generation / candidate, results on disk), and returns an
+``Update`` of the fields it changes. Agents are asked here and only here; what they return is
+turned into events, records and commits here, and nowhere else. Selection, oversight and
+promotion are in ``selection``, the human gates and the nodes around them in ``gates``."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Callable, Optional, TypeVar
 
 from progenitor.agents import safety
-from progenitor.agents.base import Baseline
+from progenitor.agents.base import Baseline, CodeChange
 from progenitor.agents.coder.offline import read_params
 from progenitor.boundary import tree_files
 from progenitor.candidate import Candidate, Champion, DiffStats, Proposal
 from progenitor.candidate.keys import CandidateKey
-from progenitor.errors import BudgetExceeded, CandidateError, ModelBehaviorError, UserError
+from progenitor.errors import BudgetExceeded, CandidateError, ModelBehaviorError, UnsafePathError, UserError
 from progenitor.evaluation import after_scoring
 from progenitor.evaluation.scorer import Score, prepare_data, score, score_test
 from progenitor.lineage import base_ref, champion_ref
+from progenitor.lineage.git import restore_worktree
 from progenitor.oversight.policy import held_for_person
+from progenitor.run.events import (
+    ArchitectFailed,
+    ArchitectProposal,
+    BaselineEnd,
+    BaselineStart,
+    CoderCommit,
+    CoderDuplicate,
+    CoderFailed,
+    PrepareData,
+    PrepareVisible,
+    SafetyReview,
+    SafetyTask,
+    TestFailed,
+)
+from progenitor.run.events import Score as ScoreEvent
 from progenitor.run.rundir import read_json, write_json
 from progenitor.workflows import advice
 from progenitor.workflows.journal import fingerprints, propose_context
-from progenitor.workflows.state import RunContext, RunState
+from progenitor.workflows.state import RunContext, State, Update
 from progenitor.workflows.training import train
 
 __all__ = ["architect", "coder", "each", "prepare", "safety_review", "scorer", "test_metrics", "trainer"]
@@ -57,8 +74,30 @@ def save(ctx: RunContext, cand: Candidate, publish: bool = False) -> None:
         ctx.lineage.write_note(cand.sha, record)
 
 
-def dump(cands: list[Candidate]) -> list[dict]:
-    return [c.record() for c in cands]
+def written(change: Callable[[Path], CodeChange]) -> Callable[[Path], str]:
+    """An edit for ``Lineage.commit_candidate``: ask the coder for its change of the tree, put the
+    tree back as it was (a coder reads the tree, it does not write it: what it wrote by itself is
+    not committed), write the change's edits (never through a link, never into ``.git``:
+    ``tree_files``), give its message."""
+    def edit(tree: Path) -> str:
+        pointer = (tree / ".git").read_bytes()
+        made = change(tree)
+        if (tree / ".git").read_bytes() != pointer:
+            raise ModelBehaviorError("the coder changed the worktree's .git pointer; refusing to go on")
+        restore_worktree(tree)
+        for e in made.edits:
+            try:
+                if e.content is None:
+                    tree_files.remove(tree, e.path)
+                else:
+                    tree_files.write_text(tree, e.path, e.content)
+            except UnsafePathError as exc:  # the coder's edit, not the tree's fault: the candidate fails
+                raise ModelBehaviorError(f"edit target {exc}") from None
+            except (OSError, UnicodeError) as exc:
+                raise ModelBehaviorError(f"edit of {e.path!r} failed: {getattr(exc, 'strerror', None) or exc}") from None
+        return made.message
+
+    return edit
 
 
 def constitution(ctx: RunContext):
@@ -72,7 +111,7 @@ def constitution(ctx: RunContext):
         if blocking:
             raise UserError(f"the task breaks its own constitution: {blocking[0].message}")
         for finding in problems:
-            ctx.emit("safety.task", rule=finding.rule, severity=finding.severity, message=finding.message)
+            ctx.emit(SafetyTask(rule=finding.rule, severity=finding.severity, message=finding.message))
         ctx.constitution = rules
     return ctx.constitution
 
@@ -96,26 +135,26 @@ def test_metrics(ctx: RunContext, key: CandidateKey) -> dict[str, float]:
         return {}
     result = score_dir(ctx, key, split="test")
     if not result.ok:
-        ctx.emit("test.failed", gen=key.gen, k=key.k, reason=result.reason)
+        ctx.emit(TestFailed(gen=key.gen, k=key.k, reason=result.reason))
         return {}
     return result.metrics
 
 
 # -- prepare ----------------------------------------------------------------------------------
-def prepare(ctx: RunContext, state: RunState) -> dict:
-    base, run_id = state["base"], ctx.run.run_id
+def prepare(ctx: RunContext, state: State) -> Update:
+    base, run_id = state.base, ctx.run.run_id
     trusted = ctx.run.trusted
     if not (trusted / ".exported").exists():
         ctx.lineage.export(base, trusted)
         tree_files.write_text(trusted, ".exported", base)  # the base's own tree: no link followed
     constitution(ctx)  # a broken constitution or task is the user's to fix before anything runs
-    ctx.emit("prepare.data")
+    ctx.emit(PrepareData())
     names = prepare_data(ctx.spec, trusted, ctx.run.data, ctx.run.visible)
-    ctx.emit("prepare.visible", files=names)
+    ctx.emit(PrepareVisible(files=names))
     ctx.lineage.set_ref(base_ref(run_id), base, "progenitor: run base")
     if not ctx.lineage.resolve(champion_ref(run_id)):
         ctx.lineage.set_ref(champion_ref(run_id), base, "progenitor: baseline champion")
-    ctx.emit("baseline.start", commit=base)
+    ctx.emit(BaselineStart(commit=base))
     key = CandidateKey(run=run_id, gen=0, k=0)
     record = train(ctx, [(key, base)])[key]
     if record.status != "ok":
@@ -131,27 +170,26 @@ def prepare(ctx: RunContext, state: RunState) -> dict:
     ctx.architect.seed(Baseline(params=baseline.params, metrics=baseline.metrics,
                                 value=baseline.metrics[ctx.spec.objective.metric]))
     ctx.run.update_meta(baseline=baseline.model_dump())
-    ctx.emit("baseline.end", metrics=baseline.metrics)
-    return {"baseline": baseline.model_dump(), "champion": baseline.model_dump(), "generation": 1, "history": [],
-            "feedback": [], "candidates": [], "stop_reason": None}
+    ctx.emit(BaselineEnd(metrics=baseline.metrics))
+    return Update(baseline=baseline, champion=baseline, generation=1, history=[], feedback=[], candidates=[],
+                  stop_reason=None)
 
 
 # -- architect --------------------------------------------------------------------------------
-def _proposals(ctx: RunContext, state: RunState, gen: int) -> list[Proposal]:
+def _proposals(ctx: RunContext, state: State, gen: int) -> list[Proposal]:
     """The generation's proposals: asked of the architect once, then read from the run. An
     architect that fails says why, in full; the generation then has no candidate."""
     saved = read_json(ctx.run.proposals(gen))
     if saved is not None:
         return [Proposal.model_validate(p) for p in saved]
-    champion = ctx.champion(state)
-    with ctx.lineage.worktree(champion.sha) as tree:
+    with ctx.lineage.worktree(state.champion.sha) as tree:
         pctx = propose_context(ctx, state, gen, tree)
         try:
             proposals = ctx.architect.propose(pctx)
         except (ModelBehaviorError, BudgetExceeded) as exc:
             reason = f"the architect could not propose: {exc}"
             write_json(ctx.run.architect_failure(gen), {"reason": reason})
-            ctx.emit("architect.failed", gen=gen, reason=reason)
+            ctx.emit(ArchitectFailed(gen=gen, reason=reason))
             proposals = []
     # Numbered here, whatever the architect wrote: keys must be unique and of this generation.
     proposals = [p.model_copy(update={"gen": gen, "k": k}) for k, p in enumerate(proposals)]
@@ -159,21 +197,23 @@ def _proposals(ctx: RunContext, state: RunState, gen: int) -> list[Proposal]:
     return proposals
 
 
-def architect(ctx: RunContext, state: RunState) -> dict:
+def architect(ctx: RunContext, state: State) -> Update:
     from progenitor.oversight.reverts import follow
 
-    restored = follow(ctx, state)  # a generation reverted meanwhile: build on the champion put back
-    state = {**state, **restored}
-    gen = state["generation"]
-    parent = ctx.champion(state).sha
+    restored = follow(ctx, state.champion, state.generation)  # a generation reverted meanwhile: build on it
+    state = state.model_copy(update={"champion": restored or state.champion})
+    gen = state.generation
+    parent = state.champion.sha
     cands = []
     for proposal in _proposals(ctx, state, gen):
         cand = Candidate.new(proposal, ctx.run.run_id, parent, ctx.spec.objective.metric)
         save(ctx, cand)
-        ctx.emit("architect.proposal", gen=gen, k=cand.k, hypothesis=proposal.hypothesis)
+        ctx.emit(ArchitectProposal(gen=gen, k=cand.k, hypothesis=proposal.hypothesis))
         cands.append(cand)
-    return {"candidates": dump(cands), "selection": None, "decision": None, "approved": [], "request": None,
-            **restored}
+    update = Update(candidates=cands, selection=None, decision=None, approved=[], request=None)
+    if restored:
+        update.champion = restored
+    return update
 
 
 # -- coder ------------------------------------------------------------------------------------
@@ -183,20 +223,18 @@ budget (``BudgetExceeded``) is not a failure: the candidate ends with the status
 
 
 def _commit(ctx: RunContext, cand: Candidate, champion: Champion) -> Candidate:
-    def edit(tree) -> str:
-        return ctx.coder.apply(cand.proposal, tree).message
-
+    edit = written(lambda tree: ctx.coder.apply(cand.proposal, tree))
     try:
         sha = ctx.lineage.commit_candidate(cand.ref, cand.parent, edit)
     except BudgetExceeded as exc:
         cand = cand.advance("budget", reason=f"not coded: {exc}")
-        ctx.emit("coder.failed", gen=cand.gen, k=cand.k, reason=cand.reason)
+        ctx.emit(CoderFailed(gen=cand.gen, k=cand.k, reason=cand.reason))
         return cand
     except COMMIT_FAILURES as exc:
         cand = cand.fail(f"the coder could not apply the proposal: {exc}")
-        ctx.emit("coder.failed", gen=cand.gen, k=cand.k, reason=cand.reason)
+        ctx.emit(CoderFailed(gen=cand.gen, k=cand.k, reason=cand.reason))
         return cand
-    ctx.emit("coder.commit", gen=cand.gen, k=cand.k, commit=sha, ref=cand.ref)
+    ctx.emit(CoderCommit(gen=cand.gen, k=cand.k, commit=sha, ref=cand.ref))
     return cand.advance("committed", sha=sha, diff=DiffStats(**ctx.lineage.diff_stats(cand.parent, sha)),
                         params={**champion.params, **cand.proposal.params})
 
@@ -210,29 +248,26 @@ def _repeat(cand: Candidate, seen: dict[str, str]) -> Optional[str]:
     return seen.get(cand.diff.fingerprint)
 
 
-def coder(ctx: RunContext, state: RunState) -> dict:
-    champion = ctx.champion(state)
-    cands = ctx.candidates(state)
-
+def coder(ctx: RunContext, state: State) -> Update:
     def work(cand: Candidate) -> Candidate:
         if cand.status != "proposed":
             return cand
-        cand = _commit(ctx, cand, champion)
+        cand = _commit(ctx, cand, state.champion)
         save(ctx, cand)
         return cand
 
-    out = each(ctx, work, cands)
-    seen = fingerprints(ctx, before=state["generation"])
+    out = each(ctx, work, state.candidates)
+    seen = fingerprints(ctx, before=state.generation)
     for i, cand in enumerate(out):
         earlier = _repeat(cand, seen)
         if earlier is not None and earlier != cand.key.name:
             cand = cand.fail(f"the same change as {earlier} (its diff, whitespace aside): not tried again")
-            ctx.emit("coder.duplicate", gen=cand.gen, k=cand.k, reason=cand.reason, of=earlier)
+            ctx.emit(CoderDuplicate(gen=cand.gen, k=cand.k, reason=cand.reason, of=earlier))
             save(ctx, cand)
             out[i] = cand
         elif cand.diff is not None and cand.diff.fingerprint:
             seen.setdefault(cand.diff.fingerprint, cand.key.name)
-    return {"candidates": dump(out)}
+    return Update(candidates=out)
 
 
 # -- safety review ----------------------------------------------------------------------------
@@ -264,21 +299,21 @@ def _review(ctx: RunContext, cand: Candidate, base: str) -> Candidate:
     return cand.advance("reviewed", findings=findings)
 
 
-def safety_review(ctx: RunContext, state: RunState) -> dict:
-    champion = ctx.champion(state).sha
+def safety_review(ctx: RunContext, state: State) -> Update:
+    champion = state.champion.sha
 
     def work(cand: Candidate) -> Candidate:
         if cand.status != "committed":
             return cand
         cand = _review(ctx, cand, champion)
-        ctx.emit("safety.review", gen=cand.gen, k=cand.k, status=cand.status, findings=len(cand.findings),
-                 reason=cand.reason)
+        ctx.emit(SafetyReview(gen=cand.gen, k=cand.k, status=cand.status, findings=len(cand.findings),
+                              reason=cand.reason))
         save(ctx, cand)
         return cand
 
-    out = each(ctx, work, ctx.candidates(state))
+    out = each(ctx, work, state.candidates)
     record_escalations(ctx, out)
-    return {"candidates": dump(out)}
+    return Update(candidates=out)
 
 
 def record_escalations(ctx: RunContext, cands: list[Candidate]) -> None:
@@ -298,10 +333,10 @@ def record_escalations(ctx: RunContext, cands: list[Candidate]) -> None:
 
 
 # -- trainer ----------------------------------------------------------------------------------
-def trainer(ctx: RunContext, state: RunState) -> dict:
-    cands = ctx.candidates(state)
+def trainer(ctx: RunContext, state: State) -> Update:
+    cands = state.candidates
     todo = [(c.key, c.sha) for c in cands if c.status == "reviewed"]
-    records = train(ctx, todo, champion=ctx.champion(state))
+    records = train(ctx, todo, champion=state.champion)
     out = []
     for cand in cands:
         record = records.get(cand.key)
@@ -310,15 +345,15 @@ def trainer(ctx: RunContext, state: RunState) -> dict:
             cand = cand.advance("trained" if record.status == "ok" else record.status, train=record, reason=record.reason)
             save(ctx, cand)
         out.append(cand)
-    return {"candidates": dump(out)}
+    return Update(candidates=out)
 
 
 # -- scorer -----------------------------------------------------------------------------------
-def scorer(ctx: RunContext, state: RunState) -> dict:
+def scorer(ctx: RunContext, state: State) -> Update:
     metric = ctx.spec.objective.metric
-    history = [state["baseline"]["metrics"][metric], *[h["champion_value"] for h in state.get("history", [])]]
+    history = [state.baseline.metrics[metric], *[h.champion_value for h in state.history]]
     out = []
-    for cand in ctx.candidates(state):
+    for cand in state.candidates:
         if cand.status == "trained":
             result = score_dir(ctx, cand.key)
             if result.ok:
@@ -328,7 +363,7 @@ def scorer(ctx: RunContext, state: RunState) -> dict:
                 cut = cand.reason  # an outputs cut explains a scorer that found nothing
                 cand = cand.advance("failed", reason="; ".join(r for r in (result.reason, cut) if r),
                                     scorer_log=result.log)
-            ctx.emit("score", gen=cand.gen, k=cand.k, status=cand.status, value=cand.value, reason=cand.reason)
+            ctx.emit(ScoreEvent(gen=cand.gen, k=cand.k, status=cand.status, value=cand.value, reason=cand.reason))
             save(ctx, cand)
         out.append(cand)
-    return {"candidates": dump(out)}
+    return Update(candidates=out)

@@ -8,59 +8,34 @@ import signal
 import threading
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterator, Optional
-
-from pydantic import BaseModel
+from typing import Any, Iterator, Optional
 
 from progenitor.checks import CommitTree, preflight
 from progenitor.errors import RunStopped, UserError
-from progenitor.evaluation.honesty import Honesty, assess, holdout_size
+from progenitor.evaluation.honesty import assess, holdout_size
 from progenitor.lineage import Lineage
 from progenitor.options import RunOptions
 from progenitor.oversight.audit import audit_log
+from progenitor.run.events import (
+    ExecutorStart,
+    RunCheck,
+    RunEnd,
+    RunFailed,
+    RunResume,
+    RunStart,
+    RunStopping,
+    RunWarning,
+)
+from progenitor.run.events import (
+    RunStopped as RunStoppedEvent,
+)
 from progenitor.run.processes import alive
 from progenitor.run.rundir import RunDir, find_run, new_run_id, register_run
+from progenitor.run.summary import RunSummary
 from progenitor.sandbox.seal import check_sealed, process_options
 from progenitor.task.spec import TaskSpec, load_spec
 from progenitor.workflows.llm_usage import charge_probes, check_llm, llm_roles, preflight_models, recover
-from progenitor.workflows.state import AgentFactory, RunContext
-
-EventListener = Callable[[dict], None]
-
-
-class RunSummary(BaseModel):
-    run_id: str
-    repo: str
-    status: str
-    """finished, stopped, waiting (at a gate, for a person's decision) or stalled (no candidate was
-    trained in ``budget.stall_after`` consecutive generations: the CLI exits 3)."""
-    waiting: Optional[dict] = None
-    """What the run waits for: gate, kind, gen, description (when waiting)."""
-    stop_reason: Optional[str] = None
-    metric: str
-    goal: str
-    baseline: Optional[float] = None
-    champion: Optional[float] = None
-    champion_commit: Optional[str] = None
-    champion_ref: str
-    generations: int = 0
-    counts: dict[str, int] = {}
-    """Candidates by final status: scored, failed, rejected, timeout, pruned, ..."""
-    tried: int = 0
-    seconds: float = 0.0
-    backend: str = ""
-    executor: str = ""
-    ledger: dict = {}
-    """CPU-, GPU- and wall-seconds (and hours), LLM dollars and tokens, of the whole run."""
-    honesty: Honesty = Honesty()
-    """The test split's figures, the holdout/test gap, the bound on selection luck, and caveats."""
-    drift: dict[str, dict] = {}
-    """How far each guarded metric moved from the baseline to the champion."""
-    sealed: bool = True
-    """False when the run was let run (``--allow-unsealed``) where candidates could read its files."""
-    isolation: str = ""
-    """The sandbox's isolation, in words."""
-
+from progenitor.workflows.state import AgentFactory, EventListener, RunContext, State
 
 
 def effective_spec(spec: TaskSpec, options: RunOptions) -> TaskSpec:
@@ -130,22 +105,22 @@ def new_run(repo_dir: Path, options: Optional[RunOptions] = None, *, architect: 
                 "sealed": sealed, "isolation": isolation})
     register_run(run.run_id, lineage.root)
     ctx = _context(run, lineage, spec, options, backend, backend_options, architect, on_event)
-    ctx.emit("run.start", repo=str(lineage.root), base=base, backend=backend, why=why, task=spec.name,
-             generations=spec.budget.generations, candidates=spec.budget.candidates, isolation=isolation,
-             metric=spec.objective.metric)
+    ctx.emit(RunStart(repo=str(lineage.root), base=base, backend=backend, why=why, task=spec.name,
+                      generations=spec.budget.generations, candidates=spec.budget.candidates, isolation=isolation,
+                      metric=spec.objective.metric))
     for check in warnings:
-        ctx.emit("run.check", name=check.name, status=check.status, message=check.detail)
+        ctx.emit(RunCheck(name=check.name, status=check.status, message=check.detail))
     _charge_probes(ctx, probes)
     if not sealed:
-        ctx.emit("run.warning", message=f"UNSEALED SANDBOX ({isolation}): --allow-unsealed was given, so "
-                                        "candidates can read every file you can, the holdout labels included")
+        ctx.emit(RunWarning(message=f"UNSEALED SANDBOX ({isolation}): --allow-unsealed was given, so "
+                                    "candidates can read every file you can, the holdout labels included"))
     if spec.budget.dollars is not None and not llm_roles(spec, options.architect, options.coder):
-        ctx.emit("run.warning", message="budget.dollars caps LLM spend, but no agent of this run calls an LLM "
-                                        "(the search architect is offline): the cap cannot be reached")
+        ctx.emit(RunWarning(message="budget.dollars caps LLM spend, but no agent of this run calls an LLM "
+                                    "(the search architect is offline): the cap cannot be reached"))
     if dirty:
-        ctx.emit("run.warning", message=(f"{len(dirty)} uncommitted change(s) ({', '.join(dirty[:3])}"
-                                         f"{', ...' if len(dirty) > 3 else ''}) are not part of this run: "
-                                         f"it starts from commit {base[:10]}"))
+        ctx.emit(RunWarning(message=(f"{len(dirty)} uncommitted change(s) ({', '.join(dirty[:3])}"
+                                     f"{', ...' if len(dirty) > 3 else ''}) are not part of this run: "
+                                     f"it starts from commit {base[:10]}")))
     return ctx, {"run_id": run.run_id, "base": base, "generation": 0}
 
 
@@ -170,7 +145,7 @@ def resume_run(run_id: str, repo: Optional[Path] = None, *, architect: Optional[
     run.update_meta(status="running")
     ctx = _context(run, lineage, spec, options, meta.get("backend", "process"), meta.get("backend_options", {}),
                    architect, on_event)
-    ctx.emit("run.resume")
+    ctx.emit(RunResume())
     _charge_probes(ctx, probes)
     return _drive(ctx, None, detach)
 
@@ -267,7 +242,7 @@ class _StopWatch:
         if self.ctx.run.stop_requested():
             raise KeyboardInterrupt  # a second Ctrl-C: stop hard
         self.ctx.run.request_stop("interrupted (Ctrl-C)")
-        self.ctx.emit("run.stopping", reason="interrupted (Ctrl-C)")
+        self.ctx.emit(RunStopping(reason="interrupted (Ctrl-C)"))
         if self.ctx.executor is not None:
             self.ctx.executor.cancel()
 
@@ -288,7 +263,7 @@ def session(ctx: RunContext) -> Iterator[RunContext]:
     ctx.ledger = Ledger(ctx.run.ledger)
     ctx.ledger.start_clock()
     recover(ctx)  # requests a killed process paid for and never charged
-    ctx.emit("executor.start", executor=ctx.options.executor)
+    ctx.emit(ExecutorStart(executor=ctx.options.executor))
     ctx.executor = make_executor(ctx)
     ctx.run.update_meta(status="running", pid=os.getpid())
     try:
@@ -317,13 +292,13 @@ def _drive(ctx: RunContext, graph_input: Optional[dict], detach: bool = False) -
                 status = drive(ctx, graph, config, graph_input, detach)
             except RunStopped as exc:
                 status = "stopped"
-                ctx.emit("run.stopped", reason=str(exc))
+                ctx.emit(RunStoppedEvent(reason=str(exc)))
             values = graph.get_state(config).values
     except BaseException as exc:
         # The run is resumable from its last checkpoint; say so instead of "running" forever.
         why = str(exc) or type(exc).__name__
         ctx.run.update_meta(status="failed", stop_reason=f"{type(exc).__name__}: {why}"[:500])
-        ctx.emit("run.failed", error=why[:500], error_type=type(exc).__name__, resumable=not isinstance(exc, UserError))
+        ctx.emit(RunFailed(error=why[:500], error_type=type(exc).__name__, resumable=not isinstance(exc, UserError)))
         raise
     return finish(ctx, values, status)
 
@@ -333,40 +308,39 @@ def finish(ctx: RunContext, values: dict, status: str = "finished") -> RunSummar
     summary = summarize_run(ctx, values, status)
     ctx.run.update_meta(status=summary.status, stop_reason=summary.stop_reason,
                         summary=summary.model_dump(), ledger=summary.ledger)
-    ctx.emit("run.end", **summary.model_dump())
+    ctx.emit(RunEnd(**summary.model_dump()))
     return summary
 
 
 def summarize_run(ctx: RunContext, values: dict, status: str) -> RunSummary:
+    from progenitor.evaluation.after_scoring import drift
     from progenitor.lineage import champion_ref
 
+    state = State.of(values)
     metric = ctx.spec.objective.metric
     counts: dict[str, int] = {}
-    for gen in values.get("history", []):
-        for cand_status, n in gen.get("counts", {}).items():
+    for gen in state.history:
+        for cand_status, n in gen.counts.items():
             counts[cand_status] = counts.get(cand_status, 0) + n
-    baseline = values.get("baseline") or {}
-    champion = values.get("champion") or {}
-    stop_reason = values.get("stop_reason")
-    if status == "finished" and not stop_reason:
+    baseline, champion = state.baseline, state.champion
+    if status == "finished" and not state.stop_reason:
         status = "stopped"
     from progenitor.workflows.selection import stalled
 
-    if status == "finished" and stalled(ctx.spec.budget.stall_after, values.get("history", [])) == stop_reason:
+    if status == "finished" and stalled(ctx.spec.budget.stall_after, state.history) == state.stop_reason:
         status = "stalled"
-    from progenitor.evaluation.after_scoring import drift
-
     compared = 1 + counts.get("scored", 0)  # the baseline, and every candidate the scorer measured
     honesty = assess(ctx.spec, baseline, champion, compared, holdout_size(ctx.spec, ctx.run.data))
     waiting = ctx.run.meta.get("waiting") if status == "waiting" else None
     return RunSummary(
-        run_id=ctx.run.run_id, repo=str(ctx.run.repo_root), status=status, stop_reason=stop_reason or ctx.run.stop_requested(),
-        metric=metric, goal=ctx.spec.objective.goal,
-        baseline=(baseline.get("metrics") or {}).get(metric), champion=(champion.get("metrics") or {}).get(metric),
-        champion_commit=champion.get("sha"), champion_ref=champion_ref(ctx.run.run_id),
-        generations=len(values.get("history", [])), counts=counts, tried=sum(counts.values()),
+        run_id=ctx.run.run_id, repo=str(ctx.run.repo_root), status=status,
+        stop_reason=state.stop_reason or ctx.run.stop_requested(), metric=metric, goal=ctx.spec.objective.goal,
+        baseline=baseline.metrics.get(metric) if baseline else None,
+        champion=champion.metrics.get(metric) if champion else None,
+        champion_commit=champion.sha if champion else None, champion_ref=champion_ref(ctx.run.run_id),
+        generations=len(state.history), counts=counts, tried=sum(counts.values()),
         seconds=round(ctx.ledger.run_wall_seconds(), 1), backend=ctx.backend, executor=ctx.options.executor,
         ledger=ctx.ledger.summary(), honesty=honesty, waiting=waiting,
-        drift=drift(ctx.spec, baseline.get("metrics") or {}, champion.get("metrics") or {}),
+        drift=drift(ctx.spec, baseline.metrics if baseline else {}, champion.metrics if champion else {}),
         sealed=ctx.run.meta.get("sealed", True), isolation=ctx.run.meta.get("isolation", ""),
     )

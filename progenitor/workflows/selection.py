@@ -1,7 +1,7 @@
-"""The nodes that decide: select ranks the scored candidates, oversight decides about the
-best one by policy (and records it in the audit log) or asks a person at the promotion gate
-(``gates``), promote moves the champion, finalises every candidate's record (its git note),
-tells the architect, and loops or ends."""
+"""Selection, oversight and promotion: ``select`` ranks the scored candidates, ``oversight``
+decides about the best one by policy (and records it in the audit log) or asks a person at the
+promotion gate (``gates``), ``promote`` moves the champion, finalises every candidate's record
+(its git note), tells the architect, and loops or ends."""
 
 from __future__ import annotations
 
@@ -15,22 +15,24 @@ from progenitor.evaluation import after_scoring
 from progenitor.lineage import champion_ref
 from progenitor.oversight import policy
 from progenitor.oversight.policy import PolicyDecision, Selection
+from progenitor.run.events import GenerationEnd, OversightDecision, Pick, Select
 from progenitor.run.rundir import read_json
+from progenitor.run.summary import GenerationSummary
 from progenitor.workflows.llm_usage import candidate_cost
-from progenitor.workflows.nodes import dump, record_escalations, save, test_metrics
-from progenitor.workflows.state import GenerationSummary, RunContext, RunState
+from progenitor.workflows.nodes import record_escalations, save, test_metrics
+from progenitor.workflows.state import RunContext, State, Update
 
 __all__ = ["after_oversight", "after_promote", "oversight", "promote", "select", "stalled"]
 
 
 # -- select -----------------------------------------------------------------------------------
-def select(ctx: RunContext, state: RunState) -> dict:
+def select(ctx: RunContext, state: State) -> Update:
     objective = ctx.spec.objective
-    champion = ctx.champion(state)
+    champion = state.champion
     ranked, out = [], []
-    for cand in ctx.candidates(state):
+    for cand in state.candidates:
         if cand.status == "scored" and not cand.guard_failed:  # checked once (a generation may loop after an edit)
-            broken = after_scoring.check_guards(ctx.spec, cand.metrics, champion.metrics, state["baseline"]["metrics"])
+            broken = after_scoring.check_guards(ctx.spec, cand.metrics, champion.metrics, state.baseline.metrics)
             if broken:
                 cand = cand.with_(findings=[*cand.findings, *broken], guard_failed=broken[0].message)
                 save(ctx, cand)
@@ -46,16 +48,16 @@ def select(ctx: RunContext, state: RunState) -> dict:
         selection = Selection(k=best.k, sha=best.sha, value=best.value, champion_value=current,
                               improves=objective.better(best.value, current),
                               reason=f"{objective.metric} {best.value:.4g} vs champion {current:.4g}")
-    ctx.emit("select", gen=state["generation"], selection=selection.model_dump() if selection else None)
-    return {"candidates": dump(out), "selection": selection.model_dump() if selection else None}
+    ctx.emit(Select(gen=state.generation, selection=Pick(**selection.model_dump()) if selection else None))
+    return Update(candidates=out, selection=selection)
 
 
 # -- oversight --------------------------------------------------------------------------------
-def _growth(ctx: RunContext, state: RunState, cand: Candidate) -> Candidate:
+def _growth(ctx: RunContext, state: State, cand: Candidate) -> Candidate:
     """The chosen candidate with the growth rules' findings (parameters, training cost) added once."""
     if any(f.rule in ("param-growth", "cost-growth") for f in cand.findings):
         return cand
-    champion = ctx.champion(state)
+    champion = state.champion
 
     def cost(job: str) -> Optional[float]:
         spent = ctx.ledger.candidate(job) if ctx.ledger is not None else None
@@ -69,13 +71,13 @@ def _growth(ctx: RunContext, state: RunState, cand: Candidate) -> Candidate:
     return cand
 
 
-def oversight(ctx: RunContext, state: RunState) -> dict:
+def oversight(ctx: RunContext, state: State) -> Update:
     from progenitor.oversight import reverts
     from progenitor.workflows.gates import gate_id, promotion_request
 
-    gen, run_id, mode = state["generation"], ctx.run.run_id, ctx.spec.oversight.mode
-    cands = ctx.candidates(state)
-    selection = Selection.model_validate(state["selection"]) if state.get("selection") else None
+    gen, run_id, mode = state.generation, ctx.run.run_id, ctx.spec.oversight.mode
+    cands = state.candidates
+    selection = state.selection
     if selection is not None:
         cands = [_growth(ctx, state, c) if c.k == selection.k else c for c in cands]
     record_escalations(ctx, cands)
@@ -87,26 +89,27 @@ def oversight(ctx: RunContext, state: RunState) -> dict:
     gate = gate_id(state, gen, "promotion")
     asks = policy.needs_person(mode, decision)
     request = promotion_request(ctx, state, chosen, decision, gate) if asks else None
-    rounds = sum(1 for g in state.get("gates", []) if g.startswith(f"{generation_name(gen)}/promotion"))
+    rounds = sum(1 for g in state.gates if g.startswith(f"{generation_name(gen)}/promotion"))
     entry = ctx.audit.append(
         key=f"{run_id}/{generation_name(gen)}/decision" + (f"/{rounds + 1}" if rounds else ""),
         # "ask": a promotion policy would make, left to a person (approver); an escalation keeps its name.
         action="ask" if asks and decision.action == "approve" else decision.action, actor=decision.actor,
         run=run_id, gen=gen,
-        commit=chosen.sha if chosen else None, payload=request if asks else {"selection": state.get("selection")},
+        commit=chosen.sha if chosen else None,
+        payload=request if asks else {"selection": selection.model_dump() if selection else None},
         comment=f"{decision.reason}; a person decides at {gate}" if asks else decision.reason,
         **({"gate": gate} if asks else {}),
     )
     decision = decision.model_copy(update={"audit_seq": entry["seq"]})
-    ctx.emit("oversight.decision", gen=gen, **decision.model_dump(), **({"asks": gate} if asks else {}))
-    update = {"decision": decision.model_dump(), "candidates": dump(cands), "request": request}
+    ctx.emit(OversightDecision(gen=gen, **decision.model_dump(), asks=gate if asks else None))
+    update = Update(decision=decision, candidates=cands, request=request)
     if asks:
-        update["gates"] = [*state.get("gates", []), gate]
+        update.gates = [*state.gates, gate]
     return update
 
 
-def after_oversight(state: RunState) -> str:
-    return "promotion_gate" if state.get("request") else "promote"
+def after_oversight(state: State) -> str:
+    return "promotion_gate" if state.request else "promote"
 
 
 # -- promote ----------------------------------------------------------------------------------
@@ -114,12 +117,12 @@ def _observation(cand: Candidate) -> Observation:
     return Observation(status=cand.status, value=cand.value if cand.status == "scored" else None, reason=cand.reason)
 
 
-def promote(ctx: RunContext, state: RunState) -> dict:
-    gen, metric = state["generation"], ctx.spec.objective.metric
-    decision = PolicyDecision.model_validate(state["decision"]) if state.get("decision") else \
-        PolicyDecision(action="none", actor="platform", reason="no candidate survived the safety review")
-    champion = ctx.champion(state)
-    cands = ctx.candidates(state)
+def promote(ctx: RunContext, state: State) -> Update:
+    gen, metric = state.generation, ctx.spec.objective.metric
+    decision = state.decision or PolicyDecision(action="none", actor="platform",
+                                                reason="no candidate survived the safety review")
+    champion = state.champion
+    cands = state.candidates
     promoted = None
     if decision.action == "approve":
         chosen = next(c for c in cands if c.k == decision.k)
@@ -139,11 +142,11 @@ def promote(ctx: RunContext, state: RunState) -> dict:
         ctx.architect.observe(cand.proposal, _observation(cand))
         out.append(cand)
     summary = _summary(ctx, gen, out, champion, promoted)
-    history = [*state.get("history", []), summary.model_dump()]
-    ctx.emit("generation.end", **summary.model_dump())
-    feedback = [*state.get("feedback", []), *([decision.comment] if decision.comment else [])]
-    return {"champion": champion.model_dump(), "candidates": dump(out), "history": history, "generation": gen + 1,
-            "stop_reason": stop_reason(ctx, gen, champion.metrics[metric], history), "feedback": feedback}
+    ctx.emit(GenerationEnd(**summary.model_dump()))
+    feedback = [*state.feedback, *([decision.comment] if decision.comment else [])]
+    history = [*state.history, summary]
+    return Update(champion=champion, candidates=out, history=history, generation=gen + 1,
+                  stop_reason=stop_reason(ctx, gen, champion.metrics[metric], history), feedback=feedback)
 
 
 def _chosen_value(cands: list[Candidate], decision: PolicyDecision) -> Optional[float]:
@@ -157,6 +160,7 @@ def _untrained(ctx: RunContext, gen: int, cands: list[Candidate]) -> str:
         failed = read_json(ctx.run.architect_failure(gen))
         return failed["reason"] if failed else "the architect proposed nothing"
     return "; ".join(f"{c.key.name} {c.status}: {c.reason or 'no reason given'}" for c in cands)
+
 
 def _summary(ctx: RunContext, gen: int, cands: list[Candidate], champion: Champion, promoted: Optional[int]
              ) -> GenerationSummary:
@@ -176,7 +180,7 @@ def _summary(ctx: RunContext, gen: int, cands: list[Candidate], champion: Champi
                              untrained="" if trained else _untrained(ctx, gen, cands))
 
 
-def stop_reason(ctx: RunContext, gen: int, champion_value: float, history: list[dict]) -> Optional[str]:
+def stop_reason(ctx: RunContext, gen: int, champion_value: float, history: list[GenerationSummary]) -> Optional[str]:
     if ctx.spec.objective.reached(champion_value):
         return f"target reached: {ctx.spec.objective.metric} {champion_value:.4g}"
     if ctx.ledger is not None:
@@ -192,14 +196,14 @@ def stop_reason(ctx: RunContext, gen: int, champion_value: float, history: list[
     return None
 
 
-def stalled(after: int, history: list[dict]) -> Optional[str]:
+def stalled(after: int, history: list[GenerationSummary]) -> Optional[str]:
     """The reason to end a run whose last ``after`` generations trained no candidate, else None."""
-    last = [GenerationSummary.model_validate(h) for h in history[-after:]] if after else []
+    last = history[-after:] if after else []
     if len(last) < after or not last or any(h.trained for h in last):
         return None
     why = "; ".join(f"{generation_name(h.gen)}: {h.untrained}" for h in last)
     return f"no candidate was trained in {after} consecutive generation{'s' if after > 1 else ''} ({why})"
 
 
-def after_promote(state: RunState) -> str:
-    return "end" if state.get("stop_reason") else "architect"
+def after_promote(state: State) -> str:
+    return "end" if state.stop_reason else "architect"

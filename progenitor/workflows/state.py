@@ -1,18 +1,20 @@
 """The graph's state, and the context its nodes close over.
 
-The state holds only plain data (it is checkpointed after every node): each candidate is
-the JSON of its ``Candidate`` record, the champion and each finished generation a small
-model's JSON, so that a checkpoint reads like the run's own files. The nodes turn them
-back into models (``candidates``, ``champion``) and hand back JSON. The context holds the
-live objects (repo, run directory, agents, executor) and is rebuilt on resume.
+LangGraph keeps ``RunState``: plain JSON (it is checkpointed after every node), each candidate
+the JSON of its ``Candidate`` record, so that a checkpoint reads like the run's own files and a
+lab's graph can extend it. The nodes never see that JSON: the graph turns it into a ``State``
+(typed models: ``Candidate``, ``Champion``, ``Selection``, ...) once, at the node's boundary,
+and a node returns an ``Update`` of models, turned back into JSON there too
+(``workflows.graph``). The context holds the live objects (repo, run directory, agents,
+executor) and is rebuilt on resume.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional, TypedDict
+from typing import TYPE_CHECKING, Any, Callable, Optional, TypedDict
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, field_validator
 
 from progenitor.agents.base import AgentContext, Architect, Coder, Reviewer
 from progenitor.candidate import Candidate
@@ -20,8 +22,19 @@ from progenitor.candidate.champion import Champion
 from progenitor.lineage import Lineage
 from progenitor.options import RunOptions
 from progenitor.oversight.audit import AuditLog
+from progenitor.oversight.policy import PolicyDecision, Selection
+from progenitor.run.events import Event
 from progenitor.run.rundir import RunDir
+from progenitor.run.summary import GenerationSummary
+from progenitor.task.constitution import Constitution
 from progenitor.task.spec import TaskSpec
+
+if TYPE_CHECKING:
+    from progenitor.compute.base import Executor
+    from progenitor.llm import LlmSession
+    from progenitor.run.ledger import Ledger
+
+__all__ = ["AgentFactory", "EventListener", "RunContext", "RunState", "State", "Update"]
 
 
 class RunState(TypedDict, total=False):
@@ -55,22 +68,70 @@ class RunState(TypedDict, total=False):
     """Candidates of this generation a person approved for training (or edited into being)."""
 
 
-class GenerationSummary(BaseModel):
-    gen: int
-    promoted: Optional[int] = None
-    champion: str
-    champion_value: float
-    best_value: Optional[float] = None
-    counts: dict[str, int] = {}
-    spend: dict = {}
-    trained: int = 0
-    """Its candidates that reached training (a run in which none does for ``budget.stall_after``
-    generations in a row ends, exit code 3)."""
-    untrained: str = ""
-    """When none was trained: why, in a sentence (the architect's failure, or each candidate's end)."""
+class State(BaseModel):
+    """The state as a node reads it: ``RunState`` typed (see ``RunState`` for each field)."""
+
+    model_config = ConfigDict(extra="ignore")  # the keys an embedding lab adds to the state pass by
+
+    run_id: str = ""
+    generation: int = 0
+    base: str = ""
+    baseline: Optional[Champion] = None
+    champion: Optional[Champion] = None
+    candidates: list[Candidate] = []
+    selection: Optional[Selection] = None
+    decision: Optional[PolicyDecision] = None
+    history: list[GenerationSummary] = []
+    feedback: list[str] = []
+    stop_reason: Optional[str] = None
+    request: Optional[dict] = None
+    answer: Optional[dict] = None
+    gates: list[str] = []
+    approved: list[int] = []
+
+    @field_validator("candidates", mode="before")
+    @classmethod
+    def _records(cls, value: Any) -> Any:
+        """Records of any schema (a checkpoint written by an older version included)."""
+        return [Candidate.from_record(c) if isinstance(c, dict) else c for c in value or []]
+
+    @classmethod
+    def of(cls, raw: RunState) -> "State":
+        return cls.model_validate(raw)
+
+    def candidate(self, k: int) -> Candidate:
+        return next(c for c in self.candidates if c.k == k)
+
+
+class Update(BaseModel):
+    """What a node changes: only the fields it sets are written back (``to_json``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    generation: Optional[int] = None
+    baseline: Optional[Champion] = None
+    champion: Optional[Champion] = None
+    candidates: Optional[list[Candidate]] = None
+    selection: Optional[Selection] = None
+    decision: Optional[PolicyDecision] = None
+    history: Optional[list[GenerationSummary]] = None
+    feedback: Optional[list[str]] = None
+    stop_reason: Optional[str] = None
+    request: Optional[dict] = None
+    answer: Optional[dict] = None
+    gates: Optional[list[str]] = None
+    approved: Optional[list[int]] = None
+
+    def to_json(self) -> dict:
+        """The fields set, as the JSON ``RunState`` holds (a candidate as its whole record)."""
+        whole = self.model_dump(mode="json", by_alias=True)  # nested models whole, defaults included
+        return {name: whole[name] for name in self.model_fields_set}
 
 
 AgentFactory = Callable[[AgentContext], Any]
+"""Builds an agent from its context: a registered class, or a caller's factory (the API's ``architect=``)."""
+EventListener = Callable[[Event], None]
+"""Told every event of the run as it happens (the CLI's progress, ``stream_run``, a lab's own)."""
 
 
 @dataclass
@@ -85,13 +146,14 @@ class RunContext:
     audit: AuditLog
     factories: dict[str, AgentFactory] = field(default_factory=dict)
     """Agents given by the caller (the API's ``architect=``), by role; the rest come from the registry."""
-    constitution: Any = None
+    constitution: Optional[Constitution] = None
     """The base commit's constitution, loaded once (``nodes.constitution``)."""
-    ledger: Any = None
+    ledger: Optional["Ledger"] = None
     """The run's Ledger: CPU/GPU/wall seconds per candidate, LLM spend."""
-    listeners: list[Callable[[dict], None]] = field(default_factory=list)
-    executor: Any = None
-    llm: Any = None
+    listeners: list[EventListener] = field(default_factory=list)
+    executor: Optional["Executor"] = None
+    """Where training runs (``compute``), started by the runner's session."""
+    llm: Optional["LlmSession"] = None
     """The run's LLM session (``workflows.llm_usage.open_session``), when the task has an llm: section."""
     _agents: dict[str, Any] = field(default_factory=dict)
 
@@ -129,16 +191,8 @@ class RunContext:
             self._agents["reviewers"] = [registry.create("reviewer", n, self.agent_context()) for n in names]
         return self._agents["reviewers"]
 
-    def emit(self, kind: str, **payload: Any) -> None:
-        event = self.run.emit(kind, **payload)
+    def emit(self, event: Event) -> None:
+        """Write ``event`` to the run's log and tell every listener."""
+        event = self.run.emit(event)
         for listener in self.listeners:
             listener(event)
-
-    # -- the candidates of the state, typed ---------------------------------------------------
-    @staticmethod
-    def candidates(state: RunState) -> list[Candidate]:
-        return [Candidate.from_record(c) for c in state.get("candidates", [])]
-
-    @staticmethod
-    def champion(state: RunState) -> Champion:
-        return Champion.model_validate(state["champion"])

@@ -17,6 +17,7 @@ from progenitor.compute.jobs import LINE_EVENTS_PER_CANDIDATE, LOG_TAIL_LINES, m
 from progenitor.compute.outputs import unpack_outputs
 from progenitor.compute.pruning import PruneConfig, check_curve, read_curve
 from progenitor.errors import RunStopped
+from progenitor.run.events import TrainCached, TrainCancelled, TrainCurveUnused, TrainEnd, TrainLine, TrainStart
 from progenitor.run.rundir import read_json, write_json
 from progenitor.workflows.state import RunContext
 
@@ -37,8 +38,8 @@ def prune_config(ctx: RunContext, champion: Optional[Champion]) -> Optional[Prun
     check = check_curve(curve, trusted_metric, champion.metrics.get(trusted_metric), ctx.spec.scorer.self_report_gap,
                         rule.goal)
     if not check.usable:
-        ctx.emit("train.curve_unused", gen=champion.gen, k=champion.k,
-                 reason=f"early stopping is off for this generation: {check.reason}")
+        ctx.emit(TrainCurveUnused(gen=champion.gen, k=champion.k,
+                                  reason=f"early stopping is off for this generation: {check.reason}"))
         if check.gap:
             _add_finding(ctx, champion, Finding(rule="progress-gap", severity="medium", message=check.reason))
         return None
@@ -72,7 +73,7 @@ def train(ctx: RunContext, items: list[tuple[CandidateKey, str]], champion: Opti
         done = read_json(ctx.run.train_file(key.gen, key.k))
         if done is not None:
             records[key] = TrainRecord.model_validate(done)
-            ctx.emit("train.cached", gen=key.gen, k=key.k, status=records[key].status)
+            ctx.emit(TrainCached(gen=key.gen, k=key.k, status=records[key].status))
         else:
             pending[key.job] = (key, sha)
     if not pending:
@@ -92,7 +93,7 @@ def train(ctx: RunContext, items: list[tuple[CandidateKey, str]], champion: Opti
             ctx.ledger.save()
         if result.sandbox.status == "killed" and not result.pruned:
             # Cancelled by a stop: not a result. A resume trains this candidate again.
-            ctx.emit("train.cancelled", gen=key.gen, k=key.k)
+            ctx.emit(TrainCancelled(gen=key.gen, k=key.k))
             continue
         records[key] = _keep(ctx, key, result)
         stopped = stopped or ctx.run.stop_requested()
@@ -110,8 +111,8 @@ def _keep(ctx: RunContext, key: CandidateKey, result: JobResult) -> TrainRecord:
     unpack_outputs(result.outputs_archive, out_dir, seconds=PACK_SECONDS)
     record = record_from(result, out=out_dir.relative_to(ctx.run.path).as_posix())  # records hold no host paths
     write_json(ctx.run.train_file(key.gen, key.k), record.model_dump(mode="json"))
-    ctx.emit("train.end", gen=key.gen, k=key.k, status=record.status, reason=record.reason,
-             duration=record.duration, cpu_seconds=record.cpu_seconds)
+    ctx.emit(TrainEnd(gen=key.gen, k=key.k, status=record.status, reason=record.reason,
+                      duration=record.duration, cpu_seconds=record.cpu_seconds))
     return record
 
 
@@ -125,13 +126,13 @@ def _relay(ctx: RunContext, pending: dict[str, tuple[CandidateKey, str]]):
             return
         key, sha = item
         if kind == "train.start":
-            ctx.emit("train.start", gen=key.gen, k=key.k, commit=sha)
+            ctx.emit(TrainStart(gen=key.gen, k=key.k, commit=sha))
         elif kind == "train.line":
             seen = lines_seen[key.job] = lines_seen.get(key.job, 0) + 1
             if seen <= LINE_EVENTS_PER_CANDIDATE:
-                ctx.emit("train.line", gen=key.gen, k=key.k, stream=payload["stream"], line=payload["line"][:500])
+                ctx.emit(TrainLine(gen=key.gen, k=key.k, stream=payload["stream"], line=payload["line"][:500]))
             elif seen == LINE_EVENTS_PER_CANDIDATE + 1:
-                ctx.emit("train.line", gen=key.gen, k=key.k, stream=payload["stream"],
-                         line=f"[more output not streamed; the last {LOG_TAIL_LINES} lines are kept in the record]")
+                ctx.emit(TrainLine(gen=key.gen, k=key.k, stream=payload["stream"],
+                                   line=f"[more output not streamed; the last {LOG_TAIL_LINES} lines are kept in the record]"))
 
     return on_event

@@ -13,6 +13,7 @@ import time
 from typing import Any, Optional
 
 from progenitor.oversight.store import DecisionStore, Gate
+from progenitor.run.events import GateDecided, GateWaiting
 from progenitor.run.rundir import now_iso
 from progenitor.workflows.state import RunContext
 
@@ -40,8 +41,8 @@ def _wait(ctx: RunContext, gate: Gate, detach: bool) -> Optional[dict]:
         ctx.run.update_meta(status="waiting", waiting={
             "gate": gate.gate, "kind": gate.kind, "gen": gate.gen, "description": gate.description,
             "since": now_iso(), "payload_sha256": gate.payload_sha256})
-        ctx.emit("gate.waiting", gate=gate.gate, gate_kind=gate.kind, gen=gate.gen, description=gate.description,
-                 how=how_to_decide(ctx.run.run_id, gate.gate), detached=detach)
+        ctx.emit(GateWaiting(gate=gate.gate, gate_kind=gate.kind, gen=gate.gen, description=gate.description,
+                 how=how_to_decide(ctx.run.run_id, gate.gate), detached=detach))
     poll = ctx.spec.oversight.poll_seconds
     while decided is None:
         if detach or ctx.run.stop_requested():
@@ -49,7 +50,7 @@ def _wait(ctx: RunContext, gate: Gate, detach: bool) -> Optional[dict]:
         time.sleep(poll)
         decided = store.decision(ctx.run.run_id, gate.gate)
     ctx.run.update_meta(status="running", waiting=None)
-    ctx.emit("gate.decided", gate=gate.gate, gen=gate.gen, type=decided.type, by=decided.by, surface=decided.surface)
+    ctx.emit(GateDecided(gate=gate.gate, gen=gate.gen, decision=decided.type, by=decided.by, surface=decided.surface))
     return decided.response
 
 

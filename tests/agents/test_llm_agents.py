@@ -15,6 +15,7 @@ from progenitor.run.ledger import Ledger
 from progenitor.run.rundir import RunDir
 from progenitor.testing import FakeExecutor, FakeRun, make_repo, toy_task_files, toy_training
 from tests.helpers.llm_helpers import KEY_VAR, NO_FINDINGS, draft, edit, llm_section, proposals, review
+from tests.helpers.records import lineage_json
 
 FAST = RunOptions(executor="fake", sandbox="process")
 W_TO_3 = edit("config.yaml", "w: 1.0", "w: 3.0")
@@ -35,7 +36,7 @@ def _repo(tmp_path, server, generations=1, candidates=1, extra_spec="", name="re
 
 
 def _lineage(summary, repo) -> dict:
-    return {c["k"]: c for c in progenitor.get_lineage(summary.run_id, repo=repo)["candidates"]}
+    return {c["k"]: c for c in lineage_json(summary.run_id, repo=repo)["candidates"]}
 
 
 def test_an_llm_run_proposes_codes_reviews_and_charges_every_call(tmp_path, llm_server):
@@ -52,8 +53,8 @@ def test_an_llm_run_proposes_codes_reviews_and_charges_every_call(tmp_path, llm_
     assert message.startswith("g1/c0: w = 3 matches the labels' slope") and "Plan: set w" in message
     assert [f["rule"] for f in cand["findings"]] == ["llm-principle-3"]
     assert cand["metrics"]["error"] < 0.01
-    calls = [e for e in RunDir(repo, summary.run_id).events() if e["type"] == "llm.call"]
-    assert [(e["role"], e["k"]) for e in calls] == [("architect", None), ("coder", 0), ("reviewer", 0)]
+    calls = [e for e in RunDir(repo, summary.run_id).events() if e.type == "llm.call"]
+    assert [(e.role, e.k) for e in calls] == [("architect", None), ("coder", 0), ("reviewer", 0)]
     ledger = Ledger(RunDir(repo, summary.run_id).ledger)
     spent = {role: cost.dollars for role, cost in ledger.data.llm.items()}
     assert set(spent) == {"architect", "coder", "reviewer", "preflight"} and all(v > 0 for v in spent.values())
@@ -173,8 +174,8 @@ def test_a_stopped_run_resumes_without_repeating_a_finished_call(tmp_path, llm_s
     assert summary.status == "finished", summary.stop_reason
     assert [r.model for r in llm_server.requests] == ["arch", "coder", "coder", "rev", "rev"], \
         "the first review had finished: the resumed run replays it from the run's call cache"
-    events = [e for e in RunDir(repo, run_id).events() if e["type"] == "llm.call" and e["role"] == "reviewer"]
-    assert [(e["k"], e["cached"]) for e in events] == [(0, False), (0, True), (1, False)]
+    events = [e for e in RunDir(repo, run_id).events() if e.type == "llm.call" and e.role == "reviewer"]
+    assert [(e.k, e.cached) for e in events] == [(0, False), (0, True), (1, False)]
     ledger = Ledger(RunDir(repo, run_id).ledger)
     agents = [cid for cid in ledger.data.llm_calls if "/preflight/" not in cid]
     assert ledger.data.llm["reviewer"].calls == 2 and len(agents) == 5
@@ -192,11 +193,11 @@ def test_a_change_tried_before_is_dropped_by_its_diff_whatever_its_wording(tmp_p
     repo = _repo(tmp_path, llm_server, generations=2, candidates=2,
                  extra_spec="budget: {generations: 2, candidates: 2}\n")
     summary = progenitor.start_run(repo, FAST)
-    gen2 = {c["k"]: c for c in progenitor.get_lineage(summary.run_id, repo=repo)["candidates"] if c["gen"] == 2}
+    gen2 = {c["k"]: c for c in lineage_json(summary.run_id, repo=repo)["candidates"] if c["gen"] == 2}
     assert gen2[0]["status"] == "failed" and gen2[0]["reason"].startswith("the same change as g1/c0"), gen2[0]["reason"]
     assert gen2[1]["status"] == "scored"
-    dropped = [e for e in RunDir(repo, summary.run_id).events() if e["type"] == "coder.duplicate"]
-    assert [(e["gen"], e["k"], e["of"]) for e in dropped] == [(2, 0, "g1/c0")]
+    dropped = [e for e in RunDir(repo, summary.run_id).events() if e.type == "coder.duplicate"]
+    assert [(e.gen, e.k, e.of) for e in dropped] == [(2, 0, "g1/c0")]
     assert len(llm_server.requests_for("rev")) == 2, "the repeat is neither reviewed nor trained"
     assert "add a comment above w" in llm_server.requests_for("arch")[1].prompt, "the second generation was shown the first"
 

@@ -19,12 +19,12 @@ import git
 import pytest
 from click.testing import CliRunner
 
-import progenitor
 from progenitor.cli import cli
 from progenitor.run.ledger import Ledger
 from progenitor.run.rundir import RunDir
 from progenitor.testing import make_repo, toy_task_files
 from tests.helpers.independent_llm import IndependentLLM, error, hang, reply
+from tests.helpers.records import lineage_json, status_json
 
 KEY = "INDEPENDENT_LLM_KEY"
 PRICES = {"arch": (200.0, 800.0), "coder": (300.0, 1500.0), "rev": (100.0, 400.0)}
@@ -104,7 +104,7 @@ def test_a_code_change_is_promoted_through_429s_cut_replies_bad_edits_bad_review
     result = CliRunner().invoke(cli, ["run", str(repo), *CLI])
     assert result.exit_code == 0, result.output
     run_id = _run_id(repo)
-    cands = {c["k"]: c for c in progenitor.get_lineage(run_id, repo=repo)["candidates"]}
+    cands = {c["k"]: c for c in lineage_json(run_id, repo=repo)["candidates"]}
     assert cands[0]["decision"]["verdict"] == "promoted" and cands[1]["status"] == "scored", result.output
     assert "w = 3.0 * float(config[\"w\"])" in git.Repo(repo).git.show(f"{cands[0]['sha']}:train.py")
 
@@ -159,7 +159,7 @@ def test_failures_that_end_generations_are_printed_in_full_and_a_stalled_run_exi
             "length is 8192 tokens") in out, result.output
     assert "no candidate was trained in 2 consecutive generations (g1: the architect could not propose" in out
     assert "stalled: no candidate was trained in 2 consecutive generations" in out
-    status = progenitor.run_status(_run_id(repo), repo=repo)
+    status = status_json(_run_id(repo), repo=repo)
     assert status["status"] == "stalled" and status["summary"]["generations"] == 2
     assert status["ledger"]["dollars"] == pytest.approx(server.billed, abs=1e-9)
 
@@ -207,7 +207,7 @@ def test_kill_9_in_mid_call_then_resume_leaves_the_ledger_equal_to_the_servers_b
     assert len(killed) == 1 and killed[0].estimated and killed[0].candidate.endswith("/g1/c1")
     assert any("/g1/c0/coder/0" in cid for cid in ledger.data.llm_calls), "the finished call was charged on resume"
     assert "left under way by the process that died: counted at an estimate" in result.output
-    cands = {c["k"]: c for c in progenitor.get_lineage(run_id, repo=repo)["candidates"]}
+    cands = {c["k"]: c for c in lineage_json(run_id, repo=repo)["candidates"]}
     assert cands[0]["decision"]["verdict"] == "promoted" and cands[1]["status"] == "scored"
 
 

@@ -27,6 +27,7 @@ from progenitor.compute import register_executor
 from progenitor.errors import ModelBehaviorError, UserError
 from progenitor.options import RunOptions
 from progenitor.testing import FakeExecutor, make_repo, toy_task_files
+from tests.helpers.records import lineage_json
 
 HERE = Path(__file__).parent
 FAST = RunOptions(executor="fake", sandbox="process")
@@ -72,7 +73,9 @@ def test_candidate_keys_are_built_and_parsed_in_one_place():
 
 
 class AddsAFile:
-    """A toy coder: the offline coder's work, plus a NOTES.md naming the hypothesis."""
+    """A toy coder: the offline coder's work, plus a NOTES.md naming the hypothesis. It also
+    writes a file into the tree by itself, which the seam says it must not: that one is not
+    committed (the node applies the edits a coder returns, and only those)."""
 
     name = "toy"
 
@@ -81,8 +84,10 @@ class AddsAFile:
 
     def apply(self, proposal: Proposal, tree: Path) -> CodeChange:
         change = self.offline.apply(proposal, tree)
-        (tree / "NOTES.md").write_text(f"# why\n{proposal.hypothesis}\n")
-        return change.model_copy(update={"edits": [*change.edits, FileEdit(path="NOTES.md")]})
+        (tree / "SNEAKED.md").write_text("written behind the node's back\n")
+        (tree / "config.yaml").write_text("w: 99\n")
+        note = FileEdit(path="NOTES.md", content=f"# why\n{proposal.hypothesis}\n")
+        return change.model_copy(update={"edits": [*change.edits, note]})
 
     def fix(self, proposal, tree, failure):
         return None
@@ -104,16 +109,19 @@ def test_a_coder_and_a_reviewer_are_one_class_and_one_registration(tmp_path):
     files["progenitor.yaml"] += "agents: {coder: toy}\n"
     repo = make_repo(tmp_path / "repo", files)
     summary = progenitor.start_run(repo, FAST)
-    lineage = progenitor.get_lineage(summary.run_id, repo=repo)
+    lineage = lineage_json(summary.run_id, repo=repo)
     assert len(lineage["candidates"]) == 2
     for cand in lineage["candidates"]:
         assert cand["status"] == "scored", cand["reason"]
         assert git.Repo(repo).git.show(f"{cand['sha']}:NOTES.md").startswith("# why")
+        listed = git.Repo(repo).git.ls_tree("-r", "--name-only", cand["sha"]).split()
+        assert "SNEAKED.md" not in listed
+        assert "w: 99" not in git.Repo(repo).git.show(f"{cand['sha']}:config.yaml")
     registry.register("reviewer", "picky")(FlagsEverything)
     files["progenitor.yaml"] = files["progenitor.yaml"].replace("agents: {coder: toy}", "agents: {reviewers: [picky]}")
     repo = make_repo(tmp_path / "picky", files)
     summary = progenitor.start_run(repo, FAST)
-    cands = progenitor.get_lineage(summary.run_id, repo=repo)["candidates"]
+    cands = lineage_json(summary.run_id, repo=repo)["candidates"]
     assert {c["status"] for c in cands} == {"rejected"}
     assert all("picky" in {f["rule"] for f in c["findings"]} for c in cands)
 
@@ -170,7 +178,7 @@ def test_a_misbehaving_agent_is_not_asked_again_by_the_node_its_failure_is_recor
     registry.register("coder", "flaky1")(lambda ctx: flaky.setdefault("coder", Flaky(ctx, 1)))
     repo = make_repo(tmp_path / "repo", toy_task_files(generations=1, candidates=1))
     summary = progenitor.start_run(repo, FAST.model_copy(update={"coder": "flaky1"}))
-    (cand,) = progenitor.get_lineage(summary.run_id, repo=repo)["candidates"]
+    (cand,) = lineage_json(summary.run_id, repo=repo)["candidates"]
     assert cand["status"] == "failed" and cand["reason"] == "the coder could not apply the proposal: garbled edit, attempt 1"
     assert flaky["coder"].calls == {0: 1}
 
@@ -180,7 +188,7 @@ def test_each_note_is_written_once_when_its_record_is_final(tmp_path):
     summary = progenitor.start_run(repo, FAST)
     notes_commits = git.Repo(repo).git.rev_list("--count", "refs/notes/progenitor")
     assert int(notes_commits) == 4, "one notes commit per candidate, not one per node"
-    for cand in progenitor.get_lineage(summary.run_id, repo=repo)["candidates"]:
+    for cand in lineage_json(summary.run_id, repo=repo)["candidates"]:
         note = json.loads(git.Repo(repo).git.notes("--ref", "refs/notes/progenitor", "show", cand["sha"]))
         assert note["schema"] == 2 and note["decision"]["verdict"] and note["cost"]["attempts"] == 1
 
@@ -206,9 +214,9 @@ def test_a_lineage_written_by_progenitor_0_1_is_still_read(tmp_path):
 def test_a_lineage_without_its_run_directory_is_read_from_git(tmp_path):
     repo = make_repo(tmp_path / "repo", toy_task_files(generations=1, candidates=2))
     summary = progenitor.start_run(repo, FAST)
-    before = progenitor.get_lineage(summary.run_id, repo=repo)
+    before = lineage_json(summary.run_id, repo=repo)
     shutil.rmtree(repo / ".progenitor")
-    after = progenitor.get_lineage(summary.run_id, repo=repo)
+    after = lineage_json(summary.run_id, repo=repo)
     assert after["candidates"] == before["candidates"] and after["champion"] == summary.champion_commit
     with pytest.raises(UserError, match="no run 'r20990101-dead'"):
-        progenitor.get_lineage("r20990101-dead", repo=repo)
+        lineage_json("r20990101-dead", repo=repo)

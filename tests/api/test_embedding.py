@@ -13,6 +13,7 @@ from progenitor.options import RunOptions
 from progenitor.testing import FakeExecutor, make_repo, toy_task_files
 from progenitor.workflows.runner import open_run
 from progenitor.workflows.state import RunState
+from tests.helpers.records import lineage_json
 
 FAST = RunOptions(executor="fake", sandbox="process")
 
@@ -25,19 +26,19 @@ def fake_executor():
 def test_stream_run_yields_the_run_as_it_happens_and_ends_with_its_summary(tmp_path):
     repo = make_repo(tmp_path / "repo", toy_task_files(generations=2, candidates=2))
     events = list(progenitor.stream_run(repo, FAST))
-    kinds = [e["type"] for e in events]
+    kinds = [e.type for e in events]
     assert kinds[0] == "run.start" and kinds[-1] == "run.end"
     assert kinds.count("generation.end") == 2 and kinds.count("score") == 4
     end = events[-1]
-    assert end["status"] == "finished" and end["tried"] == 4 and end["champion"] < end["baseline"]
-    times = [e["t"] for e in events]
+    assert end.status == "finished" and end.tried == 4 and end.champion < end.baseline
+    times = [e.t for e in events]
     assert times == sorted(times)
 
 
 def test_stream_run_ends_with_the_error_when_the_run_cannot_start(tmp_path):
     events = list(progenitor.stream_run(tmp_path, FAST))
-    assert [e["type"] for e in events] == ["run.error"]
-    assert "not the root of a git repository" in events[0]["error"] and events[0]["kind"] == "UserError"
+    assert [e.type for e in events] == ["run.error"]
+    assert "not the root of a git repository" in events[0].error and events[0].error_type == "UserError"
 
 
 class LabState(RunState, total=False):
@@ -67,7 +68,7 @@ def test_the_loop_embeds_as_a_subgraph_of_a_lab_graph(tmp_path):
         final = graph.invoke(graph_input, {"configurable": {"thread_id": "lab-1"}, "recursion_limit": 50})
     assert final["ticket"] == "LAB-7" and final["report"].startswith("LAB-7: champion ")
     assert final["history"][0]["gen"] == 1 and len(final["candidates"]) == 2
-    lineage = progenitor.get_lineage(ctx.run.run_id, repo=repo)
+    lineage = lineage_json(ctx.run.run_id, repo=repo)
     assert {c["status"] for c in lineage["candidates"]} == {"scored"}
     assert lineage["champion"] == final["champion"]["sha"]
 

@@ -219,8 +219,8 @@ def test_a_champion_whose_curve_lies_prunes_nobody_and_gets_a_finding(tmp_path):
     fake = "".join(json.dumps({"step": s, "error": 0.0}) + "\n" for s in range(1, 6))
     ctx, champion = _champion_with_curve(tmp_path, fake, {"error": 0.75})
     assert prune_config(ctx, champion) is None
-    [event] = [e for e in ctx.run.events() if e["type"] == "train.curve_unused"]
-    assert "early stopping is off" in event["reason"] and "scorer measured 0.75" in event["reason"]
+    [event] = [e for e in ctx.run.events() if e.type == "train.curve_unused"]
+    assert "early stopping is off" in event.reason and "scorer measured 0.75" in event.reason
     for record in (read_json(ctx.run.candidate(1, 0) / "record.json"), ctx.lineage.read_note(champion.sha)):
         assert [f["rule"] for f in record["findings"]] == ["progress-gap"]
     assert prune_config(ctx, champion) is None  # again (a resume): the finding is not repeated
@@ -234,4 +234,4 @@ def test_a_champion_whose_curve_is_honest_prunes(tmp_path):
     ctx, champion = _champion_with_curve(tmp_path, honest, {"error": 0.76})
     config = prune_config(ctx, champion)
     assert config is not None and config.champion == HONEST
-    assert not [e for e in ctx.run.events() if e["type"] == "train.curve_unused"]
+    assert not [e for e in ctx.run.events() if e.type == "train.curve_unused"]

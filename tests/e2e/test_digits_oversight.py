@@ -16,6 +16,7 @@ from progenitor.errors import AlreadyDecided
 from progenitor.oversight.audit import audit_log
 from progenitor.run.rundir import RunDir
 from tests.helpers.gating import cli, wait_for
+from tests.helpers.records import status_json
 from tests.ui.test_browser import Visitor, _run_id, browser, run_process, serve  # noqa: F401 - fixtures
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
@@ -58,7 +59,7 @@ def test_an_approver_run_of_digits_goes_on_only_after_each_decision_from_cli_api
             if proc.poll() is not None:
                 break
             [gate] = waiting
-            status = progenitor.run_status(run_id, repo=digits)
+            status = status_json(run_id, repo=digits)
             assert status["status"] == "waiting" and status["waiting"]["gate"] == gate.gate
             assert status["waiting"]["description"] == gate.description and gate.description
             if gate.kind == "training":
@@ -87,7 +88,7 @@ def test_an_approver_run_of_digits_goes_on_only_after_each_decision_from_cli_api
     assert proc.wait(60) == 0, proc.stderr.read()
     assert not visitor.external
     assert len(decided) >= 3 and {s for _, s in decided} == {"cli", "api", "web"}
-    status = progenitor.run_status(run_id, repo=digits)
+    status = status_json(run_id, repo=digits)
     assert status["status"] == "finished" and status["summary"]["generations"] == 3
     humans = [e for e in audit_log(digits).entries() if e["actor"].startswith("human:")]
     assert [(e["gate"], e["surface"]) for e in humans] == decided, "one entry per gate: the late rejections left none"

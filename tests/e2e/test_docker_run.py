@@ -15,6 +15,7 @@ import progenitor
 from progenitor.options import RunOptions
 from progenitor.run.rundir import RunDir
 from progenitor.testing import make_repo, toy_task_files
+from tests.helpers.records import lineage_json
 
 pytestmark = pytest.mark.docker
 
@@ -78,7 +79,7 @@ def test_toy_run_on_docker_every_candidate_in_a_container(tmp_path, toy_image):
         watcher.join()
     assert len(failures) < 5, f"the watcher could not list containers: {failures}"
     assert summary.status == "finished" and summary.backend == "docker"
-    records = progenitor.get_lineage(summary.run_id, repo=repo)["candidates"]
+    records = lineage_json(summary.run_id, repo=repo)["candidates"]
     assert [c["train"]["backend"] for c in records] == ["docker", "docker"]
     ours = {name for name in seen if summary.run_id in name}
     assert len(ours) == 3, f"the baseline and each candidate in a container of its own: {seen}"
@@ -98,7 +99,7 @@ def test_killed_run_leaves_no_container_after_resume(tmp_path, toy_image):
         while time.time() < deadline:
             if runs.is_dir() and any(runs.iterdir()):
                 run = RunDir(repo, next(runs.iterdir()).name)
-                if sum(e["type"] == "train.start" and e["gen"] == 1 for e in run.events()) == 2 and len(_containers(run.run_id)) >= 2:
+                if sum(e.type == "train.start" and e.gen == 1 for e in run.events()) == 2 and len(_containers(run.run_id)) >= 2:
                     break
             time.sleep(0.2)
         else:
@@ -127,6 +128,6 @@ def test_digits_example_end_to_end_on_docker(tmp_path):
     champion = float(re.search(r"^champion accuracy: ([\d.]+)$", proc.stdout, re.M).group(1))
     assert 0.85 < baseline <= champion
     run_id = next((repo / ".progenitor" / "runs").iterdir()).name
-    records = progenitor.get_lineage(run_id, repo=repo)["candidates"]
+    records = lineage_json(run_id, repo=repo)["candidates"]
     assert {c["train"]["backend"] for c in records} == {"docker"}
     assert not _containers(run_id)

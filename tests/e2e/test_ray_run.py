@@ -42,14 +42,14 @@ def _leftovers(run_id: str, marker: str) -> list[str]:
 
 def _sleeping(run: RunDir, gen: int) -> set:
     """Candidates of ``gen`` that said, from inside their sandbox, that they are training."""
-    return {e["k"] for e in run.events() if e["type"] == "train.line" and e.get("gen") == gen and e["line"] == "sleeping"}
+    return {e.k for e in run.events() if e.type == "train.line" and getattr(e, "gen", None) == gen and e.line == "sleeping"}
 
 
 def _counts(run: RunDir, kind: str) -> dict:
     counts: dict = {}
     for e in run.events():
-        if e["type"] == kind:
-            counts[(e["gen"], e["k"])] = counts.get((e["gen"], e["k"]), 0) + 1
+        if e.type == kind:
+            counts[(e.gen, e.k)] = counts.get((e.gen, e.k), 0) + 1
     return counts
 
 

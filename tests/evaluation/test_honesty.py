@@ -17,6 +17,7 @@ from progenitor.evaluation.honesty import selection_luck
 from progenitor.options import RunOptions
 from progenitor.task.spec import load_spec_text
 from progenitor.testing import FakeExecutor, make_repo, scripted, toy_task_files
+from tests.helpers.records import lineage_json
 
 FAST = RunOptions(executor="fake", sandbox="process", seed=7)
 
@@ -34,7 +35,7 @@ def test_the_test_split_is_scored_for_the_baseline_and_each_champion_only(tmp_pa
     assert h.champion_test < h.baseline_test, "the champion's gain on the holdout carries over to the test split"
     run = repo / ".progenitor" / "runs" / summary.run_id
     tested = sorted(p.parent.relative_to(run).as_posix() for p in run.glob("g*/c*/test_score.json"))
-    lineage = progenitor.get_lineage(summary.run_id, repo=repo)
+    lineage = lineage_json(summary.run_id, repo=repo)
     promoted = sorted(f"g{c['gen']}/c{c['k']}" for c in lineage["candidates"] if c["decision"]["verdict"] == "promoted")
     assert tested == ["g0/c0", *promoted], "no other candidate is ever scored on the test split"
     for cand in lineage["candidates"]:
@@ -52,7 +53,7 @@ def test_selection_does_not_change_when_the_test_labels_do(tmp_path):
     runs = [progenitor.start_run(repo, FAST) for repo in (honest, swapped)]
     picks = []
     for summary, repo in zip(runs, (honest, swapped)):
-        cands = progenitor.get_lineage(summary.run_id, repo=repo)["candidates"]
+        cands = lineage_json(summary.run_id, repo=repo)["candidates"]
         picks.append([(c["gen"], c["k"], c["proposal"]["params"], c["decision"]["verdict"]) for c in cands])
     assert picks[0] == picks[1], "the same candidates were proposed and the same ones promoted"
     assert runs[0].champion == runs[1].champion
@@ -124,7 +125,7 @@ def test_small_guard_regressions_stop_being_promoted_once_they_add_up_past_the_b
     script = [[{"hypothesis": f"step {i}", "params": {"w": 1.0 + 0.5 * i, "ece": round(0.10 + 0.04 * i, 2)}}]
               for i in range(1, 5)]
     summary = progenitor.start_run(repo, FAST.model_copy(update={"executor": "drifting"}), architect=scripted(script))
-    cands = progenitor.get_lineage(summary.run_id, repo=repo)["candidates"]
+    cands = lineage_json(summary.run_id, repo=repo)["candidates"]
     verdicts = [c["decision"]["verdict"] for c in cands]
     assert verdicts == ["promoted", "not promoted", "not promoted", "not promoted"], verdicts
     assert "from the human baseline's 0.1" in cands[1]["decision"]["reason"]

@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-from pathlib import Path
-
 import git
 import pytest
 
@@ -14,12 +12,8 @@ from progenitor.lineage import Lineage
 from progenitor.task.config_files import write_values
 from progenitor.task.spec import load_spec
 from progenitor.testing import make_repo, toy_task_files
-
-
-def coder_edit(proposal: Proposal, spec):
-    """The offline coder's edit of a worktree, as the coder node hands it to the lineage."""
-    coder = OfflineCoder(AgentContext(spec=spec, run_id="r1", workdir=Path(".")))
-    return lambda tree: coder.apply(proposal, tree).message
+from progenitor.workflows.nodes import written
+from tests.helpers.coding import coder_edit
 
 
 def test_candidate_commit_on_its_ref_leaves_user_state_alone(toy_repo):
@@ -30,7 +24,7 @@ def test_candidate_commit_on_its_ref_leaves_user_state_alone(toy_repo):
     coder = OfflineCoder(AgentContext(spec=load_spec(toy_repo), run_id="r1", workdir=toy_repo))
     proposal = Proposal(gen=1, k=0, hypothesis="w closer to 3", params={"w": 2.5})
     ref = CandidateKey(run="r1", gen=1, k=0).ref
-    sha = lineage.commit_candidate(ref, head, lambda tree: coder.apply(proposal, tree).message)
+    sha = lineage.commit_candidate(ref, head, written(lambda tree: coder.apply(proposal, tree)))
     assert lineage.resolve(ref) == sha
     commit = repo.commit(sha)
     assert [p.hexsha for p in commit.parents] == [head]

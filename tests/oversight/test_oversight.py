@@ -23,6 +23,7 @@ from progenitor.oversight.store import DecisionStore
 from progenitor.run.rundir import RunDir
 from progenitor.testing import scripted
 from tests.helpers.gating import OPTIONS, cli, toy_repo, wait_for
+from tests.helpers.records import lineage_json, status_json
 
 
 def _start_in_thread(repo: Path, **kwargs) -> tuple[threading.Thread, list[dict], dict]:
@@ -47,9 +48,9 @@ def _decisions(repo: Path) -> list[dict]:
 def test_approver_run_waits_at_the_gate_until_a_decision_from_another_shell(tmp_path):
     repo = toy_repo(tmp_path / "repo", "approver")
     thread, events, result = _start_in_thread(repo)
-    wait_for(lambda: any(e["type"] == "gate.waiting" for e in events), what="the promotion gate")
-    run_id = events[0]["run"]
-    status = progenitor.run_status(run_id, repo=repo)
+    wait_for(lambda: any(e.type == "gate.waiting" for e in events), what="the promotion gate")
+    run_id = events[0].run
+    status = status_json(run_id, repo=repo)
     assert status["status"] == "waiting" and status["waiting"]["gate"] == "g1/promotion"
     assert status["waiting"]["description"].startswith("Promote g1/c")
     base = Lineage(repo).head()
@@ -70,7 +71,7 @@ def test_approver_run_waits_at_the_gate_until_a_decision_from_another_shell(tmp_
     assert decision["actor"] == f"human:{default_person()}" and decision["surface"] == "cli"
     assert decision["action"] == "approve" and decision["comment"] == "looks right"
     assert decision["payload_sha256"] == gate.payload_sha256 and decision["commit"] == summary.champion_commit
-    promoted = [c for c in progenitor.get_lineage(run_id, repo=repo)["candidates"] if c["decision"]["verdict"] == "promoted"]
+    promoted = [c for c in lineage_json(run_id, repo=repo)["candidates"] if c["decision"]["verdict"] == "promoted"]
     assert [c["decision"]["by"] for c in promoted] == [f"human:{default_person()}"]
     assert progenitor.verify_audit(repo).ok
 
@@ -110,11 +111,11 @@ def test_run_detach_exits_0_while_waiting_then_a_decision_and_resume_finish_it(t
     done = cli("run", str(repo), "--sandbox", "process", "--executor", "local", "--detach", "-q")
     assert "waiting at g1/promotion" in done.stdout and "progenitor approve" in done.stdout
     run_id = next((repo / ".progenitor" / "runs").iterdir()).name
-    assert progenitor.run_status(run_id, repo=repo)["status"] == "waiting"
+    assert status_json(run_id, repo=repo)["status"] == "waiting"
     progenitor.decide(run_id, "approve", by="lab-script", repo=repo)
     resumed = cli("resume", run_id, "--repo", str(repo), "-q")
     assert "champion error:" in resumed.stdout
-    status = progenitor.run_status(run_id, repo=repo)
+    status = status_json(run_id, repo=repo)
     assert status["status"] == "finished" and status["summary"]["champion_commit"] != Lineage(repo).head()
     assert [e["surface"] for e in _decisions(repo)] == ["api"]
 
@@ -135,7 +136,7 @@ def test_ctrl_c_while_waiting_leaves_the_run_waiting_and_exits_0(tmp_path):
     assert proc.returncode == 0, err
     assert "waiting at g1/promotion" in out and "progenitor resume" in out
     run_id = next(runs.iterdir()).name
-    assert progenitor.run_status(run_id, repo=repo)["status"] == "waiting"
+    assert status_json(run_id, repo=repo)["status"] == "waiting"
     assert [p.gate for p in progenitor.pending(run_id, repo=repo)] == ["g1/promotion"]
 
 
@@ -144,7 +145,7 @@ def test_request_changes_comment_reaches_the_next_proposal_and_is_recorded(tmp_p
     summary = progenitor.start_run(repo, RunOptions(**OPTIONS), detach=True)
     progenitor.decide(summary.run_id, "request-changes", by="carol", comment="stay close to w = 3", repo=repo)
     summary = progenitor.resume_run(summary.run_id, repo=repo, detach=True)
-    cands = progenitor.get_lineage(summary.run_id, repo=repo)["candidates"]
+    cands = lineage_json(summary.run_id, repo=repo)["candidates"]
     first = [c for c in cands if c["gen"] == 1]
     asked = next(c for c in first if c["decision"]["by"] == "human:carol")
     assert asked["decision"]["verdict"] == "not promoted" and asked["decision"]["comment"] == "stay close to w = 3"
@@ -181,7 +182,7 @@ def test_an_edit_before_costly_training_trains_the_edited_values_as_a_new_candid
     assert gate.gate == "g1/promotion"
     progenitor.decide(summary.run_id, "approve", by="eve", repo=repo)
     summary = progenitor.resume_run(summary.run_id, repo=repo)
-    cands = {c["k"]: c for c in progenitor.get_lineage(summary.run_id, repo=repo)["candidates"]}
+    cands = {c["k"]: c for c in lineage_json(summary.run_id, repo=repo)["candidates"]}
     assert cands[0]["status"] == "rejected" and "edited by human:eve into g1/c2" in cands[0]["reason"]
     assert cands[1]["status"] == "scored", "the candidate nobody edited was approved and trained"
     edited = cands[2]
@@ -196,8 +197,8 @@ def test_auditor_run_never_blocks_and_a_revert_moves_the_champion_back_for_the_n
     run: dict = {}
 
     def stop_after_first(event: dict) -> None:
-        if event["type"] == "generation.end" and event["gen"] == 1:
-            RunDir(repo, event["run"]).request_stop("the test looks at generation 1")
+        if event.type == "generation.end" and event.gen == 1:
+            RunDir(repo, event.run).request_stop("the test looks at generation 1")
 
     summary = progenitor.start_run(repo, RunOptions(**OPTIONS), on_event=stop_after_first)
     run["id"] = summary.run_id
@@ -220,7 +221,7 @@ def test_auditor_run_never_blocks_and_a_revert_moves_the_champion_back_for_the_n
         progenitor.revert(summary.run_id, 1, "again", by="amy", repo=repo)
 
     summary = progenitor.resume_run(summary.run_id, repo=repo)
-    second = [c for c in progenitor.get_lineage(summary.run_id, repo=repo)["candidates"] if c["gen"] == 2]
+    second = [c for c in lineage_json(summary.run_id, repo=repo)["candidates"] if c["gen"] == 2]
     assert second and all(c["parent"] == base for c in second), "generation 2 builds on the restored champion"
     assert summary.status == "finished" and progenitor.verify_audit(repo).ok
 
@@ -232,7 +233,7 @@ def test_an_auto_run_whose_candidate_edits_the_constitution_waits_at_the_gate(tm
     summary = progenitor.start_run(repo, RunOptions(**OPTIONS), architect=architect, detach=True)
     assert summary.status == "waiting" and summary.waiting["gate"] == "g1/training"
     assert "constitution" in summary.waiting["description"]
-    [cand] = progenitor.get_lineage(summary.run_id, repo=repo)["candidates"]
+    [cand] = lineage_json(summary.run_id, repo=repo)["candidates"]
     assert cand["status"] == "escalated" and {"constitution-change", "protected-path"} <= {f["rule"] for f in cand["findings"]}
     escalations = [e for e in audit_log(repo).entries() if e["action"] == "escalate"]
     assert escalations and escalations[0]["actor"] == "policy:auto"
@@ -243,7 +244,7 @@ def test_an_auto_run_whose_candidate_edits_the_constitution_waits_at_the_gate(tm
     assert summary.status == "waiting" and summary.waiting["gate"] == "g1/promotion"
     progenitor.decide(summary.run_id, "reject", by="frank", comment="the constitution stays", repo=repo)
     summary = progenitor.resume_run(summary.run_id, repo=repo, architect=architect)
-    [cand] = progenitor.get_lineage(summary.run_id, repo=repo)["candidates"]
+    [cand] = lineage_json(summary.run_id, repo=repo)["candidates"]
     assert cand["status"] == "scored" and cand["decision"]["verdict"] == "not promoted"
     assert cand["decision"]["by"] == "human:frank" and summary.champion_commit == Lineage(repo).head()
 
@@ -252,7 +253,7 @@ def test_an_auditor_run_rejects_a_constitution_change_without_waiting(tmp_path):
     repo = toy_repo(tmp_path / "repo", "auditor", candidates=1, constitution=True)
     architect = scripted([[{"hypothesis": "loosen the rules", "edits": {"constitution.yaml": "principles: []\n"}}]])
     summary = progenitor.start_run(repo, RunOptions(**OPTIONS), architect=architect)
-    [cand] = progenitor.get_lineage(summary.run_id, repo=repo)["candidates"]
+    [cand] = lineage_json(summary.run_id, repo=repo)["candidates"]
     assert summary.status == "finished" and cand["status"] == "rejected"
     assert [e["action"] for e in audit_log(repo).entries()] == ["escalate"]
 
@@ -264,8 +265,8 @@ def test_each_gate_records_its_question_once_however_often_the_run_resumes(tmp_p
         summary = progenitor.resume_run(summary.run_id, repo=repo, detach=True)
         assert summary.status == "waiting"
     events = RunDir(repo, summary.run_id).events()
-    assert not [e for e in events if e["type"] == "node.start" and e["node"].endswith("_gate")]
-    assert sum(e["type"] == "node.start" and e["node"] == "oversight" for e in events) == 1
+    assert not [e for e in events if e.type == "node.start" and e.node.endswith("_gate")]
+    assert sum(e.type == "node.start" and e.node == "oversight" for e in events) == 1
     asks = [e for e in audit_log(repo).entries() if e["action"] == "ask"]
     [gate] = DecisionStore(repo).gates(summary.run_id)
     assert len(asks) == 1 and asks[0]["payload_sha256"] == gate.payload_sha256, "the question on record is the one shown"
@@ -274,7 +275,7 @@ def test_each_gate_records_its_question_once_however_often_the_run_resumes(tmp_p
     summary = progenitor.resume_run(summary.run_id, repo=repo)  # a finished run resumed again applies nothing again
     assert summary.status == "finished"
     assert len(_decisions(repo)) == 1
-    assert sum(e["type"] == "gate.applied" for e in RunDir(repo, summary.run_id).events()) == 1
+    assert sum(e.type == "gate.applied" for e in RunDir(repo, summary.run_id).events()) == 1
     assert DecisionStore(repo).decision(summary.run_id, "g1/promotion").applied
 
 
@@ -306,7 +307,7 @@ def test_a_revert_while_a_run_waits_keeps_its_next_promotion_off_the_reverted_li
     progenitor.revert(summary.run_id, 1, "g1 is suspect", by="kim", repo=repo)
     progenitor.decide(summary.run_id, "approve", by="jo", repo=repo)
     summary = progenitor.resume_run(summary.run_id, repo=repo)
-    second = [c for c in progenitor.get_lineage(summary.run_id, repo=repo)["candidates"] if c["gen"] == 2]
+    second = [c for c in lineage_json(summary.run_id, repo=repo)["candidates"] if c["gen"] == 2]
     assert second and all(c["parent"] == promoted for c in second)
     assert not any(c["decision"]["verdict"] == "promoted" for c in second), "nothing built on a reverted champion"
     assert Lineage(repo).resolve(champion_ref(summary.run_id)) == Lineage(repo).head()

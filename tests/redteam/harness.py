@@ -364,7 +364,7 @@ def collect(outcome: Outcome) -> None:
     if audit.exists():
         outcome.audit = [json.loads(line) for line in audit.read_text().splitlines() if line.strip()]
     try:
-        lineage = get_lineage(RUN_ID, repo)
+        lineage = get_lineage(RUN_ID, repo).model_dump(mode="json", by_alias=True)
     except Exception:  # noqa: BLE001 - a run that crashed early may have no lineage
         return
     outcome.champion = lineage.get("champion")

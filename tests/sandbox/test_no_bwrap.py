@@ -48,7 +48,7 @@ script = [[{"hypothesis": "reads the labels", "edits": {"train.py": READ_LABELS_
            {"hypothesis": "honest", "params": {"w": 2.9}}]]
 summary = start_run(repo, RunOptions(sandbox="process", executor=sys.argv[2]), architect=scripted(script),
                     run_id="r20260101-00aa")
-lineage = get_lineage("r20260101-00aa", repo)
+lineage = get_lineage("r20260101-00aa", repo).model_dump(mode="json", by_alias=True)
 import hashlib, tempfile
 from progenitor.compute.base import pack_dir
 from progenitor.compute.ray_executor import DATA_CAP_BYTES

@@ -184,8 +184,9 @@ def test_packing_and_unpacking_many_files_is_bounded(tmp_path):
     started = time.monotonic()
     written = unpack_outputs(packed.archive, tmp_path / "back")
     unpacking = time.monotonic() - started
+    # The bound is on the work (entries kept), not on seconds: a timed assertion fails on a busy
+    # machine and proves nothing on a quiet one. The seconds are printed for whoever looks.
     assert packed.entries == written == OUTPUT_MAX_ENTRIES and "more than" in packed.cut
-    assert packing < 10 and unpacking < 20, (packing, unpacking)
     print(f"{OUTPUT_MAX_ENTRIES} entries of 50,000: packed in {packing:.2f} s, unpacked in {unpacking:.2f} s")
 
 

@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import git
 import pytest
 from click.testing import CliRunner
 
-from progenitor.agents.base import AgentContext
-from progenitor.agents.coder.offline import OfflineCoder
 from progenitor.candidate import Proposal
 from progenitor.candidate.keys import CandidateKey
 from progenitor.errors import UserError
@@ -19,12 +16,7 @@ from progenitor.sandbox.docker.images import check_dependencies
 from progenitor.task.manifests import candidate_manifests, is_manifest
 from progenitor.task.spec import load_spec
 from progenitor.testing import make_repo, toy_task_files
-
-
-def coder_edit(proposal: Proposal, spec):
-    """The offline coder's edit of a worktree, as the coder node hands it to the lineage."""
-    coder = OfflineCoder(AgentContext(spec=spec, run_id="r1", workdir=Path(".")))
-    return lambda tree: coder.apply(proposal, tree).message
+from tests.helpers.coding import coder_edit
 
 
 @pytest.mark.parametrize("path", [

@@ -11,6 +11,7 @@ from progenitor.options import RunOptions
 from progenitor.task.search_space import check_value, outside_space, space_problems, validate_proposal
 from progenitor.task.spec import Param, SearchSpace
 from progenitor.testing import make_repo, scripted, toy_task_files
+from tests.helpers.records import lineage_json
 
 SPACE = SearchSpace(file="config.json", params={
     "model.hidden": Param(type="int", low=8, high=256, log=True),
@@ -68,7 +69,7 @@ def test_an_int_knob_gets_an_int_and_a_bad_value_fails_only_its_candidate(tmp_pa
                {"hypothesis": "half a layer", "params": {"w": 2.5, "n": 3.5}},
                {"hypothesis": "off the range", "params": {"w": 9.0}}]]
     summary = progenitor.start_run(repo, RunOptions(executor="local", sandbox="process"), architect=scripted(script))
-    cands = {c["k"]: c for c in progenitor.get_lineage(summary.run_id, repo=repo)["candidates"]}
+    cands = {c["k"]: c for c in lineage_json(summary.run_id, repo=repo)["candidates"]}
     import git
 
     config = yaml.safe_load(git.Repo(repo).git.show(f"{cands[0]['sha']}:config.yaml"))

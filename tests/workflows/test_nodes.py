@@ -14,7 +14,7 @@ from progenitor.run.rundir import RunDir
 from progenitor.task.spec import load_spec
 from progenitor.testing import ScriptedArchitect, make_repo, toy_task_files
 from progenitor.workflows import selection
-from progenitor.workflows.state import RunContext
+from progenitor.workflows.state import RunContext, State
 
 
 @pytest.fixture
@@ -37,25 +37,29 @@ def scored(ctx: RunContext, k: int, error: float, params: float = 1, **changes) 
     return cand.advance("scored", metrics={"error": error, "params": params}).with_(**changes)
 
 
-def state(ctx: RunContext, cands: list[Candidate], champion_error: float = 3.0, **more) -> dict:
-    champion = Champion(sha=ctx.lineage.head(), metrics={"error": champion_error, "params": 1}).model_dump()
-    return {"generation": 1, "baseline": champion, "champion": champion, "history": [], "feedback": [],
-            "candidates": [c.record() for c in cands], **more}
+def state(ctx: RunContext, cands: list[Candidate], champion_error: float = 3.0, **more) -> State:
+    champion = Champion(sha=ctx.lineage.head(), metrics={"error": champion_error, "params": 1})
+    return State(**{"generation": 1, "baseline": champion, "champion": champion, "candidates": cands, **more})
+
+
+def then(s: State, update) -> State:
+    """The state after a node's update, as the graph keeps it (through its JSON)."""
+    return State.of({**s.model_dump(mode="json", by_alias=True), **update.to_json()})
 
 
 def test_select_ranks_by_the_objective_and_leaves_out_a_broken_guard(ctx):
     cands = [scored(ctx, 0, 0.5), scored(ctx, 1, 0.1, params=50), scored(ctx, 2, 0.9)]
     update = selection.select(ctx, state(ctx, cands))
-    assert update["selection"]["k"] == 0 and update["selection"]["improves"]
-    guarded = Candidate.from_record(update["candidates"][1])
+    assert update.selection.k == 0 and update.selection.improves
+    guarded = update.candidates[1]
     assert guarded.guard_failed and "params" in guarded.guard_failed
     assert [f.rule for f in guarded.findings] == ["guard"]
 
 
 def test_select_says_when_the_best_does_not_beat_the_champion(ctx):
     update = selection.select(ctx, state(ctx, [scored(ctx, 0, 3.5)]))
-    assert update["selection"]["k"] == 0 and not update["selection"]["improves"]
-    assert selection.select(ctx, state(ctx, []))["selection"] is None
+    assert update.selection.k == 0 and not update.selection.improves
+    assert selection.select(ctx, state(ctx, [])).selection is None
 
 
 @pytest.mark.parametrize("error, findings, action", [
@@ -66,11 +70,11 @@ def test_select_says_when_the_best_does_not_beat_the_champion(ctx):
 def test_oversight_decides_by_policy_and_records_it_once(ctx, error, findings, action):
     cands = [scored(ctx, 0, error, findings=findings)]
     s = state(ctx, cands)
-    s.update(selection.select(ctx, s))
-    first = selection.oversight(ctx, s)["decision"]
-    assert first["action"] == action and first["actor"] == "policy:auto"
-    again = selection.oversight(ctx, s)["decision"]  # a resumed run replays the node
-    assert again["audit_seq"] == first["audit_seq"]
+    s = then(s, selection.select(ctx, s))
+    first = selection.oversight(ctx, s).decision
+    assert first.action == action and first.actor == "policy:auto"
+    again = selection.oversight(ctx, s).decision  # a resumed run replays the node
+    assert again.audit_seq == first.audit_seq
     decisions = [e for e in ctx.audit.entries() if e["key"].endswith("/decision")]
     assert len(decisions) == 1 and decisions[0]["action"] == action and decisions[0]["commit"] == cands[0].sha
     assert ctx.audit.verify().ok
@@ -80,19 +84,19 @@ def test_promote_moves_the_champion_finishes_every_record_and_tells_the_architec
     unfinished = scored(ctx, 1, 0.2).model_copy(update={"status": "reviewed", "metrics": {}})
     cands = [scored(ctx, 0, 0.5), unfinished]
     s = state(ctx, cands)
-    s.update(selection.select(ctx, s))
-    s.update(selection.oversight(ctx, s))
+    s = then(s, selection.select(ctx, s))
+    s = then(s, selection.oversight(ctx, s))
     update = selection.promote(ctx, s)
-    assert Champion.model_validate(update["champion"]).k == 0
+    assert update.champion.k == 0
     assert ctx.lineage.resolve(champion_ref(ctx.run.run_id)) == cands[0].sha
-    final = [Candidate.from_record(c) for c in update["candidates"]]
+    final = update.candidates
     assert [c.status for c in final] == ["scored", "failed"]
     assert final[0].decision.verdict == "promoted" and final[1].reason == "its reviewed work never finished"
     assert ctx.lineage.read_note(cands[0].sha)["decision"]["verdict"] == "promoted"
     assert ctx.lineage.read_note(cands[1].sha)["decision"]["verdict"] == "failed"
     assert [(p.k, o.status) for p, o in ctx.architect.observed] == [(0, "scored"), (1, "failed")]
-    assert update["generation"] == 2 and update["stop_reason"] is None
-    assert update["history"][0]["promoted"] == 0 and update["history"][0]["counts"] == {"scored": 1, "failed": 1}
+    assert update.generation == 2 and update.stop_reason is None
+    assert update.history[0].promoted == 0 and update.history[0].counts == {"scored": 1, "failed": 1}
 
 
 def test_promote_without_a_decision_keeps_the_champion_and_ends_at_the_budget(ctx):
@@ -100,6 +104,6 @@ def test_promote_without_a_decision_keeps_the_champion_and_ends_at_the_budget(ct
     rejected = rejected.advance("committed", sha=ctx.lineage.head()).advance("rejected", reason="protected path")
     s = state(ctx, [rejected], generation=2, decision=None)
     update = selection.promote(ctx, s)
-    assert update["champion"] == s["champion"]
-    assert update["stop_reason"] == "budget: 2 generations done"
-    assert Candidate.from_record(update["candidates"][0]).decision.verdict == "rejected"
+    assert update.champion == s.champion
+    assert update.stop_reason == "budget: 2 generations done"
+    assert update.candidates[0].decision.verdict == "rejected"

@@ -18,6 +18,7 @@ from progenitor.cli import cli
 from progenitor.options import RunOptions
 from progenitor.run.rundir import RunDir
 from progenitor.testing import curve_train, make_repo, scripted, toy_task_files
+from tests.helpers.records import lineage_json, status_json
 from tests.helpers.waiting import wait_for
 
 SLEEPY_TRAIN = toy_task_files()["train.py"].replace(
@@ -29,10 +30,10 @@ def _train_events(run: RunDir) -> tuple[dict, dict]:
     starts: dict = {}
     ends: dict = {}
     for e in run.events():
-        key = (e.get("gen"), e.get("k"))
-        if e["type"] == "train.start":
+        key = (getattr(e, "gen", None), getattr(e, "k", None))
+        if e.type == "train.start":
             starts[key] = starts.get(key, 0) + 1
-        elif e["type"] == "train.end":
+        elif e.type == "train.end":
             ends[key] = ends.get(key, 0) + 1
     return starts, ends
 
@@ -63,14 +64,14 @@ def test_search_run_improves_and_records_everything(toy_repo):
     # the user's branch did not move and the working tree is clean
     assert repo.active_branch.name == "main" and repo.head.commit.message.strip() == "baseline"
     assert not repo.is_dirty(untracked_files=True)
-    lineage = progenitor.get_lineage(run, repo=toy_repo)
+    lineage = lineage_json(run, repo=toy_repo)
     assert len(lineage["candidates"]) == 4 and lineage["champion"] == summary.champion_commit
     promoted = [c for c in lineage["candidates"] if c["decision"]["verdict"] == "promoted"]
     assert promoted and promoted[-1]["sha"] == summary.champion_commit
     for winner in promoted:
         rivals = [c["metrics"]["error"] for c in lineage["candidates"] if c["gen"] == winner["gen"]]
         assert winner["metrics"]["error"] == min(rivals)
-    assert progenitor.run_status(run, repo=toy_repo)["status"] == "finished"
+    assert status_json(run, repo=toy_repo)["status"] == "finished"
 
 
 @pytest.mark.slow
@@ -88,7 +89,7 @@ def test_protected_nan_and_timeout_candidates(tmp_path):
         {"hypothesis": "honest", "params": {"w": 2.9}},
     ]]
     summary = progenitor.start_run(repo, RunOptions(sandbox="process", executor="local"), architect=scripted(script))
-    cands = {c["k"]: c for c in progenitor.get_lineage(summary.run_id, repo=repo)["candidates"]}
+    cands = {c["k"]: c for c in lineage_json(summary.run_id, repo=repo)["candidates"]}
     assert cands[0]["status"] == "rejected" and "protected path 'score.py'" in cands[0]["reason"]
     assert cands[1]["status"] == "failed" and "NaN" in cands[1]["reason"]
     assert cands[2]["status"] == "timeout" and "timeout" in cands[2]["reason"]
@@ -203,11 +204,11 @@ def test_budget_cap_stops_with_reason_and_ledger_adds_up(tmp_path):
     assert summary.status == "finished" and summary.generations == 1, "the cap ends the run after its generation"
     assert summary.stop_reason.startswith("budget reached:") and "CPU-hours" in summary.stop_reason
     ledger = summary.ledger
-    records = progenitor.get_lineage(summary.run_id, repo=repo)["candidates"]
+    records = lineage_json(summary.run_id, repo=repo)["candidates"]
     baseline = json.loads((repo / ".progenitor" / "runs" / summary.run_id / "g0" / "c0" / "train.json").read_text())
     trained = [c["train"]["cpu_seconds"] for c in records] + [baseline["cpu_seconds"]]
     assert ledger["attempts"] == 3 and ledger["cpu_seconds"] == pytest.approx(sum(trained), abs=0.01)
-    assert progenitor.run_status(summary.run_id, repo=repo)["ledger"]["cpu_seconds"] == pytest.approx(ledger["cpu_seconds"])
+    assert status_json(summary.run_id, repo=repo)["ledger"]["cpu_seconds"] == pytest.approx(ledger["cpu_seconds"])
 
 
 @pytest.mark.slow
@@ -227,14 +228,14 @@ def test_stop_from_another_thread_leaves_run_resumable(tmp_path):
 
     worker = threading.Thread(target=run)
     worker.start()
-    assert wait_for(lambda: any(e["type"] == "train.start" and e.get("gen") == 1 for e in events), 300), \
+    assert wait_for(lambda: any(e.type == "train.start" and getattr(e, "gen", None) == 1 for e in events), 300), \
         "never reached generation 1"
-    progenitor.stop_run(events[0]["run"], repo=repo)
+    progenitor.stop_run(events[0].run, repo=repo)
     worker.join(300)
     assert not worker.is_alive(), "the stopped run did not return"
     summary = result["summary"]
     assert summary.status == "stopped"
-    assert any(e["type"] == "train.cancelled" for e in events)
+    assert any(e.type == "train.cancelled" for e in events)
     resumed = progenitor.resume_run(summary.run_id, repo=repo)
     assert resumed.status == "finished" and resumed.generations == 2
     _, ends = _train_events(RunDir(repo, summary.run_id))
@@ -255,7 +256,7 @@ def test_candidate_behind_the_champion_is_pruned(tmp_path):
     repo = make_repo(tmp_path / "repo", files)
     script = [[{"hypothesis": "far off", "params": {"w": 6.0}}, {"hypothesis": "closer", "params": {"w": 2.9}}]]
     summary = progenitor.start_run(repo, RunOptions(sandbox="process", executor="local"), architect=scripted(script))
-    cands = {c["k"]: c for c in progenitor.get_lineage(summary.run_id, repo=repo)["candidates"]}
+    cands = {c["k"]: c for c in lineage_json(summary.run_id, repo=repo)["candidates"]}
     assert cands[0]["status"] == "pruned", cands[0].get("reason")
     assert cands[0]["train"]["pruned"]["step"] < 30, "stopped before the end of its 30 steps"
     assert cands[1]["status"] == "scored" and cands[1]["decision"]["verdict"] == "promoted"
@@ -276,7 +277,7 @@ def test_better_candidate_that_breaks_a_guard_is_not_promoted(tmp_path):
     script = [[{"hypothesis": "best error, but huge", "params": {"w": 3.0, "size": 500}},
                {"hypothesis": "good error, small", "params": {"w": 2.5, "size": 2}}]]
     summary = progenitor.start_run(repo, RunOptions(sandbox="process", executor="local"), architect=scripted(script))
-    cands = {c["k"]: c for c in progenitor.get_lineage(summary.run_id, repo=repo)["candidates"]}
+    cands = {c["k"]: c for c in lineage_json(summary.run_id, repo=repo)["candidates"]}
     assert cands[0]["metrics"]["error"] < cands[1]["metrics"]["error"]
     assert cands[0]["decision"]["verdict"] == "not promoted" and "guard" in cands[0]["decision"]["reason"]
     assert any(f["rule"] == "guard" for f in cands[0]["findings"])
@@ -303,15 +304,15 @@ def test_a_git_case_variant_fails_its_candidate_and_neither_the_run_nor_a_resume
     stopped = {}
 
     def stop_once_proposed(event):
-        if event["type"] == "architect.proposal" and not stopped:
+        if event.type == "architect.proposal" and not stopped:
             stopped["at"] = event
-            progenitor.stop_run(event["run"], repo=repo)
+            progenitor.stop_run(event.run, repo=repo)
     first = progenitor.start_run(repo, RunOptions(sandbox="process", executor="local"), architect=scripted(script),
                                  on_event=stop_once_proposed)
     assert first.status == "stopped", "stopped with the proposal saved, before the coder"
     resumed = progenitor.resume_run(first.run_id, repo=repo, architect=scripted(script))
     assert resumed.status == "finished"
-    cands = {c["k"]: c for c in progenitor.get_lineage(first.run_id, repo=repo)["candidates"]}
+    cands = {c["k"]: c for c in lineage_json(first.run_id, repo=repo)["candidates"]}
     assert cands[0]["status"] == "failed"
     assert cands[0]["reason"] == ("the coder could not apply the proposal: edit target '.GIT/hooks/post-commit' "
                                   "is inside git's own files ('.GIT')")
@@ -333,7 +334,7 @@ def test_the_best_candidate_changing_requirements_waits_for_a_person_and_is_not_
     assert summary.champion_commit == git.Repo(repo).head.commit.hexsha, "policy promoted nothing"
     progenitor.decide(summary.run_id, "reject", by="reviewer", comment="no new packages", repo=repo)
     summary = progenitor.resume_run(summary.run_id, repo=repo, architect=architect)
-    cands = {c["k"]: c for c in progenitor.get_lineage(summary.run_id, repo=repo)["candidates"]}
+    cands = {c["k"]: c for c in lineage_json(summary.run_id, repo=repo)["candidates"]}
     [dep] = [f for f in cands[0]["findings"] if f["rule"] == "dependency-change"]
     assert dep["escalate"] and cands[0]["status"] == "scored"
     assert cands[0]["decision"]["verdict"] != "promoted"

@@ -35,7 +35,7 @@ from progenitor.llm.replies import ReplyError
 from progenitor.task.patterns import matches
 from progenitor.task.spec import TaskSpec
 
-__all__ = ["Edit", "parse_blocks", "plan", "write"]
+__all__ = ["Edit", "parse_blocks", "plan"]
 
 _START = re.compile(r"^\s*<{5,9} ?SEARCH\s*$")
 _MIDDLE = re.compile(r"^\s*={5,9}\s*$")
@@ -195,10 +195,12 @@ def _match_lines(current: str, edit: Edit, loose) -> list[str]:
     return found
 
 
-def plan(tree: Path, edits: list[Edit], spec: TaskSpec) -> dict[str, str]:
-    """Every edited file's new text (path -> text), or ``ReplyError`` naming the first edit that fails."""
+def plan(tree: Path, edits: list[Edit], spec: TaskSpec, start: Optional[dict[str, str]] = None) -> dict[str, str]:
+    """Every edited file's new text (path -> text), or ``ReplyError`` naming the first edit that
+    fails. ``start``: files a change already rewrote (the edits apply to that text); they are in
+    the result too."""
     tree = Path(tree).resolve()
-    new: dict[str, str] = {}
+    new: dict[str, str] = dict(start or {})
     for n, edit in enumerate(edits, 1):
         path, on_disk = _target(tree, edit.path, spec, n)
         exists = path in new or on_disk is not None
@@ -213,8 +215,3 @@ def plan(tree: Path, edits: list[Edit], spec: TaskSpec) -> dict[str, str]:
             new[path] = _apply(current, edit, path, n)
     return new
 
-
-def write(tree: Path, files: dict[str, str]) -> None:
-    """Write the planned files, never through a link (a fresh file renamed over the old name)."""
-    for path, text in files.items():
-        tree_files.write_text(tree, path, text)

@@ -52,21 +52,27 @@ class LlmCoder:
         self.offline = OfflineCoder(ctx)
 
     def apply(self, proposal: Proposal, tree: Path) -> CodeChange:
-        written = self.offline.apply(proposal, tree).edits if (proposal.params or proposal.edits) else []
+        values = self.offline.apply(proposal, tree).edits if (proposal.params or proposal.edits) else []
         if not proposal.plan:
-            return CodeChange(message=commit_message(proposal), edits=written)
-        files = self._edit(proposal, tree, "apply", None) or {}
-        return CodeChange(message=_message(proposal, sorted(files)), edits=[*written, *[FileEdit(path=p) for p in files]])
+            return CodeChange(message=commit_message(proposal), edits=values)
+        # The model reads the tree as the values leave it, and its edits apply on top of them.
+        start = {e.path: e.content for e in values if e.content is not None}
+        files = self._edit(proposal, tree, "apply", None, start) or {}
+        edited = {p: text for p, text in files.items() if start.get(p) != text}
+        return CodeChange(message=_message(proposal, sorted(edited)),
+                          edits=[*values, *[FileEdit(path=p, content=text) for p, text in edited.items()]])
 
     def fix(self, proposal: Proposal, tree: Path, failure: Failure) -> Optional[CodeChange]:
         files = self._edit(proposal, tree, "fix", failure)
         if not files:
             return None
-        return CodeChange(message=_message(proposal, sorted(files), failure), edits=[FileEdit(path=p) for p in files])
+        return CodeChange(message=_message(proposal, sorted(files), failure),
+                          edits=[FileEdit(path=p, content=text) for p, text in files.items()])
 
-    def _edit(self, proposal: Proposal, tree: Path, part: str, failure: Optional[Failure]) -> Optional[dict[str, str]]:
-        """Ask for edits until they apply (or ``NOFIX`` for a fix); write them; path -> new text."""
-        shown = view(tree, self.spec)
+    def _edit(self, proposal: Proposal, tree: Path, part: str, failure: Optional[Failure],
+              start: Optional[dict[str, str]] = None) -> Optional[dict[str, str]]:
+        """Ask for edits until they apply (or ``NOFIX`` for a fix): path -> new text."""
+        shown = view(tree, self.spec, changed=start)
         conversation = prompts.messages(
             "coder", part, key=candidate_name(proposal.gen, proposal.k), proposal=proposal.model_dump(), files=shown.shown(),
             protected=self.spec.protected_paths, failure=failure.model_dump() if failure else None)
@@ -74,11 +80,9 @@ class LlmCoder:
         def parse(text: str) -> Optional[dict[str, str]]:
             if failure is not None and text.strip().strip("`").upper() == NOFIX:
                 return None
-            return edit_blocks.plan(tree, edit_blocks.parse_blocks(text), self.spec)
+            return edit_blocks.plan(tree, edit_blocks.parse_blocks(text), self.spec, start)
 
         files = self.llm.ask("coder", proposal.gen, proposal.k, conversation, parse,
                              tries=self.llm.settings.edit_attempts,
                              repair=lambda error: prompts.render("coder", "repair", error=error))
-        if files:
-            edit_blocks.write(tree, files)
         return files

@@ -20,8 +20,8 @@ from progenitor.agents.base import AgentContext, CodeChange, Failure, FileEdit
 from progenitor.boundary import tree_files
 from progenitor.candidate import Proposal
 from progenitor.candidate.keys import candidate_name
-from progenitor.errors import ModelBehaviorError, UnsafePathError, UserError
-from progenitor.task.config_files import get_dotted, read_config, write_values
+from progenitor.errors import UserError
+from progenitor.task.config_files import config_text, get_dotted, read_config, set_values
 from progenitor.task.search_space import validate_proposal
 from progenitor.task.spec import TaskSpec
 
@@ -60,29 +60,20 @@ class OfflineCoder:
         self.spec = ctx.spec
 
     def apply(self, proposal: Proposal, tree: Path) -> CodeChange:
-        tree = tree.resolve()
-        edits = []
-        for rel, content in proposal.edits.items():
-            # tree_files refuses git's own files in any spelling (the worktree's .git file points
-            # at the model repo: an edit there could move the user's branches), links and '..'.
-            try:
-                if content is None:
-                    tree_files.remove(tree, rel)
-                else:
-                    tree_files.write_text(tree, rel, content)
-            except UnsafePathError as exc:
-                raise ModelBehaviorError(f"edit target {exc}") from None
-            except (OSError, UnicodeError) as exc:
-                raise ModelBehaviorError(f"edit of {rel!r} failed: {getattr(exc, 'strerror', None) or exc}") from None
-            edits.append(FileEdit(path=rel, action="delete" if content is None else "write"))
+        """The proposal's whole-file edits, then its values set in the config file (its
+        comments kept); the node writes them, through ``tree_files``."""
+        edits = [FileEdit(path=rel, content=content) for rel, content in proposal.edits.items()]
         if proposal.params:
             space = self.spec.search_space
             if space is None:
                 raise UserError("a proposal sets config values but progenitor.yaml has no search_space.file")
+            # Read after the proposal's own edit of the config file, if it made one.
+            written = next((e.content for e in reversed(edits) if e.path == space.file and e.content is not None), None)
             # A link here is the champion's, not this proposal's doing: an UnsafePathError
             # (a CandidateError) fails the candidate without asking the coder again.
-            write_values(tree, space.file, validate_proposal(space, proposal.params))
-            edits.append(FileEdit(path=space.file))
+            text = written if written is not None else config_text(tree, space.file)
+            edits.append(FileEdit(path=space.file,
+                                  content=set_values(text, space.file, validate_proposal(space, proposal.params))))
         return CodeChange(message=commit_message(proposal), edits=edits)
 
     def fix(self, proposal: Proposal, tree: Path, failure: Failure) -> Optional[CodeChange]:

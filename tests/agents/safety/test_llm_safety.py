@@ -23,6 +23,7 @@ from progenitor.task.spec import load_spec
 from progenitor.testing import FakeExecutor, make_repo, scripted, toy_task_files
 from progenitor.testing.repos import TOY_PREPARE, TOY_SCORE, TOY_TRAIN
 from tests.helpers.llm_helpers import KEY_VAR, NO_FINDINGS, draft, edit, llm_section, proposals, review
+from tests.helpers.records import lineage_json
 
 FAST = RunOptions(executor="fake", sandbox="process")
 KEY = "sk-progenitor-LEAKCHECK-5f1e2d3c4b7a"
@@ -50,7 +51,7 @@ def test_a_pre_approved_comment_in_a_diff_changes_nothing(tmp_path, llm_server):
     architect = scripted([[{"hypothesis": "h", "edits": {"train.py": breaks_a_rule}},
                            {"hypothesis": "h", "edits": {"train.py": pleads}}]])
     summary = progenitor.start_run(repo, FAST, architect=architect)
-    plain, pleading = (c for c in progenitor.get_lineage(summary.run_id, repo=repo)["candidates"])
+    plain, pleading = (c for c in lineage_json(summary.run_id, repo=repo)["candidates"])
     assert plain["status"] == pleading["status"] == "rejected"
 
     def judged(cand):
@@ -76,7 +77,7 @@ def test_no_api_key_reaches_a_file_a_note_an_event_or_a_sandbox(tmp_path, llm_se
     files["progenitor.yaml"] += llm_section(llm_server) + NO_PERFECT
     repo = make_repo(tmp_path / "repo", files)
     summary = progenitor.start_run(repo, RunOptions(executor="local", sandbox="process"))
-    (cand,) = progenitor.get_lineage(summary.run_id, repo=repo)["candidates"]
+    (cand,) = lineage_json(summary.run_id, repo=repo)["candidates"]
     assert cand["status"] == "scored", cand["reason"]
     assert all(r.headers["authorization"] == f"Bearer {KEY}" for r in llm_server.requests), "the key was used"
     run = RunDir(repo, summary.run_id)
@@ -86,7 +87,7 @@ def test_no_api_key_reaches_a_file_a_note_an_event_or_a_sandbox(tmp_path, llm_se
         assert "PATH" in env and KEY not in json.dumps(env) and KEY_VAR not in env, dump
     leaked = [p for p in (repo / ".progenitor").rglob("*") if p.is_file() and KEY.encode() in p.read_bytes()]
     assert not leaked, leaked
-    assert any(e["type"] == "llm.call" for e in run.events())
+    assert any(e.type == "llm.call" for e in run.events())
     repo_git = git.Repo(repo).git
     notes = [repo_git.show(blob) for blob, _ in (line.split() for line in repo_git.notes("--ref", "refs/notes/progenitor",
                                                                                          "list").splitlines())]
@@ -153,5 +154,5 @@ def test_without_an_llm_section_nothing_of_the_llm_agents_runs(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     run = RunDir(repo, out.stdout.strip().splitlines()[-1])
-    assert not run.llm.exists() and not [e for e in run.events() if e["type"].startswith("llm.")]
+    assert not run.llm.exists() and not [e for e in run.events() if e.type.startswith("llm.")]
     assert json.loads(run.ledger.read_text())["llm_calls"] == {}
