@@ -249,6 +249,8 @@ def _repeat(cand: Candidate, seen: dict[str, str]) -> Optional[str]:
 
 
 def coder(ctx: RunContext, state: State) -> Update:
+    _ = ctx.coder  # made here, once: the candidates are then coded side by side (``each``)
+
     def work(cand: Candidate) -> Candidate:
         if cand.status != "proposed":
             return cand
@@ -301,6 +303,7 @@ def _review(ctx: RunContext, cand: Candidate, base: str) -> Candidate:
 
 def safety_review(ctx: RunContext, state: State) -> Update:
     champion = state.champion.sha
+    _ = ctx.reviewers, constitution(ctx)  # made and loaded here, once: the reviews then run side by side
 
     def work(cand: Candidate) -> Candidate:
         if cand.status != "committed":
