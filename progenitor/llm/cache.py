@@ -49,6 +49,10 @@ class CallCache:
         write_json(self.path(call.id), {"id": call.id, "state": "sent", "request": request, "request_hash": digest,
                                         "call": call.model_dump()})
 
+    def forget(self, call_id: str) -> None:
+        """A request written down that never left (its key was missing): nothing to charge."""
+        self.path(call_id).unlink(missing_ok=True)
+
     def done(self, call: LlmCall, request: dict, digest: str, text: str) -> None:
         """The moment its answer (or error) arrived: what it cost, and what it said."""
         write_json(self.path(call.id), {"id": call.id, "state": "done", "request": request, "request_hash": digest,

@@ -155,7 +155,8 @@ def estimate(ep: Endpoint, messages: list[dict], max_tokens: int, prices: dict[s
 
 def send(ep: Endpoint, messages: list[dict], settings: Llm, *, max_tokens: int,
          response_format: Optional[dict] = None) -> Outcome:
-    """Exactly one request; a provider's failure is an ``Outcome``, never an exception."""
+    """Exactly one request; a provider's failure is an ``Outcome``, never an exception (a key
+    variable that is not set is ``LlmUnavailable``: no request is made)."""
     lib = litellm()
     options: dict[str, Any] = {"timeout": settings.timeout, "num_retries": 0, "max_tokens": max_tokens,
                                "drop_params": True}
@@ -163,9 +164,10 @@ def send(ep: Endpoint, messages: list[dict], settings: Llm, *, max_tokens: int,
         options["temperature"] = settings.temperature
     if response_format is not None:
         options["response_format"] = response_format
+    endpoint = _kwargs(ep)  # a key unset since the run started: LlmUnavailable, and nothing is sent
     started = time.monotonic()
     try:
-        response = lib.completion(messages=messages, **_kwargs(ep), **options)
+        response = lib.completion(messages=messages, **endpoint, **options)
     except Exception as exc:  # noqa: BLE001 - sorted by who is at fault below
         return _failure(lib, exc, ep, messages, settings, max_tokens, response_format, time.monotonic() - started)
     usage = getattr(response, "usage", None)

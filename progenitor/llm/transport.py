@@ -123,7 +123,12 @@ class Transport:
         if self.cache is not None:
             self.cache.sent(LlmCall(**base, prompt_tokens=prompt, completion_tokens=completion, dollars=dollars,
                                     priced=priced, outcome="aborted", estimated=True), request, digest)
-        out = provider.send(ep, messages, self.settings, max_tokens=max_tokens, response_format=fmt)
+        try:
+            out = provider.send(ep, messages, self.settings, max_tokens=max_tokens, response_format=fmt)
+        except LlmUnavailable:
+            if self.cache is not None:  # it never left (a key unset since the run started): nothing to charge
+                self.cache.forget(cid)
+            raise
         call = LlmCall(**base, **out.model_dump(include={"prompt_tokens", "completion_tokens", "dollars", "priced",
                                                           "seconds", "estimated", "status", "finish_reason", "error",
                                                           "fault", "retry_after"}),

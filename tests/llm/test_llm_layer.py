@@ -80,14 +80,15 @@ def test_a_timeout_falls_back_to_the_next_model(llm_server):
     assert call.model == "openai/backup", "the call is the fallback's, and priced as the fallback"
 
 
-def test_no_model_answering_is_llm_unavailable_and_names_no_key(llm_server, monkeypatch):
+def test_no_model_answering_is_llm_unavailable_and_names_no_key(llm_server, monkeypatch, tmp_path):
     llm_server.respond("main", lambda request: Reply(status=503, content=f"down; your key was {KEY}"))
     with pytest.raises(LlmUnavailable, match="no model answered") as caught:
         _ask(_session(llm_server, retries=0))
     assert KEY not in str(caught.value) and "[key hidden]" in str(caught.value)
     monkeypatch.delenv("TEST_LLM_KEY")
     with pytest.raises(LlmUnavailable, match="TEST_LLM_KEY .* is not set"):
-        _ask(_session(llm_server))
+        _ask(_session(llm_server, tmp_path))
+    assert not list((tmp_path / "llm").rglob("*.json")), "a request that never left is not on record, nor charged"
 
 
 def test_a_call_costs_its_tokens_at_the_given_price_and_an_unknown_model_nothing(llm_server):
