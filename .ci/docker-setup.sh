@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Docker for the docker-marked tests and `--sandbox docker`: the engine (Debian's docker.io),
 # a running daemon, the base image made locally (debootstrap + docker import: no registry is
-# needed) and the digits example's task image. Idempotent: a step whose result is already
+# needed) and the digits and charlm examples' task images. Idempotent: a step whose result is already
 # there is skipped. Needs root, or sudo, for apt, dockerd and debootstrap.
 #
 #   PYTHON       Python with progenitor's dependencies (default: .venv/bin/python, else python3)
@@ -46,5 +46,7 @@ echo "docker-setup: $($SUDO docker version --format 'daemon {{.Server.Version}} 
 # `python -m progenitor.cli`: works before the `progenitor` script is on PATH.
 echo "docker-setup: base image $($SUDO "$PYTHON" -m progenitor.cli sandbox base --quiet)"
 echo "docker-setup: digits task image $($SUDO "$PYTHON" -m progenitor.cli sandbox build examples/digits --quiet)"
+# charlm's (a language model scored with evaluate: model): kept buildable, for `--sandbox docker` and the bench.
+echo "docker-setup: charlm task image $($SUDO "$PYTHON" -m progenitor.cli sandbox build examples/charlm --quiet)"
 # Containers a crashed run or test left behind on this daemon (nothing runs yet at set-up time).
 echo "docker-setup: $($SUDO "$PYTHON" -m progenitor.cli sandbox sweep)"

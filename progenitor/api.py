@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Iterator, Optional, Union
 
 from progenitor.errors import UserError
-from progenitor.lineage.records import RunLineage, read_lineage
+from progenitor.lineage.records import RunLineage, read_lineage, run_detail
 from progenitor.options import RunOptions
 from progenitor.oversight.decide import decide, pending
 from progenitor.run.events import Event, RunError
@@ -80,10 +80,11 @@ def list_runs(repo: PathLike) -> list[RunStatus]:
 
 
 def run_status(run_id: Optional[str] = None, repo: Optional[PathLike] = None) -> Union[RunStatus, list[RunStatus]]:
-    """One run's status, or every run of ``repo`` (default: the current directory)."""
+    """One run's status (with its champion now and its candidates by status, from the lineage),
+    or every run of ``repo`` (default: the current directory)."""
     if run_id is None:
         return list_runs(Path(repo) if repo else Path.cwd())
-    return status_of(find_run(run_id, _repo(repo)))
+    return run_detail(run_id, _repo(repo))
 
 
 def get_lineage(run_id: str, repo: Optional[PathLike] = None) -> RunLineage:
@@ -209,7 +210,8 @@ class Run:
         return f"Run({self.id!r}, repo={str(self.repo.path)!r})"
 
     def status(self) -> RunStatus:
-        return status_of(find_run(self.id, self.repo.path))
+        """Its status, with its champion now and its candidates by status (``run_status``)."""
+        return run_detail(self.id, self.repo.path)
 
     def events(self) -> list[Event]:
         """Every event so far."""

@@ -17,6 +17,8 @@
 
 from __future__ import annotations
 
+from typing import Optional
+
 
 class ProgenitorError(Exception):
     """Root of every error progenitor raises on purpose.
@@ -32,9 +34,16 @@ class ProgenitorError(Exception):
 
 
 class UserError(ProgenitorError):
-    """Bad input from the person or program using progenitor."""
+    """Bad input from the person or program using progenitor.
+
+    ``problems`` lists each problem as its own sentence when the message tells several (a
+    spec with three mistakes), so that ``progenitor check`` can show one line each."""
 
     exit_code = 2
+
+    def __init__(self, message: str = "", *, details: str = "", problems: Optional[list[str]] = None):
+        super().__init__(message, details=details)
+        self.problems = list(problems) if problems else [message]
 
 
 class SpecError(UserError):

@@ -38,3 +38,7 @@ class RunOptions(BaseModel):
     preflight: bool = True
     """Before preparing data, ask each configured language model for one token (``--no-preflight``:
     only their keys' variables are checked)."""
+    allow_unenforced_limits: bool = False
+    """Run even where the kernel does not hold the task's memory, CPU or process limit for the
+    sandbox (the process backend without root or a delegated cgroup v2 subtree). Loud: warned at
+    the start, recorded in run.json and the summary, with the limits that were not held."""

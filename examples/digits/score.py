@@ -1,18 +1,19 @@
 """The sealed evaluation of the digits task. Trusted: progenitor runs this file from the base commit.
 
-Reads a candidate's class probabilities on the holdout inputs and the holdout labels (which
-no candidate ever sees) and prints one ``metric: value`` line per metric:
+With ``evaluate: model`` progenitor runs the candidate's predict function in a scoring sandbox
+on the holdout images, checks what it returns (one finite row per image) and hands this file
+that array (``{outputs}``), with the holdout labels (which no candidate ever sees). It prints
+one ``metric: value`` line per metric:
 
   accuracy   share of holdout images whose most probable class is the label
   log_loss   mean negative log-probability of the label (probabilities clipped at 1e-7)
   ece        expected calibration error over 15 equal-width confidence bins
-  params     number of values in the candidate's saved state_dict (with --model)
 
-It never runs candidate code: predictions load with ``allow_pickle=False`` and the model
-with ``torch.load(weights_only=True)``, only to count its tensors. Bad input exits non-zero
-with one sentence on stderr.
+The parameter count (``params``, the guard) and the evaluation's seconds are progenitor's own
+measurements, taken from the weights' safetensors header and from outside the sandbox. This file
+never sees a model, a candidate file or a pickle. Bad input exits non-zero with one sentence.
 
-Usage: python score.py --predictions P.npy --labels L.npy [--model model.pt]
+Usage: python score.py --outputs P.npy --labels L.npy
 """
 
 from __future__ import annotations
@@ -77,22 +78,7 @@ def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, bins: int 
     return float(ece)
 
 
-def count_params(path: Path) -> int:
-    """Values in a saved state_dict, loaded without unpickling arbitrary objects."""
-    if not path.is_file():
-        raise BadInput(f"model file {path} does not exist")
-    import torch  # slow import: only needed for the parameter count
-
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for a bad or unsafe file
-        raise BadInput(f"model file {path} is not a tensors-only state_dict ({type(exc).__name__})") from None
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise BadInput(f"model file {path} must hold a state_dict: a mapping of names to tensors")
-    return int(sum(v.numel() for v in state.values()))
-
-
-def score(predictions: Path, labels_path: Path, model: Path | None) -> dict[str, float]:
+def score(predictions: Path, labels_path: Path) -> dict[str, float]:
     labels = load_array(labels_path, "labels")
     probs = check_predictions(load_array(predictions, "predictions"), labels)
     picked = np.clip(probs[np.arange(len(labels)), labels], PROB_EPS, 1.0)
@@ -101,23 +87,20 @@ def score(predictions: Path, labels_path: Path, model: Path | None) -> dict[str,
         "log_loss": float(-np.log(picked).mean()),
         "ece": expected_calibration_error(probs, labels),
     }
-    if model is not None:
-        metrics["params"] = count_params(model)
     return metrics
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--predictions", required=True, type=Path, help="candidate's (n, 10) probabilities, .npy")
+    parser.add_argument("--outputs", required=True, type=Path, help="the candidate's checked (n, 10) probabilities, .npy")
     parser.add_argument("--labels", required=True, type=Path, help="holdout labels, .npy")
-    parser.add_argument("--model", type=Path, help="candidate's state_dict, to count parameters")
     args = parser.parse_args()
     try:
-        metrics = score(args.predictions, args.labels, args.model)
+        metrics = score(args.outputs, args.labels)
     except BadInput as exc:
         sys.exit(f"score.py: {exc}")
     for name, value in metrics.items():
-        print(f"{name}: {value}" if name == "params" else f"{name}: {value:.6f}")
+        print(f"{name}: {value:.6f}")
 
 
 if __name__ == "__main__":

@@ -1,13 +1,13 @@
-"""Train the digits MLP and predict the holdout. This is the file (with model.py and
-config.yaml) that candidates change; prepare.py and score.py are the fixed evaluation.
+"""Train the digits MLP. This is the file (with model.py and config.yaml) that candidates
+change; prepare.py and score.py are the fixed evaluation.
 
 Reads config.yaml, trains on {data}/train.npz minus a validation split it carves for
 itself, and writes into --out:
-  progress.jsonl    one JSON line per epoch: {"step", "train_loss", "val_accuracy"}
-  predictions.npy   float32 (n, 10) class probabilities on {data}/holdout_inputs.npy
-  test_predictions.npy  the same on {data}/test_inputs.npy (the task's final test split)
-  model.pt          the trained state_dict (tensors only)
+  progress.jsonl      one JSON line per epoch: {"step", "train_loss", "val_accuracy"}
+  model.safetensors   the trained weights (tensors only: progenitor counts them from the header)
 then prints a greppable summary of ``key: value`` lines. Same config, same numbers.
+
+It never predicts the holdout: progenitor's scoring sandbox calls model.predict on it.
 
 Usage: python train.py --data DATA_DIR --out OUT_DIR [--config config.yaml]
 """
@@ -25,11 +25,10 @@ from typing import Literal
 import numpy as np
 import torch
 import yaml
-from model import MLP
+from model import MLP, PIXEL_MAX
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from safetensors.torch import save_file
 from torch import nn
-
-PIXEL_MAX = 16.0  # the digits pixels are counts 0..16; scaling to 0..1 keeps early logits small
 
 
 class Config(BaseModel):
@@ -55,11 +54,9 @@ def load_config(path: Path) -> Config:
 
 
 def load_data(data: Path, cfg: Config) -> dict[str, torch.Tensor]:
-    """Train/validation tensors carved from train.npz, plus the holdout inputs."""
+    """Train/validation tensors carved from train.npz."""
     with np.load(data / "train.npz", allow_pickle=False) as split:
         x, y = split["x"], split["y"]
-    holdout = np.load(data / "holdout_inputs.npy", allow_pickle=False)
-    test = np.load(data / "test_inputs.npy", allow_pickle=False)
     order = np.random.default_rng(cfg.seed).permutation(len(x))
     n_val = int(round(len(x) * cfg.val_fraction))
     val, train = order[:n_val], order[n_val:]
@@ -70,7 +67,6 @@ def load_data(data: Path, cfg: Config) -> dict[str, torch.Tensor]:
     return {
         "x_train": inputs(x[train]), "y_train": torch.from_numpy(y[train].astype(np.int64)),
         "x_val": inputs(x[val]), "y_val": torch.from_numpy(y[val].astype(np.int64)),
-        "x_holdout": inputs(holdout), "x_test": inputs(test),
     }
 
 
@@ -104,12 +100,6 @@ def train(cfg: Config, d: dict[str, torch.Tensor], progress: Path) -> tuple[MLP,
     return model, val_acc
 
 
-@torch.no_grad()
-def predict(model: nn.Module, x: torch.Tensor) -> np.ndarray:
-    model.eval()
-    return torch.softmax(model(x), dim=1).numpy().astype(np.float32)
-
-
 def threads_from_env() -> int:
     """The sandbox sets OMP_NUM_THREADS to the CPUs it grants; default to 1 (fastest for a tiny MLP)."""
     try:
@@ -120,7 +110,7 @@ def threads_from_env() -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", required=True, type=Path, help="directory holding train.npz and holdout_inputs.npy")
+    parser.add_argument("--data", required=True, type=Path, help="directory holding train.npz")
     parser.add_argument("--out", required=True, type=Path, help="directory to write outputs into")
     parser.add_argument("--config", type=Path, default=Path(__file__).with_name("config.yaml"))
     args = parser.parse_args()
@@ -142,9 +132,7 @@ def main() -> None:
     start = time.perf_counter()
     model, val_acc = train(cfg, data, progress)
     seconds = time.perf_counter() - start
-    np.save(args.out / "predictions.npy", predict(model, data["x_holdout"]))
-    np.save(args.out / "test_predictions.npy", predict(model, data["x_test"]))
-    torch.save(model.state_dict(), args.out / "model.pt")
+    save_file(model.state_dict(), str(args.out / "model.safetensors"))
 
     print(f"val_accuracy: {val_acc:.4f}")
     print(f"accuracy: {val_acc:.4f}")  # self-reported estimate; the scorer measures the real one

@@ -2,7 +2,9 @@
 
 The contract: ``name: value`` lines (the greppable summary) and lines holding one JSON
 object (its numeric members). The trusted scorer's output and a candidate's own words
-(its self-report) are both read here, and nothing else is read as a metric.
+(its self-report) are both read here, and nothing else is read as a metric: not
+``name = value`` (a training script that echoes its config, ``lr = 0.01``, would otherwise
+become its self-report), not ``name value``, not a JSON array.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Optional
 __all__ = ["parse_metrics"]
 
 _METRIC = re.compile(
-    r"^\s*([A-Za-z_][\w./-]*)\s*[:=]\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|[-+]?nan|[-+]?inf)\s*$",
+    r"^\s*([A-Za-z_][\w./-]*)\s*:\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|[-+]?nan|[-+]?inf)\s*$",
     re.IGNORECASE,
 )
 

@@ -13,11 +13,13 @@ class TrainRecord(BaseModel):
     """What one training left: kept in ``train.json`` the moment it ends, and in the candidate's record."""
 
     status: str
-    """ok, failed, timeout, oom or pruned."""
+    """ok, failed, timeout, oom, disk or pruned."""
     reason: str = ""
     exit_code: Optional[int] = None
     duration: float = 0.0
     cpu_seconds: float = 0.0
+    memory_peak: Optional[int] = None
+    """Bytes: the most memory its sandbox held at once, as the kernel counted it (None: not known)."""
     backend: str = ""
     isolation: list[str] = []
     node: str = ""
@@ -31,3 +33,6 @@ class TrainRecord(BaseModel):
     outputs_truncated: bool = False
     out: str = ""
     """Its outputs, relative to the run directory (records hold no host paths)."""
+    command: str = ""
+    """The command it was trained with, placeholders unfilled: ``train.command``, with
+    ``search_space.flags`` the values of its commit appended."""

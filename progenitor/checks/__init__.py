@@ -3,9 +3,10 @@
 - ``preflight``: the cheap checks (files only), at every ``progenitor run`` start, before
   data preparation: the first problem refuses the run as one ``UserError``; warnings (a
   baseline outside the search space) are returned for the run to announce.
-- ``check_repo``: ``progenitor check DIR``: the same, plus the trusted prepare command (in a
-  scratch directory), the visible patterns against what it wrote, and the scorer on a
-  predictions file or on one baseline training. One ``Check`` line each.
+- ``check_repo``: ``progenitor check DIR``: the same, plus every trusted command it can run:
+  the prepare command (in a scratch directory), the visible patterns against what it wrote,
+  and the scorer on a predictions file or on one baseline training, whose outputs the test
+  split's scorer (``scorer.test``) then scores too. One ``Check`` line each.
 
 Both look at the committed tree (what a run uses), never the working copy.
 """
@@ -37,18 +38,18 @@ __all__ = ["Check", "CommitTree", "DirTree", "Tree", "check_repo", "cheap_checks
 
 def cheap_checks(spec: TaskSpec, tree: Tree, executor: str = "ray", ray_address: Optional[str] = None) -> list[Check]:
     """The checks that read files only, in the order a person fixes things."""
-    return [check_constitution(spec, tree), check_search_space(spec, tree), check_baseline_values(spec, tree),
+    return [check_constitution(spec, tree), *check_search_space(spec, tree), check_baseline_values(spec, tree),
             check_placeholders(spec), *check_programs(spec, tree), check_resources(spec, executor, ray_address)]
 
 
 def preflight(spec: TaskSpec, tree: Tree, executor: str = "ray", ray_address: Optional[str] = None) -> list[Check]:
     """Refuse a run that would waste its budget; returns the warnings it should announce."""
     checks = cheap_checks(spec, tree, executor, ray_address)
-    problems = [c for c in checks if c.status == "problem"]
+    problems = [c.detail for c in checks if c.status == "problem"]
+    if len(problems) == 1:
+        raise UserError(problems[0])
     if problems:
-        more = f" ({len(problems) - 1} more problem{'s' if len(problems) > 2 else ''}: see 'progenitor check')" \
-            if len(problems) > 1 else ""
-        raise UserError(problems[0].detail + more)
+        raise UserError(f"{len(problems)} problems:" + "".join(f"\n  - {p}" for p in problems), problems=problems)
     return [c for c in checks if c.status == "warning"]
 
 
@@ -85,6 +86,9 @@ def _spec(directory: Path, report):
         if text is None:
             raise UserError(f"{SPEC_FILE} is not committed; commit it (runs read the committed task)")
         spec = load_spec_text(text, f"{SPEC_FILE} (commit {sha[:10]})")
+    except UserError as exc:
+        report(*(problem("spec", p) for p in exc.problems))  # every problem of the spec, one line each
+        return None, None, None
     except ProgenitorError as exc:
         report(problem("spec", str(exc)))
         return None, None, None
@@ -103,6 +107,7 @@ def _run_checks(spec: TaskSpec, lineage, sha: str, predictions: Optional[Path], 
     """prepare, visible and scorer, in a scratch directory removed afterwards; the scorer
     on a baseline training only when ``train`` (else on ``predictions``, or not at all)."""
     from progenitor.checks.live import BaselineTraining, check_prepare, check_scorer, check_visible, scratch_dir
+    from progenitor.task.flags import train_command
 
     scratch = scratch_dir()
     try:
@@ -113,17 +118,17 @@ def _run_checks(spec: TaskSpec, lineage, sha: str, predictions: Optional[Path], 
         prepared = check_prepare(spec, trusted, data)
         report(prepared)
         if prepared.status != "ok":
-            report(_skipped("data.visible", "data.prepare failed"), _skipped("scorer", "data.prepare failed"))
+            report(_skipped("data.visible", "data.prepare failed"), *_scorers_skipped(spec, "data.prepare failed"))
             return
         seen = check_visible(spec, data)
         report(*seen)
         if any(c.status == "problem" for c in seen):
-            report(_skipped("scorer", "data.visible needs fixing first"))
+            report(*_scorers_skipped(spec, "data.visible needs fixing first"))
             return
         _copy_visible(spec, data, visible)
         training = None
         if predictions is None and not train:
-            report(_skipped("scorer", "fix the problems above first (or pass --predictions FILE)"))
+            report(*_scorers_skipped(spec, "fix the problems above first (or pass --predictions FILE)"))
             return
         if predictions is None:
             try:
@@ -131,8 +136,12 @@ def _run_checks(spec: TaskSpec, lineage, sha: str, predictions: Optional[Path], 
             except ProgenitorError as exc:
                 report(problem("scorer", f"not checked: the baseline cannot be trained here: {exc}"))
                 return
-            training = BaselineTraining(spec, lineage.archive(sha), visible, backend, options)
-        report(check_scorer(spec, trusted, data, scratch, predictions, training))
+            command, trouble = train_command(spec, lambda path: lineage.show(sha, path))
+            if trouble:
+                report(problem("scorer", f"not checked: the baseline cannot be trained: {trouble}"))
+                return
+            training = BaselineTraining(spec, lineage.archive(sha), visible, backend, options, command)
+        report(*check_scorer(spec, trusted, data, scratch, predictions, training))
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
@@ -141,11 +150,16 @@ def _skipped(name: str, why: str) -> Check:
     return Check(name=name, status="skipped", detail=f"not checked: {why}")
 
 
+def _scorers_skipped(spec: TaskSpec, why: str) -> list[Check]:
+    """The scorer, and the test split's scorer when the task has one."""
+    return [_skipped("scorer", why)] + ([_skipped("scorer.test", why)] if spec.scorer.test is not None else [])
+
+
 def _copy_visible(spec: TaskSpec, data: Path, visible: Path) -> None:
     from progenitor.evaluation.scorer import copy_visible
     from progenitor.evaluation.visible import visible_matches
 
-    copy_visible(visible_matches(spec, data)[0], data, visible)
+    copy_visible(visible_matches(spec, data, contents=False)[0], data, visible)  # checked just before
 
 
 def _backend(spec: TaskSpec, sandbox: Optional[str], repo_root: Path) -> tuple[str, dict]:

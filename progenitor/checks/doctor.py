@@ -74,6 +74,27 @@ def _docker_sandbox(repo) -> Capability:
     return Capability(name="sandbox docker", ok=report.ok, detail=f"{daemon.detail}; {report.detail}")
 
 
+def _limits(backend: str) -> Capability:
+    """Which memory, CPU and process limits hold, measured by the limits probe (see ``limits_probe``)."""
+    from progenitor.checks.limits_probe import probe_limits
+    from progenitor.sandbox import get_sandbox
+
+    name = f"limits {backend}"
+    options: dict = {}
+    if backend == "docker":
+        from progenitor.sandbox.docker.images import DEFAULT_BASE
+
+        options = {"image": DEFAULT_BASE}
+    else:
+        options = {"allow_unsealed": True}
+    check = get_sandbox(backend, **options).check()
+    if not check.available:
+        return Capability(name=name, ok=False, detail=check.detail)
+    how = ", ".join(f"{limit} by {way}" for limit, way in check.limits.held.items()) or "none held by the kernel"
+    report = probe_limits(backend, options)
+    return Capability(name=name, ok=report.ok, detail=f"{how}; measured: {report.detail}")
+
+
 def _module(name: str, why: str) -> Callable[[], Capability]:
     def check() -> Capability:
         module = importlib.import_module(name)
@@ -103,7 +124,8 @@ def checks(repo=None) -> list[Capability]:
     """Every check; with ``repo`` (a model repo), also whether its Docker task image is built and
     whether the models of its ``llm:`` section answer (``llm_checks``)."""
     items = [("python", _python), ("git", _git), ("sandbox process", lambda: _process_sandbox(repo)),
-             ("sandbox docker", lambda: _docker_sandbox(repo)),
+             ("limits process", lambda: _limits("process")),
+             ("sandbox docker", lambda: _docker_sandbox(repo)), ("limits docker", lambda: _limits("docker")),
              ("ray", _module("ray", "distributes training (--executor ray)")),
              ("torch", _module("torch", "the bundled examples train PyTorch models")), ("gpus", _gpus)]
     if repo is not None:
@@ -147,9 +169,10 @@ def _safe_list(name: str, fn: Callable[[], list[Capability]]) -> list[Capability
 
 
 def print_checks(console, results: list[Capability]) -> None:
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table("check", "", "detail", title="progenitor doctor")
-    for c in results:
-        table.add_row(c.name, "[green]ok[/green]" if c.ok else "[red]no[/red]", c.detail)
+    for c in results:  # escaped: a detail may hold brackets (and a probe's output) that rich would read as markup
+        table.add_row(c.name, "[green]ok[/green]" if c.ok else "[red]no[/red]", escape(c.detail))
     console.print(table)

@@ -40,17 +40,18 @@ def problem(name: str, detail: str) -> Check:
     return Check(name=name, status="problem", detail=detail)
 
 
-def check_search_space(spec: TaskSpec, tree: Tree) -> Check:
+def check_search_space(spec: TaskSpec, tree: Tree) -> list[Check]:
+    """Every problem of the space against its file, one check each (each with its did-you-mean)."""
     from progenitor.task.search_space import space_problems
 
     space = spec.search_space
     if space is None:
-        return ok("search space", "none declared (an LLM architect edits the code instead)")
+        return [ok("search space", "none declared (an LLM architect edits the code instead)")]
     problems = space_problems(space, tree.files(), tree.read, tree.where)
     if problems:
-        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-        return problem("search space", problems[0] + more)
-    return ok("search space", f"{space.file} has every key of search_space.params ({', '.join(space.params)})")
+        return [problem("search space", p) for p in problems]
+    passed = "; train.command gets them as --name=value flags (search_space.flags)" if space.flags else ""
+    return [ok("search space", f"{space.file} has every key of search_space.params ({', '.join(space.params)}){passed}")]
 
 
 def check_baseline_values(spec: TaskSpec, tree: Tree) -> Check:
@@ -87,8 +88,11 @@ def check_placeholders(spec: TaskSpec) -> Check:
 
 
 def commands(spec: TaskSpec) -> dict[str, str]:
-    return {"data.prepare": spec.data.prepare, "train.command": spec.train.command,
-            "scorer.command": spec.scorer.command}
+    named = {"data.prepare": spec.data.prepare, "train.command": spec.train.command,
+             "scorer.command": spec.scorer.command}
+    if spec.scorer.test is not None:
+        named["scorer.test.command"] = spec.scorer.test.command
+    return named
 
 
 def sandbox_path() -> str:
@@ -105,8 +109,9 @@ def check_programs(spec: TaskSpec, tree: Tree) -> list[Check]:
     may train in Docker: its image may well have it."""
     from progenitor.evaluation.scorer import trusted_env
 
-    paths = {"data.prepare": trusted_env()["PATH"], "train.command": sandbox_path(),
-             "scorer.command": trusted_env()["PATH"]}
+    trusted = trusted_env()["PATH"]
+    paths = {"data.prepare": trusted, "train.command": sandbox_path(), "scorer.command": trusted,
+             "scorer.test.command": trusted}
     checks = []
     for field, command in commands(spec).items():
         found, missing = command_problems(command, tree.files(), paths[field], tree.where)

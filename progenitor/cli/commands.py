@@ -67,11 +67,12 @@ def init(directory: Path, example: Optional[str]) -> None:
     if example:
         path = scaffold.init_example(example, directory)
         click.echo(f"made model repo {path} from example {example!r} (one baseline commit)")
-        click.echo(f"next: progenitor run {path}")
+        click.echo(f"next: progenitor check {path}   (every check that costs no budget), then: progenitor run {path}")
     else:
         path = scaffold.init_template(directory)
         click.echo(f"wrote {path}, constitution.yaml and program.md (the research brief) beside it; edit them, "
-                   f"commit them, then: progenitor run {directory}")
+                   f"commit them, then: progenitor check {directory}   (every check that costs no budget), "
+                   f"and once it passes: progenitor run {directory}")
 
 
 @cli.command()
@@ -86,18 +87,21 @@ def init(directory: Path, example: Optional[str]) -> None:
 @click.option("--parallel", type=click.IntRange(min=1), help="Most candidates trained at once (local executor).")
 @click.option("--allow-unsealed", is_flag=True,
               help="Run even where candidates could read the holdout labels (not root, no bubblewrap, no Docker).")
+@click.option("--allow-unenforced-limits", is_flag=True,
+              help="Run even where the kernel does not hold the task's memory, CPU or process limits "
+                   "(process sandbox without root or a delegated cgroup).")
 @click.option("--no-preflight", is_flag=True,
               help="Do not ask each language model for one token before preparing data (their keys are still checked).")
 @_follow_opts
 def run(directory: Path, generations, candidates, sandbox, executor, ray_address, seed, parallel, allow_unsealed,
-        no_preflight, quiet, detach) -> None:
+        allow_unenforced_limits, no_preflight, quiet, detach) -> None:
     """Run the loop on the model repo DIRECTORY."""
     from progenitor.api import start_run
     from progenitor.options import RunOptions
 
     options = RunOptions(generations=generations, candidates=candidates, sandbox=sandbox, executor=executor,
                          ray_address=ray_address, seed=seed, max_parallel=parallel, allow_unsealed=allow_unsealed,
-                         preflight=not no_preflight)
+                         allow_unenforced_limits=allow_unenforced_limits, preflight=not no_preflight)
     _follow(quiet, lambda on_event: start_run(directory, options, on_event=on_event, detach=detach))
 
 
@@ -129,14 +133,17 @@ def stop(run_id: str, repo: Optional[Path]) -> None:
 @_repo_opt
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for tools.")
 def status(run_id: Optional[str], repo: Optional[Path], as_json: bool) -> None:
-    """Show one run, or every run of the model repo."""
+    """Show one run (its gate, generation, baseline, champion and spend), or every run of the
+    model repo."""
     from progenitor.api import run_status
-    from progenitor.cli.views import print_status
+    from progenitor.cli.views import print_run, print_status
 
     data = run_status(run_id, repo)
     if as_json:
         rows = [r.model_dump(mode="json") for r in data] if isinstance(data, list) else data.model_dump(mode="json")
         click.echo(json.dumps(rows, indent=2))
+    elif run_id is not None:
+        print_run(_console(), data)
     else:
         print_status(_console(), data)
 

@@ -37,6 +37,10 @@ def print_summary(console: Console, s: Any) -> None:
     table.add_row("sandbox / executor", f"{s.backend} / {s.executor}" + (f" ({escape(s.isolation)})" if s.isolation else ""))
     if not s.sealed:
         table.add_row("[red]UNSEALED[/red]", "[red]candidates could read the holdout labels (--allow-unsealed)[/red]")
+    if s.unenforced_limits:
+        names = ", ".join(escape(name) for name in sorted(s.unenforced_limits))
+        table.add_row("[red]UNENFORCED LIMITS[/red]",
+                      f"[red]the kernel did not hold the {names} limits (--allow-unenforced-limits)[/red]")
     _spend_rows(table, s.ledger)
     table.add_row("time", f"{s.seconds:.1f} s")
     console.print(table)
@@ -112,6 +116,42 @@ def print_status(console: Console, data: Union[RunStatus, list[RunStatus]]) -> N
     console.print(table)
 
 
+def print_run(console: Console, run: RunStatus) -> None:
+    """One run, as ``progenitor status RUN`` shows it: where it stands, what it found, what it spent."""
+    from progenitor.workflows.waiting import how_to_decide
+
+    metric, waiting = run.metric or "objective", run.waiting
+    table = Table(title=escape(f"run {run.id}: {run.task}"), show_header=False)
+    table.add_row("status", escape(str(run.status) + (f" ({run.stop_reason})" if run.stop_reason else "")))
+    if waiting:
+        table.add_row("gate", escape(f"{waiting['gate']}: {waiting.get('description', '')} (since {waiting.get('since')})"))
+    budget = f" of {run.generations_budget}" if run.generations_budget else ""
+    table.add_row("generation", f"{run.generation}{budget}")
+    table.add_row(f"baseline {escape(metric)}", _fmt(run.baseline_value))
+    table.add_row(f"champion {escape(metric)}", escape(_champion(run)))
+    if run.champion_test_value is not None:
+        table.add_row(f"champion test {escape(metric)}", _fmt(run.champion_test_value))
+    table.add_row("candidates", ", ".join(f"{n} {k}" for k, n in sorted(run.counts.items())) or "none yet")
+    if run.ledger:
+        _spend_rows(table, run.ledger)
+        table.add_row("wall time", f"{run.ledger.get('run_wall_seconds', 0.0):.1f} s")
+    table.add_row("sandbox", escape(str(run.backend)))
+    table.add_row("created", str(run.created))
+    console.print(table)
+    if waiting:
+        click.echo(how_to_decide(run.id, waiting["gate"]))
+
+
+def _champion(run: RunStatus) -> str:
+    value, commit = run.champion_value, (run.champion_commit or "")[:10]
+    if run.champion_name is None:
+        return _fmt(value)
+    if run.champion_name == "baseline":
+        return f"{_fmt(value)} (the baseline, commit {commit}: nothing beat it so far)"
+    change = f", {value - run.baseline_value:+.4f} on the baseline" if None not in (value, run.baseline_value) else ""
+    return f"{_fmt(value)} ({run.champion_name}, commit {commit}{change})"
+
+
 def print_lineage(console: Console, data: RunLineage) -> None:
     table = Table("cand", "commit", "status", "value", "decision", "hypothesis / reason",
                   title=escape(f"lineage of {data.run}"))
@@ -144,4 +184,8 @@ def check_verdict(checks: list) -> tuple[str, int]:
     if problems:
         return (f"{problems} problem{'s' if problems != 1 else ''}{noted}: fix them (and commit) "
                 "before 'progenitor run'"), 2
+    skipped = [c.name for c in checks if c.status == "skipped" and c.name != "baseline values"]
+    if skipped:
+        return (f"no problem found{noted}, but {', '.join(skipped)} could not be checked here: "
+                "'progenitor run' may still fail there"), 0
     return f"all checks passed{noted}: 'progenitor run' is ready to spend the budget", 0

@@ -32,10 +32,11 @@ def limits_for(spec: TaskSpec) -> Limits:
 
 
 def make_job(spec: TaskSpec, key: str, tree_archive: bytes, labels: dict[str, str], backend: str,
-             backend_options: dict, prune: Optional[PruneConfig] = None) -> TrainJob:
+             backend_options: dict, prune: Optional[PruneConfig] = None, command: Optional[str] = None) -> TrainJob:
+    """The job that trains one commit; ``command``: its own (``task.flags.train_command``), else ``train.command``."""
     return TrainJob(
         key=key,
-        command=spec.train.command,
+        command=command or spec.train.command,
         tree_archive=tree_archive,
         limits=limits_for(spec),
         num_gpus=spec.train.resources.gpus,
@@ -47,13 +48,16 @@ def make_job(spec: TaskSpec, key: str, tree_archive: bytes, labels: dict[str, st
         disk_files=spec.train.resources.files,
         output_cap_bytes=spec.train.resources.output_bytes,
         # What the scorer needs is packed first: a filler sorting before it cannot push it out.
-        outputs_first=[f for f in (_predictions_file(spec), spec.train.progress) if f],
+        outputs_first=[f for f in (*_scored_files(spec), spec.train.progress) if f],
     )
 
 
-def _predictions_file(spec: TaskSpec) -> Optional[str]:
+def _scored_files(spec: TaskSpec) -> list[str]:
+    """What scoring reads of a candidate's outputs: its weights (``evaluate: model``) or predictions."""
+    if spec.predict is not None:
+        return list(spec.predict.artifacts)
     expect = spec.scorer.predictions
-    return expect.file if expect is not None else None
+    return [expect.file] if expect is not None else []
 
 
 def log_tail(text: str) -> str:
@@ -72,6 +76,7 @@ def record_from(result: JobResult, out: str) -> TrainRecord:
         exit_code=box.exit_code,
         duration=round(box.duration, 3),
         cpu_seconds=round(box.cpu_seconds, 3),
+        memory_peak=box.memory_peak,
         backend=box.backend,
         isolation=box.isolation,
         node=result.node,

@@ -41,13 +41,19 @@ def selection_luck(n: int, m: int, width: float, delta: float = DELTA) -> float:
 
 
 def holdout_size(spec: TaskSpec, data: Path) -> Optional[int]:
-    """Examples in the holdout: rows of the file predictions are matched against, when declared."""
-    expect = spec.scorer.predictions
-    if expect is None or not expect.match or not (data / expect.match).is_file():
+    """Examples in the holdout: rows of the file predictions are matched against, when declared;
+    with ``evaluate: model``, rows of the inputs the harness feeds (not for a token stream, whose
+    positions are not independent examples)."""
+    if spec.predict is not None:
+        name = None if spec.predict.sequence is not None else spec.predict.inputs
+    else:
+        expect = spec.scorer.predictions
+        name = expect.match if expect is not None else None
+    if not name or not (data / name).is_file():
         return None
     import numpy as np
 
-    return int(np.load(data / expect.match, allow_pickle=False, mmap_mode="r").shape[0])
+    return int(np.load(data / name, allow_pickle=False, mmap_mode="r").shape[0])
 
 
 def assess(spec: TaskSpec, baseline: Optional[Champion], champion: Optional[Champion], compared: int,

@@ -85,8 +85,11 @@ def prepare_data(spec: TaskSpec, trusted: Path, data: Path, visible: Path) -> li
     from progenitor.evaluation.visible import visible_matches
 
     items, problems = visible_matches(spec, data)
-    if problems:
+    if len(problems) == 1:
         raise UserError(problems[0])
+    if problems:
+        raise UserError(f"{len(problems)} problems with data.visible:" + "".join(f"\n  - {p}" for p in problems),
+                        problems=problems)
     copy_visible(items, data, visible)
     return [str(item.relative_to(data)) for item in items]
 
@@ -154,7 +157,12 @@ def run_scorer(spec: TaskSpec, template: str, expect: Optional[Predictions], tru
     problem = check_predictions(expect, data, out)
     if problem:
         return Score(ok=False, reason=problem)
-    command = fill(template, {"data": data, "out": out}, field)
+    return run_scorer_command(spec, template, {"data": data, "out": out}, trusted, field)
+
+
+def run_scorer_command(spec: TaskSpec, template: str, values: dict[str, Path], trusted: Path, field: str) -> Score:
+    """Run a trusted scorer command with its placeholders filled from ``values``; its metrics."""
+    command = fill(template, values, field)
     proc = run_trusted(command, trusted, spec.scorer.timeout, "the scorer")
     printed = proc.stdout + "\n" + proc.stderr
     log = _tail(printed)

@@ -9,12 +9,13 @@ from typing import Optional
 from pydantic import BaseModel
 
 from progenitor.candidate import Candidate, CandidateKey, Champion
-from progenitor.candidate.keys import base_ref, champion_ref
+from progenitor.candidate.keys import base_ref, candidate_name, champion_ref
 from progenitor.errors import UserError
 from progenitor.lineage.git import Lineage
 from progenitor.run.rundir import find_run, read_json
+from progenitor.run.status import RunStatus, status_of
 
-__all__ = ["RunLineage", "read_lineage"]
+__all__ = ["RunLineage", "read_lineage", "run_detail"]
 
 
 class RunLineage(BaseModel):
@@ -74,3 +75,27 @@ def read_lineage(run_id: str, repo: Optional[Path] = None) -> RunLineage:
     return RunLineage(run=run_id, repo=str(root), base=refs.get(base_ref(run_id)),
                       champion=refs.get(champion_ref(run_id)), baseline=meta.get("baseline"),
                       candidates=[candidates[key] for key in sorted(candidates)])
+
+
+def run_detail(run_id: str, repo: Optional[Path] = None) -> RunStatus:
+    """One run's status with what ``progenitor status RUN`` shows beside it, read from the
+    lineage so that it holds mid-run and after a revert: the champion now (its candidate,
+    commit and values) and the candidates so far by status."""
+    status = status_of(find_run(run_id, repo))
+    lineage = read_lineage(run_id, Path(status.repo))
+    counts: dict[str, int] = {}
+    for cand in lineage.candidates:
+        counts[cand.status] = counts.get(cand.status, 0) + 1
+    update: dict = {"counts": counts, "champion_commit": lineage.champion}
+    metric = status.metric
+    if lineage.champion is not None and lineage.champion == lineage.base:
+        baseline = lineage.baseline
+        update.update(champion_name="baseline", champion_value=status.baseline_value,
+                      champion_test_value=baseline.test_metrics.get(f"test_{metric}") if baseline else None)
+    elif lineage.champion is not None:
+        held = [c for c in lineage.candidates if c.sha == lineage.champion]
+        if held:
+            update.update(champion_name=candidate_name(held[-1].gen, held[-1].k),
+                          champion_value=held[-1].metrics.get(metric, status.champion_value),
+                          champion_test_value=held[-1].test_metrics.get(f"test_{metric}"))
+    return status.model_copy(update=update)

@@ -16,13 +16,17 @@ BRIEF = "program.md"
 
 
 def examples_root() -> Path:
-    """The bundled examples: ``examples/`` beside the package (a source checkout or an
-    editable install), else the copy packaged inside it."""
+    """The bundled examples: the copy packaged inside progenitor (a wheel, ``pip install``;
+    ``setup.py`` puts it there), else ``examples/`` beside the package in a source checkout or
+    an editable install (never a stray ``examples`` directory of some other distribution)."""
     package = Path(__file__).resolve().parents[1]
-    for candidate in (package.parent / "examples", package / "examples"):
-        if candidate.is_dir():
-            return candidate
-    raise UserError("the bundled examples are not installed; install progenitor from a source checkout")
+    if (package / "examples").is_dir():
+        return package / "examples"
+    checkout = package.parent
+    if (checkout / "pyproject.toml").is_file() and (checkout / "examples").is_dir():
+        return checkout / "examples"
+    raise UserError(f"this installation of progenitor has no bundled examples ({package / 'examples'} is "
+                    f"missing); reinstall it from a wheel or a source checkout (pip install progenitor)")
 
 
 def available_examples() -> list[str]:

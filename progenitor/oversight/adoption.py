@@ -1,6 +1,8 @@
 """``progenitor adopt``: the one command that moves a branch of the user's, to a run's champion.
 
-It creates the branch, or fast-forwards it, and never moves it any other way: a branch whose
+It creates the branch, or fast-forwards it, and never moves it any other way: a run whose champion
+is still the commit it started from (no gain, or every gain reverted) is refused, as there is
+nothing to take (a branch at the baseline called the champion would say otherwise); a branch whose
 commit is not an ancestor of the champion (it has work of its own, or the champion went back
 through a revert) is refused, not force-moved. It refuses a working tree with uncommitted
 changes (a checked-out branch is moved with ``git merge --ff-only``, which would touch it).
@@ -50,6 +52,10 @@ def adopt(run_id: str, branch: Optional[str] = None, by: Optional[str] = None, r
     champion = lineage.resolve(champion_ref(run_id))
     if champion is None:
         raise UserError(f"run {run_id} has no champion yet")
+    if champion == run.meta.get("base"):
+        raise UserError(f"run {run_id} has no gain to adopt: no candidate beat the baseline (or every gain was "
+                        f"reverted), so its champion is the commit it started from ({champion[:10]}), which your "
+                        f"branch has already; no branch was made")
     branch = branch or f"progenitor/{run_id}"
     try:
         lineage.git.check_ref_format("--branch", branch)

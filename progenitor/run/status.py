@@ -45,6 +45,16 @@ class RunStatus(BaseModel):
     """The gate it waits at: gate, kind, gen, description."""
     waiting_process: Optional[bool] = None
     """Whether a process still waits at that gate (and goes on by itself once decided)."""
+    generations_budget: Optional[int] = None
+    """How many generations the run was started for."""
+    champion_name: Optional[str] = None
+    """The champion's candidate (``g2/c1``), or ``baseline`` while nothing beat it (one run's status only)."""
+    champion_commit: Optional[str] = None
+    """The champion's commit now (one run's status only)."""
+    champion_test_value: Optional[float] = None
+    """The champion's value on the final test split, when the task has one (one run's status only)."""
+    counts: dict[str, int] = {}
+    """Candidates so far by status (one run's status only)."""
 
 
 def _ledger(run: RunDir, meta: dict) -> Optional[dict]:
@@ -65,7 +75,8 @@ def status_of(run: RunDir) -> RunStatus:
         status, stop_reason = "interrupted", "its process is gone; 'progenitor resume' continues it"
     events = run.events()
     last_gen = max((e.gen for e in events if isinstance(e, NodeStart)), default=0)
-    metric = next((e.metric for e in events if isinstance(e, RunStart) and e.metric), None)
+    started = next((e for e in events if isinstance(e, RunStart)), None)
+    metric = started.metric or None if started else None
     baseline = meta.get("baseline") or {}
     baseline_value = (baseline.get("metrics") or {}).get(metric) if metric else None
     ends = [e.champion_value for e in events if isinstance(e, GenerationEnd)]
@@ -76,4 +87,5 @@ def status_of(run: RunDir) -> RunStatus:
         summary=meta.get("summary"), baseline=meta.get("baseline"), ledger=_ledger(run, meta),
         waiting=meta.get("waiting"),
         waiting_process=alive(meta.get("pid")) if status == "waiting" else None,
+        generations_budget=started.generations if started else None,
     )

@@ -83,3 +83,5 @@ class RunSummary(BaseModel):
     """False when the run was let run (``--allow-unsealed``) where candidates could read its files."""
     isolation: str = ""
     """The sandbox's isolation, in words."""
+    unenforced_limits: dict[str, str] = {}
+    """The task's limits the kernel did not hold for the sandbox (``--allow-unenforced-limits``), with why."""

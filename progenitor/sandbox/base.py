@@ -54,7 +54,9 @@ class SandboxSpec(BaseModel):
     command: str
     """Shell command template, run by ``/bin/sh -c`` after ``{tree}``/``{data}``/``{out}`` are filled in."""
     tree: Path
-    """The candidate's own copy of its tree: the working directory, writable."""
+    """The candidate's own copy of its tree: the working directory, writable (unless ``read_only_tree``)."""
+    read_only_tree: bool = False
+    """Mount the tree read-only (the scoring sandbox: the candidate's code runs, nothing it writes there stays)."""
     out: Path
     """Outputs directory, writable; what the candidate leaves here is collected."""
     data: Optional[Path] = None
@@ -73,13 +75,18 @@ Status = Literal["ok", "failed", "timeout", "oom", "disk", "killed"]
 
 class SandboxResult(BaseModel):
     status: Status
-    """ok: exit 0; failed: non-zero exit; timeout: wall time hit; oom: memory limit hit; disk: the disk
-    quota (bytes or files) hit; killed: cancelled."""
+    """ok: exit 0; failed: non-zero exit; timeout: wall time hit; oom: the kernel's OOM killer
+    stopped a process of the sandbox at its memory limit; disk: the job's disk quota (bytes or
+    files) reached, by the quota's own count; killed: cancelled. Never taken from what the
+    command printed."""
     exit_code: Optional[int] = None
     duration: float = 0.0
     """Wall seconds."""
     cpu_seconds: float = 0.0
     """User + system CPU seconds of the command and its children, where the backend can tell."""
+    memory_peak: Optional[int] = None
+    """Bytes: the most memory the sandbox held at once (shared memory and tmpfs included), as
+    the kernel counted it; None where the backend cannot tell."""
     stdout: str = ""
     """Tail of stdout, at most ``limits.output_bytes``."""
     stderr: str = ""
@@ -97,12 +104,41 @@ class SandboxResult(BaseModel):
         return self.status == "ok"
 
 
+LIMIT_NAMES = ("memory", "cpus", "processes")
+"""The resource limits of a spec that a backend must hold (``Limits`` field names, as a task says them)."""
+
+
+class Enforcement(BaseModel):
+    """Which resource limits the kernel holds for a backend on this machine, and how."""
+
+    held: dict[str, str] = {}
+    """Limit (memory, cpus, processes) -> how it is held, in a few words."""
+    not_held: dict[str, str] = {}
+    """Limit -> why the kernel does not hold it here (what the backend does instead)."""
+
+    def missing(self, limits: "Limits") -> dict[str, str]:
+        """The limits of ``limits`` that are set and not held here (no memory limit: none to hold)."""
+        wanted = [n for n in LIMIT_NAMES if n != "memory" or limits.memory_bytes is not None]
+        return {n: self.not_held.get(n, "not known to be held") for n in wanted if n not in self.held}
+
+    def refusal(self, backend: str, limits: "Limits", remedy: str) -> Optional[str]:
+        """The one sentence a run (or a worker) refuses ``limits`` with here, or None when all are held."""
+        missing = self.missing(limits)
+        if not missing:
+            return None
+        names = " and ".join(f"'{name}'" for name in missing)
+        return (f"the {backend} sandbox cannot enforce the {names} limit{'s' if len(missing) > 1 else ''} here "
+                f"({next(iter(missing.values()))}): {remedy}; or pass --allow-unenforced-limits to run without")
+
+
 class SandboxCheck(BaseModel):
     backend: str
     available: bool
     detail: str
     """One line for ``progenitor doctor``: what works, what does not and why."""
     isolation: list[str] = []
+    limits: Enforcement = Enforcement()
+    """Which of the resource limits the kernel holds here."""
 
 
 @runtime_checkable

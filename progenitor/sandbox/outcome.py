@@ -1,8 +1,15 @@
 """What happened to a sandboxed command, in one status and one sentence.
 
 Both backends reduce a finished command to an ``Outcome`` (how it ended, its exit code,
-its output tails) and let ``judge`` turn that into the ``SandboxResult`` a user reads, so
-that the same failure reads the same whichever backend ran it.
+its output tails, and what the kernel counted) and let ``judge`` turn that into the
+``SandboxResult`` a user reads, so that the same failure reads the same whichever backend
+ran it.
+
+A status is the kernel's word or the host's, never the candidate's: ``oom`` when the
+kernel's OOM killer stopped a process of the sandbox (its control group's counter, Docker's
+``OOMKilled``), ``timeout`` and ``killed`` when the host's clock or cancel ended it. What the
+command printed is shown in the reason, and decides nothing. (``disk`` is the job's quota
+accounting, in ``compute``.)
 """
 
 from __future__ import annotations
@@ -28,23 +35,19 @@ class Outcome(BaseModel):
     stdout: str
     stderr: str
     truncated: bool
-
-
-MEMORY_SIGNS = ("memoryerror", "std::bad_alloc", "cannot allocate memory", "unable to allocate",
-                "can't allocate memory", "out of memory")
-"""What a process that hit RLIMIT_DATA prints last (Python, C++, numpy, PyTorch, the shell)."""
-DISK_SIGNS = ("no space left on device", "file too large", "disk quota exceeded")
-"""What a process refused a write by its quota prints last (ENOSPC from the job's tmpfs, EFBIG
-from RLIMIT_FSIZE)."""
-FORK_SIGNS = ("cannot fork", "can't fork", "can't start new thread", "fork: resource temporarily unavailable",
-              "fork: retry")
+    oom_killed: bool = False
+    """The kernel's OOM killer stopped a process of the sandbox (the kernel's own count)."""
+    forks_refused: bool = False
+    """The kernel refused a fork at the process limit (the pids controller's own count)."""
+    memory_peak: Optional[int] = None
+    """Bytes: the sandbox's high-water mark as its control group counted it (None: unknown)."""
 
 
 def judge(outcome: Outcome, limits: Limits) -> SandboxResult:
     """The status, exit code and one-sentence reason of a finished command."""
     code = outcome.returncode if outcome.returncode >= 0 else 128 - outcome.returncode
     last = _last_line(outcome.stderr)
-    forks = _fork_note(outcome.stderr, limits)
+    forks = f" (it hit the limit of {limits.processes} processes)" if outcome.forks_refused else ""
     status, exit_code, reason = "failed", code, ""
     if outcome.ended_by == "timeout":
         status, exit_code = "timeout", None
@@ -53,14 +56,9 @@ def judge(outcome: Outcome, limits: Limits) -> SandboxResult:
         status, exit_code, reason = "killed", None, f"killed after {outcome.duration:.1f} s: cancelled"
     elif code == 0:
         status = "ok"
-    elif _out_of_memory(outcome.stderr):
-        status, reason = "oom", f"out of memory{limit_note(limits)}: {last}"
-    elif code == 128 + signal.SIGXFSZ or _last_lines_say(outcome.stderr, DISK_SIGNS):
-        status = "disk"
-        reason = f"disk quota{_disk_note(limits)}: " + (last or f"killed by SIGXFSZ (exit code {code})")
-    elif code == 128 + signal.SIGKILL:
+    elif outcome.oom_killed:
         status = "oom"
-        reason = "killed by SIGKILL (exit code 137), most likely by the kernel's out-of-memory killer"
+        reason = f"out of memory{limit_note(limits)}: the kernel's OOM killer stopped it (exit code {code})"
     elif 128 < code < 128 + signal.NSIG:
         name = signal.Signals(code - 128).name
         reason = f"killed by {name} (exit code {code})" + (f": {last}" if last else "") + forks
@@ -69,7 +67,7 @@ def judge(outcome: Outcome, limits: Limits) -> SandboxResult:
     return SandboxResult(
         status=status, exit_code=exit_code, duration=round(outcome.duration, 3),
         cpu_seconds=round(outcome.cpu_seconds, 3), stdout=outcome.stdout, stderr=outcome.stderr,
-        truncated=outcome.truncated, reason=reason,
+        truncated=outcome.truncated, reason=reason, memory_peak=outcome.memory_peak,
     )
 
 
@@ -91,23 +89,3 @@ def size(n: Optional[int]) -> str:
 def _last_line(text: str) -> str:
     lines = [line.strip() for line in text[-4096:].splitlines() if line.strip()]
     return lines[-1][:300] if lines else ""
-
-
-def _out_of_memory(stderr: str) -> bool:
-    return _last_lines_say(stderr, MEMORY_SIGNS)
-
-
-def _last_lines_say(stderr: str, signs: tuple[str, ...]) -> bool:
-    tail = "\n".join(stderr[-4096:].splitlines()[-5:]).lower()
-    return any(sign in tail for sign in signs)
-
-
-def _disk_note(limits: Limits) -> str:
-    return f" ({size(limits.disk_bytes)}, train.resources.disk)" if limits.disk_bytes else ""
-
-
-def _fork_note(stderr: str, limits: Limits) -> str:
-    lowered = stderr.lower()
-    if any(sign in lowered for sign in FORK_SIGNS):
-        return f" (it hit the limit of {limits.processes} processes)"
-    return ""

@@ -21,7 +21,8 @@ from typing import Optional, Union
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from progenitor.errors import UserError
-from progenitor.task.spec import Severity, load_yaml, parse_size, validate_file
+from progenitor.task.spec import Severity, load_yaml, parse_size
+from progenitor.task.validation import validate_file
 
 _DOTTED = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 _DOTTED_GLOB = re.compile(r"^[A-Za-z_*?\[][A-Za-z0-9_.*?\[\]!-]*$")

@@ -26,7 +26,8 @@ _TOKEN = re.compile(r"\{\{([A-Za-z_][A-Za-z0-9_]*)\}\}|(?<!\$)\{([A-Za-z_][A-Za-
 ALLOWED: dict[str, tuple[str, ...]] = {
     "data.prepare": ("data",),
     "train.command": ("data", "out", "tree"),
-    "scorer.command": ("data", "out"),
+    "scorer.command": ("data", "out", "outputs"),
+    "scorer.test.command": ("data", "out", "outputs"),
 }
 """The placeholders each command field may use."""
 

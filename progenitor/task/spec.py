@@ -1,24 +1,23 @@
 """The task spec: what ``progenitor.yaml`` at a model repo's root declares.
 
 Every model is ``extra="forbid"`` so that a misspelt key is an error, not a silent
-default. ``load_spec`` turns pydantic's errors into one sentence that names the file, the
-field, the bad value and what is allowed.
+default. ``load_spec`` turns pydantic's errors into sentences (``task/validation.py``), one
+per problem, each naming the file, the field, the bad value and the fix.
 """
 
 from __future__ import annotations
 
-import difflib
 import fnmatch
 import re
 from pathlib import Path
-from types import UnionType
-from typing import Annotated, Any, Literal, Optional, TypeVar, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, Optional, Union
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from progenitor.errors import SpecError
-from progenitor.task.placeholders import ALLOWED, check_placeholders
+from progenitor.task.placeholders import ALLOWED, check_placeholders, placeholders_in
+from progenitor.task.validation import validate_file
 
 SPEC_FILE = "progenitor.yaml"
 
@@ -68,7 +67,7 @@ class Objective(_Strict):
     @model_validator(mode="after")
     def _range(self) -> "Objective":
         if self.range is not None and not self.range[0] < self.range[1]:
-            raise ValueError(f"'range' {list(self.range)} must be [low, high] with low < high")
+            raise ValueError(f"'range' {list(self.range)} must be [low, high] with low < high; swap them")
         return self
 
     def better(self, a: float, b: float) -> bool:
@@ -163,6 +162,10 @@ class Data(_Strict):
     """Trusted command (from the base commit) that writes the data splits into ``{data}``, once per run."""
     visible: list[str] = ["train*", "holdout_inputs*"]
     """Glob patterns of files in ``{data}`` that a candidate may read; everything else stays hidden."""
+    hidden: list[str] = []
+    """Glob patterns of files in ``{data}`` that no candidate may see, nor any copy of them: a visible
+    pattern matching one, or a visible file holding its contents (identical, or a large share of its
+    blocks), refuses the run. The labels of the holdout and the test split are always hidden."""
     timeout: float = Field(600.0, gt=0)
     """Wall-clock seconds the prepare command may take."""
     test: Optional[TestSplit] = None
@@ -186,6 +189,8 @@ class TestScorer(_Strict):
     predictions: Optional[Predictions] = None
     """What progenitor checks before the test scorer runs (e.g. ``{file: test_predictions.npy, match: test_labels.npy}``)."""
 
+    _command = _placeholders("scorer.test.command")
+
 
 class Scorer(_Strict):
     command: str
@@ -201,6 +206,73 @@ class Scorer(_Strict):
     """How the test split (``data.test``) is scored."""
 
     _command = _placeholders("scorer.command")
+
+
+_ENTRY = re.compile(r"^([A-Za-z0-9_][A-Za-z0-9_./-]*\.py):([A-Za-z_][A-Za-z0-9_]*)$")
+
+
+class Sequence(_Strict):
+    """A next-token objective: the holdout is one stream of token ids that is its own label."""
+
+    context: int = Field(ge=2, le=1 << 16)
+    """Tokens in one window the harness feeds; every candidate is scored on the same windows."""
+    positions: Literal["all", "last"] = "all"
+    """``all``: every position of a window is scored and the causality probe checks that no output
+    depends on later input; ``last``: only each window's last position is scored, which is causal
+    by construction (exact, and ``context`` times slower per position scored)."""
+    probes: int = Field(256, ge=0, le=1 << 16)
+    """Probe windows of the causality probe (``positions: all``), shuffled in among the real ones."""
+    tolerance: float = Field(1e-3, gt=0)
+    """Largest change (in nats of log-probability) a probe may cause at a position it must not affect."""
+
+
+class ModelEval(_Strict):
+    """How the scoring sandbox runs a candidate's model (``evaluate: model``)."""
+
+    entry: str
+    """The candidate's predict entry point, ``file.py:function`` in its tree, called as
+    ``function(inputs, artifacts)`` on each batch of inputs (``artifacts``: the directory holding
+    the safetensors files its training wrote); it returns one numeric output per input row."""
+    artifacts: list[str] = Field(["model.safetensors"], min_length=1)
+    """Files in the candidate's ``{out}`` that its predict function loads: safetensors only, and the
+    only files of its outputs the scoring sandbox sees. Parameters are counted from their headers."""
+    inputs: str = "holdout_inputs.npy"
+    """File in ``{data}`` the harness feeds, a .npy array (with ``sequence``: the holdout's token ids,
+    which stay hidden from training: they are their own labels)."""
+    batch_size: int = Field(64, ge=1, le=1 << 16)
+    """Rows (windows) per call of the predict function."""
+    timeout: float = Field(300.0, gt=0)
+    """Wall-clock seconds one scoring sandbox may take."""
+    sequence: Optional[Sequence] = None
+    """A next-token objective: the harness feeds context windows, progenitor normalises the outputs."""
+
+    @field_validator("entry")
+    @classmethod
+    def _entry(cls, v: str) -> str:
+        match = _ENTRY.match(v)
+        if not match or ".." in Path(match.group(1)).parts or match.group(1).startswith("/"):
+            raise ValueError(f"{v!r} is not an entry point; write it like model.py:predict (a file in the tree, a function)")
+        return v
+
+    @field_validator("artifacts")
+    @classmethod
+    def _safetensors(cls, v: list[str]) -> list[str]:
+        for name in v:
+            if not name.endswith(".safetensors") or "/" in name or name.startswith("."):
+                raise ValueError(f"artifact {name!r} must be a .safetensors file directly in {{out}} (weights only)")
+        return v
+
+    @property
+    def module_file(self) -> str:
+        return self.entry.rsplit(":", 1)[0]
+
+    @property
+    def function(self) -> str:
+        return self.entry.rsplit(":", 1)[1]
+
+
+def _entry_ref(value: Any) -> Any:
+    return {"entry": value} if isinstance(value, str) else value
 
 
 class Param(_Strict):
@@ -234,6 +306,10 @@ class SearchSpace(_Strict):
     """The config file (YAML, JSON or TOML) the offline coder writes values into."""
     params: dict[str, Param]
     """Knobs by (dotted) key in that file."""
+    flags: bool = False
+    """Also pass each knob's value in ``file`` to the training as ``--name=value``, appended to
+    ``train.command`` from the file in the commit being trained: for a repository configured by
+    argparse or by Python config files, which then needs no rewrite (``task/flags.py``)."""
 
     @field_validator("file")
     @classmethod
@@ -508,18 +584,39 @@ class TaskSpec(_Strict):
     """The language models of the LLM agents; without it everything runs offline."""
     sandbox: SandboxConfig = SandboxConfig()
     seed: int = 0
-    """Seed of the search architect."""
+    """Seed of the search architect (and of the causality probe's windows)."""
+    evaluate: Literal["predictions", "model"] = "predictions"
+    """``predictions``: training writes predictions that the trusted scorer reads. ``model``: training
+    writes weights (safetensors), the scoring sandbox runs the candidate's ``predict`` on the holdout
+    inputs, and the scorer reads the checked outputs (``{outputs}``), never the candidate's files."""
+    predict: Annotated[Optional[ModelEval], BeforeValidator(_entry_ref)] = None
+    """With ``evaluate: model``: the entry point (``predict: model.py:predict``) or a mapping with it."""
+
+    @model_validator(mode="after")
+    def _evaluation(self) -> "TaskSpec":
+        problem = _evaluation_problem(self)
+        if problem:
+            raise ValueError(problem)
+        return self
 
     @model_validator(mode="after")
     def _test_split(self) -> "TaskSpec":
-        if (self.data.test is None) != (self.scorer.test is None):
-            raise ValueError("a test split needs both 'data.test' (its files) and 'scorer.test' (how it is scored)")
+        if self.data.test is not None and self.scorer.test is None:
+            raise ValueError("'data.test' declares a test split but 'scorer.test' does not say how to score it; "
+                             "add scorer.test (its command), or remove data.test")
+        if self.scorer.test is not None and self.data.test is None:
+            raise ValueError("'scorer.test' scores a test split that 'data.test' does not declare; add data.test "
+                             "(its inputs and labels), or remove scorer.test")
         test = self.data.test
         if test is not None:
-            if any(fnmatch.fnmatch(test.labels, pattern) for pattern in self.data.visible):
-                raise ValueError(f"data.visible would show the test labels {test.labels!r} to candidates")
-            if not any(fnmatch.fnmatch(test.inputs, pattern) for pattern in self.data.visible):
-                raise ValueError(f"data.visible must include the test inputs {test.inputs!r}: candidates predict on them")
+            shown = [p for p in self.data.visible if fnmatch.fnmatch(test.labels, p)]
+            if shown:
+                raise ValueError(f"'data.visible' pattern {shown[0]!r} matches the test labels {test.labels!r} "
+                                 "('data.test.labels'), which candidates must never see; narrow the pattern")
+            inputs_shown = any(fnmatch.fnmatch(test.inputs, pattern) for pattern in self.data.visible)
+            if self.evaluate == "predictions" and not inputs_shown:
+                raise ValueError(f"'data.visible' does not show the test inputs {test.inputs!r} ('data.test.inputs'), "
+                                 f"which candidates predict on; add {test.inputs!r} to data.visible")
         return self
 
     @property
@@ -533,113 +630,45 @@ class TaskSpec(_Strict):
         return list(dict.fromkeys([*always, *self.protected]))
 
 
-def _field_path(loc: tuple) -> str:
-    parts: list[str] = []
-    for item in loc:
-        if isinstance(item, int):
-            parts.append(f"[{item}]")
-        elif item in ("function-after", "function-before") or "[" in str(item):
-            continue
-        else:
-            parts.append(("." if parts else "") + str(item))
-    return "".join(parts) or "(top level)"
+def _scorer_commands(spec: TaskSpec) -> dict[str, str]:
+    commands = {"scorer.command": spec.scorer.command}
+    if spec.scorer.test is not None:
+        commands["scorer.test.command"] = spec.scorer.test.command
+    return commands
 
 
-def _allowed(err: dict) -> str:
-    ctx = err.get("ctx") or {}
-    kind = err["type"]
-    if kind == "extra_forbidden":
-        return "remove it or check its spelling"
-    if kind == "missing":
-        return "add it"
-    if kind == "literal_error" and "expected" in ctx:
-        return f"allowed: {ctx['expected']}"
-    if "error" in ctx:
-        return ""
-    return err["msg"][0].lower() + err["msg"][1:]
+def _evaluation_problem(spec: TaskSpec) -> Optional[str]:
+    """Why ``evaluate`` and ``predict`` do not fit the rest of the spec (None: they do)."""
 
-
-_SECRET_FIELDS = ("api_key", "key", "token", "api_key_env")
-
-
-def _unwrap(tp: Any) -> Any:
-    """``Optional[X]`` -> ``X``: the model a nullable field holds."""
-    if get_origin(tp) in (Union, UnionType):
-        members = [a for a in get_args(tp) if a is not type(None)]
-        if len(members) == 1:
-            return members[0]
-    return tp
-
-
-def _is_model(tp: Any) -> bool:
-    return isinstance(tp, type) and issubclass(tp, BaseModel)
-
-
-def fields_at(model: type[BaseModel], loc: tuple) -> list[str]:
-    """The field names valid at ``loc`` (an error's location, its last item the bad key), by
-    walking the model's annotations through nested models, lists and dicts."""
-    tp: Any = model
-    for part in loc[:-1]:
-        tp = _unwrap(tp)
-        if _is_model(tp) and part in tp.model_fields:
-            tp = tp.model_fields[part].annotation
-        elif get_origin(tp) in (list, tuple, set) and isinstance(part, int):
-            tp = get_args(tp)[0]
-        elif get_origin(tp) is dict:
-            tp = get_args(tp)[1]
-        elif isinstance(part, str) and ("[" in part or part.startswith("function-")):
-            continue  # pydantic's own tags (validators, union members)
-        else:
-            return []
-    tp = _unwrap(tp)
-    return list(tp.model_fields) if _is_model(tp) else []
-
-
-def did_you_mean(name: str, choices: list[str]) -> str:
-    """``"did you mean 'hidden'?"`` for the nearest of ``choices``, or ``""``."""
-    near = difflib.get_close_matches(name, choices, n=1)
-    return f"did you mean '{near[0]}'?" if near else ""
-
-
-def describe_validation_error(source: str, exc: ValidationError, model: Optional[type[BaseModel]] = None) -> str:
-    """One sentence for the first error, mentioning how many more there are. With ``model``
-    (the one validated), an unknown key gets the nearest valid name at its level."""
-    errors = exc.errors()
-    err = errors[0]
-    field = _field_path(err["loc"])
-    kind = err["type"]
-    if kind == "missing":
-        text = f"{source}: required field '{field}' is missing; add it"
-    elif kind == "extra_forbidden" and field.split(".")[-1] in _SECRET_FIELDS:
-        text = (f"{source}: unknown field '{field}'; keys are never written in progenitor.yaml: name the "
-                f"environment variable that holds it with api_key_env")
-    elif kind == "extra_forbidden":
-        valid = fields_at(model, err["loc"]) if model is not None else []
-        hint = did_you_mean(str(err["loc"][-1]), valid)
-        text = f"{source}: unknown field '{field}'; " + (hint or "remove it or check its spelling")
-    else:
-        reason = str((err.get("ctx") or {}).get("error") or "")
-        allowed = _allowed(err)
-        # A value where a key's name belongs may be the key itself: never echo it.
-        value = "(not shown)" if field.split(".")[-1] in _SECRET_FIELDS else repr(err.get("input"))
-        text = f"{source}: field '{field}' has bad value {value}"
-        text += f": {reason}" if reason else (f" ({allowed})" if allowed else "")
-    if len(errors) > 1:
-        text += f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})"
-    return text
-
-
-M = TypeVar("M", bound=BaseModel)
-
-
-def validate_file(model: type[M], data: Any, source: str, error: type[Exception], of: str = "fields") -> M:
-    """``data`` (a file's parsed top level) as ``model``; a problem is one ``error`` naming ``source``."""
-    if not isinstance(data, dict):
-        raise error(f"{source}: expected a mapping of {of} at the top level, got {type(data).__name__}")
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        raise error(describe_validation_error(source, exc, model)) from None
+    commands = _scorer_commands(spec)
+    if spec.evaluate == "predictions":
+        if spec.predict is not None:
+            return "'predict' is read only with 'evaluate: model'; add it, or remove 'predict'"
+        used = [field for field, command in commands.items() if "outputs" in placeholders_in(command)]
+        return (f"{used[0]} uses {{outputs}}, which only 'evaluate: model' fills in; read the candidate's "
+                "predictions from {out}") if used else None
+    if spec.predict is None:
+        return ("'evaluate: model' needs the candidate's predict entry point, like 'predict: model.py:predict' "
+                "(the function the scoring sandbox calls on the holdout inputs)")
+    for field, command in commands.items():
+        if "out" in placeholders_in(command):
+            return (f"{field} names {{out}}, but with 'evaluate: model' no trusted command may open the "
+                    "candidate's outputs (its files could be code or a pickle): score {outputs}, the checked "
+                    "arrays its predict function returned")
+    hidden = [spec.predict.inputs] + ([spec.data.test.inputs] if spec.data.test else [])
+    if spec.predict.sequence is None:
+        labels = {m.group(1) for c in commands.values() for m in re.finditer(r"\{data\}/([^\s'\";|&)]+)", c)}
+        labels |= {spec.data.test.labels} if spec.data.test else set()
+        fed = [name for name in hidden if name in labels]
+        if fed:
+            return (f"the scoring sandbox would be fed {fed[0]}, which a scorer command reads as labels: labels "
+                    "never enter a sandbox; feed the inputs (predict.inputs, data.test.inputs)")
+    if spec.predict.sequence is not None:
+        shown = [name for name in hidden if any(fnmatch.fnmatch(name, p) for p in spec.data.visible)]
+        if shown:
+            return (f"data.visible would show {shown[0]} to candidates, but a token stream is its own label: "
+                    "the scoring sandbox feeds it, from the trusted side")
+    return None
 
 
 def parse_spec(data: Any, source: str = SPEC_FILE) -> TaskSpec:

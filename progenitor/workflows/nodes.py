@@ -123,10 +123,30 @@ def score_dir(ctx: RunContext, key: CandidateKey, split: str = "holdout") -> Sco
     done = read_json(path)
     if done is not None:
         return Score.model_validate(done)
-    measure = score if split == "holdout" else score_test
-    result = measure(ctx.spec, ctx.run.trusted, ctx.run.data, ctx.run.outputs(key.gen, key.k))
+    if ctx.spec.evaluate == "model":
+        result = _score_model(ctx, key, split)
+    else:
+        measure = score if split == "holdout" else score_test
+        result = measure(ctx.spec, ctx.run.trusted, ctx.run.data, ctx.run.outputs(key.gen, key.k))
     write_json(path, result.model_dump())
     return result
+
+
+def _score_model(ctx: RunContext, key: CandidateKey, split: str) -> Score:
+    """``evaluate: model``: the candidate's predict function in a scoring sandbox of the run's
+    backend, its outputs checked and scored outside (``evaluation.model_eval``)."""
+    from progenitor.evaluation.model_eval import ScoringSandbox, score_model
+
+    if key.gen == 0:
+        sha = ctx.run.meta["base"]
+    else:
+        sha = Candidate.from_record(read_json(ctx.run.record_file(key.gen, key.k))).sha
+    box = ScoringSandbox(backend=ctx.backend, options=ctx.backend_options,
+                         labels={"run": key.run, "candidate": key.name, "commit": sha[:12]})
+    result = score_model(ctx.spec, split, ctx.run.trusted, ctx.run.data, ctx.run.outputs(key.gen, key.k),
+                         ctx.lineage.archive(sha), ctx.run.candidate(key.gen, key.k) / "scored", box)
+    return result if split == "holdout" else result.model_copy(
+        update={"metrics": {f"test_{k}": v for k, v in result.metrics.items()}})
 
 
 def test_metrics(ctx: RunContext, key: CandidateKey) -> dict[str, float]:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Iterator, Optional
 
 from progenitor.checks import CommitTree, preflight
+from progenitor.compute.jobs import limits_for
 from progenitor.errors import RunStopped, UserError
 from progenitor.evaluation.honesty import assess, holdout_size
 from progenitor.lineage import Lineage
@@ -32,7 +33,7 @@ from progenitor.run.events import (
 from progenitor.run.processes import alive
 from progenitor.run.rundir import RunDir, find_run, new_run_id, register_run
 from progenitor.run.summary import RunSummary
-from progenitor.sandbox.seal import check_sealed, process_options
+from progenitor.sandbox.seal import check_limits, check_sealed, process_options
 from progenitor.task.spec import TaskSpec, load_spec
 from progenitor.workflows.llm_usage import charge_probes, check_llm, llm_roles, preflight_models, recover
 from progenitor.workflows.state import AgentFactory, EventListener, RunContext, State
@@ -96,13 +97,14 @@ def new_run(repo_dir: Path, options: Optional[RunOptions] = None, *, architect: 
     backend, why = resolve_backend(spec.sandbox.backend, **backend_options)
     sealed, isolation = check_sealed(backend, options.allow_unsealed)
     if backend != "docker":
-        backend_options = process_options(options.allow_unsealed)
+        backend_options = process_options(options.allow_unsealed, options.allow_unenforced_limits)
+    unenforced = check_limits(backend, backend_options, limits_for(spec), options.allow_unenforced_limits)
     # The models last of the checks (a bad spec costs no request), before any data is prepared.
     probes = preflight_models(spec, roles) if options.preflight else []
     run = RunDir(lineage.root, run_id or new_run_id())
     run.create({"repo": str(lineage.root), "base": base, "options": options.model_dump(), "backend": backend,
                 "backend_options": backend_options, "status": "running", "task": spec.name,
-                "sealed": sealed, "isolation": isolation})
+                "sealed": sealed, "isolation": isolation, "unenforced_limits": unenforced})
     register_run(run.run_id, lineage.root)
     ctx = _context(run, lineage, spec, options, backend, backend_options, architect, on_event)
     ctx.emit(RunStart(repo=str(lineage.root), base=base, backend=backend, why=why, task=spec.name,
@@ -114,6 +116,10 @@ def new_run(repo_dir: Path, options: Optional[RunOptions] = None, *, architect: 
     if not sealed:
         ctx.emit(RunWarning(message=f"UNSEALED SANDBOX ({isolation}): --allow-unsealed was given, so "
                                     "candidates can read every file you can, the holdout labels included"))
+    if unenforced:
+        ctx.emit(RunWarning(message=(
+            "UNENFORCED LIMITS: --allow-unenforced-limits was given, so candidates are not held to their "
+            + "; ".join(f"{name} limit ({why})" for name, why in unenforced.items()))))
     if spec.budget.dollars is not None and not llm_roles(spec, options.architect, options.coder):
         ctx.emit(RunWarning(message="budget.dollars caps LLM spend, but no agent of this run calls an LLM "
                                     "(the search architect is offline): the cap cannot be reached"))
@@ -138,6 +144,10 @@ def resume_run(run_id: str, repo: Optional[Path] = None, *, architect: Optional[
     options = RunOptions.model_validate(meta.get("options", {}))
     spec = effective_spec(lineage.spec_at(meta["base"]), options)
     check_sealed(meta.get("backend", "process"), options.allow_unsealed)  # the machine may have changed
+    unenforced = check_limits(meta.get("backend", "process"), meta.get("backend_options", {}), limits_for(spec),
+                              options.allow_unenforced_limits)
+    if unenforced != meta.get("unenforced_limits", {}):
+        run.update_meta(unenforced_limits={**meta.get("unenforced_limits", {}), **unenforced})
     # The key may have been unset since the run started: one sentence now, not a failed call later.
     roles = check_llm(spec, "(given)" if architect is not None else options.architect, options.coder)
     probes = preflight_models(spec, roles) if options.preflight and _will_call(run, meta, spec) else []
@@ -343,4 +353,5 @@ def summarize_run(ctx: RunContext, values: dict, status: str) -> RunSummary:
         ledger=ctx.ledger.summary(), honesty=honesty, waiting=waiting,
         drift=drift(ctx.spec, baseline.metrics if baseline else {}, champion.metrics if champion else {}),
         sealed=ctx.run.meta.get("sealed", True), isolation=ctx.run.meta.get("isolation", ""),
+        unenforced_limits=ctx.run.meta.get("unenforced_limits", {}),
     )

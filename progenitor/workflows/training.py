@@ -12,13 +12,14 @@ from typing import Optional
 from progenitor.candidate import Candidate, Champion, TrainRecord
 from progenitor.candidate.findings import Finding
 from progenitor.candidate.keys import CandidateKey
-from progenitor.compute.base import PACK_SECONDS, JobResult
+from progenitor.compute.base import PACK_SECONDS, JobResult, TrainJob
 from progenitor.compute.jobs import LINE_EVENTS_PER_CANDIDATE, LOG_TAIL_LINES, make_job, record_from
 from progenitor.compute.outputs import unpack_outputs
 from progenitor.compute.pruning import PruneConfig, check_curve, read_curve
 from progenitor.errors import RunStopped
 from progenitor.run.events import TrainCached, TrainCancelled, TrainCurveUnused, TrainEnd, TrainLine, TrainStart
 from progenitor.run.rundir import read_json, write_json
+from progenitor.task.flags import train_command
 from progenitor.workflows.state import RunContext
 
 __all__ = ["prune_config", "train"]
@@ -79,12 +80,16 @@ def train(ctx: RunContext, items: list[tuple[CandidateKey, str]], champion: Opti
     if not pending:
         return records
     prune = prune_config(ctx, champion)
-    jobs = {
-        job: make_job(ctx.spec, job, ctx.lineage.archive(sha),
-                      {"run": key.run, "candidate": key.name, "commit": sha[:12]},
-                      ctx.backend, ctx.backend_options, prune)
-        for job, (key, sha) in pending.items()
-    }
+    jobs: dict[str, TrainJob] = {}
+    for job, (key, sha) in list(pending.items()):
+        command, problem = train_command(ctx.spec, lambda path, sha=sha: ctx.lineage.show(sha, path))
+        if problem:  # its values file cannot give its flags: it fails without running
+            records[key] = _refused(ctx, key, command, problem)
+            del pending[job]
+            continue
+        jobs[job] = make_job(ctx.spec, job, ctx.lineage.archive(sha),
+                             {"run": key.run, "candidate": key.name, "commit": sha[:12]},
+                             ctx.backend, ctx.backend_options, prune, command=command)
     stopped: Optional[str] = None
     for result in ctx.executor.run(list(jobs.values()), on_event=_relay(ctx, pending)):
         key, _ = pending[result.key]
@@ -95,7 +100,7 @@ def train(ctx: RunContext, items: list[tuple[CandidateKey, str]], champion: Opti
             # Cancelled by a stop: not a result. A resume trains this candidate again.
             ctx.emit(TrainCancelled(gen=key.gen, k=key.k))
             continue
-        records[key] = _keep(ctx, key, result)
+        records[key] = _keep(ctx, key, result, jobs[result.key].command)
         stopped = stopped or ctx.run.stop_requested()
         if stopped:
             ctx.executor.cancel()
@@ -105,14 +110,23 @@ def train(ctx: RunContext, items: list[tuple[CandidateKey, str]], champion: Opti
     return records
 
 
-def _keep(ctx: RunContext, key: CandidateKey, result: JobResult) -> TrainRecord:
+def _keep(ctx: RunContext, key: CandidateKey, result: JobResult, command: str) -> TrainRecord:
     """Unpack a finished training's outputs and write its record: from now on it is looked up."""
     out_dir = ctx.run.outputs(key.gen, key.k)
     unpack_outputs(result.outputs_archive, out_dir, seconds=PACK_SECONDS)
     record = record_from(result, out=out_dir.relative_to(ctx.run.path).as_posix())  # records hold no host paths
+    record = record.model_copy(update={"command": command})
     write_json(ctx.run.train_file(key.gen, key.k), record.model_dump(mode="json"))
     ctx.emit(TrainEnd(gen=key.gen, k=key.k, status=record.status, reason=record.reason,
                       duration=record.duration, cpu_seconds=record.cpu_seconds))
+    return record
+
+
+def _refused(ctx: RunContext, key: CandidateKey, command: str, problem: str) -> TrainRecord:
+    """The record of a commit that could not be given its command: failed, nothing ran."""
+    record = TrainRecord(status="failed", reason=f"not trained: {problem}"[:500], command=command)
+    write_json(ctx.run.train_file(key.gen, key.k), record.model_dump(mode="json"))
+    ctx.emit(TrainEnd(gen=key.gen, k=key.k, status=record.status, reason=record.reason, duration=0.0, cpu_seconds=0.0))
     return record
 
 

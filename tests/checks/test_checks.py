@@ -72,6 +72,11 @@ def nothing_ran(repo) -> bool:
     ({"resources: {cpus: 1, memory: 1g}": "resources: {cpus: 4096, memory: 1g}"},
      ["train.resources.cpus asks for 4096 CPUs per candidate"]),
     ({"python score.py": "pyhton score.py"}, ["scorer.command runs program 'pyhton' (not on its PATH)"]),
+    ({"objective: {metric: error, goal: minimize}": "objective: {metrc: error, goal: minimize}"},
+     ["unknown field 'objective.metrc'; did you mean 'metric'? (a required field, so it is missing too)"]),
+    ({"protected:": "  test:\n    command: python score.py --predictions {out}/t.npy --labels {data}/t.npy\nprotected:"},
+     ["'scorer.test' scores a test split that 'data.test' does not declare; add data.test (its inputs and labels), "
+      "or remove scorer.test"]),
     ({"python train.py": "python trian.py"}, ["train.command runs script trian.py (not in commit"]),
 ])
 def test_run_refuses_a_mistake_in_one_line_before_anything_runs(tmp_path, replace, needles):
@@ -180,7 +185,7 @@ def test_check_reports_each_problem_in_one_line_and_trains_nothing(tmp_path):
     assert result.exit_code == 2, result.output
     problems = check_lines(result)["problem"]
     assert any(p.startswith("search space: search_space.file 'config.yml'") for p in problems)
-    assert any("'holdout_*.npy' matches holdout_labels.npy, labels the scorer compares against" in p for p in problems)
+    assert any("'holdout_*.npy' matches holdout_labels.npy (labels the scorer compares against)" in p for p in problems)
     assert any("'extra_*' matches none of the files data.prepare wrote" in p for p in problems)
     assert "skipped  scorer: not checked" in result.output, "no baseline training on a broken task"
     assert result.output.strip().splitlines()[-1].startswith("3 problems")
@@ -246,3 +251,54 @@ def test_a_command_naming_a_path_is_looked_up_by_the_path_itself_not_its_letters
                                       [".venv/bin/t", "x.sh", "train.py"], os.environ["PATH"], "the tree")
     assert found == ["./.venv/bin/t", "python", "train.py"], "./.venv is .venv, not venv"
     assert missing == ["program ../x.sh (not in the tree)"], "../x.sh lies outside the tree, whatever the tree holds"
+
+
+# -- the test split: check runs its scorer too -----------------------------------------------
+
+def test_check_scores_the_test_split_on_the_baselines_outputs(tmp_path):
+    repo = make_repo(tmp_path / "repo", toy_task_files(test_split=True))
+    result = run_cli("check", str(repo))
+    assert result.exit_code == 0, result.output
+    [test] = [line for line in check_lines(result)["ok"] if line.startswith("scorer.test:")]
+    assert "printed test_error 2.885, test_params 1" in test and "on the baseline's outputs" in test
+    assert result.output.strip().splitlines()[-1].startswith("all checks passed")
+
+
+def test_a_training_that_writes_no_test_predictions_is_a_problem_before_the_run(tmp_path):
+    """Once 'ready to spend the budget', and the run failed after its baseline trained."""
+    files = toy_task_files(test_split=True)
+    files["train.py"] = files["train.py"].replace('np.save(os.path.join(args.out, "test_predictions.npy"),', "print(")
+    repo = make_repo(tmp_path / "repo", files)
+    result = run_cli("check", str(repo))
+    assert result.exit_code == 2, result.output
+    [test] = check_lines(result)["problem"]
+    assert test.startswith("scorer.test: no predictions: the candidate did not write test_predictions.npy")
+    assert "the training must write the test split's predictions too" in test
+
+
+def test_with_a_predictions_file_the_test_scorer_is_not_called_ready(tmp_path):
+    import numpy as np
+
+    repo = make_repo(tmp_path / "repo", toy_task_files(test_split=True))
+    predictions = tmp_path / "p.npy"
+    np.save(predictions, np.full(20, 4.5))
+    result = run_cli("check", str(repo), "--predictions", str(predictions))
+    assert result.exit_code == 0, result.output
+    assert check_lines(result)["skipped"][0].startswith("scorer.test: not checked: --predictions holds holdout")
+    last = result.output.strip().splitlines()[-1]
+    assert "scorer.test could not be checked here" in last and "ready" not in last
+
+
+def test_run_and_check_list_every_problem_of_the_spec_each_with_its_fix(tmp_path):
+    repo = toy(tmp_path, replace={"objective: {metric: error, goal: minimize}": "objective: {metrc: error, goal: minimize}",
+                                  "resources: {cpus: 1, memory: 1g}": "resources: {cpu: 1, memory: 1g}"})
+    ran = run_cli("run", str(repo), "--executor", "local", "--sandbox", "process")
+    assert ran.exit_code == 2 and "Traceback" not in ran.output and nothing_ran(repo)
+    lines = ran.output.strip().splitlines()
+    assert re.fullmatch(r"error: .*progenitor\.yaml.*: 2 problems:", lines[0]), lines
+    assert lines[1:] == ["  - unknown field 'objective.metrc'; did you mean 'metric'? (a required field, so it is "
+                         "missing too)", "  - unknown field 'train.resources.cpu'; did you mean 'cpus'?"]
+    checked = run_cli("check", str(repo))
+    assert checked.exit_code == 2
+    problems = check_lines(checked)["problem"]
+    assert len(problems) == 2 and "did you mean 'metric'?" in problems[0] and "did you mean 'cpus'?" in problems[1]

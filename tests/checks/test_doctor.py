@@ -32,3 +32,24 @@ def test_doctor_of_a_repo_whose_requirements_are_missing_says_no(tmp_path):
     result = CliRunner().invoke(cli, ["doctor", str(tmp_path)])
     process = next(line for line in result.output.splitlines() if "sandbox process" in line)
     assert " no " in process and "no-such-distribution" in result.output
+
+
+def test_doctor_measures_which_limits_hold():
+    from progenitor.checks.limits_probe import probe_limits
+
+    report = probe_limits("process", {})
+    assert report.ok, report.detail
+    assert "memory held (a memfd reached" in report.detail and "then oom" in report.detail, report.detail
+    assert "cpus held (2 busy processes used" in report.detail, report.detail
+    assert "processes held (" in report.detail, report.detail
+
+
+def test_a_limit_that_did_not_hold_is_a_no():
+    from progenitor.checks.limits_probe import read_probe
+
+    escaped = "probe cpu 1.980\nprobe processes 128\n" + "".join(f"probe memory {n << 23}\n" for n in range(1, 65))
+    report = read_probe(SandboxResult(status="ok", stdout=escaped))
+    assert not report.ok
+    assert "cpus NOT held (2 busy processes used 1.98 of 0.5 cores)" in report.detail
+    assert "processes NOT held (128 forks under a limit of 32)" in report.detail
+    assert "memory NOT held (a memfd reached 512 MiB under 128 MiB, then ok" in report.detail

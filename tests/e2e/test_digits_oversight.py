@@ -59,8 +59,10 @@ def test_an_approver_run_of_digits_goes_on_only_after_each_decision_from_cli_api
             if proc.poll() is not None:
                 break
             [gate] = waiting
-            status = status_json(run_id, repo=digits)
-            assert status["status"] == "waiting" and status["waiting"]["gate"] == gate.gate
+            # The driver opens the gate in the store, then marks its run waiting: a moment apart.
+            status = wait_for(lambda: (s := status_json(run_id, repo=digits))["status"] == "waiting" and s,
+                              timeout=30, what="the run's status to say it waits")
+            assert status["waiting"]["gate"] == gate.gate
             assert status["waiting"]["description"] == gate.description and gate.description
             if gate.kind == "training":
                 time.sleep(1.0)

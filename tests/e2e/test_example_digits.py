@@ -2,7 +2,9 @@
 
 The commands come from the example's own progenitor.yaml (with ``python`` replaced by this
 interpreter), so the test also proves that the spec's commands work as written. Training
-sees a data directory holding only the spec's visible files, as a sandbox would give it.
+sees a data directory holding only the spec's visible files, as a sandbox would give it; the
+model is scored as ``evaluate: model`` scores it: its predict function in the scoring sandbox
+(process backend), the checked outputs read by score.py.
 """
 
 from __future__ import annotations
@@ -63,12 +65,23 @@ def pipeline(tmp_path_factory) -> dict:
     for name in spec.data.visible:
         shutil.copy(data / name, visible / name)
     train = timed(timings, "train", spec.train.command, tree, data=visible, out=out)
-    scored = timed(timings, "score", spec.scorer.command, EXAMPLE, data=data, out=out)
+    began = time.perf_counter()
+    scored = sandbox_score(spec, data, out, root / "scored")
+    timings["score"] = round(time.perf_counter() - began, 2)
+    assert scored.ok, scored.reason
     print(f"\ndigits example timings (s): {timings}")
     return {
         "spec": spec, "tree": tree, "data": data, "visible": visible, "out": out, "timings": timings,
-        "train": summary(train.stdout), "score": summary(scored.stdout),
+        "train": summary(train.stdout), "score": scored.metrics, "root": root,
     }
+
+
+def sandbox_score(spec, data: Path, out: Path, keep: Path, split: str = "holdout"):
+    from progenitor.compute.base import tree_archive
+    from progenitor.evaluation.model_eval import ScoringSandbox, score_model
+
+    files = {p.name: p.read_bytes() for p in EXAMPLE.iterdir() if p.is_file()}
+    return score_model(spec, split, EXAMPLE, data, out, tree_archive(files), keep, ScoringSandbox())
 
 
 @pytest.mark.slow
@@ -93,14 +106,15 @@ def test_prepare_writes_fixed_split(pipeline):
 @pytest.mark.slow
 def test_train_writes_outputs_and_summary(pipeline):
     import torch
+    from safetensors.torch import load_file
 
     out, summ = pipeline["out"], pipeline["train"]
-    probs = np.load(out / "predictions.npy", allow_pickle=False)
-    assert probs.shape == (359, 10) and probs.dtype == np.float32
-    assert np.load(out / "test_predictions.npy", allow_pickle=False).shape == (359, 10)
-    assert np.allclose(probs.sum(axis=1), 1.0, atol=1e-5)
-    state = torch.load(out / "model.pt", weights_only=True)
+    state = load_file(str(out / "model.safetensors"))
     assert all(isinstance(v, torch.Tensor) for v in state.values())
+    assert sum(v.numel() for v in state.values()) == summ["params"]
+    assert not (out / "predictions.npy").exists()  # the holdout is the scoring sandbox's business
+    probs = np.load(pipeline["root"] / "scored" / "holdout_outputs.npy", allow_pickle=False)
+    assert probs.shape == (359, 10) and np.allclose(probs.sum(axis=1), 1.0, atol=1e-5)
     progress = [json.loads(line) for line in (out / "progress.jsonl").read_text().splitlines()]
     assert [p["step"] for p in progress] == list(range(1, len(progress) + 1))
     assert all(0.0 <= p["val_accuracy"] <= 1.0 for p in progress)
@@ -111,10 +125,10 @@ def test_train_writes_outputs_and_summary(pipeline):
 @pytest.mark.slow
 def test_score_measures_the_baseline(pipeline):
     scored, summ = pipeline["score"], pipeline["train"]
-    assert set(scored) == {"accuracy", "log_loss", "ece", "params"}
+    assert set(scored) == {"accuracy", "log_loss", "ece", "params", "weights_bytes", "eval_seconds", "eval_cpu_seconds"}
     assert 0.90 <= scored["accuracy"] <= 0.99, scored
     assert 0.0 <= scored["ece"] <= 0.2 and scored["log_loss"] > 0
-    assert scored["params"] == summ["params"]
+    assert scored["params"] == summ["params"]  # counted from the safetensors header, by progenitor
     # The self-reported estimate stays within the spec's allowed gap of the sealed measurement.
     assert abs(scored["accuracy"] - summ["accuracy"]) <= pipeline["spec"].scorer.self_report_gap
 
@@ -124,8 +138,8 @@ def test_training_is_deterministic(pipeline, tmp_path):
     spec, first = pipeline["spec"], pipeline["out"]
     run_again = run(spec.train.command, pipeline["tree"], data=pipeline["visible"], out=tmp_path / "again")
     assert run_again.returncode == 0, run_again.stderr[-2000:]
-    again = np.load(tmp_path / "again" / "predictions.npy")
-    assert np.array_equal(again, np.load(first / "predictions.npy"))
+    again = (tmp_path / "again" / "model.safetensors").read_bytes()
+    assert again == (first / "model.safetensors").read_bytes()
 
 
 def bad_predictions(kind: str, labels: np.ndarray) -> np.ndarray:
@@ -149,7 +163,7 @@ def test_scorer_rejects_bad_predictions(pipeline, tmp_path, kind, message):
     path = tmp_path / "predictions.npy"
     np.save(path, bad_predictions(kind, labels), allow_pickle=True)
     proc = subprocess.run(
-        [sys.executable, "score.py", "--predictions", str(path), "--labels", str(pipeline["data"] / "holdout_labels.npy")],
+        [sys.executable, "score.py", "--outputs", str(path), "--labels", str(pipeline["data"] / "holdout_labels.npy")],
         cwd=EXAMPLE, capture_output=True, text=True, timeout=60,
     )
     assert proc.returncode != 0
@@ -157,24 +171,19 @@ def test_scorer_rejects_bad_predictions(pipeline, tmp_path, kind, message):
     assert proc.stdout == ""
 
 
-class _RunsCodeWhenUnpickled:
-    def __reduce__(self):
-        return (print, ("unpickled candidate code ran",))
-
-
 @pytest.mark.slow
-def test_scorer_never_unpickles_the_model(pipeline, tmp_path):
+def test_a_tiny_saved_file_beside_the_real_weights_cannot_pass_the_params_guard(pipeline, tmp_path):
+    """The digits attack of issue 17: a 563,722-parameter model that saves a 100-value file. The
+    scoring sandbox gets only the counted file, so the big model cannot be used at all."""
     import torch
+    from safetensors.torch import save_file
 
-    model = tmp_path / "model.pt"
-    torch.save({"weight": torch.zeros(3), "payload": _RunsCodeWhenUnpickled()}, model)
-    proc = subprocess.run(
-        [sys.executable, "score.py", "--predictions", str(pipeline["out"] / "predictions.npy"),
-         "--labels", str(pipeline["data"] / "holdout_labels.npy"), "--model", str(model)],
-        cwd=EXAMPLE, capture_output=True, text=True, timeout=60,
-    )
-    assert proc.returncode != 0 and "tensors-only state_dict" in proc.stderr
-    assert "unpickled candidate code ran" not in proc.stdout + proc.stderr
+    out = tmp_path / "out"
+    out.mkdir()
+    save_file({"net.0.weight": torch.zeros(100)}, str(out / "model.safetensors"))
+    shutil.copy(pipeline["out"] / "model.safetensors", out / "real.safetensors")  # not an artifact: never seen
+    scored = sandbox_score(pipeline["spec"], pipeline["data"], out, tmp_path / "scored")
+    assert not scored.ok and "predict raised" in scored.reason
 
 
 @pytest.mark.slow

@@ -16,9 +16,17 @@ def test_metric_lines_and_json_object_lines_are_read_the_last_one_winning():
         '{"rmse": 54.1}',
         "not json {",
         '[1, 2]',
-        "accuracy = 0.75",
+        "accuracy: 0.75",
     ])
     assert parse_metrics(text) == {"accuracy": 0.75, "rmse": 54.1, "mae": 40.1}
+
+
+def test_only_the_contract_is_a_metric():
+    """A script that echoes its config (``lr = 0.01``) does not make it a self-report."""
+    echoed = "\n".join(["lr = 0.01", "accuracy = 0.99", "accuracy 0.99", "accuracy=0.99", "[0.99]", "accuracy: high",
+                        "epoch: 3 of 10", '{"accuracy": 0.99} trailing', '{"a": 1}{"b": 2}'])
+    assert parse_metrics(echoed) == {}
+    assert parse_metrics("accuracy: 0.5\naccuracy = 0.99") == {"accuracy": 0.5}
 
 
 def test_a_json_nan_is_kept_for_the_finite_check():

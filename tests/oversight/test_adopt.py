@@ -12,6 +12,7 @@ from progenitor.lineage import Lineage, champion_ref
 from progenitor.options import RunOptions
 from progenitor.oversight.audit import audit_log
 from progenitor.run.rundir import RunDir
+from progenitor.testing import scripted
 from tests.helpers.gating import OPTIONS, cli, toy_repo
 
 
@@ -58,8 +59,37 @@ def test_adopt_refuses_a_dirty_tree(finished):
 def test_adopt_never_moves_a_branch_backwards(finished):
     repo, summary = finished
     progenitor.adopt(summary.run_id, "better", by="ines", repo=repo)
-    progenitor.revert(summary.run_id, 1, "not convinced", by="ines", repo=repo)
-    assert Lineage(repo).resolve(champion_ref(summary.run_id)) == RunDir(repo, summary.run_id).meta["base"]
+    r = git.Repo(repo)
+    ahead = r.git.commit_tree(f"{summary.champion_commit}^{{tree}}", "-p", summary.champion_commit, "-m", "own work")
+    r.git.update_ref("refs/heads/better", ahead)
     refused = cli("adopt", summary.run_id, "--repo", str(repo), "--branch", "better", check=False)
     assert refused.returncode == 2 and "backwards or sideways" in refused.stderr
-    assert git.Repo(repo).commit("better").hexsha == summary.champion_commit
+    assert r.commit("better").hexsha == ahead
+
+
+def test_adopt_of_a_run_with_no_gain_says_so_and_makes_no_branch(finished):
+    """Once a branch at the baseline was made and called the champion."""
+    repo, summary = finished
+    progenitor.adopt(summary.run_id, "better", by="ines", repo=repo)
+    progenitor.revert(summary.run_id, 1, "not convinced", by="ines", repo=repo)
+    assert Lineage(repo).resolve(champion_ref(summary.run_id)) == RunDir(repo, summary.run_id).meta["base"]
+    for branch in ("better", "fresh"):
+        refused = cli("adopt", summary.run_id, "--repo", str(repo), "--branch", branch, check=False)
+        assert refused.returncode == 2, refused.stderr
+        [line] = refused.stderr.strip().splitlines()
+        assert f"run {summary.run_id} has no gain to adopt: no candidate beat the baseline" in line
+        assert "no branch was made" in line
+    r = git.Repo(repo)
+    assert r.commit("better").hexsha == summary.champion_commit and "fresh" not in [h.name for h in r.heads]
+    assert len([e for e in audit_log(repo).entries() if e["action"] == "adopt"]) == 1
+
+
+def test_adopt_of_a_run_that_beat_nothing_makes_no_branch(tmp_path):
+    repo = toy_repo(tmp_path / "repo", "auto")
+    worse = scripted([[{"hypothesis": "far from the answer", "params": {"w": 6.0}},
+                       {"hypothesis": "farther still", "params": {"w": -2.0}}]])
+    summary = progenitor.start_run(repo, RunOptions(**OPTIONS), architect=worse)
+    assert summary.champion_commit == git.Repo(repo).head.commit.hexsha, "nothing was to beat the baseline"
+    refused = cli("adopt", summary.run_id, "--repo", str(repo), check=False)
+    assert refused.returncode == 2 and "has no gain to adopt" in refused.stderr and "Traceback" not in refused.stderr
+    assert [h.name for h in git.Repo(repo).heads] == ["main"]

@@ -422,6 +422,9 @@ class Attack:
     """It is its generation's best and is escalated: nothing is promoted (see the module docstring)."""
     slow: bool = False
     """Marked ``slow``: a sibling whose run takes long, whose logic a fast unit test also covers."""
+    train_timeout: Optional[float] = None
+    """The group's ``train.timeout`` when its attacks need longer than the default to reach their
+    limits on a busy machine (filling 512 MiB of memory, say)."""
 
     @property
     def run_group(self) -> str:
@@ -716,6 +719,10 @@ ATTACKS: list[Attack] = [
         probes=("no-files-outside",),
     ),
 ]
+
+from tests.redteam import attacks_limits  # noqa: E402 - its attacks build on the ones above
+
+ATTACKS += attacks_limits.ATTACKS
 
 LAYERS = ("review", "runtime")
 

@@ -15,9 +15,7 @@ import json
 import os
 import secrets
 import socket
-import tempfile
 import threading
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
@@ -29,6 +27,7 @@ from progenitor.api import get_lineage, start_run
 from progenitor.options import RunOptions
 from progenitor.task.constitution import default_constitution_text
 from progenitor.testing import make_repo, scripted, toy_task_files
+from tests.helpers.jobdisk import JobDisk
 from tests.redteam.attacks import CONTROL_W, HONEST_CURVE, Attack, render
 
 BACKENDS = ["process", pytest.param("docker", marks=pytest.mark.docker)]
@@ -104,10 +103,11 @@ def task_image(root: Path) -> str:
 EARLY_STOP = "\n  early_stop: {metric: error, goal: minimize, rule: median, warmup_steps: 3}"
 
 
-def spec_text(layer: str, goal: str = "minimize", image: Optional[str] = None, early_stop: bool = False) -> str:
+def spec_text(layer: str, goal: str = "minimize", image: Optional[str] = None, early_stop: bool = False,
+              timeout: Optional[float] = None) -> str:
     strict = layer == "review"
     return SPEC % {
-        "goal": goal, "timeout": TRAIN_TIMEOUT, "disk": DISK, "files": FILES, "outputs": OUTPUTS,
+        "goal": goal, "timeout": timeout or TRAIN_TIMEOUT, "disk": DISK, "files": FILES, "outputs": OUTPUTS,
         "early_stop": EARLY_STOP if early_stop else "",
         "sandbox": f"{{backend: process, image: {image}}}" if image else "{backend: process}",
         "protected": "[prepare.py, score.py]" if strict else "[prepare.py]",
@@ -142,29 +142,6 @@ class Listener:
         self.stop.set()
         self.thread.join()
         self.sock.close()
-
-
-class FreeSpace:
-    """The free bytes of a filesystem, sampled every 0.1 s until closed: the lowest is kept."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.samples = [(time.time(), self._free())]
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._sample, daemon=True)
-        self.thread.start()
-
-    def _free(self) -> int:
-        st = os.statvfs(self.path)
-        return st.f_bavail * st.f_frsize
-
-    def _sample(self) -> None:
-        while not self.stop.wait(0.1):
-            self.samples.append((time.time(), self._free()))
-
-    def close(self) -> None:
-        self.stop.set()
-        self.thread.join()
 
 
 def git_state(repo: Path) -> dict[str, str]:
@@ -207,17 +184,8 @@ class Outcome:
     git_after: dict = field(default_factory=dict)
     connections: int = 0
     token: str = ""
-    free: list[tuple[float, int]] = field(default_factory=list)
-    """(time, free bytes) of the host's temporary filesystem (where job dirs live), every 0.1 s."""
-    trained: dict[int, tuple[float, float]] = field(default_factory=dict)
-    """(start, end) time of each candidate's training, by k, from the run's events."""
-
-    def free_drop(self, k: int) -> int:
-        """How far the host's free space fell while candidate ``k`` trained (others may write too)."""
-        start, end = self.trained[k]
-        before = [f for t, f in self.free if t <= start] or [self.free[0][1]]
-        during = [f for t, f in self.free if start <= t <= end + 0.5] or [before[-1]]
-        return before[-1] - min(during)
+    job_peaks: dict[str, int] = field(default_factory=dict)
+    """The most bytes each job directory of the run held (its tree and outputs), sampled every 0.05 s."""
 
     @property
     def control_k(self) -> int:
@@ -236,8 +204,9 @@ class Outcome:
 def build_repo(root: Path, layer: str, attacks: list[Attack], port: int, token: str,
                image: Optional[str] = None) -> tuple[Path, list[list[dict]]]:
     early_stop = any(a.early_stop for a in attacks)
+    timeout = max((a.train_timeout for a in attacks if a.train_timeout), default=None)
     files = toy_task_files()
-    files["progenitor.yaml"] = spec_text(layer, image=image, early_stop=early_stop)
+    files["progenitor.yaml"] = spec_text(layer, image=image, early_stop=early_stop, timeout=timeout)
     files["requirements.txt"] = REQUIREMENTS
     files["constitution.yaml"] = default_constitution_text() if layer == "review" else SILENT_CONSTITUTION
     if early_stop:
@@ -246,7 +215,7 @@ def build_repo(root: Path, layer: str, attacks: list[Attack], port: int, token: 
     tokens = {
         "__REPO__": str(repo.resolve()), "__PORT__": str(port), "__TOKEN__": token,
         "__LABELS__": str((repo / ".progenitor" / "runs" / RUN_ID / "data" / "holdout_labels.npy").resolve()),
-        "__SPEC_MAXIMIZE__": spec_text(layer, goal="maximize", image=image, early_stop=early_stop),
+        "__SPEC_MAXIMIZE__": spec_text(layer, goal="maximize", image=image, early_stop=early_stop, timeout=timeout),
     }
 
     def proposal(a: Attack) -> dict:
@@ -298,7 +267,8 @@ def run_group(root: Path, layer: str, attacks: list[Attack], backend: str, token
     import git
     image = task_image(root) if backend == "docker" else None
     listener = Listener()
-    disk = FreeSpace(Path(tempfile.gettempdir()))
+    disk = JobDisk()
+    disk.start()
     try:
         repo, script = build_repo(root, layer, attacks, listener.port, token, image)
         outcome = Outcome(layer=layer, repo=repo, attacks=attacks, token=token, git_before=git_state(repo),
@@ -310,7 +280,7 @@ def run_group(root: Path, layer: str, attacks: list[Attack], backend: str, token
     finally:
         listener.close()
         disk.close()
-    outcome.free = disk.samples
+    outcome.job_peaks = dict(disk.peaks)
     outcome.connections = listener.connections
     outcome.git_after = git_state(repo)
     collect(outcome)
@@ -324,8 +294,8 @@ def drive(outcome: Outcome, script: list[list[dict]], backend: str,
 
     listeners = [on_event] if on_event else []
     if resume:
-        def stop_once_proposed(event: dict) -> None:
-            if event["type"] == "architect.proposal" and not outcome.stopped:
+        def stop_once_proposed(event) -> None:  # a typed event (progenitor.run.events)
+            if event.type == "architect.proposal" and not outcome.stopped:
                 outcome.stopped = True
                 stop_run(RUN_ID, outcome.repo, reason="red team: stopped with the proposals saved")
         listeners.append(stop_once_proposed)
@@ -354,12 +324,6 @@ def collect(outcome: Outcome) -> None:
     outcome.events_bytes = events.stat().st_size if events.exists() else 0
     if events.exists():
         outcome.events = [json.loads(line) for line in events.read_text().splitlines() if line.strip()]
-    starts: dict[int, float] = {}
-    for event in outcome.events:
-        if event["type"] == "train.start" and event.get("gen") == 1:
-            starts[event["k"]] = event["t"]
-        elif event["type"] == "train.end" and event.get("k") in starts and event.get("gen") == 1:
-            outcome.trained[event["k"]] = (starts[event["k"]], event["t"])
     audit = state / "audit.jsonl"
     if audit.exists():
         outcome.audit = [json.loads(line) for line in audit.read_text().splitlines() if line.strip()]

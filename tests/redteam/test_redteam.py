@@ -149,12 +149,14 @@ def probe_sanitised_outputs(run: Outcome, attack: Attack, record: dict) -> None:
 
 
 DISK_SLACK = 64 << 20
-"""Other programs on the machine write too: the host's free space may drop by this much more."""
+"""Without a tmpfs (no root) a watcher holds the quota: a writer passes it by what it writes between two looks."""
 
 
 def probe_disk_bounded(run: Outcome, attack: Attack, record: dict) -> None:
-    drop = run.free_drop(record["k"])
-    assert drop <= DISK_BYTES + DISK_SLACK, f"host free space dropped by {drop >> 20} MiB while it trained"
+    """Measured on the jobs' own directories, never the host's free space (which others' work moves)."""
+    assert run.job_peaks, "no job directory of the run was seen while it trained"
+    fullest = max(run.job_peaks.values())
+    assert fullest <= DISK_BYTES + DISK_SLACK, f"a job directory held {fullest >> 20} MiB, over its quota"
 
 
 PROBES = {
@@ -259,3 +261,26 @@ def test_the_suite_left_nothing_behind(backend: str, redteam_run):
 
         client = docker.from_env()
         assert not client.containers.list(all=True, ignore_removed=True, filters={"label": [f"progenitor.run={RUN_ID}"]})
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_visible_copy_of_a_hidden_file_is_refused_at_start(backend: str, request, tmp_path):
+    """The trusted prepare saved the holdout labels a second time, under a name data.visible
+    shows: the run refuses after prepare, before the baseline or any candidate trains."""
+    from progenitor.api import start_run
+    from progenitor.errors import UserError
+    from progenitor.options import RunOptions
+    from progenitor.testing import make_repo, toy_task_files
+    from tests.redteam.harness import REQUIREMENTS, SILENT_CONSTITUTION, require_backend, spec_text, task_image
+
+    require_backend(backend, request)
+    files = toy_task_files()
+    files["prepare.py"] += 'np.save(os.path.join(args.out, "train_copy.npy"), 3 * x[20:40])\n'
+    files["progenitor.yaml"] = spec_text("runtime", image=task_image(tmp_path) if backend == "docker" else None)
+    files["requirements.txt"] = REQUIREMENTS
+    files["constitution.yaml"] = SILENT_CONSTITUTION
+    repo = make_repo(tmp_path / "repo", files)
+    with pytest.raises(UserError, match="visible train_copy.npy is identical to hidden holdout_labels.npy"):
+        start_run(repo, RunOptions(sandbox=backend, executor="local"))
+    run_dir = next((repo / ".progenitor" / "runs").iterdir())
+    assert not (run_dir / "visible").exists() and not list(run_dir.glob("g*/c*/train.json"))

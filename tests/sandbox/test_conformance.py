@@ -5,11 +5,18 @@ at other paths; host paths appear only where a test checks they are *not* reacha
 
 from __future__ import annotations
 
+import glob
 import os
 import socket
 import threading
 import time
+import uuid
 
+import pytest
+
+from progenitor.sandbox.base import Limits
+from progenitor.sandbox.outcome import size
+from tests.helpers.limits import BUSY, FORKER, HOG, MEMORY_KINDS, SLACK, Busy, Peak, last_held
 from tests.helpers.waiting import HOLDER, WAIT_READY, lock_released
 
 
@@ -41,6 +48,18 @@ def test_working_directory_is_the_writable_tree(box):
     assert result.ok, result.reason
     assert result.stdout.splitlines() == ["same", "print('training')"]
     assert (box.tree / "made.txt").read_text() == "made\n"
+
+
+def test_a_read_only_tree_is_readable_and_keeps_nothing(box):
+    """The scoring sandbox's tree: the candidate's code runs from it, nothing it writes there stays."""
+    result = box.run("cat train.py; touch new.txt 2>/dev/null && echo wrote || echo refused; "
+                     "echo x >> train.py 2>/dev/null && echo appended || echo refused; echo ok > {out}/o.txt",
+                     read_only_tree=True)
+    assert result.ok, result.reason
+    assert result.stdout.splitlines() == ["print('training')", "refused", "refused"]
+    assert sorted(p.name for p in box.tree.iterdir()) == ["train.py"]
+    assert (box.tree / "train.py").read_text().strip() == "print('training')"
+    assert (box.out / "o.txt").read_text() == "ok\n"
 
 
 def test_data_is_readable_but_read_only(box):
@@ -138,7 +157,7 @@ def test_background_process_is_not_left_behind(box):
     assert lock_released(box.out), "the background process outlived the run"
 
 
-def test_memory_limit_reports_oom(box):
+def test_memory_limit_reports_oom(box, limits_held):
     fits = box.run("python3 -c \"b = b'x' * (32 << 20); print('fits')\"", limits={"memory_bytes": 256 << 20})
     assert fits.ok, fits.reason
     result = box.run("python3 -c \"b = b'x' * (768 << 20); print('escaped')\"", limits={"memory_bytes": 256 << 20})
@@ -204,3 +223,89 @@ def test_lines_are_streamed_as_they_come(box):
     first = next(t for s, line, t in seen if line == "one")
     three = next(t for s, line, t in seen if line == "three")
     assert three - first > 0.5, "'one' was delivered only at the end"
+
+
+# --- resource limits, held by the kernel and measured from outside -----------------------------
+
+MEMORY_LIMIT = 256 << 20
+
+
+@pytest.fixture
+def limits_held(box):
+    """The backend says the kernel holds memory, CPU and processes here. Where it does not, the
+    test fails as root (CI: the machine lacks what the suite needs) and is skipped otherwise
+    (a user without root or a delegated cgroup: the documented degraded mode)."""
+    missing = box.sandbox.check().limits.missing(Limits(memory_bytes=MEMORY_LIMIT))
+    if missing:
+        why = "; ".join(f"{name}: {reason}" for name, reason in missing.items())
+        if os.geteuid() == 0:
+            pytest.fail(f"the {box.sandbox.name} sandbox does not hold its limits here ({why})")
+        pytest.skip(f"not root, and no cgroup holds the limits here ({why})")
+
+
+@pytest.mark.parametrize("kind", MEMORY_KINDS)
+def test_memory_held_any_way_is_stopped_at_the_limit_as_oom(box, limits_held, kind):
+    token = f"progenitor-hog-{uuid.uuid4().hex[:8]}"
+    (box.tree / "hog.py").write_text(HOG)
+    try:
+        result = box.run(f"python3 hog.py {kind} {MEMORY_LIMIT} {token}",
+                         limits={"memory_bytes": MEMORY_LIMIT, "wall_time": 60})
+    finally:  # the plain child writes the host's own /tmp and /dev/shm: what it left there goes
+        for path in glob.glob(f"/tmp/{token}-*") + glob.glob(f"/dev/shm/{token}-*"):
+            os.unlink(path)
+    held = last_held(result.stdout)
+    print(f"{box.sandbox.name} {kind}: held {size(held)} (kernel's peak {size(result.memory_peak)}) "
+          f"under {size(MEMORY_LIMIT)}, then {result.status}")
+    if kind == "tmp" and "mountns" not in result.isolation and not _tmpfs("/tmp"):
+        # The plain child writes the host's own /tmp, which is a disk here: page cache, not
+        # memory it holds (the job's disk quota does not reach it either: docs/sandboxes.md).
+        assert result.memory_peak is not None and result.memory_peak <= MEMORY_LIMIT * SLACK, result
+        return
+    assert "ESCAPED" not in result.stdout, result
+    assert result.status == "oom", result
+    assert result.reason.startswith("out of memory (limit 256 MiB): the kernel's OOM killer"), result.reason
+    assert held <= MEMORY_LIMIT * SLACK, f"it held {size(held)} under a limit of {size(MEMORY_LIMIT)}"
+    assert held >= MEMORY_LIMIT // 4, "the hog was stopped long before its limit: it measured nothing"
+    if result.memory_peak is not None:
+        assert result.memory_peak <= MEMORY_LIMIT * SLACK, size(result.memory_peak)
+
+
+def test_four_busy_processes_share_a_quarter_core(box, limits_held):
+    token = f"progenitor-busy-{uuid.uuid4().hex[:8]}"
+    command = " & ".join([BUSY.format(token=token)] * 4) + " & wait"
+    with Busy(token, count=4, seconds=4.0) as busy:
+        result = box.run(command, limits={"cpus": 0.25, "wall_time": 60}, cancel=busy.done)
+    print(f"{box.sandbox.name}: 4 busy processes used {busy.cores} cores under a quota of 0.25 "
+          f"(the backend counted {result.cpu_seconds:.2f} CPU-s in {result.duration:.2f} s)")
+    assert busy.seen == 4 and busy.cores is not None, f"saw {busy.seen} of the 4 busy processes: {result}"
+    assert result.status == "killed", result
+    assert busy.cores <= 0.25 * SLACK, f"4 busy processes used {busy.cores:.3f} cores under cpus: 0.25"
+    assert busy.cores > 0.005, "the busy processes never ran: the measurement saw nothing"
+    assert result.cpu_seconds <= 0.25 * SLACK * result.duration + 0.1, result
+
+
+def test_process_limit_holds_counted_from_outside(box, limits_held):
+    token = f"progenitor-forker-{uuid.uuid4().hex[:8]}"
+    (box.tree / "forker.py").write_text(FORKER)
+    with Peak(token) as peak:
+        result = box.run(f"python3 forker.py {token}", limits={"processes": 32, "wall_time": 60})
+    print(f"{box.sandbox.name}: at most {peak.most} forker processes at once under a limit of 32; {result.stdout.strip()}")
+    assert "refused after" in result.stdout and "ESCAPED" not in result.stdout, result
+    assert 8 <= peak.most <= 32, f"{peak.most} processes at once under a limit of 32"
+
+
+@pytest.mark.parametrize("command", [
+    "echo 'MemoryError: Unable to allocate 64.0 GiB (out of memory)' >&2; exit 1",
+    "echo 'OSError: [Errno 28] No space left on device' >&2; exit 1",
+    "echo 'Killed' >&2; kill -9 $$",
+    "exit 153",
+])
+def test_a_status_is_never_what_the_command_printed(box, command):
+    result = box.run(command, limits={"memory_bytes": MEMORY_LIMIT})
+    assert result.status == "failed", result
+
+
+def _tmpfs(path: str) -> bool:
+    with open("/proc/self/mountinfo") as f:
+        points = {line.split(" - ")[0].split()[4]: line.split(" - ")[1].split()[0] for line in f}
+    return points.get(path) == "tmpfs"

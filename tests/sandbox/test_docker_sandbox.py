@@ -122,7 +122,7 @@ def test_the_container_seen_from_inside(sandbox, dirs):
     assert seen["cgroup"]["memory"] == [str(512 << 20)]
     assert seen["cgroup"]["pids"] == ["100"]
     assert seen["cgroup"]["cpu"] == ["150000", "100000"], "1.5 CPUs of quota per period"
-    assert seen["shm_bytes"] == 256 << 20, "/dev/shm sized for data loaders: half the memory limit, up to 1 GiB"
+    assert seen["shm_bytes"] == 512 << 20, "/dev/shm sized for data loaders: the memory limit (counted in it), up to 1 GiB"
 
 
 @pytest.mark.docker

@@ -164,13 +164,29 @@ def test_not_root_without_bwrap_or_docker_a_run_refuses_in_one_sentence(nobody_r
     assert not (repo / ".progenitor" / "runs").exists() or not any((repo / ".progenitor" / "runs").iterdir())
 
 
-def test_not_root_opted_in_runs_unsealed_and_says_so(nobody_repo):
+def test_not_root_without_a_cgroup_a_run_refuses_unheld_limits_in_one_sentence(nobody_repo):
     base, repo = nobody_repo
     proc = nobody_run(base, repo, "--allow-unsealed")
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    message = proc.stderr.strip()
+    assert len(message.splitlines()) == 1, message
+    assert message.startswith("error: the process sandbox cannot enforce the 'memory' and 'cpus' and "
+                              "'processes' limits here"), message
+    assert "--allow-unenforced-limits" in message and "Delegate=yes" in message, message
+    assert not (repo / ".progenitor" / "runs").exists() or not any((repo / ".progenitor" / "runs").iterdir())
+
+
+def test_not_root_opted_in_runs_unsealed_and_unlimited_and_says_so(nobody_repo):
+    base, repo = nobody_repo
+    proc = nobody_run(base, repo, "--allow-unsealed", "--allow-unenforced-limits")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert "UNSEALED SANDBOX" in proc.stdout  # the warning at the start
+    assert "UNSEALED SANDBOX" in proc.stdout  # the warnings at the start
+    assert "UNENFORCED LIMITS" in proc.stdout and "memory limit (" in proc.stdout
     assert "candidates could read the holdout labels (--allow-unsealed)" in proc.stdout  # and in the summary
+    assert "did not hold the cpus, memory, processes limits (--allow-unenforced-limits)" in proc.stdout
     (run,) = (repo / ".progenitor" / "runs").iterdir()
     meta = json.loads((run / "run.json").read_text())
     assert meta["sealed"] is False and meta["options"]["allow_unsealed"] is True
     assert meta["summary"]["sealed"] is False
+    assert meta["options"]["allow_unenforced_limits"] is True
+    assert set(meta["unenforced_limits"]) == set(meta["summary"]["unenforced_limits"]) == {"memory", "cpus", "processes"}

@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import stat
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from progenitor.compute.base import OUTPUT_MAX_ENTRIES, TrainJob, execute_job, t
 from progenitor.compute.jobdir import PREFIX, JobDir, sweep_mounts
 from progenitor.compute.outputs import pack_outputs, unpack_outputs
 from progenitor.sandbox.base import Limits
+from tests.helpers.jobdisk import JobDisk
 
 JOB_BACKENDS = ["process", pytest.param("process-unshare", marks=pytest.mark.slow),
                 pytest.param("docker", marks=pytest.mark.docker)]
@@ -52,39 +52,13 @@ def job(request):
     return run
 
 
-class FreeSpace:
-    """The least free space of the host's temporary filesystem while it is open."""
-
-    def __init__(self) -> None:
-        self.before = self.lowest = self._free()
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._sample, daemon=True)
-
-    @staticmethod
-    def _free() -> int:
-        st = os.statvfs(tempfile.gettempdir())
-        return st.f_bavail * st.f_frsize
-
-    def _sample(self) -> None:
-        while not self.stop.wait(0.05):
-            self.lowest = min(self.lowest, self._free())
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop.set()
-        self.thread.join()
-
-
 FILLER = ("i=0; while [ $i -lt 1000 ]; do head -c 8388608 /dev/urandom > {out}/aaa-$i.bin || exit 1; "
           "i=$((i+1)); done; echo never")
 """8 MiB files, at most 8 GiB: a quota that does not hold fails the test, not the machine."""
 
 
 def test_a_disk_filler_is_killed_at_its_quota_and_the_host_keeps_its_space(job):
-    with FreeSpace() as disk:
+    with JobDisk() as disk:
         started = time.monotonic()
         result = job(FILLER)
         took = time.monotonic() - started
@@ -93,8 +67,9 @@ def test_a_disk_filler_is_killed_at_its_quota_and_the_host_keeps_its_space(job):
     assert box.reason.startswith("disk quota: its tree and outputs reached the 64 MiB quota"), box.reason
     assert "never" not in box.stdout
     assert took < 30
-    assert disk.before - disk.lowest <= (64 << 20) + (32 << 20), f"host free space fell by {(disk.before - disk.lowest) >> 20} MiB"
-    print(f"killed at the quota after {box.duration:.2f} s")
+    assert len(disk.peaks) == 1, f"expected one job directory of this test, saw {sorted(disk.peaks)}"
+    assert 32 << 20 <= disk.peak <= (64 << 20) + (32 << 20), f"its job directory held {disk.peak >> 20} MiB"
+    print(f"killed at the quota after {box.duration:.2f} s; its job directory held {disk.peak >> 20} MiB at most")
 
 
 def test_one_file_past_the_quota_is_refused(job):
@@ -252,13 +227,13 @@ def test_where_no_tmpfs_can_be_seen_the_watcher_holds_the_quota(job, monkeypatch
     import progenitor.compute.jobdir as jobdir
 
     monkeypatch.setattr(jobdir, "is_root", lambda: False)  # the job dir is then never a tmpfs
-    with FreeSpace() as disk:
+    with JobDisk() as disk:
         result = job(FILLER)
     assert result.sandbox.status == "disk", result.sandbox
     assert "reached the 64 MiB quota" in result.sandbox.reason
-    drop = disk.before - disk.lowest
-    print(f"watched: killed after {result.sandbox.duration:.2f} s, host free space fell by {drop >> 20} MiB")
-    assert drop <= (64 << 20) + (512 << 20), f"fell by {drop >> 20} MiB"
+    print(f"watched: killed after {result.sandbox.duration:.2f} s, its job directory held {disk.peak >> 20} MiB at most")
+    assert len(disk.peaks) == 1, f"expected one job directory of this test, saw {sorted(disk.peaks)}"
+    assert 32 << 20 <= disk.peak <= (64 << 20) + (512 << 20), f"its job directory held {disk.peak >> 20} MiB"
 
 
 def test_removing_a_job_dir_never_changes_its_parent_whatever_fails(tmp_path, monkeypatch):

@@ -110,3 +110,37 @@ def test_one_filler_for_every_command():
 
     assert fill("awk '{print $1}' {data}/x > {out}/y; echo ${HOME} {{data}}", {"data": "/d d", "out": "/o"}) == \
         "awk '{print $1}' '/d d'/x > /o/y; echo ${HOME} {data}"
+
+
+def test_every_problem_is_listed_each_with_its_did_you_mean():
+    """A misspelt required key once hid its 'did you mean' behind '(and 1 more problem)'."""
+    text = spec_text(**{"objective: {metric: error, goal: minimize}": "objective: {metrc: error, goal: minimize}",
+                        "timeout: 30": "timeout: soon", "resources: {cpus: 1": "resources: {cpu: 1"})
+    with pytest.raises(SpecError) as err:
+        load_spec_text(text)
+    assert str(err.value).splitlines() == [
+        "progenitor.yaml: 3 problems:",
+        "  - unknown field 'objective.metrc'; did you mean 'metric'? (a required field, so it is missing too)",
+        "  - field 'train.timeout' has bad value 'soon' (input should be a valid number, unable to parse string as a number)",
+        "  - unknown field 'train.resources.cpu'; did you mean 'cpus'?",
+    ]
+    assert err.value.problems[0] == ("progenitor.yaml: unknown field 'objective.metrc'; did you mean 'metric'? "
+                                     "(a required field, so it is missing too)")
+    assert len(err.value.problems) == 3
+
+
+@pytest.mark.parametrize("old,new,message", [
+    ("guards: [{metric: params, max: 10}]", "guards: [{metric: params}]",
+     "progenitor.yaml: in 'guards[0]': a guard needs at least one of 'min', 'max', 'max_regression' or 'max_drift'"),
+    ("goal: minimize}", "goal: minimize, range: [1, 0]}",
+     "progenitor.yaml: in 'objective': 'range' [1.0, 0.0] must be [low, high] with low < high; swap them"),
+    ("    w: {type: float, low: 0.0, high: 6.0}", "    float: {type: float, low: 6.0, high: 1.0}",
+     "progenitor.yaml: in 'search_space.params.float': 'low' (6.0) must be below 'high' (1.0)"),
+    ("budget: {", "oversight: {perfect: best}\nbudget: {",
+     "progenitor.yaml: field 'oversight.perfect' has bad value 'best' (input should be a valid number, unable to "
+     "parse string as a number; or allowed: 'auto')"),
+])
+def test_a_rule_between_fields_is_one_sentence_naming_them_never_the_whole_mapping(old, new, message):
+    with pytest.raises(SpecError) as err:
+        load_spec_text(spec_text(**{old: new}))
+    assert str(err.value) == message

@@ -2,7 +2,8 @@
 
 The container has no network (unless the spec asks), no capabilities, no way to gain
 privileges, a read-only root with a tmpfs ``/tmp``, a non-root user, and the memory /
-CPU / pids limits of the spec. The candidate's tree is mounted read-write at
+CPU / pids limits of the spec, held by the daemon's cgroups (``enforcement`` says which
+the daemon reports it can hold). The candidate's tree is mounted read-write at
 ``/sandbox/tree`` (the working directory), its outputs at ``/sandbox/out`` and the data
 read-only at ``/sandbox/data``; the command template is filled with those paths. What the
 container is: ``container``; how a run is watched and judged: ``supervise``.
@@ -18,7 +19,7 @@ import time
 from typing import Any, Optional
 
 from progenitor.errors import SandboxError
-from progenitor.sandbox.base import LineCallback, SandboxCheck, SandboxResult, SandboxSpec
+from progenitor.sandbox.base import Enforcement, LineCallback, SandboxCheck, SandboxResult, SandboxSpec
 from progenitor.sandbox.docker.container import LABEL, container_options, grant_access, isolation
 from progenitor.sandbox.docker.images import DEFAULT_BASE, connect, image_exists, missing_image_message
 from progenitor.sandbox.docker.supervise import supervise
@@ -56,7 +57,7 @@ class DockerSandbox:
                 detail=f"{daemon}, but {missing_image_message(self.image)}; {gpu_text}",
             )
         return SandboxCheck(
-            backend=self.name, available=True, isolation=isolation(network=False),
+            backend=self.name, available=True, isolation=isolation(network=False), limits=enforcement(info),
             detail=f"{daemon}, image {self.image} present, {gpu_text}",
         )
 
@@ -101,6 +102,20 @@ class DockerSandbox:
         for container in leftovers:
             _remove(container)
         return len(leftovers)
+
+
+def enforcement(info: dict) -> Enforcement:
+    """Which limits the daemon's cgroups hold, as ``docker info`` reports its kernel's support."""
+    version = f"cgroup v{info.get('CgroupVersion') or '?'}"
+    found = Enforcement()
+    for limit, key, how in (("memory", "MemoryLimit", "memory controller (shared memory and tmpfs counted)"),
+                            ("cpus", "CpuCfsQuota", "CPU quota (CFS)"), ("processes", "PidsLimit", "pids controller")):
+        if info.get(key):
+            found.held[limit] = f"{version} {how}" + ("" if limit != "memory" or info.get("SwapLimit")
+                                                      else ", but no swap limit: it may swap past it")
+        else:
+            found.not_held[limit] = f"the Docker daemon reports no {key} support"
+    return found
 
 
 def _remove(container: Any) -> None:

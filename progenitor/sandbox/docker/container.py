@@ -24,11 +24,13 @@ ISOLATION = ["container", "mountns", "pidns", "ipcns", "netns", "uid", "nnp", "c
              "readonly-root", "cgroup-limits"]
 """What is in force (the process backend's words where they mean the same); "netns" only without network."""
 TMPFS_BYTES = 1 << 30
-"""Size of the tmpfs /tmp (it counts against the memory limit only as far as it is used)."""
+"""Size of the tmpfs /tmp (its pages count against the memory limit, as far as it is used)."""
 GUARD_SECONDS = 10
 """How long past its wall time a container whose watcher died kills itself."""
 SHM_BYTES = 1 << 30
-"""/dev/shm for PyTorch data loaders (Docker's 64 MB default breaks them); capped by half the memory limit."""
+"""/dev/shm for PyTorch data loaders (Docker's 64 MB default breaks them), at most the memory limit:
+its pages count against the limit, so that filling it ends as ``oom`` (the kernel's OOM killer),
+like any other memory, and not as a bus error at a smaller size."""
 
 
 def container_options(spec: SandboxSpec, user: str) -> dict[str, Any]:
@@ -53,7 +55,7 @@ def container_options(spec: SandboxSpec, user: str) -> dict[str, Any]:
         tmpfs={"/tmp": f"rw,exec,nosuid,nodev,size={TMPFS_BYTES},mode=1777"},
         nano_cpus=int(limits.cpus * 1e9),
         pids_limit=limits.processes,
-        shm_size=min(SHM_BYTES, limits.memory_bytes // 2) if limits.memory_bytes else SHM_BYTES,
+        shm_size=min(SHM_BYTES, limits.memory_bytes) if limits.memory_bytes else SHM_BYTES,
         # The daemon keeps stdout/stderr on disk for the logs API; bound it.
         log_config=docker.types.LogConfig(type="json-file", config={"max-size": "64m", "max-file": "2"}),
         init=False,
@@ -99,8 +101,10 @@ def grant_access(spec: SandboxSpec) -> str:
     """
     if os.getuid() != 0:
         return f"{os.getuid()}:{os.getgid()}"
-    writable = [spec.tree, spec.out] + [m.source for m in spec.mounts if not m.read_only]
+    tree = [] if spec.read_only_tree else [spec.tree]
+    writable = [*tree, spec.out] + [m.source for m in spec.mounts if not m.read_only]
     readable = ([spec.data] if spec.data is not None else []) + [m.source for m in spec.mounts if m.read_only]
+    readable += [spec.tree] if spec.read_only_tree else []
     for path in writable:
         hand_over([_present(path)], *NOBODY)
     for path in readable:
@@ -118,7 +122,7 @@ def _mounts(spec: SandboxSpec) -> list[Any]:
     from docker.types import Mount
 
     mounts = [
-        Mount(TREE, str(spec.tree.resolve()), type="bind", read_only=False),
+        Mount(TREE, str(spec.tree.resolve()), type="bind", read_only=spec.read_only_tree),
         Mount(OUT, str(spec.out.resolve()), type="bind", read_only=False),
     ]
     if spec.data is not None:

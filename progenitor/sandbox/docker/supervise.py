@@ -1,6 +1,7 @@
 """One container's run, watched: its output streamed line by line, the wall time and cancel
 enforced from here (the SDK's ``wait(timeout=...)`` is only an HTTP read timeout), and its
-end judged like the process backend's, except that Docker knows for sure about OOM kills."""
+end judged like the process backend's. An OOM kill is the daemon's word (the container
+state's ``OOMKilled``, which it has from the kernel), never what the command printed."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from progenitor.errors import SandboxError
 from progenitor.sandbox.base import LineCallback, SandboxResult, SandboxSpec
 from progenitor.sandbox.capture import Tail
 from progenitor.sandbox.docker.container import isolation
-from progenitor.sandbox.outcome import Outcome, judge, limit_note
+from progenitor.sandbox.outcome import Outcome, judge
 
 __all__ = ["supervise"]
 
@@ -38,12 +39,12 @@ def supervise(
         frames.close()
         raise SandboxError(f"docker could not start the sandbox container: {_explain(exc, spec)}") from None
     reader.start()
-    ended_by, cpu = _wait(api, container, reader, spec.limits.wall_time, cancel, started)
+    ended_by, counted = _wait(api, container, reader, spec.limits.wall_time, cancel, started)
     if ended_by != "exit":
         _kill(container)
     reader.join(10)
     state = _final_state(container)
-    return _result(spec, ended_by, state, cpu, tails, time.monotonic() - started)
+    return _result(spec, ended_by, state, counted, tails, time.monotonic() - started)
 
 
 def _forgiving(on_line: Optional[LineCallback]) -> Optional[LineCallback]:
@@ -79,29 +80,41 @@ def _pump(frames: Any, tails: dict[str, Tail]) -> None:
 def _wait(
     api: Any, container: Any, reader: threading.Thread, wall_time: float,
     cancel: Optional[threading.Event], started: float,
-) -> tuple[EndedBy, float]:
+) -> tuple[EndedBy, Counted]:
     """Until the output ends (the container stopped), the wall time passes or cancel is set."""
     deadline = started + wall_time
-    cpu, next_sample = 0.0, time.monotonic() + STATS_EVERY
+    counted, next_sample = Counted(), time.monotonic() + STATS_EVERY
     while reader.is_alive():
         if cancel is not None and cancel.is_set():
-            return "cancel", cpu
+            return "cancel", counted
         if time.monotonic() >= deadline:
-            return "timeout", cpu
+            return "timeout", counted
         reader.join(0.05)
         if time.monotonic() >= next_sample:
-            cpu = max(cpu, _cpu_seconds(api, container.id))
+            counted.sample(api, container.id)
             next_sample = time.monotonic() + STATS_EVERY
-    return "exit", cpu
+    return "exit", counted
 
 
-def _cpu_seconds(api: Any, container_id: str) -> float:
-    """CPU seconds used so far, from the daemon's one-shot stats (0 when it cannot tell)."""
-    try:
-        stats = api.stats(container_id, stream=False, one_shot=True)
-        return stats["cpu_stats"]["cpu_usage"]["total_usage"] / 1e9
-    except Exception:  # noqa: BLE001 - stats are best effort: the container may be gone
-        return 0.0
+class Counted:
+    """What the daemon's one-shot stats said so far: CPU seconds and the memory high-water mark
+    (0 / None when it cannot tell: the container may be gone, or the kernel keeps no peak)."""
+
+    def __init__(self) -> None:
+        self.cpu_seconds, self.memory_peak = 0.0, None
+
+    def sample(self, api: Any, container_id: str) -> None:
+        try:
+            stats = api.stats(container_id, stream=False, one_shot=True)
+        except Exception:  # noqa: BLE001 - stats are best effort
+            return
+        try:
+            self.cpu_seconds = max(self.cpu_seconds, stats["cpu_stats"]["cpu_usage"]["total_usage"] / 1e9)
+        except (KeyError, TypeError):
+            pass
+        peak = (stats.get("memory_stats") or {}).get("max_usage")
+        if isinstance(peak, int):
+            self.memory_peak = max(self.memory_peak or 0, peak)
 
 
 def _kill(container: Any) -> None:
@@ -121,22 +134,17 @@ def _final_state(container: Any) -> dict:
 
 
 def _result(
-    spec: SandboxSpec, ended_by: EndedBy, state: dict, cpu: float, tails: dict[str, Tail], duration: float,
+    spec: SandboxSpec, ended_by: EndedBy, state: dict, counted: Counted, tails: dict[str, Tail], duration: float,
 ) -> SandboxResult:
-    """Judged like the process backend, except that Docker knows for sure about OOM kills."""
+    """Judged like the process backend; OOM kills are the container state's ``OOMKilled``."""
     code = state.get("ExitCode")
     outcome = Outcome(
         ended_by=ended_by, returncode=code if isinstance(code, int) else -9, duration=duration,
-        cpu_seconds=cpu, stdout=tails["stdout"].text(), stderr=tails["stderr"].text(),
-        truncated=any(t.truncated for t in tails.values()),
+        cpu_seconds=counted.cpu_seconds, stdout=tails["stdout"].text(), stderr=tails["stderr"].text(),
+        truncated=any(t.truncated for t in tails.values()), oom_killed=bool(state.get("OOMKilled")),
+        memory_peak=counted.memory_peak,
     )
     result = judge(outcome, spec.limits)
-    if ended_by == "exit" and state.get("OOMKilled"):
-        result = result.model_copy(update={
-            "status": "oom",
-            "reason": f"out of memory{limit_note(spec.limits)}: the kernel's OOM killer stopped the container"})
-    elif result.status == "oom" and not state.get("OOMKilled") and code == 137:
-        result = result.model_copy(update={"status": "failed", "reason": "killed by SIGKILL (exit code 137)"})
     return result.model_copy(update={"backend": "docker", "isolation": isolation(spec.network)})
 
 

@@ -21,10 +21,11 @@ from pydantic import BaseModel, ConfigDict
 
 from progenitor.errors import SandboxError
 from progenitor.sandbox.access import grant_read, hand_over, is_root, unreachable_parent
-from progenitor.sandbox.base import LineCallback, SandboxCheck, SandboxResult, SandboxSpec
+from progenitor.sandbox.base import Enforcement, LineCallback, SandboxCheck, SandboxResult, SandboxSpec
 from progenitor.sandbox.env import build_env, fill_template
-from progenitor.sandbox.outcome import judge
+from progenitor.sandbox.outcome import Outcome, judge
 from progenitor.sandbox.process.bwrap import View, bwrap_argv, python_roots
+from progenitor.sandbox.process.cgroup import Group
 from progenitor.sandbox.process.child import launch
 from progenitor.sandbox.process.isolation import (
     ChildSetup,
@@ -34,10 +35,11 @@ from progenitor.sandbox.process.isolation import (
     probe_netns,
     probe_unshare,
 )
+from progenitor.sandbox.process.limits import enforcement, make_group
 from progenitor.sandbox.process.mountns import view_plan, view_root
 from progenitor.sandbox.process.reaper import reaper_argv
 
-__all__ = ["ProcessOptions", "ProcessSandbox"]
+__all__ = ["UNENFORCED_REMEDY", "ProcessOptions", "ProcessSandbox"]
 
 
 class ProcessOptions(BaseModel):
@@ -58,7 +60,15 @@ class ProcessOptions(BaseModel):
     """Let ``auto`` fall back to the plain child, which hides nothing from the command that
     its uid may read (without root: everything you can read, the holdout labels included).
     Set by ``progenitor run --allow-unsealed``; off, such a machine refuses to run."""
+    allow_unenforced_limits: bool = False
+    """Run a spec whose memory, CPU or process limit the kernel does not hold here (no control
+    group to make: not root, no delegated cgroup v2 subtree), with the rlimits that are left.
+    Set by ``progenitor run --allow-unenforced-limits``; off, such a spec is refused."""
 
+
+UNENFORCED_REMEDY = ("run as root, in a delegated cgroup v2 subtree (systemd-run --user --scope -p Delegate=yes), "
+                     "or with Docker")
+"""What the refusal of a limit the kernel does not hold here tells the user to do."""
 
 UNSEALED = ("the process sandbox cannot hide the holdout labels here ({why}): install bubblewrap "
             "(apt-get install bubblewrap) or Docker, or run as root; or pass --allow-unsealed to run "
@@ -104,7 +114,7 @@ class ProcessSandbox:
         mode, why = self.mode()
         return mode in ("bwrap", "unshare"), _MODE_WORDS.get(mode, "unusable") + f" ({why})"
 
-    def _isolation(self, mode: str, network: bool) -> list[str]:
+    def _isolation(self, mode: str, network: bool, cgroup: bool) -> list[str]:
         root = is_root()
         if mode in ("bwrap", "unshare"):
             labels = ["mountns", "ipcns"] + (["pidns"] if mode == "bwrap" else []) + ([] if network else ["netns"])
@@ -112,7 +122,12 @@ class ProcessSandbox:
         else:
             labels = ["netns"] if not network and probe_netns() else []
             labels += ["uid", "nnp"] if root else ["nnp"]
-        return [*labels, "rlimits", "session", "pdeathsig"]
+        return [*labels, *(["cgroup-limits"] if cgroup else []), "rlimits", "session", "pdeathsig"]
+
+    def enforcement(self) -> Enforcement:
+        """Which of the memory, CPU and process limits the kernel holds here (see ``limits``)."""
+        mode, _ = self.mode()
+        return enforcement(mode or "none")
 
     def check(self) -> SandboxCheck:
         mode, why = self.mode()
@@ -123,22 +138,24 @@ class ProcessSandbox:
             user = "our own uid"
         else:
             user = "a fresh uid per run" if self.options.uid is None else f"uid {self.options.uid}"
+        held = enforcement(mode)
+        limits = _limits_words(held)
         if mode == "bwrap":
-            detail = (f"{why}: whitelist view, private network/PID/IPC namespaces, runs as {user}, "
-                      "memory and process rlimits")
+            detail = f"{why}: whitelist view, private network/PID/IPC namespaces, runs as {user}, {limits}"
         elif mode == "unshare":
             detail = (f"whitelist view in our own mount namespace ({why}): private network/IPC namespaces, "
-                      f"runs as {user}, memory and process rlimits")
+                      f"runs as {user}, {limits}")
         else:
             net = "network namespace" if probe_netns() else "NO network isolation (cannot unshare)"
-            detail = (f"plain child process ({why}): own session under a reaper, memory and process rlimits, "
-                      f"runs as {user}, {net}; UNSEALED: the host's files are guarded only by their permissions")
+            detail = (f"plain child process ({why}): own session under a reaper, runs as {user}, {net}, {limits}; "
+                      "UNSEALED: the host's files are guarded only by their permissions")
             other = self.options.uid if self.options.uid is not None else -1
             closed = unreachable_parent(Path(os.path.realpath(sys.executable)), other) if is_root() else None
             if closed is not None:
                 detail += f"; this Python is out of the command's reach ({closed} is closed), it gets the system's"
-        return SandboxCheck(backend=self.name, available=True, detail=detail,
-                            isolation=self._isolation(mode, network=False))
+        return SandboxCheck(backend=self.name, available=True, detail=detail, limits=held,
+                            isolation=self._isolation(mode, network=False,
+                                                      cgroup=any(h.startswith("cgroup") for h in held.held.values())))
 
     # ------------------------------------------------------------------ run
 
@@ -154,6 +171,25 @@ class ProcessSandbox:
             raise SandboxError(f"the process sandbox was asked for {asked}, which cannot run here: {why}")
         if mode == "none" and self.options.isolation == "auto" and not self.options.allow_unsealed:
             raise SandboxError(UNSEALED.format(why=why))
+        refusal = enforcement(mode).refusal(self.name, spec.limits, UNENFORCED_REMEDY)
+        if refusal and not self.options.allow_unenforced_limits:
+            raise SandboxError(refusal)
+        try:
+            group = make_group(spec.limits)
+        except OSError as exc:
+            raise SandboxError(f"could not make the sandbox's control group: {exc}") from exc
+        try:
+            outcome = self._launch(spec, mode, group, on_line, cancel)
+        finally:
+            if group is not None:
+                group.remove()
+        result = judge(outcome, spec.limits)
+        return result.model_copy(update={"backend": self.name,
+                                         "isolation": self._isolation(mode, spec.network, group is not None)})
+
+    def _launch(self, spec: SandboxSpec, mode: str, group: Optional[Group], on_line: Optional[LineCallback],
+                cancel: Optional[threading.Event]) -> Outcome:
+        """Lay out the command's directories and view for ``mode``, and run it in ``group``."""
         tree, out = _existing(spec.tree, "tree"), _existing(spec.out, "out")
         data = _existing(spec.data, "data") if spec.data is not None else None
         user = self._user()
@@ -172,12 +208,11 @@ class ProcessSandbox:
                 argv, setup = self._plain(spec, tree, out, data, command, user)
             if user is not None:
                 self._hand_over(spec, tree, out, data, scratch if mode == "none" else None, user)
-            outcome = launch(argv, env, tree, setup, mode, spec.limits, on_line, cancel)
+            setup = _in_group(setup, group)
+            return launch(argv, env, tree, setup, mode, spec.limits, on_line, cancel, group)
         finally:
             if scratch is not None:
                 shutil.rmtree(scratch, ignore_errors=True)
-        result = judge(outcome, spec.limits)
-        return result.model_copy(update={"backend": self.name, "isolation": self._isolation(mode, spec.network)})
 
     def _user(self) -> Optional[tuple[int, int]]:
         """(uid, gid) the command is dropped to, or None when we are not root (it keeps ours)."""
@@ -190,9 +225,12 @@ class ProcessSandbox:
                    scratch: Optional[Path], user: tuple[int, int]) -> None:
         """As root: give the unprivileged command its writable dirs, and let it read the data.
         Extra mounts are the caller's own: their permissions are left as they are."""
-        hand_over([p for p in (tree, out, scratch) if p is not None], *user)
-        for path in (tree, out):  # no other uid (another candidate) may look in
+        writable = [out] if spec.read_only_tree else [tree, out]
+        hand_over([p for p in (*writable, scratch) if p is not None], *user)
+        for path in writable:  # no other uid (another candidate) may look in
             os.chmod(path, 0o700)
+        if spec.read_only_tree:  # readable, not its own: a plain child cannot write it either
+            grant_read(tree)
         if data is not None:
             grant_read(data)
 
@@ -234,7 +272,7 @@ _MODE_WORDS = {"bwrap": "bubblewrap whitelist view", "unshare": "whitelist view 
 
 def _view(spec: SandboxSpec, tree: Path, out: Path, data: Optional[Path], env: dict[str, str]) -> View:
     return View(
-        tree=tree, out=out, data=data, network=spec.network, gpus=spec.limits.gpus,
+        tree=tree, out=out, data=data, network=spec.network, gpus=spec.limits.gpus, read_only_tree=spec.read_only_tree,
         binds=[(_existing(m.source, "mount"), Path(m.target or m.source), m.read_only) for m in spec.mounts],
         python_roots=python_roots(env["PATH"]),
         tmp_bytes=spec.limits.memory_bytes,
@@ -244,6 +282,21 @@ def _view(spec: SandboxSpec, tree: Path, out: Path, data: Optional[Path], env: d
 def _setup(spec: SandboxSpec) -> ChildSetup:
     return ChildSetup(memory_bytes=spec.limits.memory_bytes, processes=nproc_limit(spec.limits.processes),
                       file_bytes=spec.limits.disk_bytes)
+
+
+def _in_group(setup: ChildSetup, group: Optional[Group]) -> ChildSetup:
+    """The child joins ``group``; RLIMIT_DATA goes where the group holds the memory (it would
+    stop one process's heap short of the limit the whole group is given)."""
+    if group is None:
+        return setup
+    memory = None if "memory" in group.dirs else setup.memory_bytes
+    return setup.model_copy(update={"cgroup_procs": group.procs_files, "memory_bytes": memory})
+
+
+def _limits_words(held: Enforcement) -> str:
+    words = [f"{name} by {how}" for name, how in held.held.items()]
+    words += [f"{name} NOT held ({why})" for name, why in held.not_held.items()]
+    return "limits: " + "; ".join(words)
 
 
 def _reachable_data(data: Path, scratch: Path, uid: int) -> Path:

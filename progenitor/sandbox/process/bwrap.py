@@ -28,6 +28,7 @@ class View(BaseModel):
     tree: Path
     out: Path
     data: Optional[Path] = None
+    read_only_tree: bool = False
     binds: list[tuple[Path, Path, bool]] = []
     """Extra (source, target, read_only) binds: the spec's mounts."""
     python_roots: list[Path] = []
@@ -53,7 +54,7 @@ def bwrap_argv(view: View, command: list[str]) -> list[str]:
     argv += ["--perms", "1777", *size, "--tmpfs", "/tmp", "--perms", "1777", *size, "--tmpfs", "/dev/shm"]
     argv += _gpu_devices(view.gpus)
     binds = [(root, root, True) for root in view.python_roots]
-    binds += [(view.tree, view.tree, False), (view.out, view.out, False)]
+    binds += [(view.tree, view.tree, view.read_only_tree), (view.out, view.out, False)]
     if view.data is not None:
         binds.append((view.data, view.data, True))
     binds += view.binds

@@ -17,6 +17,7 @@ from progenitor.errors import SandboxError
 from progenitor.sandbox.base import Limits, LineCallback
 from progenitor.sandbox.capture import Tail, drain, exited, watch
 from progenitor.sandbox.outcome import Outcome
+from progenitor.sandbox.process.cgroup import Group, Usage
 from progenitor.sandbox.process.isolation import ChildSetup, make_preexec
 
 __all__ = ["launch"]
@@ -28,8 +29,10 @@ REAPER_SECONDS = 3.0
 
 
 def launch(argv: list[str], env: dict[str, str], cwd: Path, setup: ChildSetup, mode: str, limits: Limits,
-           on_line: Optional[LineCallback], cancel: Optional[threading.Event]) -> Outcome:
-    """Start ``argv`` and see it through: output, exit, timeout or cancel, and teardown."""
+           on_line: Optional[LineCallback], cancel: Optional[threading.Event], group: Optional[Group] = None) -> Outcome:
+    """Start ``argv`` and see it through: output, exit, timeout or cancel, and teardown; with
+    ``group`` (the control group ``setup`` joins), everything left in it is killed at the end
+    and its counters are the outcome's CPU time, memory peak and OOM kills."""
     started = time.monotonic()
     try:
         proc = subprocess.Popen(
@@ -56,10 +59,13 @@ def launch(argv: list[str], env: dict[str, str], cwd: Path, setup: ChildSetup, m
             proc.returncode = os.waitstatus_to_exitcode(status)  # we reaped it: keep Popen from trying
             for pipe in (proc.stdout, proc.stderr):
                 pipe.close()
+            counted = group.finish() if group is not None else Usage()
+    cpu = usage.ru_utime + usage.ru_stime
     return Outcome(
         ended_by=ended_by, returncode=proc.returncode, duration=time.monotonic() - started,
-        cpu_seconds=usage.ru_utime + usage.ru_stime, stdout=out.text(), stderr=err.text(),
-        truncated=out.truncated or err.truncated,
+        cpu_seconds=max(cpu, counted.cpu_seconds or 0.0), stdout=out.text(), stderr=err.text(),
+        truncated=out.truncated or err.truncated, oom_killed=counted.oom_kills > 0,
+        forks_refused=counted.forks_refused > 0, memory_peak=counted.memory_peak,
     )
 
 

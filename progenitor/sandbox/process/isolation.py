@@ -15,9 +15,11 @@ Three ways to run a command, strongest first:
   when it ends; with a network namespace of its own where the kernel allows one. It sees the
   host's files: a run refuses it unless the user opts in (see ``sandbox.seal``).
 
-Both keep rlimits (memory, processes, no core files) and a parent-death signal. When we are
-root, each run gets a fresh uid of its own, so that one candidate's processes never count
-against, nor can touch, another's.
+All three run in a control group of their own where the machine gives one (see ``limits``
+and ``cgroup``), which holds memory, CPU and processes; rlimits (processes, file size, no
+core files; memory only where no group holds it) and a parent-death signal come on top.
+When we are root, each run gets a fresh uid of its own, so that one candidate's processes
+never count against, nor can touch, another's.
 """
 
 from __future__ import annotations
@@ -136,8 +138,12 @@ class ChildSetup(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     memory_bytes: Optional[int] = None
-    """RLIMIT_DATA: heap and anonymous mappings. Not RLIMIT_AS, which counts address space
-    that libraries merely reserve and so breaks imports (PyTorch's) long before memory is used."""
+    """RLIMIT_DATA, where no control group holds the memory: heap and private mappings only.
+    Not RLIMIT_AS, which counts address space that libraries merely reserve and so breaks
+    imports (PyTorch's) long before memory is used."""
+    cgroup_procs: list[str] = []
+    """The ``cgroup.procs`` files of the command's control group: the child joins it before
+    anything else, so that all it starts is inside."""
     processes: Optional[int] = None
     """RLIMIT_NPROC: counted per uid, so it only bites once the command is not root."""
     unshare_net: bool = False
@@ -158,7 +164,15 @@ def make_preexec(setup: ChildSetup) -> Callable[[], None]:
     if setup.file_bytes is not None:
         limits.append((resource.RLIMIT_FSIZE, setup.file_bytes))
 
+    pid_files = [path.encode() for path in setup.cgroup_procs]
+
     def preexec() -> None:
+        for path in pid_files:
+            fd = os.open(path, os.O_WRONLY)
+            try:
+                os.write(fd, str(os.getpid()).encode())
+            finally:
+                os.close(fd)
         for which, value in limits:
             resource.setrlimit(which, (value, value))
         if setup.unshare_net:

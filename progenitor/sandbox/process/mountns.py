@@ -66,7 +66,7 @@ def view_plan(view: View, root: Path) -> str:
         names += [f"nvidia{g}" for g in view.gpus if g.isdigit()]
         ops += [["bind", f"/dev/{n}", f"/dev/{n}", False] for n in names if os.path.exists(f"/dev/{n}")]
     binds = [(r, r, True) for r in view.python_roots]
-    binds += [(view.tree, view.tree, False), (view.out, view.out, False)]
+    binds += [(view.tree, view.tree, view.read_only_tree), (view.out, view.out, False)]
     if view.data is not None:
         binds.append((view.data, view.data, True))
     binds += view.binds
