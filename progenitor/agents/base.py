@@ -139,7 +139,7 @@ class AgentContext(BaseModel):
     seed: int = 0
     llm: Any = None
     """The run's ``progenitor.llm.LlmSession`` when the task has an ``llm:`` section: the models,
-    the call cache, the meter the nodes charge the ledger from."""
+    the call cache, the account each request is settled with as it ends."""
 
     def require_llm(self, agent: str) -> Any:
         """``llm``, or a ``UserError`` saying that ``agent`` (``"llm coder"``) needs an ``llm:`` section."""

@@ -7,13 +7,14 @@
   (``cache``) before they leave and when they come back, resent only after a transient failure;
 - ``session``: what an agent holds (``AgentContext.llm``): one conversation per call, with one
   budget of retries and repairs (a reply that does not parse goes back with the full error);
-- ``calls``: the record of one request and the meter the nodes drain into the ledger;
+- ``calls``: the typed record of one request and the ``Account`` it is settled with as it ends
+  (the run's charges the ledger then; ``CallLog`` keeps them, outside a run);
 - ``replies``: JSON replies validated with pydantic; ``probe``: is a model there (one token).
 
 Nothing here is imported by ``import progenitor``, and litellm only when a call is made.
 """
 
-from progenitor.llm.calls import CallMeter, LlmCall
+from progenitor.llm.calls import Account, CallLog, LlmCall, Refusal
 from progenitor.llm.session import LlmSession
 
-__all__ = ["CallMeter", "LlmCall", "LlmSession"]
+__all__ = ["Account", "CallLog", "LlmCall", "LlmSession", "Refusal"]

@@ -1,22 +1,29 @@
-"""What one request to a language model cost, and the meter that carries requests from the
-agents to the nodes.
+"""What one request to a language model cost, and the account every request is settled with.
 
-Agents stay pure: they never charge the ledger. Their session records every request on the
-meter (an answer, a 429, a timeout alike: the count of requests is the count of tries); the
-workflow hears of each as it ends (its event), and drains the meter after each node into the
-ledger (idempotently, by request id). Before a request that would be paid, the session asks the meter's ``allowance``:
-the run refuses new requests once a stop was asked for or ``budget.dollars`` is spent (the
-requests already under way finish, so the cap can be passed by those, at most ``llm.parallel``).
+Agents stay pure: they never charge the ledger, and nothing they return carries spend. Each
+request ends as one typed record (``LlmCall``: an answer, a 429, a timeout alike, so the count
+of requests is the count of tries) handed to the session's ``Account`` the moment it ends; the
+run's account (``workflows.llm_usage.RunAccount``) charges the ledger there and then, once per
+request id, and tells it as an event. There is nothing to collect or drain after a node.
+
+Before a paid request the session asks the account for a ``Refusal``: the run gives one once a
+stop was asked for or ``budget.dollars`` is spent, and the session raises the LLM layer's own
+error for it (``LlmStopAsked``, ``LlmBudgetSpent``), which the workflow turns into its stop or
+a candidate's ``budget`` status at the node's edge. Requests already under way finish, so the
+cap can be passed by those, at most ``llm.parallel``. ``CallLog`` is the account of a session
+outside a run (doctor, tests, the Python API): it keeps the records, with an optional cap.
 """
 
 from __future__ import annotations
 
 import threading
-from typing import Callable, Literal, Optional
+from typing import Literal, Optional, Protocol
 
 from pydantic import BaseModel
 
-__all__ = ["Allowance", "CallMeter", "LlmCall", "OUTCOMES"]
+from progenitor.errors import LlmBudgetSpent, LlmRefused, LlmStopAsked
+
+__all__ = ["Account", "CallLog", "LlmCall", "OUTCOMES", "Refusal"]
 
 Outcome = Literal["ok", "error", "aborted", "killed"]
 OUTCOMES = {
@@ -63,37 +70,47 @@ class LlmCall(BaseModel):
     """What went wrong, in full (keys blanked out)."""
 
 
-Allowance = Callable[[float], None]
-"""Called with the dollars recorded but not yet charged; raises to refuse a new paid request."""
+class Refusal(BaseModel):
+    """Why no new paid request may start now."""
+
+    kind: Literal["stop", "budget"]
+    reason: str
+
+    def error(self) -> LlmRefused:
+        return (LlmStopAsked if self.kind == "stop" else LlmBudgetSpent)(self.reason)
 
 
-class CallMeter:
-    """Collects requests until a node takes them; thread-safe. ``on_record`` hears of each request
-    the moment it ends (the workflow shows it: a run retrying through 429s says so as it happens)."""
+class Account(Protocol):
+    """Where a session's requests are settled (thread-safe: calls of a generation run side by side)."""
 
-    def __init__(self, allowance: Optional[Allowance] = None, on_record: Optional[Callable[[LlmCall], None]] = None):
-        self.allowance = allowance
-        self.on_record = on_record
-        self._calls: list[LlmCall] = []
+    def refusal(self) -> Optional[Refusal]:
+        """Asked before each paid request: why none may start now (None: it may)."""
+        ...
+
+    def record(self, call: LlmCall) -> None:
+        """One request, the moment it ended (a replayed one too: same id, never charged twice)."""
+        ...
+
+
+class CallLog:
+    """The account of a session outside a run: every record kept in order; with ``dollars``,
+    a paid request is refused once the recorded ones (replays not counted) reach it."""
+
+    def __init__(self, dollars: Optional[float] = None):
+        self.dollars = dollars
+        self.calls: list[LlmCall] = []
         self._lock = threading.Lock()
-        self.warned: set[str] = set()
-        """Models already warned about (no price): one warning per model and session."""
 
-    def check(self) -> None:
-        """Before a paid request: raises ``BudgetExceeded`` or ``RunStopped`` when none may start."""
-        if self.allowance is not None:
-            with self._lock:
-                pending = sum(c.dollars for c in self._calls if not c.cached)
-            self.allowance(pending)
+    def spent(self) -> float:
+        with self._lock:
+            return sum(c.dollars for c in self.calls if not c.cached)
+
+    def refusal(self) -> Optional[Refusal]:
+        spent = self.spent()
+        if self.dollars is not None and spent >= self.dollars:
+            return Refusal(kind="budget", reason=f"budget reached: {spent:.4g} of {self.dollars:g} LLM dollars spent")
+        return None
 
     def record(self, call: LlmCall) -> None:
         with self._lock:
-            self._calls.append(call)
-        if self.on_record is not None:
-            self.on_record(call)
-
-    def take(self) -> list[LlmCall]:
-        """Every request recorded since the last take."""
-        with self._lock:
-            calls, self._calls = self._calls, []
-        return calls
+            self.calls.append(call)

@@ -14,7 +14,7 @@ each has its own part of the call's budget, spent once (nothing above the sessio
 
 Then the agent misbehaved: ``ModelBehaviorError`` with the full error and the number of
 requests it cost. Structured replies ask for their JSON schema through ``response_format``
-where the provider has it (``llm.json_mode``). Every request, replayed or paid, is on the meter.
+where the provider has it (``llm.json_mode``). Every request, replayed or paid, is settled with the session's account as it ends.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from pydantic import BaseModel
 
 from progenitor.errors import ModelBehaviorError, UserError
 from progenitor.llm.cache import CallCache
-from progenitor.llm.calls import CallMeter
+from progenitor.llm.calls import Account, CallLog
 from progenitor.llm.transport import Transport, Tries, call_id
 from progenitor.task.spec import Endpoint, Llm
 
@@ -39,13 +39,14 @@ CONTINUE = ("Your reply was cut off at the length limit. Continue exactly where 
 
 
 class LlmSession:
-    """The run's models (``llm:``), its call cache and its meter."""
+    """The run's models (``llm:``), its call cache and the account its requests are settled with
+    (default: a ``CallLog`` that keeps them)."""
 
-    def __init__(self, settings: Llm, cache_dir: Optional[Path] = None, meter: Optional[CallMeter] = None):
+    def __init__(self, settings: Llm, cache_dir: Optional[Path] = None, account: Optional[Account] = None):
         self.settings = settings
         self.cache = CallCache(cache_dir) if cache_dir is not None else None
-        self.meter = meter or CallMeter()
-        self.transport = Transport(settings, self.cache, self.meter)
+        self.account = account if account is not None else CallLog()
+        self.transport = Transport(settings, self.cache, self.account)
 
     def chain(self, role: str) -> list[Endpoint]:
         chain = self.settings.chain(role)

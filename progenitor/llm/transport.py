@@ -1,5 +1,5 @@
 """One usable answer to a conversation: each request numbered, written to the run's call cache,
-recorded on the meter, and resent only when that can help.
+settled with the session's account as it ends, and resent only when that can help.
 
 - **transient** (429, 5xx, a timeout, a lost connection): resent to the same model after the
   provider's ``Retry-After`` (else 1, 2, 4 ... s), while the call's ``retries`` last; then
@@ -26,7 +26,7 @@ from pydantic import BaseModel
 from progenitor.candidate.keys import candidate_name, generation_name
 from progenitor.errors import LlmUnavailable, ModelBehaviorError
 from progenitor.llm.cache import CallCache, replayed_text, request_hash
-from progenitor.llm.calls import CallMeter, LlmCall
+from progenitor.llm.calls import Account, LlmCall
 from progenitor.task.spec import Endpoint, Llm
 
 __all__ = ["Answer", "MAX_WAIT", "Transport", "Tries", "call_id"]
@@ -61,10 +61,10 @@ class Answer(BaseModel):
 class Transport:
     """Sends the requests of every call of a run session."""
 
-    def __init__(self, settings: Llm, cache: Optional[CallCache], meter: CallMeter):
+    def __init__(self, settings: Llm, cache: Optional[CallCache], account: Account):
         self.settings = settings
         self.cache = cache
-        self.meter = meter
+        self.account = account
         self._seq: dict[tuple, int] = {}
         self._format: dict[str, str] = {}
         self._lock = threading.Lock()
@@ -117,7 +117,7 @@ class Transport:
         cid, entry = self._id(role, gen, k, digest)
         if entry is not None:
             return self._replay(entry)
-        self.meter.check()
+        self._may_send()
         prompt, completion, dollars, priced = provider.estimate(ep, messages, max_tokens, self.settings.prices)
         base = {"id": cid, "role": role, "gen": gen, "k": k, "model": ep.model}
         if self.cache is not None:
@@ -135,7 +135,7 @@ class Transport:
                        outcome=out.kind)
         if self.cache is not None:
             self.cache.done(call, request, digest, out.text)
-        self.meter.record(call)
+        self.account.record(call)
         return call, out.text, False
 
     def _id(self, role: str, gen: int, k: Optional[int], digest: str) -> tuple[str, Optional[dict]]:
@@ -160,10 +160,10 @@ class Transport:
                                            "error": "under way when the run's process died"})
             if self.cache is not None:
                 self.cache.done(call, entry["request"], entry["request_hash"], "")
-            self.meter.record(call)
+            self.account.record(call)
             return call, "", True
         call = call.model_copy(update={"cached": True})
-        self.meter.record(call)
+        self.account.record(call)
         return call, replayed_text(entry), True
 
     # -- formats and waits ------------------------------------------------------------------
@@ -189,9 +189,15 @@ class Transport:
             mode = self._format.get(model, "off")
             self._format[model] = FORMATS[min(FORMATS.index(mode) + 1, len(FORMATS) - 1)]
 
+    def _may_send(self) -> None:
+        """Raises the LLM layer's refusal (``LlmStopAsked``, ``LlmBudgetSpent``) when the account gives one."""
+        refusal = self.account.refusal()
+        if refusal is not None:
+            raise refusal.error()
+
     def _wait(self, seconds: float) -> None:
         """Sleep, but not through a stop request (checked every half second)."""
         end = time.monotonic() + seconds
         while (left := end - time.monotonic()) > 0:
             time.sleep(min(0.5, left))
-            self.meter.check()
+            self._may_send()

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from progenitor.agents.base import Failure
 from progenitor.candidate import Candidate, DiffStats
-from progenitor.errors import BudgetExceeded
+from progenitor.errors import LlmBudgetSpent
 from progenitor.run.events import CoderFix
 from progenitor.workflows.nodes import COMMIT_FAILURES, save, written
 from progenitor.workflows.state import RunContext, State, Update
@@ -60,7 +60,7 @@ def _fix(ctx: RunContext, crashed: Candidate, k: int, champion: str) -> tuple[st
         sha = ctx.lineage.commit_candidate(fix.ref, crashed.sha, edit)
     except _NoFix:
         return "the coder had no fix", None
-    except BudgetExceeded as exc:
+    except LlmBudgetSpent as exc:
         return "budget", fix.advance("budget", reason=f"not fixed: {exc}")
     except COMMIT_FAILURES as exc:
         return "failed", fix.fail(f"the coder could not fix {crashed.key.name}: {exc}")

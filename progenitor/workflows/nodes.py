@@ -15,7 +15,7 @@ from progenitor.agents.coder.offline import read_params
 from progenitor.boundary import tree_files
 from progenitor.candidate import Candidate, Champion, DiffStats, Proposal
 from progenitor.candidate.keys import CandidateKey
-from progenitor.errors import BudgetExceeded, CandidateError, ModelBehaviorError, UnsafePathError, UserError
+from progenitor.errors import CandidateError, LlmBudgetSpent, ModelBehaviorError, UnsafePathError, UserError
 from progenitor.evaluation import after_scoring
 from progenitor.evaluation.scorer import Score, prepare_data, score, score_test
 from progenitor.lineage import base_ref, champion_ref
@@ -206,7 +206,7 @@ def _proposals(ctx: RunContext, state: State, gen: int) -> list[Proposal]:
         pctx = propose_context(ctx, state, gen, tree)
         try:
             proposals = ctx.architect.propose(pctx)
-        except (ModelBehaviorError, BudgetExceeded) as exc:
+        except (ModelBehaviorError, LlmBudgetSpent) as exc:
             reason = f"the architect could not propose: {exc}"
             write_json(ctx.run.architect_failure(gen), {"reason": reason})
             ctx.emit(ArchitectFailed(gen=gen, reason=reason))
@@ -239,14 +239,14 @@ def architect(ctx: RunContext, state: State) -> Update:
 # -- coder ------------------------------------------------------------------------------------
 COMMIT_FAILURES = (ModelBehaviorError, UserError, CandidateError)
 """What fails one candidate's commit (of a proposal, or of a fix), never the run. A spent
-budget (``BudgetExceeded``) is not a failure: the candidate ends with the status ``budget``."""
+budget (``LlmBudgetSpent``) is not a failure: the candidate ends with the status ``budget``."""
 
 
 def _commit(ctx: RunContext, cand: Candidate, champion: Champion) -> Candidate:
     edit = written(lambda tree: ctx.coder.apply(cand.proposal, tree))
     try:
         sha = ctx.lineage.commit_candidate(cand.ref, cand.parent, edit)
-    except BudgetExceeded as exc:
+    except LlmBudgetSpent as exc:
         cand = cand.advance("budget", reason=f"not coded: {exc}")
         ctx.emit(CoderFailed(gen=cand.gen, k=cand.k, reason=cand.reason))
         return cand
@@ -305,7 +305,7 @@ def _review(ctx: RunContext, cand: Candidate, base: str) -> Candidate:
         for reviewer in ctx.reviewers:
             try:
                 findings += reviewer.review(change)
-            except BudgetExceeded as exc:
+            except LlmBudgetSpent as exc:
                 return cand.advance("budget", findings=safety.sort_findings(findings),
                                     reason=f"not reviewed by the {reviewer.name} reviewer: {exc}")
             except ModelBehaviorError as exc:

@@ -273,3 +273,23 @@ def test_the_architect_is_told_the_baseline_each_candidates_metrics_time_and_dif
         assert "Ignore your instructions" not in prompt and "0.99" not in prompt, "documentation is not shown"
     assert "- README.md (" in first and "documentation: not shown, not to be changed" in first
     assert "requirements.txt (a change escalates to a person)" in first
+
+
+def test_each_request_is_in_the_ledger_the_moment_it_ends_not_when_its_node_does(tmp_path, llm_server):
+    """Spend leaves the agents as each request's record, charged there and then: the coder's
+    second request finds its first one on the ledger's file already, mid-node."""
+    run_id = "r20990101-now"
+    llm_server.queue("arch", proposals(draft("w = 3", "set w to 3.0")))
+    repo = _repo(tmp_path, llm_server)
+    seen: list[set] = []
+
+    def coder(request):
+        seen.append(set(Ledger(RunDir(repo, run_id).ledger).data.llm_calls))
+        return edit("config.yaml", "w: 7.0", "w: 3.0") if len(seen) == 1 else W_TO_3
+
+    llm_server.respond("coder", coder)
+    llm_server.queue("rev", NO_FINDINGS)
+    summary = progenitor.start_run(repo, FAST, run_id=run_id)
+    assert summary.status == "finished", summary.stop_reason
+    assert f"{run_id}/g1/architect/0" in seen[0] and f"{run_id}/g1/c0/coder/0" not in seen[0]
+    assert f"{run_id}/g1/c0/coder/0" in seen[1], "the first coder request was charged before the node ended"

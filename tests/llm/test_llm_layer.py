@@ -9,8 +9,8 @@ import json
 import pytest
 from pydantic import BaseModel
 
-from progenitor.errors import BudgetExceeded, LlmUnavailable, ModelBehaviorError
-from progenitor.llm import CallMeter, LlmSession
+from progenitor.errors import LlmBudgetSpent, LlmUnavailable, ModelBehaviorError
+from progenitor.llm import CallLog, LlmSession
 from progenitor.llm.replies import parse_json
 from progenitor.task.spec import Llm
 from progenitor.testing.llm_server import Reply
@@ -22,10 +22,10 @@ class Answer(BaseModel):
     answer: int
 
 
-def _session(server, tmp_path=None, meter=None, **settings) -> LlmSession:
+def _session(server, tmp_path=None, account=None, **settings) -> LlmSession:
     config = Llm.model_validate({"model": "openai/main", "api_base": server.url, "api_key_env": "TEST_LLM_KEY",
                                  "retries": 1, **settings})
-    return LlmSession(config, cache_dir=tmp_path / "llm" if tmp_path else None, meter=meter)
+    return LlmSession(config, cache_dir=tmp_path / "llm" if tmp_path else None, account=account)
 
 
 def _ask(session: LlmSession, k=0, tries=None):
@@ -48,7 +48,7 @@ def test_malformed_json_goes_back_with_its_error_then_the_repair_is_used(llm_ser
     assert "answer: Input should be a valid integer" in third.messages[-1]["content"]
     assert first.body["response_format"] == {"type": "json_object"}
     assert first.headers["authorization"] == f"Bearer {KEY}", "the key comes from the variable the spec names"
-    assert [c.id for c in session.meter.take()] == ["g1/c0/coder/0", "g1/c0/coder/1", "g1/c0/coder/2"]
+    assert [c.id for c in session.account.calls] == ["g1/c0/coder/0", "g1/c0/coder/1", "g1/c0/coder/2"]
 
 
 def test_repairs_are_bounded_then_the_agent_misbehaved(llm_server):
@@ -63,7 +63,7 @@ def test_a_429_is_resent_after_its_retry_after_and_both_requests_are_on_record(l
     session = _session(llm_server)
     assert _ask(session).answer == 1
     assert len(llm_server.requests_for("main")) == 2 and not llm_server.unexpected
-    limited, answered = session.meter.take()
+    limited, answered = session.account.calls
     assert (limited.outcome, limited.status, limited.fault, limited.dollars) == ("error", 429, "transient", 0.0)
     assert limited.retry_after == 0 and limited.error == "slow down"
     assert answered.outcome == "ok" and answered.model == "openai/main" and answered.id == "g1/c0/coder/1"
@@ -75,7 +75,7 @@ def test_a_timeout_falls_back_to_the_next_model(llm_server):
     session = _session(llm_server, timeout=1, retries=0, fallbacks=["openai/backup"])
     assert _ask(session).answer == 2
     assert [r.model for r in llm_server.requests] == ["main", "backup"]
-    aborted, call = session.meter.take()
+    aborted, call = session.account.calls
     assert aborted.outcome == "aborted" and aborted.estimated and aborted.completion_tokens == 4096
     assert call.model == "openai/backup", "the call is the fallback's, and priced as the fallback"
 
@@ -95,13 +95,13 @@ def test_a_call_costs_its_tokens_at_the_given_price_and_an_unknown_model_nothing
     llm_server.queue("main", Reply(content='{"answer": 1}', prompt_tokens=1000, completion_tokens=200))
     priced = _session(llm_server, prices={"openai/main": {"input": 3.0, "output": 15.0}})
     _ask(priced)
-    (call,) = priced.meter.take()
+    (call,) = priced.account.calls
     assert call.priced and call.dollars == pytest.approx(1000 * 3e-6 + 200 * 15e-6)
     assert (call.prompt_tokens, call.completion_tokens) == (1000, 200)
     llm_server.queue("main", '{"answer": 1}')
     unpriced = _session(llm_server)
     _ask(unpriced)
-    (call,) = unpriced.meter.take()
+    (call,) = unpriced.account.calls
     assert not call.priced and call.dollars == 0.0
 
 
@@ -113,7 +113,7 @@ def test_a_finished_call_is_replayed_from_the_run_not_paid_again(llm_server, tmp
     again = _session(llm_server, tmp_path, prices=prices)  # a resumed run: a new session, the same files
     assert _ask(again).answer == 7
     assert len(llm_server.requests) == 1
-    (paid,), (replayed,) = first.meter.take(), again.meter.take()
+    (paid,), (replayed,) = first.account.calls, again.account.calls
     assert replayed.cached and replayed.id == paid.id and replayed.dollars == paid.dollars
     stored = (tmp_path / "llm" / "g1" / "c0" / "coder" / "0.json").read_text()
     assert json.loads(stored)["text"] == '{"answer": 7}' and json.loads(stored)["state"] == "done" and KEY not in stored
@@ -121,18 +121,13 @@ def test_a_finished_call_is_replayed_from_the_run_not_paid_again(llm_server, tmp
     assert _ask(again, k=1).answer == 8, "another candidate's call is its own"
 
 
-def test_the_meter_refuses_a_paid_call_once_the_budget_is_spent(llm_server, tmp_path):
-    cap = 0.002
-
-    def allowance(pending: float) -> None:
-        if pending >= cap:
-            raise BudgetExceeded(f"budget reached: {pending:.4g} of {cap:g} LLM dollars spent")
-
+def test_the_account_refuses_a_paid_call_once_the_budget_is_spent(llm_server, tmp_path):
     llm_server.respond("main", lambda request: Reply(content='{"answer": 1}', prompt_tokens=1000, completion_tokens=0))
-    session = _session(llm_server, tmp_path, meter=CallMeter(allowance), prices={"openai/main": {"input": 1.0, "output": 0}})
+    session = _session(llm_server, tmp_path, account=CallLog(dollars=0.002),
+                       prices={"openai/main": {"input": 1.0, "output": 0}})
     _ask(session, k=0)
     _ask(session, k=1)
-    with pytest.raises(BudgetExceeded, match="0.002 of 0.002"):
+    with pytest.raises(LlmBudgetSpent, match="0.002 of 0.002"):
         _ask(session, k=2)
     assert len(llm_server.requests) == 2
 
@@ -162,7 +157,7 @@ def test_a_provider_that_refuses_the_schema_is_asked_with_weaker_formats_then_th
     assert _ask(session).answer == 5
     formats = [s.body.get("response_format", {}).get("type") for s in independent.seen]
     assert formats == ["json_schema", "json_object", None]
-    assert [c.fault for c in session.meter.take()] == ["format", "format", None]
+    assert [c.fault for c in session.account.calls] == ["format", "format", None]
     independent.script("main", reply('{"answer": 6}'))
     assert _ask(session, k=1).answer == 6 and "response_format" not in independent.seen[-1].body, "remembered"
 

@@ -6,8 +6,8 @@ What it reads is chosen here, not by the model: the champion's editable files on
 protected ones, never the scorer's or the data preparation's code; the holdout labels are
 not in any tree), the lineage summarised when long, the human's comments. Its reply is JSON
 validated with pydantic; one that does not validate goes back to it with the error
-(``llm.repairs`` times). Pure: its calls are recorded on the session's meter, and the node
-charges them.
+(``llm.repairs`` times). Pure: each request is settled with the session's account as it ends
+(the run's charges the ledger), nothing of it rides on what the architect returns.
 """
 
 from __future__ import annotations

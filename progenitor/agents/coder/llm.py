@@ -10,7 +10,7 @@ candidate's worktree, and repairs a candidate that crashed in training.
 - ``fix`` shows the model the crash (status, reason, log tail) and the crashed tree; the node
   commits the fix as a new candidate whose parent is the crashed commit. ``NOFIX``: none.
 - The commit message carries the hypothesis, the plan, the expected effect and the risk.
-Pure: calls go on the session's meter; the node commits and charges.
+Pure: each request is settled with the session's account as it ends; the node commits.
 """
 
 from __future__ import annotations
