@@ -13,7 +13,8 @@ Both versions meet the same scripted world, an OpenAI-compatible server on 127.0
 
 The server bills like a provider (a completed request at its usage, an aborted one at its prompt
 plus ``max_tokens``). Each version runs ``progenitor run`` in a subprocess (``PYTHONPATH`` = its
-tree), with the local executor and the process sandbox, for 2 generations of 2 candidates. Printed
+tree), on the digits example as that tree ships it (made by its own ``init``), with the local
+executor and the process sandbox, for 2 generations of 2 candidates. Printed
 per candidate proposed: the requests the agents sent, the tokens and dollars the server billed, the
 dollars the run's ledger recorded, and the after/before ratios.
 
@@ -106,17 +107,25 @@ def _tree(ref: str, scratch: Path) -> Path:
     return tree
 
 
-def _run(tree: Path, scratch: Path, label: str, generations: int, candidates: int) -> dict:
-    from progenitor.lineage.scaffold import init_example
+def _example(tree: Path, repo: Path) -> Path:
+    """The digits example as that tree ships it (made by its own ``init``: the example's contract
+    moved with the code, e.g. ``evaluate: model``, which older code cannot run)."""
+    subprocess.run([sys.executable, "-m", "progenitor.cli", "init", "--example", "digits", str(repo)],
+                   env={**os.environ, "PYTHONPATH": str(tree)}, check=True, capture_output=True, cwd=repo.parent)
+    return repo
 
+
+def _run(tree: Path, scratch: Path, label: str, generations: int, candidates: int) -> dict:
     world = World()
     with IndependentLLM(prices=PRICES) as server:
         server.otherwise("arch", world.architect)
         server.otherwise("coder", world.coder)
         server.otherwise("rev", world.reviewer)
-        repo = init_example("digits", scratch / f"digits-{label}")
+        repo = _example(tree, scratch / f"digits-{label}")
         spec = repo / "progenitor.yaml"
-        spec.write_text(spec.read_text().replace("agents: {brief: program.md}\n", _spec(server.url)))
+        # Timeouts of a shared machine (what is measured is requests and dollars, not seconds).
+        text = spec.read_text().replace("agents: {brief: program.md}\n", _spec(server.url))
+        spec.write_text(re.sub(r"^(\s+timeout:) 120\b", r"\1 900", text, flags=re.MULTILINE))
         subprocess.run(["git", "-C", str(repo), "commit", "-qam", "LLM agents"], check=True,
                        env={**os.environ, "GIT_AUTHOR_NAME": "bench", "GIT_AUTHOR_EMAIL": "b@b",
                             "GIT_COMMITTER_NAME": "bench", "GIT_COMMITTER_EMAIL": "b@b"})
