@@ -44,7 +44,7 @@ system:
 
 # system-setup has started the daemon and built the images: a docker test that cannot run fails.
 test: install system
-	PROGENITOR_REQUIRE_DOCKER=1 $(BIN)/python -m pytest -m "" -q
+	PROGENITOR_REQUIRE_DOCKER=1 $(BIN)/python -m pytest -m "" -q --durations=40
 
 # The default suite on both cores (its tests look only at what they started, so they share a machine).
 test-fast: install
