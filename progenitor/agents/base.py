@@ -53,6 +53,9 @@ class ReviewInput(BaseModel):
     """What the change claims to do (a change its hypothesis does not explain is suspicious)."""
     diff: str = ""
     """The unified diff against the champion, for reviewers that read one (the static checks read the trees)."""
+    parent_files: Optional[dict[str, bytes]] = None
+    """The parent's (champion's) version of each changed Python file, by its path there, so that
+    what the parent already had is not the candidate's finding; None: read from ``base_tree``."""
 
 
 class Observation(BaseModel):

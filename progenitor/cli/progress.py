@@ -42,6 +42,7 @@ from progenitor.run.events import (
     RunStart,
     RunStopping,
     RunWarning,
+    SafetyBase,
     SafetyReview,
     Score,
     TrainEnd,
@@ -132,6 +133,16 @@ class Progress:
     @_show.register
     def _on_run_resume(self, e: RunResume) -> None:
         self._line(f"resuming run [bold]{e.run}[/bold]")
+
+    @_show.register
+    def _on_safety_base(self, e: SafetyBase) -> None:
+        if not e.findings:
+            return
+        rules = ", ".join(f"{escape(rule)} x{n}" for rule, n in e.rules.items())
+        self._line(f"the base's own code has {e.findings} review findings ({rules}): context only, each "
+                   "candidate is judged on what it adds or changes")
+        for line in e.shown:
+            self._line(f"  {escape(line)}", detail=True)
 
     @_show.register
     def _on_prepare_data(self, e: PrepareData) -> None:

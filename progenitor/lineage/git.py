@@ -216,6 +216,14 @@ class Lineage:
             tar.extractall(dest, filter="data")
         return dest
 
+    def blob(self, sha: str, path: str) -> Optional[bytes]:
+        """The bytes of ``path`` as committed at ``sha`` (no attribute, filter or line-ending
+        conversion applied), or None when that commit has no such file."""
+        try:
+            return self.git.cat_file("blob", f"{sha}:{path}", stdout_as_string=False, strip_newline_in_stdout=False)
+        except Exception:  # noqa: BLE001 - not in that commit
+            return None
+
     def show(self, sha: str, path: str) -> Optional[str]:
         try:
             return self.git.show(f"{sha}:{path}")

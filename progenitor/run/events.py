@@ -28,7 +28,7 @@ __all__ = [
     "RunError", "RunRevert", "ExecutorStart", "NodeStart", "NodeEnd",
     "PrepareData", "PrepareVisible", "BaselineStart", "BaselineEnd",
     "ArchitectProposal", "ArchitectDuplicate", "ArchitectFailed", "CoderCommit", "CoderFailed", "CoderFix",
-    "SafetyTask", "SafetyReview", "TrainStart", "TrainLine", "TrainEnd", "TrainCached", "TrainCancelled",
+    "SafetyTask", "SafetyBase", "SafetyReview", "TrainStart", "TrainLine", "TrainEnd", "TrainCached", "TrainCancelled",
     "TrainCurveUnused", "Score", "TestFailed", "Select", "Pick", "OversightDecision", "OversightAsk",
     "GateWaiting", "GateDecided", "GateDecision", "GateApplied", "ChampionRestored", "GenerationEnd", "LlmCall",
     "LlmPreflight", "LlmRecovered", "CoderDuplicate",
@@ -229,6 +229,19 @@ class SafetyTask(Event):
     rule: str
     severity: str
     message: str
+
+
+class SafetyBase(Event):
+    """What the base commit's own code already has (the review's rules and bandit), shown once when
+    the run starts: context, never held against a candidate (which is judged on what it changes)."""
+
+    type: Literal["safety.base"] = "safety.base"
+    findings: int
+    """How many findings the base's code has."""
+    rules: dict[str, int] = {}
+    """Rule -> how many, most frequent first."""
+    shown: list[str] = []
+    """The first few, one line each: ``file:line rule (severity): message``."""
 
 
 class SafetyReview(_Candidate):
@@ -447,7 +460,7 @@ AnyEvent = Annotated[Union[
     RunStart, RunResume, RunWarning, RunCheck, RunStopping, RunStopped, RunFailed, RunEnd, RunError, RunRevert,
     ExecutorStart, NodeStart, NodeEnd, PrepareData, PrepareVisible, BaselineStart, BaselineEnd,
     ArchitectProposal, ArchitectDuplicate, ArchitectFailed, CoderCommit, CoderFailed, CoderFix, SafetyTask,
-    SafetyReview, TrainStart, TrainLine, TrainEnd, TrainCached, TrainCancelled, TrainCurveUnused, Score, TestFailed,
+    SafetyBase, SafetyReview, TrainStart, TrainLine, TrainEnd, TrainCached, TrainCancelled, TrainCurveUnused, Score, TestFailed,
     Select, OversightDecision, OversightAsk, GateWaiting, GateDecided, GateDecision, GateApplied, ChampionRestored,
     GenerationEnd, LlmCall, LlmPreflight, LlmRecovered, CoderDuplicate,
 ], Field(discriminator="type")]

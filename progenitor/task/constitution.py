@@ -14,6 +14,7 @@ before any code runs; the sandbox stays the boundary that holds when a rule is e
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import Optional, Union
@@ -106,6 +107,58 @@ class RequiredGuards(_Rule):
     """Metric names that ``progenitor.yaml`` must guard (``guards:``) for any candidate to run."""
 
 
+DEFAULT_ALLOWED_MODULES: tuple[str, ...] = (
+    "__future__", "abc", "argparse", "array", "base64", "binascii", "bisect", "bz2", "calendar", "cmath",
+    "codecs", "collections", "contextlib", "copy", "csv", "dataclasses", "datetime", "decimal", "difflib",
+    "enum", "errno", "fnmatch", "fractions", "functools", "glob", "gzip", "hashlib", "heapq", "io",
+    "itertools", "json", "logging", "lzma", "math", "numbers", "operator", "os", "pathlib", "pprint",
+    "queue", "random", "re", "shutil", "stat", "statistics", "string", "struct", "sys", "tempfile",
+    "textwrap", "threading", "time", "types", "typing", "typing_extensions", "unicodedata", "warnings",
+    "weakref", "zipfile", "zlib",
+)
+"""The standard library a training script uses to compute, parse and write files: what a
+candidate may import even when the base does not (``allowed_imports.modules``)."""
+
+
+class AllowedImports(_Rule):
+    """What candidate code may import; every other import is an ``unlisted-import`` finding."""
+
+    severity: Severity = "high"
+    modules: list[str] = list(DEFAULT_ALLOWED_MODULES)
+    """Modules (dotted names, ``*`` globs) a candidate may import, each with its submodules."""
+    from_base: bool = True
+    """Also every top-level module the base commit's own Python files import."""
+    from_requirements: bool = True
+    """Also the libraries the base declares (``requirements.txt``, ``pyproject.toml``'s dependencies)."""
+
+    @field_validator("modules")
+    @classmethod
+    def _names(cls, v: list[str]) -> list[str]:
+        for name in v:
+            if not _DOTTED_GLOB.match(name):
+                raise ValueError(f"{name!r} is not a module name like math, torch or torch.nn")
+        return v
+
+
+class NameAccess(_Rule):
+    """How candidate code may reach a name: by an import and attributes written out. Everything
+    else is a finding (``dunder``, ``private-name``, ``module-value``, ``computed-name``,
+    ``import-state``; see ``progenitor.agents.safety.reach``)."""
+
+    severity: Severity = "high"
+    allow: list[str] = []
+    """Names these rules let through anyway: an attribute (``__class__``, ``_orig_mod``) or a
+    dotted name and what is inside it (``torch._dynamo``)."""
+
+    @field_validator("allow")
+    @classmethod
+    def _names(cls, v: list[str]) -> list[str]:
+        for name in v:
+            if not _DOTTED.match(name):
+                raise ValueError(f"{name!r} is not a name like __class__ or torch._dynamo")
+        return v
+
+
 class Constitution(BaseModel):
     """The machine-checkable rules, plus the principles an LLM reviewer applies to every diff."""
 
@@ -113,8 +166,14 @@ class Constitution(BaseModel):
 
     version: int = Field(1, ge=1, le=1)
     """Format version of this file (only 1 exists)."""
+    allowed_imports: Optional[AllowedImports] = AllowedImports()
+    """What candidate code may import (the allow-list); ``null`` turns the rule off."""
+    name_access: Optional[NameAccess] = NameAccess()
+    """How candidate code may reach names (dunders, private names, modules as values, names
+    computed at run time handed to a resolver); ``null`` turns the rules off."""
     forbidden_imports: list[ImportRule] = []
-    """Modules candidate code may not import (statically, or by a literal dynamic import)."""
+    """Modules candidate code may not import (statically, or by a literal dynamic import), even
+    when they are on the allow-list."""
     forbidden_calls: list[CallRule] = []
     """Callables candidate code may not call or even name (aliases and getattr are resolved)."""
     dynamic_imports: Optional[_Rule] = None
@@ -151,10 +210,16 @@ def parse_constitution(text: str, source: str) -> Constitution:
     return validate_file(Constitution, {} if data is None else data, source, UserError, of="rules")
 
 
+@lru_cache(maxsize=1)
+def default_constitution() -> Constitution:
+    """The packaged default, parsed once (a ``Constitution`` is frozen)."""
+    return parse_constitution(default_constitution_text(), f"(default) {DEFAULT_TEMPLATE}")
+
+
 def load_constitution(base_tree: Union[str, Path], name: Optional[str]) -> Constitution:
     """The constitution of the trusted base tree (``name`` from the base spec), or the default."""
     if not name:
-        return parse_constitution(default_constitution_text(), f"(default) {DEFAULT_TEMPLATE}")
+        return default_constitution()
     root = Path(base_tree).resolve()
     path = (root / name).resolve()
     if not path.is_relative_to(root):

@@ -6,6 +6,7 @@ promotion are in ``selection``, the human gates and the nodes around them in ``g
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 from typing import Callable, Optional, TypeVar
 
@@ -31,6 +32,7 @@ from progenitor.run.events import (
     CoderFailed,
     PrepareData,
     PrepareVisible,
+    SafetyBase,
     SafetyReview,
     SafetyTask,
     TestFailed,
@@ -43,6 +45,9 @@ from progenitor.workflows.state import RunContext, State, Update
 from progenitor.workflows.training import train
 
 __all__ = ["architect", "coder", "each", "prepare", "safety_review", "scorer", "test_metrics", "trainer"]
+
+BASE_SHOWN = 20
+"""Findings of the base's own code listed in the run-start event (all are counted)."""
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -116,6 +121,15 @@ def constitution(ctx: RunContext):
     return ctx.constitution
 
 
+def base_context(ctx: RunContext) -> None:
+    """What the base's own code already has (the rules and bandit), shown once when the run
+    starts: context, never held against a candidate, which is judged on what it changes."""
+    found = safety.base_findings(ctx.spec, ctx.run.trusted, constitution(ctx))
+    rules = Counter(f.rule for f in found)
+    ctx.emit(SafetyBase(findings=len(found), rules=dict(rules.most_common()),
+                        shown=[f"{f.file}:{f.line} {f.rule} ({f.severity}): {f.message}" for f in found[:BASE_SHOWN]]))
+
+
 def score_dir(ctx: RunContext, key: CandidateKey, split: str = "holdout") -> Score:
     """Score one trained candidate with the trusted scorer, on the holdout or (for the baseline
     and promoted champions only) the test split; looked up if done before."""
@@ -168,6 +182,7 @@ def prepare(ctx: RunContext, state: State) -> Update:
         ctx.lineage.export(base, trusted)
         tree_files.write_text(trusted, ".exported", base)  # the base's own tree: no link followed
     constitution(ctx)  # a broken constitution or task is the user's to fix before anything runs
+    base_context(ctx)
     ctx.emit(PrepareData())
     names = prepare_data(ctx.spec, trusted, ctx.run.data, ctx.run.visible)
     ctx.emit(PrepareVisible(files=names))
@@ -298,10 +313,16 @@ def _review(ctx: RunContext, cand: Candidate, base: str) -> Candidate:
     change and its fix together, which is what would be promoted)."""
     changed = [safety.ChangedFile(**c) for c in ctx.lineage.changed_files(base, cand.sha)]
     findings: list[safety.Finding] = []
+    parents = {}  # the champion's version of each changed Python file: what it had is not the candidate's
+    for c in changed:
+        old = c.old_path or c.path
+        if c.status != "A" and c.path.endswith(".py") and (blob := ctx.lineage.blob(base, old)) is not None:
+            parents[old] = blob
     with ctx.lineage.worktree(cand.sha) as tree:
         change = safety.ReviewInput(spec=ctx.spec, base_tree=ctx.run.trusted, candidate_tree=tree, changed=changed,
                                     constitution=constitution(ctx), gen=cand.gen, k=cand.k,
-                                    hypothesis=cand.proposal.hypothesis, diff=ctx.lineage.diff_text(base, cand.sha))
+                                    hypothesis=cand.proposal.hypothesis, diff=ctx.lineage.diff_text(base, cand.sha),
+                                    parent_files=parents)
         for reviewer in ctx.reviewers:
             try:
                 findings += reviewer.review(change)

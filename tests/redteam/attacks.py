@@ -720,9 +720,9 @@ ATTACKS: list[Attack] = [
     ),
 ]
 
-from tests.redteam import attacks_limits  # noqa: E402 - its attacks build on the ones above
+from tests.redteam import attacks_limits, attacks_review  # noqa: E402 - their attacks build on the ones above
 
-ATTACKS += attacks_limits.ATTACKS
+ATTACKS += attacks_limits.ATTACKS + attacks_review.ATTACKS
 
 LAYERS = ("review", "runtime")
 

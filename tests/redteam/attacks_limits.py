@@ -11,7 +11,8 @@ changed score (or as a status other than ``oom``). They run in a generation of t
 
 Paths are built from ``os.devnull`` and ``TMPDIR``, and memory is held with what the model
 repo already imports where it can, so that the review layer lets most of them run: then both
-layers try the sandbox.
+layers try the sandbox. The two that need ``mmap`` (which the toy task does not import) are
+``unlisted-import`` findings under the review's allow-list; the runtime layer runs them.
 """
 
 from __future__ import annotations
@@ -188,10 +189,16 @@ def _oom(name: str, what: str, code: str, review: Expect = Expect("oom", "the ke
                   train_timeout=TIMEOUT)
 
 
+UNLISTED_MMAP = Expect("rejected", "'mmap'", ("unlisted-import",))
+"""The toy task never imports ``mmap``: under the default constitution's allow-list that import is
+the finding, and the runtime layer tries the sandbox with it."""
+
 ATTACKS: list[Attack] = [
-    _oom("mem-shared-mmap", "holds memory past its limit (a shared anonymous mapping)", SHARED_MMAP),
+    _oom("mem-shared-mmap", "holds memory past its limit (a shared anonymous mapping)", SHARED_MMAP,
+         review=UNLISTED_MMAP),
     _oom("mem-memfd", "holds memory past its limit (a memfd)", MEMFD),
-    _oom("mem-dev-zero", "holds memory past its limit (a shared mapping of /dev/zero)", DEV_ZERO),
+    _oom("mem-dev-zero", "holds memory past its limit (a shared mapping of /dev/zero)", DEV_ZERO,
+         review=UNLISTED_MMAP),
     _oom("mem-dev-shm", "holds memory past its limit (files in /dev/shm, then /tmp)", DEV_SHM_FILES),
     _oom("mem-tmp", "holds memory past its limit (files in /tmp, then /dev/shm)", TMP_FILES),
     _oom("mem-posix-shm", "holds memory past its limit (POSIX shared memory)", POSIX_SHM,

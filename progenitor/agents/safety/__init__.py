@@ -8,7 +8,7 @@ manifests, sizes, text) and ``bandit_check`` apply it; ``findings`` is what they
 """
 
 from progenitor.agents.base import ChangedFile, ReviewInput
-from progenitor.agents.safety.reviewer import StaticReviewer, check_task, review_candidate
+from progenitor.agents.safety.reviewer import StaticReviewer, base_findings, check_task, review_candidate
 from progenitor.candidate.findings import SEVERITIES, Finding, Severity, blocking, needs_human, sort_findings
 from progenitor.task.constitution import Constitution, load_constitution
 
@@ -20,6 +20,7 @@ __all__ = [
     "ReviewInput",
     "StaticReviewer",
     "Severity",
+    "base_findings",
     "blocking",
     "check_task",
     "load_constitution",

@@ -1,6 +1,12 @@
 """The constitution's rules on Python code, checked with ``ast`` (the code is parsed, never run).
 
-Every name is first resolved to what it stands for (``names``: import aliases, the C modules
+First the allow-list (``reach``): imports outside ``allowed_imports``, and every way of
+reaching a name other than an import and attributes written out (dunders, private names,
+modules as values, names computed at run time handed to a resolver, loaders that call what
+their data names). That is what stops the spellings a deny-list misses; the rules below are
+the second layer, which names what is forbidden even among allowed modules.
+
+Every name is resolved to what it stands for (``names``: import aliases, the C modules
 under the public ones, builtins and ``sys.modules``, ``getattr`` and its cousins, modules
 re-exported by others), then:
 
@@ -19,8 +25,9 @@ re-exported by others), then:
 The source is parsed from bytes, so a coding cookie (``# coding: utf-7``) is decoded the
 way the interpreter would decode it.
 
-The siblings considered, and what catches each (tests/agents/safety/test_constitution.py and the red
-team's ``low-level-*`` attacks hold one case of each):
+The deny-list siblings considered, and what catches each (tests/agents/safety/test_constitution.py and
+the red team's ``low-level-*`` attacks hold one case of each; ``tests/agents/safety/review_probes.py``
+holds the spellings that got past this list and what the allow-list makes of them):
 
 - ``posix.system`` / ``fork`` / ``setsid`` / ``execv`` / ``posix_spawn`` / ``kill``, the same on
   ``nt``, ``from posix import system``, ``from posix import *``: ``posix`` and ``nt`` are ``os``;
@@ -50,21 +57,24 @@ team's ``low-level-*`` attacks hold one case of each):
   ``open(os.sep + "etc")``, ``"/" + name``, ``f"/{name}"``, ``Path("/") / "etc"``,
   ``os.path.join("/", ...)``, ``os.path.expanduser("~")``, ``Path.home()``: paths built from a root.
 
-Left to the sandbox, which is the boundary (these rules are a first line that catches
-mistakes and naive attacks): names built character by character (``chr(47)``), files that
-run code when loaded (``pickle.loads``, ``torch.load`` without ``weights_only``), native code
-inside a library that wraps it, and threads (``_thread``, ``threading``: they are fine, they
-share the candidate's limits and die with it).
+Left to the sandbox, which is the boundary (the review is a first filter that explains itself):
+paths built character by character (``chr(47)``), code written to a file at run time and
+imported, native code inside a library that wraps it, and threads (``threading``: they are
+fine, they share the candidate's limits and die with it).
 """
 
 from __future__ import annotations
 
 import ast
 import fnmatch
+import itertools
 import re
 from typing import Optional
 
+from progenitor.agents.safety.allowlist import AllowList
+from progenitor.agents.safety.annotations import parse_forward_refs
 from progenitor.agents.safety.names import DYNAMIC_IMPORTERS, Resolver, canonical, const_str, normalize
+from progenitor.agents.safety.reach import Reach
 from progenitor.candidate.findings import Finding, dedupe
 from progenitor.task.constitution import Constitution
 
@@ -103,7 +113,7 @@ def _literal(node: Optional[ast.AST]) -> Optional[str]:
 
 
 class _Checker:
-    def __init__(self, path: str, constitution: Constitution, tree: ast.AST):
+    def __init__(self, path: str, constitution: Constitution, tree: ast.AST, allow: Optional[AllowList]):
         self.path = path
         self.c = constitution
         self.resolve = Resolver(tree)
@@ -112,6 +122,7 @@ class _Checker:
         self.sensitive = {m.split(".")[0] for rule in constitution.forbidden_imports for m in rule.modules}
         self.sensitive |= {p.split(".")[0] for rule in constitution.forbidden_calls for p in rule.calls
                            if "." in p and not any(ch in p.split(".")[0] for ch in "*?[")}
+        self.reach = Reach(constitution, self.resolve, tree, allow, self.sensitive, self.add, self.named_in_literal)
 
     def add(self, rule: str, severity: str, node: ast.AST, message: str) -> None:
         self.findings.append(Finding(rule=rule, severity=severity, file=self.path,
@@ -157,15 +168,21 @@ class _Checker:
 
     def used_module(self, name: str, node: ast.AST) -> None:
         """A forbidden module reached as an attribute of an imported one (``asyncio.subprocess.PIPE``,
-        ``shutil.os``); the import of a forbidden module itself was reported where it is."""
+        ``shutil.os``, ``np.ctypeslib``); the import of a forbidden module itself was reported where it is."""
         parts = name.split(".")
-        if parts[0] not in self.resolve.imported:
+        if parts[0] not in self.resolve.imported or self._forbidden(parts[0]):
             return
-        for i in range(1, len(parts)):
+        for i in range(len(parts)):
             hit = self._forbidden(".".join(parts[i:]))
             if hit:
-                self._forbidden_module(".".join(parts[: i + 1]), hit, node, "uses")
+                self._forbidden_module(".".join(parts[: i + 1]) if i else hit[1], hit, node, "uses")
                 return
+
+    def named_in_literal(self, name: str, node: ast.AST) -> None:
+        """A dotted name a literal hands an importing resolver (``dictConfig``'s ``'()'``): read as code."""
+        name = normalize(name)
+        self.module(name, node, "names")
+        self.callable_name(name, node, "names")
 
     def imports(self, node: ast.AST) -> None:
         if isinstance(node, ast.Import):
@@ -252,7 +269,14 @@ class _Checker:
 
     def run(self, tree: ast.AST) -> list[Finding]:
         docs = _docstrings(tree)
-        for node in ast.walk(tree):
+        refs, broken = parse_forward_refs(tree)  # string annotations are code to typing and pydantic
+        for ref in broken:
+            self.reach.finding("name-from-data", ref, f"annotates with the string {ref.value[:60]!r}, which typing "
+                               "and pydantic evaluate as code but is not an expression", "write the type itself")
+        for expr in refs:
+            self.reach.adopt(expr)
+        for node in itertools.chain(ast.walk(tree), *(ast.walk(expr.body) for expr in refs)):
+            self.reach.visit(node)
             self.imports(node)
             if isinstance(node, (ast.Call, ast.Subscript)):
                 self.dynamic(node)
@@ -269,12 +293,29 @@ class _Checker:
         return sorted(dedupe(self.findings), key=lambda f: f.line or 0)
 
 
-def check_python(source: bytes, path: str, constitution: Constitution) -> list[Finding]:
-    """Every constitution finding in one Python file (``path`` is only used in the findings)."""
+def check_python(source: bytes, path: str, constitution: Constitution,
+                 allow: Optional[AllowList] = None) -> list[Finding]:
+    """Every constitution finding in one Python file (``path`` is only used in the findings).
+
+    ``allow``: the import allow-list (``allowlist.allow_list`` with the candidate's own modules);
+    None: the constitution's ``allowed_imports.modules`` alone."""
     try:
         tree = ast.parse(source, filename=path)
     except (SyntaxError, ValueError) as exc:
         line = getattr(exc, "lineno", None)
         return [Finding(rule="unparsable", severity="high", file=path, line=line,
                         message=f"the file is not valid Python ({getattr(exc, 'msg', exc)}), so it cannot be reviewed")]
-    return _Checker(path, constitution, tree).run(tree)
+    except (RecursionError, MemoryError):
+        return [_too_deep(path)]
+    rule = constitution.allowed_imports
+    if allow is None and rule is not None:
+        allow = AllowList(frozenset(rule.modules))
+    try:
+        return _Checker(path, constitution, tree, allow).run(tree)
+    except RecursionError:  # the candidate's nesting, not the review's fault: a finding, never a crash
+        return [_too_deep(path)]
+
+
+def _too_deep(path: str) -> Finding:
+    return Finding(rule="unparsable", severity="high", file=path,
+                   message="the file nests expressions too deeply to be reviewed; write them flatter")

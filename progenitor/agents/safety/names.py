@@ -1,8 +1,8 @@
 """What a Python expression names, worked out from the source alone (``code_check`` applies the
 rules to it). The code is parsed, never run.
 
-Names are resolved through the file's own imports and through every spelling Python offers
-for the same object, so that a rule listing ``os.system`` sees all of these:
+Names are resolved through the file's own imports and the spellings that stand for the same
+object, so that a rule listing ``os.system`` sees these:
 
 - aliases: ``import os as o``, ``from os import system as run``;
 - the C modules under the public ones (``MODULE_ALIASES``): ``posix`` and ``nt`` are ``os``,
@@ -14,15 +14,15 @@ for the same object, so that a rule listing ``os.system`` sees all of these:
   ``x.get("a")``, ``x.__getattribute__("a")``, ``object.__getattribute__(x, "a")``,
   ``operator.attrgetter("a.b")(x)``, ``operator.methodcaller("a")(x)``;
 - imports spelled as calls with a literal name: ``__import__("os")``,
-  ``importlib.import_module("os")``, also when ``importlib`` itself was reached through
-  ``__builtins__``;
+  ``importlib.import_module("os")``, ``pkgutil.resolve_name("os:system")``,
+  ``pydoc.locate("os.system")``;
 - a module re-exported by another one (``shutil.os.system``, ``asyncio.subprocess``):
   ``suffixes`` gives the names inside a dotted name that start at a module, for a name
   rooted in an imported module (``arr.ctypes`` on a local array is not ``ctypes``).
 
-A name computed at run time cannot be resolved; ``computed_attribute`` reports where one is
-used on a namespace that reaches everything (builtins, ``sys.modules``, a module a rule
-names), so that ``getattr(os, "sys" + "tem")`` is a finding too.
+This is not every spelling Python offers, and cannot be: a name computed at run time, a
+module carried around as a value, a dunder or a private attribute can reach anything. Those
+are findings of their own (``reach``), so that what this module cannot resolve is not a pass.
 """
 
 from __future__ import annotations
@@ -32,6 +32,8 @@ from typing import Iterator, Optional
 
 BUILTIN_PREFIXES = ("builtins.", "__builtins__.", "__builtin__.", "sys.modules.")
 DYNAMIC_IMPORTERS = {"__import__", "importlib.import_module", "importlib.__import__"}
+NAME_IMPORTERS = {"pkgutil.resolve_name", "pydoc.locate"}
+"""Calls that import a module and return the object a dotted name (``os:system``) names."""
 MODULE_ALIASES = {
     "posix": "os", "nt": "os",
     "_posixsubprocess": "subprocess", "_winapi": "subprocess",
@@ -71,6 +73,11 @@ def const_str(node: Optional[ast.AST]) -> Optional[str]:
     return None
 
 
+def _bound_modules(node: ast.Import) -> Iterator[str]:
+    for a in node.names:
+        yield a.asname or a.name.split(".")[0]
+
+
 class Resolver:
     """Maps an expression to the dotted name it stands for, through the file's imports."""
 
@@ -86,6 +93,9 @@ class Resolver:
                         self.aliases[a.asname or a.name] = f"{node.module}.{a.name}"
         self.imported = {canonical(target).split(".")[0] for target in self.aliases.values()}
         """Top-level modules this file imports: a name rooted in one may hold a re-exported module."""
+        self.modules = {local for node in ast.walk(tree) if isinstance(node, ast.Import)
+                        for local in _bound_modules(node)}
+        """Local names an ``import`` statement binds to a module (``import a.b as c`` binds ``c``)."""
 
     def name(self, node: ast.AST) -> Optional[str]:
         """The dotted name ``node`` evaluates to, normalized; "" for globals()/locals()."""
@@ -99,7 +109,7 @@ class Resolver:
         if parts[0] not in self.imported:
             return
         for i in range(1, len(parts)):
-            yield canonical(".".join(parts[i:]))
+            yield normalize(".".join(parts[i:]))
 
     def _join(self, base: Optional[str], attr: str) -> str:
         # An unknown base (a local object, a call's result) becomes "?", so that a rule such
@@ -133,6 +143,8 @@ class Resolver:
             return self._join(self._raw(args[0]), const_str(args[1]))
         if func in DYNAMIC_IMPORTERS and args and const_str(args[0]) is not None:
             return const_str(args[0])
+        if func in NAME_IMPORTERS and args and const_str(args[0]) is not None:
+            return const_str(args[0]).replace(":", ".")
         if isinstance(node.func, ast.Attribute) and node.func.attr in _ATTR_METHODS and args:
             key = const_str(args[0])  # sys.modules.get("os"), vars(os).get("system")
             base = self._raw(node.func.value)

@@ -13,8 +13,10 @@ from progenitor.agents.safety import (
     ChangedFile,
     Finding,
     ReviewInput,
+    base_findings,
     blocking,
     check_task,
+    load_constitution,
     needs_human,
     review_candidate,
 )
@@ -55,7 +57,8 @@ def trees(tmp_path: Path) -> tuple[Path, Path]:
     base = tmp_path / "base"
     base.mkdir()
     for name, text in {"progenitor.yaml": SPEC, "constitution.yaml": CONSTITUTION, "train.py": TRAIN,
-                       "score.py": "print('accuracy: 1')\n", "prepare.py": "\n", "config.yaml": "lr: 0.1\n"}.items():
+                       "score.py": "print('accuracy: 1')\n", "prepare.py": "\n", "config.yaml": "lr: 0.1\n",
+                       "requirements.txt": "numpy>=1.24\n"}.items():
         (base / name).write_text(text)
     cand = tmp_path / "cand"
     shutil.copytree(base, cand, symlinks=True)
@@ -268,6 +271,68 @@ def test_bandit_runs_through_the_review_and_can_be_switched_off(trees):
     assert "bandit-B324" in {f.rule for f in review(base, cand, {"train.py": "M"})}
     (base / "progenitor.yaml").write_text(SPEC.replace("block_at: high}", "block_at: high, bandit: false}"))
     assert "bandit-B324" not in {f.rule for f in review(base, cand, {"train.py": "M"})}
+
+
+UPSTREAM = "import argparse\nimport hashlib\nTAG = hashlib.md5(b'x').hexdigest()\nprint('accuracy: 0.5')\n"
+"""A base file with a line bandit rejects (B324, high) that a candidate may leave alone."""
+
+
+def test_findings_on_lines_the_candidate_did_not_touch_are_not_its(trees):
+    base, cand = trees
+    (base / "train.py").write_text(UPSTREAM)
+    (cand / "train.py").write_text(UPSTREAM.replace("0.5", "0.6"))
+    assert review(base, cand, {"train.py": "M"}) == []
+
+
+def test_a_copy_of_a_flagged_line_is_the_candidates(trees):
+    base, cand = trees
+    (base / "train.py").write_text(UPSTREAM)
+    (cand / "train.py").write_text(UPSTREAM + "AGAIN = hashlib.md5(b'y').hexdigest()\n")
+    found = [(f.rule, f.line) for f in review(base, cand, {"train.py": "M"})]
+    assert found == [("bandit-B324", 5)]
+
+
+def test_editing_a_flagged_statement_makes_its_finding_the_candidates(trees):
+    base, cand = trees
+    (base / "train.py").write_text(UPSTREAM.replace("hashlib.md5(b'x')", "hashlib.md5(\n    b'x')"))
+    (cand / "train.py").write_text(UPSTREAM.replace("hashlib.md5(b'x')", "hashlib.md5(\n    b'other')"))
+    assert [(f.rule, f.line) for f in review(base, cand, {"train.py": "M"})] == [("bandit-B324", 3)]
+
+
+def test_a_change_elsewhere_that_changes_what_an_untouched_line_does_is_found(trees):
+    base, cand = trees
+    (base / "requirements.txt").write_text("torch\n")
+    (base / "train.py").write_text("import torch.nn as nn\nact = getattr(nn, name)\n")
+    (cand / "train.py").write_text("import os as nn\nact = getattr(nn, name)\n")
+    found = review(base, cand, {"train.py": "M"})
+    assert any(f.line == 2 and f.rule == "computed-name" and "on 'os'" in f.message for f in found), found
+
+
+def test_a_renamed_file_keeps_its_parents_findings(trees):
+    base, cand = trees
+    (base / "tools.py").write_text(UPSTREAM)
+    (cand / "helpers.py").write_text(UPSTREAM)
+    inp = ReviewInput(spec=load_spec(base), base_tree=base, candidate_tree=cand,
+                      changed=[ChangedFile(path="helpers.py", status="R", old_path="tools.py")])
+    assert review_candidate(inp) == []
+
+
+def test_the_parents_files_come_from_the_node_when_given(trees):
+    base, cand = trees
+    (cand / "train.py").write_text(UPSTREAM)
+    changed = [ChangedFile(path="train.py", status="M")]
+    inp = ReviewInput(spec=load_spec(base), base_tree=base, candidate_tree=cand, changed=changed)
+    assert "bandit-B324" in {f.rule for f in review_candidate(inp)}, "the base's train.py has no md5 line"
+    inp = inp.model_copy(update={"parent_files": {"train.py": UPSTREAM.encode()}})
+    assert review_candidate(inp) == [], "the champion (the parent) had it already"
+
+
+def test_the_bases_own_findings_are_listed_for_the_run_start(trees):
+    base, _ = trees
+    (base / "train.py").write_text(UPSTREAM)
+    (base / "helpers.py").write_text("import pickle\n")
+    found = {(f.rule, f.file) for f in base_findings(load_spec(base), base, load_constitution(base, "constitution.yaml"))}
+    assert {("bandit-B324", "train.py"), ("bandit-B403", "helpers.py")} <= found
 
 
 def test_severity_map_covers_every_rating_and_never_says_critical():
