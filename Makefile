@@ -42,7 +42,8 @@ demo: install demo-setup
 system:
 	bash .ci/system-setup.sh
 
-# system-setup has started the daemon and built the images: a docker test that cannot run fails.
+# system-setup has started the daemon, built the images and started PostgreSQL: a docker or
+# postgres test that cannot run fails.
 test: install system
 	PROGENITOR_REQUIRE_DOCKER=1 $(BIN)/python -m pytest -m "" -q --durations=40
 

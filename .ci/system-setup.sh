@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Machine-level set-up for the full test suite: the process sandbox's bubblewrap and Chromium here, then
+# Machine-level set-up for the full test suite: the process sandbox's bubblewrap, Chromium and PostgreSQL here, then
 # the Docker engine and progenitor's locally built images (.ci/docker-setup.sh installs and
 # starts what it needs). Idempotent; needs root (or sudo) the first time only.
 set -euo pipefail
@@ -18,5 +18,8 @@ if ! [ -x /usr/bin/chromium ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
 fi
+
+# The team store's tests run against a real PostgreSQL: Debian's, a cluster of our own on loopback.
+bash .ci/postgres-setup.sh
 
 bash .ci/docker-setup.sh

@@ -50,7 +50,7 @@ def one_round(rng: random.Random) -> tuple[float, float]:
     results: list = []
     consumer = threading.Thread(target=lambda: results.extend(executor.run(jobs)), daemon=True)
     consumer.start()
-    while not executor._inflight:  # submitted: from here on a cancel concerns these tasks
+    while not executor.inflight():  # submitted: from here on a cancel concerns these tasks
         time.sleep(0.001)
     time.sleep(rng.uniform(0, 1.0))
     began = time.monotonic()

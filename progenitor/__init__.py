@@ -21,7 +21,7 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     **{name: "progenitor.api" for name in (
-        "ModelRepo", "Run", "start_run", "resume_run", "stop_run", "run_status", "list_runs", "get_lineage",
+        "ModelRepo", "Run", "start_run", "resume_run", "continue_run", "stop_run", "run_status", "list_runs", "get_lineage",
         "stream_run", "build_graph", "open_run", "decide", "pending", "revert", "adopt", "verify_audit")},
     "RunOptions": "progenitor.options",
     "RunSummary": "progenitor.run.summary",
@@ -53,6 +53,7 @@ if TYPE_CHECKING:  # pragma: no cover
         Run,
         adopt,
         build_graph,
+        continue_run,
         decide,
         get_lineage,
         list_runs,

@@ -27,11 +27,12 @@ from progenitor.run.rundir import list_runs as _list_runs
 from progenitor.run.status import RunStatus, status_of
 from progenitor.run.summary import RunSummary
 from progenitor.workflows.graph import build_graph
-from progenitor.workflows.runner import open_run, resume_run, start_run
+from progenitor.workflows.runner import continue_run, open_run, resume_run, start_run
 from progenitor.workflows.state import AgentFactory, EventListener
 
 if TYPE_CHECKING:
     from progenitor.candidate import Champion
+    from progenitor.oversight.accounts import Identity
     from progenitor.oversight.adoption import Adopted
     from progenitor.oversight.audit import Verification
     from progenitor.oversight.decide import Pending
@@ -39,7 +40,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ModelRepo", "Run", "RunLineage", "RunOptions", "RunStatus", "RunSummary", "adopt", "build_graph", "decide",
-    "get_lineage", "list_runs", "open_run", "pending", "resume_run", "revert", "run_status", "start_run",
+    "continue_run", "get_lineage", "list_runs", "open_run", "pending", "resume_run", "revert", "run_status", "start_run",
     "stop_run", "stream_run", "verify_audit",
 ]
 
@@ -94,8 +95,8 @@ def get_lineage(run_id: str, repo: Optional[PathLike] = None) -> RunLineage:
 
 
 # -- oversight ------------------------------------------------------------------------------
-def revert(run_id: str, gen: int, comment: str, *, by: Optional[str] = None, repo: Optional[PathLike] = None,
-           surface: str = "api") -> "Revert":
+def revert(run_id: str, gen: int, comment: str, *, by: "Union[None, str, Identity]" = None,
+           repo: Optional[PathLike] = None, surface: str = "api") -> "Revert":
     """Undo generation ``gen``'s promotion (and every later one): the champion goes back to the
     last one kept, the records say ``reverted``, the audit log has it, the run builds on it."""
     from progenitor.oversight.reverts import revert as _revert
@@ -111,17 +112,33 @@ def adopt(run_id: str, branch: Optional[str] = None, *, by: Optional[str] = None
     return _adopt(run_id, branch, by, _repo(repo), surface=surface)
 
 
-def verify_audit(repo: Optional[PathLike] = None, against: Optional[PathLike] = None) -> "Verification":
-    """Check the model repo's audit log: its hash chain, and the heads recorded in git (here,
-    and in ``against``: a clone of the lineage)."""
-    from progenitor.oversight.audit import audit_log
-    from progenitor.run.rundir import STATE_DIR
+def verify_audit(repo: Optional[PathLike] = None, against: Optional[PathLike] = None, *,
+                 allowed_signers: Optional[PathLike] = None, store: Optional[str] = None) -> "Verification":
+    """Check the model repo's audit log (or a team ``store``'s): its hash chain, the heads recorded
+    in git (here, and in ``against``: a clone of the lineage), and every signed decision against
+    ``allowed_signers`` (default: the task's ``oversight.allowed_signers`` file, if it names one)."""
+    from progenitor.oversight.signatures import AllowedSigners
+    from progenitor.oversight.store import DecisionStore
 
     root = Path(repo or Path.cwd()).resolve()
-    if not (root / STATE_DIR / "audit.jsonl").exists():
-        raise UserError(f"no audit log at {root / STATE_DIR / 'audit.jsonl'}; run it in a model repo that has had "
-                        f"a run, or pass --repo")
-    return audit_log(root).verify(Path(against) if against else None)
+    log = DecisionStore(root, store).audit_log(root)
+    if not log.exists():
+        raise UserError(f"no audit log at {log.where}; run it in a model repo that has had a run, or pass --repo")
+    signers_file = Path(allowed_signers) if allowed_signers else task_signers(root)
+    signers = AllowedSigners.load(signers_file) if signers_file else None
+    return log.verify(Path(against) if against else None, signers)
+
+
+def task_signers(root: Path) -> Optional[Path]:
+    """The allowed-signers file the task in ``root`` names, when it names one that is there."""
+    from progenitor.errors import SpecError
+    from progenitor.task.spec import load_spec
+
+    try:
+        name = load_spec(root).oversight.allowed_signers
+    except (SpecError, OSError):
+        return None
+    return root / name if name and (root / name).is_file() else None
 
 
 # -- handles for a lab's code ----------------------------------------------------------------

@@ -99,6 +99,10 @@ class LlmBudgetSpent(LlmRefused):
     with the status ``budget``, not as a failure; the run ends after the generation."""
 
 
+class NotAllowed(UserError):
+    """No account, a token that belongs to none, or a role that does not allow the act."""
+
+
 class BudgetExceeded(ProgenitorError):
     """A budget cap (generations, CPU/GPU-hours, wall time, dollars) was reached."""
 

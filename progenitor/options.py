@@ -32,6 +32,10 @@ class RunOptions(BaseModel):
     """Overrides agents.architect: a registered architect's name."""
     coder: Optional[str] = None
     """Overrides agents.coder: a registered coder's name."""
+    store: Optional[str] = None
+    """A team's decision store (``postgresql://user@host/db``): gates, decisions, accounts, the audit
+    log and LangGraph's checkpoints go there, shared with every machine that names it. None: the
+    repo's own SQLite files. Saved without its password (libpq reads PGPASSWORD or ~/.pgpass)."""
     allow_unsealed: bool = False
     """Run even where the sandbox cannot hide the run's files (the holdout labels) from candidates:
     not root, no bubblewrap, no Docker. Loud: warned at the start, recorded in run.json and the summary."""

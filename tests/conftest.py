@@ -89,6 +89,36 @@ def skip_unless_docker(config: pytest.Config, usable: bool, detail: str) -> None
     pytest.skip(f"no usable Docker here ({detail}); `make test` runs these with the daemon started")
 
 
+POSTGRES = "postgresql://progenitor@127.0.0.1:55432/postgres"
+"""Where .ci/postgres-setup.sh starts the test cluster (PROGENITOR_TEST_POSTGRES overrides it)."""
+
+
+@pytest.fixture
+def postgres() -> str:
+    """The URL of a fresh database of its own on the test PostgreSQL server, dropped afterwards;
+    the test fails where no server answers."""
+    import secrets
+    from urllib.parse import urlsplit, urlunsplit
+
+    import psycopg
+
+    base = os.environ.get("PROGENITOR_TEST_POSTGRES", POSTGRES)
+    try:
+        admin = psycopg.connect(base, autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as exc:
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        # Never a skip: a postgres test runs only when selected (`-m postgres`, `make test`), and
+        # one that cannot reach its server has not shown anything.
+        pytest.fail(f"PostgreSQL is required here but {base} does not answer: {detail} "
+                    "(run .ci/postgres-setup.sh, which `make test` runs)")
+    name = f"progenitor_test_{secrets.token_hex(5)}"
+    with admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+        parts = urlsplit(base)
+        yield urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, parts.fragment))
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 @pytest.fixture(autouse=True)
 def _isolated_home(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("PROGENITOR_HOME", str(tmp_path_factory.mktemp("progenitor-home")))

@@ -9,11 +9,16 @@ one ``metric: value`` line per metric:
   log_loss   mean negative log-probability of the label (probabilities clipped at 1e-7)
   ece        expected calibration error over 15 equal-width confidence bins
 
+With ``--scores DIR`` (progenitor's ``{scores}``) it also writes ``DIR/per_example.npy``: 1 for
+each image classified right, 0 for each one wrong. progenitor then promotes a candidate only when
+its gain over the champion holds image by image (an exact sign test), not when it is one or two
+images of 359 that luck could give.
+
 The parameter count (``params``, the guard) and the evaluation's seconds are progenitor's own
 measurements, taken from the weights' safetensors header and from outside the sandbox. This file
 never sees a model, a candidate file or a pickle. Bad input exits non-zero with one sentence.
 
-Usage: python score.py --outputs P.npy --labels L.npy
+Usage: python score.py --outputs P.npy --labels L.npy [--scores DIR]
 """
 
 from __future__ import annotations
@@ -78,12 +83,19 @@ def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, bins: int 
     return float(ece)
 
 
-def score(predictions: Path, labels_path: Path) -> dict[str, float]:
+def correct(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """1.0 for each image whose most probable class is its label, else 0.0: accuracy is their mean."""
+    return (probs.argmax(axis=1) == labels).astype(np.float64)
+
+
+def score(predictions: Path, labels_path: Path, scores: Path | None = None) -> dict[str, float]:
     labels = load_array(labels_path, "labels")
     probs = check_predictions(load_array(predictions, "predictions"), labels)
+    if scores is not None:
+        np.save(scores / "per_example.npy", correct(probs, labels))
     picked = np.clip(probs[np.arange(len(labels)), labels], PROB_EPS, 1.0)
     metrics = {
-        "accuracy": float((probs.argmax(axis=1) == labels).mean()),
+        "accuracy": float(correct(probs, labels).mean()),
         "log_loss": float(-np.log(picked).mean()),
         "ece": expected_calibration_error(probs, labels),
     }
@@ -94,9 +106,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--outputs", required=True, type=Path, help="the candidate's checked (n, 10) probabilities, .npy")
     parser.add_argument("--labels", required=True, type=Path, help="holdout labels, .npy")
+    parser.add_argument("--scores", type=Path, help="directory to write per_example.npy into (1 right, 0 wrong)")
     args = parser.parse_args()
     try:
-        metrics = score(args.outputs, args.labels)
+        metrics = score(args.outputs, args.labels, args.scores)
     except BadInput as exc:
         sys.exit(f"score.py: {exc}")
     for name, value in metrics.items():

@@ -14,7 +14,9 @@ from typing import Any, Literal, Optional, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict
 
+from progenitor.candidate.evidence import PairedTest
 from progenitor.candidate.findings import Finding
+from progenitor.candidate.lesson import Lesson
 from progenitor.candidate.proposal import Proposal
 from progenitor.errors import UserError
 from progenitor.task.constitution import Constitution
@@ -22,7 +24,7 @@ from progenitor.task.spec import TaskSpec
 
 __all__ = [
     "AgentContext", "Architect", "Baseline", "ChangedFile", "CodeChange", "Coder", "Failure", "FileEdit", "JournalEntry",
-    "Observation", "Proposal", "ProposeContext", "Reviewer", "ReviewInput",
+    "Lesson", "Observation", "Outcome", "Parent", "Proposal", "ProposeContext", "Reviewer", "ReviewInput",
 ]
 
 
@@ -68,6 +70,27 @@ class Observation(BaseModel):
     reason: str = ""
 
 
+class Outcome(BaseModel):
+    """One candidate of a decided generation, as its lesson is written from it (``reflect``)."""
+
+    name: str
+    """``g<gen>/c<k>``."""
+    status: str
+    hypothesis: str = ""
+    plan: str = ""
+    params: dict[str, Any] = {}
+    value: Optional[float] = None
+    reason: str = ""
+    verdict: str = ""
+    """Its decision: promoted, not promoted, rejected, ..."""
+    parent: str = ""
+    """The node it was built on."""
+    parent_value: Optional[float] = None
+    parent_params: dict[str, Any] = {}
+    versus_parent: Optional[PairedTest] = None
+    """The paired test against its parent, when the scorer gives per-example scores for both."""
+
+
 class Baseline(BaseModel):
     """The human baseline, told to an architect once, before its first proposal."""
 
@@ -78,11 +101,37 @@ class Baseline(BaseModel):
     """The objective."""
 
 
+class Parent(BaseModel):
+    """A node of the lineage a candidate is built on (``search.parents``)."""
+
+    name: str
+    """``g<gen>/c<k>`` (``g0/c0``: the human baseline)."""
+    sha: str
+    value: Optional[float] = None
+    """Its objective (a node that crashed: its own parent's, what it might score once it runs)."""
+    params: dict[str, Any] = {}
+    """Its search-space values."""
+    metrics: dict[str, float] = {}
+    children: int = 0
+    """Candidates already built on it."""
+    kind: Literal["improve", "debug"] = "improve"
+    """``improve``: build on it; ``debug``: it crashed in training, fix it."""
+    hypothesis: str = ""
+    reason: str = ""
+    """Why it crashed (a debug node)."""
+
+
 class JournalEntry(BaseModel):
     """One earlier candidate, as the architect reads the lineage."""
 
     gen: int
     k: int
+    run: str = ""
+    """The run it belongs to, when it is an earlier run's (``ProposeContext.earlier``)."""
+    parent: str = ""
+    """The node it was built on (``g<gen>/c<k>``)."""
+    lesson: Optional[Lesson] = None
+    """What it taught (written after its generation was decided)."""
     status: str
     hypothesis: str = ""
     plan: str = ""
@@ -127,6 +176,14 @@ class ProposeContext(BaseModel):
     can flatter a score on its own (``evaluation.honesty``; None: ``objective.range`` not set)."""
     budget_left: list[str] = []
     """What is left of the run's budget, in words."""
+    parents: list[Parent] = []
+    """The node each candidate ``k`` builds on (``parents[k]``; empty: the champion, for all)."""
+    earlier: list[JournalEntry] = []
+    """Candidates of earlier runs on this repository, with their lessons, oldest first (from the
+    git notes, so a clone of the lineage reads the same)."""
+
+    def parent(self, k: int) -> Optional[Parent]:
+        return self.parents[k] if k < len(self.parents) else None
 
 
 class AgentContext(BaseModel):
@@ -200,6 +257,11 @@ class Architect(Protocol):
         """Told what became of each proposal once its generation is decided (again on a resume:
         an implementation ignores what it was told already)."""
         ...
+
+    # Optional: ``reflect(gen, outcomes) -> list[Lesson]``, one lesson per outcome, written once
+    # the generation is decided. An architect without it gets lessons computed from the numbers
+    # (``agents.architect.lessons``). Not part of the protocol, so that an architect written
+    # before it (three methods) still is one.
 
 
 @runtime_checkable

@@ -6,6 +6,7 @@ is named (``keys``), what an architect proposes (``proposal``), what the safety 
 from progenitor.candidate.champion import Champion
 from progenitor.candidate.findings import SEVERITIES, Finding, Severity
 from progenitor.candidate.keys import CandidateKey
+from progenitor.candidate.lesson import Lesson
 from progenitor.candidate.proposal import Proposal
 from progenitor.candidate.record import (
     SCHEMA,
@@ -22,5 +23,5 @@ from progenitor.candidate.training import TrainRecord
 
 __all__ = [
     "SCHEMA", "SEVERITIES", "TERMINAL", "TRAINING_ENDS", "TRANSITIONS", "Candidate", "CandidateCost", "CandidateKey",
-    "Champion", "Decision", "DiffStats", "Finding", "IllegalTransition", "Proposal", "Severity", "TrainRecord",
+    "Champion", "Decision", "DiffStats", "Finding", "IllegalTransition", "Lesson", "Proposal", "Severity", "TrainRecord",
 ]

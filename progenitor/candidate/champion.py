@@ -19,3 +19,6 @@ class Champion(BaseModel):
     params: dict[str, Any] = {}
     test_metrics: dict[str, float] = {}
     """Its figures on the final test split (``test_<metric>``): never read by select or an architect."""
+    repeats: list[dict[str, float]] = []
+    """Each training's metrics when it was trained with several seeds (``objective.repeats``):
+    ``metrics`` is their mean."""

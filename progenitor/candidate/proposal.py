@@ -30,3 +30,5 @@ class Proposal(BaseModel):
     """The effect expected on the objective (and on the guards)."""
     risk: str = ""
     """What could go wrong: a crash, a guard broken, a slower training."""
+    edit_of: Optional[int] = None
+    """The candidate of the same generation a person edited into this one (its ``k``), if any."""

@@ -15,8 +15,10 @@ from typing import Any, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from progenitor.candidate.evidence import Evidence
 from progenitor.candidate.findings import Finding
 from progenitor.candidate.keys import CandidateKey
+from progenitor.candidate.lesson import Lesson
 from progenitor.candidate.proposal import Proposal
 from progenitor.candidate.training import TrainRecord
 from progenitor.errors import ProgenitorError
@@ -130,6 +132,19 @@ class Candidate(BaseModel):
     (its commit is this one's parent)."""
     fix_tried: bool = False
     """Set on a candidate that crashed in training once the coder was asked for its fix."""
+    parent_name: str = ""
+    """The node of the lineage ``parent`` is (``g<gen>/c<k>``; ``g0/c0``: the human baseline),
+    and what the architect was asked to do with it: see ``step``."""
+    step: str = ""
+    """``improve`` (build on a scored node), ``debug`` (fix a node that crashed in training);
+    empty in records written before parents were drawn from the lineage."""
+    evidence: Optional[Evidence] = None
+    """Whether its gain over the champion holds above the noise (paired test, repeats)."""
+    repeats: list[dict[str, float]] = []
+    """When it was trained again with other seeds (``objective.repeats``): each training's metrics,
+    its first one first; ``metrics`` is then their mean."""
+    lesson: Optional[Lesson] = None
+    """What it taught, written after its generation was decided."""
 
     @field_validator("status")
     @classmethod

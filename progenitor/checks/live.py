@@ -62,11 +62,11 @@ def check_scorer(spec: TaskSpec, trusted: Path, data: Path, scratch: Path, predi
         trouble, on = train.run(out)
         if trouble:
             return [problem("scorer", trouble), *_test_skipped(spec, "the baseline did not train")]
-    result = score(spec, trusted, data, out)
+    result = score(spec, trusted, data, out, scratch / "scores")
     if not result.ok:
         return [problem("scorer", f"{result.reason} ({on})"), *_test_skipped(spec, "the scorer failed")]
     shown = ", ".join(f"{name} {value:.4g}" for name, value in result.metrics.items())
-    checks = [ok("scorer", f"printed {shown} ({on})")]
+    checks = [ok("scorer", f"printed {shown} ({on})"), *check_per_example(spec, data, scratch / "scores")]
     if spec.scorer.test is not None:
         if predictions is not None:
             checks += _test_skipped(spec, "--predictions holds holdout predictions; without it, check trains the "
@@ -113,13 +113,36 @@ def _check_model_scoring(spec: TaskSpec, trusted: Path, data: Path, scratch: Pat
     checks = []
     splits = [("holdout", "scorer")] + ([("test", "scorer.test")] if spec.scorer.test is not None else [])
     for split, name in splits:
-        result = score_model(spec, split, trusted, data, scratch / "out", train.archive, scratch / "scored", box)
+        scores = scratch / f"{split}-scores"
+        result = score_model(spec, split, trusted, data, scratch / "out", train.archive, scratch / "scored", box,
+                             scores)
         if not result.ok:
             checks.append(problem(name, f"{result.reason} ({on}, scored in the scoring sandbox)"))
             continue
         shown = ", ".join(f"{metric} {value:.4g}" for metric, value in result.metrics.items())
         checks.append(ok(name, f"printed {shown} ({on}, scored in the scoring sandbox)"))
+        if split == "holdout":
+            checks += check_per_example(spec, data, scores)
     return checks
+
+
+def check_per_example(spec: TaskSpec, data: Path, scores: Path) -> list[Check]:
+    """A scorer given ``{scores}`` wrote per-example scores a run's paired test can read (one per
+    holdout example): a run drops a bad file without a word, so this is where a user hears of it."""
+    from progenitor.evaluation.honesty import holdout_size
+    from progenitor.evaluation.significance import PER_EXAMPLE_FILE, load_per_example
+    from progenitor.task.placeholders import placeholders_in
+
+    if "scores" not in placeholders_in(spec.scorer.command):
+        return []
+    expected = holdout_size(spec, data)
+    found, why = load_per_example(scores / PER_EXAMPLE_FILE, expected)
+    if found is None:
+        return [problem("scorer.scores", (why or f"the scorer was given {{scores}} but wrote no {PER_EXAMPLE_FILE} "
+                                                  "there") + "; without it a promotion has no paired test")]
+    level = spec.objective.significance
+    test = f"a paired test at {level} before a promotion" if level is not None else "objective.significance is null"
+    return [ok("scorer.scores", f"wrote {found.shape[0]} per-example scores, mean {found.mean():.4g} ({test})")]
 
 
 class BaselineTraining:

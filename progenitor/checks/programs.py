@@ -31,7 +31,7 @@ _MARK = "\0placeholder\0"
 
 def _words(command: str) -> list[list[str]]:
     """The simple commands of ``command``, each as its words (placeholders marked)."""
-    text = fill(command, {name: _MARK + name for name in ("data", "out", "tree", "outputs")})
+    text = fill(command, {**{name: _MARK + name for name in ("data", "out", "tree", "outputs", "scores")}, "seed": "0"})
     lexer = shlex.shlex(text, posix=True, punctuation_chars=";&|()")
     lexer.whitespace_split = True
     segments: list[list[str]] = [[]]

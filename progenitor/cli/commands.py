@@ -15,8 +15,10 @@ import click
 
 from progenitor.cli.errors import CommandError, Group
 from progenitor.cli.oversight import COMMANDS as OVERSIGHT_COMMANDS
+from progenitor.cli.oversight import STORE
 from progenitor.cli.prompts import prompts
 from progenitor.cli.sandbox import sandbox
+from progenitor.cli.users import users
 
 
 def _console():
@@ -92,29 +94,50 @@ def init(directory: Path, example: Optional[str]) -> None:
                    "(process sandbox without root or a delegated cgroup).")
 @click.option("--no-preflight", is_flag=True,
               help="Do not ask each language model for one token before preparing data (their keys are still checked).")
+@click.option("--store", **STORE)
+@click.option("--continue", "continue_run", metavar="RUN",
+              help="Extend the finished RUN with more generations (-g, default budget.generations), warm: "
+                   "its champion, study and lineage go on, nothing is trained again.")
 @_follow_opts
 def run(directory: Path, generations, candidates, sandbox, executor, ray_address, seed, parallel, allow_unsealed,
-        allow_unenforced_limits, no_preflight, quiet, detach) -> None:
+        allow_unenforced_limits, no_preflight, store, continue_run, quiet, detach) -> None:
     """Run the loop on the model repo DIRECTORY."""
     from progenitor.api import start_run
     from progenitor.options import RunOptions
+    from progenitor.oversight.store import store_url
 
+    if continue_run:
+        from progenitor.api import continue_run as extend
+
+        given = [name for name, value in (("--candidates", candidates), ("--sandbox", sandbox), ("--seed", seed),
+                                          ("--parallel", parallel), ("--allow-unsealed", allow_unsealed),
+                                          ("--allow-unenforced-limits", allow_unenforced_limits),
+                                          ("--no-preflight", no_preflight), ("--store", store)) if value]
+        if given:
+            raise CommandError(f"{', '.join(given)} cannot change a run being continued: it goes on with its own "
+                               f"settings (only -g/--generations says how many more)", 2)
+        _follow(quiet, lambda on_event: extend(continue_run, directory, generations, on_event=on_event, detach=detach))
+        return
     options = RunOptions(generations=generations, candidates=candidates, sandbox=sandbox, executor=executor,
                          ray_address=ray_address, seed=seed, max_parallel=parallel, allow_unsealed=allow_unsealed,
-                         allow_unenforced_limits=allow_unenforced_limits, preflight=not no_preflight)
+                         allow_unenforced_limits=allow_unenforced_limits, preflight=not no_preflight,
+                         store=store_url(store))
     _follow(quiet, lambda on_event: start_run(directory, options, on_event=on_event, detach=detach))
 
 
 @cli.command()
 @click.argument("run_id")
 @_repo_opt
+@click.option("--store", **STORE)
 @_follow_opts
-def resume(run_id: str, repo: Optional[Path], quiet: bool, detach: bool) -> None:
+def resume(run_id: str, repo: Optional[Path], store: Optional[str], quiet: bool, detach: bool) -> None:
     """Resume RUN from its last checkpoint; finished work is not redone. A run waiting at a gate
     goes on with the decision made there (or waits for one)."""
     from progenitor.api import resume_run
+    from progenitor.oversight.store import store_url
 
-    _follow(quiet, lambda on_event: resume_run(run_id, repo, on_event=on_event, detach=detach))
+    _follow(quiet, lambda on_event: resume_run(run_id, repo, on_event=on_event, detach=detach,
+                                               store=store_url(store)))
 
 
 @cli.command()
@@ -210,19 +233,30 @@ def audit() -> None:
 @_repo_opt
 @click.option("--against", type=click.Path(file_okay=False, exists=True, path_type=Path), default=None,
               help="Also compare with the audit heads of this clone of the lineage (taken earlier).")
-def audit_verify(repo: Optional[Path], against: Optional[Path]) -> None:
-    """Check that no audit entry was edited, inserted, removed or rewritten."""
+@click.option("--allowed-signers", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
+              help="Check signed decisions against this allowed-signers file (default: oversight.allowed_signers).")
+@click.option("--store", **STORE)
+def audit_verify(repo: Optional[Path], against: Optional[Path], allowed_signers: Optional[Path],
+                 store: Optional[str]) -> None:
+    """Check that no audit entry was edited, inserted, removed or rewritten, and say who signed
+    what: each signed decision is checked against the allowed signers; an unsigned one where the
+    task requires signatures, or a signature that does not verify, fails the check."""
     from progenitor.api import verify_audit
+    from progenitor.cli.views import print_signed
 
-    result = verify_audit(repo, against)
+    result = verify_audit(repo, against, allowed_signers=allowed_signers, store=store)
+    print_signed(result)
     if result.ok:
         click.echo(f"audit log intact: {result.entries} entries, {result.git_heads} head(s) in git agree"
-                   + (f" ({result.unrecorded} not recorded in git yet)" if result.unrecorded else ""))
+                   + (f" ({result.unrecorded} not recorded in git yet)" if result.unrecorded else "")
+                   + (f"; {sum(s.ok is True for s in result.signed)} signed decision(s) verified"
+                      if result.signed else ""))
     else:
         raise CommandError(f"audit log broken: {result.problem}", 1)
 
 
 cli.add_command(sandbox)
+cli.add_command(users)
 cli.add_command(prompts)
 for _command in OVERSIGHT_COMMANDS:
     cli.add_command(_command)

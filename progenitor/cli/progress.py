@@ -252,7 +252,9 @@ class Progress:
     @_show.register
     def _on_generation_end(self, e: GenerationEnd) -> None:
         counts = ", ".join(f"{n} {s}" for s, n in sorted(e.counts.items())) or "no candidate"
-        self._line(f"{generation_name(e.gen)} done: champion {_fmt(e.champion_value)} ({counts})")
+        idle = f"; {e.idle_slot_seconds:.1f} slot-s idle in {e.wall_seconds:.1f} s" \
+            if e.idle_slot_seconds is not None and e.wall_seconds is not None else ""
+        self._line(f"{generation_name(e.gen)} done: champion {_fmt(e.champion_value)} ({counts}{idle})")
         if e.untrained:
             self._line(f"{generation_name(e.gen)} [red]trained nothing[/red]: {escape(e.untrained)}")
 

@@ -43,6 +43,10 @@ def print_summary(console: Console, s: Any) -> None:
                       f"[red]the kernel did not hold the {names} limits (--allow-unenforced-limits)[/red]")
     _spend_rows(table, s.ledger)
     table.add_row("time", f"{s.seconds:.1f} s")
+    if s.slots:
+        busy = s.ledger.get("slot_occupancy")
+        table.add_row("slots", f"{s.slots} ({s.mode}): {s.idle_slot_seconds or 0:.1f} slot-s idle"
+                               + (f", busy {busy:.0%} of the time" if busy is not None else ""))
     console.print(table)
     for note in h.notes:
         console.print(f"[yellow]note[/yellow]: {escape(note)}")
@@ -189,3 +193,13 @@ def check_verdict(checks: list) -> tuple[str, int]:
         return (f"no problem found{noted}, but {', '.join(skipped)} could not be checked here: "
                 "'progenitor run' may still fail there"), 0
     return f"all checks passed{noted}: 'progenitor run' is ready to spend the budget", 0
+
+
+def print_signed(result) -> None:
+    """One line per signed audit entry: who signed what, with which key, and whether it holds."""
+    for s in result.signed:
+        state = {True: "verified", False: "FORGED or not allowed", None: "not checked"}[s.ok]
+        click.echo(f"entry {s.entry}: {s.action} {s.gate} of run {s.run} by {s.actor}, signed with {s.key or 'a key'}:"
+                   f" {state}{' (' + s.problem + ')' if s.problem else ''}")
+    for index in result.unsigned_required:
+        click.echo(f"entry {index}: unsigned, where the task requires signatures")

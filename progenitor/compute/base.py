@@ -86,17 +86,32 @@ EventCallback = Callable[[str, dict], None]
 
 
 class Executor(Protocol):
-    """Runs a batch of training jobs, yielding each result as it finishes."""
+    """Runs a batch of training jobs, yielding each result as it finishes.
+
+    ``run`` may be called from several threads at once, each call with its own jobs (the
+    candidate pool hands each training its own call, so that a slot is refilled the moment it
+    frees); ``cancel`` stops the jobs of every call under way."""
 
     name: str
 
     def run(self, jobs: list[TrainJob], on_event: Optional[EventCallback] = None) -> Iterator[JobResult]: ...
+
+    def slots(self, cpus: float, gpus: float = 0.0) -> int:
+        """How many jobs asking for ``cpus`` and ``gpus`` each can run at once."""
+        ...
 
     def cancel(self) -> None:
         """Stop every job under way; their sandboxes are torn down."""
         ...
 
     def close(self) -> None: ...
+
+
+def slots_of(executor: object, cpus: float, gpus: float = 0.0) -> int:
+    """``executor.slots(...)``, or 1 for an executor that does not say (a lab's own, written
+    before the method existed): one job at a time is always safe."""
+    slots = getattr(executor, "slots", None)
+    return max(1, int(slots(cpus, gpus))) if callable(slots) else 1
 
 
 def pack_dir(path: Path, cap_bytes: int = OUTPUT_CAP_BYTES) -> tuple[bytes, str]:

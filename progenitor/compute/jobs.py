@@ -12,6 +12,7 @@ from progenitor.candidate.training import TrainRecord
 from progenitor.compute.base import JobResult, TrainJob
 from progenitor.compute.pruning import PruneConfig
 from progenitor.sandbox.base import Limits
+from progenitor.task.placeholders import bind
 from progenitor.task.spec import TaskSpec
 
 __all__ = ["LINE_EVENTS_PER_CANDIDATE", "LOG_TAIL_LINES", "TrainRecord", "limits_for", "log_tail", "make_job",
@@ -32,11 +33,15 @@ def limits_for(spec: TaskSpec) -> Limits:
 
 
 def make_job(spec: TaskSpec, key: str, tree_archive: bytes, labels: dict[str, str], backend: str,
-             backend_options: dict, prune: Optional[PruneConfig] = None, command: Optional[str] = None) -> TrainJob:
-    """The job that trains one commit; ``command``: its own (``task.flags.train_command``), else ``train.command``."""
+             backend_options: dict, prune: Optional[PruneConfig] = None, command: Optional[str] = None,
+             seed: int = 0) -> TrainJob:
+    """The job that trains one commit; ``command``: its own (``task.flags.train_command``), else
+    ``train.command``. ``seed``: the training's seed (``{seed}`` in the command, ``PROGENITOR_SEED``
+    in its environment): 0 for a candidate's own training, 1..N-1 for its repeats (``objective.repeats``)."""
     return TrainJob(
         key=key,
-        command=command or spec.train.command,
+        command=bind(command or spec.train.command, "seed", seed),
+        env={"PROGENITOR_SEED": str(seed)},
         tree_archive=tree_archive,
         limits=limits_for(spec),
         num_gpus=spec.train.resources.gpus,

@@ -1,7 +1,9 @@
 """The in-process executor: a thread pool on this machine, no Ray.
 
 Used by tests and by users who want no Ray. Jobs run at most ``slots`` at a time, where a
-slot is what the job's ``cpus`` asks for out of this machine's cores.
+slot is what the job's ``cpus`` asks for out of this machine's cores. Calls of ``run`` from
+several threads are independent; the caller that makes them (the candidate pool) keeps the
+total within ``slots``.
 """
 
 from __future__ import annotations
@@ -26,11 +28,13 @@ class LocalExecutor:
         self._cancels: list[threading.Event] = []
         self._lock = threading.Lock()
 
-    def _slots(self, jobs: list[TrainJob]) -> int:
+    def slots(self, cpus: float, gpus: float = 0.0) -> int:
         if self.max_parallel:
             return self.max_parallel
-        cpus = max((j.limits.cpus for j in jobs), default=1.0)
         return max(1, int((os.cpu_count() or 1) // max(cpus, 1.0)))
+
+    def _slots(self, jobs: list[TrainJob]) -> int:
+        return self.slots(max((j.limits.cpus for j in jobs), default=1.0))
 
     def run(self, jobs: list[TrainJob], on_event: Optional[EventCallback] = None) -> Iterator[JobResult]:
         if not jobs:
@@ -54,7 +58,11 @@ class LocalExecutor:
         def on_line(stream: str, line: str) -> None:
             emit("train.line", {"key": job.key, "stream": stream, "line": line})
 
-        return execute_job(job, self.data_dir, on_line=on_line, cancel=cancel, workdir=self.workdir)
+        try:
+            return execute_job(job, self.data_dir, on_line=on_line, cancel=cancel, workdir=self.workdir)
+        finally:
+            with self._lock:
+                self._cancels.remove(cancel)  # a long run makes thousands of jobs: keep only those under way
 
     def cancel(self) -> None:
         with self._lock:

@@ -91,6 +91,48 @@ def read_curve(path: Path, metric: str) -> dict[int, float]:
     return parse_progress(data.decode("utf-8", errors="replace"), metric)
 
 
+def read_curves(path: Path, metrics: int = 4, points: int = 200) -> dict[str, list[list[float]]]:
+    """Every numeric key of a progress file (up to ``metrics`` of them, ``points`` each, evenly
+    thinned) as ``[step, value]`` pairs, for a person to look at; read as ``read_curve`` reads.
+    What a candidate writes about itself: shown as its word, never as the score."""
+    found: dict[str, dict[int, float]] = {}
+    for name in _keys(path, metrics):
+        curve = read_curve(path, name)
+        if curve:
+            found[name] = curve
+    out = {}
+    for name, curve in found.items():
+        steps = sorted(curve)
+        if len(steps) > points:
+            steps = [steps[round(i * (len(steps) - 1) / (points - 1))] for i in range(points)]
+        out[name] = [[step, curve[step]] for step in steps if math.isfinite(curve[step])]
+    return out
+
+
+def _keys(path: Path, limit: int) -> list[str]:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return []
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return []
+        head = f.read(65_536).decode("utf-8", errors="replace").splitlines()[:50]
+    keys: list[str] = []
+    for line in head:
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if not isinstance(record, dict):
+            continue
+        for key, value in record.items():
+            if (key != "step" and isinstance(key, str) and len(key) <= 64 and key not in keys
+                    and isinstance(value, (int, float)) and not isinstance(value, bool)):
+                keys.append(key)
+    return keys[:limit]
+
+
 class CurveCheck(NamedTuple):
     """Whether a champion's curve may prune anyone (``check_curve``)."""
 

@@ -87,6 +87,22 @@ def _default_object_store() -> int:
     return max(128 << 20, min(2 << 30, memory // 5))
 
 
+class _Batch:
+    """One ``run`` call's tasks: calls from several threads at once keep apart (each its own
+    tasks, start times, cancel flag and canceller); ``cancel`` reaches every batch."""
+
+    def __init__(self, config: RayConfig):
+        self.inflight: dict = {}
+        self.started: dict = {}
+        self.cancelled = threading.Event()
+        self.canceller = Canceller(config.cancel_soft_seconds, config.cancel_give_up_seconds)
+
+    def cancel_order(self) -> list:
+        """Tasks under way, queued ones first: cancelled before a running one frees its CPUs,
+        a queued task never starts."""
+        return sorted(self.inflight, key=lambda gen: gen in self.started)
+
+
 class RayExecutor:
     """Runs a batch of ``TrainJob``s as Ray tasks, yielding each result as it finishes."""
 
@@ -99,74 +115,86 @@ class RayExecutor:
             self.config = self.config.model_copy(update={"address": address})
         self._owns_ray = connect(self.config)
         self._data: Optional[list] = None
-        self._inflight: dict = {}
-        self._started: dict = {}
-        self._cancelled = threading.Event()
-        self._canceller = Canceller(self.config.cancel_soft_seconds, self.config.cancel_give_up_seconds)
+        self._lock = threading.RLock()  # re-entered by a signal handler's cancel on the thread that holds it
+        self._data_lock = threading.Lock()
+        self._batches: set[_Batch] = set()
+
+    def slots(self, cpus: float, gpus: float = 0.0) -> int:
+        """Jobs of this size the cluster holds at once now (an autoscaling cluster may grow)."""
+        import ray
+
+        have = ray.cluster_resources()
+        fits = [have.get("CPU", 0.0) / cpus] if cpus > 0 else []
+        if gpus > 0:
+            fits.append(have.get("GPU", 0.0) / gpus)
+        return max(1, int(min(fits))) if fits else 1
 
     def run(self, jobs: list[TrainJob], on_event: Optional[EventCallback] = None) -> Iterator[JobResult]:
         if not jobs:
             return
         emit = on_event or (lambda kind, payload: None)
-        self._cancelled.clear()
-        self._canceller.clear()
         if not self.config.address:  # a cluster may grow (autoscaling); this machine will not
             _check_fits(jobs)
         data = self._ship_data()
         task = _remote_task()
-        for job in jobs:
-            options = {"num_cpus": job.limits.cpus, "num_gpus": job.num_gpus, "max_retries": self.config.max_retries,
-                       "name": f"progenitor-train:{job.key}"}
-            if self.config.job_resources:
-                options["resources"] = self.config.job_resources
-            gen = task.options(**options).remote(job, data, self.config.cache_dir, self.config.batch_seconds)
-            self._inflight[gen] = job
+        batch = _Batch(self.config)
+        with self._lock:
+            self._batches.add(batch)
         try:
-            yield from self._collect(emit)
+            for job in jobs:
+                options = {"num_cpus": job.limits.cpus, "num_gpus": job.num_gpus,
+                           "max_retries": self.config.max_retries, "name": f"progenitor-train:{job.key}"}
+                if self.config.job_resources:
+                    options["resources"] = self.config.job_resources
+                gen = task.options(**options).remote(job, data, self.config.cache_dir, self.config.batch_seconds)
+                batch.inflight[gen] = job
+            yield from self._collect(batch, emit)
         finally:
-            if self._inflight:  # the caller stopped early, or something raised: stop the rest
-                self._cancelled.set()
-                for _ in self._until_ended(lambda kind, payload: None):
+            if batch.inflight:  # the caller stopped early, or something raised: stop the rest
+                batch.cancelled.set()
+                for _ in self._until_ended(batch, lambda kind, payload: None):
                     pass
-            self._inflight.clear()
-            self._started.clear()
-            self._canceller.clear()
+            with self._lock:
+                self._batches.discard(batch)
 
-    def _collect(self, emit: EventCallback) -> Iterator[JobResult]:
-        for result in self._until_ended(emit):
+    def _collect(self, batch: _Batch, emit: EventCallback) -> Iterator[JobResult]:
+        for result in self._until_ended(batch, emit):
             emit("train.end", {"key": result.key, "status": result.sandbox.status, "node": result.node})
             yield result
 
-    def _until_ended(self, emit: EventCallback) -> Iterator[JobResult]:
+    def _until_ended(self, batch: _Batch, emit: EventCallback) -> Iterator[JobResult]:
         """Each task's result as it ends. Once cancelled, a task is cancelled again until it
         ends, and one that Ray never confirms is reported killed after the canceller's bound."""
-        while self._inflight:
-            if self._cancelled.is_set():
-                self._canceller.tick(self._cancel_order())
-                ended = {gen: self._finish(gen, emit) for gen in self._completed()}
-                for gen in self._inflight:
-                    if gen not in ended and self._canceller.given_up(gen):
-                        ended[gen] = self._lost(gen, "killed", f"cancelled; Ray did not confirm it within "
-                                                               f"{self._canceller.waited(gen):.0f} s")
+        while batch.inflight:
+            if batch.cancelled.is_set():
+                batch.canceller.tick(batch.cancel_order())
+                ended = {gen: self._finish(batch, gen, emit) for gen in self._completed(batch)}
+                for gen in batch.inflight:
+                    if gen not in ended and batch.canceller.given_up(gen):
+                        ended[gen] = self._lost(batch, gen, "killed", f"cancelled; Ray did not confirm it within "
+                                                                      f"{batch.canceller.waited(gen):.0f} s")
             else:
                 # Checked for each one: a stream that a cancel has just ended reads as ready.
-                ended = {gen: self._step(gen, emit) for gen in self._readable() if not self._cancelled.is_set()}
+                ended = {gen: self._step(batch, gen, emit) for gen in self._readable(batch)
+                         if not batch.cancelled.is_set()}
             for gen, result in ended.items():
-                if result is not None and gen in self._inflight:
-                    del self._inflight[gen]
-                    self._started.pop(gen, None)
+                if result is not None and gen in batch.inflight:
+                    del batch.inflight[gen]
+                    batch.started.pop(gen, None)
                     yield result
 
-    def _readable(self) -> list:
+    @staticmethod
+    def _readable(batch: _Batch) -> list:
         """Generators with a message to read (waits up to half a second for one)."""
         import ray
 
-        ready, _ = ray.wait(list(self._inflight), num_returns=1, timeout=0.5)
+        ready, _ = ray.wait(list(batch.inflight), num_returns=1, timeout=0.5)
         if ready:  # gather every other generator that has something too
-            ready, _ = ray.wait(list(self._inflight), num_returns=len(self._inflight), timeout=0)
+            ready, _ = ray.wait(list(batch.inflight), num_returns=len(batch.inflight), timeout=0)
         return ready
 
-    def _completed(self) -> list:
+    @staticmethod
+    def _completed(batch: _Batch) -> list:
         """Generators whose task is over (waits up to half a second for one).
 
         After a cancel, Ray ends a task's stream at once while the task may still be tearing
@@ -174,42 +202,43 @@ class RayExecutor:
         cancelled task is read only once it is over: then nothing can block."""
         import ray
 
-        by_end = {gen.completed(): gen for gen in self._inflight}
+        by_end = {gen.completed(): gen for gen in batch.inflight}
         done, _ = ray.wait(list(by_end), num_returns=1, timeout=0.5)
         if done:
             done, _ = ray.wait(list(by_end), num_returns=len(by_end), timeout=0)
         return [by_end[ref] for ref in done]
 
-    def _finish(self, gen, emit: EventCallback) -> JobResult:
+    def _finish(self, batch: _Batch, gen, emit: EventCallback) -> JobResult:
         """Read an ended task's stream to its result (every message is there already)."""
         while True:
-            result = self._step(gen, emit)
+            result = self._step(batch, gen, emit)
             if result is not None:
                 return result
 
-    def _step(self, gen, emit: EventCallback) -> Optional[JobResult]:
+    def _step(self, batch: _Batch, gen, emit: EventCallback) -> Optional[JobResult]:
         """Take one message from a task; the ``JobResult`` when the task is over."""
         import ray
 
-        job: TrainJob = self._inflight[gen]
+        job: TrainJob = batch.inflight[gen]
         try:
             kind, payload = ray.get(next(gen))
         except StopIteration:
-            return self._lost(gen, "killed" if self._cancelled.is_set() else "failed", "the Ray task ended without a result")
+            return self._lost(batch, gen, "killed" if batch.cancelled.is_set() else "failed",
+                              "the Ray task ended without a result")
         except ray.exceptions.TaskCancelledError:
-            return self._lost(gen, "killed", "cancelled")
+            return self._lost(batch, gen, "killed", "cancelled")
         except ray.exceptions.OutOfMemoryError as exc:
-            return self._lost(gen, "oom", f"Ray's memory monitor killed it: {_summary(exc)}")
+            return self._lost(batch, gen, "oom", f"Ray's memory monitor killed it: {_summary(exc)}")
         except (ray.exceptions.WorkerCrashedError, ray.exceptions.NodeDiedError, ray.exceptions.ObjectLostError) as exc:
-            if self._cancelled.is_set():  # a forced cancel kills the worker
-                return self._lost(gen, "killed", "cancelled")
-            return self._lost(gen, "failed", f"the Ray worker or node running it died: {_summary(exc)}")
+            if batch.cancelled.is_set():  # a forced cancel kills the worker
+                return self._lost(batch, gen, "killed", "cancelled")
+            return self._lost(batch, gen, "failed", f"the Ray worker or node running it died: {_summary(exc)}")
         except ray.exceptions.RayTaskError as exc:
             raise ComputeError(f"training {job.key} could not run on its Ray worker: {_summary(exc.cause or exc)}") from exc
         except ray.exceptions.RayError as exc:
             raise ComputeError(f"Ray could not run training {job.key}: {_summary(exc)}") from exc
         if kind == "start":
-            self._started[gen] = (time.monotonic(), payload)
+            batch.started[gen] = (time.monotonic(), payload)
             emit("train.start", {"key": job.key, "node": payload})
         elif kind == "lines":
             for stream, line in payload:
@@ -218,11 +247,12 @@ class RayExecutor:
             return payload
         return None
 
-    def _lost(self, gen, status: str, reason: str) -> JobResult:
+    @staticmethod
+    def _lost(batch: _Batch, gen, status: str, reason: str) -> JobResult:
         """The result of a task that could not report its own: cancelled (Ray drops what a
         cancelled task yields), or its worker died. Duration and node are what the driver saw."""
-        job: TrainJob = self._inflight[gen]
-        began, node = self._started.get(gen, (None, ""))
+        job: TrainJob = batch.inflight[gen]
+        began, node = batch.started.get(gen, (None, ""))
         duration = time.monotonic() - began if began is not None else 0.0
         if began is not None:
             reason = f"{reason} after {duration:.1f} s"
@@ -234,34 +264,42 @@ class RayExecutor:
         hands the reference itself to each task, which fetches it once per node."""
         import ray
 
-        if self.data_dir is None or self._data is not None:
+        with self._data_lock:  # several calls at once put it once
+            if self.data_dir is None or self._data is not None:
+                return self._data
+            archive, cut = pack_dir(self.data_dir, DATA_CAP_BYTES)
+            if cut:
+                raise ComputeError(f"the data directory {self.data_dir} cannot be shipped whole by Ray "
+                                   f"(at most {DATA_CAP_BYTES >> 30} GiB): {cut}")
+            self._data = [ray.put(archive), hashlib.sha256(archive).hexdigest()[:32]]
             return self._data
-        archive, cut = pack_dir(self.data_dir, DATA_CAP_BYTES)
-        if cut:
-            raise ComputeError(f"the data directory {self.data_dir} cannot be shipped whole by Ray "
-                               f"(at most {DATA_CAP_BYTES >> 30} GiB): {cut}")
-        self._data = [ray.put(archive), hashlib.sha256(archive).hexdigest()[:32]]
-        return self._data
+
+    def _live(self) -> list[_Batch]:
+        with self._lock:
+            return list(self._batches)
+
+    def inflight(self) -> int:
+        """Tasks submitted and not yet ended, over every call."""
+        return sum(len(batch.inflight) for batch in self._live())
 
     def cancel(self) -> None:
-        """Cancel every task under way (safe from a signal handler: no lock, Ray is called
-        from a thread). ``run`` keeps cancelling until each task has ended."""
-        self._cancelled.set()
-        refs = self._cancel_order()
-        if refs:
-            threading.Thread(target=self._canceller.tick, args=(refs,), name="progenitor-ray-cancel", daemon=True).start()
-
-    def _cancel_order(self) -> list:
-        """Tasks under way, queued ones first: cancelled before a running one frees its CPUs,
-        a queued task never starts."""
-        return sorted(self._inflight, key=lambda gen: gen in self._started)
+        """Cancel every task under way, of every call (safe from a signal handler: no lock
+        waited on for long, Ray is called from a thread). Each ``run`` keeps cancelling until
+        its tasks have ended."""
+        for batch in self._live():
+            batch.cancelled.set()
+            refs = batch.cancel_order()
+            if refs:
+                threading.Thread(target=batch.canceller.tick, args=(refs,), name="progenitor-ray-cancel",
+                                 daemon=True).start()
 
     def close(self) -> None:
         import ray
 
-        self._cancelled.set()
-        if self._inflight and ray.is_initialized():
-            self._canceller.tick(self._cancel_order())
+        for batch in self._live():
+            batch.cancelled.set()
+            if batch.inflight and ray.is_initialized():
+                batch.canceller.tick(batch.cancel_order())
         self._data = None
         if self._owns_ray and ray.is_initialized():
             ray.shutdown()

@@ -3,7 +3,7 @@ about itself and what the scorer measured, an implausible jump in the objective,
 guard metrics that must hold for it to be promoted.
 
 A **capability jump** (``check_jump``) is a gain over the champion larger than the lineage
-makes plausible; it escalates, so policy never promotes it alone. Four rules, any one fires:
+makes plausible; it escalates, so policy never promotes it alone. Five rules, any one fires:
 
 1. the gain exceeds ``oversight.max_jump`` (an absolute bound, when set);
 2. the gain exceeds ``JUMP_FACTOR`` times the largest gain between consecutive champions so
@@ -16,6 +16,10 @@ makes plausible; it escalates, so policy never promotes it alone. Four rules, an
    value than the champion: an error from 3.12 to 0.02, an accuracy from 0.5 to 0.996.
    Judged against the baseline, this leaves honest first-generation tuning alone (3.12 -> 0.15
    is 21 times closer) and catches a gain "from nothing" that rule 2 cannot see.
+5. while rule 2 has too few past gains, the gain is larger than ``oversight.max_relative_gain``
+   (0.4) of the baseline's own value: a relative change, so it works on any scale, where rule 4
+   cannot (a loss or a bits-per-character figure is nowhere near its perfect value 0: a language
+   model from 3.53 to 1.61 bits in one step is 54 % better, and only this rule sees it).
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from typing import Optional
 from progenitor.candidate.findings import Finding
 from progenitor.task.spec import Guard, TaskSpec
 
-__all__ = ["JUMP_FACTOR", "check_after_training", "check_guards", "check_jump", "drift", "drift_limit",
+__all__ = ["JUMP_FACTOR", "check_after_training", "check_guards", "check_jump", "directions", "drift", "drift_limit",
            "perfect_value"]
 
 JUMP_FACTOR = 3.0
@@ -75,6 +79,18 @@ def _from_perfect(spec: TaskSpec, value: float, champion: float, perfect: Option
     return []
 
 
+def _relative(spec: TaskSpec, gain: float, baseline: float) -> list[str]:
+    """Rule 5 of the module docstring: a gain large against the baseline's own value."""
+    bound = spec.oversight.max_relative_gain
+    if bound is None or not math.isfinite(baseline) or baseline == 0:
+        return []
+    change = gain / abs(baseline)
+    if change > bound:
+        return [f"{change:.0%} of the baseline's {baseline:.4g}, with too few past gains to compare with "
+                f"(at most {bound:.0%} allowed: oversight.max_relative_gain)"]
+    return []
+
+
 def check_jump(spec: TaskSpec, value: float, history: list[float], factor: float = JUMP_FACTOR) -> list[Finding]:
     """A gain over the champion (``history[-1]``) larger than the lineage makes plausible
     (the rules are in the module docstring).
@@ -97,8 +113,10 @@ def check_jump(spec: TaskSpec, value: float, history: list[float], factor: float
         reasons.append(f"more than oversight.max_jump ({spec.oversight.max_jump:.4g})")
     if len(past) >= MIN_PAST_GAINS and gain > max(factor * max(past), spec.objective.min_delta):
         reasons.append(f"more than {factor:g} times the lineage's largest past gain ({max(past):.4g})")
-    reasons += _from_perfect(spec, value, history[-1], perfect_value(spec, history[0]),
-                             first=len(past) < MIN_PAST_GAINS)
+    first = len(past) < MIN_PAST_GAINS
+    reasons += _from_perfect(spec, value, history[-1], perfect_value(spec, history[0]), first=first)
+    if first:
+        reasons += _relative(spec, gain, history[0])
     if not reasons:
         return []
     return [Finding(
@@ -178,6 +196,18 @@ def check_guards(spec: TaskSpec, measured: dict[str, float], champion_metrics: d
             findings.append(Finding(rule="guard", severity="high",
                                     message=f"guard on {guard.metric!r} broken: {why}"))
     return findings
+
+
+def directions(spec: TaskSpec) -> dict[str, dict]:
+    """Which way each metric the task judges is better, and the limits its guard holds it to."""
+    out: dict[str, dict] = {spec.objective.metric: {"goal": spec.objective.goal, "objective": True}}
+    for guard in spec.guards:
+        limits = {k: v for k, v in guard.model_dump().items() if k in ("min", "max", "max_regression", "max_drift")
+                  and v is not None}
+        # A guard's goal matters only for the regressions it bounds; a plain min/max says no direction.
+        goal = guard.goal if drift_limit(guard) is not None else None
+        out.setdefault(guard.metric, {"goal": goal})["guard"] = limits
+    return out
 
 
 def drift(spec: TaskSpec, baseline: dict[str, float], champion: dict[str, float]) -> dict[str, dict]:

@@ -36,7 +36,7 @@ from progenitor.errors import CandidateError, ProgenitorError
 from progenitor.evaluation import causality, harness
 from progenitor.evaluation.npy_channel import read_outputs
 from progenitor.evaluation.safetensors_header import WeightsInfo, tensors_only_copy, weights_info
-from progenitor.evaluation.scorer import Score, last_lines, run_scorer_command
+from progenitor.evaluation.scorer import Score, last_lines, run_scorer_command, scores_dir
 from progenitor.task.spec import ModelEval, TaskSpec
 
 __all__ = ["ScoringSandbox", "measured", "score_model"]
@@ -74,9 +74,9 @@ def measured(info: WeightsInfo, seconds: float, cpu_seconds: float) -> dict[str,
 
 
 def score_model(spec: TaskSpec, split: str, trusted: Path, data: Path, out: Path, tree_archive: bytes, keep: Path,
-                sandbox: ScoringSandbox) -> Score:
+                sandbox: ScoringSandbox, scores: Optional[Path] = None) -> Score:
     """Score the model a candidate's training left in ``out`` on ``split`` (holdout or test);
-    the checked outputs are kept in ``keep``."""
+    the checked outputs are kept in ``keep``; ``scores``: ``{scores}`` (per-example scores)."""
     predict = spec.predict
     assert predict is not None, "score_model needs evaluate: model"
     began = time.monotonic()
@@ -93,7 +93,8 @@ def score_model(spec: TaskSpec, split: str, trusted: Path, data: Path, out: Path
     np.save(outputs, values, allow_pickle=False)
     template = spec.scorer.command if split == "holdout" else spec.scorer.test.command  # type: ignore[union-attr]
     field = "scorer.command" if split == "holdout" else "scorer.test.command"
-    result = run_scorer_command(spec, template, {"data": data, "outputs": outputs}, trusted, field)
+    result = run_scorer_command(spec, template, {"data": data, "outputs": outputs, "scores": scores_dir(scores)},
+                                trusted, field)
     logs = "\n".join(r.log for r in runs if r.log)
     own = measured(info, time.monotonic() - began, sum(r.cpu_seconds for r in runs))
     return result.model_copy(update={"metrics": {**result.metrics, **own} if result.ok else result.metrics,

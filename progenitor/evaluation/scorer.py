@@ -137,30 +137,42 @@ def check_predictions(expect: Optional[Predictions], data: Path, out: Path) -> O
     return None
 
 
-def score(spec: TaskSpec, trusted: Path, data: Path, out: Path) -> Score:
-    """Measure one candidate's outputs with the trusted scorer, on the holdout."""
-    return run_scorer(spec, spec.scorer.command, spec.scorer.predictions, trusted, data, out, "scorer.command")
+def score(spec: TaskSpec, trusted: Path, data: Path, out: Path, scores: Optional[Path] = None) -> Score:
+    """Measure one candidate's outputs with the trusted scorer, on the holdout. ``scores``: a
+    directory of the trusted side's, emptied first, for ``{scores}`` (per-example scores)."""
+    return run_scorer(spec, spec.scorer.command, spec.scorer.predictions, trusted, data, out, "scorer.command", scores)
 
 
-def score_test(spec: TaskSpec, trusted: Path, data: Path, out: Path) -> Optional[Score]:
+def score_test(spec: TaskSpec, trusted: Path, data: Path, out: Path, scores: Optional[Path] = None) -> Optional[Score]:
     """Measure outputs on the final test split (None: the task has none). Its metrics are
     named ``test_<metric>``, so they can never be mistaken for the holdout's."""
     if spec.scorer.test is None:
         return None
     result = run_scorer(spec, spec.scorer.test.command, spec.scorer.test.predictions, trusted, data, out,
-                        "scorer.test.command")
+                        "scorer.test.command", scores)
     return result.model_copy(update={"metrics": {f"test_{k}": v for k, v in result.metrics.items()}})
 
 
+def scores_dir(path: Optional[Path]) -> Optional[Path]:
+    """``{scores}`` for one scoring: the directory, made empty (what a scorer left there before
+    is not this scoring's)."""
+    if path is None:
+        return None
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True)
+    return path
+
+
 def run_scorer(spec: TaskSpec, template: str, expect: Optional[Predictions], trusted: Path, data: Path,
-               out: Path, field: str) -> Score:
+               out: Path, field: str, scores: Optional[Path] = None) -> Score:
     problem = check_predictions(expect, data, out)
     if problem:
         return Score(ok=False, reason=problem)
-    return run_scorer_command(spec, template, {"data": data, "out": out}, trusted, field)
+    return run_scorer_command(spec, template, {"data": data, "out": out, "scores": scores_dir(scores)}, trusted, field)
 
 
-def run_scorer_command(spec: TaskSpec, template: str, values: dict[str, Path], trusted: Path, field: str) -> Score:
+def run_scorer_command(spec: TaskSpec, template: str, values: dict[str, Optional[Path]], trusted: Path,
+                       field: str) -> Score:
     """Run a trusted scorer command with its placeholders filled from ``values``; its metrics."""
     command = fill(template, values, field)
     proc = run_trusted(command, trusted, spec.scorer.timeout, "the scorer")

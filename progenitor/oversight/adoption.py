@@ -19,7 +19,7 @@ from pydantic import BaseModel
 from progenitor.errors import UserError
 from progenitor.lineage import Lineage, champion_ref
 from progenitor.oversight import decide as deciding
-from progenitor.oversight.audit import audit_log
+from progenitor.oversight.store import run_store
 from progenitor.run.rundir import find_run
 
 __all__ = ["Adopted", "adopt"]
@@ -79,7 +79,7 @@ def adopt(run_id: str, branch: Optional[str] = None, by: Optional[str] = None, r
         lineage.git.branch(branch, champion)
     else:
         lineage.git.update_ref("-m", f"progenitor adopt {run_id}", ref, champion, previous)
-    audit_log(run.repo_root).append(
+    run_store(run).audit_log(run.repo_root).append(
         key=f"{run_id}/adopt/{branch}/{champion}", action="adopt", actor=who, run=run_id, gen=0, commit=champion,
         payload={"branch": branch, "from": previous, "to": champion}, comment=f"branch {branch} -> {champion[:10]}",
         surface=surface,

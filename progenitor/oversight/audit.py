@@ -8,7 +8,13 @@ travels with the lineage): ``verify`` compares the log with those heads, and wit
 of another clone (``against``), taken before any rewrite, and names the first bad entry.
 
 Several processes append (the run, a decision from the CLI, the web page): an exclusive
-``flock`` on a lock file beside the log makes each append, and its git head, one step.
+``flock`` on a lock file beside the log (or, in a team's PostgreSQL store, the database's lock)
+makes each append, and its git head, one step.
+
+A human decision may carry its person's SSH signature of the decision's statement
+(``signatures``); ``verify`` checks each against an allowed-signers file, and names an entry the
+task required to be signed that is not. The chain proves the order and integrity of the entries
+since their heads were recorded; only a signature proves who took a decision.
 """
 
 from __future__ import annotations
@@ -20,14 +26,18 @@ import os
 import threading
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import TYPE_CHECKING, Any, Iterator, Optional, Union
 
 from pydantic import BaseModel
 
 from progenitor.oversight.audit_heads import AUDIT_REF, Head, read_heads, record_head
 from progenitor.run.rundir import STATE_DIR, now_iso
 
-__all__ = ["AUDIT_REF", "GENESIS", "AuditLog", "Verification", "audit_log", "payload_digest"]
+if TYPE_CHECKING:
+    from progenitor.oversight.signatures import AllowedSigners
+
+__all__ = ["AUDIT_REF", "GENESIS", "AuditLog", "FileEntries", "Signed", "TableEntries", "Verification", "audit_log",
+           "payload_digest"]
 
 GENESIS = "0" * 64
 
@@ -42,6 +52,21 @@ def payload_digest(payload: Any) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
 
+class Signed(BaseModel):
+    """A signed entry, as ``verify`` found it."""
+
+    entry: int
+    actor: str
+    action: str
+    gate: str = ""
+    run: str = ""
+    key: str = ""
+    """The signer's key: type and fingerprint."""
+    ok: Optional[bool] = None
+    """True: verified and allowed for the actor; False: forged or not allowed; None: not checked."""
+    problem: str = ""
+
+
 class Verification(BaseModel):
     ok: bool
     entries: int
@@ -53,20 +78,101 @@ class Verification(BaseModel):
     """Entry hashes recorded in git (this repository's, and ``against``'s) that were compared."""
     unrecorded: int = 0
     """Entries at the end of the log with no head in git yet (a head that could not be written)."""
+    signed: list[Signed] = []
+    """Every signed entry and what its signature proves (``signers`` given: checked)."""
+    unsigned_required: list[int] = []
+    """Entries the task required to be signed that are not."""
 
 
-class AuditLog:
-    """Append-only JSON-lines file with a hash chain; ``git_root``: also record each head in git."""
+class FileEntries:
+    """The log as a JSON-lines file (a model repo's own, beside its SQLite store); one writer at a
+    time through an exclusive ``flock`` on a lock file beside it."""
 
-    def __init__(self, path: Path, git_root: Optional[Path] = None):
+    def __init__(self, path: Path):
         self.path = Path(path)
-        self.git_root = Path(git_root) if git_root else None
         self._lock = threading.Lock()
 
-    def entries(self) -> list[dict]:
+    @property
+    def where(self) -> str:
+        return str(self.path)
+
+    def exists(self) -> bool:
+        return self.path.exists()
+
+    def read(self) -> list[dict]:
         if not self.path.exists():
             return []
         return [json.loads(line) for line in self.path.read_text().splitlines() if line.strip()]
+
+    @contextmanager
+    def exclusive(self) -> Iterator["FileEntries"]:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._lock, open(self.path.with_name(self.path.name + ".lock"), "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield self
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def write(self, entry: dict) -> None:
+        with open(self.path, "a") as handle:
+            handle.write(json.dumps(entry, sort_keys=True, default=str) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+
+
+class TableEntries:
+    """The log as a table of a team's store (PostgreSQL): one append at a time, under the
+    database's lock named ``audit``, so the runs and pages of every machine chain one log."""
+
+    def __init__(self, db: Any, conn: Any = None):
+        self.db, self.conn = db, conn
+
+    @property
+    def where(self) -> str:
+        return f"the audit table of {self.db.where}"
+
+    def exists(self) -> bool:
+        return True
+
+    def read(self) -> list[dict]:
+        if self.conn is not None:
+            return [json.loads(r["entry"]) for r in self.conn.execute("SELECT entry FROM audit ORDER BY seq").fetchall()]
+        with self.db.connect() as conn:
+            return TableEntries(self.db, conn).read()
+
+    @contextmanager
+    def exclusive(self) -> Iterator["TableEntries"]:
+        with self.db.transaction("audit") as conn:
+            yield TableEntries(self.db, conn)
+
+    def write(self, entry: dict) -> None:
+        self.conn.execute("INSERT INTO audit (seq, key, hash, entry) VALUES (?, ?, ?, ?)",
+                          (entry["seq"], entry["key"], entry["hash"], json.dumps(entry, sort_keys=True, default=str)))
+
+
+class AuditLog:
+    """Append-only entries with a hash chain (``entries``: a file, or a store's table; a path
+    means the file); ``git_root``: also record each head in git."""
+
+    def __init__(self, entries: Union[Path, str, FileEntries, TableEntries], git_root: Optional[Path] = None):
+        self.store = FileEntries(Path(entries)) if isinstance(entries, (str, Path)) else entries
+        self.git_root = Path(git_root) if git_root else None
+
+    @property
+    def path(self) -> Optional[Path]:
+        """The file, for a log kept in one."""
+        return getattr(self.store, "path", None)
+
+    @property
+    def where(self) -> str:
+        return self.store.where
+
+    def exists(self) -> bool:
+        return self.store.exists()
+
+    def entries(self) -> list[dict]:
+        return self.store.read()
 
     def find(self, key: str) -> Optional[dict]:
         """The entry recorded under an idempotency key (run/gen/what), if any."""
@@ -75,36 +181,23 @@ class AuditLog:
                 return entry
         return None
 
-    @contextmanager
-    def _exclusive(self) -> Iterator[None]:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self._lock, open(self.path.with_name(self.path.name + ".lock"), "a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
-
     def append(self, *, key: str, action: str, actor: str, run: str, gen: int, commit: Optional[str],
                payload: Any = None, comment: str = "", **extra: Any) -> dict:
         """Record a decision once per key; a repeated key (a resumed run, a second surface) returns
         the first record."""
-        with self._exclusive():
-            entries = self.entries()
+        with self.store.exclusive() as store:
+            entries = store.read()
             existing = next((e for e in entries if e.get("key") == key), None)
             if existing:
                 return existing
             entry = {
                 "seq": len(entries), "time": now_iso(), "key": key, "run": run, "gen": gen,
                 "action": action, "actor": actor, "commit": commit,
-                "payload_sha256": payload_digest(payload), "comment": comment, **extra,
-                "prev": entries[-1]["hash"] if entries else GENESIS,
+                "payload_sha256": extra.pop("payload_sha256", None) or payload_digest(payload), "comment": comment,
+                **extra, "prev": entries[-1]["hash"] if entries else GENESIS,
             }
             entry["hash"] = _digest(entry)
-            with open(self.path, "a") as handle:
-                handle.write(json.dumps(entry, sort_keys=True, default=str) + "\n")
-                handle.flush()
-                os.fsync(handle.fileno())
+            store.write(entry)
             if self.git_root is not None:
                 try:
                     record_head(self.git_root, Head(seq=entry["seq"], hash=entry["hash"], key=key),
@@ -113,8 +206,9 @@ class AuditLog:
                     pass  # the entry stands; verify counts it as not yet recorded in git
             return entry
 
-    def verify(self, against: Optional[Path] = None) -> Verification:
-        """The chain, then the heads recorded in git here (and in ``against``, a clone)."""
+    def verify(self, against: Optional[Path] = None, signers: Optional["AllowedSigners"] = None) -> Verification:
+        """The chain, then the heads recorded in git here (and in ``against``, a clone), then the
+        signatures (against ``signers``, an allowed-signers file)."""
         entries = self.entries()
         problems = []
         chain = _check_chain(entries)
@@ -128,12 +222,56 @@ class AuditLog:
             bad = _check_heads(entries, found, where)
             if bad:
                 problems.append((bad[0], 1, bad[1]))
+        signed, unsigned = check_signatures(entries, signers)
+        for s in signed:
+            if s.ok is False:
+                problems.append((s.entry, 2, f"entry {s.entry}: {s.action} {s.gate} of run {s.run} by {s.actor}: "
+                                            f"{s.problem}"))
+        for index in unsigned:
+            e = entries[index]
+            problems.append((index, 3, f"entry {index}: {e.get('action')} {e.get('gate', '')} of run {e.get('run')} by "
+                                       f"{e.get('actor')} is not signed, and its task requires signatures "
+                                       f"(oversight.require_signatures)"))
         recorded = max((h.seq for h in heads), default=-1)
+        out = Verification(ok=not problems, entries=len(entries), git_heads=len(heads), signed=signed,
+                           unsigned_required=unsigned)
         if not problems:
-            return Verification(ok=True, entries=len(entries), git_heads=len(heads),
-                                unrecorded=max(0, len(entries) - 1 - recorded) if heads else 0)
+            out.unrecorded = max(0, len(entries) - 1 - recorded) if heads else 0
+            return out
         index, _, problem = min(problems)
-        return Verification(ok=False, entries=len(entries), problem=problem, bad_entry=index, git_heads=len(heads))
+        return out.model_copy(update={"problem": problem, "bad_entry": index})
+
+
+def check_signatures(entries: list[dict], signers: Optional["AllowedSigners"]) -> tuple[list[Signed], list[int]]:
+    """What each signed entry's signature proves, and which entries should be signed and are not."""
+    from progenitor.oversight import signatures
+
+    signed, unsigned = [], []
+    for index, entry in enumerate(entries):
+        armoured = entry.get("signature")
+        if not armoured:
+            if entry.get("signature_required"):
+                unsigned.append(index)
+            continue
+        item = Signed(entry=index, actor=str(entry.get("actor")), action=str(entry.get("action")),
+                      gate=str(entry.get("gate") or ""), run=str(entry.get("run") or ""))
+        message = signatures.statement(run=item.run, gate=item.gate, payload_sha256=str(entry.get("payload_sha256")),
+                                       decision=item.action, by=item.actor, comment=str(entry.get("comment") or ""),
+                                       edits=entry.get("edits"))
+        try:
+            sig = signatures.verify(armoured, message)
+            item.key = f"{sig.key_type} {sig.fingerprint}"
+            why = signers.allows(signatures.principal(item.actor), sig, signatures.load_time(entry.get("time"))) \
+                if signers is not None else None
+        except signatures.SignatureError as exc:
+            item.ok, item.problem = False, str(exc)
+        else:
+            if signers is None:
+                item.problem = "not checked against an allowed-signers file"
+            else:
+                item.ok, item.problem = why is None, why or ""
+        signed.append(item)
+    return signed, unsigned
 
 
 def _check_chain(entries: list[dict]) -> Optional[tuple[int, str]]:
@@ -162,6 +300,6 @@ def _check_heads(entries: list[dict], heads: list[Head], where: str) -> Optional
 
 
 def audit_log(repo_root: Path) -> AuditLog:
-    """The audit log of a model repo, its heads recorded in the repo's git."""
+    """The audit log of a model repo (its own file, the default store's), heads in the repo's git."""
     repo_root = Path(repo_root)
     return AuditLog(repo_root / STATE_DIR / "audit.jsonl", git_root=repo_root)

@@ -26,8 +26,8 @@ from pydantic import BaseModel
 from progenitor.errors import UserError
 from progenitor.task.spec import Param, TaskSpec
 
-__all__ = ["DECISION_TYPES", "Answer", "action_args", "build_response", "coerce_params", "make_request",
-           "parse_response", "params_schema"]
+__all__ = ["DECISION_TYPES", "Answer", "action_args", "build_response", "coerce_by_schema", "coerce_params", "kind_of",
+           "make_request", "parse_response", "params_schema"]
 
 DecisionType = Literal["approve", "edit", "reject", "respond"]
 DECISION_TYPES: tuple[str, ...] = ("approve", "edit", "reject", "respond")
@@ -57,6 +57,8 @@ def action_args(cand: Any, champion_metrics: dict[str, float], cost: dict, why: 
         "diff": cand.diff.model_dump() if cand.diff else None,
         "metrics": dict(cand.metrics), "champion_metrics": dict(champion_metrics),
         "findings": [f.model_dump() for f in cand.findings], "cost": cost, "why": why,
+        # Is its gain above the noise? The paired test and the repeats (issue 21; the card shows it).
+        "evidence": cand.evidence.model_dump() if getattr(cand, "evidence", None) else None,
     }
 
 
@@ -73,13 +75,25 @@ def params_schema(spec: TaskSpec) -> dict:
 
 
 def make_request(*, run: str, gate: str, kind: str, gen: int, action: str, actions: list[tuple[dict, str]],
-                 allowed: list[str], schema: dict, description: str) -> dict:
-    """The interrupt payload; ``actions``: (args, description) per candidate asked about."""
-    return {
+                 allowed: list[str], schema: dict, description: str, rules: Optional[dict] = None,
+                 context: Optional[dict] = None) -> dict:
+    """The interrupt payload; ``actions``: (args, description) per candidate asked about;
+    ``rules``: what deciding takes here (``approvals``, ``signatures``, ``allowed_signers``);
+    ``context``: what the person needs beside the candidates (the card: luck, test figures, the
+    generation, the metrics' directions)."""
+    request = {
         "action_requests": [{"name": action, "args": args, "description": text} for args, text in actions],
         "review_configs": [{"action_name": action, "allowed_decisions": list(allowed), "args_schema": schema}],
-        "gate": {"id": gate, "kind": kind, "run": run, "gen": gen, "description": description},
+        "gate": {"id": gate, "kind": kind, "run": run, "gen": gen, "description": description, **(rules or {})},
     }
+    if context:
+        request["context"] = context
+    return request
+
+
+def kind_of(decision: str) -> str:
+    """A decision's name in the store and the audit log: approve, edit, reject, request-changes."""
+    return {"respond": "request-changes"}.get(ALIASES.get(decision, decision), decision)
 
 
 def _allowed(request: dict, name: str) -> list[str]:
@@ -168,6 +182,24 @@ def _coerce(name: str, param: Param, value: Any) -> Any:
     if not param.low <= number <= param.high:
         raise UserError(f"edit: {name} must lie in [{param.low:g}, {param.high:g}], not {value!r}")
     return number
+
+
+def coerce_by_schema(request: dict, params: dict[str, Any]) -> dict[str, Any]:
+    """Edited values checked against the gate's own ``args_schema`` (the task's search space as
+    the request carries it), so a page or shell without the run's repo can check them too."""
+    configs = request.get("review_configs") or [{}]
+    props = (((configs[0].get("args_schema") or {}).get("properties") or {}).get("params") or {}).get("properties") or {}
+    out = {}
+    for name, value in params.items():
+        if name not in props:
+            raise UserError(f"edit: {name!r} is not in search_space.params; editable: {', '.join(props) or 'none'}")
+        p = props[name]
+        if "enum" in p:
+            param = Param(type="categorical", choices=list(p["enum"]))
+        else:
+            param = Param(type="int" if p.get("type") == "integer" else "float", low=p["minimum"], high=p["maximum"])
+        out[name] = _coerce(name, param, value)
+    return out
 
 
 def coerce_params(spec: TaskSpec, params: dict[str, Any]) -> dict[str, Any]:

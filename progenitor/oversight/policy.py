@@ -26,8 +26,9 @@ from progenitor.candidate.findings import Finding, needs_human
 from progenitor.candidate.keys import candidate_name
 from progenitor.task.spec import TaskSpec
 
-__all__ = ["PolicyDecision", "Selection", "TrainingEstimate", "candidate_decision", "escalations", "judge",
-           "estimate_training", "growth_findings", "held_for_person", "needs_person", "training_above"]
+__all__ = ["PolicyDecision", "Selection", "TrainingEstimate", "approvals_needed", "candidate_decision", "escalations",
+           "estimate_training", "gate_rules", "growth_findings", "held_for_person", "judge", "needs_person",
+           "training_above"]
 
 
 class Selection(BaseModel):
@@ -38,8 +39,12 @@ class Selection(BaseModel):
     value: float
     champion_value: float
     improves: bool
-    """Better than the champion by more than ``objective.min_delta``."""
+    """Better than the champion by more than ``objective.min_delta`` (and above the noise, when
+    it was tested: see ``noise``)."""
     reason: str
+    noise: Optional[str] = None
+    """Set when it beats the champion on the holdout but its gain does not hold above the noise
+    (the paired test over the holdout examples): why, in one sentence."""
 
 
 class PolicyDecision(BaseModel):
@@ -51,10 +56,32 @@ class PolicyDecision(BaseModel):
     comment: str = ""
     audit_seq: Optional[int] = None
     """The audit-log entry that records it (set by the node)."""
+    noise: bool = False
+    """keep: the candidate beat the champion on the holdout, but not above the noise (in approver
+    mode a person still sees it, with why policy would not promote it)."""
 
 
 def escalations(cand: Candidate) -> list[Finding]:
     return [f for f in cand.findings if f.escalate]
+
+
+def approvals_needed(spec: TaskSpec, kind: str, findings: list[Finding]) -> int:
+    """How many different people must approve at a gate of ``kind`` opened for candidates with
+    ``findings``: the largest ``oversight.approvals`` count that applies (1 by default)."""
+    counts = spec.oversight.approvals
+    return max([counts.get(kind, 1), *(counts.get(f.rule, 1) for f in findings if f.escalate)])
+
+
+def gate_rules(spec: TaskSpec, kind: str, findings: list[Finding]) -> dict:
+    """What deciding at the gate takes, carried in its request (so every surface, on any machine,
+    applies the same rules): approvals needed, whether a signature is, whose keys count."""
+    o = spec.oversight
+    rules: dict = {"approvals": approvals_needed(spec, kind, findings)}
+    if o.require_signatures:
+        rules["signatures"] = "required"
+    if o.allowed_signers:
+        rules["allowed_signers"] = o.allowed_signers
+    return rules
 
 
 def judge(mode: str, selection: Optional[Selection], candidates: list[Candidate]) -> PolicyDecision:
@@ -62,6 +89,9 @@ def judge(mode: str, selection: Optional[Selection], candidates: list[Candidate]
     if selection is None:
         return PolicyDecision(action="none", actor=actor, reason="no candidate was scored and passed its guards")
     chosen = next(c for c in candidates if c.k == selection.k)
+    if not selection.improves and selection.noise:
+        return PolicyDecision(action="keep", k=chosen.k, actor=actor, noise=True,
+                              reason=f"not promoted: {selection.reason}, but {selection.noise}")
     if not selection.improves:
         return PolicyDecision(action="keep", k=chosen.k, actor=actor, reason=f"does not beat the champion: {selection.reason}")
     escalated = escalations(chosen)
@@ -74,7 +104,7 @@ def judge(mode: str, selection: Optional[Selection], candidates: list[Candidate]
 def needs_person(mode: str, decision: PolicyDecision) -> bool:
     """Does the promotion gate open for this decision?"""
     if mode == "approver":
-        return decision.action in ("approve", "escalate")
+        return decision.action in ("approve", "escalate") or decision.noise
     return mode == "auto" and decision.action == "escalate"
 
 

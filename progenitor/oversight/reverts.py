@@ -11,15 +11,15 @@ a resumed run) builds on the restored champion and never promotes a child of a r
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
 from progenitor.candidate import Candidate, Champion, Decision
 from progenitor.candidate.keys import candidate_name, generation_job, generation_name
 from progenitor.errors import UserError
 from progenitor.lineage import Lineage, champion_ref
 from progenitor.oversight import decide as deciding
-from progenitor.oversight.audit import audit_log
-from progenitor.oversight.store import DecisionStore, Revert
+from progenitor.oversight.accounts import Identity, require
+from progenitor.oversight.store import Revert, run_store
 from progenitor.run.events import ChampionRestored, RunRevert
 from progenitor.run.rundir import find_run, write_json
 
@@ -41,10 +41,10 @@ def _restored(kept: list[Candidate], meta: dict, base: Optional[str]) -> Champio
     return Champion.model_validate({"metrics": {}, **baseline})
 
 
-def revert(run_id: str, gen: int, comment: str, by: Optional[str] = None, repo: Optional[Path] = None,
+def revert(run_id: str, gen: int, comment: str, by: Union[None, str, Identity] = None, repo: Optional[Path] = None,
            surface: str = "api") -> Revert:
-    """Undo generation ``gen``'s promotion (and every later one), in ``by``'s name (default: the
-    OS user); returns the stored revert."""
+    """Undo generation ``gen``'s promotion (and every later one), in ``by``'s name (an
+    ``Identity`` must be an admin; default: the OS user); returns the stored revert."""
     from progenitor.lineage.records import read_lineage
 
     if not comment.strip():
@@ -57,8 +57,10 @@ def revert(run_id: str, gen: int, comment: str, by: Optional[str] = None, repo: 
         raise UserError(f"generation {gen} of run {run_id} has no promoted candidate to revert (promoted now: {gens})")
     affected = [c for c in promoted if c.gen >= gen]
     restored = _restored([c for c in promoted if c.gen < gen], run.meta, lineage.base)
+    if isinstance(by, Identity):
+        require(by, "revert")
     actor = deciding.actor(by)
-    store = DecisionStore(run.repo_root)
+    store = run_store(run)
     # The store's unique key comes first: of two reverts sent at once, one is applied.
     done = store.add_revert(run_id, gen, actor, comment, [c.sha for c in affected], restored.model_dump())
     git = Lineage(run.repo_root)
@@ -71,7 +73,7 @@ def revert(run_id: str, gen: int, comment: str, by: Optional[str] = None, repo: 
         if record.exists():
             write_json(record, cand.record())
     git.set_ref(champion_ref(run_id), restored.sha, f"progenitor: g{gen} reverted by {actor}")
-    audit_log(run.repo_root).append(
+    store.audit_log(run.repo_root).append(
         key=f"{generation_job(run_id, gen)}/revert", action="revert", actor=actor, run=run_id, gen=gen,
         commit=next(c.sha for c in affected if c.gen == gen),
         payload={"reverted": [c.key.name for c in affected], "restored": restored.sha}, comment=comment,
@@ -95,7 +97,7 @@ def _update_summary(run: Any, restored: Champion) -> None:
 
 
 def _reverts(ctx: Any) -> list[Revert]:
-    return DecisionStore(ctx.run.repo_root).reverts(ctx.run.run_id)
+    return ctx.store.reverts(ctx.run.run_id)
 
 
 def follow(ctx: Any, champion: Optional[Champion], gen: int) -> Optional[Champion]:

@@ -24,14 +24,14 @@ from progenitor.run.summary import GenerationSummary, RunSummary
 __all__ = [
     "EVENTS_VERSION", "AnyEvent", "Event", "UnknownEvent", "parse_event",
     # kinds, by the stage that emits them
-    "RunStart", "RunResume", "RunWarning", "RunCheck", "RunStopping", "RunStopped", "RunFailed", "RunEnd",
+    "RunStart", "RunResume", "RunContinue", "RunWarning", "RunCheck", "RunStopping", "RunStopped", "RunFailed", "RunEnd",
     "RunError", "RunRevert", "ExecutorStart", "NodeStart", "NodeEnd",
     "PrepareData", "PrepareVisible", "BaselineStart", "BaselineEnd",
-    "ArchitectProposal", "ArchitectDuplicate", "ArchitectFailed", "CoderCommit", "CoderFailed", "CoderFix",
+    "ArchitectProposal", "ArchitectDuplicate", "ArchitectFailed", "ArchitectLesson", "CoderCommit", "CoderFailed", "CoderFix",
     "SafetyTask", "SafetyBase", "SafetyReview", "TrainStart", "TrainLine", "TrainEnd", "TrainCached", "TrainCancelled",
-    "TrainCurveUnused", "Score", "TestFailed", "Select", "Pick", "OversightDecision", "OversightAsk",
-    "GateWaiting", "GateDecided", "GateDecision", "GateApplied", "ChampionRestored", "GenerationEnd", "LlmCall",
-    "LlmPreflight", "LlmRecovered", "CoderDuplicate",
+    "TrainCurveUnused", "Score", "Repeated", "TestFailed", "Select", "Pick", "OversightDecision", "OversightAsk",
+    "GateWaiting", "GateDecided", "GateDecision", "GateApproval", "GateNotified", "GateApplied", "ChampionRestored",
+    "GenerationEnd", "LlmCall", "LlmPreflight", "LlmRecovered", "CoderDuplicate",
 ]
 
 EVENTS_VERSION = 2
@@ -72,10 +72,22 @@ class RunStart(Event):
     candidates: int
     isolation: str = ""
     metric: str = ""
+    mode: str = "generations"
+    """``search.mode``: generations or async."""
 
 
 class RunResume(Event):
     type: Literal["run.resume"] = "run.resume"
+
+
+class RunContinue(Event):
+    """A finished run extended with more generations (``progenitor run --continue``), warm."""
+
+    type: Literal["run.continue"] = "run.continue"
+    generations: int
+    """Generations added."""
+    first: int
+    """The first of them."""
 
 
 class RunWarning(Event):
@@ -191,6 +203,16 @@ class ArchitectFailed(Event):
     reason: str
 
 
+class ArchitectLesson(_Candidate):
+    """What a decided candidate taught (its ``Lesson``, kept in its record and git note)."""
+
+    type: Literal["architect.lesson"] = "architect.lesson"
+    verdict: str
+    text: str = ""
+    next: str = ""
+    by: str = ""
+
+
 class CoderCommit(_Candidate):
     type: Literal["coder.commit"] = "coder.commit"
     commit: str
@@ -253,6 +275,8 @@ class SafetyReview(_Candidate):
 
 class TrainStart(_Candidate):
     type: Literal["train.start"] = "train.start"
+    seed: int = 0
+    """A repeat's training seed (``objective.repeats``); 0: the candidate's own training."""
     commit: str
 
 
@@ -264,6 +288,8 @@ class TrainLine(_Candidate):
 
 class TrainEnd(_Candidate):
     type: Literal["train.end"] = "train.end"
+    seed: int = 0
+    """A repeat's training seed (``objective.repeats``); 0: the candidate's own training."""
     status: str
     reason: str = ""
     duration: float = 0.0
@@ -274,11 +300,15 @@ class TrainCached(_Candidate):
     """A training that had finished before (a resume): looked up, not run again."""
 
     type: Literal["train.cached"] = "train.cached"
+    seed: int = 0
+    """A repeat's training seed (``objective.repeats``); 0: the candidate's own training."""
     status: str
 
 
 class TrainCancelled(_Candidate):
     type: Literal["train.cancelled"] = "train.cancelled"
+    seed: int = 0
+    """A repeat's training seed (``objective.repeats``); 0: the candidate's own training."""
 
 
 class TrainCurveUnused(_Candidate):
@@ -290,6 +320,16 @@ class TrainCurveUnused(_Candidate):
 
 class Score(_Candidate):
     type: Literal["score"] = "score"
+    status: str
+    value: Optional[float] = None
+    reason: str = ""
+
+
+class Repeated(_Candidate):
+    """A candidate (or the baseline) was trained and scored again with another seed (``objective.repeats``)."""
+
+    type: Literal["repeat"] = "repeat"
+    seed: int
     status: str
     value: Optional[float] = None
     reason: str = ""
@@ -310,6 +350,8 @@ class Pick(BaseModel):
     champion_value: float
     improves: bool
     reason: str
+    noise: Optional[str] = None
+    """Why a gain on the holdout did not count: it does not hold above the noise (the paired test)."""
 
 
 class Select(Event):
@@ -330,6 +372,8 @@ class OversightDecision(Event):
     reason: str
     comment: str = ""
     audit_seq: Optional[int] = None
+    noise: bool = False
+    """keep: it beat the champion on the holdout, but not above the noise (the paired test)."""
     asks: Optional[str] = None
     """The gate a person is asked at, when one is."""
 
@@ -373,6 +417,33 @@ class GateDecision(Event):
     decision: str
     by: str
     surface: str
+
+
+class GateApproval(Event):
+    """One approval of a gate that needs several people; it waits for the rest."""
+
+    type: Literal["gate.approval"] = "gate.approval"
+    gate: str
+    gen: int
+    by: str
+    surface: str
+    approvals: int
+    """Approvals so far."""
+    needed: int
+
+
+class GateNotified(Event):
+    """People were told that a gate opened (``oversight.notify``), or could not be."""
+
+    type: Literal["gate.notified"] = "gate.notified"
+    gate: str
+    gen: int
+    channel: str
+    """command or webhook."""
+    ok: bool
+    attempts: int
+    detail: str = ""
+    """What answered (an HTTP status, an exit code), or why it failed."""
 
 
 class GateApplied(Event):
@@ -457,11 +528,12 @@ class UnknownEvent(BaseModel):
 
 
 AnyEvent = Annotated[Union[
-    RunStart, RunResume, RunWarning, RunCheck, RunStopping, RunStopped, RunFailed, RunEnd, RunError, RunRevert,
+    RunStart, RunResume, RunContinue, RunWarning, RunCheck, RunStopping, RunStopped, RunFailed, RunEnd, RunError, RunRevert,
     ExecutorStart, NodeStart, NodeEnd, PrepareData, PrepareVisible, BaselineStart, BaselineEnd,
-    ArchitectProposal, ArchitectDuplicate, ArchitectFailed, CoderCommit, CoderFailed, CoderFix, SafetyTask,
-    SafetyBase, SafetyReview, TrainStart, TrainLine, TrainEnd, TrainCached, TrainCancelled, TrainCurveUnused, Score, TestFailed,
-    Select, OversightDecision, OversightAsk, GateWaiting, GateDecided, GateDecision, GateApplied, ChampionRestored,
+    ArchitectProposal, ArchitectDuplicate, ArchitectFailed, ArchitectLesson, CoderCommit, CoderFailed, CoderFix,
+    SafetyTask, SafetyBase, SafetyReview, TrainStart, TrainLine, TrainEnd, TrainCached, TrainCancelled,
+    TrainCurveUnused, Score, Repeated, TestFailed, Select, OversightDecision, OversightAsk, GateWaiting, GateDecided,
+    GateDecision, GateApproval, GateNotified, GateApplied, ChampionRestored,
     GenerationEnd, LlmCall, LlmPreflight, LlmRecovered, CoderDuplicate,
 ], Field(discriminator="type")]
 """Every kind of event, discriminated by ``type``."""

@@ -50,6 +50,13 @@ class Attempt(BaseModel):
     """Where it ran."""
     pruned_step: Optional[int] = None
     """The step at which early stopping ended it, if it did."""
+    ended: Optional[float] = None
+    """The run's clock (``Ledger.run_wall_seconds``) when it ended: with ``wall_seconds``, when
+    it held its slot (None in ledgers written before the field)."""
+
+    def same(self, other: "Attempt") -> bool:
+        """The same attempt, recorded twice (a replay), whenever it was recorded."""
+        return self.model_dump(exclude={"ended"}) == other.model_dump(exclude={"ended"})
 
 
 class CandidateSpend(BaseModel):
@@ -130,6 +137,10 @@ class Totals(BaseModel):
     """The part of ``dollars`` that is an estimate (requests aborted by a timeout or a killed process)."""
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    slots: Optional[int] = None
+    """Training slots of the executor (jobs of the task's size it runs at once)."""
+    idle_slot_seconds: Optional[float] = None
+    """``slots x run wall - training wall``: slot-seconds no training used (the run's whole time)."""
 
     @property
     def cpu_hours(self) -> float:
@@ -142,6 +153,18 @@ class Totals(BaseModel):
     @property
     def wall_hours(self) -> float:
         return self.run_wall_seconds / 3600
+
+    @property
+    def slot_occupancy(self) -> Optional[float]:
+        """Training wall seconds over ``slots x run wall``: how busy the slots were (1 at best)."""
+        room = (self.slots or 0) * self.run_wall_seconds
+        return round(self.train_wall_seconds / room, 4) if room > 0 else None
+
+    @property
+    def slot_efficiency(self) -> Optional[float]:
+        """Training CPU-seconds over ``slots x run wall`` (``bench/efficiency.py``'s figure)."""
+        room = (self.slots or 0) * self.run_wall_seconds
+        return round(self.cpu_seconds / room, 4) if room > 0 else None
 
 
 class LedgerData(BaseModel):
@@ -157,6 +180,10 @@ class LedgerData(BaseModel):
     """Every charged LLM call by its id (``<run>/g<gen>/c<k>/<role>/<n>``): a replay is not charged twice."""
     run_wall_seconds: float = 0.0
     """Wall time of the run's finished sessions (the current one is added on top)."""
+    slots: Optional[int] = None
+    """Training slots of the executor, as the latest session counted them."""
+    marks: dict[str, float] = {}
+    """Moments of the run on its clock, by name, first time only (``prepared``: the baseline is scored)."""
 
 
 class Ledger:
@@ -184,10 +211,11 @@ class Ledger:
             wall_seconds=sandbox.duration,
             node=node,
             pruned_step=pruned_step,
+            ended=round(self.run_wall_seconds(), 3),
         )
         with self._lock:
             cost = self.data.candidates.setdefault(key, CandidateSpend(key=key))
-            if attempt not in cost.attempts:
+            if not any(attempt.same(a) for a in cost.attempts):
                 cost.attempts.append(attempt)
             return cost.model_copy(deep=True)
 
@@ -251,6 +279,35 @@ class Ledger:
             running = time.monotonic() - self._session_start if self._session_start is not None else 0.0
             return self.data.run_wall_seconds + running
 
+    # --- slots -----------------------------------------------------------------------
+
+    def set_slots(self, slots: int) -> None:
+        with self._lock:
+            self.data.slots = slots
+
+    def mark(self, name: str) -> float:
+        """Note when ``name`` happened on the run's clock (the first time only); returns it."""
+        now = round(self.run_wall_seconds(), 3)
+        with self._lock:
+            return self.data.marks.setdefault(name, now)
+
+    def busy_seconds(self, start: float, end: float) -> float:
+        """Slot-seconds training used between ``start`` and ``end`` on the run's clock (each
+        attempt from its end back by its wall seconds; attempts of older ledgers, which lack
+        their end, are left out)."""
+        with self._lock:
+            spans = [(a.ended - a.wall_seconds, a.ended) for c in self.data.candidates.values()
+                     for a in c.attempts if a.ended is not None]
+        return sum(max(0.0, min(end, b) - max(start, a)) for a, b in spans)
+
+    def idle_slot_seconds(self, start: float = 0.0, end: Optional[float] = None) -> Optional[float]:
+        """``slots x (end - start)`` minus what training used of it (None until slots are known)."""
+        slots = self.data.slots
+        if slots is None:
+            return None
+        end = self.run_wall_seconds() if end is None else end
+        return round(max(0.0, slots * (end - start) - self.busy_seconds(start, end)), 3)
+
     # --- reading ---------------------------------------------------------------------
 
     def totals(self, generation: Optional[int] = None) -> Totals:
@@ -270,7 +327,7 @@ class Ledger:
                 for charge in self.data.llm_calls.values():
                     if generation_of(charge.candidate) == generation:
                         llm.add(charge.dollars, charge.prompt_tokens, charge.completion_tokens, charge.estimated)
-            return Totals(
+            totals = Totals(
                 candidates=len(costs),
                 attempts=sum(len(c.attempts) for c in costs),
                 cpu_seconds=sum(c.cpu_seconds for c in costs),
@@ -279,7 +336,17 @@ class Ledger:
                 run_wall_seconds=wall if generation is None else 0.0,
                 dollars=llm.dollars, estimated_dollars=llm.estimated_dollars,
                 prompt_tokens=llm.prompt_tokens, completion_tokens=llm.completion_tokens,
+                slots=self.data.slots,
             )
+        return totals if generation is not None else self._with_idle(totals)
+
+    def _with_idle(self, totals: Totals) -> Totals:
+        """The run's totals with its idle slot-seconds: every slot over the run's whole time,
+        less the training seconds (older attempts, without their end, count too)."""
+        if totals.slots is not None:
+            totals.idle_slot_seconds = round(max(0.0, totals.slots * totals.run_wall_seconds
+                                                 - totals.train_wall_seconds), 3)
+        return totals
 
     def candidate(self, key: str) -> Optional[CandidateSpend]:
         with self._lock:
@@ -306,16 +373,15 @@ class Ledger:
         with self._lock:
             llm = {role: cost.model_dump() for role, cost in sorted(self.data.llm.items())}
         return {**t.model_dump(), "cpu_hours": t.cpu_hours, "gpu_hours": t.gpu_hours, "wall_hours": t.wall_hours,
-                "llm": llm}
+                "slot_occupancy": t.slot_occupancy, "slot_efficiency": t.slot_efficiency, "llm": llm}
 
     # --- persistence -----------------------------------------------------------------
 
     def save(self) -> None:
         """Write the ledger atomically (a crash mid-write leaves the previous file)."""
-        with self._lock:
+        with self._lock:  # one writer at a time: trainings end, and save, on several threads
             self._fold_clock()
-            data = self.data.model_dump(mode="json")
-        write_json(self.path, data)
+            write_json(self.path, self.data.model_dump(mode="json"))
 
 
 def load_ledger(path: Path) -> dict:

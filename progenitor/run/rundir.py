@@ -13,8 +13,11 @@ Layout, inside the model repo (``.progenitor/`` is kept out of git through
         trusted/                 export of the base commit: prepare, scorer, protected files
         study.log                the search architect's Optuna journal
         g<gen>/proposals.json    the generation's proposals, saved before any is committed
+        g<gen>/parents.json      the node each of its candidates is built on (search.parents)
         g<gen>/c<k>/             record.json (the candidate), train.json, out/, score.json,
-                                 test_score.json (a promoted champion's test-split figures)
+                                 scores/ (what the scorer wrote into {scores}: per_example.npy),
+                                 test_score.json (a promoted champion's test-split figures),
+                                 seed<i>/ (a repeat with seed i: train.json, out/, score.json, scores/)
         llm/                     every finished LLM call: request, reply, cost (no key), by its id
         STOP                     present when a stop was asked for
 """
@@ -115,6 +118,10 @@ class RunDir:
         """The call cache: each finished LLM call's request and reply, replayed on a resume."""
         return self.path / "llm"
 
+    def parents(self, gen: int) -> Path:
+        """The node each candidate of a generation is built on, drawn before it is proposed."""
+        return self.path / generation_name(gen) / "parents.json"
+
     def proposals(self, gen: int) -> Path:
         """A generation's proposals, saved before any is committed (so a resume re-proposes nothing)."""
         return self.path / generation_name(gen) / "proposals.json"
@@ -138,6 +145,14 @@ class RunDir:
     def outputs(self, gen: int, k: int) -> Path:
         """What a candidate's training left, brought back sanitised."""
         return self.candidate(gen, k) / "out"
+
+    def scores(self, gen: int, k: int, split: str = "holdout") -> Path:
+        """``{scores}`` of the trusted scorer: where it may write per-example scores."""
+        return self.candidate(gen, k) / ("scores" if split == "holdout" else "test_scores")
+
+    def repeat(self, gen: int, k: int, seed: int) -> Path:
+        """A repeat's training with another seed (``objective.repeats``): train.json, out/, score.json, scores/."""
+        return self.candidate(gen, k) / f"seed{seed}"
 
     def exists(self) -> bool:
         return (self.path / "run.json").exists()

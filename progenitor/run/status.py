@@ -55,6 +55,14 @@ class RunStatus(BaseModel):
     """The champion's value on the final test split, when the task has one (one run's status only)."""
     counts: dict[str, int] = {}
     """Candidates so far by status (one run's status only)."""
+    mode: Optional[str] = None
+    """``search.mode``: generations or async."""
+    slots: Optional[int] = None
+    """Training slots of its executor."""
+    idle_slot_seconds: Optional[float] = None
+    """``slots x its time so far`` minus the training seconds, as of its ledger's last save."""
+    idle_by_generation: dict[int, float] = {}
+    """Idle slot-seconds of each finished generation."""
 
 
 def _ledger(run: RunDir, meta: dict) -> Optional[dict]:
@@ -80,6 +88,8 @@ def status_of(run: RunDir) -> RunStatus:
     baseline = meta.get("baseline") or {}
     baseline_value = (baseline.get("metrics") or {}).get(metric) if metric else None
     ends = [e.champion_value for e in events if isinstance(e, GenerationEnd)]
+    idle = {e.gen: e.idle_slot_seconds for e in events if isinstance(e, GenerationEnd) and e.idle_slot_seconds is not None}
+    spent = _ledger_totals(run)
     return RunStatus(
         id=run.run_id, repo=str(run.repo_root), task=meta.get("task"), created=meta.get("created"), status=status,
         stop_reason=stop_reason, backend=meta.get("backend"), base=meta.get("base"), generation=last_gen,
@@ -88,4 +98,13 @@ def status_of(run: RunDir) -> RunStatus:
         waiting=meta.get("waiting"),
         waiting_process=alive(meta.get("pid")) if status == "waiting" else None,
         generations_budget=started.generations if started else None,
+        mode=started.mode if started else None, slots=spent.slots,
+        idle_slot_seconds=spent.idle_slot_seconds, idle_by_generation=idle,
     )
+
+
+def _ledger_totals(run: RunDir):
+    from progenitor.run.ledger import Ledger
+
+    return Ledger(run.ledger).totals()
+

@@ -8,6 +8,8 @@ from typing import Optional
 
 from pydantic import BaseModel
 
+from progenitor.candidate.evidence import PairedTest
+
 __all__ = ["GenerationSummary", "Honesty", "RunSummary"]
 
 
@@ -25,6 +27,14 @@ class Honesty(BaseModel):
     """Candidates whose holdout scores were compared (the baseline included)."""
     selection_luck: Optional[float] = None
     """``eps`` of the bound above (needs ``objective.range`` and the holdout size)."""
+    paired: Optional[PairedTest] = None
+    """The champion against the human baseline, example by example (per-example scores only)."""
+    champion_repeats: list[float] = []
+    """The champion's objective, one per training seed (``objective.repeats``): its figure is their mean."""
+    baseline_repeats: list[float] = []
+    """The same for the human baseline."""
+    held_by_noise: int = 0
+    """Generations whose best candidate beat the champion on the holdout, but not above the noise."""
     notes: list[str] = []
     """Warnings and caveats, one sentence each."""
 
@@ -38,6 +48,9 @@ class GenerationSummary(BaseModel):
     champion: str
     champion_value: float
     best_value: Optional[float] = None
+    noise: Optional[str] = None
+    """Set when its best candidate beat the champion on the holdout but was not promoted: its gain
+    did not hold above the noise (the paired test), in one sentence."""
     counts: dict[str, int] = {}
     """Candidates by final status."""
     spend: dict = {}
@@ -47,6 +60,14 @@ class GenerationSummary(BaseModel):
     generations in a row ends, exit code 3)."""
     untrained: str = ""
     """When none was trained: why, in a sentence (the architect's failure, or each candidate's end)."""
+    promotions: list[int] = []
+    """Every candidate of it promoted, in order (async mode may promote several; ``promoted`` is the last)."""
+    wall_seconds: Optional[float] = None
+    """Its time on the run's clock: from the end of the generation before (of the baseline, for the first)."""
+    ended: Optional[float] = None
+    """The run's clock when it ended (``Ledger.run_wall_seconds``)."""
+    idle_slot_seconds: Optional[float] = None
+    """``slots x wall_seconds`` minus what training used of that time: slot-seconds left idle."""
 
 
 class RunSummary(BaseModel):
@@ -73,6 +94,12 @@ class RunSummary(BaseModel):
     seconds: float = 0.0
     backend: str = ""
     executor: str = ""
+    mode: str = "generations"
+    """``search.mode``: generations or async."""
+    slots: Optional[int] = None
+    """Training slots of the executor."""
+    idle_slot_seconds: Optional[float] = None
+    """``slots x seconds`` minus the training seconds: what the run left idle (its preparation included)."""
     ledger: dict = {}
     """CPU-, GPU- and wall-seconds (and hours), LLM dollars and tokens, of the whole run."""
     honesty: Honesty = Honesty()

@@ -19,15 +19,15 @@ from typing import Mapping, Optional, Union
 
 from progenitor.errors import UserError
 
-__all__ = ["ALLOWED", "check_placeholders", "fill", "placeholders_in"]
+__all__ = ["ALLOWED", "bind", "check_placeholders", "fill", "placeholders_in"]
 
 _TOKEN = re.compile(r"\{\{([A-Za-z_][A-Za-z0-9_]*)\}\}|(?<!\$)\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 ALLOWED: dict[str, tuple[str, ...]] = {
     "data.prepare": ("data",),
-    "train.command": ("data", "out", "tree"),
-    "scorer.command": ("data", "out", "outputs"),
-    "scorer.test.command": ("data", "out", "outputs"),
+    "train.command": ("data", "out", "tree", "seed"),
+    "scorer.command": ("data", "out", "outputs", "scores"),
+    "scorer.test.command": ("data", "out", "outputs", "scores"),
 }
 """The placeholders each command field may use."""
 
@@ -65,5 +65,15 @@ def fill(template: str, values: Mapping[str, Optional[Union[str, Path]]], what: 
             known = ", ".join("{" + k + "}" for k, v in values.items() if v is not None)
             raise UserError(f"{what} uses {{{name}}}, which has no value here (it may use {known or 'none'})")
         return shlex.quote(str(value))
+
+    return _TOKEN.sub(replace, template)
+
+
+def bind(template: str, name: str, value: Union[str, int]) -> str:
+    """The command with placeholder ``name`` filled in (shell-quoted) and every other one kept,
+    for a value known before the paths are (the training's ``{seed}``)."""
+
+    def replace(match: re.Match) -> str:
+        return shlex.quote(str(value)) if match.group(2) == name else match.group(0)
 
     return _TOKEN.sub(replace, template)

@@ -63,6 +63,17 @@ class Objective(_Strict):
     """The range one example's score lies in, when the metric is a mean over examples
     (accuracy: [0, 1]). With it, the summary bounds how much of a gain the luck of selecting
     among many candidates on one holdout could explain."""
+    significance: Optional[float] = Field(0.05, gt=0, lt=1)
+    """With per-example scores from the scorer (``{scores}/per_example.npy``): a candidate is
+    promoted only when its gain over the champion holds in a paired test over the holdout
+    examples at this level, divided by the number of candidates it was chosen from (exact sign
+    test for 0/1 scores, paired bootstrap otherwise). null: no test, the gain alone decides."""
+    repeats: int = Field(1, ge=1, le=10)
+    """Trainings of each of the best candidates (and of the baseline) before a promotion, with
+    seeds 0..N-1 (``{seed}`` in ``train.command``); their mean decides. 1: one training each."""
+    repeat_top: int = Field(2, ge=1, le=8)
+    """How many of a generation's best candidates that beat the champion once are trained again
+    (with ``repeats`` > 1)."""
 
     @model_validator(mode="after")
     def _range(self) -> "Objective":
@@ -204,6 +215,9 @@ class Scorer(_Strict):
     """A gap larger than this between what the candidate printed and what the scorer measured is a finding."""
     test: Optional[TestScorer] = None
     """How the test split (``data.test``) is scored."""
+    parallel: int = Field(2, ge=1, le=64)
+    """Candidates scored at once on the driver, next to the labels, each as its training ends
+    (with ``evaluate: model`` each is a scoring sandbox: it takes a core while it runs)."""
 
     _command = _placeholders("scorer.command")
 
@@ -396,8 +410,83 @@ class Oversight(_Strict):
     max_cost_growth: Optional[float] = Field(None, gt=1)
     """Escalate when a candidate's training cost (CPU- plus GPU-seconds) grows by more than this factor
     over the champion's."""
+    max_relative_gain: Optional[float] = Field(0.4, gt=0)
+    """While the lineage has fewer than two past gains to judge a gain by (the first generations),
+    a gain larger than this fraction of the baseline's own value is escalated as a possible
+    capability jump, whatever the metric's scale (a loss from 3.53 to 1.61 is 0.54). null: off."""
     poll_seconds: float = Field(0.5, gt=0, le=60)
     """How often a waiting run looks for a decision made elsewhere."""
+    approvals: dict[str, int] = {}
+    """How many different people must approve at a gate, by what opened it: the gate's kind
+    (``training``, ``promotion``) or the rule of an escalating finding (``constitution-change``,
+    ``capability-jump``, ``param-growth``, ``cost-growth``, ``dependency-change``); the largest
+    that applies counts, 1 by default. Any rejection closes the gate."""
+    require_signatures: bool = False
+    """Every human decision at a gate must carry its person's SSH signature (``allowed_signers``
+    says whose key is whose); ``progenitor audit verify`` refuses an unsigned one."""
+    allowed_signers: Optional[str] = None
+    """An allowed-signers file in the repo (the format of ``ssh-keygen -Y verify``, git's
+    ``gpg.ssh.allowedSignersFile``): the keys that may sign decisions, by account name. Protected."""
+    notify: Optional["Notify"] = None
+    """Tell people when a gate opens: a command and/or a webhook."""
+
+    @field_validator("approvals")
+    @classmethod
+    def _approvals(cls, value: dict[str, int]) -> dict[str, int]:
+        for key, count in value.items():
+            if key not in APPROVAL_KEYS:
+                raise ValueError(f"unknown approvals key {key!r}; one of {', '.join(APPROVAL_KEYS)}")
+            if not 1 <= count <= 10:
+                raise ValueError(f"approvals.{key} must be between 1 and 10 people, not {count}")
+        return value
+
+    @model_validator(mode="after")
+    def _signers(self) -> "Oversight":
+        if self.require_signatures and not self.allowed_signers:
+            raise ValueError("require_signatures needs allowed_signers: the file that says whose key is whose")
+        return self
+
+
+APPROVAL_KEYS = ("training", "promotion", "constitution-change", "capability-jump", "param-growth", "cost-growth",
+                 "dependency-change")
+"""What ``oversight.approvals`` may count people for: a gate's kind, or the rule of the escalating
+finding that opened it."""
+
+
+class Notify(_Strict):
+    command: Optional[str] = None
+    """A shell command run when a gate opens, the JSON (the gate's HITL request and the page's
+    link) on its standard input; PROGENITOR_RUN, PROGENITOR_GATE and PROGENITOR_LINK set."""
+    webhook: Optional[str] = None
+    """A URL the same JSON is POSTed to (http or https)."""
+    webhook_env: Optional[str] = None
+    """The name of a variable holding the webhook's URL instead (a chat webhook's URL is a secret)."""
+    secret_env: Optional[str] = None
+    """The name of a variable holding a key: each POST then carries ``X-Progenitor-Signature:
+    sha256=<HMAC of the body>`` so the receiver knows it came from here."""
+    page_url: Optional[str] = None
+    """The approval page's address as people reach it (``https://progenitor.example.org/``), for
+    the link in each notice (default: the page on this machine, http://127.0.0.1:8765/)."""
+    retries: int = Field(3, ge=1, le=10)
+    """Attempts at each (the command, the webhook) before giving up; the audit log says which."""
+    timeout: float = Field(10.0, gt=0, le=120)
+    """Seconds one attempt may take."""
+    backoff: float = Field(1.0, ge=0, le=60)
+    """Seconds before the second attempt, doubled before each later one."""
+
+    @model_validator(mode="after")
+    def _something(self) -> "Notify":
+        if not (self.command or self.webhook or self.webhook_env):
+            raise ValueError("notify needs a command, a webhook or a webhook_env")
+        if self.webhook and self.webhook_env:
+            raise ValueError("give webhook or webhook_env, not both")
+        if self.webhook and not self.webhook.startswith(("http://", "https://")):
+            raise ValueError(f"webhook must be an http:// or https:// URL, not {self.webhook!r}")
+        for name in ("webhook_env", "secret_env"):
+            value = getattr(self, name)
+            if value is not None and not _ENV_NAME.match(value):
+                raise ValueError(f"{name} is the name of an environment variable, not {value!r}")
+        return self
 
 
 Severity = Literal["info", "low", "medium", "high", "critical"]
@@ -557,6 +646,37 @@ class Llm(_Strict):
         return list(seen.values())
 
 
+class Search(_Strict):
+    """How the loop searches: how candidates follow each other, which commits they are built
+    on, and the offline sampler."""
+
+    mode: Literal["generations", "async"] = "generations"
+    """``generations``: propose K, train them (each scored as its training ends), decide, then
+    the next K (reproducible for a seed). ``async`` (a candidate proposed each time a slot frees)
+    is refused until it is built."""
+
+    @field_validator("mode")
+    @classmethod
+    def _built(cls, v: str) -> str:
+        if v == "async":
+            raise ValueError("'async' is not available yet; only 'generations' runs today")
+        return v
+
+    parents: Literal["champion", "archive"] = "champion"
+    """``champion``: every candidate is built on the champion (a hill-climb). ``archive``: each
+    candidate's parent is drawn from the whole lineage, scored by its value with a bonus for few
+    children (``agents.architect.parents``); the champion is still the best approved commit."""
+    sampler: Literal["tpe", "cmaes"] = "tpe"
+    """The offline search's Optuna sampler: ``tpe`` (multivariate TPE from the baseline on) or
+    ``cmaes`` (CMA-ES started at the baseline's values; needs the ``cmaes`` package)."""
+    local: float = Field(0.0, ge=0, le=1)
+    """Share of the offline search's proposals that tune their parent's values locally (a small
+    step from the parent's values) instead of asking the sampler for values anywhere."""
+    earlier_runs: bool = True
+    """Show the architect the lessons and results of earlier runs on this repository (from the
+    git notes); the offline search reads them as context only, so each run's seed stands alone."""
+
+
 class SandboxConfig(_Strict):
     backend: Literal["auto", "process", "docker"] = "auto"
     """Where candidates run: docker when a daemon answers, else process."""
@@ -583,6 +703,9 @@ class TaskSpec(_Strict):
     llm: Optional[Llm] = None
     """The language models of the LLM agents; without it everything runs offline."""
     sandbox: SandboxConfig = SandboxConfig()
+    search: Search = Search()
+    """How candidates are found: generations (or, once built, an asynchronous pool), their
+    parents, the offline sampler."""
     seed: int = 0
     """Seed of the search architect (and of the causality probe's windows)."""
     evaluate: Literal["predictions", "model"] = "predictions"
@@ -619,6 +742,13 @@ class TaskSpec(_Strict):
                                  f"which candidates predict on; add {test.inputs!r} to data.visible")
         return self
 
+    @model_validator(mode="after")
+    def _repeats(self) -> "TaskSpec":
+        if self.objective.repeats > 1 and "seed" not in placeholders_in(self.train.command):
+            raise ValueError(f"objective.repeats is {self.objective.repeats}, but train.command has no {{seed}}: "
+                             "every repeat would train the same; pass {seed} to your training")
+        return self
+
     @property
     def protected_paths(self) -> list[str]:
         """Declared protected paths plus the files progenitor always protects."""
@@ -627,6 +757,8 @@ class TaskSpec(_Strict):
             always.append(self.safety.constitution)
         if self.agents.brief:
             always.append(self.agents.brief)
+        if self.oversight.allowed_signers:
+            always.append(self.oversight.allowed_signers)
         return list(dict.fromkeys([*always, *self.protected]))
 
 
@@ -685,10 +817,32 @@ def load_spec(path: Union[str, Path]) -> TaskSpec:
     return load_spec_text(path.read_text(encoding="utf-8"), str(path))
 
 
+class _UniqueKeys(yaml.SafeLoader):
+    """YAML's safe loader, refusing a key given twice in one mapping: plain YAML keeps the last
+    one silently, so a second ``oversight:`` line would undo the first without a word."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # '<<': merged keys may be overridden
+                continue
+            key = self.construct_object(key_node, deep=True)
+            try:
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"the key {key!r} is given twice (first at line {seen[key] + 1}); YAML would "
+                        "keep only the last: merge them into one", key_node.start_mark)
+                seen[key] = key_node.start_mark.line
+            except TypeError:  # an unhashable key: the base loader says so
+                break
+        return super().construct_mapping(node, deep=deep)
+
+
 def load_yaml(text: str, source: str, error: type = SpecError) -> Any:
-    """Parse YAML; a syntax error is one ``error`` naming ``source`` and the line."""
+    """Parse YAML; a syntax error, or a key given twice, is one ``error`` naming ``source``
+    and the line."""
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=_UniqueKeys)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""

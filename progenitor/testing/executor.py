@@ -57,10 +57,16 @@ class FakeExecutor:
 
     name = "fake"
 
-    def __init__(self, data_dir: Optional[Path], training: Training = toy_training, **_options: object):
+    def __init__(self, data_dir: Optional[Path], training: Training = toy_training, slots: int = 1,
+                 **_options: object):
         self.data_dir = data_dir
         self.training = training
+        self._slots = slots
         self.runs: list[str] = []
+
+    def slots(self, cpus: float, gpus: float = 0.0) -> int:
+        """One by default, so that a run's order of play (and so its search) is the same every time."""
+        return self._slots
 
     def run(self, jobs: list[TrainJob], on_event: Optional[EventCallback] = None) -> Iterator[JobResult]:
         emit = on_event or (lambda kind, payload: None)

@@ -129,11 +129,20 @@ TOY_TEST_SCORER = """\
 """
 
 
+TOY_OVERSIGHT = "max_relative_gain: null"
+"""The toy's baseline is far off on purpose (w = 1 against 3): its first tuning step removes
+95 % of the error, which the first-generation jump rule (``oversight.max_relative_gain``) would
+escalate to a person in every run. Off here; the tests of that rule turn it on."""
+
+
 def toy_task_files(generations: int = 2, candidates: int = 2, timeout: float = 30, w: float = 1.0,
-                   test_split: bool = False, test_labels: str = "3 * x[40:]") -> dict[str, str]:
+                   test_split: bool = False, test_labels: str = "3 * x[40:]", oversight: str = "") -> dict[str, str]:
     """The toy task's files. ``test_split``: declare the final test split (whose labels
-    ``test_labels``, a numpy expression over ``x``, lets a test change them)."""
+    ``test_labels``, a numpy expression over ``x``, lets a test change them); ``oversight``: more
+    fields of its ``oversight:`` mapping (``"mode: approver, poll_seconds: 0.05"``), which come
+    after ``TOY_OVERSIGHT`` and so may override it."""
     spec = TOY_SPEC % {"generations": generations, "candidates": candidates, "timeout": timeout}
+    spec += f"oversight: {{{TOY_OVERSIGHT}{', ' + oversight if oversight else ''}}}\n"
     if test_split:
         spec = spec.replace(spec[spec.index("data:"):spec.index("train:")], TOY_TEST_SPLIT)
         spec = spec.replace("protected:", TOY_TEST_SCORER + "protected:")

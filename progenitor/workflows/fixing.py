@@ -4,7 +4,8 @@ After the trainer, a candidate that ended ``failed``, ``oom`` or ``timeout`` (no
 early stopping is a verdict, not a crash) goes to the coder's ``fix`` with its status, reason
 and log tail. A fix becomes a new candidate of the same generation, ``c<K+i>``, whose commit's
 parent is the crashed commit and whose record says ``fix_of``; both stay in the lineage.
-The fix is then reviewed (its change and the crashed one together, against the champion),
+The fix is then reviewed (its change and the crashed one together, against the node the crashed
+one was built on),
 trained and scored like any other candidate::
 
     trainer ─┬─(a crash not yet fixed)→ fixer → safety_review → trainer → ...
@@ -41,13 +42,14 @@ def after_training(state: State) -> str:
     return "fixer" if any(needs_fix(c) for c in state.candidates) else "scorer"
 
 
-def _fix(ctx: RunContext, crashed: Candidate, k: int, champion: str) -> tuple[str, Candidate | None]:
+def _fix(ctx: RunContext, crashed: Candidate, k: int) -> tuple[str, Candidate | None]:
     """Ask the coder to fix ``crashed`` as candidate ``k``: (what happened, the fix's record or None)."""
     proposal = crashed.proposal.model_copy(update={
         "k": k, "hypothesis": f"fix of {crashed.key.name} ({crashed.status}): {crashed.proposal.hypothesis}"})
     failure = Failure(candidate=crashed.key.name, status=crashed.status, reason=crashed.reason,
                       log_tail=crashed.train.log_tail)
-    fix = Candidate.new(proposal, ctx.run.run_id, crashed.sha, ctx.spec.objective.metric).with_(fix_of=crashed.k)
+    fix = Candidate.new(proposal, ctx.run.run_id, crashed.sha, ctx.spec.objective.metric).with_(
+        fix_of=crashed.k, parent_name=crashed.key.name, step="debug")
 
     def change(tree):
         made = ctx.coder.fix(proposal, tree, failure)
@@ -64,18 +66,17 @@ def _fix(ctx: RunContext, crashed: Candidate, k: int, champion: str) -> tuple[st
         return "budget", fix.advance("budget", reason=f"not fixed: {exc}")
     except COMMIT_FAILURES as exc:
         return "failed", fix.fail(f"the coder could not fix {crashed.key.name}: {exc}")
-    diff = DiffStats(**ctx.lineage.diff_stats(champion, sha))
+    diff = DiffStats(**ctx.lineage.diff_stats(crashed.parent, sha))  # the crash and its fix together
     return "committed", fix.advance("committed", sha=sha, diff=diff, params=crashed.params)
 
 
 def fixer(ctx: RunContext, state: State) -> Update:
     cands = state.candidates
-    champion = state.champion.sha
     k = max(c.k for c in cands) + 1
     out = []
     for cand in cands:
         if needs_fix(cand):
-            what, fix = _fix(ctx, cand, k, champion)
+            what, fix = _fix(ctx, cand, k)
             cand = cand.with_(fix_tried=True)
             save(ctx, cand)
             ctx.emit(CoderFix(gen=cand.gen, k=cand.k, fix=k if fix else None, status=what,

@@ -21,8 +21,8 @@ from progenitor.candidate import Candidate, Decision
 from progenitor.candidate.keys import generation_name
 from progenitor.oversight import hitl, policy
 from progenitor.oversight.policy import PolicyDecision
-from progenitor.oversight.store import DecisionStore
 from progenitor.run.events import ArchitectProposal, GateApplied, OversightAsk, OversightDecision
+from progenitor.workflows import card
 from progenitor.workflows.llm_usage import candidate_cost
 from progenitor.workflows.nodes import save
 from progenitor.workflows.state import RunContext, RunState, State, Update
@@ -47,6 +47,10 @@ def gate_id(state: State, gen: int, kind: str) -> str:
 
 
 def _actor(answer: dict) -> str:
+    """Who decided: the person, or every approver of a gate that needed several (``a and b``)."""
+    approvers = [str(a) for a in answer.get("approvers") or [] if str(a).startswith("human:")]
+    if len(approvers) > 1:
+        return " and ".join(approvers)
     by = str(answer.get("decided_by") or "")
     return by if by.startswith("human:") else f"human:{by or 'langgraph-client'}"
 
@@ -65,13 +69,13 @@ def _record(ctx: RunContext, state: State, answers: list[hitl.Answer], cands: di
         gate=gate["id"], surface=answer.get("surface") or "langgraph",
         candidates=[a.candidate for a in answers], decisions=[a.type for a in answers],
     )
-    DecisionStore(ctx.run.repo_root).mark_applied(ctx.run.run_id, gate["id"])
+    ctx.store.mark_applied(ctx.run.run_id, gate["id"])
     ctx.emit(GateApplied(gate=gate["id"], gen=gate["gen"], gate_kind=gate["kind"], by=actor, decisions=kinds))
     return actor
 
 
 def _edited(ctx: RunContext, cands: list[Candidate], orig: Candidate, params: dict, actor: str) -> Candidate:
-    """The edited proposal as a new candidate of the same generation, built on the same champion."""
+    """The edited proposal as a new candidate of the same generation, built on the same parent."""
     from progenitor.oversight.hitl import coerce_params
 
     params = coerce_params(ctx.spec, params)
@@ -79,9 +83,10 @@ def _edited(ctx: RunContext, cands: list[Candidate], orig: Candidate, params: di
     before = {**orig.proposal.params, **{n: v for n, v in orig.params.items() if n in params}}
     changes = ", ".join(f"{n} {before.get(n, '?')}->{v}" for n, v in params.items())
     proposal = orig.proposal.model_copy(update={
-        "k": k, "params": {**orig.proposal.params, **params}, "author": actor,
+        "k": k, "params": {**orig.proposal.params, **params}, "author": actor, "edit_of": orig.k,
         "hypothesis": f"{orig.proposal.hypothesis}; edited by {actor}: {changes}"})
-    cand = Candidate.new(proposal, ctx.run.run_id, orig.parent, ctx.spec.objective.metric)
+    cand = Candidate.new(proposal, ctx.run.run_id, orig.parent, ctx.spec.objective.metric).with_(
+        parent_name=orig.parent_name, step=orig.step)
     save(ctx, cand)
     ctx.emit(ArchitectProposal(gen=cand.gen, k=cand.k, hypothesis=proposal.hypothesis))
     return cand
@@ -122,9 +127,13 @@ def training_check(ctx: RunContext, state: State) -> Update:
         actions.append((hitl.action_args(cand, champion.metrics, estimate.model_dump(), why), text))
     description = (f"Generation {gen} waits before training: "
                    + ("; ".join(sorted({w for _, t in actions for w in [t.split('? ', 1)[-1]]}))))
+    findings = [f for c in asked for f in c.findings]
     request = hitl.make_request(run=ctx.run.run_id, gate=gate, kind="training", gen=gen, action="train",
                                 actions=actions, allowed=list(hitl.DECISION_TYPES),
-                                schema=hitl.params_schema(ctx.spec), description=description)
+                                schema=hitl.params_schema(ctx.spec), description=description,
+                                rules={**policy.gate_rules(ctx.spec, "training", findings),
+                                       **({"escalated": True} if held else {})},
+                                context=card.context(ctx, state.model_copy(update={"candidates": out}), asked))
     ctx.audit.append(key=f"{ctx.run.run_id}/{gate}/ask", action="ask", actor=f"policy:{mode}", run=ctx.run.run_id,
                      gen=gen, commit=asked[0].sha, payload=request, comment=description, gate=gate)
     ctx.emit(OversightAsk(gate=gate, gen=gen, gate_kind="training", description=description))
@@ -197,14 +206,23 @@ def promotion_request(ctx: RunContext, state: State, chosen: Candidate, decision
     gen, mode = state.generation, ctx.spec.oversight.mode
     champion = state.champion
     why = ([f.message for f in policy.escalations(chosen)] if decision.action == "escalate"
+           else [f"oversight.mode is {mode}: a person decides every promotion; policy would keep the champion: "
+                 f"{chosen.evidence.verdict if chosen.evidence else decision.reason}"] if decision.noise
            else [f"oversight.mode is {mode}: a person approves every promotion"])
     metric = ctx.spec.objective.metric
-    text = (f"Promote {chosen.key.name} to champion of run {ctx.run.run_id}? {metric} {chosen.value:.4g} against the "
-            f"champion's {champion.metrics.get(metric, float('nan')):.4g}; " + "; ".join(why))
-    args = hitl.action_args(chosen, champion.metrics, _payload_cost(ctx, chosen), why)
+    edited = (f" (edited by {chosen.proposal.author} from {generation_name(gen)}/c{chosen.proposal.edit_of}: "
+              f"{chosen.proposal.hypothesis.rsplit(': ', 1)[-1]})" if chosen.proposal.edit_of is not None else "")
+    text = (f"Promote {chosen.key.name}{edited} to champion of run {ctx.run.run_id}? {metric} {chosen.value:.4g} "
+            f"against the champion's {champion.metrics.get(metric, float('nan')):.4g}; " + "; ".join(why))
+    args = {**hitl.action_args(chosen, champion.metrics, _payload_cost(ctx, chosen), why),
+            **card.extras(ctx, state, chosen)}
+    findings = policy.escalations(chosen) if decision.action == "escalate" else []
     return hitl.make_request(run=ctx.run.run_id, gate=gate, kind="promotion", gen=gen, action="promote",
                              actions=[(args, text)], allowed=list(hitl.DECISION_TYPES),
-                             schema=hitl.params_schema(ctx.spec), description=text)
+                             schema=hitl.params_schema(ctx.spec), description=text,
+                             rules={**policy.gate_rules(ctx.spec, "promotion", findings),
+                                    **({"escalated": True} if decision.action == "escalate" else {})},
+                             context=card.context(ctx, state, [chosen]))
 
 
 def promotion_decision(ctx: RunContext, state: State) -> Update:

@@ -16,9 +16,11 @@ architect cannot loop forever. The two gates (``workflows.gates``) are nodes who
 is ``interrupt()``; the nodes around them decide whether to ask and apply the answer. A
 candidate that crashed in training gets one fix attempt from the coder, as a new candidate of
 the same generation (``fixing``), reviewed and trained like any other; a fix is never fixed
-again, so that detour is taken at most once per generation. The LLM requests its agents make
-are charged as each ends (``llm_usage.RunAccount``); a stop asked for during a node's LLM call
-(``LlmStopAsked``, the LLM layer's refusal) becomes the run's ``RunStopped`` here, at its edge.
+again, so that detour is taken at most once per generation. ``repeats`` trains the best
+candidates again with other seeds when ``objective.repeats`` asks for it (``evidence``). The LLM
+requests its agents make are charged as each ends (``llm_usage.RunAccount``); a stop asked
+for during a node's LLM call (``LlmStopAsked``, the LLM layer's refusal) becomes the run's
+``RunStopped`` here, at its edge.
 """
 
 from __future__ import annotations
@@ -28,17 +30,17 @@ from typing import Any, Callable
 
 from progenitor.errors import LlmStopAsked, RunStopped
 from progenitor.run.events import NodeEnd, NodeStart
-from progenitor.workflows import fixing, gates, nodes, selection
+from progenitor.workflows import evidence, fixing, gates, nodes, selection
 from progenitor.workflows.state import RunContext, RunState, State, Update
 
 Node = Callable[[RunContext, State], Update]
 Router = Callable[[State], str]
 
-NODES_PER_GENERATION = 13
+NODES_PER_GENERATION = 14
 """Steps of a generation nobody is asked about, a crash-fix detour included (architect, coder,
 safety_review, training_check, trainer, fixer, safety_review, training_check, trainer, scorer,
-select, oversight, promote); a gate's interrupt ends an invocation, and the one that resumes it
-counts its steps afresh."""
+repeats, select, oversight, promote); a gate's interrupt ends an invocation, and the one that
+resumes it counts its steps afresh."""
 
 
 def recursion_limit(generations: int) -> int:
@@ -61,6 +63,7 @@ def build_graph(ctx: RunContext, checkpointer: Any = None):
         "trainer": nodes.trainer,
         "fixer": fixing.fixer,
         "scorer": nodes.scorer,
+        "repeats": evidence.repeats,
         "select": selection.select,
         "oversight": selection.oversight,
         "promotion_decision": gates.promotion_decision,
@@ -83,7 +86,8 @@ def build_graph(ctx: RunContext, checkpointer: Any = None):
                                 {"coder": "coder", "trainer": "trainer", "scorer": "scorer", "promote": "promote"})
     graph.add_conditional_edges("trainer", _route(fixing.after_training), {"fixer": "fixer", "scorer": "scorer"})
     graph.add_edge("fixer", "safety_review")
-    graph.add_edge("scorer", "select")
+    graph.add_edge("scorer", "repeats")
+    graph.add_edge("repeats", "select")
     graph.add_edge("select", "oversight")
     graph.add_conditional_edges("oversight", _route(selection.after_oversight),
                                 {"promotion_gate": "promotion_gate", "promote": "promote"})

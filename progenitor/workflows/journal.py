@@ -11,7 +11,7 @@ from typing import Optional
 
 from progenitor.agents.base import JournalEntry, ProposeContext
 from progenitor.candidate import Candidate
-from progenitor.run.rundir import read_json
+from progenitor.workflows import archive
 from progenitor.workflows.state import RunContext, State
 
 __all__ = ["DIFF_CHARS", "DIFF_CHARS_EACH", "budget_left", "fingerprints", "journal", "propose_context"]
@@ -20,10 +20,6 @@ DIFF_CHARS_EACH = 1_500
 """Most of one candidate's diff shown to the architect."""
 DIFF_CHARS = 12_000
 """Most diff text in one architect prompt, newest candidates first; older ones go without."""
-
-
-def _earlier(ctx: RunContext, before: int) -> list[Candidate]:
-    return [c for c in (Candidate.from_record(read_json(p)) for p in ctx.run.records()) if 0 < c.gen < before]
 
 
 def _diff(ctx: RunContext, cand: Candidate, room: int) -> str:
@@ -38,26 +34,21 @@ def _diff(ctx: RunContext, cand: Candidate, room: int) -> str:
 
 
 def journal(ctx: RunContext, before: int) -> list[JournalEntry]:
-    """Every candidate of the generations before ``before``, from their records, oldest first."""
-    cands = _earlier(ctx, before)
+    """Every candidate of the generations before ``before``, from their records, oldest first, each
+    with its metrics, training time, lesson and (room allowing) its diff."""
+    cands = archive.records(ctx, before=before)
     diffs: dict[str, str] = {}
     room = DIFF_CHARS
     for cand in reversed(cands):  # the newest get the diff budget first
         diffs[cand.key.name] = _diff(ctx, cand, room)
         room -= len(diffs[cand.key.name])
-    return [JournalEntry(
-        gen=c.gen, k=c.k, status=c.status, hypothesis=c.proposal.hypothesis, plan=c.proposal.plan,
-        params=c.proposal.params, value=c.value, reason=c.reason, verdict=c.decision.verdict if c.decision else "",
-        fix_of=c.fix_of, findings=[f"{f.rule} ({f.severity}): {f.message}" for f in c.findings],
-        metrics=c.metrics, train_seconds=c.train.duration if c.train is not None else None,
-        diff=diffs.get(c.key.name, ""),
-    ) for c in cands]
+    return [archive.entry(c).model_copy(update={"diff": diffs.get(c.key.name, "")}) for c in cands]
 
 
 def fingerprints(ctx: RunContext, before: int) -> dict[str, str]:
     """Fingerprint of each change committed before generation ``before`` -> the first candidate that made it."""
     seen: dict[str, str] = {}
-    for cand in _earlier(ctx, before):
+    for cand in archive.records(ctx, before=before):
         if cand.diff is not None and cand.diff.fingerprint and cand.fix_of is None:
             seen.setdefault(cand.diff.fingerprint, cand.key.name)
     return seen
@@ -92,9 +83,12 @@ def _luck(ctx: RunContext, state: State, gen: int) -> tuple[Optional[int], Optio
 
 
 def propose_context(ctx: RunContext, state: State, gen: int, tree: Path) -> ProposeContext:
+    """All the architect is told for generation ``gen`` (``tree``: a checkout of the champion)."""
     champion = state.champion
+    count = ctx.spec.budget.candidates
     holdout, luck = _luck(ctx, state, gen)
-    return ProposeContext(gen=gen, count=ctx.spec.budget.candidates, spec=ctx.spec, champion_params=champion.params,
+    return ProposeContext(gen=gen, count=count, spec=ctx.spec, champion_params=champion.params,
                           champion_metrics=champion.metrics, champion_tree=tree, journal=journal(ctx, gen),
                           feedback=state.feedback, baseline_metrics=state.baseline.metrics if state.baseline else {},
-                          holdout_size=holdout, selection_luck=luck, budget_left=budget_left(ctx, gen))
+                          holdout_size=holdout, selection_luck=luck, budget_left=budget_left(ctx, gen),
+                          parents=archive.parents_for(ctx, state, gen, count), earlier=archive.earlier_runs(ctx))

@@ -18,7 +18,7 @@ from progenitor.candidate import Candidate, Champion, DiffStats, Proposal
 from progenitor.candidate.keys import CandidateKey
 from progenitor.errors import CandidateError, LlmBudgetSpent, ModelBehaviorError, UnsafePathError, UserError
 from progenitor.evaluation import after_scoring
-from progenitor.evaluation.scorer import Score, prepare_data, score, score_test
+from progenitor.evaluation.scorer import prepare_data
 from progenitor.lineage import base_ref, champion_ref
 from progenitor.lineage.git import restore_worktree
 from progenitor.oversight.policy import held_for_person
@@ -35,12 +35,12 @@ from progenitor.run.events import (
     SafetyBase,
     SafetyReview,
     SafetyTask,
-    TestFailed,
 )
 from progenitor.run.events import Score as ScoreEvent
 from progenitor.run.rundir import read_json, write_json
-from progenitor.workflows import advice
+from progenitor.workflows import advice, archive
 from progenitor.workflows.journal import fingerprints, propose_context
+from progenitor.workflows.scoring import score_dir, test_metrics
 from progenitor.workflows.state import RunContext, State, Update
 from progenitor.workflows.training import train
 
@@ -130,50 +130,6 @@ def base_context(ctx: RunContext) -> None:
                         shown=[f"{f.file}:{f.line} {f.rule} ({f.severity}): {f.message}" for f in found[:BASE_SHOWN]]))
 
 
-def score_dir(ctx: RunContext, key: CandidateKey, split: str = "holdout") -> Score:
-    """Score one trained candidate with the trusted scorer, on the holdout or (for the baseline
-    and promoted champions only) the test split; looked up if done before."""
-    path = ctx.run.score_file(key.gen, key.k, split)
-    done = read_json(path)
-    if done is not None:
-        return Score.model_validate(done)
-    if ctx.spec.evaluate == "model":
-        result = _score_model(ctx, key, split)
-    else:
-        measure = score if split == "holdout" else score_test
-        result = measure(ctx.spec, ctx.run.trusted, ctx.run.data, ctx.run.outputs(key.gen, key.k))
-    write_json(path, result.model_dump())
-    return result
-
-
-def _score_model(ctx: RunContext, key: CandidateKey, split: str) -> Score:
-    """``evaluate: model``: the candidate's predict function in a scoring sandbox of the run's
-    backend, its outputs checked and scored outside (``evaluation.model_eval``)."""
-    from progenitor.evaluation.model_eval import ScoringSandbox, score_model
-
-    if key.gen == 0:
-        sha = ctx.run.meta["base"]
-    else:
-        sha = Candidate.from_record(read_json(ctx.run.record_file(key.gen, key.k))).sha
-    box = ScoringSandbox(backend=ctx.backend, options=ctx.backend_options,
-                         labels={"run": key.run, "candidate": key.name, "commit": sha[:12]})
-    result = score_model(ctx.spec, split, ctx.run.trusted, ctx.run.data, ctx.run.outputs(key.gen, key.k),
-                         ctx.lineage.archive(sha), ctx.run.candidate(key.gen, key.k) / "scored", box)
-    return result if split == "holdout" else result.model_copy(
-        update={"metrics": {f"test_{k}": v for k, v in result.metrics.items()}})
-
-
-def test_metrics(ctx: RunContext, key: CandidateKey) -> dict[str, float]:
-    """A champion's figures on the test split ({} when the task has none, or they could not be had)."""
-    if ctx.spec.scorer.test is None:
-        return {}
-    result = score_dir(ctx, key, split="test")
-    if not result.ok:
-        ctx.emit(TestFailed(gen=key.gen, k=key.k, reason=result.reason))
-        return {}
-    return result.metrics
-
-
 # -- prepare ----------------------------------------------------------------------------------
 def prepare(ctx: RunContext, state: State) -> Update:
     base, run_id = state.base, ctx.run.run_id
@@ -191,7 +147,9 @@ def prepare(ctx: RunContext, state: State) -> Update:
         ctx.lineage.set_ref(champion_ref(run_id), base, "progenitor: baseline champion")
     ctx.emit(BaselineStart(commit=base))
     key = CandidateKey(run=run_id, gen=0, k=0)
-    record = train(ctx, [(key, base)])[key]
+    # Scored on the holdout and the test split side by side, the moment its training ends.
+    splits = ("holdout", "test") if ctx.spec.scorer.test is not None else ("holdout",)
+    record = train(ctx, [(key, base)], splits=splits)[key]
     if record.status != "ok":
         raise advice.baseline_failed(base, ctx.spec.train.command, record.reason, record.log_tail)
     scored = score_dir(ctx, key)
@@ -205,6 +163,8 @@ def prepare(ctx: RunContext, state: State) -> Update:
     ctx.architect.seed(Baseline(params=baseline.params, metrics=baseline.metrics,
                                 value=baseline.metrics[ctx.spec.objective.metric]))
     ctx.run.update_meta(baseline=baseline.model_dump())
+    if ctx.ledger is not None:
+        ctx.ledger.mark("prepared")  # where the first generation's time (and idle slots) begins
     ctx.emit(BaselineEnd(metrics=baseline.metrics))
     return Update(baseline=baseline, champion=baseline, generation=1, history=[], feedback=[], candidates=[],
                   stop_reason=None)
@@ -238,10 +198,13 @@ def architect(ctx: RunContext, state: State) -> Update:
     restored = follow(ctx, state.champion, state.generation)  # a generation reverted meanwhile: build on it
     state = state.model_copy(update={"champion": restored or state.champion})
     gen = state.generation
-    parent = state.champion.sha
+    proposals = _proposals(ctx, state, gen)
+    parents = archive.parents_for(ctx, state, gen, len(proposals))
     cands = []
-    for proposal in _proposals(ctx, state, gen):
-        cand = Candidate.new(proposal, ctx.run.run_id, parent, ctx.spec.objective.metric)
+    for proposal in proposals:
+        node = parents[proposal.k]
+        cand = Candidate.new(proposal, ctx.run.run_id, node.sha, ctx.spec.objective.metric).with_(
+            parent_name=node.name, step=node.kind)
         save(ctx, cand)
         ctx.emit(ArchitectProposal(gen=gen, k=cand.k, hypothesis=proposal.hypothesis))
         cands.append(cand)
@@ -257,7 +220,7 @@ COMMIT_FAILURES = (ModelBehaviorError, UserError, CandidateError)
 budget (``LlmBudgetSpent``) is not a failure: the candidate ends with the status ``budget``."""
 
 
-def _commit(ctx: RunContext, cand: Candidate, champion: Champion) -> Candidate:
+def _commit(ctx: RunContext, cand: Candidate, state: State) -> Candidate:
     edit = written(lambda tree: ctx.coder.apply(cand.proposal, tree))
     try:
         sha = ctx.lineage.commit_candidate(cand.ref, cand.parent, edit)
@@ -271,7 +234,7 @@ def _commit(ctx: RunContext, cand: Candidate, champion: Champion) -> Candidate:
         return cand
     ctx.emit(CoderCommit(gen=cand.gen, k=cand.k, commit=sha, ref=cand.ref))
     return cand.advance("committed", sha=sha, diff=DiffStats(**ctx.lineage.diff_stats(cand.parent, sha)),
-                        params={**champion.params, **cand.proposal.params})
+                        params={**archive.params_of(ctx, state, cand.parent), **cand.proposal.params})
 
 
 def _repeat(cand: Candidate, seen: dict[str, str]) -> Optional[str]:
@@ -289,7 +252,7 @@ def coder(ctx: RunContext, state: State) -> Update:
     def work(cand: Candidate) -> Candidate:
         if cand.status != "proposed":
             return cand
-        cand = _commit(ctx, cand, state.champion)
+        cand = _commit(ctx, cand, state)
         save(ctx, cand)
         return cand
 
@@ -309,8 +272,8 @@ def coder(ctx: RunContext, state: State) -> Update:
 
 # -- safety review ----------------------------------------------------------------------------
 def _review(ctx: RunContext, cand: Candidate, base: str) -> Candidate:
-    """Review the candidate's change against ``base``, the champion (for a fix: the crashed
-    change and its fix together, which is what would be promoted)."""
+    """Review the candidate's change against ``base``, the node it was built on (for a fix: the
+    crashed change and its fix together)."""
     changed = [safety.ChangedFile(**c) for c in ctx.lineage.changed_files(base, cand.sha)]
     findings: list[safety.Finding] = []
     parents = {}  # the champion's version of each changed Python file: what it had is not the candidate's
@@ -343,13 +306,12 @@ def _review(ctx: RunContext, cand: Candidate, base: str) -> Candidate:
 
 
 def safety_review(ctx: RunContext, state: State) -> Update:
-    champion = state.champion.sha
     _ = ctx.reviewers, constitution(ctx)  # made and loaded here, once: the reviews then run side by side
 
     def work(cand: Candidate) -> Candidate:
         if cand.status != "committed":
             return cand
-        cand = _review(ctx, cand, champion)
+        cand = _review(ctx, cand, archive.built_on(cand, state.candidates))
         ctx.emit(SafetyReview(gen=cand.gen, k=cand.k, status=cand.status, findings=len(cand.findings),
                               reason=cand.reason))
         save(ctx, cand)
@@ -380,7 +342,7 @@ def record_escalations(ctx: RunContext, cands: list[Candidate]) -> None:
 def trainer(ctx: RunContext, state: State) -> Update:
     cands = state.candidates
     todo = [(c.key, c.sha) for c in cands if c.status == "reviewed"]
-    records = train(ctx, todo, champion=state.champion)
+    records = train(ctx, todo, champion=state.champion)  # each scored as it ends: ``scorer`` looks the scores up
     out = []
     for cand in cands:
         record = records.get(cand.key)

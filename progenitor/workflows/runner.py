@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import signal
 import threading
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator, Optional
@@ -16,10 +17,12 @@ from progenitor.errors import RunStopped, UserError
 from progenitor.evaluation.honesty import assess, holdout_size
 from progenitor.lineage import Lineage
 from progenitor.options import RunOptions
-from progenitor.oversight.audit import audit_log
+from progenitor.oversight.database import redact
+from progenitor.oversight.store import DecisionStore
 from progenitor.run.events import (
     ExecutorStart,
     RunCheck,
+    RunContinue,
     RunEnd,
     RunFailed,
     RunResume,
@@ -35,6 +38,7 @@ from progenitor.run.rundir import RunDir, find_run, new_run_id, register_run
 from progenitor.run.summary import RunSummary
 from progenitor.sandbox.seal import check_limits, check_sealed, process_options
 from progenitor.task.spec import TaskSpec, load_spec
+from progenitor.workflows import evidence
 from progenitor.workflows.llm_usage import charge_probes, check_llm, llm_roles, preflight_models, recover
 from progenitor.workflows.state import AgentFactory, EventListener, RunContext, State
 
@@ -51,9 +55,10 @@ def effective_spec(spec: TaskSpec, options: RunOptions) -> TaskSpec:
 def _context(run: RunDir, lineage: Lineage, spec: TaskSpec, options: RunOptions, backend: str,
              backend_options: dict, architect: Optional[AgentFactory],
              on_event: Optional[EventListener]) -> RunContext:
+    store = DecisionStore(run.repo_root, options.store)
     ctx = RunContext(
         run=run, lineage=lineage, spec=spec, options=options, backend=backend, backend_options=backend_options,
-        audit=audit_log(run.repo_root),
+        audit=store.audit_log(run.repo_root), store=store,
         factories={"architect": architect} if architect else {},
     )
     if on_event:
@@ -101,15 +106,16 @@ def new_run(repo_dir: Path, options: Optional[RunOptions] = None, *, architect: 
     unenforced = check_limits(backend, backend_options, limits_for(spec), options.allow_unenforced_limits)
     # The models last of the checks (a bad spec costs no request), before any data is prepared.
     probes = preflight_models(spec, roles) if options.preflight else []
-    run = RunDir(lineage.root, run_id or new_run_id())
-    run.create({"repo": str(lineage.root), "base": base, "options": options.model_dump(), "backend": backend,
+    run = RunDir(lineage.root, _claim(lineage.root, options, spec, run_id))
+    saved = options.model_copy(update={"store": redact(options.store) if options.store else None})
+    run.create({"repo": str(lineage.root), "base": base, "options": saved.model_dump(), "backend": backend,
                 "backend_options": backend_options, "status": "running", "task": spec.name,
-                "sealed": sealed, "isolation": isolation, "unenforced_limits": unenforced})
+                "sealed": sealed, "isolation": isolation, "store": saved.store, "unenforced_limits": unenforced})
     register_run(run.run_id, lineage.root)
     ctx = _context(run, lineage, spec, options, backend, backend_options, architect, on_event)
     ctx.emit(RunStart(repo=str(lineage.root), base=base, backend=backend, why=why, task=spec.name,
                       generations=spec.budget.generations, candidates=spec.budget.candidates, isolation=isolation,
-                      metric=spec.objective.metric))
+                      metric=spec.objective.metric, mode=spec.search.mode))
     for check in warnings:
         ctx.emit(RunCheck(name=check.name, status=check.status, message=check.detail))
     _charge_probes(ctx, probes)
@@ -130,10 +136,26 @@ def new_run(repo_dir: Path, options: Optional[RunOptions] = None, *, architect: 
     return ctx, {"run_id": run.run_id, "base": base, "generation": 0}
 
 
+def _claim(root: Path, options: RunOptions, spec: TaskSpec, run_id: Optional[str]) -> str:
+    """A run id no other run has: in a team store, ids are claimed there (two machines may draw one)."""
+    if not options.store:
+        return run_id or new_run_id()
+    store = DecisionStore(root, options.store)
+    for _ in range(20):
+        candidate = run_id or new_run_id()
+        if store.claim_run(candidate, root, spec.name):
+            return candidate
+        if run_id:
+            raise UserError(f"run id {run_id} is taken in the store {store.where} by another repo or machine")
+    raise UserError(f"could not find a free run id in the store {store.where}")
+
+
 def resume_run(run_id: str, repo: Optional[Path] = None, *, architect: Optional[AgentFactory] = None,
-               on_event: Optional[EventListener] = None, detach: bool = False) -> RunSummary:
+               on_event: Optional[EventListener] = None, detach: bool = False, store: Optional[str] = None
+               ) -> RunSummary:
     """Continue a run from its last checkpoint; finished work is looked up, not redone. A run
-    waiting at a gate goes on with the decision made there (or waits for one)."""
+    waiting at a gate goes on with the decision made there (or waits for one). ``store``: the
+    team store's URL with its password, when the run's saved URL lacks one libpq can find."""
     run = find_run(run_id, repo)
     meta = run.meta
     driver = meta.get("pid")
@@ -142,6 +164,8 @@ def resume_run(run_id: str, repo: Optional[Path] = None, *, architect: Optional[
                         f"('progenitor stop {run_id}' first to take it over)")
     lineage = Lineage(run.repo_root)
     options = RunOptions.model_validate(meta.get("options", {}))
+    if store:
+        options = options.model_copy(update={"store": store})
     spec = effective_spec(lineage.spec_at(meta["base"]), options)
     check_sealed(meta.get("backend", "process"), options.allow_unsealed)  # the machine may have changed
     unenforced = check_limits(meta.get("backend", "process"), meta.get("backend_options", {}), limits_for(spec),
@@ -158,6 +182,39 @@ def resume_run(run_id: str, repo: Optional[Path] = None, *, architect: Optional[
     ctx.emit(RunResume())
     _charge_probes(ctx, probes)
     return _drive(ctx, None, detach)
+
+
+def continue_run(run_id: str, repo: Optional[Path] = None, generations: Optional[int] = None, *,
+                 architect: Optional[AgentFactory] = None, on_event: Optional[EventListener] = None,
+                 detach: bool = False) -> RunSummary:
+    """Extend a finished run with ``generations`` more (default: the task's ``budget.generations``),
+    warm: the same run, its champion still the champion, its search's study and journal going on,
+    nothing trained again; its summary still compares with the human baseline."""
+    run = find_run(run_id, repo)
+    meta = run.meta
+    if meta.get("status") != "finished":
+        raise UserError(f"run {run_id} is {meta.get('status')}, not finished: 'progenitor resume {run_id}' carries "
+                        f"it on; --continue extends a run that finished")
+    lineage = Lineage(run.repo_root)
+    options = RunOptions.model_validate(meta.get("options", {}))
+    done = int((meta.get("summary") or {}).get("generations") or 0)
+    extra = generations or lineage.spec_at(meta["base"]).budget.generations
+    options = options.model_copy(update={"generations": done + extra})
+    spec = effective_spec(lineage.spec_at(meta["base"]), options)
+    check_sealed(meta.get("backend", "process"), options.allow_unsealed)
+    unenforced = check_limits(meta.get("backend", "process"), meta.get("backend_options", {}), limits_for(spec),
+                              options.allow_unenforced_limits)
+    roles = check_llm(spec, "(given)" if architect is not None else options.architect, options.coder)
+    probes = preflight_models(spec, roles) if options.preflight and _will_call(run, {}, spec) else []
+    run.clear_stop()
+    run.update_meta(unenforced_limits={**meta.get("unenforced_limits", {}), **unenforced})
+    run.update_meta(status="running", options=options.model_dump(mode="json"),
+                    continued=[*meta.get("continued", []), {"after": done, "generations": extra}])
+    ctx = _context(run, lineage, spec, options, meta.get("backend", "process"), meta.get("backend_options", {}),
+                   architect, on_event)
+    ctx.emit(RunContinue(generations=extra, first=done + 1))
+    _charge_probes(ctx, probes)
+    return _drive(ctx, None, detach, reopen=True)
 
 
 def _will_call(run: RunDir, meta: dict, spec: TaskSpec) -> bool:
@@ -220,6 +277,20 @@ def make_executor(ctx: RunContext):
     return get_executor(ctx.options.executor, visible, max_parallel=ctx.options.max_parallel)
 
 
+def start_executor(ctx: RunContext):
+    """The run's executor, starting in the background while the run prepares (Ray's start takes
+    seconds). A local Ray instance lends its place to a local pool until it is up: the same
+    machine, the same sandbox, so the baseline trains while Ray starts."""
+    from progenitor.compute.starting import StartingExecutor
+
+    interim = None
+    if ctx.options.executor == "ray" and not (ctx.options.ray_address or os.environ.get("RAY_ADDRESS")):
+        from progenitor.compute import get_executor
+
+        interim = get_executor("local", ctx.run.visible)
+    return StartingExecutor(ctx.options.executor, lambda: make_executor(ctx), interim=interim)
+
+
 def _sweep(ctx: RunContext) -> None:
     if ctx.backend == "docker":
         from progenitor.sandbox.docker import DockerSandbox
@@ -253,13 +324,18 @@ class _StopWatch:
             raise KeyboardInterrupt  # a second Ctrl-C: stop hard
         self.ctx.run.request_stop("interrupted (Ctrl-C)")
         self.ctx.emit(RunStopping(reason="interrupted (Ctrl-C)"))
+        self._cancel()
+
+    def _cancel(self):
+        if self.ctx.pool is not None:
+            self.ctx.pool.cancel()  # nothing more starts
         if self.ctx.executor is not None:
             self.ctx.executor.cancel()
 
     def _poll(self):
         while not self.done.wait(0.5):
             if self.ctx.run.stop_requested() and self.ctx.executor is not None:
-                self.ctx.executor.cancel()
+                self._cancel()
                 return
 
 
@@ -274,21 +350,48 @@ def session(ctx: RunContext) -> Iterator[RunContext]:
     ctx.ledger.start_clock()
     recover(ctx)  # requests a killed process paid for and never charged
     ctx.emit(ExecutorStart(executor=ctx.options.executor))
-    ctx.executor = make_executor(ctx)
+    ctx.executor = start_executor(ctx)
     ctx.run.update_meta(status="running", pid=os.getpid())
     try:
         yield ctx
     finally:
-        ctx.executor.close()
-        ctx.ledger.stop_clock()
-        ctx.ledger.save()
+        try:
+            if ctx.pool is not None:
+                ctx.pool.close()
+                ctx.pool = None
+        finally:
+            ctx.executor.close()
+            ctx.ledger.stop_clock()
+            ctx.ledger.save()
 
 
+@contextmanager
+def checkpointer(ctx: RunContext) -> Iterator[Any]:
+    """LangGraph's checkpointer for the run: its repo's SQLite file, or the team store's
+    PostgreSQL (LangGraph's own Postgres saver; its tables set up once, under a lock, since
+    several machines may start at once)."""
+    if not ctx.store.shared:
+        from langgraph.checkpoint.sqlite import SqliteSaver
+
+        with SqliteSaver.from_conn_string(str(ctx.run.checkpoints)) as saver:
+            yield saver
+        return
+    from langgraph.checkpoint.postgres import PostgresSaver
+
+    with PostgresSaver.from_conn_string(ctx.store.url) as saver:
+        # One set-up at a time, across machines. Tried, not waited for inside a statement: the
+        # set-up makes an index CONCURRENTLY, which waits for every open transaction, a blocked
+        # lock request included (that would be a deadlock).
+        while not saver.conn.execute("SELECT pg_try_advisory_lock(7071) AS got").fetchone()["got"]:
+            time.sleep(0.2)
+        try:
+            saver.setup()
+        finally:
+            saver.conn.execute("SELECT pg_advisory_unlock(7071)")
+        yield saver
 
 
-def _drive(ctx: RunContext, graph_input: Optional[dict], detach: bool = False) -> RunSummary:
-    from langgraph.checkpoint.sqlite import SqliteSaver
-
+def _drive(ctx: RunContext, graph_input: Optional[dict], detach: bool = False, reopen: bool = False) -> RunSummary:
     from progenitor.workflows.graph import build_graph, recursion_limit
     from progenitor.workflows.waiting import drive
 
@@ -296,8 +399,10 @@ def _drive(ctx: RunContext, graph_input: Optional[dict], detach: bool = False) -
               "recursion_limit": recursion_limit(ctx.spec.budget.generations)}
     status = "finished"
     try:
-        with session(ctx), SqliteSaver.from_conn_string(str(ctx.run.checkpoints)) as saver, _StopWatch(ctx):
+        with session(ctx), checkpointer(ctx) as saver, _StopWatch(ctx):
             graph = build_graph(ctx, saver)
+            if reopen:  # a finished run goes on after its last promote: no stop reason, so to the architect
+                graph.update_state(config, {"stop_reason": None}, as_node="promote")
             try:
                 status = drive(ctx, graph, config, graph_input, detach)
             except RunStopped as exc:
@@ -341,6 +446,7 @@ def summarize_run(ctx: RunContext, values: dict, status: str) -> RunSummary:
         status = "stalled"
     compared = 1 + counts.get("scored", 0)  # the baseline, and every candidate the scorer measured
     honesty = assess(ctx.spec, baseline, champion, compared, holdout_size(ctx.spec, ctx.run.data))
+    honesty = evidence.summarize(ctx, state, honesty)
     waiting = ctx.run.meta.get("waiting") if status == "waiting" else None
     return RunSummary(
         run_id=ctx.run.run_id, repo=str(ctx.run.repo_root), status=status,
@@ -350,6 +456,7 @@ def summarize_run(ctx: RunContext, values: dict, status: str) -> RunSummary:
         champion_commit=champion.sha if champion else None, champion_ref=champion_ref(ctx.run.run_id),
         generations=len(state.history), counts=counts, tried=sum(counts.values()),
         seconds=round(ctx.ledger.run_wall_seconds(), 1), backend=ctx.backend, executor=ctx.options.executor,
+        mode=ctx.spec.search.mode, slots=ctx.ledger.data.slots, idle_slot_seconds=ctx.ledger.totals().idle_slot_seconds,
         ledger=ctx.ledger.summary(), honesty=honesty, waiting=waiting,
         drift=drift(ctx.spec, baseline.metrics if baseline else {}, champion.metrics if champion else {}),
         sealed=ctx.run.meta.get("sealed", True), isolation=ctx.run.meta.get("isolation", ""),

@@ -10,7 +10,8 @@ from typing import Optional
 from progenitor.agents import safety
 from progenitor.agents.base import Observation
 from progenitor.candidate import Candidate, Champion
-from progenitor.candidate.keys import CandidateKey, generation_name
+from progenitor.candidate.evidence import Evidence
+from progenitor.candidate.keys import CandidateKey, candidate_name, generation_name
 from progenitor.evaluation import after_scoring
 from progenitor.lineage import champion_ref
 from progenitor.oversight import policy
@@ -20,6 +21,7 @@ from progenitor.run.rundir import read_json
 from progenitor.run.summary import GenerationSummary
 from progenitor.workflows.llm_usage import candidate_cost
 from progenitor.workflows.nodes import record_escalations, save, test_metrics
+from progenitor.workflows.reflection import with_lessons
 from progenitor.workflows.state import RunContext, State, Update
 
 __all__ = ["after_oversight", "after_promote", "oversight", "promote", "select", "stalled"]
@@ -31,7 +33,9 @@ def select(ctx: RunContext, state: State) -> Update:
     champion = state.champion
     ranked, out = [], []
     for cand in state.candidates:
-        if cand.status == "scored" and not cand.guard_failed:  # checked once (a generation may loop after an edit)
+        decided = cand.decision is not None and cand.decision.by.startswith("human:")
+        if cand.status == "scored" and not cand.guard_failed and not decided:  # checked once (a generation may
+            # loop after an edit: what a person edited into another candidate is not asked about again)
             broken = after_scoring.check_guards(ctx.spec, cand.metrics, champion.metrics, state.baseline.metrics)
             if broken:
                 cand = cand.with_(findings=[*cand.findings, *broken], guard_failed=broken[0].message)
@@ -45,11 +49,34 @@ def select(ctx: RunContext, state: State) -> Update:
     if ranked:
         best = ranked[0]
         current = champion.metrics[objective.metric]
+        improves, noise = objective.better(best.value, current), None
+        if improves:
+            best, noise = _above_noise(ctx, state, best, len(ranked))
+            out = [best if c.k == best.k else c for c in out]
         selection = Selection(k=best.k, sha=best.sha, value=best.value, champion_value=current,
-                              improves=objective.better(best.value, current),
+                              improves=improves and noise is None, noise=noise,
                               reason=f"{objective.metric} {best.value:.4g} vs champion {current:.4g}")
     ctx.emit(Select(gen=state.generation, selection=Pick(**selection.model_dump()) if selection else None))
     return Update(candidates=out, selection=selection)
+
+
+def _above_noise(ctx: RunContext, state: State, best: Candidate, compared: int) -> tuple[Candidate, Optional[str]]:
+    """The best candidate with its evidence against the champion (the paired test, its repeats);
+    and why its gain does not hold above the noise, or None when it does (or cannot be tested)."""
+    from progenitor.workflows.evidence import versus
+
+    champion, metric = state.champion, ctx.spec.objective.metric
+    test = versus(ctx, best.key, champion, compared)
+    if test is None and not best.repeats:
+        return best, None
+    noise = None if test is None or test.significant else test.describe()
+    verdict = test.describe() if test is not None else "no per-example scores: not tested against the noise"
+    evidence = Evidence(against=candidate_name(champion.gen, champion.k), paired=test,
+                        repeats=[m[metric] for m in best.repeats if metric in m],
+                        against_repeats=[m[metric] for m in champion.repeats if metric in m], verdict=verdict)
+    best = best.with_(evidence=evidence)
+    save(ctx, best)
+    return best, noise
 
 
 # -- oversight --------------------------------------------------------------------------------
@@ -129,19 +156,22 @@ def promote(ctx: RunContext, state: State) -> Update:
         tested = test_metrics(ctx, chosen.key)  # after the decision: the test split never chooses
         cands = [c.with_(test_metrics=tested) if c.k == chosen.k else c for c in cands]
         champion = Champion(sha=chosen.sha, metrics=chosen.metrics, gen=gen, k=chosen.k, params=chosen.params,
-                            test_metrics=tested)
+                            test_metrics=tested, repeats=chosen.repeats)
         ctx.lineage.set_ref(champion_ref(ctx.run.run_id), chosen.sha, f"progenitor: {chosen.key.name} promoted")
         promoted = chosen.k
-    out = []
+    decided = []
     for cand in cands:
         if not cand.final:  # its work never reached an end (TRANSITIONS says which statuses do)
             cand = cand.fail(f"its {cand.status} work never finished")
-        cand = cand.with_(decision=policy.candidate_decision(cand, decision, promoted, _chosen_value(cands, decision)),
-                          cost=candidate_cost(ctx, cand.key))
+        decided.append(cand.with_(decision=policy.candidate_decision(cand, decision, promoted, _chosen_value(cands, decision)),
+                                  cost=candidate_cost(ctx, cand.key)))
+    out = with_lessons(ctx, state, decided)  # in the note before it is published
+    for cand in out:
         save(ctx, cand, publish=True)
         ctx.architect.observe(cand.proposal, _observation(cand))
-        out.append(cand)
-    summary = _summary(ctx, gen, out, champion, promoted)
+    summary = _summary(ctx, gen, out, champion, promoted, state.history)
+    if promoted is None and state.selection is not None and state.selection.noise:
+        summary.noise = f"{state.selection.reason}, but {state.selection.noise}"
     ctx.emit(GenerationEnd(**summary.model_dump()))
     feedback = [*state.feedback, *([decision.comment] if decision.comment else [])]
     history = [*state.history, summary]
@@ -162,8 +192,8 @@ def _untrained(ctx: RunContext, gen: int, cands: list[Candidate]) -> str:
     return "; ".join(f"{c.key.name} {c.status}: {c.reason or 'no reason given'}" for c in cands)
 
 
-def _summary(ctx: RunContext, gen: int, cands: list[Candidate], champion: Champion, promoted: Optional[int]
-             ) -> GenerationSummary:
+def _summary(ctx: RunContext, gen: int, cands: list[Candidate], champion: Champion, promoted: Optional[int],
+             history: list[GenerationSummary]) -> GenerationSummary:
     counts: dict[str, int] = {}
     for cand in cands:
         counts[cand.status] = counts.get(cand.status, 0) + 1
@@ -174,10 +204,21 @@ def _summary(ctx: RunContext, gen: int, cands: list[Candidate], champion: Champi
         spend = ctx.ledger.totals(generation=gen).model_dump()
         ctx.run.update_meta(ledger=ctx.ledger.summary())
     trained = sum(1 for c in cands if c.train is not None)
-    return GenerationSummary(gen=gen, promoted=promoted, champion=champion.sha,
-                             champion_value=champion.metrics[ctx.spec.objective.metric], best_value=best,
-                             counts=counts, spend=spend, trained=trained,
-                             untrained="" if trained else _untrained(ctx, gen, cands))
+    return GenerationSummary(gen=gen, promoted=promoted, promotions=[] if promoted is None else [promoted],
+                             champion=champion.sha, champion_value=champion.metrics[ctx.spec.objective.metric],
+                             best_value=best, counts=counts, spend=spend, trained=trained,
+                             untrained="" if trained else _untrained(ctx, gen, cands), **slot_time(ctx, history))
+
+
+def slot_time(ctx: RunContext, history: list[GenerationSummary]) -> dict:
+    """A generation's time on the run's clock (since the one before ended, or the baseline was
+    scored) and the slot-seconds no training used in it."""
+    if ctx.ledger is None:
+        return {}
+    before = [h.ended for h in history if h.ended is not None]
+    start = before[-1] if before else ctx.ledger.data.marks.get("prepared", 0.0)
+    end = round(ctx.ledger.run_wall_seconds(), 3)
+    return {"wall_seconds": round(end - start, 3), "ended": end, "idle_slot_seconds": ctx.ledger.idle_slot_seconds(start, end)}
 
 
 def stop_reason(ctx: RunContext, gen: int, champion_value: float, history: list[GenerationSummary]) -> Optional[str]:

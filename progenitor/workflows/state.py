@@ -23,6 +23,7 @@ from progenitor.lineage import Lineage
 from progenitor.options import RunOptions
 from progenitor.oversight.audit import AuditLog
 from progenitor.oversight.policy import PolicyDecision, Selection
+from progenitor.oversight.store import DecisionStore
 from progenitor.run.events import Event
 from progenitor.run.rundir import RunDir
 from progenitor.run.summary import GenerationSummary
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
     from progenitor.compute.base import Executor
     from progenitor.llm import LlmSession
     from progenitor.run.ledger import Ledger
+    from progenitor.workflows.pool import CandidatePool
 
 __all__ = ["AgentFactory", "EventListener", "RunContext", "RunState", "State", "Update"]
 
@@ -144,6 +146,9 @@ class RunContext:
     """The resolved sandbox backend."""
     backend_options: dict
     audit: AuditLog
+    store: Optional[DecisionStore] = None
+    """Where the run's gates and decisions are: its repo's SQLite file (the default), or a team's
+    PostgreSQL."""
     factories: dict[str, AgentFactory] = field(default_factory=dict)
     """Agents given by the caller (the API's ``architect=``), by role; the rest come from the registry."""
     constitution: Optional[Constitution] = None
@@ -153,9 +158,15 @@ class RunContext:
     listeners: list[EventListener] = field(default_factory=list)
     executor: Optional["Executor"] = None
     """Where training runs (``compute``), started by the runner's session."""
+    pool: Optional["CandidatePool"] = None
+    """The session's candidate pool (``workflows.pool.of``): trainings on the executor's slots, scores as they end."""
     llm: Optional["LlmSession"] = None
     """The run's LLM session (``workflows.llm_usage.open_session``), when the task has an llm: section."""
     _agents: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.store is None:
+            self.store = DecisionStore(self.run.repo_root)
 
     def agent_context(self) -> AgentContext:
         seed = self.options.seed if self.options.seed is not None else self.spec.seed

@@ -2,7 +2,7 @@
 open it in the decision store, say the run waits and for what, and wait for a decision made
 anywhere (this process, another shell, the web page), then resume the graph with it.
 
-Waiting ends with a decision, or without one when the caller detached (``run --detach``) or
+When a gate opens, people are told (``oversight.notify``). Waiting ends with a decision, or without one when the caller detached (``run --detach``) or
 a stop was asked for (Ctrl-C, ``progenitor stop``): the run then stays ``waiting``, and a
 decision followed by ``progenitor resume`` (or a run process still waiting) carries it on.
 """
@@ -12,9 +12,11 @@ from __future__ import annotations
 import time
 from typing import Any, Optional
 
-from progenitor.oversight.store import DecisionStore, Gate
-from progenitor.run.events import GateDecided, GateWaiting
+from progenitor.oversight.notify import notify
+from progenitor.oversight.store import Gate
+from progenitor.run.events import GateDecided, GateNotified, GateWaiting
 from progenitor.run.rundir import now_iso
+from progenitor.workflows import card
 from progenitor.workflows.state import RunContext
 
 __all__ = ["drive", "how_to_decide", "pending_request"]
@@ -33,11 +35,30 @@ def how_to_decide(run_id: str, gate: str) -> str:
             f"then 'progenitor resume {run_id}' goes on, unless a process still waits for {gate}")
 
 
+def tell(ctx: RunContext, gate: Gate) -> None:
+    """Tell people the gate opened (``oversight.notify``), once per gate, each outcome in the
+    audit log (a resumed run finds the entry and tells no one twice)."""
+    config = ctx.spec.oversight.notify
+    key = f"{ctx.run.run_id}/{gate.gate}/notify"
+    if config is None or ctx.audit.find(key) is not None:
+        return
+    notices = notify(config, gate.request)
+    for n in notices:
+        ctx.emit(GateNotified(gate=gate.gate, gen=gate.gen, channel=n.channel, ok=n.ok, attempts=n.attempts,
+                              detail=n.detail))
+    told = "; ".join(f"{n.channel} {n.target}: {'told' if n.ok else 'FAILED'} after {n.attempts} attempt(s) "
+                     f"({n.detail})" for n in notices)
+    ctx.audit.append(key=key, action="notify", actor="platform", run=ctx.run.run_id, gen=gate.gen, commit=None,
+                     payload_sha256=gate.payload_sha256, comment=told, gate=gate.gate,
+                     notices=[n.model_dump() for n in notices])
+
+
 def _wait(ctx: RunContext, gate: Gate, detach: bool) -> Optional[dict]:
     """The decision's response once there is one; None when leaving the run waiting."""
-    store = DecisionStore(ctx.run.repo_root)
+    store = ctx.store
     decided = store.decision(ctx.run.run_id, gate.gate)
     if decided is None:
+        tell(ctx, gate)
         ctx.run.update_meta(status="waiting", waiting={
             "gate": gate.gate, "kind": gate.kind, "gen": gate.gen, "description": gate.description,
             "since": now_iso(), "payload_sha256": gate.payload_sha256})
@@ -67,7 +88,8 @@ def drive(ctx: RunContext, graph: Any, config: dict, graph_input: Optional[dict]
             request = pending_request(graph, config)
             if request is None:
                 return "finished"
-        gate = DecisionStore(ctx.run.repo_root).open_gate(ctx.run.run_id, request)
+        gate = ctx.store.gate(ctx.run.run_id, request["gate"]["id"]) or ctx.store.open_gate(
+            ctx.run.run_id, request, card.details(ctx, request), ctx.run.repo_root)
         answer = _wait(ctx, gate, detach)
         if answer is None:
             return "waiting"

@@ -80,8 +80,7 @@ def test_a_langgraph_client_answers_the_human_gate_with_langchains_hitl_shape(tm
 
     from progenitor.oversight.audit import audit_log
 
-    files = toy_task_files(generations=1, candidates=2)
-    files["progenitor.yaml"] += "oversight: {mode: approver}\n"
+    files = toy_task_files(generations=1, candidates=2, oversight="mode: approver")
     repo = make_repo(tmp_path / "repo", files)
     with open_run(repo, FAST) as (ctx, graph_input):
         graph = progenitor.build_graph(ctx, InMemorySaver())

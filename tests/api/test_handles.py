@@ -49,8 +49,7 @@ def test_a_run_in_the_background_is_followed_live_and_waited_for(tmp_path):
 
 
 def test_a_run_waiting_at_a_gate_is_decided_through_its_handle(tmp_path):
-    files = toy_task_files(generations=1, candidates=2)
-    files["progenitor.yaml"] += "oversight: {mode: approver, poll_seconds: 0.05}\n"
+    files = toy_task_files(generations=1, candidates=2, oversight="mode: approver, poll_seconds: 0.05")
     repo = progenitor.ModelRepo(make_repo(tmp_path / "repo", files))
     run = repo.start(FAST, detach=True)
     assert run.summary.status == "waiting" and run.status().waiting["gate"] == "g1/promotion"

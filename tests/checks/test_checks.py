@@ -302,3 +302,27 @@ def test_run_and_check_list_every_problem_of_the_spec_each_with_its_fix(tmp_path
     assert checked.exit_code == 2
     problems = check_lines(checked)["problem"]
     assert len(problems) == 2 and "did you mean 'metric'?" in problems[0] and "did you mean 'cpus'?" in problems[1]
+
+
+# -- per-example scores: check says whether a run's paired test can read them -------------------
+
+@pytest.mark.parametrize("writes, status, needle", [
+    ("np.abs(p - y)", "ok", "scorer.scores: wrote 20 per-example scores, mean 3.122 (a paired test at 0.05"),
+    ("np.abs(p - y)[:3]", "problem", "scorer.scores: per_example.npy has 3 scores for 20 holdout examples; without it"),
+    (None, "problem", "scorer.scores: the scorer was given {scores} but wrote no per_example.npy there"),
+])
+def test_check_reads_the_per_example_scores_a_run_would_test(tmp_path, writes, status, needle):
+    score = _TOY_SCORE.replace('parser.add_argument("--labels", required=True)',
+                               'parser.add_argument("--labels", required=True)\nparser.add_argument("--scores")')
+    if writes is not None:
+        score += f'np.save(args.scores + "/per_example.npy", {writes})\n'
+    repo = toy(tmp_path, replace={"--labels {data}/holdout_labels.npy": "--labels {data}/holdout_labels.npy "
+                                                                       "--scores {scores}"}, **{"score.py": score})
+    result = run_cli("check", str(repo))
+    assert result.exit_code == (0 if status == "ok" else 2), result.output
+    assert any(line.startswith(needle) for line in check_lines(result)[status]), result.output
+
+
+def test_check_says_nothing_of_per_example_scores_a_scorer_is_not_asked_for(tmp_path):
+    result = run_cli("check", str(toy(tmp_path)))
+    assert "scorer.scores" not in result.output

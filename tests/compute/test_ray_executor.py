@@ -148,7 +148,7 @@ def test_a_caller_that_stops_reading_cancels_the_rest(ray_local):
     finally:
         executor.close()
     assert first.key == "r/g1/c0" and first.sandbox.ok
-    assert not executor._inflight, "close() of run() waited until the slow job ended"
+    assert not executor.inflight(), "close() of run() waited until the slow job ended"
     assert wait_for(lambda: not processes_with(marker), 30), "a cancelled sandbox outlived its task"
 
 

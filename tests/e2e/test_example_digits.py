@@ -81,7 +81,8 @@ def sandbox_score(spec, data: Path, out: Path, keep: Path, split: str = "holdout
     from progenitor.evaluation.model_eval import ScoringSandbox, score_model
 
     files = {p.name: p.read_bytes() for p in EXAMPLE.iterdir() if p.is_file()}
-    return score_model(spec, split, EXAMPLE, data, out, tree_archive(files), keep, ScoringSandbox())
+    return score_model(spec, split, EXAMPLE, data, out, tree_archive(files), keep, ScoringSandbox(),
+                       scores=keep.parent / f"{keep.name}-scores")
 
 
 @pytest.mark.slow
@@ -131,6 +132,10 @@ def test_score_measures_the_baseline(pipeline):
     assert scored["params"] == summ["params"]  # counted from the safetensors header, by progenitor
     # The self-reported estimate stays within the spec's allowed gap of the sealed measurement.
     assert abs(scored["accuracy"] - summ["accuracy"]) <= pipeline["spec"].scorer.self_report_gap
+    # {scores}: each image's 1/0, whose mean is the accuracy (what the paired test before a promotion reads)
+    right = np.load(pipeline["root"] / "scored-scores" / "per_example.npy", allow_pickle=False)
+    assert right.shape == (359,) and set(np.unique(right)) <= {0.0, 1.0}
+    assert right.mean() == pytest.approx(scored["accuracy"])
 
 
 @pytest.mark.slow

@@ -228,7 +228,9 @@ def test_last_position_mode_is_exact_without_probes(toy, tmp_path):
     ("def predict(x, a):\n    return [['a'] * 16] * len(x)\n", "dtype"),
 ])
 def test_a_broken_predict_fails_the_candidate_with_its_reason(toy, tmp_path, model, reason):
-    result = score_with(toy, tmp_path, model=model, predict__timeout=3)
+    # 3 s for the one that sleeps; 20 s for the others: room for the sandbox's interpreter and
+    # numpy to start on a busy machine, so that each fails for its own reason.
+    result = score_with(toy, tmp_path, model=model, predict__timeout=3 if "sleep" in model else 20)
     assert not result.ok and reason in result.reason, result.reason
 
 

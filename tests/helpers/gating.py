@@ -21,8 +21,8 @@ principles: [The scorer decides.]
 def toy_repo(path: Path, mode: str, generations: int = 1, candidates: int = 2, oversight: str = "",
              constitution: bool = False) -> Path:
     """The toy task with ``oversight.mode`` set (and more ``oversight`` fields), polled fast."""
-    files = toy_task_files(generations=generations, candidates=candidates)
-    files["progenitor.yaml"] += f"oversight: {{mode: {mode}, poll_seconds: 0.05{', ' + oversight if oversight else ''}}}\n"
+    files = toy_task_files(generations=generations, candidates=candidates,
+                           oversight=f"mode: {mode}, poll_seconds: 0.05{', ' + oversight if oversight else ''}")
     if constitution:
         files["progenitor.yaml"] += "safety: {constitution: constitution.yaml}\n"
         files["constitution.yaml"] = CONSTITUTION

@@ -37,3 +37,9 @@ def review(*findings: dict) -> str:
 
 
 NO_FINDINGS = review()
+
+
+def lessons(*verdicts: str) -> str:
+    """The architect's reply when it looks back at a generation (one lesson per candidate)."""
+    return json.dumps({"lessons": [{"candidate": f"g1/c{k}", "verdict": v, "lesson": f"it was {v}", "next": "go on"}
+                                   for k, v in enumerate(verdicts or ("confirmed",))]})

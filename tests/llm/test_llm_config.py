@@ -94,7 +94,8 @@ def test_doctor_asks_each_model_for_one_token_and_says_what_it_costs(tmp_path, l
     llm_server.respond("arch", lambda request: "OK")
     llm_server.respond("coder", lambda request: "OK")
     files = toy_task_files()
-    files["progenitor.yaml"] += llm_section(llm_server).replace("  reviewer: openai/rev\n", "") + "budget: {dollars: 2}\n"
+    files["progenitor.yaml"] = files["progenitor.yaml"].replace("candidates: 2}", "candidates: 2, dollars: 2}")
+    files["progenitor.yaml"] += llm_section(llm_server).replace("  reviewer: openai/rev\n", "")
     repo = make_repo(tmp_path / "repo", files)
     found = {c.name: c for c in checks(repo) if c.name.startswith("llm")}
     assert set(found) == {"llm openai/arch", "llm openai/coder", "llm budget"}

@@ -11,6 +11,7 @@ from progenitor.errors import UserError
 from progenitor.lineage import Lineage, champion_ref
 from progenitor.options import RunOptions
 from progenitor.oversight.audit import audit_log
+from progenitor.oversight.decide import default_person
 from progenitor.run.rundir import RunDir
 from progenitor.testing import scripted
 from tests.helpers.gating import OPTIONS, cli, toy_repo
@@ -27,13 +28,13 @@ def finished(tmp_path):
 
 def test_adopt_makes_a_branch_at_the_champion_and_records_it(finished):
     repo, summary = finished
-    done = cli("adopt", summary.run_id, "--repo", str(repo), "--branch", "better", "--by", "ines")
+    done = cli("adopt", summary.run_id, "--repo", str(repo), "--branch", "better")
     assert "created branch better" in done.stdout
     r = git.Repo(repo)
     assert r.commit("better").hexsha == summary.champion_commit
     assert r.active_branch.name == "main" and r.head.commit.message.strip() == "baseline", "main did not move"
     [entry] = [e for e in audit_log(repo).entries() if e["action"] == "adopt"]
-    assert entry["actor"] == "human:ines" and entry["commit"] == summary.champion_commit
+    assert entry["actor"] == f"human:{default_person()}" and entry["commit"] == summary.champion_commit
     assert entry["payload_sha256"] and entry["comment"].startswith("branch better")
     again = progenitor.adopt(summary.run_id, "better", by="ines", repo=repo)
     assert not again.moved and len([e for e in audit_log(repo).entries() if e["action"] == "adopt"]) == 1

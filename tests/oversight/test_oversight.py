@@ -174,7 +174,12 @@ def test_an_edit_before_costly_training_trains_the_edited_values_as_a_new_candid
     assert asked == ["g1/c0", "g1/c1"], "every candidate of the generation is asked about before it trains"
     with pytest.raises(UserError, match=r"w must lie in \[0, 6\]"):
         progenitor.decide(summary.run_id, "edit", by="eve", edits={"c0": {"w": 9}}, repo=repo)
-    done = cli("edit", summary.run_id, "--repo", str(repo), "--set", "c0.w=3.0", "--by", "eve")
+    # From a shell, as the account whose token it is (never a typed name).
+    from progenitor.oversight import accounts
+    from progenitor.oversight.store import DecisionStore
+
+    token = accounts.add(DecisionStore(repo), "eve", "approver", by="human:admin")
+    done = cli("edit", summary.run_id, "--repo", str(repo), "--set", "c0.w=3.0", env={"PROGENITOR_TOKEN": token})
     assert "edit by human:eve recorded" in done.stdout
     summary = progenitor.resume_run(summary.run_id, repo=repo, detach=True)
     # The edited candidate trained and beat the champion: approver mode asks before promoting it.
@@ -208,8 +213,12 @@ def test_auditor_run_never_blocks_and_a_revert_moves_the_champion_back_for_the_n
     assert promoted != base, "the seeded search improves in generation 1 (and policy promotes it, nobody asked)"
     assert [e["actor"] for e in audit_log(repo).entries() if e["key"].endswith("/decision")] == ["policy:auditor"]
 
+    from progenitor.oversight import accounts
+    from progenitor.oversight.store import DecisionStore
+
+    token = accounts.add(DecisionStore(repo), "auditor-amy", "admin", by="human:root")
     done = cli("revert", summary.run_id, "--repo", str(repo), "--gen", "1", "--comment", "overfits the holdout",
-               "--by", "auditor-amy")
+               "--token", token)
     assert f"champion back at {base[:10]}" in done.stdout
     assert Lineage(repo).resolve(champion_ref(summary.run_id)) == base
     note = Lineage(repo).read_note(promoted)
@@ -330,9 +339,8 @@ def test_growth_rules_escalate_past_their_factors_and_the_cost_estimate_asks_abo
     from progenitor.task.spec import load_spec_text
     from progenitor.testing import toy_task_files
 
-    text = toy_task_files()["progenitor.yaml"] + (
-        "oversight: {mode: approver, max_param_growth: 2, max_cost_growth: 3, "
-        "approve_training_above: {cpu_hours: 0.0005}}\n")
+    text = toy_task_files(oversight="mode: approver, max_param_growth: 2, max_cost_growth: 3, "
+                                    "approve_training_above: {cpu_hours: 0.0005}")["progenitor.yaml"]
     spec = load_spec_text(text)
     found = growth_findings(spec, {"params": 25}, {"params": 10}, cost=40.0, champion_cost=10.0)
     assert [f.rule for f in found] == ["param-growth", "cost-growth"] and all(f.escalate for f in found)
@@ -357,7 +365,7 @@ def test_oversight_fields_are_checked_like_every_field(field, value, says):
     from progenitor.task.spec import load_spec_text
     from progenitor.testing import toy_task_files
 
-    text = toy_task_files()["progenitor.yaml"] + f"oversight: {{{field}: {value}}}\n"
+    text = toy_task_files(oversight=f"{field}: {value}")["progenitor.yaml"]
     with pytest.raises(SpecError, match=rf"oversight\.{field}") as err:
         load_spec_text(text)
     assert says in str(err.value)

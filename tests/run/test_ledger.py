@@ -123,3 +123,20 @@ def test_check_caps_names_the_cap_reached(tmp_path):
     ledger.data.run_wall_seconds = 7200.0
     assert ledger.check_caps(Budget(wall_hours=2.0)).endswith("of 2 wall-clock hours spent")
     assert Budget().cpu_hours is None and ledger.check_caps(Budget()) is None
+
+
+def test_idle_slot_seconds_count_each_training_where_it_held_its_slot(tmp_path):
+    ledger = Ledger(tmp_path / "ledger.json")
+    assert ledger.idle_slot_seconds() is None  # slots unknown: nothing to say
+    ledger.set_slots(2)
+    ledger.data.run_wall_seconds = 10.0  # the run's clock when c0 ends: it trained from 0 to 10
+    ledger.record_job(_job("r/g1/c0"), _result("r/g1/c0", duration=10.0))
+    ledger.data.run_wall_seconds = 12.0  # c1 trained from 6 to 12
+    ledger.record_job(_job("r/g1/c1"), _result("r/g1/c1", duration=6.0))
+    assert ledger.idle_slot_seconds(0.0, 12.0) == 2 * 12 - 16
+    assert ledger.idle_slot_seconds(10.0, 12.0) == 2 * 2 - 2  # only c1 trained after 10
+    totals = ledger.totals()
+    assert totals.slots == 2 and totals.idle_slot_seconds == 8.0
+    assert totals.slot_occupancy == round(16 / 24, 4)
+    ledger.save()
+    assert Ledger(tmp_path / "ledger.json").idle_slot_seconds(0.0, 12.0) == 8.0  # the spans survive a restart

@@ -64,6 +64,15 @@ def test_not_yaml(tmp_path):
     assert "not valid YAML at line" in str(err.value)
 
 
+@pytest.mark.parametrize("extra", ["oversight: {perfect: null}\n", "budget: {generations: 1, generations: 5}\n"])
+def test_a_key_given_twice_is_refused_not_silently_replaced(extra):
+    """Plain YAML keeps the last of two equal keys: a second ``oversight:`` would undo the
+    toy's own mapping without a word (how a test once ran with the jump rule it meant to turn off)."""
+    with pytest.raises(SpecError) as err:
+        load_spec_text(toy_task_files()["progenitor.yaml"] + extra)
+    assert "is given twice" in str(err.value) and "line" in str(err.value)
+
+
 def test_missing_file_says_how_to_make_one(tmp_path):
     with pytest.raises(SpecError) as err:
         load_spec(tmp_path)
@@ -136,7 +145,7 @@ def test_every_problem_is_listed_each_with_its_did_you_mean():
      "progenitor.yaml: in 'objective': 'range' [1.0, 0.0] must be [low, high] with low < high; swap them"),
     ("    w: {type: float, low: 0.0, high: 6.0}", "    float: {type: float, low: 6.0, high: 1.0}",
      "progenitor.yaml: in 'search_space.params.float': 'low' (6.0) must be below 'high' (1.0)"),
-    ("budget: {", "oversight: {perfect: best}\nbudget: {",
+    ("oversight: {", "oversight: {perfect: best, ",
      "progenitor.yaml: field 'oversight.perfect' has bad value 'best' (input should be a valid number, unable to "
      "parse string as a number; or allowed: 'auto')"),
 ])

@@ -71,7 +71,18 @@ def test_search_run_improves_and_records_everything(toy_repo):
     for winner in promoted:
         rivals = [c["metrics"]["error"] for c in lineage["candidates"] if c["gen"] == winner["gen"]]
         assert winner["metrics"]["error"] == min(rivals)
-    assert status_json(run, repo=toy_repo)["status"] == "finished"
+    status = status_json(run, repo=toy_repo)
+    assert status["status"] == "finished"
+    # idle slot-seconds: the run's and each generation's, in the summary, its events and status
+    assert summary.mode == "generations" and summary.slots and summary.slots >= 1
+    assert 0 <= summary.idle_slot_seconds <= summary.slots * summary.seconds + 0.1
+    ends = [e for e in RunDir(toy_repo, run).events() if e.type == "generation.end"]
+    assert [e.gen for e in ends] == [1, 2]
+    for e in ends:
+        assert e.wall_seconds > 0 and 0 <= e.idle_slot_seconds <= summary.slots * e.wall_seconds + 0.01
+    assert status["slots"] == summary.slots and status["mode"] == "generations"
+    assert {int(g) for g in status["idle_by_generation"]} == {1, 2}
+    assert status["idle_slot_seconds"] is not None
 
 
 @pytest.mark.slow
@@ -153,6 +164,7 @@ def _drop_scorer(text: str) -> str:
     (lambda t: t.replace("timeout: 30", "timeout: soon"), "train.timeout"),
     (lambda t: t.replace("name: toy", "name: toy\nnmae: typo"), "nmae"),
     (_drop_scorer, "scorer"),
+    (lambda t: t + "search: {mode: async}\n", "search.mode"),  # not built yet: refused, never run as generations
 ])
 def test_cli_bad_spec_exits_2_with_one_sentence(tmp_path, break_it, field):
     files = toy_task_files()

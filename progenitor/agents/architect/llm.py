@@ -12,21 +12,21 @@ validated with pydantic; one that does not validate goes back to it with the err
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from progenitor.agents import prompts
 from progenitor.agents.architect.journal import for_prompt
-from progenitor.agents.base import AgentContext, Baseline, Observation, ProposeContext
+from progenitor.agents.base import AgentContext, Baseline, Observation, Outcome, ProposeContext
 from progenitor.agents.repo_view import read_brief, view
-from progenitor.candidate import Proposal
+from progenitor.candidate import Lesson, Proposal
 from progenitor.errors import UserError
 from progenitor.llm.replies import ReplyError, parse_json
 from progenitor.task.search_space import check_value
 from progenitor.task.spec import TaskSpec
 
-__all__ = ["Draft", "Drafts", "LlmArchitect", "architect_prompt"]
+__all__ = ["Draft", "Drafts", "LessonDraft", "LessonDrafts", "LlmArchitect", "architect_prompt", "reflect_prompt"]
 
 
 class Draft(BaseModel):
@@ -101,6 +101,7 @@ def architect_prompt(ctx: ProposeContext) -> list[dict]:
         repo_map=[f.model_dump() for f in tree.files], files=tree.shown(), omitted=tree.omitted,
         journal=journal, earlier=earlier, feedback=ctx.feedback, search_space=_knobs(spec),
         search_space_file=spec.search_space.file if spec.search_space else "",
+        earlier_runs=[e.model_dump() for e in ctx.earlier], parents=_parents(ctx),
     )
 
 
@@ -121,12 +122,43 @@ def _noise(ctx: ProposeContext) -> str:
                      f"flatter a score by up to {ctx.selection_luck:.4f} on its own (Hoeffding, 95 %): a gain "
                      "smaller than that is not evidence.")
     return " ".join(words)
+def _parents(ctx: ProposeContext) -> list[dict]:
+    """The node each proposal builds on, with ``search.parents: archive`` (else all build on the champion)."""
+    if ctx.spec.search.parents != "archive":
+        return []
+    return [p.model_dump() for p in ctx.parents[: ctx.count]]
+
+
+class LessonDraft(BaseModel):
+    """One lesson as the model writes it."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    candidate: str = ""
+    verdict: Literal["confirmed", "refuted", "inconclusive", "failed", "not run"]
+    lesson: str = Field(min_length=1)
+    next: str = ""
+
+
+class LessonDrafts(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    lessons: list[LessonDraft] = Field(min_length=1)
+
+
+def reflect_prompt(spec: TaskSpec, gen: int, outcomes: list[Outcome]) -> list[dict]:
+    """The conversation in which the architect writes a generation's lessons."""
+    variables = dict(task=_task(spec), gen=gen, outcomes=[o.model_dump() for o in outcomes])
+    return [{"role": "system", "content": prompts.render("architect", "reflect_system", **variables)},
+            {"role": "user", "content": prompts.render("architect", "reflect", **variables)}]
 
 
 class LlmArchitect:
     """Proposes code changes with a language model (``llm.architect``, else ``llm.model``)."""
 
     name = "llm"
+    debugs = True
+    """It may be handed a candidate that crashed in training, to fix (``search.parents: archive``)."""
 
     def __init__(self, ctx: AgentContext):
         self.spec = ctx.spec
@@ -151,3 +183,18 @@ class LlmArchitect:
 
     def observe(self, proposal: Proposal, observation: Observation) -> None:
         pass  # it reads what became of every proposal from the lineage journal
+
+    def reflect(self, gen: int, outcomes: list[Outcome]) -> list[Lesson]:
+        """The model's lesson for each outcome, in order (one it left out: computed by the node)."""
+        def parse(text: str) -> LessonDrafts:
+            return parse_json(text, LessonDrafts)
+
+        reply = self.llm.ask("architect", gen, None, reflect_prompt(self.spec, gen, outcomes), parse, schema=LessonDrafts,
+                             repair=lambda error: prompts.render("architect", "repair", error=error))
+        by_name = {d.candidate.strip(): d for d in reply.lessons if d.candidate.strip()}
+        out = []
+        for i, o in enumerate(outcomes):
+            d = by_name.get(o.name) or (reply.lessons[i] if i < len(reply.lessons) and not by_name else None)
+            out.append(None if d is None else Lesson(verdict=d.verdict, text=d.lesson.strip()[:600],
+                                                     next=d.next.strip()[:400], by=self.name, parent=o.parent))
+        return out

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from progenitor.agents.architect.llm import LlmArchitect
 from progenitor.agents.architect.search import SearchArchitect
-from progenitor.agents.base import AgentContext, Baseline, Observation, ProposeContext
-from progenitor.candidate import Proposal
+from progenitor.agents.base import AgentContext, Baseline, Observation, Outcome, ProposeContext
+from progenitor.candidate import Lesson, Proposal
 
 __all__ = ["MixedArchitect"]
 
@@ -23,6 +23,8 @@ def _values(params: dict) -> str:
 
 class MixedArchitect:
     name = "mixed"
+    debugs = True
+    """The model may be handed a candidate that crashed in training, to fix."""
 
     def __init__(self, ctx: AgentContext):
         self.llm = LlmArchitect(ctx)
@@ -44,3 +46,7 @@ class MixedArchitect:
 
     def observe(self, proposal: Proposal, observation: Observation) -> None:
         self.search.observe(proposal, observation)
+
+    def reflect(self, gen: int, outcomes: list[Outcome]) -> list[Lesson]:
+        """The model writes the lessons (the numbers alone cannot say why a code change failed)."""
+        return self.llm.reflect(gen, outcomes)

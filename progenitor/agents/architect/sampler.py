@@ -1,23 +1,50 @@
-"""The Optuna sampler of the search architect, chosen for small budgets on evidence
-(``bench/search_small_budget.py``; the figures are in docs/search.md)."""
+"""The Optuna samplers of the search architect, chosen for small budgets on evidence
+(``bench/search_quality.py``; the figures are in docs/search.md)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Optional
 
-__all__ = ["make_sampler"]
+__all__ = ["SAMPLERS", "make_sampler"]
+
+SAMPLERS = ("tpe", "cmaes")
 
 
-def make_sampler(seed: int) -> Any:
-    """The sampler a run's study asks.
-
-    TPE from the first generation on: one finished trial, the human baseline the study is
-    told first, is enough to start from. Waiting for ``max(K, 4)`` random draws first (as
-    before) spent the first generation (two, with K=3 and a baseline outside the space) of
-    a small budget on random guesses. Multivariate, to model knobs that act together (width
+def _tpe(seed: int) -> Any:
+    """TPE from the first generation on: one finished trial, the human baseline the study is
+    told first, is enough to start from (waiting for ``max(K, 4)`` random draws spent a small
+    budget's first generation on guesses). Multivariate, to model knobs that act together (width
     and learning rate); the constant liar, so that the K proposals of one generation, asked
-    before any of them is scored, do not all land on the same spot. The benchmark found it
-    best at K=3 and K=4 alike, so it does not depend on K."""
+    before any of them is scored, do not all land on the same spot."""
     import optuna
 
     return optuna.samplers.TPESampler(seed=seed, n_startup_trials=1, multivariate=True, constant_liar=True)
+
+
+def make_sampler(seed: int, kind: str = "tpe", start: Optional[dict[str, Any]] = None) -> Any:
+    """The sampler a run's study asks: ``tpe``, or ``cmaes`` (CMA-ES over the numeric knobs,
+    centred on ``start``, the baseline's values, when they are known; categorical knobs by TPE)."""
+    import optuna
+
+    if kind == "tpe":
+        return _tpe(seed)
+    if kind != "cmaes":
+        raise ValueError(f"unknown sampler {kind!r}; one of {', '.join(SAMPLERS)}")
+    try:
+        import cmaes  # noqa: F401 - Optuna's CMA-ES sampler needs it, and says so only when asked
+    except ImportError:
+        from progenitor.errors import UserError
+
+        raise UserError("search.sampler: cmaes needs the 'cmaes' package: pip install cmaes") from None
+    import warnings
+
+    common = dict(seed=seed, with_margin=True, independent_sampler=_tpe(seed), warn_independent_sampling=False)
+    with warnings.catch_warnings():
+        # x0 is deprecated since Optuna 4.9 (removal planned for 6.0, with nothing in its place that
+        # starts from one point): until then CMA-ES starts at the baseline; afterwards at the centre.
+        warnings.simplefilter("ignore", FutureWarning)
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        try:
+            return optuna.samplers.CmaEsSampler(x0=start or None, **common)
+        except TypeError:
+            return optuna.samplers.CmaEsSampler(**common)

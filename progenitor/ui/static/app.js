@@ -1,5 +1,5 @@
-// progenitor's page: draws the chart, remembers the decider's name, and reloads the page when
-// a run moves (short polling of /api/fingerprint), unless the person is typing.
+// progenitor's page: draws its charts, keeps Enter from deciding, and reloads the page when a
+// run moves (short polling of /api/fingerprint), unless the person is typing.
 (function () {
   "use strict";
   var body = document.body;
@@ -8,29 +8,35 @@
 
   document.addEventListener("input", function () { typing = true; });
 
-  var saved = window.localStorage ? localStorage.getItem("progenitor-name") : null;
-  document.querySelectorAll("input[name=name]").forEach(function (input) {
-    if (saved && !input.value) { input.value = saved; }
-    input.addEventListener("change", function () { localStorage.setItem("progenitor-name", input.value); });
+  // Enter in a field of a decision form never submits it (the form's first, disabled button
+  // already stops the browser's implicit submission; this covers a browser that does otherwise).
+  document.querySelectorAll("form.decide, form.stack").forEach(function (form) {
+    form.addEventListener("keydown", function (event) {
+      var target = event.target;
+      if (event.key === "Enter" && target.tagName === "INPUT" && target.type !== "submit" && target.type !== "button"
+          && form.id !== "login") {
+        event.preventDefault();
+      }
+    });
   });
 
-  function drawChart() {
-    var holder = document.getElementById("chart");
-    var data = document.getElementById("chart-data");
-    if (!holder || !data) { return; }
-    if (!window.Plotly) { setTimeout(drawChart, 100); return; }
-    var figure = JSON.parse(data.textContent);
+  function draw(holder, figure) {
+    if (!window.Plotly) { setTimeout(function () { draw(holder, figure); }, 100); return; }
     window.Plotly.newPlot(holder, figure.data, figure.layout, { displayModeBar: false, responsive: true });
   }
-  drawChart();
+  document.querySelectorAll("script.figure").forEach(function (data) {
+    var holder = document.getElementById(data.dataset.for);
+    if (holder) { draw(holder, JSON.parse(data.textContent)); }
+  });
 
   function poll() {
+    if (!seen) { return; }
     fetch("/api/fingerprint", { cache: "no-store", credentials: "same-origin" })
       .then(function (r) { return r.json(); })
       .then(function (j) {
         if (j.fingerprint !== seen) {
           var active = document.activeElement;
-          var busy = typing || (active && /^(INPUT|TEXTAREA|SELECT)$/.test(active.tagName));
+          var busy = typing || (active && /^(INPUT|TEXTAREA|SELECT)$/.test(active.tagName)) || document.getElementById("confirm");
           if (!busy) { window.location.reload(); return; }
           document.getElementById("updated").hidden = false;
         }

@@ -393,14 +393,15 @@ def test_capability_jump_with_max_jump_and_minimize():
 
 
 def test_a_first_generation_gain_is_judged_against_the_baseline():
-    error = spec(objective={"metric": "error", "goal": "minimize"})
-    # No past gain: the rule is how much closer to a perfect score (0 here) the candidate got.
-    assert check_jump(error, 0.15, [3.12]) == []  # honest tuning: 21 times closer
+    # No past gain: one rule is how much closer to a perfect score (0 here) the candidate got (the
+    # other, its size against the baseline's value, is off here: tests/evaluation/test_jumps.py).
+    error = spec(objective={"metric": "error", "goal": "minimize"}, oversight={"max_relative_gain": None})
+    assert check_jump(error, 0.15, [3.12]) == []  # 21 times closer
     [jump] = check_jump(error, 0.02, [3.12])  # 156 times closer
     assert jump.rule == "capability-jump" and jump.escalate and "156 times closer" in jump.message
     [perfect] = check_jump(error, 0.0, [3.12])  # the case
     assert "a perfect score (0)" in perfect.message and "3.12 -> 0" in perfect.message
-    accuracy = spec()
+    accuracy = spec(oversight={"max_relative_gain": None})
     assert check_jump(accuracy, 0.99, [0.1]) == []  # 90 times closer to 1.0: under the bound of 100
     assert check_jump(accuracy, 0.9995, [0.5])  # 1000 times closer
     assert check_jump(accuracy, 0.96, [0.94]) == []
@@ -423,9 +424,9 @@ def test_the_perfect_value_is_inferred_set_or_switched_off():
     assert perfect_value(spec(objective=loss), 2.0) == 0.0
     assert perfect_value(spec(objective=loss), -2.0) is None, "a log-likelihood can go below 0"
     assert perfect_value(spec(objective=loss, oversight={"perfect": 1.0}), 2.0) == 1.0
-    off = spec(objective=loss, oversight={"perfect": None})
+    off = spec(objective=loss, oversight={"perfect": None, "max_relative_gain": None})
     assert check_jump(off, 0.0, [3.0]) == []
-    no_ratio = spec(objective=loss, oversight={"max_gain_ratio": None})
+    no_ratio = spec(objective=loss, oversight={"max_gain_ratio": None, "max_relative_gain": None})
     assert check_jump(no_ratio, 0.001, [3.0]) == [] and check_jump(no_ratio, 0.0, [3.0])
 
 

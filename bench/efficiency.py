@@ -1,0 +1,206 @@
+"""How busy a run keeps its training slots, measured on the digits demo and simulated at scale.
+
+Runs the digits example (3 generations x 4 candidates, 2 slots, the local executor) once per
+sandbox and reads back from its ledger and events:
+
+- **slot efficiency**: training CPU-seconds / (slots x the run's wall), issue 22's figure;
+- **wall / ideal**: the run's wall against the ideal, the sum of training seconds / slots;
+- the idle slot-seconds the run's summary reports.
+
+Then it simulates the same run on 2, 8 and 64 slots for both search modes, with training
+times drawn from the measured ones and the measured fixed costs (proposing, scoring,
+preparing) kept as they were, proposing and committing a candidate costing the measured
+generation's share per candidate: ``generations`` (K = slots candidates each, a barrier after
+the last score) against ``async`` (a candidate proposed each time a slot frees, proposals one
+at a time on the driver, which becomes the bottleneck when it cannot keep up with the slots). Each simulated run trains ``GENERATIONS x slots`` candidates.
+
+    PYTHONPATH=. python bench/efficiency.py [--sandbox process docker] [--seed 0] [--compare OLD_CHECKOUT]
+        [--runs-dir DIR [--reuse]]
+
+The real runs use ``search.mode: generations``: the asynchronous mode is simulated only (the
+spec refuses ``search.mode: async`` until it is built; issue 22 item 3).
+"""
+
+from __future__ import annotations
+
+import argparse
+import heapq
+import json
+import os
+import platform
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Optional
+
+from pydantic import BaseModel
+
+GENERATIONS = 3
+CANDIDATES = 4
+SLOTS = 2
+
+
+class Measured(BaseModel):
+    """One real run, read back from its ledger and events."""
+
+    sandbox: str
+    slots: int
+    wall: float
+    cpu_seconds: float
+    train_seconds: float
+    idle_slot_seconds: float
+    trainings: list[float]
+    """Wall seconds of each training."""
+    prepare: float
+    """Run start to the first candidate's training (baseline and preparation included)."""
+    propose: list[float]
+    """Each generation: from the one before ending to its first training (proposing, committing)."""
+    score_lag: list[float]
+    """Each candidate: from its training's end to its score."""
+    champions: list[str]
+
+    @property
+    def efficiency(self) -> float:
+        return self.cpu_seconds / (self.slots * self.wall)
+
+    @property
+    def wall_over_ideal(self) -> float:
+        return self.wall / (self.train_seconds / self.slots)
+
+
+def run_demo(sandbox: str, seed: int, where: Path, tree: Optional[Path] = None, reuse: bool = False) -> Path:
+    """The digits demo in a fresh repo under ``where`` (with progenitor from ``tree``, else this
+    one); returns its run directory (with ``reuse``, the one a run before left there)."""
+    repo = where / f"digits-{sandbox}{'-' + tree.name if tree else ''}"
+    if reuse:
+        (run,) = (repo / ".progenitor" / "runs").iterdir()
+        return run
+    cli = [sys.executable, "-m", "progenitor.cli"]
+    # python -m puts the working directory first on the path: run from ``where``, never a checkout
+    env = {**os.environ, "PYTHONPATH": str((tree or Path(__file__).resolve().parents[1]).resolve())}
+    subprocess.run([*cli, "init", "--example", "digits", str(repo)], check=True, capture_output=True, env=env,
+                   cwd=where)
+    subprocess.run([*cli, "run", str(repo), "--generations", str(GENERATIONS), "--candidates", str(CANDIDATES),
+                    "--sandbox", sandbox, "--executor", "local", "--parallel", str(SLOTS), "--seed", str(seed),
+                    "--quiet"], check=True, env=env, cwd=where, stdout=subprocess.DEVNULL)
+    (run,) = (repo / ".progenitor" / "runs").iterdir()
+    return run
+
+
+def measure(sandbox: str, run: Path) -> Measured:
+    ledger = json.loads((run / "ledger.json").read_text())
+    events = [json.loads(line) for line in (run / "events.jsonl").read_text().splitlines() if line.strip()]
+    attempts = [a for c in ledger["candidates"].values() for a in c["attempts"]]
+    starts = {(e["gen"], e["k"]): e["t"] for e in events if e["type"] == "train.start"}
+    ends = {(e["gen"], e["k"]): e["t"] for e in events if e["type"] == "train.end"}
+    scores = {(e["gen"], e["k"]): e["t"] for e in events if e["type"] == "score"}
+    t0 = next(e["t"] for e in events if e["type"] == "run.start")
+    t_end = next(e["t"] for e in reversed(events) if e["type"] == "run.end")
+    gen_ends = {e["gen"]: e["t"] for e in events if e["type"] == "generation.end"}
+    candidates = [key for key in starts if key[0] > 0]
+    first = {g: min(starts[key] for key in candidates if key[0] == g) for g in gen_ends}
+    summary = json.loads((run / "run.json").read_text()).get("summary") or {}
+    return Measured(
+        sandbox=sandbox, slots=ledger.get("slots") or SLOTS, wall=t_end - t0,
+        cpu_seconds=sum(a["cpu_seconds"] for a in attempts), train_seconds=sum(a["wall_seconds"] for a in attempts),
+        idle_slot_seconds=summary.get("idle_slot_seconds") or 0.0,
+        trainings=[a["wall_seconds"] for a in attempts], prepare=first[1] - t0,
+        propose=[first[g] - gen_ends[g - 1] for g in sorted(gen_ends) if g > 1],
+        score_lag=[scores[k] - ends[k] for k in candidates if k in scores and k in ends],
+        champions=[e["champion"][:12] for e in events if e["type"] == "generation.end"],
+    )
+
+
+# -- the simulation -----------------------------------------------------------------------------
+def sim_generations(m: Measured, slots: int, rng: random.Random) -> tuple[float, float]:
+    """(wall, training seconds) of GENERATIONS generations of ``slots`` candidates each."""
+    wall, busy = m.prepare, 0.0
+    propose = statistics.mean(m.propose or [0.0]) / CANDIDATES * slots  # proposing and committing K of them
+    for g in range(GENERATIONS):
+        free = [wall + (propose if g else 0.0)] * slots
+        done = []
+        for _ in range(slots):
+            t = rng.choice(m.trainings)
+            start = heapq.heappop(free)
+            busy += t
+            done.append(start + t + rng.choice(m.score_lag or [0.0]))
+            heapq.heappush(free, start + t)
+        wall = max(done)  # the barrier: the generation waits for its last score
+    return wall, busy
+
+
+def sim_async(m: Measured, slots: int, rng: random.Random) -> tuple[float, float]:
+    """(wall, training seconds) of ``GENERATIONS x slots`` candidates, each proposed when a slot
+    frees; the driver proposes one at a time (a proposal costs a generation's proposing / K)."""
+    per_proposal = statistics.mean(m.propose or [0.0]) / CANDIDATES
+    free = [m.prepare] * slots
+    driver, busy, last = m.prepare, 0.0, m.prepare
+    for _ in range(GENERATIONS * slots):
+        slot_free = heapq.heappop(free)
+        driver = max(driver, slot_free) + per_proposal
+        t = rng.choice(m.trainings)
+        busy += t
+        heapq.heappush(free, driver + t)
+        last = max(last, driver + t + rng.choice(m.score_lag or [0.0]))
+    return last, busy
+
+
+def simulate(m: Measured, seed: int, rounds: int = 200) -> list[tuple[int, str, float, float]]:
+    """(slots, mode, efficiency, wall / ideal), each the mean over ``rounds`` draws."""
+    rows = []
+    for slots in (2, 8, 64):
+        for mode, sim in (("generations", sim_generations), ("async", sim_async)):
+            rng = random.Random(seed)
+            eff, ratio = [], []
+            for _ in range(rounds):
+                wall, busy = sim(m, slots, rng)
+                eff.append(busy / (slots * wall))
+                ratio.append(wall / (busy / slots))
+            rows.append((slots, mode, statistics.mean(eff), statistics.mean(ratio)))
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sandbox", nargs="+", default=["process"], choices=["process", "docker"])
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--compare", type=Path, help="Also run the process demo with progenitor from this checkout "
+                        "(the code before the pool): its figures and whether it promotes the same champions.")
+    parser.add_argument("--reuse", action="store_true", help="Read the runs a run before left in --runs-dir, run nothing.")
+    parser.add_argument("--runs-dir", type=Path, help="Keep the demo repos here (default: a temporary directory).")
+    args = parser.parse_args()
+    load = os.getloadavg()
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, load {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; "
+          f"digits demo {GENERATIONS}x{CANDIDATES}, {SLOTS} slots, local executor, seed {args.seed}")
+    with tempfile.TemporaryDirectory() as tmp:
+        where = args.runs_dir or Path(tmp)
+        where.mkdir(parents=True, exist_ok=True)
+        measured = [measure(sb, run_demo(sb, args.seed, where, reuse=args.reuse)) for sb in args.sandbox]
+        before = measure("process", run_demo("process", args.seed, where, args.compare, args.reuse)) if args.compare else None
+    print(f"\n{'sandbox':8} {'mode':12} {'wall s':>7} {'CPU-s':>7} {'efficiency':>10} {'wall/ideal':>10} "
+          f"{'idle slot-s':>11}  champions")
+    for m in measured:
+        print(f"{m.sandbox:8} {'generations':12} {m.wall:7.1f} {m.cpu_seconds:7.1f} {m.efficiency:10.2f} "
+              f"{m.wall_over_ideal:10.2f} {m.idle_slot_seconds:11.1f}  {' '.join(m.champions)}")
+        print(f"{m.sandbox:8} {'async':12} {'(not built: simulated below)':>50}")
+    if before is not None:
+        m = before
+        print(f"{'before':8} {'generations':12} {m.wall:7.1f} {m.cpu_seconds:7.1f} {m.efficiency:10.2f} "
+              f"{m.wall_over_ideal:10.2f} {'':>11}  {' '.join(m.champions)}")
+        same = before.champions == next(x for x in measured if x.sandbox == "process").champions
+        ratio = measured[0].efficiency / before.efficiency
+        print(f"process efficiency now / before: {ratio:.2f}; the same champions for the seed: {same}")
+    m = measured[0]
+    print(f"\nsimulated from the {m.sandbox} run: {len(m.trainings)} trainings "
+          f"(median {statistics.median(m.trainings):.1f} s), preparing {m.prepare:.1f} s, proposing "
+          f"{statistics.mean(m.propose or [0]):.1f} s a generation, scoring lag {statistics.mean(m.score_lag or [0]):.2f} s")
+    print(f"{'slots':>5} {'mode':12} {'efficiency':>10} {'wall/ideal':>10}")
+    for slots, mode, eff, ratio in simulate(m, args.seed):
+        print(f"{slots:5d} {mode:12} {eff:10.2f} {ratio:10.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,171 @@
+"""The bench's tasks: the bundled examples, trained in this process with their own code.
+
+Each task reads its example's ``progenitor.yaml`` (objective, search space, guards), prepares
+its data once with the example's trusted ``prepare.py``, and evaluates a set of values the way
+a candidate would be: the example's ``train.py`` with the values written over its
+``config.yaml``, scored like its ``score.py`` scores (the same functions), on the holdout (with
+per-example scores) and on the test split. A training is deterministic, so its result is cached
+by its values (``--cache``), shared by every search of the run.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+import yaml
+from pydantic import BaseModel
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "examples"
+
+__all__ = ["Eval", "Task", "TASKS", "load_task"]
+
+
+class Eval(BaseModel):
+    """One training of one set of values."""
+
+    metrics: dict[str, float]
+    """The scorer's holdout figures (the objective and the guards' metrics)."""
+    test: float
+    """The objective on the test split."""
+    per_example: list[float]
+    """The per-example holdout scores the paired test reads."""
+
+
+def _module(path: Path, name: str):
+    """Import an example's file as a module (its directory first on the path, as when it runs)."""
+    if name in sys.modules:
+        return sys.modules[name]
+    sys.path.insert(0, str(path.parent))
+    try:
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module  # pydantic resolves the module's annotations through it
+        spec.loader.exec_module(module)
+        return module
+    finally:
+        sys.path.remove(str(path.parent))
+
+
+class Task:
+    """An example as the bench trains it."""
+
+    name = ""
+
+    def __init__(self, cache: Optional[Path] = None):
+        from progenitor.task.spec import load_spec
+
+        self.dir = EXAMPLES / self.name
+        self.spec = load_spec(self.dir)
+        self.config = yaml.safe_load((self.dir / self.spec.search_space.file).read_text())
+        self.baseline = {n: self.config[n] for n in self.spec.search_space.params}
+        self.cache_file = cache / f"{self.name}.jsonl" if cache else None
+        self._cache: dict[str, Eval] = {}
+        self._data: Optional[Path] = None
+
+    @property
+    def data(self) -> Path:
+        """The prepared splits, made once per process by the example's prepare.py."""
+        if self._data is None:
+            self._data = Path(tempfile.mkdtemp(prefix=f"bench-{self.name}-"))
+            subprocess.run([sys.executable, "prepare.py", "--out", str(self._data)], cwd=self.dir, check=True,
+                           capture_output=True)
+        return self._data
+
+    def close(self) -> None:
+        """Remove the prepared splits (a later ``data`` prepares them again)."""
+        if self._data is not None:
+            shutil.rmtree(self._data, ignore_errors=True)
+            self._data = None
+
+    def _load_cache(self) -> None:
+        if self.cache_file is None or self._cache or not self.cache_file.exists():
+            return
+        for line in self.cache_file.read_text().splitlines():
+            if line.strip():
+                key, value = json.loads(line)
+                self._cache[key] = Eval.model_validate(value)
+
+    def evaluate(self, params: dict[str, Any]) -> Eval:
+        self._load_cache()
+        key = json.dumps(params, sort_keys=True, default=str)
+        if key not in self._cache:
+            self._cache[key] = self.train({**self.config, **params})
+            if self.cache_file is not None:
+                self.cache_file.parent.mkdir(parents=True, exist_ok=True)
+                with open(self.cache_file, "a") as f:  # one short line per write: appends do not interleave
+                    f.write(json.dumps([key, self._cache[key].model_dump()]) + "\n")
+        return self._cache[key]
+
+    def train(self, config: dict[str, Any]) -> Eval:
+        raise NotImplementedError
+
+
+class Tabular(Task):
+    """examples/tabular: gradient-boosted trees on the diabetes data (RMSE, per-example squared errors)."""
+
+    name = "tabular"
+
+    def train(self, config: dict[str, Any]) -> Eval:
+        train = _module(self.dir / "train.py", "tabular_train")
+        score = _module(self.dir / "score.py", "tabular_score")
+        model = train.fit(train.Config.model_validate(config), self.data)
+        errors = {}
+        for split in ("holdout", "test"):
+            x = np.load(self.data / f"{split}_inputs.npy", allow_pickle=False)
+            y = np.load(self.data / f"{split}_labels.npy", allow_pickle=False)
+            errors[split] = score.squared_errors(model.predict(x), y)
+        e = errors["holdout"]
+        return Eval(metrics={"rmse": float(np.sqrt(e.mean())), "mae": float(np.sqrt(e).mean())},
+                    test=float(np.sqrt(errors["test"].mean())), per_example=[float(v) for v in e])
+
+
+class Digits(Task):
+    """examples/digits: the PyTorch MLP on the 8x8 digits (accuracy, per-example 0/1, guards on
+    params and calibration)."""
+
+    name = "digits"
+
+    def train(self, config: dict[str, Any]) -> Eval:
+        import torch
+
+        torch.set_num_threads(1)
+        train = _module(self.dir / "train.py", "digits_train")
+        score = _module(self.dir / "score.py", "digits_score")
+        cfg = train.Config.model_validate(config)
+        torch.manual_seed(cfg.seed)
+        with tempfile.TemporaryDirectory() as tmp:
+            model, _ = train.train(cfg, train.load_data(self.data, cfg), Path(tmp) / "progress.jsonl")
+        model.eval()
+        out = {}
+        for split in ("holdout", "test"):
+            x = torch.from_numpy(np.load(self.data / f"{split}_inputs.npy", allow_pickle=False).astype(np.float32))
+            with torch.no_grad():  # what model.py's predict returns, without the weights' round trip
+                probs = torch.softmax(model(x / train.PIXEL_MAX), dim=1).numpy()
+            labels = np.load(self.data / f"{split}_labels.npy", allow_pickle=False)
+            out[split] = (score.check_predictions(probs, labels), labels)
+        probs, labels = out["holdout"]
+        right = score.correct(probs, labels)
+        picked = np.clip(probs[np.arange(len(labels)), labels], score.PROB_EPS, 1.0)
+        test_probs, test_labels = out["test"]
+        return Eval(metrics={"accuracy": float(right.mean()), "log_loss": float(-np.log(picked).mean()),
+                             "ece": score.expected_calibration_error(probs, labels),
+                             "params": float(sum(p.numel() for p in model.parameters()))},
+                    test=float(score.correct(test_probs, test_labels).mean()), per_example=[float(v) for v in right])
+
+
+TASKS: dict[str, type[Task]] = {"digits": Digits, "tabular": Tabular}
+
+
+def load_task(name: str, cache: Optional[Path] = None) -> Task:
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    return TASKS[name](cache)
