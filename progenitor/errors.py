@@ -90,6 +90,20 @@ class AlreadyDecided(UserError):
     """A second decision for a gate that was decided already (the first one stands)."""
 
 
+class LlmRefused(ProgenitorError):
+    """The LLM layer started no new paid request: its account refused (``llm.calls.Refusal``).
+    Raised by the LLM layer, turned by the workflow at a node's edge into what it means there."""
+
+
+class LlmStopAsked(LlmRefused):
+    """Refused because the run was asked to stop: the node ends, and the run with ``RunStopped``."""
+
+
+class LlmBudgetSpent(LlmRefused):
+    """Refused because ``budget.dollars`` is spent: the candidate (or generation) it was for ends
+    with the status ``budget``, not as a failure; the run ends after the generation."""
+
+
 class NotAllowed(UserError):
     """No account, a token that belongs to none, or a role that does not allow the act."""
 

@@ -39,6 +39,9 @@ class RunOptions(BaseModel):
     allow_unsealed: bool = False
     """Run even where the sandbox cannot hide the run's files (the holdout labels) from candidates:
     not root, no bubblewrap, no Docker. Loud: warned at the start, recorded in run.json and the summary."""
+    preflight: bool = True
+    """Before preparing data, ask each configured language model for one token (``--no-preflight``:
+    only their keys' variables are checked)."""
     allow_unenforced_limits: bool = False
     """Run even where the kernel does not hold the task's memory, CPU or process limit for the
     sandbox (the process backend without root or a delegated cgroup v2 subtree). Loud: warned at

@@ -144,6 +144,12 @@ class JournalEntry(BaseModel):
     """What the safety review or the checks after scoring found: ``rule (severity): message``."""
     fix_of: Optional[int] = None
     """Set on a coder's fix of a crashed candidate: that candidate's index."""
+    metrics: dict[str, float] = {}
+    """Every metric the trusted scorer measured for it (the objective and the guards)."""
+    train_seconds: Optional[float] = None
+    """How long its training ran (None: it never trained)."""
+    diff: str = ""
+    """The diff it committed, against its parent, cut to the prompt's budget (empty: none, or no room)."""
 
 
 class ProposeContext(BaseModel):
@@ -161,6 +167,15 @@ class ProposeContext(BaseModel):
     """Every earlier candidate of the run, oldest first."""
     feedback: list[str] = []
     """Comments from human decisions, newest last."""
+    baseline_metrics: dict[str, float] = {}
+    """The human baseline's trusted scores (drift is measured against them)."""
+    holdout_size: Optional[int] = None
+    """Examples the holdout scores on (None: unknown): one example is worth ``1 / n`` of an accuracy."""
+    selection_luck: Optional[float] = None
+    """How much choosing the best of the candidates compared so far (this generation's included)
+    can flatter a score on its own (``evaluation.honesty``; None: ``objective.range`` not set)."""
+    budget_left: list[str] = []
+    """What is left of the run's budget, in words."""
     parents: list[Parent] = []
     """The node each candidate ``k`` builds on (``parents[k]``; empty: the champion, for all)."""
     earlier: list[JournalEntry] = []
@@ -184,7 +199,7 @@ class AgentContext(BaseModel):
     seed: int = 0
     llm: Any = None
     """The run's ``progenitor.llm.LlmSession`` when the task has an ``llm:`` section: the models,
-    the call cache, the meter the nodes charge the ledger from."""
+    the call cache, the account each request is settled with as it ends."""
 
     def require_llm(self, agent: str) -> Any:
         """``llm``, or a ``UserError`` saying that ``agent`` (``"llm coder"``) needs an ``llm:`` section."""
@@ -219,6 +234,8 @@ class CodeChange(BaseModel):
 class Failure(BaseModel):
     """A candidate that crashed in training, for ``Coder.fix``."""
 
+    candidate: str = ""
+    """The crashed candidate's name (``g1/c0``): the fix is a new candidate of its own."""
     status: str
     reason: str
     log_tail: str = ""

@@ -2,10 +2,17 @@
 
 Editable means: not protected (the spec's ``protected``, the spec itself, the constitution,
 the research brief), not named by the trusted prepare or scorer command (the scorer's
-internals stay unseen even where the task forgot to protect them), a regular file (a link is
-never followed), text, and not too large. Protected and hidden files are listed by name
-only. The holdout labels live in the run's data directory, never in a tree, so no view of a
-tree can show them.
+internals stay unseen even where the task forgot to protect them), not documentation (unless
+``agents.edit_docs``), a regular file (a link is never followed), text, and not too large.
+Everything else is listed by name only. The holdout labels live in the run's data directory,
+never in a tree, so no view of a tree can show them.
+
+Documentation (``README*``, ``*.md``, ``*.rst``, ``docs/``) is context for a person, not for the
+agents: it costs tokens in every prompt, a person's figures in it (a test-split score) should
+not reach an architect, and a promoted candidate could plant instructions there for the
+architects after it. The research brief is the person's channel to the architect. A dependency
+manifest (``requirements.txt``, ...) is shown and editable, marked: a change to it escalates to
+a person (``task.manifests``).
 """
 
 from __future__ import annotations
@@ -19,22 +26,36 @@ from pydantic import BaseModel
 from progenitor.boundary import tree_files
 from progenitor.boundary.walk import walk
 from progenitor.errors import UnsafePathError
+from progenitor.task.manifests import is_manifest
 from progenitor.task.patterns import matches
 from progenitor.task.spec import TaskSpec
 
-__all__ = ["FILE_BYTES", "TOTAL_BYTES", "RepoFile", "TreeView", "view"]
+__all__ = ["DOCS", "FILE_BYTES", "TOTAL_BYTES", "RepoFile", "TreeView", "is_documentation", "view"]
 
 FILE_BYTES = 40_000
 """A file larger than this is listed, not shown."""
 TOTAL_BYTES = 150_000
 """Most text shown of one tree in one prompt."""
+DOCS = ("*.md", "*.markdown", "*.rst", "*.adoc", "readme", "readme.txt", "changelog", "changelog.txt", "license",
+        "license.txt", "licence", "copying", "authors", "notice", "docs/*", "doc/*")
+"""Documentation, by name (any case): listed for the agents, never shown nor edited, unless the task
+says ``agents.edit_docs``."""
 _SKIP_DIRS = {".git", "__pycache__", ".progenitor", ".venv", "venv", "node_modules", ".mypy_cache", ".pytest_cache"}
+
+
+def is_documentation(path: str) -> bool:
+    """Is ``path`` (in a tree) documentation? Code never is, wherever it lies."""
+    lower = path.lower()
+    if lower.endswith((".py", ".pyi", ".yaml", ".yml", ".json", ".toml", ".cfg", ".sh")):
+        return False
+    return matches(lower, list(DOCS)) or matches(lower.rsplit("/", 1)[-1], list(DOCS))
 
 
 class RepoFile(BaseModel):
     path: str
     bytes: int
-    kind: Literal["editable", "protected", "link", "binary", "large"]
+    kind: Literal["editable", "manifest", "docs", "protected", "link", "binary", "large"]
+    """``manifest``: shown and editable, but a change to it escalates to a person; ``docs``: listed only."""
 
 
 class TreeView(BaseModel):
@@ -46,7 +67,8 @@ class TreeView(BaseModel):
     """Editable files not shown, and why."""
 
     def shown(self) -> list[dict]:
-        return [{"path": path, "text": text} for path, text in self.texts.items()]
+        kinds = {f.path: f.kind for f in self.files}
+        return [{"path": path, "text": text, "manifest": kinds.get(path) == "manifest"} for path, text in self.texts.items()]
 
 
 def hidden_names(spec: TaskSpec) -> set[str]:
@@ -71,6 +93,8 @@ def _kind(tree: Path, rel: str, spec: TaskSpec, hidden: set[str]) -> tuple[str, 
         return "protected", None
     if matches(rel, spec.protected_paths) or rel in hidden:
         return "protected", None
+    if not spec.agents.edit_docs and is_documentation(rel):
+        return "docs", None
     try:
         data = tree_files.read_bytes(tree, rel, limit=FILE_BYTES)
     except UnsafePathError:
@@ -78,7 +102,7 @@ def _kind(tree: Path, rel: str, spec: TaskSpec, hidden: set[str]) -> tuple[str, 
     if b"\0" in data:
         return "binary", None
     try:
-        return "editable", data.decode("utf-8")
+        return ("manifest" if is_manifest(rel) else "editable"), data.decode("utf-8")
     except UnicodeDecodeError:
         return "binary", None
 

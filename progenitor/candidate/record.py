@@ -33,10 +33,10 @@ TRAINING_ENDS = ("failed", "timeout", "oom", "disk", "pruned")
 """How a training that did not succeed ends (the sandbox's statuses, and pruned)."""
 
 TRANSITIONS: dict[str, tuple[str, ...]] = {
-    "proposed": ("committed", "failed"),
-    "committed": ("reviewed", "escalated", "rejected", "failed"),
-    "escalated": ("reviewed", "rejected", "failed"),
-    "reviewed": ("trained", "rejected", *TRAINING_ENDS),
+    "proposed": ("committed", "failed", "budget"),
+    "committed": ("reviewed", "escalated", "rejected", "failed", "budget"),
+    "escalated": ("reviewed", "rejected", "failed", "budget"),
+    "reviewed": ("trained", "rejected", "budget", *TRAINING_ENDS),
     "trained": ("scored", "failed"),
     "scored": (),
     "rejected": (),
@@ -45,12 +45,15 @@ TRANSITIONS: dict[str, tuple[str, ...]] = {
     "oom": (),
     "disk": (),
     "pruned": (),
+    "budget": (),
 }
 """Which status may follow which. ``failed`` is reachable from every unfinished status: a
 candidate whose work could not be done (the coder could not apply it, git refused it, its
 training never reported) fails, with a reason. ``escalated``: the review found something only a
 person may accept (a constitution change); it waits at the human gate, which sends it on to
-training (``reviewed``) or rejects it. ``reviewed -> rejected``: a person refused to train it."""
+training (``reviewed``) or rejects it. ``reviewed -> rejected``: a person refused to train it.
+``budget``: its work stopped because the run's ``budget.dollars`` was spent (no LLM request may
+start): neither a failure of the candidate nor a rejection by the review."""
 
 TERMINAL: tuple[str, ...] = tuple(status for status, nexts in TRANSITIONS.items() if not nexts)
 
@@ -62,6 +65,9 @@ class DiffStats(BaseModel):
     files: int = 0
     added: int = 0
     removed: int = 0
+    fingerprint: str = ""
+    """What the change does, whatever its wording or its champion: a hash of its added and removed
+    lines, whitespace aside (``Lineage.change_fingerprint``); equal ones are the same change."""
 
 
 class Decision(BaseModel):

@@ -148,12 +148,17 @@ def llm_checks(repo) -> list[Capability]:
         return [Capability(name="llm", ok=False, detail=str(exc))]
     if spec.llm is None or not spec.llm.models():
         return [Capability(name="llm", ok=True, detail="none configured: the offline agents run (no network, no key)")]
-    lines = [Capability(name=f"llm {ep.model}", ok=ok, detail=detail)
-             for ep in spec.llm.models() for ok, detail in [probe_model(ep, spec.llm)]]
+    lines = [Capability(name=f"llm {probe.model}", ok=probe.ok, detail=probe.detail)
+             for probe in (probe_model(ep, spec.llm) for ep in spec.llm.models())]
     cap = spec.budget.dollars
     detail = (f"budget.dollars {cap:g}: no LLM call starts once it is spent" if cap is not None
               else "no budget.dollars: LLM spend is counted, not capped")
     return [*lines, Capability(name="llm budget", ok=True, detail=detail)]
+
+
+def models_failed(results: list[Capability]) -> list[Capability]:
+    """The lines of models that did not answer (``doctor`` then exits non-zero)."""
+    return [c for c in results if c.name.startswith("llm") and c.name != "llm budget" and not c.ok]
 
 
 def _safe_list(name: str, fn: Callable[[], list[Capability]]) -> list[Capability]:

@@ -42,13 +42,14 @@ def _follow_opts(fn):
 
 def _follow(quiet: bool, drive) -> None:
     """Drive a run (``drive(on_event)`` returns its summary) with its progress shown, print the
-    summary and exit: 0 when it finished or waits at a gate, 130 when it stopped early."""
+    summary and exit: 0 when it finished or waits at a gate, 3 when it stalled (no candidate
+    trained for ``budget.stall_after`` generations), 130 when it stopped early."""
     from progenitor.cli.progress import Progress
 
     with Progress(_console(), quiet=quiet) as progress:
         summary = drive(progress.on_event)
     progress.print_summary(summary)
-    sys.exit(0 if summary.status in ("finished", "waiting") else 130)
+    sys.exit({"finished": 0, "waiting": 0, "stalled": 3}.get(summary.status, 130))
 
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -91,13 +92,15 @@ def init(directory: Path, example: Optional[str]) -> None:
 @click.option("--allow-unenforced-limits", is_flag=True,
               help="Run even where the kernel does not hold the task's memory, CPU or process limits "
                    "(process sandbox without root or a delegated cgroup).")
+@click.option("--no-preflight", is_flag=True,
+              help="Do not ask each language model for one token before preparing data (their keys are still checked).")
 @click.option("--store", **STORE)
 @click.option("--continue", "continue_run", metavar="RUN",
               help="Extend the finished RUN with more generations (-g, default budget.generations), warm: "
                    "its champion, study and lineage go on, nothing is trained again.")
 @_follow_opts
 def run(directory: Path, generations, candidates, sandbox, executor, ray_address, seed, parallel, allow_unsealed,
-        allow_unenforced_limits, store, continue_run, quiet, detach) -> None:
+        allow_unenforced_limits, no_preflight, store, continue_run, quiet, detach) -> None:
     """Run the loop on the model repo DIRECTORY."""
     from progenitor.api import start_run
     from progenitor.options import RunOptions
@@ -109,7 +112,7 @@ def run(directory: Path, generations, candidates, sandbox, executor, ray_address
         given = [name for name, value in (("--candidates", candidates), ("--sandbox", sandbox), ("--seed", seed),
                                           ("--parallel", parallel), ("--allow-unsealed", allow_unsealed),
                                           ("--allow-unenforced-limits", allow_unenforced_limits),
-                                          ("--store", store)) if value]
+                                          ("--no-preflight", no_preflight), ("--store", store)) if value]
         if given:
             raise CommandError(f"{', '.join(given)} cannot change a run being continued: it goes on with its own "
                                f"settings (only -g/--generations says how many more)", 2)
@@ -117,7 +120,8 @@ def run(directory: Path, generations, candidates, sandbox, executor, ray_address
         return
     options = RunOptions(generations=generations, candidates=candidates, sandbox=sandbox, executor=executor,
                          ray_address=ray_address, seed=seed, max_parallel=parallel, allow_unsealed=allow_unsealed,
-                         allow_unenforced_limits=allow_unenforced_limits, store=store_url(store))
+                         allow_unenforced_limits=allow_unenforced_limits, preflight=not no_preflight,
+                         store=store_url(store))
     _follow(quiet, lambda on_event: start_run(directory, options, on_event=on_event, detach=detach))
 
 
@@ -207,10 +211,17 @@ def check(directory: Path, predictions: Optional[Path], sandbox: Optional[str]) 
 def doctor(directory: Optional[Path]) -> None:
     """Say what this machine can do: sandboxes, network isolation, Docker, Ray, GPUs
     (and, given a model repo DIRECTORY, whether its Docker task image is built and whether
-    the models of its llm: section answer, with what they cost)."""
-    from progenitor.checks.doctor import checks, print_checks
+    the models of its llm: section answer, with what they cost). Exit 1 when a model it was
+    asked about does not answer."""
+    from progenitor.checks.doctor import checks, models_failed, print_checks
 
-    print_checks(_console(), checks(directory))
+    results = checks(directory)
+    print_checks(_console(), results)
+    failed = models_failed(results)
+    if failed:
+        click.echo(f"error: {len(failed)} model(s) of the llm: section did not answer: "
+                   + ", ".join(c.name.removeprefix("llm ") for c in failed), err=True)
+        sys.exit(1)
 
 
 @cli.command()

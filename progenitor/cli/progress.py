@@ -18,11 +18,12 @@ from progenitor.candidate.keys import candidate_name, generation_name
 from progenitor.cli.board import RunBoard
 from progenitor.cli.text import text
 from progenitor.run.events import (
-    ArchitectDuplicate,
+    ArchitectFailed,
     ArchitectProposal,
     BaselineEnd,
     BaselineStart,
     ChampionRestored,
+    CoderDuplicate,
     CoderFailed,
     CoderFix,
     Event,
@@ -31,6 +32,8 @@ from progenitor.run.events import (
     GateWaiting,
     GenerationEnd,
     LlmCall,
+    LlmPreflight,
+    LlmRecovered,
     OversightDecision,
     PrepareData,
     RunCheck,
@@ -159,8 +162,17 @@ class Progress:
         self._line(f"{_name(e)} proposed: {text(e.hypothesis)}", detail=True)
 
     @_show.register
+    def _on_architect_failed(self, e: ArchitectFailed) -> None:
+        self._line(f"{generation_name(e.gen)} [red]architect failed[/red], no candidate this generation: "
+                   f"{text(e.reason)}")
+
+    @_show.register
     def _on_coder_failed(self, e: CoderFailed) -> None:
         self._line(f"{_name(e)} [red]coder failed[/red]: {text(e.reason)}")
+
+    @_show.register
+    def _on_coder_duplicate(self, e: CoderDuplicate) -> None:
+        self._line(f"{_name(e)} [yellow]dropped[/yellow]: {text(e.reason)}")
 
     @_show.register
     def _on_coder_fix(self, e: CoderFix) -> None:
@@ -169,15 +181,30 @@ class Progress:
             self._line(f"{_name(e)} crashed: the coder's fix is {fix} ({text(e.status)})")
 
     @_show.register
-    def _on_architect_duplicate(self, e: ArchitectDuplicate) -> None:
-        self._line(f"{_name(e)} [yellow]dropped[/yellow]: {text(e.reason)}")
-
-    @_show.register
     def _on_llm_call(self, e: LlmCall) -> None:
         who = e.role if e.k is None else f"{_name(e)} {e.role}"
-        how = "replayed from the run" if e.cached else f"{e.seconds:.1f} s"
-        self._line(f"[dim]{who}: {text(e.model)}, {e.prompt_tokens}+{e.completion_tokens} tokens, "
-                   f"${e.dollars:.4f} ({how})[/dim]", detail=True)
+        if e.outcome == "ok":
+            how = "replayed from the run" if e.cached else f"{e.seconds:.1f} s"
+            cut = ", cut at max_tokens" if e.finish_reason == "length" else ""
+            self._line(f"[dim]{who}: {text(e.model)}, {e.prompt_tokens}+{e.completion_tokens} tokens, "
+                       f"${e.dollars:.4f} ({how}){cut}[/dim]", detail=True)
+            return
+        if e.cached:
+            return  # said when it happened
+        status = f" {e.status}" if e.status else ""
+        cost = f"; counted ${e.dollars:.4f}, an estimate" if e.estimated else ""
+        self._line(f"{who}: [yellow]{text(e.model)} {e.outcome}{status}[/yellow]: {text(e.error)}{cost}")
+
+    @_show.register
+    def _on_llm_preflight(self, e: LlmPreflight) -> None:
+        self._line(f"llm {text(e.model)}: {text(e.detail)}", detail=e.ok)
+
+    @_show.register
+    def _on_llm_recovered(self, e: LlmRecovered) -> None:
+        who = e.role if e.k is None else f"{_name(e)} {e.role}"
+        what = "left under way by the process that died: counted at an estimate" if e.estimated else \
+            "finished before the process died: charged now"
+        self._line(f"[yellow]{who} request {text(e.call)}[/yellow] {what}, ${e.dollars:.4f}")
 
     @_show.register
     def _on_gate_waiting(self, e: GateWaiting) -> None:
@@ -196,6 +223,8 @@ class Progress:
     def _on_safety_review(self, e: SafetyReview) -> None:
         if e.status == "rejected":
             self._line(f"{_name(e)} [red]rejected before running[/red]: {text(e.reason)}")
+        elif e.status == "budget":
+            self._line(f"{_name(e)} [yellow]not reviewed[/yellow]: {text(e.reason)}")
 
     @_show.register
     def _on_train_start(self, e: TrainStart) -> None:
@@ -222,10 +251,12 @@ class Progress:
 
     @_show.register
     def _on_generation_end(self, e: GenerationEnd) -> None:
-        counts = ", ".join(f"{n} {s}" for s, n in sorted(e.counts.items()))
+        counts = ", ".join(f"{n} {s}" for s, n in sorted(e.counts.items())) or "no candidate"
         idle = f"; {e.idle_slot_seconds:.1f} slot-s idle in {e.wall_seconds:.1f} s" \
             if e.idle_slot_seconds is not None and e.wall_seconds is not None else ""
         self._line(f"{generation_name(e.gen)} done: champion {_fmt(e.champion_value)} ({counts}{idle})")
+        if e.untrained:
+            self._line(f"{generation_name(e.gen)} [red]trained nothing[/red]: {text(e.untrained)}")
 
     @_show.register
     def _on_run_stopping(self, e: RunStopping) -> None:

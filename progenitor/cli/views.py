@@ -62,6 +62,8 @@ def print_summary(console: Console, s: Any) -> None:
 
         click.echo(f"waiting at {s.waiting['gate']}: {shown(s.waiting['description'])}")
         click.echo(how_to_decide(s.run_id, s.waiting["gate"]))
+    elif s.status == "stalled":
+        click.echo(f"stalled: {shown(s.stop_reason or '')}")
     elif s.status != "finished":
         click.echo(f"resume with: progenitor resume {s.run_id} --repo {s.repo}")
     else:
@@ -81,10 +83,10 @@ def _honest_rows(table: Table, s: Any) -> None:
         table.add_row("selection luck", f"up to {h.selection_luck:.4f} ({h.compared} compared on {h.holdout_n} examples)")
     for metric, moved in s.drift.items():
         change = moved["change"]
-        how = "unchanged" if change == 0 else f"{abs(change):.4g} {'better' if change > 0 else 'worse'}"
+        how = "unchanged from the baseline" if change == 0 else \
+            f"{abs(change):.4g} {'better' if change > 0 else 'worse'} than the baseline"
         allowed = "" if moved["allowed"] is None else f" (at most {moved['allowed']:.4g} worse allowed)"
-        table.add_row(f"guard {text(metric)}", f"{moved['baseline']:.4g} -> {moved['champion']:.4g}: {how} "
-                                                 f"than the baseline{allowed}")
+        table.add_row(f"guard {text(metric)}", f"{moved['baseline']:.4g} -> {moved['champion']:.4g}: {how}{allowed}")
 
 
 def _spend_rows(table: Table, spend: dict) -> None:
@@ -94,8 +96,10 @@ def _spend_rows(table: Table, spend: dict) -> None:
                            f"{spend['train_wall_seconds']:.1f} s training in {spend['attempts']} attempts")
     if spend.get("llm"):
         tokens = spend["prompt_tokens"] + spend["completion_tokens"]
-        table.add_row("LLM spend", f"${spend['dollars']:.4f}, {tokens} tokens in "
-                                   f"{sum(r['calls'] for r in spend['llm'].values())} calls")
+        estimated = spend.get("estimated_dollars") or 0.0
+        table.add_row("LLM spend", f"${spend['dollars']:.4f}"
+                                   + (f" (${estimated:.4f} of it estimated: aborted requests)" if estimated else "")
+                                   + f", {tokens} tokens in {sum(r['calls'] for r in spend['llm'].values())} requests")
 
 
 def print_status(console: Console, data: Union[RunStatus, list[RunStatus]]) -> None:

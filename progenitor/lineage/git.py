@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import threading
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterator, Optional
@@ -61,6 +62,9 @@ class Lineage:
         self.repo = open_repo(repo_dir)
         self.root = Path(self.repo.working_tree_dir)
         self.git = self.repo.git
+        self._worktrees = threading.Lock()
+        """git's worktree administration (add, remove, prune) one at a time: the coder and the
+        reviewer work on several candidates at once, each in its own worktree."""
 
     # -- refs -------------------------------------------------------------------------------
     def head(self) -> str:
@@ -96,16 +100,18 @@ class Lineage:
         tmp = Path(tempfile.mkdtemp(prefix="progenitor-wt-"))
         path = tmp / "tree"
         try:
-            self.git.worktree("add", "--detach", "--quiet", str(path), sha)
+            with self._worktrees:
+                self.git.worktree("add", "--detach", "--quiet", str(path), sha)
             yield path
         finally:
-            try:
-                self.git.worktree("remove", "--force", str(path))
-            except Exception:  # noqa: BLE001 - already gone: prune below
-                pass
-            with suppress(OSError):
-                remove_tree(tmp)  # whatever depth the edit left
-            self.git.worktree("prune")
+            with self._worktrees:
+                try:
+                    self.git.worktree("remove", "--force", str(path))
+                except Exception:  # noqa: BLE001 - already gone: prune below
+                    pass
+                with suppress(OSError):
+                    remove_tree(tmp)  # whatever depth the edit left
+                self.git.worktree("prune")
 
     def commit_candidate(self, ref: str, parent: str, edit: Callable[[Path], Optional[str]],
                          message: str = "progenitor candidate") -> str:
@@ -175,7 +181,28 @@ class Lineage:
             files += 1
             added += int(a) if a.isdigit() else 0
             removed += int(r) if r.isdigit() else 0
-        return {"files": files, "added": added, "removed": removed}
+        return {"files": files, "added": added, "removed": removed,
+                "fingerprint": self.change_fingerprint(parent, sha)}
+
+    def change_fingerprint(self, parent: str, sha: str) -> str:
+        """A hash of what the change adds and removes, file by file, whitespace aside and
+        without its context lines, so that the same change made on another champion, or
+        worded otherwise by the architect, hashes alike ("" for an empty change)."""
+        import hashlib
+        import re
+
+        out = self.git.diff("--no-color", "--no-ext-diff", "-U0", "-w", "--no-renames", parent, sha)
+        changes: dict[str, list[str]] = {}
+        path = ""
+        for line in out.splitlines():
+            if line.startswith("+++ ") or line.startswith("--- "):
+                path = line[6:] if line[4:6] in ("a/", "b/") else path
+            elif line[:1] in "+-" and not line.startswith(("+++", "---")):
+                changes.setdefault(path, []).append(line[0] + re.sub(r"\s+", " ", line[1:]).strip())
+        if not changes:
+            return ""
+        canon = "\n".join(f"{p}\n" + "\n".join(sorted(lines)) for p, lines in sorted(changes.items()))
+        return hashlib.sha256(canon.encode()).hexdigest()[:16]
 
     # -- trees -------------------------------------------------------------------------------
     # A candidate's tree (and the base's) is always written from the commit's blobs, with no

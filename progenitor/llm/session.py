@@ -1,44 +1,52 @@
-"""What an LLM agent holds: calls keyed by run / generation / candidate / role / attempt.
+"""What an LLM agent holds: one conversation per call, with one budget of tries.
 
-``ask`` sends a conversation and hands the reply to ``parse``; a reply ``parse`` rejects (a
-``ValueError``: JSON that does not validate, an edit that does not apply) goes back to the
-model with the error, up to ``tries`` replies in all, then the agent misbehaved
-(``ModelBehaviorError``). Each call is numbered within its candidate and role; a call whose
-id and request match a finished one in the run's cache is replayed from it, free: a
-resumed run repeats no finished call. Every call, replayed or paid, is recorded on the
-meter, which the nodes drain into the ledger.
+``ask`` sends a conversation and hands the reply to ``parse``. Three things can go wrong, and
+each has its own part of the call's budget, spent once (nothing above the session asks again):
+
+- a **request** fails transiently (429, 5xx, a timeout): the transport resends it, at most
+  ``llm.retries`` times per call (``progenitor.llm.transport``); a refused request is never resent;
+- the **reply** does not parse (``parse`` raises ``ValueError``: JSON that does not validate, an
+  edit that does not apply): the same conversation goes on with the model's reply and the full
+  error (``repair(error)``), at most ``llm.repairs`` times (the coder: ``edit_attempts - 1``);
+- the reply was **cut** at ``max_tokens`` (``finish_reason: length``): the model is asked to
+  continue where it stopped, and the parts are joined before parsing (each continuation spends
+  a repair). It is never sent back as malformed JSON.
+
+Then the agent misbehaved: ``ModelBehaviorError`` with the full error and the number of
+requests it cost. Structured replies ask for their JSON schema through ``response_format``
+where the provider has it (``llm.json_mode``). Every request, replayed or paid, is settled with the session's account as it ends.
 """
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 from typing import Callable, Optional, TypeVar
 
-from progenitor.candidate.keys import candidate_name, generation_name
+from pydantic import BaseModel
+
 from progenitor.errors import ModelBehaviorError, UserError
-from progenitor.llm.cache import CallCache, request_hash
-from progenitor.llm.calls import CallMeter, LlmCall
+from progenitor.llm.cache import CallCache
+from progenitor.llm.calls import Account, CallLog
+from progenitor.llm.transport import Transport, Tries, call_id
 from progenitor.task.spec import Endpoint, Llm
 
-__all__ = ["LlmSession", "call_id"]
+__all__ = ["CONTINUE", "LlmSession", "call_id"]
 
 T = TypeVar("T")
 
-
-def call_id(role: str, gen: int, k: Optional[int], n: int) -> str:
-    return f"{generation_name(gen)}/{role}/{n}" if k is None else f"{candidate_name(gen, k)}/{role}/{n}"
+CONTINUE = ("Your reply was cut off at the length limit. Continue exactly where it stopped, with no "
+            "repetition and no preamble: your text will be joined to what you wrote.")
 
 
 class LlmSession:
-    """The run's models (``llm:``), its call cache and its meter."""
+    """The run's models (``llm:``), its call cache and the account its requests are settled with
+    (default: a ``CallLog`` that keeps them)."""
 
-    def __init__(self, settings: Llm, cache_dir: Optional[Path] = None, meter: Optional[CallMeter] = None):
+    def __init__(self, settings: Llm, cache_dir: Optional[Path] = None, account: Optional[Account] = None):
         self.settings = settings
         self.cache = CallCache(cache_dir) if cache_dir is not None else None
-        self.meter = meter or CallMeter()
-        self._seq: dict[tuple, int] = {}
-        self._lock = threading.Lock()
+        self.account = account if account is not None else CallLog()
+        self.transport = Transport(settings, self.cache, self.account)
 
     def chain(self, role: str) -> list[Endpoint]:
         chain = self.settings.chain(role)
@@ -47,42 +55,41 @@ class LlmSession:
         return chain
 
     def ask(self, role: str, gen: int, k: Optional[int], messages: list[dict], parse: Callable[[str], T], *,
-            repair: Callable[[str], str], tries: Optional[int] = None, json_reply: bool = False) -> T:
-        """The parsed reply; a rejected one is sent back as ``repair(error)``, ``tries`` replies at most."""
-        tries = tries if tries is not None else 1 + self.settings.repairs
+            repair: Callable[[str], str], tries: Optional[int] = None, schema: Optional[type[BaseModel]] = None) -> T:
+        """The parsed reply; ``tries``: replies the model may give (default ``1 + llm.repairs``)."""
+        chain = self.chain(role)
+        budget = Tries(retries=self.settings.retries, repairs=(tries - 1) if tries is not None else self.settings.repairs)
         conversation = list(messages)
-        error = ""
-        for _ in range(tries):
-            text = self.complete(role, gen, k, conversation, json_reply=json_reply)
+        while True:
+            text = self._whole(role, gen, k, chain, conversation, schema, budget)
             try:
                 return parse(text)
             except ValueError as exc:  # pydantic's ValidationError and json's errors are ValueErrors
-                error = str(exc)
-                conversation += [{"role": "assistant", "content": text}, {"role": "user", "content": repair(error)}]
-        first = error.strip().splitlines()[0] if error.strip() else "no usable reply"
-        raise ModelBehaviorError(f"the {role} model gave no usable reply in {tries} tries: {first}")
+                error = str(exc).strip() or type(exc).__name__
+            if budget.repairs <= 0:
+                raise ModelBehaviorError(f"the {role} model gave no usable reply in {_requests(budget)}: {error}")
+            budget.repairs -= 1
+            conversation += [{"role": "assistant", "content": text}, {"role": "user", "content": repair(error)}]
 
-    def complete(self, role: str, gen: int, k: Optional[int], messages: list[dict], json_reply: bool = False) -> str:
-        """One reply: from the cache when this call had finished, else from the model."""
-        from progenitor.llm import provider
+    def _whole(self, role: str, gen: int, k: Optional[int], chain: list[Endpoint], conversation: list[dict],
+               schema: Optional[type[BaseModel]], budget: Tries) -> str:
+        """One reply, its parts joined when it was cut at ``max_tokens`` and continued."""
+        parts: list[str] = []
+        while True:
+            turn = conversation if not parts else [*conversation, {"role": "assistant", "content": "".join(parts)},
+                                                   {"role": "user", "content": CONTINUE}]
+            # A continuation is not a whole JSON object: it goes without the schema.
+            answer = self.transport.answer(role, gen, k, chain, turn, None if parts else schema, budget)
+            parts.append(answer.text)
+            if answer.finish_reason != "length":
+                return "".join(parts)
+            if budget.repairs <= 0:
+                raise ModelBehaviorError(
+                    f"the {role} model's reply was cut at llm.max_tokens ({self.settings.max_tokens} tokens) "
+                    f"{len(parts)} time(s), in {_requests(budget)}; raise llm.max_tokens (or llm.repairs, "
+                    "to let it continue further)")
+            budget.repairs -= 1
 
-        chain = self.chain(role)
-        with self._lock:
-            n = self._seq.get((role, gen, k), 0)
-            self._seq[(role, gen, k)] = n + 1
-        cid = call_id(role, gen, k, n)
-        request = {"models": [ep.model for ep in chain], "messages": messages, "json": json_reply}
-        digest = request_hash(request)
-        done = self.cache.get(cid, digest) if self.cache else None
-        if done is not None:
-            self.meter.record(LlmCall.model_validate({**done["call"], "cached": True}))
-            return done["reply"]
-        self.meter.check()
-        answer = provider.complete(chain, messages, self.settings, json_reply=json_reply)
-        call = LlmCall(id=cid, role=role, gen=gen, k=k, model=answer.model, prompt_tokens=answer.prompt_tokens,
-                       completion_tokens=answer.completion_tokens, dollars=answer.dollars, priced=answer.priced,
-                       seconds=answer.seconds)
-        if self.cache:
-            self.cache.put(cid, request, digest, answer.text, call.model_dump())
-        self.meter.record(call)
-        return answer.text
+
+def _requests(budget: Tries) -> str:
+    return f"{budget.requests} request{'s' if budget.requests != 1 else ''}"

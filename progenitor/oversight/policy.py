@@ -23,6 +23,7 @@ from pydantic import BaseModel
 
 from progenitor.candidate import Candidate, Decision
 from progenitor.candidate.findings import Finding, needs_human
+from progenitor.candidate.keys import candidate_name
 from progenitor.task.spec import TaskSpec
 
 __all__ = ["PolicyDecision", "Selection", "TrainingEstimate", "approvals_needed", "candidate_decision", "escalations",
@@ -177,8 +178,10 @@ def training_above(spec: TaskSpec, estimate: TrainingEstimate) -> list[str]:
     return reasons
 
 
-def candidate_decision(cand: Candidate, decision: PolicyDecision, promoted: Optional[int]) -> Decision:
-    """The decision as it concerns one candidate, for its record."""
+def candidate_decision(cand: Candidate, decision: PolicyDecision, promoted: Optional[int],
+                       chosen_value: Optional[float] = None) -> Decision:
+    """The decision as it concerns one candidate, for its record (``chosen_value``: the objective
+    of the candidate the decision was about, to tell a tie from a lower rank)."""
     if promoted is not None and cand.k == promoted:
         return Decision(verdict="promoted", by=decision.actor, reason=decision.reason, comment=decision.comment)
     if cand.decision is not None and cand.decision.by.startswith("human:") and decision.k != cand.k:
@@ -189,4 +192,8 @@ def candidate_decision(cand: Candidate, decision: PolicyDecision, promoted: Opti
         return Decision(verdict="not promoted", by="platform", reason="guard: " + cand.guard_failed)
     if decision.k == cand.k:
         return Decision(verdict="not promoted", by=decision.actor, reason=decision.reason, comment=decision.comment)
-    return Decision(verdict="not promoted", by="policy", reason="another candidate of its generation ranked higher")
+    chosen = candidate_name(cand.gen, decision.k) if decision.k is not None else "another candidate"
+    if chosen_value is not None and cand.value == chosen_value:
+        return Decision(verdict="not promoted", by="policy",
+                        reason=f"tied with {chosen} on {cand.objective}, which was proposed first and chosen")
+    return Decision(verdict="not promoted", by="policy", reason=f"{chosen} of its generation ranked higher")

@@ -31,7 +31,7 @@ __all__ = [
     "SafetyTask", "SafetyBase", "SafetyReview", "TrainStart", "TrainLine", "TrainEnd", "TrainCached", "TrainCancelled",
     "TrainCurveUnused", "TrainWatchFailed", "OutputsRemoved", "Score", "Repeated", "TestFailed", "Select", "Pick",
     "OversightDecision", "OversightAsk", "GateWaiting", "GateDecided", "GateDecision", "GateApproval", "GateNotified",
-    "GateApplied", "ChampionRestored", "GenerationEnd", "LlmCall",
+    "GateApplied", "ChampionRestored", "GenerationEnd", "LlmCall", "LlmPreflight", "LlmRecovered", "CoderDuplicate",
 ]
 
 EVENTS_VERSION = 2
@@ -222,6 +222,15 @@ class CoderCommit(_Candidate):
 class CoderFailed(_Candidate):
     type: Literal["coder.failed"] = "coder.failed"
     reason: str
+
+
+class CoderDuplicate(_Candidate):
+    """The change the coder wrote is one the lineage tried already (its diff, whitespace aside)."""
+
+    type: Literal["coder.duplicate"] = "coder.duplicate"
+    reason: str
+    of: str
+    """The candidate that made the same change first (``g<gen>/c<k>``)."""
 
 
 class CoderFix(_Candidate):
@@ -475,6 +484,8 @@ class GenerationEnd(Event, GenerationSummary):
 
 
 class LlmCall(Event):
+    """One request to a language model, as it ended (an answer, an error, a timeout alike)."""
+
     type: Literal["llm.call"] = "llm.call"
     role: str
     gen: int
@@ -487,6 +498,39 @@ class LlmCall(Event):
     cached: bool = False
     """Replayed from the run's call cache (a resume): not paid again."""
     seconds: float = 0.0
+    outcome: str = "ok"
+    """ok, error, aborted or killed (``progenitor.llm.calls.OUTCOMES``)."""
+    estimated: bool = False
+    """Its tokens and dollars are an estimate (an aborted request)."""
+    status: Optional[int] = None
+    """The HTTP status of an error."""
+    error: str = ""
+    retry_after: Optional[float] = None
+    finish_reason: str = ""
+
+
+class LlmPreflight(Event):
+    """A model asked for one token before the run prepared anything."""
+
+    type: Literal["llm.preflight"] = "llm.preflight"
+    model: str
+    ok: bool
+    detail: str
+    dollars: float = 0.0
+
+
+class LlmRecovered(Event):
+    """A request the ledger had not charged when the run's last process died, charged when it resumed."""
+
+    type: Literal["llm.recovered"] = "llm.recovered"
+    role: str
+    gen: int
+    k: Optional[int] = None
+    call: str
+    model: str
+    outcome: str
+    estimated: bool = False
+    dollars: float = 0.0
 
 
 class UnknownEvent(BaseModel):
@@ -507,7 +551,7 @@ AnyEvent = Annotated[Union[
     SafetyTask, SafetyBase, SafetyReview, TrainStart, TrainLine, TrainEnd, TrainCached, TrainCancelled,
     TrainCurveUnused, TrainWatchFailed, OutputsRemoved, Score, Repeated, TestFailed, Select, OversightDecision,
     OversightAsk, GateWaiting, GateDecided, GateDecision, GateApproval, GateNotified, GateApplied, ChampionRestored,
-    GenerationEnd, LlmCall,
+    GenerationEnd, LlmCall, LlmPreflight, LlmRecovered, CoderDuplicate,
 ], Field(discriminator="type")]
 """Every kind of event, discriminated by ``type``."""
 

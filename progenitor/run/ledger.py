@@ -2,8 +2,11 @@
 
 Training spend is CPU-seconds (measured by the sandbox, or ``cpus x duration`` when the
 backend cannot tell), GPU-seconds (``gpus x duration``) and wall seconds. LLM spend is
-dollars and tokens per call, summed per role (architect, coder, reviewer) and per candidate
-(the architect's call is the generation's, ``<run>/g<gen>``). The run's own wall time counts
+dollars and tokens per request, summed per role (architect, coder, reviewer, preflight) and per
+candidate (the architect's call is the generation's, ``<run>/g<gen>``). Every request is charged
+once, by its id: an answer at the usage it reported, an error at nothing, a request aborted by a
+timeout or by the run's own death at an estimate (marked ``estimated``: its prompt's tokens
+plus ``max_tokens``, the most a provider can bill for it). The run's own wall time counts
 only while a session of the run is going (a stopped run waiting to be resumed does not spend).
 
 Recording is additive over distinct attempts and idempotent for replays: a resumed run that
@@ -93,16 +96,21 @@ class LlmCost(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     dollars: float = 0.0
-    """Spend reported by the provider (or litellm's price table)."""
+    """Spend reported by the provider (or litellm's price table), estimates included."""
     prompt_tokens: int = 0
     completion_tokens: int = 0
     calls: int = 0
+    """Requests, whatever became of them."""
+    estimated_dollars: float = 0.0
+    """The part of ``dollars`` that is an estimate (aborted requests)."""
 
-    def add(self, dollars: float, prompt_tokens: int, completion_tokens: int) -> None:
+    def add(self, dollars: float, prompt_tokens: int, completion_tokens: int, estimated: bool = False) -> None:
         self.dollars += dollars
         self.prompt_tokens += prompt_tokens
         self.completion_tokens += completion_tokens
         self.calls += 1
+        if estimated:
+            self.estimated_dollars += dollars
 
 
 class LlmCharge(BaseModel):
@@ -117,6 +125,10 @@ class LlmCharge(BaseModel):
     dollars: float = 0.0
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    outcome: str = "ok"
+    """ok, error, aborted or killed (``progenitor.llm.calls.OUTCOMES``)."""
+    estimated: bool = False
+    """Its dollars and tokens are an estimate (an aborted request)."""
 
 
 class Totals(BaseModel):
@@ -130,6 +142,8 @@ class Totals(BaseModel):
     """Sum of the candidates' wall seconds (more than the run's wall time when they ran in parallel)."""
     run_wall_seconds: float = 0.0
     dollars: float = 0.0
+    estimated_dollars: float = 0.0
+    """The part of ``dollars`` that is an estimate (requests aborted by a timeout or a killed process)."""
     prompt_tokens: int = 0
     completion_tokens: int = 0
     slots: Optional[int] = None
@@ -240,17 +254,19 @@ class Ledger:
                            step if isinstance(step, int) else None)
 
     def add_llm(self, agent: str, dollars: float = 0.0, prompt_tokens: int = 0, completion_tokens: int = 0, *,
-                candidate: str = "", call_id: Optional[str] = None, model: str = "") -> bool:
-        """Charge one LLM call to its role (and its candidate); with ``call_id``, a call charged
-        already (a replay) is not charged again. True when it was charged now."""
+                candidate: str = "", call_id: Optional[str] = None, model: str = "", outcome: str = "ok",
+                estimated: bool = False) -> bool:
+        """Charge one LLM request to its role (and its candidate); with ``call_id``, a request
+        charged already (a replay) is not charged again. True when it was charged now."""
         with self._lock:
             if call_id is not None:
                 if call_id in self.data.llm_calls:
                     return False
                 self.data.llm_calls[call_id] = LlmCharge(role=agent, candidate=candidate, model=model, dollars=dollars,
                                                          prompt_tokens=prompt_tokens,
-                                                         completion_tokens=completion_tokens)
-            self.data.llm.setdefault(agent, LlmCost()).add(dollars, prompt_tokens, completion_tokens)
+                                                         completion_tokens=completion_tokens, outcome=outcome,
+                                                         estimated=estimated)
+            self.data.llm.setdefault(agent, LlmCost()).add(dollars, prompt_tokens, completion_tokens, estimated)
             return True
 
     def llm(self, candidate: Optional[str] = None, generation: Optional[int] = None) -> LlmCost:
@@ -262,7 +278,7 @@ class Ledger:
                     continue
                 if generation is not None and generation_of(charge.candidate) != generation:
                     continue
-                total.add(charge.dollars, charge.prompt_tokens, charge.completion_tokens)
+                total.add(charge.dollars, charge.prompt_tokens, charge.completion_tokens, charge.estimated)
         return total
 
     # --- the run's clock -------------------------------------------------------------
@@ -328,8 +344,17 @@ class Ledger:
         with self._lock:
             costs = [c for c in self.data.candidates.values()
                      if generation is None or generation_of(c.key) == generation]
-            llm = list(self.data.llm.values()) if generation is None else \
-                [c for c in self.data.llm_calls.values() if generation_of(c.candidate) == generation]
+            llm = LlmCost()
+            if generation is None:
+                for cost in self.data.llm.values():
+                    llm.dollars += cost.dollars
+                    llm.estimated_dollars += cost.estimated_dollars
+                    llm.prompt_tokens += cost.prompt_tokens
+                    llm.completion_tokens += cost.completion_tokens
+            else:
+                for charge in self.data.llm_calls.values():
+                    if generation_of(charge.candidate) == generation:
+                        llm.add(charge.dollars, charge.prompt_tokens, charge.completion_tokens, charge.estimated)
             totals = Totals(
                 candidates=len(costs),
                 attempts=sum(len(c.attempts) for c in costs),
@@ -337,9 +362,8 @@ class Ledger:
                 gpu_seconds=sum(c.gpu_seconds for c in costs),
                 train_wall_seconds=sum(c.wall_seconds for c in costs),
                 run_wall_seconds=wall if generation is None else 0.0,
-                dollars=sum(x.dollars for x in llm),
-                prompt_tokens=sum(x.prompt_tokens for x in llm),
-                completion_tokens=sum(x.completion_tokens for x in llm),
+                dollars=llm.dollars, estimated_dollars=llm.estimated_dollars,
+                prompt_tokens=llm.prompt_tokens, completion_tokens=llm.completion_tokens,
                 slots=self.data.slots,
             )
         return totals if generation is not None else self._with_idle(totals)

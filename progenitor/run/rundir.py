@@ -126,6 +126,10 @@ class RunDir:
         """A generation's proposals, saved before any is committed (so a resume re-proposes nothing)."""
         return self.path / generation_name(gen) / "proposals.json"
 
+    def architect_failure(self, gen: int) -> Path:
+        """Why the architect proposed nothing in a generation, when it failed (the generation's summary says it)."""
+        return self.path / generation_name(gen) / "architect-failed.json"
+
     def record_file(self, gen: int, k: int) -> Path:
         """A candidate's record (its ``Candidate``, the same JSON as its git note)."""
         return self.candidate(gen, k) / RECORD_FILE

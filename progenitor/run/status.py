@@ -24,7 +24,7 @@ class RunStatus(BaseModel):
     task: Optional[str] = None
     created: Optional[str] = None
     status: Optional[str] = None
-    """running, waiting (at a gate), finished, stopped, failed, or interrupted (its process is gone)."""
+    """running, waiting (at a gate), finished, stalled, stopped, failed, or interrupted (its process is gone)."""
     stop_reason: Optional[str] = None
     backend: Optional[str] = None
     base: Optional[str] = None
@@ -65,6 +65,16 @@ class RunStatus(BaseModel):
     """Idle slot-seconds of each finished generation."""
 
 
+def _ledger(run: RunDir, meta: dict) -> Optional[dict]:
+    """What the run has spent, from its ledger file (written whenever a node spent, so an interrupted
+    run shows it too); the copy in run.json when there is no file."""
+    if run.ledger.exists():
+        from progenitor.run.ledger import load_ledger
+
+        return load_ledger(run.ledger)
+    return meta.get("ledger")
+
+
 def status_of(run: RunDir) -> RunStatus:
     meta = run.meta
     status, stop_reason = meta.get("status"), meta.get("stop_reason")
@@ -84,7 +94,7 @@ def status_of(run: RunDir) -> RunStatus:
         id=run.run_id, repo=str(run.repo_root), task=meta.get("task"), created=meta.get("created"), status=status,
         stop_reason=stop_reason, backend=meta.get("backend"), base=meta.get("base"), generation=last_gen,
         metric=metric, baseline_value=baseline_value, champion_value=ends[-1] if ends else baseline_value,
-        summary=meta.get("summary"), baseline=meta.get("baseline"), ledger=meta.get("ledger"),
+        summary=meta.get("summary"), baseline=meta.get("baseline"), ledger=_ledger(run, meta),
         waiting=meta.get("waiting"),
         waiting_process=alive(meta.get("pid")) if status == "waiting" else None,
         generations_budget=started.generations if started else None,

@@ -55,6 +55,11 @@ class GenerationSummary(BaseModel):
     """Candidates by final status."""
     spend: dict = {}
     """The ledger's totals for the generation (seconds, hours, LLM dollars and tokens)."""
+    trained: int = 0
+    """Its candidates that reached training (a run in which none does for ``budget.stall_after``
+    generations in a row ends, exit code 3)."""
+    untrained: str = ""
+    """When none was trained: why, in a sentence (the architect's failure, or each candidate's end)."""
     promotions: list[int] = []
     """Every candidate of it promoted, in order (async mode may promote several; ``promoted`` is the last)."""
     wall_seconds: Optional[float] = None
@@ -71,7 +76,8 @@ class RunSummary(BaseModel):
     run_id: str
     repo: str
     status: str
-    """finished, stopped or waiting (at a gate, for a person's decision)."""
+    """finished, stopped, waiting (at a gate, for a person's decision) or stalled (no candidate was
+    trained in ``budget.stall_after`` consecutive generations: the CLI exits 3)."""
     waiting: Optional[dict] = None
     """What the run waits for: gate, kind, gen, description (when waiting)."""
     stop_reason: Optional[str] = None

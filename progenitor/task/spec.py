@@ -372,6 +372,9 @@ class Budget(_Strict):
     """Stop after the generation in which the run's wall time reaches this."""
     dollars: Optional[float] = Field(None, gt=0)
     """Stop after the generation in which LLM spend reaches this."""
+    stall_after: int = Field(2, ge=0)
+    """End the run (exit code 3, with the reason) after this many consecutive generations in which
+    no candidate was trained: agents that keep failing should wake nobody up to an empty night. 0: never."""
 
 
 class TrainingCost(_Strict):
@@ -519,6 +522,10 @@ class Agents(_Strict):
     brief: Optional[str] = None
     """Protected file with the human's research brief (goals, ideas worth trying, no-go areas) that
     the LLM architect reads first, like autoresearch's ``program.md``."""
+    edit_docs: bool = False
+    """Let the LLM agents read and change documentation files (``README*``, ``*.md``, ``*.rst``,
+    ``docs/``). Off: they are listed by name only and an edit to one is refused, so a candidate cannot
+    plant text for later architects, and a person's figures in them never reach a prompt."""
 
 
 LLM_AGENTS = {"architect": ("llm", "mixed"), "coder": ("llm",), "reviewer": ("llm",)}
@@ -568,6 +575,14 @@ class Price(_Strict):
     """Dollars per million completion tokens."""
 
 
+def _json_mode(value: Any) -> Any:
+    return {True: "auto", False: "off"}.get(value, value) if isinstance(value, bool) else value
+
+
+JsonMode = Annotated[Literal["auto", "schema", "object", "off"], BeforeValidator(_json_mode)]
+"""``json_mode``; ``true`` and ``false`` (its older values) read as ``auto`` and ``off``."""
+
+
 class Llm(_Strict):
     """The language models of the LLM agents (litellm). Keys come from the environment only."""
 
@@ -586,19 +601,28 @@ class Llm(_Strict):
     fallbacks: list[ModelRef] = []
     """Models litellm tries, in order, when a call to the role's model fails (after its retries)."""
     timeout: float = Field(120.0, gt=0)
-    """Seconds one request may take (litellm's ``timeout``)."""
+    """Seconds one request may take (litellm's ``timeout``); a request that takes longer is aborted,
+    and counted at an estimate, since a provider may bill it."""
     retries: int = Field(2, ge=0, le=10)
-    """Retries of a failed request, with backoff (litellm's ``num_retries``)."""
+    """Requests one call may resend after a transient failure (429, 5xx, a timeout), waiting as the
+    provider's ``Retry-After`` says (else 1, 2, 4 ... s). A refused request (a 400, a context too
+    long) is never resent."""
     repairs: int = Field(2, ge=0, le=5)
-    """Times a reply that does not validate is sent back to the model with the validation error."""
+    """Times a reply that does not validate (or was cut at ``max_tokens``) goes back to the model, in
+    the same conversation, with the validation error (or a request to continue)."""
     edit_attempts: int = Field(3, ge=1, le=10)
-    """Times the coder may answer with edits; one that does not apply goes back with the exact error."""
+    """Replies the coder may give per candidate; edits that do not apply go back with the exact error."""
     max_tokens: int = Field(4096, ge=1)
     """Most tokens of one reply."""
     temperature: Optional[float] = Field(0.2, ge=0, le=2)
     """Sampling temperature (None: the provider's default)."""
-    json_mode: bool = True
-    """Ask for JSON replies (``response_format``) where a reply is structured; turn off for servers that refuse it."""
+    json_mode: JsonMode = "auto"
+    """How a structured reply (the architect's, the reviewer's) is asked for: ``schema`` (the reply's
+    JSON schema through ``response_format``), ``object`` (any JSON object), ``off`` (the prompt alone
+    says what to write), ``auto`` (``schema`` where litellm's table says the model has it, else
+    ``object``). A provider that refuses one is asked again with the next, once per run session."""
+    parallel: int = Field(4, ge=1, le=32)
+    """Most coder (and reviewer) calls of a generation under way at once."""
     prices: dict[str, Price] = {}
     """Prices by model name, for models litellm cannot price (else they count as $0, with a warning)."""
 

@@ -6,7 +6,9 @@ model name has a queue of scripted replies, taken in order; a reply may be an HT
 (a 429), arrive late (past the client's timeout), or be a body that is not a completion at
 all. When a model's queue is empty its responder (a function of the request) answers, if it
 has one; otherwise the request is answered 500 and listed in ``unexpected``. Every request
-is recorded, so a test can read the prompts a model got.
+is recorded, so a test can read the prompts a model got. A run's preflight (one request with
+``max_tokens: 1`` per model) is answered "OK" outside the script and listed in ``probes``
+(``answer_probes=False``: scripted like any other request).
 
     with ScriptedLLMServer() as server:
         server.queue("arch", '{"proposals": [...]}')
@@ -65,9 +67,11 @@ Responder = Callable[[Request], Answer]
 class ScriptedLLMServer:
     """Serves ``/v1/chat/completions`` on 127.0.0.1 (a free port) from scripted replies."""
 
-    def __init__(self) -> None:
+    def __init__(self, answer_probes: bool = True) -> None:
         self.requests: list[Request] = []
         self.unexpected: list[Request] = []
+        self.probes: list[Request] = []
+        self.answer_probes = answer_probes
         self._queues: dict[str, deque[Answer]] = defaultdict(deque)
         self._responders: dict[str, Responder] = {}
         self._lock = threading.Lock()
@@ -117,6 +121,10 @@ class ScriptedLLMServer:
 
     # -- answering ------------------------------------------------------------------------
     def _take(self, request: Request) -> Optional[Reply]:
+        if self.answer_probes and request.body.get("max_tokens") == 1:
+            with self._lock:
+                self.probes.append(request)
+            return Reply(content="OK", completion_tokens=1)
         with self._lock:
             self.requests.append(request)
             queue = self._queues.get(request.model)

@@ -90,6 +90,7 @@ def entry(cand: Candidate, run: str = "") -> JournalEntry:
         plan=cand.proposal.plan, params=cand.proposal.params, value=cand.value, reason=cand.reason,
         verdict=cand.decision.verdict if cand.decision else "", fix_of=cand.fix_of, parent=cand.parent_name,
         findings=[f"{f.rule} ({f.severity}): {f.message}" for f in cand.findings], lesson=cand.lesson,
+        metrics=cand.metrics, train_seconds=cand.train.duration if cand.train is not None else None,
     )
 
 

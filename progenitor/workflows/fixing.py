@@ -20,8 +20,9 @@ from __future__ import annotations
 
 from progenitor.agents.base import Failure
 from progenitor.candidate import Candidate, DiffStats
+from progenitor.errors import LlmBudgetSpent
 from progenitor.run.events import CoderFix
-from progenitor.workflows.nodes import COMMIT_FAILURES, ask, save, written
+from progenitor.workflows.nodes import COMMIT_FAILURES, save, written
 from progenitor.workflows.state import RunContext, State, Update
 
 __all__ = ["CRASHES", "after_training", "fixer", "needs_fix"]
@@ -45,7 +46,8 @@ def _fix(ctx: RunContext, crashed: Candidate, k: int) -> tuple[str, Candidate | 
     """Ask the coder to fix ``crashed`` as candidate ``k``: (what happened, the fix's record or None)."""
     proposal = crashed.proposal.model_copy(update={
         "k": k, "hypothesis": f"fix of {crashed.key.name} ({crashed.status}): {crashed.proposal.hypothesis}"})
-    failure = Failure(status=crashed.status, reason=crashed.reason, log_tail=crashed.train.log_tail)
+    failure = Failure(candidate=crashed.key.name, status=crashed.status, reason=crashed.reason,
+                      log_tail=crashed.train.log_tail)
     fix = Candidate.new(proposal, ctx.run.run_id, crashed.sha, ctx.spec.objective.metric).with_(
         fix_of=crashed.k, parent_name=crashed.key.name, step="debug")
 
@@ -57,9 +59,11 @@ def _fix(ctx: RunContext, crashed: Candidate, k: int) -> tuple[str, Candidate | 
 
     edit = written(change)
     try:
-        sha = ask(lambda: ctx.lineage.commit_candidate(fix.ref, crashed.sha, edit))
+        sha = ctx.lineage.commit_candidate(fix.ref, crashed.sha, edit)
     except _NoFix:
         return "the coder had no fix", None
+    except LlmBudgetSpent as exc:
+        return "budget", fix.advance("budget", reason=f"not fixed: {exc}")
     except COMMIT_FAILURES as exc:
         return "failed", fix.fail(f"the coder could not fix {crashed.key.name}: {exc}")
     diff = DiffStats(**ctx.lineage.diff_stats(crashed.parent, sha))  # the crash and its fix together

@@ -17,8 +17,10 @@ is ``interrupt()``; the nodes around them decide whether to ask and apply the an
 candidate that crashed in training gets one fix attempt from the coder, as a new candidate of
 the same generation (``fixing``), reviewed and trained like any other; a fix is never fixed
 again, so that detour is taken at most once per generation. ``repeats`` trains the best
-candidates again with other seeds when ``objective.repeats`` asks for it (``evidence``). After every node, the LLM calls
-its agents made are charged to the ledger (``llm_usage.charge``).
+candidates again with other seeds when ``objective.repeats`` asks for it (``evidence``). The LLM
+requests its agents make are charged as each ends (``llm_usage.RunAccount``); a stop asked
+for during a node's LLM call (``LlmStopAsked``, the LLM layer's refusal) becomes the run's
+``RunStopped`` here, at its edge.
 """
 
 from __future__ import annotations
@@ -26,10 +28,9 @@ from __future__ import annotations
 from functools import partial
 from typing import Any, Callable
 
-from progenitor.errors import RunStopped
+from progenitor.errors import LlmStopAsked, RunStopped
 from progenitor.run.events import NodeEnd, NodeStart
 from progenitor.workflows import evidence, fixing, gates, nodes, selection
-from progenitor.workflows.llm_usage import charge
 from progenitor.workflows.state import RunContext, RunState, State, Update
 
 Node = Callable[[RunContext, State], Update]
@@ -99,7 +100,7 @@ def build_graph(ctx: RunContext, checkpointer: Any = None):
 
 def _run_node(name: str, fn: Node, ctx: RunContext, raw: RunState) -> dict:
     """One node's turn: the JSON state typed on the way in, the node's ``Update`` back to JSON on
-    the way out (the only two conversions), its LLM calls charged, its start and end told."""
+    the way out (the only two conversions), its start and end told."""
     stop = ctx.run.stop_requested()
     if stop:
         # Raised before the node's work: the checkpoint stays at the node before, so a
@@ -109,8 +110,8 @@ def _run_node(name: str, fn: Node, ctx: RunContext, raw: RunState) -> dict:
     ctx.emit(NodeStart(node=name, gen=state.generation))
     try:
         update = fn(ctx, state)
-    finally:
-        charge(ctx)  # also when the node stopped half way: those calls were paid
+    except LlmStopAsked as exc:  # between two requests: the node is redone on resume, finished ones replayed
+        raise RunStopped(str(exc)) from exc
     ctx.emit(NodeEnd(node=name, gen=state.generation))
     return update.to_json()
 

@@ -8,29 +8,28 @@ from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
-from typing import Callable, TypeVar
+from typing import Callable, Optional, TypeVar
 
 from progenitor.agents import safety
-from progenitor.agents.architect.journal import drop_repeats
-from progenitor.agents.base import Baseline, CodeChange, ProposeContext
+from progenitor.agents.base import Baseline, CodeChange
 from progenitor.agents.coder.offline import read_params
 from progenitor.boundary import tree_files
 from progenitor.candidate import Candidate, Champion, DiffStats, Proposal
 from progenitor.candidate.keys import CandidateKey
 from progenitor.compute.jobs import training_findings
-from progenitor.errors import BudgetExceeded, CandidateError, ModelBehaviorError, UnsafePathError, UserError
+from progenitor.errors import CandidateError, LlmBudgetSpent, ModelBehaviorError, UnsafePathError, UserError
 from progenitor.evaluation import after_scoring
 from progenitor.evaluation.scorer import prepare_data
 from progenitor.lineage import base_ref, champion_ref
 from progenitor.lineage.git import restore_worktree
 from progenitor.oversight.policy import held_for_person
 from progenitor.run.events import (
-    ArchitectDuplicate,
     ArchitectFailed,
     ArchitectProposal,
     BaselineEnd,
     BaselineStart,
     CoderCommit,
+    CoderDuplicate,
     CoderFailed,
     PrepareData,
     PrepareVisible,
@@ -41,31 +40,35 @@ from progenitor.run.events import (
 from progenitor.run.events import Score as ScoreEvent
 from progenitor.run.rundir import read_json, write_json
 from progenitor.workflows import advice, archive
+from progenitor.workflows.journal import fingerprints, propose_context
 from progenitor.workflows.scoring import score_dir, test_metrics
 from progenitor.workflows.state import RunContext, State, Update
 from progenitor.workflows.training import train
 
-__all__ = ["architect", "coder", "prepare", "safety_review", "scorer", "test_metrics", "trainer"]
-
-MODEL_RETRIES = 2
-"""Times a node asks an agent again after a ``ModelBehaviorError`` before recording the failure."""
+__all__ = ["architect", "coder", "each", "prepare", "safety_review", "scorer", "test_metrics", "trainer"]
 
 BASE_SHOWN = 20
 """Findings of the base's own code listed in the run-start event (all are counted)."""
 
 T = TypeVar("T")
+R = TypeVar("R")
+
+# An agent that misbehaves (``ModelBehaviorError``) is not asked again here: its call had its
+# whole budget of retries and repairs already (``progenitor.llm.session``), and asking again
+# would multiply it. The failure is recorded on the candidate (or the generation) and shown.
 
 
 # -- helpers ----------------------------------------------------------------------------------
-def ask(call: Callable[[], T], retries: int = MODEL_RETRIES) -> T:
-    """``call()``, asked again up to ``retries`` times while the agent misbehaves."""
-    for attempt in range(retries + 1):
-        try:
-            return call()
-        except ModelBehaviorError:
-            if attempt == retries:
-                raise
-    raise AssertionError("unreachable")
+def each(ctx: RunContext, work: Callable[[T], R], items: list[T]) -> list[R]:
+    """``work`` over ``items``, in order; at most ``llm.parallel`` at once when the run's agents
+    call a language model (their calls are what takes time), one after another otherwise."""
+    width = min(len(items), ctx.spec.llm.parallel if ctx.spec.llm is not None else 1)
+    if width <= 1:
+        return [work(item) for item in items]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=width, thread_name_prefix="progenitor-agent") as pool:
+        return list(pool.map(work, items))
 
 
 def save(ctx: RunContext, cand: Candidate, publish: bool = False) -> None:
@@ -94,7 +97,7 @@ def written(change: Callable[[Path], CodeChange]) -> Callable[[Path], str]:
                     tree_files.remove(tree, e.path)
                 else:
                     tree_files.write_text(tree, e.path, e.content)
-            except UnsafePathError as exc:  # the coder's edit, not the tree's fault: asked again
+            except UnsafePathError as exc:  # the coder's edit, not the tree's fault: the candidate fails
                 raise ModelBehaviorError(f"edit target {exc}") from None
             except (OSError, UnicodeError) as exc:
                 raise ModelBehaviorError(f"edit of {e.path!r} failed: {getattr(exc, 'strerror', None) or exc}") from None
@@ -173,28 +176,22 @@ def prepare(ctx: RunContext, state: State) -> Update:
 
 # -- architect --------------------------------------------------------------------------------
 def _proposals(ctx: RunContext, state: State, gen: int) -> list[Proposal]:
-    """The generation's proposals: asked of the architect once, then read from the run."""
+    """The generation's proposals: asked of the architect once, then read from the run. An
+    architect that fails says why, in full; the generation then has no candidate."""
     saved = read_json(ctx.run.proposals(gen))
     if saved is not None:
         return [Proposal.model_validate(p) for p in saved]
-    champion = state.champion
-    earlier = archive.journal(ctx, gen)
-    count = ctx.spec.budget.candidates
-    parents = archive.parents_for(ctx, state, gen, count)
-    with ctx.lineage.tree(champion.sha) as tree:
-        pctx = ProposeContext(gen=gen, count=count, spec=ctx.spec, champion_params=champion.params,
-                              champion_metrics=champion.metrics, champion_tree=tree, journal=earlier,
-                              feedback=state.feedback, parents=parents, earlier=archive.earlier_runs(ctx))
+    with ctx.lineage.tree(state.champion.sha) as tree:  # its blobs, as reviewed and trained
+        pctx = propose_context(ctx, state, gen, tree)
         try:
-            proposals = ask(lambda: ctx.architect.propose(pctx))
-        except (ModelBehaviorError, BudgetExceeded) as exc:
-            ctx.emit(ArchitectFailed(gen=gen, reason=str(exc)))
+            proposals = ctx.architect.propose(pctx)
+        except (ModelBehaviorError, LlmBudgetSpent) as exc:
+            reason = f"the architect could not propose: {exc}"
+            write_json(ctx.run.architect_failure(gen), {"reason": reason})
+            ctx.emit(ArchitectFailed(gen=gen, reason=reason))
             proposals = []
     # Numbered here, whatever the architect wrote: keys must be unique and of this generation.
     proposals = [p.model_copy(update={"gen": gen, "k": k}) for k, p in enumerate(proposals)]
-    proposals, dropped = drop_repeats(proposals, earlier)
-    for p, why in dropped:
-        ctx.emit(ArchitectDuplicate(gen=gen, k=p.k, hypothesis=p.hypothesis, reason=why))
     write_json(ctx.run.proposals(gen), [p.model_dump() for p in proposals])
     return proposals
 
@@ -222,14 +219,19 @@ def architect(ctx: RunContext, state: State) -> Update:
 
 
 # -- coder ------------------------------------------------------------------------------------
-COMMIT_FAILURES = (ModelBehaviorError, UserError, CandidateError, BudgetExceeded)
-"""What fails one candidate's commit (of a proposal, or of a fix), never the run."""
+COMMIT_FAILURES = (ModelBehaviorError, UserError, CandidateError)
+"""What fails one candidate's commit (of a proposal, or of a fix), never the run. A spent
+budget (``LlmBudgetSpent``) is not a failure: the candidate ends with the status ``budget``."""
 
 
 def _commit(ctx: RunContext, cand: Candidate, state: State) -> Candidate:
     edit = written(lambda tree: ctx.coder.apply(cand.proposal, tree))
     try:
-        sha = ask(lambda: ctx.lineage.commit_candidate(cand.ref, cand.parent, edit))
+        sha = ctx.lineage.commit_candidate(cand.ref, cand.parent, edit)
+    except LlmBudgetSpent as exc:
+        cand = cand.advance("budget", reason=f"not coded: {exc}")
+        ctx.emit(CoderFailed(gen=cand.gen, k=cand.k, reason=cand.reason))
+        return cand
     except COMMIT_FAILURES as exc:
         cand = cand.fail(f"the coder could not apply the proposal: {exc}")
         ctx.emit(CoderFailed(gen=cand.gen, k=cand.k, reason=cand.reason))
@@ -239,13 +241,36 @@ def _commit(ctx: RunContext, cand: Candidate, state: State) -> Candidate:
                         params={**archive.params_of(ctx, state, cand.parent), **cand.proposal.params})
 
 
+def _repeat(cand: Candidate, seen: dict[str, str]) -> Optional[str]:
+    """The earlier candidate whose change this one repeats (same fingerprint), if any. Only a
+    reasoning architect's proposals (with a plan) are compared: the search keeps its own
+    memory, and a scripted architect repeats itself on purpose."""
+    if cand.status != "committed" or not cand.proposal.plan or cand.diff is None or not cand.diff.fingerprint:
+        return None
+    return seen.get(cand.diff.fingerprint)
+
+
 def coder(ctx: RunContext, state: State) -> Update:
-    out = []
-    for cand in state.candidates:
-        if cand.status == "proposed":
-            cand = _commit(ctx, cand, state)
+    _ = ctx.coder  # made here, once: the candidates are then coded side by side (``each``)
+
+    def work(cand: Candidate) -> Candidate:
+        if cand.status != "proposed":
+            return cand
+        cand = _commit(ctx, cand, state)
+        save(ctx, cand)
+        return cand
+
+    out = each(ctx, work, state.candidates)
+    seen = fingerprints(ctx, before=state.generation)
+    for i, cand in enumerate(out):
+        earlier = _repeat(cand, seen)
+        if earlier is not None and earlier != cand.key.name:
+            cand = cand.fail(f"the same change as {earlier} (its diff, whitespace aside): not tried again")
+            ctx.emit(CoderDuplicate(gen=cand.gen, k=cand.k, reason=cand.reason, of=earlier))
             save(ctx, cand)
-        out.append(cand)
+            out[i] = cand
+        elif cand.diff is not None and cand.diff.fingerprint:
+            seen.setdefault(cand.diff.fingerprint, cand.key.name)
     return Update(candidates=out)
 
 
@@ -259,6 +284,8 @@ def _review(ctx: RunContext, cand: Candidate, base: str) -> Candidate:
             findings = _findings(ctx, cand, base, tree, changed)
     except CandidateError as exc:  # a tree beyond the boundary's bounds: never reviewed, never run
         return cand.fail(f"its tree cannot be reviewed: {exc}")
+    except _BudgetStop as stop:
+        return cand.advance("budget", findings=safety.sort_findings(stop.findings), reason=stop.reason)
     findings = safety.sort_findings(findings)
     blockers = safety.blocking(findings, ctx.spec.safety.block_at)
     if blockers and held_for_person(ctx.spec, findings, blockers):
@@ -268,8 +295,17 @@ def _review(ctx: RunContext, cand: Candidate, base: str) -> Candidate:
     return cand.advance("reviewed", findings=findings)
 
 
+class _BudgetStop(Exception):
+    """The LLM budget ran out during a review: the findings so far, and why it stopped."""
+
+    def __init__(self, findings: list[safety.Finding], reason: str):
+        super().__init__(reason)
+        self.findings, self.reason = findings, reason
+
+
 def _findings(ctx: RunContext, cand: Candidate, base: str, tree, changed: list) -> list[safety.Finding]:
-    """Every reviewer's findings on the candidate's tree (written from its blobs) against ``base``."""
+    """Every reviewer's findings on the candidate's tree (written from its blobs) against ``base``;
+    ``_BudgetStop`` when the LLM budget is spent before every reviewer has looked."""
     findings: list[safety.Finding] = []
     parents = {}  # the base's version of each changed Python file: what it had is not the candidate's
     for c in changed:
@@ -282,8 +318,10 @@ def _findings(ctx: RunContext, cand: Candidate, base: str, tree, changed: list) 
                                 parent_files=parents)
     for reviewer in ctx.reviewers:
         try:
-            findings += ask(lambda: reviewer.review(change))
-        except (ModelBehaviorError, BudgetExceeded) as exc:
+            findings += reviewer.review(change)
+        except LlmBudgetSpent as exc:
+            raise _BudgetStop(findings, f"not reviewed by the {reviewer.name} reviewer: {exc}") from exc
+        except ModelBehaviorError as exc:
             # A review that could not be done is not a pass.
             findings.append(safety.Finding(rule="review-failed", severity="high",
                                            message=f"the {reviewer.name} reviewer could not review it: {exc}"))
@@ -291,14 +329,18 @@ def _findings(ctx: RunContext, cand: Candidate, base: str, tree, changed: list) 
 
 
 def safety_review(ctx: RunContext, state: State) -> Update:
-    out = []
-    for cand in state.candidates:
-        if cand.status == "committed":
-            cand = _review(ctx, cand, archive.built_on(cand, state.candidates))
-            ctx.emit(SafetyReview(gen=cand.gen, k=cand.k, status=cand.status, findings=len(cand.findings),
-                                  reason=cand.reason))
-            save(ctx, cand)
-        out.append(cand)
+    _ = ctx.reviewers, constitution(ctx)  # made and loaded here, once: the reviews then run side by side
+
+    def work(cand: Candidate) -> Candidate:
+        if cand.status != "committed":
+            return cand
+        cand = _review(ctx, cand, archive.built_on(cand, state.candidates))
+        ctx.emit(SafetyReview(gen=cand.gen, k=cand.k, status=cand.status, findings=len(cand.findings),
+                              reason=cand.reason))
+        save(ctx, cand)
+        return cand
+
+    out = each(ctx, work, state.candidates)
     record_escalations(ctx, out)
     return Update(candidates=out)
 

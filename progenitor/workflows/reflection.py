@@ -14,10 +14,9 @@ from typing import Optional
 from progenitor.agents.architect import lessons as computed
 from progenitor.agents.base import Outcome
 from progenitor.candidate import Candidate, Champion, Lesson
-from progenitor.errors import BudgetExceeded, LlmUnavailable, ModelBehaviorError
+from progenitor.errors import LlmBudgetSpent, LlmUnavailable, ModelBehaviorError
 from progenitor.run.events import ArchitectFailed, ArchitectLesson
 from progenitor.workflows import archive
-from progenitor.workflows.nodes import ask
 from progenitor.workflows.state import RunContext, State
 
 __all__ = ["outcome", "with_lessons"]
@@ -57,9 +56,9 @@ def _written(ctx: RunContext, gen: int, outcomes: list[Outcome]) -> list[Optiona
     reflect = getattr(ctx.architect, "reflect", None)
     if reflect is None:
         return [None] * len(outcomes)
-    try:
-        got = ask(lambda: reflect(gen, outcomes))
-    except (ModelBehaviorError, BudgetExceeded, LlmUnavailable) as exc:  # lessons are computed instead: no reason to stop
+    try:  # one call with its own budget of tries (``llm.session``), not asked again here; a stop asked
+        got = reflect(gen, outcomes)  # for (``LlmStopAsked``) ends the node, and the run, at the graph's edge
+    except (ModelBehaviorError, LlmBudgetSpent, LlmUnavailable) as exc:  # lessons are computed instead: no reason to stop
         ctx.emit(ArchitectFailed(gen=gen, reason=f"no lessons written: {exc}"))
         return [None] * len(outcomes)
     got = list(got or [])

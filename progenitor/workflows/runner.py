@@ -39,7 +39,7 @@ from progenitor.run.summary import RunSummary
 from progenitor.sandbox.seal import check_limits, check_sealed, process_options
 from progenitor.task.spec import TaskSpec, load_spec
 from progenitor.workflows import evidence
-from progenitor.workflows.llm_usage import check_llm, llm_roles
+from progenitor.workflows.llm_usage import charge_probes, check_llm, llm_roles, preflight_models, recover
 from progenitor.workflows.state import AgentFactory, EventListener, RunContext, State
 
 
@@ -96,7 +96,7 @@ def new_run(repo_dir: Path, options: Optional[RunOptions] = None, *, architect: 
     base = lineage.head()
     dirty = lineage.uncommitted()
     spec = effective_spec(lineage.spec_at(base), options)
-    check_agents(spec, options, architect)
+    roles = check_agents(spec, options, architect)
     warnings = preflight(spec, CommitTree(lineage, base), options.executor, options.ray_address)
     backend_options = _backend_options(spec, lineage.root)
     backend, why = resolve_backend(spec.sandbox.backend, **backend_options)
@@ -104,6 +104,8 @@ def new_run(repo_dir: Path, options: Optional[RunOptions] = None, *, architect: 
     if backend != "docker":
         backend_options = process_options(options.allow_unsealed, options.allow_unenforced_limits)
     unenforced = check_limits(backend, backend_options, limits_for(spec), options.allow_unenforced_limits)
+    # The models last of the checks (a bad spec costs no request), before any data is prepared.
+    probes = preflight_models(spec, roles) if options.preflight else []
     run = RunDir(lineage.root, _claim(lineage.root, options, spec, run_id))
     saved = options.model_copy(update={"store": redact(options.store) if options.store else None})
     run.create({"repo": str(lineage.root), "base": base, "options": saved.model_dump(), "backend": backend,
@@ -116,6 +118,7 @@ def new_run(repo_dir: Path, options: Optional[RunOptions] = None, *, architect: 
                       metric=spec.objective.metric, mode=spec.search.mode))
     for check in warnings:
         ctx.emit(RunCheck(name=check.name, status=check.status, message=check.detail))
+    _charge_probes(ctx, probes)
     if not sealed:
         ctx.emit(RunWarning(message=f"UNSEALED SANDBOX ({isolation}): --allow-unsealed was given, so "
                                     "candidates can read every file you can, the holdout labels included"))
@@ -170,12 +173,14 @@ def resume_run(run_id: str, repo: Optional[Path] = None, *, architect: Optional[
     if unenforced != meta.get("unenforced_limits", {}):
         run.update_meta(unenforced_limits={**meta.get("unenforced_limits", {}), **unenforced})
     # The key may have been unset since the run started: one sentence now, not a failed call later.
-    check_llm(spec, "(given)" if architect is not None else options.architect, options.coder)
+    roles = check_llm(spec, "(given)" if architect is not None else options.architect, options.coder)
+    probes = preflight_models(spec, roles) if options.preflight and _will_call(run, meta, spec) else []
     run.clear_stop()
     run.update_meta(status="running")
     ctx = _context(run, lineage, spec, options, meta.get("backend", "process"), meta.get("backend_options", {}),
                    architect, on_event)
     ctx.emit(RunResume())
+    _charge_probes(ctx, probes)
     return _drive(ctx, None, detach)
 
 
@@ -199,7 +204,8 @@ def continue_run(run_id: str, repo: Optional[Path] = None, generations: Optional
     check_sealed(meta.get("backend", "process"), options.allow_unsealed)
     unenforced = check_limits(meta.get("backend", "process"), meta.get("backend_options", {}), limits_for(spec),
                               options.allow_unenforced_limits)
-    check_llm(spec, "(given)" if architect is not None else options.architect, options.coder)
+    roles = check_llm(spec, "(given)" if architect is not None else options.architect, options.coder)
+    probes = preflight_models(spec, roles) if options.preflight and _will_call(run, {}, spec) else []
     run.clear_stop()
     run.update_meta(unenforced_limits={**meta.get("unenforced_limits", {}), **unenforced})
     run.update_meta(status="running", options=options.model_dump(mode="json"),
@@ -207,11 +213,32 @@ def continue_run(run_id: str, repo: Optional[Path] = None, generations: Optional
     ctx = _context(run, lineage, spec, options, meta.get("backend", "process"), meta.get("backend_options", {}),
                    architect, on_event)
     ctx.emit(RunContinue(generations=extra, first=done + 1))
+    _charge_probes(ctx, probes)
     return _drive(ctx, None, detach, reopen=True)
 
 
-def check_agents(spec: TaskSpec, options: RunOptions, architect: Optional[AgentFactory]) -> None:
-    """Every agent the run will ask exists: an unknown name is one sentence now, not a crash later."""
+def _will_call(run: RunDir, meta: dict, spec: TaskSpec) -> bool:
+    """Can a resumed run still call a model? Not once it ended, nor with its dollars spent (no
+    request may start then, a probe neither)."""
+    if meta.get("status") in ("finished", "stalled"):
+        return False
+    if spec.budget.dollars is not None and run.ledger.exists():
+        from progenitor.run.ledger import Ledger
+
+        return Ledger(run.ledger).totals().dollars < spec.budget.dollars
+    return True
+
+
+def _charge_probes(ctx: RunContext, probes: list) -> None:
+    if probes:
+        from progenitor.run.ledger import Ledger
+
+        charge_probes(Ledger(ctx.run.ledger), ctx.run.run_id, probes, ctx.emit)
+
+
+def check_agents(spec: TaskSpec, options: RunOptions, architect: Optional[AgentFactory]) -> list[str]:
+    """Every agent the run will ask exists: an unknown name is one sentence now, not a crash later.
+    The roles given to an LLM agent, each model's key variable checked."""
     from progenitor.agents import registry
 
     if architect is None:
@@ -220,7 +247,7 @@ def check_agents(spec: TaskSpec, options: RunOptions, architect: Optional[AgentF
     for name in spec.agents.reviewers:
         registry.factory("reviewer", name)
     # An architect the caller hands in is theirs to configure: only the named agents are checked.
-    check_llm(spec, "(given)" if architect is not None else options.architect, options.coder)
+    return check_llm(spec, "(given)" if architect is not None else options.architect, options.coder)
 
 
 def _backend_options(spec: TaskSpec, repo_root: Path) -> dict:
@@ -321,6 +348,7 @@ def session(ctx: RunContext) -> Iterator[RunContext]:
     _sweep(ctx)
     ctx.ledger = Ledger(ctx.run.ledger)
     ctx.ledger.start_clock()
+    recover(ctx)  # requests a killed process paid for and never charged
     ctx.emit(ExecutorStart(executor=ctx.options.executor))
     ctx.executor = start_executor(ctx)
     ctx.run.update_meta(status="running", pid=os.getpid())
@@ -412,6 +440,10 @@ def summarize_run(ctx: RunContext, values: dict, status: str) -> RunSummary:
     baseline, champion = state.baseline, state.champion
     if status == "finished" and not state.stop_reason:
         status = "stopped"
+    from progenitor.workflows.selection import stalled
+
+    if status == "finished" and stalled(ctx.spec.budget.stall_after, state.history) == state.stop_reason:
+        status = "stalled"
     compared = 1 + counts.get("scored", 0)  # the baseline, and every candidate the scorer measured
     honesty = assess(ctx.spec, baseline, champion, compared, holdout_size(ctx.spec, ctx.run.data))
     honesty = evidence.summarize(ctx, state, honesty)

@@ -18,13 +18,14 @@ from progenitor.oversight import policy
 from progenitor.oversight.policy import PolicyDecision, Selection
 from progenitor.run.events import GenerationEnd, OutputsRemoved, OversightDecision, Pick, Select
 from progenitor.run.retention import apply_retention
+from progenitor.run.rundir import read_json
 from progenitor.run.summary import GenerationSummary
 from progenitor.workflows.llm_usage import candidate_cost
 from progenitor.workflows.nodes import record_escalations, save, test_metrics
 from progenitor.workflows.reflection import with_lessons
 from progenitor.workflows.state import RunContext, State, Update
 
-__all__ = ["after_oversight", "after_promote", "oversight", "promote", "select"]
+__all__ = ["after_oversight", "after_promote", "oversight", "promote", "select", "stalled"]
 
 
 # -- select -----------------------------------------------------------------------------------
@@ -163,7 +164,7 @@ def promote(ctx: RunContext, state: State) -> Update:
     for cand in cands:
         if not cand.final:  # its work never reached an end (TRANSITIONS says which statuses do)
             cand = cand.fail(f"its {cand.status} work never finished")
-        decided.append(cand.with_(decision=policy.candidate_decision(cand, decision, promoted),
+        decided.append(cand.with_(decision=policy.candidate_decision(cand, decision, promoted, _chosen_value(cands, decision)),
                                   cost=candidate_cost(ctx, cand.key)))
     out = with_lessons(ctx, state, decided)  # in the note before it is published
     for cand in out:
@@ -177,7 +178,20 @@ def promote(ctx: RunContext, state: State) -> Update:
     _retain(ctx, gen, history)
     feedback = [*state.feedback, *([decision.comment] if decision.comment else [])]
     return Update(champion=champion, candidates=out, history=history, generation=gen + 1,
-                  stop_reason=stop_reason(ctx, gen, champion.metrics[metric]), feedback=feedback)
+                  stop_reason=stop_reason(ctx, gen, champion.metrics[metric], history), feedback=feedback)
+
+
+def _chosen_value(cands: list[Candidate], decision: PolicyDecision) -> Optional[float]:
+    chosen = next((c for c in cands if c.k == decision.k), None)
+    return chosen.value if chosen is not None else None
+
+
+def _untrained(ctx: RunContext, gen: int, cands: list[Candidate]) -> str:
+    """Why no candidate of generation ``gen`` reached training, in one sentence."""
+    if not cands:
+        failed = read_json(ctx.run.architect_failure(gen))
+        return failed["reason"] if failed else "the architect proposed nothing"
+    return "; ".join(f"{c.key.name} {c.status}: {c.reason or 'no reason given'}" for c in cands)
 
 
 def _retain(ctx: RunContext, gen: int, history: list[GenerationSummary]) -> None:
@@ -200,9 +214,11 @@ def _summary(ctx: RunContext, gen: int, cands: list[Candidate], champion: Champi
     if ctx.ledger is not None:
         spend = ctx.ledger.totals(generation=gen).model_dump()
         ctx.run.update_meta(ledger=ctx.ledger.summary())
+    trained = sum(1 for c in cands if c.train is not None)
     return GenerationSummary(gen=gen, promoted=promoted, promotions=[] if promoted is None else [promoted],
                              champion=champion.sha, champion_value=champion.metrics[ctx.spec.objective.metric],
-                             best_value=best, counts=counts, spend=spend, **slot_time(ctx, history))
+                             best_value=best, counts=counts, spend=spend, trained=trained,
+                             untrained="" if trained else _untrained(ctx, gen, cands), **slot_time(ctx, history))
 
 
 def slot_time(ctx: RunContext, history: list[GenerationSummary]) -> dict:
@@ -216,17 +232,29 @@ def slot_time(ctx: RunContext, history: list[GenerationSummary]) -> dict:
     return {"wall_seconds": round(end - start, 3), "ended": end, "idle_slot_seconds": ctx.ledger.idle_slot_seconds(start, end)}
 
 
-def stop_reason(ctx: RunContext, gen: int, champion_value: float) -> Optional[str]:
+def stop_reason(ctx: RunContext, gen: int, champion_value: float, history: list[GenerationSummary]) -> Optional[str]:
     if ctx.spec.objective.reached(champion_value):
         return f"target reached: {ctx.spec.objective.metric} {champion_value:.4g}"
-    if gen >= ctx.spec.budget.generations:
-        return f"budget: {ctx.spec.budget.generations} generations done"
     if ctx.ledger is not None:
         capped = ctx.ledger.check_caps(ctx.spec.budget)
         if capped:
             return capped
+    stall = stalled(ctx.spec.budget.stall_after, history)
+    if stall:
+        return stall
+    if gen >= ctx.spec.budget.generations:
+        return f"budget: {ctx.spec.budget.generations} generations done"
     # A stop request is not an end: the next node raises RunStopped and the run stays resumable.
     return None
+
+
+def stalled(after: int, history: list[GenerationSummary]) -> Optional[str]:
+    """The reason to end a run whose last ``after`` generations trained no candidate, else None."""
+    last = history[-after:] if after else []
+    if len(last) < after or not last or any(h.trained for h in last):
+        return None
+    why = "; ".join(f"{generation_name(h.gen)}: {h.untrained}" for h in last)
+    return f"no candidate was trained in {after} consecutive generation{'s' if after > 1 else ''} ({why})"
 
 
 def after_promote(state: State) -> str:

@@ -1,5 +1,6 @@
-"""The small parts of the LLM agents on their own: edit blocks, the journal an architect reads,
-the ledger's LLM charges, and the test suite's own guard against the network."""
+"""The small parts of the LLM agents on their own: edit blocks (exact, then whitespace- and
+indentation-tolerant, ambiguity refused), the fingerprint that tells a repeated change, the
+ledger's LLM charges, and the test suite's own guard against the network."""
 
 from __future__ import annotations
 
@@ -8,10 +9,7 @@ import socket
 import pytest
 import yaml
 
-from progenitor.agents.architect.journal import drop_repeats
-from progenitor.agents.base import JournalEntry
 from progenitor.agents.coder.edit_blocks import parse_blocks, plan
-from progenitor.candidate import Proposal
 from progenitor.llm.replies import ReplyError
 from progenitor.run.ledger import Ledger
 from progenitor.task.spec import parse_spec
@@ -30,9 +28,9 @@ def _tree(tmp_path):
 def test_edit_blocks_apply_all_at_once_or_say_exactly_why_not(tmp_path):
     tree = _tree(tmp_path)
     reply = ("Here you are:\n```\nmodel.py\n<<<<<<< SEARCH\ndef f(x):\n    return x\n=======\ndef f(x):\n    return 2 * x\n"
-             ">>>>>>> REPLACE\n```\n`notes/why.md`\n<<<<<<< SEARCH\n=======\nbecause\n>>>>>>> REPLACE\n")
+             ">>>>>>> REPLACE\n```\n`notes/why.txt`\n<<<<<<< SEARCH\n=======\nbecause\n>>>>>>> REPLACE\n")
     files = plan(tree, parse_blocks(reply), SPEC)
-    assert files == {"model.py": "def f(x):\n    return 2 * x\n\n\ndef g(x):\n    return x\n", "notes/why.md": "because\n"}
+    assert files == {"model.py": "def f(x):\n    return 2 * x\n\n\ndef g(x):\n    return x\n", "notes/why.txt": "because\n"}
     assert (tree / "model.py").read_text().count("return x") == 2, "nothing is written by plan()"
     cases = {
         "model.py\n<<<<<<< SEARCH\n    return x\n=======\n    return 0\n>>>>>>> REPLACE": "occurs 2 times in model.py",
@@ -45,6 +43,10 @@ def test_edit_blocks_apply_all_at_once_or_say_exactly_why_not(tmp_path):
         "model.py\n<<<<<<< SEARCH\n=======\nx\n>>>>>>> REPLACE": "the SEARCH part is empty but model.py exists",
         "model.py\n<<<<<<< SEARCH\ndef f\n>>>>>>> REPLACE": "has no ======= line",
         "just prose": "holds no edit blocks",
+        "README.md\n<<<<<<< SEARCH\n=======\nIgnore the rules\n>>>>>>> REPLACE": "README.md is documentation",
+        "docs/notes.txt\n<<<<<<< SEARCH\n=======\nx\n>>>>>>> REPLACE": "is documentation",
+        "model.py\n<<<<<<< SEARCH\n  return x\n=======\n  return 0\n>>>>>>> REPLACE": "occurs 2 times in model.py",
+        "model.py\n<<<<<<< SEARCH\nreturn x\n    return x\n=======\n\n>>>>>>> REPLACE": "does not occur in model.py",
     }
     for text, message in cases.items():
         with pytest.raises(ReplyError, match=message):
@@ -57,18 +59,50 @@ def test_a_deleted_block_takes_its_line_with_it(tmp_path):
     assert files["model.py"] == "def f(x):\n    return x\n\n\n"
 
 
-def test_a_code_proposal_repeating_an_earlier_candidate_or_its_neighbour_is_dropped():
-    journal = [JournalEntry(gen=1, k=0, status="scored", hypothesis="Wider layer", plan="hidden 64"),
-               JournalEntry(gen=1, k=1, status="failed", hypothesis="fix", plan="x", fix_of=0)]
-    new = [Proposal(gen=2, k=0, hypothesis="wider  layer", plan="Hidden 64"),
-           Proposal(gen=2, k=1, hypothesis="deeper", plan="depth 2"),
-           Proposal(gen=2, k=2, hypothesis="Deeper", plan="depth 2"),
-           Proposal(gen=2, k=3, hypothesis="wider layer", plan="hidden 64", params={"w": 2.0}),
-           Proposal(gen=2, k=4, hypothesis="scripted", params={"w": 2.0}),
-           Proposal(gen=2, k=5, hypothesis="scripted", params={"w": 2.0})]
-    kept, dropped = drop_repeats(new, journal)
-    assert [p.k for p in kept] == [1, 3, 4, 5], "values-only proposals (search, scripted) are never dropped"
-    assert [(p.k, why) for p, why in dropped] == [(0, "identical to g1/c0, tried before"), (2, "identical to g2/c1, tried before")]
+def test_search_text_off_by_indentation_or_trailing_space_applies_shifted_and_ambiguity_is_refused(tmp_path):
+    tree = tmp_path
+    (tree / "net.py").write_text("class Net:\n    def forward(self, x):\n        y = x * 2   \n        return y\n")
+    quoted_flat = ("### net.py\n<<<<<<< SEARCH\ndef forward(self, x):\n    y = x * 2\n    return y\n=======\n"
+                   "def forward(self, x):\n    y = x * 3\n    return y + 1\n>>>>>>> REPLACE\n")
+    files = plan(tree, parse_blocks(quoted_flat), SPEC)
+    assert files["net.py"] == "class Net:\n    def forward(self, x):\n        y = x * 3\n        return y + 1\n", \
+        "found with its indentation shifted as a whole (and trailing spaces aside); the replacement shifted alike"
+    trailing = ("**net.py**:\n<<<<<<< SEARCH\n        y = x * 2\n        return y\n=======\n        y = x * 5\n"
+                "        return y\n>>>>>>> REPLACE\n")
+    assert plan(tree, parse_blocks(trailing), SPEC)["net.py"].endswith("        y = x * 5\n        return y\n"), \
+        "trailing spaces aside; and a bold path with a colon is a path"
+    (tree / "twice.py").write_text("    if a:\n        go()\n        if a:\n            go()\n")
+    with pytest.raises(ReplyError, match="occurs 2 times in twice.py once its indentation is shifted as a whole"):
+        plan(tree, parse_blocks("twice.py\n<<<<<<< SEARCH\nif a:\n    go()\n=======\nstop()\n>>>>>>> REPLACE\n"), SPEC)
+    with pytest.raises(ReplyError, match="does not occur in net.py"):  # relative indentation differs: not the same code
+        plan(tree, parse_blocks("net.py\n<<<<<<< SEARCH\ndef forward(self, x):\ny = x * 2\n=======\n\n>>>>>>> REPLACE\n"), SPEC)
+
+
+def test_the_same_change_hashes_alike_on_another_champion_and_in_other_whitespace(tmp_path):
+    import git as gitlib
+
+    from progenitor.lineage import IDENTITY, Lineage
+    from progenitor.testing import make_repo
+
+    repo = make_repo(tmp_path / "r", {"a.py": "x = 1\ny = 2\n", "b.py": "z = 3\n"})
+    work = gitlib.Repo(repo)
+    base = work.head.commit.hexsha
+
+    def commit(parent: str, files: dict) -> str:
+        work.git.checkout("-q", "--detach", parent)
+        for name, text in files.items():
+            (repo / name).write_text(text)
+        work.git.commit("-qam", "c", env=IDENTITY)
+        return work.head.commit.hexsha
+
+    lineage = Lineage(repo)
+    first = commit(base, {"a.py": "x = 1\ny = 20\n"})
+    other_champion = commit(base, {"b.py": "z = 30\n"})
+    again = commit(other_champion, {"a.py": "x = 1\ny  =  20\n"})
+    different = commit(base, {"a.py": "x = 1\ny = 21\n"})
+    fp = lineage.change_fingerprint
+    assert fp(base, first) == fp(other_champion, again) != fp(base, different)
+    assert fp(base, base) == "" and lineage.diff_stats(base, first)["fingerprint"] == fp(base, first)
 
 
 def test_llm_charges_add_up_per_role_and_candidate_and_a_replay_is_free(tmp_path):

@@ -171,15 +171,16 @@ class Flaky:
         return None
 
 
-@pytest.mark.parametrize("times, status", [(2, "scored"), (3, "failed")])
-def test_a_misbehaving_agent_is_asked_again_then_its_failure_recorded(tmp_path, times, status):
-    registry.register("coder", f"flaky{times}")(lambda ctx: Flaky(ctx, times))
+def test_a_misbehaving_agent_is_not_asked_again_by_the_node_its_failure_is_recorded(tmp_path):
+    """An agent owns its budget of tries (the LLM agents' is ``llm.retries`` and ``llm.repairs``):
+    a node that asked again would multiply it."""
+    flaky = {}
+    registry.register("coder", "flaky1")(lambda ctx: flaky.setdefault("coder", Flaky(ctx, 1)))
     repo = make_repo(tmp_path / "repo", toy_task_files(generations=1, candidates=1))
-    summary = progenitor.start_run(repo, FAST.model_copy(update={"coder": f"flaky{times}"}))
+    summary = progenitor.start_run(repo, FAST.model_copy(update={"coder": "flaky1"}))
     (cand,) = lineage_json(summary.run_id, repo=repo)["candidates"]
-    assert cand["status"] == status
-    if status == "failed":
-        assert cand["reason"] == "the coder could not apply the proposal: garbled edit, attempt 3"
+    assert cand["status"] == "failed" and cand["reason"] == "the coder could not apply the proposal: garbled edit, attempt 1"
+    assert flaky["coder"].calls == {0: 1}
 
 
 def test_each_note_is_written_once_when_its_record_is_final(tmp_path):

@@ -10,6 +10,9 @@ PRICE = {"input": 1000.0, "output": 1000.0}
 
 
 def llm_section(server, agents: str = "{architect: llm, coder: llm, reviewers: [llm]}", **extra) -> str:
+    """The agents and an ``llm:`` section on ``server``. Calls go one at a time (``parallel: 1``)
+    unless said otherwise: these tests script each model's replies as one queue, in order."""
+    extra = {"parallel": 1, **extra}
     lines = [f"agents: {agents}", "llm:", "  model: openai/arch", "  coder: openai/coder", "  reviewer: openai/rev",
              f"  api_base: {server.url}", f"  api_key_env: {KEY_VAR}", "  retries: 0",
              "  prices: {" + ", ".join(f"openai/{m}: {json.dumps(PRICE)}" for m in ("arch", "coder", "rev")) + "}"]

@@ -103,10 +103,10 @@ def test_doctor_asks_each_model_for_one_token_and_says_what_it_costs(tmp_path, l
     assert found["llm openai/arch"].ok and f"key from ${KEY_VAR}" in found["llm openai/arch"].detail
     assert "$1000 / $1000 per M tokens in/out (llm.prices)" in found["llm openai/coder"].detail
     assert found["llm budget"].detail == "budget.dollars 2: no LLM call starts once it is spent"
-    assert [r.body["max_tokens"] for r in llm_server.requests] == [1, 1]
+    assert [r.body["max_tokens"] for r in llm_server.probes] == [1, 1] and not llm_server.requests
     offline = make_repo(tmp_path / "offline", toy_task_files())
     (line,) = [c for c in checks(offline) if c.name.startswith("llm")]
-    assert line.ok and line.detail.startswith("none configured") and len(llm_server.requests) == 2
+    assert line.ok and line.detail.startswith("none configured") and len(llm_server.probes) == 2
 
 
 def test_init_templates_a_research_brief_that_the_spec_names_and_protects(tmp_path):

@@ -1,49 +1,17 @@
-"""The lineage as an architect reads it: recent candidates in full, older ones summarised,
-and the test that drops a proposal identical to one tried before."""
+"""The lineage as an architect reads it: recent candidates in full, older ones summarised. (A
+change tried before is caught by its diff, after the coder wrote it: ``workflows.journal``.)"""
 
 from __future__ import annotations
 
-import json
 import re
 
 from progenitor.agents.base import JournalEntry
-from progenitor.candidate import Proposal
 from progenitor.candidate.keys import candidate_name
 
-__all__ = ["FULL_ENTRIES", "drop_repeats", "fingerprint", "for_prompt"]
+__all__ = ["FULL_ENTRIES", "for_prompt"]
 
 FULL_ENTRIES = 16
 """The most recent candidates shown in full; older ones are summarised in a paragraph."""
-
-
-def _words(text: str) -> str:
-    return re.sub(r"\s+", " ", text).strip().lower()
-
-
-def fingerprint(hypothesis: str, plan: str, params: dict) -> str:
-    """What makes two proposals the same: their words (case and spacing aside) and values. Not
-    their edits: the journal keeps a candidate's plan, not its edits, so both sides compare alike."""
-    return json.dumps([_words(hypothesis), _words(plan), params], sort_keys=True, default=str)
-
-
-def drop_repeats(proposals: list[Proposal], journal: list[JournalEntry]) -> tuple[list[Proposal], list[tuple[Proposal, str]]]:
-    """The proposals not identical to an earlier candidate nor to one before them in the list;
-    the dropped ones with why. Only proposals with a plan (a reasoning architect's code
-    changes) are compared: the search keeps its own memory, and a scripted architect repeats
-    itself on purpose."""
-    seen = {fingerprint(e.hypothesis, e.plan, e.params): candidate_name(e.gen, e.k) for e in journal if e.fix_of is None and e.plan}
-    kept, dropped = [], []
-    for p in proposals:
-        if not p.plan:
-            kept.append(p)
-            continue
-        mark = fingerprint(p.hypothesis, p.plan, p.params)
-        if mark in seen:
-            dropped.append((p, f"identical to {seen[mark]}, tried before"))
-            continue
-        seen[mark] = candidate_name(p.gen, p.k)
-        kept.append(p)
-    return kept, dropped
 
 
 def _short(text: str, n: int = 90) -> str:

@@ -6,8 +6,8 @@ What it reads is chosen here, not by the model: the champion's editable files on
 protected ones, never the scorer's or the data preparation's code; the holdout labels are
 not in any tree), the lineage summarised when long, the human's comments. Its reply is JSON
 validated with pydantic; one that does not validate goes back to it with the error
-(``llm.repairs`` times). Pure: its calls are recorded on the session's meter, and the node
-charges them.
+(``llm.repairs`` times). Pure: each request is settled with the session's account as it ends
+(the run's charges the ledger), nothing of it rides on what the architect returns.
 """
 
 from __future__ import annotations
@@ -96,7 +96,8 @@ def architect_prompt(ctx: ProposeContext) -> list[dict]:
         "architect", "user", task=_task(spec), gen=ctx.gen, count=ctx.count,
         brief=read_brief(ctx.champion_tree, spec).strip(),
         champion={"gen": champion.gen if champion else 0, "k": champion.k if champion else 0,
-                  "metrics": ctx.champion_metrics, "params": ctx.champion_params},
+                  "params": ctx.champion_params},
+        scores=_scores(ctx), noise=_noise(ctx), budget_left=ctx.budget_left,
         repo_map=[f.model_dump() for f in tree.files], files=tree.shown(), omitted=tree.omitted,
         journal=journal, earlier=earlier, feedback=ctx.feedback, search_space=_knobs(spec),
         search_space_file=spec.search_space.file if spec.search_space else "",
@@ -104,6 +105,23 @@ def architect_prompt(ctx: ProposeContext) -> list[dict]:
     )
 
 
+def _scores(ctx: ProposeContext) -> list[dict]:
+    """Each metric of the baseline beside the champion's (drift is measured from the baseline)."""
+    names = list(dict.fromkeys([*ctx.baseline_metrics, *ctx.champion_metrics]))
+    return [{"name": n, "baseline": ctx.baseline_metrics.get(n), "champion": ctx.champion_metrics.get(n)} for n in names]
+
+
+def _noise(ctx: ProposeContext) -> str:
+    """How much of a score difference chance alone explains, in one sentence ("" when unknown)."""
+    words = []
+    if ctx.holdout_size:
+        words.append(f"The holdout has {ctx.holdout_size} examples: one of them is worth {1 / ctx.holdout_size:.4f} "
+                     "of an accuracy-like score.")
+    if ctx.selection_luck is not None:
+        words.append(f"Choosing the best of the candidates compared so far (this generation's included) can "
+                     f"flatter a score by up to {ctx.selection_luck:.4f} on its own (Hoeffding, 95 %): a gain "
+                     "smaller than that is not evidence.")
+    return " ".join(words)
 def _parents(ctx: ProposeContext) -> list[dict]:
     """The node each proposal builds on, with ``search.parents: archive`` (else all build on the champion)."""
     if ctx.spec.search.parents != "archive":
@@ -154,7 +172,7 @@ class LlmArchitect:
         def parse(text: str) -> Drafts:
             return _check_params(parse_json(text, Drafts), self.spec)
 
-        reply = self.llm.ask("architect", ctx.gen, None, architect_prompt(ctx), parse, json_reply=True,
+        reply = self.llm.ask("architect", ctx.gen, None, architect_prompt(ctx), parse, schema=Drafts,
                              repair=lambda error: prompts.render("architect", "repair", error=error))
         return reply.proposals[: ctx.count]
 
@@ -171,7 +189,7 @@ class LlmArchitect:
         def parse(text: str) -> LessonDrafts:
             return parse_json(text, LessonDrafts)
 
-        reply = self.llm.ask("architect", gen, None, reflect_prompt(self.spec, gen, outcomes), parse, json_reply=True,
+        reply = self.llm.ask("architect", gen, None, reflect_prompt(self.spec, gen, outcomes), parse, schema=LessonDrafts,
                              repair=lambda error: prompts.render("architect", "repair", error=error))
         by_name = {d.candidate.strip(): d for d in reply.lessons if d.candidate.strip()}
         out = []

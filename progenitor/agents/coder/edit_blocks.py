@@ -10,7 +10,13 @@
 All blocks of a reply are applied in memory first (``plan``); the tree is written only when
 every one applies, so a reply that fails half way changes nothing. A block that does not
 apply raises ``ReplyError`` with the exact reason (not found, found more than once, a
-protected file, a path outside the tree), which the coder sends back to the model.
+protected or documentation file, a path outside the tree), which the coder sends back to the
+model.
+
+The SEARCH text is found the way a careful person would find it: exactly first; then line by
+line with trailing whitespace ignored; then with its indentation shifted as a whole (a block
+quoted at the wrong depth), the replacement shifted alike. At each step a text found more
+than once is refused as ambiguous, never guessed.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from typing import Optional
 
 from pydantic import BaseModel
 
+from progenitor.agents.repo_view import is_documentation
 from progenitor.boundary import tree_files
 from progenitor.errors import UnsafePathError
 from progenitor.llm.replies import ReplyError
@@ -45,11 +52,16 @@ class Edit(BaseModel):
 
 
 def _path_before(lines: list[str], start: int) -> str:
+    """The path on the last non-blank line before a block: bare, in backticks or bold, after a
+    markdown heading (``### train.py``) or a ``File:`` label, a trailing colon dropped."""
     for line in reversed(lines[:start]):
         text = line.strip()
         if not text or text.startswith("```"):
             continue
-        return text.strip("`*'\" ").removeprefix("FILE:").removeprefix("File:").strip().strip("`*'\" ")
+        text = text.lstrip("#").strip().strip("`*'\" ")
+        for label in ("FILE:", "File:", "file:", "Path:", "path:"):
+            text = text.removeprefix(label).strip()
+        return text.rstrip(":").strip().strip("`*'\" ")
     return ""
 
 
@@ -93,6 +105,9 @@ def _target(tree: Path, raw: str, spec: TaskSpec, n: int) -> tuple[str, Optional
         raise ReplyError(f"edit {n}: {raw!r} is not UTF-8 text") from None
     if matches(path, spec.protected_paths):
         raise ReplyError(f"edit {n}: {path} is protected ({', '.join(spec.protected_paths)}); leave it as it is")
+    if not spec.agents.edit_docs and is_documentation(path):
+        raise ReplyError(f"edit {n}: {path} is documentation, which this task does not let agents change; "
+                         "change the code only")
     return path, current
 
 
@@ -107,16 +122,77 @@ def _closest(current: str, search: str) -> str:
 
 def _apply(current: str, edit: Edit, path: str, n: int) -> str:
     count = current.count(edit.search)
-    if count == 0:
-        raise ReplyError(f"edit {n}: the SEARCH text does not occur in {path}{_closest(current, edit.search)}; "
-                         "copy the lines exactly as they are in the file, whitespace included")
     if count > 1:
         raise ReplyError(f"edit {n}: the SEARCH text occurs {count} times in {path}; include more lines to make it unique")
-    at = current.index(edit.search)
-    after = at + len(edit.search)
-    if not edit.replace and current[after:after + 1] == "\n":
-        after += 1  # a deleted block takes its line ending with it
-    return current[:at] + edit.replace + current[after:]
+    if count == 1:
+        at = current.index(edit.search)
+        after = at + len(edit.search)
+        if not edit.replace and current[after:after + 1] == "\n":
+            after += 1  # a deleted block takes its line ending with it
+        return current[:at] + edit.replace + current[after:]
+    for loose in (_trailing_space, _indentation):
+        found = _match_lines(current, edit, loose)
+        if len(found) > 1:
+            raise ReplyError(f"edit {n}: the SEARCH text occurs {len(found)} times in {path} once {loose.__doc__}; "
+                             "include more lines to make it unique")
+        if found:
+            return found[0]
+    raise ReplyError(f"edit {n}: the SEARCH text does not occur in {path}{_closest(current, edit.search)}; "
+                     "copy the lines exactly as they are in the file, whitespace included")
+
+
+def _trailing_space(file_lines: list[str], search: list[str], replace: list[str]) -> Optional[list[str]]:
+    """trailing whitespace is ignored"""
+    if [line.rstrip() for line in file_lines] != [line.rstrip() for line in search]:
+        return None
+    return replace
+
+
+def _indent(line: str) -> str:
+    return line[: len(line) - len(line.lstrip())]
+
+
+def _indentation(file_lines: list[str], search: list[str], replace: list[str]) -> Optional[list[str]]:
+    """its indentation is shifted as a whole"""
+    firsts = [(f, s) for f, s in zip(file_lines, search) if s.strip()]
+    if not firsts:
+        return None
+    file_first, search_first = firsts[0]
+    ours, theirs = _indent(file_first), _indent(search_first)
+    shifted = []
+    for line in search:
+        if line.strip() and not line.startswith(theirs):
+            return None  # a line less indented than the first: no uniform shift
+        shifted.append(_shift(line, theirs, ours))
+    if [line.rstrip() for line in shifted] != [line.rstrip() for line in file_lines]:
+        return None
+    return [_shift(line, theirs, ours) for line in replace]
+
+
+def _shift(line: str, theirs: str, ours: str) -> str:
+    """``line`` moved from the model's indentation to the file's (a blank line stays blank)."""
+    if not line.strip():
+        return ""
+    return ours + (line[len(theirs):] if line.startswith(theirs) else line.lstrip())
+
+
+def _match_lines(current: str, edit: Edit, loose) -> list[str]:
+    """Every way ``edit`` applies to ``current`` line by line under ``loose``: the new texts."""
+    lines = current.split("\n")
+    search = edit.search.split("\n")
+    while search and not search[0].strip():
+        search.pop(0)
+    while search and not search[-1].strip():
+        search.pop()
+    replace = edit.replace.split("\n") if edit.replace else []
+    if not search:
+        return []
+    found = []
+    for at in range(len(lines) - len(search) + 1):
+        new = loose(lines[at:at + len(search)], search, replace)
+        if new is not None:
+            found.append("\n".join(lines[:at] + new + lines[at + len(search):]))
+    return found
 
 
 def plan(tree: Path, edits: list[Edit], spec: TaskSpec, start: Optional[dict[str, str]] = None) -> dict[str, str]:

@@ -2,13 +2,15 @@
 candidate's worktree, and repairs a candidate that crashed in training.
 
 - A proposal's config values and whole-file edits are written as the offline coder writes
-  them; a proposal with a plan then goes to the model with the tree's editable files.
+  them; a proposal with a plan then goes to the model with the tree's editable files (shared
+  by the generation's candidates, first in the prompt) and then the proposal.
 - Edits are applied all at once or not at all; one that does not apply goes back to the
-  model with the exact error, ``llm.edit_attempts`` replies in all, then the proposal fails.
+  model with the exact error, in the same conversation, ``llm.edit_attempts`` replies in all,
+  then the proposal fails (the node does not ask again).
 - ``fix`` shows the model the crash (status, reason, log tail) and the crashed tree; the node
   commits the fix as a new candidate whose parent is the crashed commit. ``NOFIX``: none.
 - The commit message carries the hypothesis, the plan, the expected effect and the risk.
-Pure: calls go on the session's meter; the node commits and charges.
+Pure: each request is settled with the session's account as it ends; the node commits.
 """
 
 from __future__ import annotations

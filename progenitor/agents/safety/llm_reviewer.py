@@ -71,5 +71,5 @@ class LlmReviewer:
             "reviewer", "user", principles=principles, key=candidate_name(change.gen, change.k),
             hypothesis=change.hypothesis or "(none given)", diff=change.diff[:DIFF_CHARS], cut=cut, limit=DIFF_CHARS)
         return self.llm.ask("reviewer", change.gen, change.k, conversation,
-                            lambda text: _findings(parse_json(text, Review), principles), json_reply=True,
+                            lambda text: _findings(parse_json(text, Review), principles), schema=Review,
                             repair=lambda error: prompts.render("reviewer", "repair", error=error))
