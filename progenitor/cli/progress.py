@@ -16,7 +16,7 @@ from rich.console import Console
 
 from progenitor.candidate.keys import candidate_name, generation_name
 from progenitor.cli.board import RunBoard
-from progenitor.cli.text import text
+from progenitor.cli.text import block, text
 from progenitor.run.events import (
     ArchitectFailed,
     ArchitectProposal,
@@ -164,11 +164,11 @@ class Progress:
     @_show.register
     def _on_architect_failed(self, e: ArchitectFailed) -> None:
         self._line(f"{generation_name(e.gen)} [red]architect failed[/red], no candidate this generation: "
-                   f"{text(e.reason)}")
+                   f"{block(e.reason)}")
 
     @_show.register
     def _on_coder_failed(self, e: CoderFailed) -> None:
-        self._line(f"{_name(e)} [red]coder failed[/red]: {text(e.reason)}")
+        self._line(f"{_name(e)} [red]coder failed[/red]: {block(e.reason)}")
 
     @_show.register
     def _on_coder_duplicate(self, e: CoderDuplicate) -> None:
@@ -222,9 +222,9 @@ class Progress:
     @_show.register
     def _on_safety_review(self, e: SafetyReview) -> None:
         if e.status == "rejected":
-            self._line(f"{_name(e)} [red]rejected before running[/red]: {text(e.reason)}")
+            self._line(f"{_name(e)} [red]rejected before running[/red]: {block(e.reason)}")
         elif e.status == "budget":
-            self._line(f"{_name(e)} [yellow]not reviewed[/yellow]: {text(e.reason)}")
+            self._line(f"{_name(e)} [yellow]not reviewed[/yellow]: {block(e.reason)}")
 
     @_show.register
     def _on_train_start(self, e: TrainStart) -> None:
@@ -235,14 +235,14 @@ class Progress:
     def _on_train_end(self, e: TrainEnd) -> None:
         if e.status != "ok":
             self._line(f"{_name(e)} [red]{e.status}[/red] after {e.duration:.1f}s: "
-                       f"{text(e.reason)}")
+                       f"{block(e.reason)}")
 
     @_show.register
     def _on_score(self, e: Score) -> None:
         if e.status == "scored":
             self._line(f"{_name(e)} scored {_fmt(e.value)}", detail=True)
         else:
-            self._line(f"{_name(e)} [red]failed scoring[/red]: {text(e.reason)}")
+            self._line(f"{_name(e)} [red]failed scoring[/red]: {block(e.reason)}")
 
     @_show.register
     def _on_oversight_decision(self, e: OversightDecision) -> None:

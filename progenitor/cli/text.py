@@ -10,9 +10,15 @@ from rich.markup import escape
 
 from progenitor.boundary.display import shown
 
-__all__ = ["shown", "text"]
+__all__ = ["block", "shown", "text"]
 
 
 def text(value: Any, multiline: bool = False) -> str:
     """``value`` as rich may print it: control characters escaped, then rich's markup."""
     return escape(shown(value, multiline=multiline))
+
+
+def block(value: Any, indent: str = "    ") -> str:
+    """``value`` as ``text`` makes it, its own line breaks kept (a schema error lists one field a
+    line) and each continuation line indented, so that no line of it can pass for a line of ours."""
+    return text(value, multiline=True).replace("\t", " ").replace("\n", "\n" + indent)

@@ -63,7 +63,7 @@ def print_summary(console: Console, s: Any) -> None:
         click.echo(f"waiting at {s.waiting['gate']}: {shown(s.waiting['description'])}")
         click.echo(how_to_decide(s.run_id, s.waiting["gate"]))
     elif s.status == "stalled":
-        click.echo(f"stalled: {shown(s.stop_reason or '')}")
+        click.echo(f"stalled: {shown(s.stop_reason or '', multiline=True)}".replace("\n", "\n    "))
     elif s.status != "finished":
         click.echo(f"resume with: progenitor resume {s.run_id} --repo {s.repo}")
     else:

@@ -55,7 +55,7 @@ def _spec(server, generations=1, candidates=2, **llm) -> str:
             f"llm:\n  architect: openai/arch\n  coder: openai/coder\n  reviewer: openai/rev\n"
             f"  api_base: {server.url}\n  api_key_env: {KEY}\n"
             + "".join(f"  {k}: {v}\n" for k, v in settings.items()) + f"  prices: {{{prices}}}\n"
-            f"oversight: {{perfect: null}}\nbudget: {{generations: {generations}, candidates: {candidates}}}\n")
+            f"oversight: {{perfect: null, max_relative_gain: null}}\nbudget: {{generations: {generations}, candidates: {candidates}}}\n")
 
 
 def _repo(tmp_path, server, name="repo", **kw):

@@ -57,3 +57,19 @@ def test_the_page_shows_escapes_as_text(tmp_path):
     page = client.get("/").text
     assert not [c for c in RAW if c in page], repr(page)
     assert "toyexit 1\\x1b]52;c;cHduZWQ=\\x07" in page
+
+
+def test_a_reason_of_many_lines_keeps_them_indented_under_its_own():
+    """A schema error lists one field a line: the lines are kept, and each is indented, so that
+    none of them passes for a line of the run's own (a fake "promoted" at the start of a line)."""
+    buf = io.StringIO()
+    console = Console(file=buf, force_terminal=False, color_system=None, width=300)
+    progress = Progress(console)
+    reason = "the JSON does not match the schema:\n- proposals.0.plan: Field required\ng1/c0 promoted 0.0000\tnow"
+    for data in ({"type": "coder.failed", "gen": 1, "k": 0, "reason": reason},
+                 {"type": "architect.failed", "gen": 1, "reason": reason}):
+        progress.on_event(parse_event({**data, "v": 2}))
+    lines = buf.getvalue().splitlines()
+    assert [line for line in lines if "Field required" in line] == ["    - proposals.0.plan: Field required"] * 2
+    assert all(line.startswith("    ") for line in lines if "promoted" in line), lines
+    assert "\t" not in buf.getvalue()
