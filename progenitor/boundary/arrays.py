@@ -22,7 +22,7 @@ from progenitor.errors import CandidateDataError
 if TYPE_CHECKING:
     import numpy as np
 
-__all__ = ["MAX_BYTES", "MAX_HEADER", "REAL_KINDS", "chunks", "read_array"]
+__all__ = ["MAX_BYTES", "MAX_HEADER", "REAL_KINDS", "chunks", "read_array", "read_header"]
 
 MAX_BYTES = 4 << 30
 """Largest predictions file mapped (the output cap is usually far smaller)."""
@@ -48,7 +48,7 @@ def read_array(path: Path, max_bytes: int = MAX_BYTES) -> "np.ndarray":
     with os.fdopen(fd, "rb") as handle:
         if st.st_size > max_bytes:
             raise CandidateDataError(f"it is {st.st_size} bytes, over {max_bytes}")
-        shape, fortran, dtype = _header(handle)
+        shape, fortran, dtype = read_header(handle)
         count = 1
         for n in shape:
             count *= n
@@ -62,8 +62,9 @@ def read_array(path: Path, max_bytes: int = MAX_BYTES) -> "np.ndarray":
         return np.memmap(handle, dtype=dtype, mode="r", offset=offset, shape=shape, order="F" if fortran else "C")
 
 
-def _header(handle) -> tuple[tuple[int, ...], bool, "np.dtype"]:
-    """(shape, fortran order, dtype) from a ``.npy`` header, checked."""
+def read_header(handle) -> tuple[tuple[int, ...], bool, "np.dtype"]:
+    """(shape, fortran order, dtype) from a ``.npy`` header, checked: ``CandidateDataError``
+    whatever the bytes (numpy's reader alone raises four kinds of error, and more on a deep header)."""
     import numpy as np
 
     fmt = np.lib.format

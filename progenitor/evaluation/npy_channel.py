@@ -1,9 +1,9 @@
 """The narrow channel out of the scoring sandbox: one raw ``.npy`` array, read by trusted code.
 
 The file is the candidate's (its code ran in the process that wrote it), so it is read the
-careful way: opened without following a link, its header parsed by numpy's own format reader
-(no pickle: object arrays are refused), the shape, dtype and size checked against what the
-host expects *before* any data is read, the file's length held to exactly that, and then the
+careful way: opened without following a link, its header parsed by the boundary's reader
+(``boundary.arrays.read_header``: numpy's, bounded, no pickle, real numbers only), the shape,
+dtype and size checked against what the host expects *before* any data is read, the file's length held to exactly that, and then the
 values checked for NaN and infinities. A wrong file is a ``CandidateError`` in one sentence.
 """
 
@@ -17,25 +17,20 @@ from typing import Optional
 
 import numpy as np
 
-from progenitor.errors import CandidateError
+from progenitor.boundary.arrays import read_header
+from progenitor.errors import CandidateDataError, CandidateError
 
 __all__ = ["read_outputs"]
 
 
 def _header(f, name: str) -> tuple[tuple[int, ...], np.dtype, int]:
     try:
-        version = np.lib.format.read_magic(f)
-        if version == (1, 0):
-            shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
-        elif version in ((2, 0), (3, 0)):
-            shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
-        else:
-            raise ValueError(f"unknown .npy version {version}")
-    except (ValueError, OSError, SyntaxError) as exc:
-        raise CandidateError(f"{name} is not a plain .npy array ({str(exc)[:200]})") from None
+        shape, fortran, dtype = read_header(f)  # the boundary's one reader: any bytes, a reason
+    except CandidateDataError as exc:
+        raise CandidateError(f"{name} is not a plain .npy array: {exc}") from None
     if fortran:
         raise CandidateError(f"{name} is in Fortran order; write a C-ordered array")
-    return tuple(shape), dtype, f.tell()
+    return shape, dtype, f.tell()
 
 
 def read_outputs(path: Path, rows: int, ndim: tuple[int, ...], max_bytes: int, name: str = "the outputs",

@@ -60,8 +60,7 @@ def judge(outcome: Outcome, limits: Limits) -> SandboxResult:
         status = "oom"
         reason = f"out of memory{limit_note(limits)}: the kernel's OOM killer stopped it (exit code {code})"
     elif 128 < code < 128 + signal.NSIG:
-        name = signal.Signals(code - 128).name
-        reason = f"killed by {name} (exit code {code})" + (f": {last}" if last else "") + forks
+        reason = f"killed by {_signal_name(code - 128)} (exit code {code})" + (f": {last}" if last else "") + forks
     else:
         reason = f"exit code {code}" + (f": {last}" if last else "") + forks
     return SandboxResult(
@@ -69,6 +68,15 @@ def judge(outcome: Outcome, limits: Limits) -> SandboxResult:
         cpu_seconds=round(outcome.cpu_seconds, 3), stdout=outcome.stdout, stderr=outcome.stderr,
         truncated=outcome.truncated, reason=reason, memory_peak=outcome.memory_peak,
     )
+
+
+def _signal_name(number: int) -> str:
+    """``SIGKILL`` for 9; ``signal 40`` for a number Python has no name for (the real-time
+    signals between SIGRTMIN and SIGRTMAX, 32 and 33): the exit code is the candidate's choice."""
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
 
 
 def limit_note(limits: Limits) -> str:

@@ -31,6 +31,17 @@ def test_exit_code_and_output_are_captured(box):
     assert result.isolation, "a backend says what isolation was in force"
 
 
+@pytest.mark.parametrize("how, said", [("exit 168", "killed by signal 40 (exit code 168)"),
+                                       ("exit 160", "killed by signal 32 (exit code 160)"),
+                                       ("kill -s RTMIN+6 $$", "(exit code 168)")])
+def test_an_exit_code_of_a_signal_python_has_no_name_for_is_a_reason(box, how, said):
+    """Every exit code is the candidate's choice: one of a real-time signal is a failure with a
+    reason, not an exception out of the backend (which ended the run, and its resume)."""
+    result = box.run(how)
+    assert result.status == "failed" and result.exit_code == int(said.split("(exit code ")[1][:3])
+    assert said in result.reason, result.reason
+
+
 def test_success_has_no_reason(box):
     result = box.run("echo fine")
     assert (result.status, result.exit_code, result.reason, result.ok) == ("ok", 0, "", True)
