@@ -84,6 +84,7 @@ def test_a_values_file_that_cannot_give_its_flags_is_the_reason(files, reason):
     assert problem is not None and reason in problem, problem
 
 
+@pytest.mark.loop
 def test_a_run_passes_each_candidates_values_as_flags_and_its_commit_reproduces_it(tmp_path):
     repo = argparse_repo(tmp_path / "repo")
     checked = CliRunner().invoke(cli, ["check", str(repo)])
