@@ -84,6 +84,22 @@ def test_a_values_file_that_cannot_give_its_flags_is_the_reason(files, reason):
     assert problem is not None and reason in problem, problem
 
 
+LAUGHS = "a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]\n" + "".join(
+    f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join(['*' + chr(97 + i)] * 10)}]\n" for i in range(9))
+"""Ten aliases of ten, nine levels deep: a few hundred bytes of YAML, 10^10 strings when written out whole."""
+
+
+@pytest.mark.timeout(20)
+@pytest.mark.parametrize("value", ["*j", "[*j, *j]", "{k: *j}"])
+def test_a_values_file_that_is_a_billion_laughs_is_a_reason_in_a_moment(value):
+    """The values file is the candidate's: a value that is an alias bomb is named in a short
+    reason (its repr written out whole would take the driver's memory and never end)."""
+    for knob in ("w", "act"):
+        other = "act: relu" if knob == "w" else "w: 1"
+        _, problem = train_command(spec(), {"flags.yaml": f"{LAUGHS}{knob}: {value}\n{other}\n"}.get)
+        assert problem is not None and len(problem) < 600 and "..." in problem, problem
+
+
 def test_a_run_passes_each_candidates_values_as_flags_and_its_commit_reproduces_it(tmp_path):
     repo = argparse_repo(tmp_path / "repo")
     checked = CliRunner().invoke(cli, ["check", str(repo)])
