@@ -66,8 +66,17 @@ _SAID.maxlevel, _SAID.maxlist, _SAID.maxdict, _SAID.maxstring, _SAID.maxother = 
 
 def _said(value: Any) -> str:
     """A value in a sentence, cut short: a values file may be the candidate's, and a YAML alias
-    bomb of a few hundred bytes written out whole is 10^10 strings (``reprlib`` stops early)."""
-    return _SAID.repr(value)
+    bomb of a few hundred bytes written out whole is 10^10 strings (``reprlib`` stops early);
+    an integer too long for ``repr`` (YAML's hexadecimal ones skip Python's 4,300-digit limit)
+    is named by its size."""
+    try:
+        return _SAID.repr(value)
+    except ValueError:
+        return f"(a value too long to write: {type(value).__name__})"
+
+
+_HUGE_BITS = 1024
+"""An integer longer than this is no float (``math.isfinite`` raises ``OverflowError`` on it)."""
 
 
 def check_value(name: str, param: Param, value: Any) -> tuple[Any, Optional[str]]:
@@ -79,6 +88,8 @@ def check_value(name: str, param: Param, value: Any) -> tuple[Any, Optional[str]
         return value, None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return value, f"{name} {_said(value)} is not a number ({param.type} knob)"
+    if isinstance(value, int) and value.bit_length() > _HUGE_BITS:
+        return value, f"{name} is an integer of {value.bit_length()} bits, beyond any float"
     if not math.isfinite(value):
         return value, f"{name} {_said(value)} is not a finite number"
     if param.type == "int":

@@ -78,6 +78,9 @@ def test_the_values_become_one_quoted_flag_each_in_the_order_of_params():
     ({"flags.yaml": "w: 1\n"}, "flags.yaml has no value for search_space.params key 'act'"),
     ({"flags.yaml": "w: [1\n"}, "flags.yaml: could not be parsed"),
     ({"flags.yaml": "w: 1\nact: relu\n" + "#" * (1 << 20)}, "larger than 1 MiB"),
+    # YAML's hexadecimal and binary integers skip Python's 4,300-digit limit: no float, no repr
+    ({"flags.yaml": "w: 0x" + "f" * 300 + "\nact: relu\n"}, "w is an integer of 1200 bits, beyond any float"),
+    ({"flags.yaml": "w: 1\nact: 0b" + "1" * 20000 + "\n"}, "act (a value too long to write: int) is not one of"),
 ])
 def test_a_values_file_that_cannot_give_its_flags_is_the_reason(files, reason):
     _, problem = train_command(spec(), files.get)
