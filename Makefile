@@ -43,14 +43,16 @@ system:
 	bash .ci/system-setup.sh
 
 # system-setup has started the daemon, built the images and started PostgreSQL: a docker or
-# postgres test that cannot run fails. Two passes: the default suite on both cores (its tests
-# look only at what they started), then the marked tests one at a time (they share one Ray, one
-# daemon, one browser, and some measure time). Both always run; either failing fails the target.
+# postgres test that cannot run fails. Two passes, each on both cores (every test looks only at
+# what it started): the default suite, then the marked tests, grouped so that what must not run
+# side by side shares a worker (tests/conftest.py: Ray and the end-to-end trainings, the browser,
+# each backend's red team). Both always run; either failing fails the target.
 MARKED := docker or ray or browser or slow or postgres
 test: install system
 	@status=0; \
 	PROGENITOR_REQUIRE_DOCKER=1 $(BIN)/python -m pytest -q -n 2 --durations=20 || status=$$?; \
-	PROGENITOR_REQUIRE_DOCKER=1 $(BIN)/python -m pytest -m "$(MARKED)" -q --durations=40 || status=$$?; \
+	PROGENITOR_REQUIRE_DOCKER=1 $(BIN)/python -m pytest -m "$(MARKED)" -q -n 2 --dist loadgroup --durations=40 \
+		|| status=$$?; \
 	exit $$status
 
 # The default suite on both cores (its tests look only at what they started, so they share a machine).
