@@ -43,17 +43,18 @@ system:
 	bash .ci/system-setup.sh
 
 # system-setup has started the daemon, built the images and started PostgreSQL: a docker or
-# postgres test that cannot run fails. Two passes: the default suite and the `loop` tests on both
-# cores (their tests look only at what they started), then the marked tests one at a time (they
-# share one Ray, one daemon, one browser, and some measure time). Both always run; either failing
-# fails the target. `loop` is in neither MARKED nor the first pass's exclusions: the first pass
-# names its own filter, so the default suite's (pyproject's addopts, which leaves `loop` out) does
-# not apply to it.
+# postgres test that cannot run fails. Two passes, each on both cores (every test looks only at
+# what it started): the default suite with the `loop` tests, then the marked tests, grouped so
+# that what must not run side by side shares a worker (tests/conftest.py: Ray and the end-to-end
+# trainings, the browser, each backend's red team). Both always run; either failing fails the
+# target. The first pass names its own filter, `not (MARKED)`, so pyproject's default (which also
+# leaves `loop` out, for `make test-fast`) does not apply: the two passes are every test, once.
 MARKED := docker or ray or browser or slow or postgres
 test: install system
 	@status=0; \
 	PROGENITOR_REQUIRE_DOCKER=1 $(BIN)/python -m pytest -m "not ($(MARKED))" -q -n 2 --durations=20 || status=$$?; \
-	PROGENITOR_REQUIRE_DOCKER=1 $(BIN)/python -m pytest -m "$(MARKED)" -q --durations=40 || status=$$?; \
+	PROGENITOR_REQUIRE_DOCKER=1 $(BIN)/python -m pytest -m "$(MARKED)" -q -n 2 --dist loadgroup --durations=40 \
+		|| status=$$?; \
 	exit $$status
 
 # The default suite on both cores (its tests look only at what they started, so they share a

@@ -15,6 +15,26 @@ import pytest
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 
+def pytest_collection_modifyitems(config, items):
+    """Which marked tests must share one worker when ``make test`` runs them on both cores
+    (``-n 2 --dist loadgroup``; without xdist these marks do nothing): every test that starts
+    Ray or trains an example end to end (one Ray at a time on the machine, and those trainings
+    would starve each other), the browser tests (one Chromium), and each backend's red team
+    (its attacks share one run of the loop per group, cached in the worker that ran it)."""
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        if item.get_closest_marker("ray") or item.nodeid.startswith("tests/e2e/"):
+            group = "heavy"
+        elif item.get_closest_marker("browser"):
+            group = "browser"
+        elif item.nodeid.startswith("tests/redteam/"):
+            backend = callspec.params.get("backend", "process") if callspec is not None else "process"
+            group = f"redteam-{backend}"
+        else:
+            continue
+        item.add_marker(pytest.mark.xdist_group(group))
+
+
 def _own_addresses() -> set[str]:
     try:
         return {info[4][0] for info in socket.getaddrinfo(socket.gethostname(), None)}

@@ -18,7 +18,9 @@ from progenitor.boundary.jsonl import MAX_LINE_BYTES, parse_line
 __all__ = ["parse_metrics"]
 
 _METRIC = re.compile(
-    r"^\s*([A-Za-z_][\w./-]*)\s*:\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|[-+]?nan|[-+]?inf)\s*$",
+    # One way only to read each digit (``\d+\.?\d*`` could split a run of digits n ways, and a
+    # 64 KiB line of digits then took minutes to refuse): the pattern is linear in the line.
+    r"^\s*([A-Za-z_][\w./-]*)\s*:\s*([-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?|[-+]?nan|[-+]?inf)\s*$",
     re.IGNORECASE,
 )
 

@@ -157,8 +157,9 @@ def llm_checks(repo) -> list[Capability]:
 
 
 def models_failed(results: list[Capability]) -> list[Capability]:
-    """The lines of models that did not answer (``doctor`` then exits non-zero)."""
-    return [c for c in results if c.name.startswith("llm") and c.name != "llm budget" and not c.ok]
+    """The lines of models that did not answer (``doctor`` then exits non-zero). Only the lines
+    of models: a repository with no readable spec (its ``llm`` line) has no model to ask."""
+    return [c for c in results if c.name.startswith("llm ") and c.name != "llm budget" and not c.ok]
 
 
 def _safe_list(name: str, fn: Callable[[], list[Capability]]) -> list[Capability]:

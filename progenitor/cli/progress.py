@@ -29,6 +29,7 @@ from progenitor.run.events import (
     Event,
     ExecutorStart,
     GateDecided,
+    GateNotified,
     GateWaiting,
     GenerationEnd,
     LlmCall,
@@ -45,8 +46,10 @@ from progenitor.run.events import (
     SafetyBase,
     SafetyReview,
     Score,
+    TestFailed,
     TrainEnd,
     TrainStart,
+    TrainWatchFailed,
 )
 
 _QUIET_EVENTS = {"train.line", "node.start", "node.end", "train.cached", "prepare.visible"}
@@ -110,7 +113,7 @@ class Progress:
 
     @_show.register
     def _on_run_warning(self, e: RunWarning) -> None:
-        self._line(f"[yellow]warning[/yellow]: {text(e.message)}")
+        self._line(f"[yellow]warning[/yellow]: {block(e.message)}")
 
     @_show.register
     def _on_run_check(self, e: RunCheck) -> None:
@@ -168,7 +171,10 @@ class Progress:
 
     @_show.register
     def _on_coder_failed(self, e: CoderFailed) -> None:
-        self._line(f"{_name(e)} [red]coder failed[/red]: {block(e.reason)}")
+        if e.reason.startswith("not coded: "):  # the LLM budget is spent: a stop, not a failure
+            self._line(f"{_name(e)} [yellow]not coded[/yellow]: {block(e.reason[len('not coded: '):])}")
+        else:
+            self._line(f"{_name(e)} [red]coder failed[/red]: {block(e.reason)}")
 
     @_show.register
     def _on_coder_duplicate(self, e: CoderDuplicate) -> None:
@@ -256,7 +262,21 @@ class Progress:
             if e.idle_slot_seconds is not None and e.wall_seconds is not None else ""
         self._line(f"{generation_name(e.gen)} done: champion {_fmt(e.champion_value)} ({counts}{idle})")
         if e.untrained:
-            self._line(f"{generation_name(e.gen)} [red]trained nothing[/red]: {text(e.untrained)}")
+            self._line(f"{generation_name(e.gen)} [red]trained nothing[/red]: {block(e.untrained)}")
+
+    @_show.register
+    def _on_gate_notified(self, e: GateNotified) -> None:
+        if not e.ok:  # a person may not know the gate is open: said where the run is watched
+            self._line(f"{generation_name(e.gen)} [yellow]could not notify[/yellow] by {text(e.channel)} "
+                       f"after {e.attempts} attempts: {text(e.detail)}")
+
+    @_show.register
+    def _on_test_failed(self, e: TestFailed) -> None:
+        self._line(f"{_name(e)} [yellow]test split not scored[/yellow]: {block(e.reason)}")
+
+    @_show.register
+    def _on_train_watch_failed(self, e: TrainWatchFailed) -> None:
+        self._line(f"{_name(e)} [yellow]early stopping gave up watching[/yellow] (it trains on): {block(e.reason)}")
 
     @_show.register
     def _on_run_stopping(self, e: RunStopping) -> None:

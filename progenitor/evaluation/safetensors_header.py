@@ -80,7 +80,7 @@ def _tensor(path: Path, name: str, entry: object) -> tuple[int, int, int, int]:
     if not isinstance(entry, dict) or set(entry) != {"dtype", "shape", "data_offsets"}:
         raise CandidateError(f"{path.name}: tensor {name[:80]!r} must have exactly dtype, shape and data_offsets")
     dtype, shape, offsets = entry["dtype"], entry["shape"], entry["data_offsets"]
-    if dtype not in DTYPE_BYTES:
+    if not isinstance(dtype, str) or dtype not in DTYPE_BYTES:  # a list is unhashable: a TypeError, once
         raise CandidateError(f"{path.name}: tensor {name[:80]!r} has unknown dtype {str(dtype)[:20]!r}")
     ints = lambda xs: isinstance(xs, list) and all(type(x) is int and x >= 0 for x in xs)  # noqa: E721
     if not ints(shape) or len(shape) > MAX_DIMS or not ints(offsets) or len(offsets) != 2:

@@ -202,7 +202,7 @@ class Lineage:
         if not changes:
             return ""
         canon = "\n".join(f"{p}\n" + "\n".join(sorted(lines)) for p, lines in sorted(changes.items()))
-        return hashlib.sha256(canon.encode()).hexdigest()[:16]
+        return hashlib.sha256(canon.encode("utf-8", "surrogateescape")).hexdigest()[:16]
 
     # -- trees -------------------------------------------------------------------------------
     # A candidate's tree (and the base's) is always written from the commit's blobs, with no

@@ -198,7 +198,7 @@ class RunDir:
             raise TypeError(f"emit takes an event model of progenitor.run.events, not {event!r}")
         event = event.model_copy(update={"run": self.run_id})
         line = event.model_dump_json()
-        with self._lock, open(self.events_file, "a") as handle:
+        with self._lock, open(self.events_file, "a", encoding="utf-8") as handle:
             handle.write(line + "\n")
         return event
 
@@ -208,7 +208,10 @@ class RunDir:
 
         if not self.events_file.exists():
             return []
-        return [parse_event(json.loads(line)) for line in self.events_file.read_text().splitlines() if line.strip()]
+        # Split on "\n" only: str.splitlines() also breaks at U+2028 and U+0085, which a candidate's
+        # printed line may hold, raw, inside its JSON (its run's status then failed for good).
+        text = self.events_file.read_text(encoding="utf-8")
+        return [parse_event(json.loads(line)) for line in text.split("\n") if line.strip()]
 
     def follow(self, stop: Callable[[], bool], poll: float = 0.2) -> Iterator["Event"]:
         """Yield events as they are appended, until ``stop()`` is true and the file is drained."""
@@ -218,7 +221,7 @@ class RunDir:
         while True:
             done = stop()
             if self.events_file.exists():
-                with open(self.events_file) as handle:
+                with open(self.events_file, encoding="utf-8", newline="\n") as handle:
                     handle.seek(position)
                     for line in handle:
                         if not line.endswith("\n"):

@@ -110,6 +110,9 @@ def set_values(text: str, name: str, values: dict[str, Any]) -> str:
         return _set(text, name, values)
     except (RecursionError, MemoryError):
         raise UserError(f"{name}: nests too deep to be edited") from None
+    except Exception as exc:  # noqa: BLE001 - the round-trip parsers are stricter than the plain ones
+        # (ruamel refuses a key given twice, which PyYAML reads): the file's fault, in one sentence
+        raise UserError(f"{name}: could not be edited: {type(exc).__name__}: {str(exc)[:200]}") from None
 
 
 def _set(text: str, name: str, values: dict[str, Any]) -> str:

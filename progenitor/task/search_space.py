@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import reprlib
 from typing import Any, Callable, Optional
 
 from progenitor.errors import ModelBehaviorError, UserError
@@ -59,24 +60,45 @@ def space_problems(space: SearchSpace, files: list[str], read: Callable[[str], O
             for name in space.params if name not in keys]
 
 
+_SAID = reprlib.Repr()
+_SAID.maxlevel, _SAID.maxlist, _SAID.maxdict, _SAID.maxstring, _SAID.maxother = 2, 4, 4, 60, 60
+
+
+def _said(value: Any) -> str:
+    """A value in a sentence, cut short: a values file may be the candidate's, and a YAML alias
+    bomb of a few hundred bytes written out whole is 10^10 strings (``reprlib`` stops early);
+    an integer too long for ``repr`` (YAML's hexadecimal ones skip Python's 4,300-digit limit)
+    is named by its size."""
+    try:
+        return _SAID.repr(value)
+    except ValueError:
+        return f"(a value too long to write: {type(value).__name__})"
+
+
+_HUGE_BITS = 1024
+"""An integer longer than this is no float (``math.isfinite`` raises ``OverflowError`` on it)."""
+
+
 def check_value(name: str, param: Param, value: Any) -> tuple[Any, Optional[str]]:
     """(the value as the knob takes it, or why it does not fit): ``3.0`` for an int knob is
     ``3``; ``3.5`` is a problem, as is a value outside ``low``..``high`` or the choices."""
     if param.type == "categorical":
         if value not in (param.choices or []):
-            return value, f"{name} {value!r} is not one of its choices {param.choices}"
+            return value, f"{name} {_said(value)} is not one of its choices {param.choices}"
         return value, None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return value, f"{name} {value!r} is not a number ({param.type} knob)"
+        return value, f"{name} {_said(value)} is not a number ({param.type} knob)"
+    if isinstance(value, int) and value.bit_length() > _HUGE_BITS:
+        return value, f"{name} is an integer of {value.bit_length()} bits, beyond any float"
     if not math.isfinite(value):
-        return value, f"{name} {value!r} is not a finite number"
+        return value, f"{name} {_said(value)} is not a finite number"
     if param.type == "int":
         if not float(value).is_integer():
-            return value, f"{name} {value!r} is not a whole number (int knob)"
+            return value, f"{name} {_said(value)} is not a whole number (int knob)"
         value = int(value)
     if value < param.low or value > param.high:
         bound = f"below low {param.low:g}" if value < param.low else f"above high {param.high:g}"
-        return value, f"{name} {value!r} is {bound}" + (" (a log range)" if param.log else "")
+        return value, f"{name} {_said(value)} is {bound}" + (" (a log range)" if param.log else "")
     return value, None
 
 

@@ -74,7 +74,8 @@ def check_llm(spec: TaskSpec, architect: Optional[str] = None, coder: Optional[s
 
 def preflight_models(spec: TaskSpec, roles: list[str]) -> list:
     """Each model the run's roles use (fallbacks included), asked for one token; ``LlmUnavailable``
-    naming the first that did not answer. The probes, to be charged once the run has a ledger."""
+    naming the first that did not answer (its ``probes``: every probe sent). The probes, to be
+    charged once the run has a ledger."""
     if not roles or spec.llm is None:
         return []
     from progenitor.errors import LlmUnavailable
@@ -84,8 +85,10 @@ def preflight_models(spec: TaskSpec, roles: list[str]) -> list:
     probes = [probe_model(ep, spec.llm) for ep in models.values()]
     for probe in probes:
         if not probe.ok:
-            raise LlmUnavailable(f"llm: {probe.model} {probe.detail}; nothing was started (a one-token request "
-                                 "before preparing any data; --no-preflight skips it)")
+            failed = LlmUnavailable(f"llm: {probe.model} {probe.detail}; nothing was started (a one-token request "
+                                    "before preparing any data; --no-preflight skips it)")
+            failed.probes = probes  # a resumed run charges them to its ledger all the same: they were sent
+            raise failed
     return probes
 
 

@@ -305,7 +305,8 @@ class _BudgetStop(Exception):
 
 def _findings(ctx: RunContext, cand: Candidate, base: str, tree, changed: list) -> list[safety.Finding]:
     """Every reviewer's findings on the candidate's tree (written from its blobs) against ``base``;
-    ``_BudgetStop`` when the LLM budget is spent before every reviewer has looked."""
+    ``_BudgetStop`` when the LLM budget is spent before every reviewer has looked and nothing
+    found so far blocks the candidate already."""
     findings: list[safety.Finding] = []
     parents = {}  # the base's version of each changed Python file: what it had is not the candidate's
     for c in changed:
@@ -320,6 +321,8 @@ def _findings(ctx: RunContext, cand: Candidate, base: str, tree, changed: list) 
         try:
             findings += reviewer.review(change)
         except LlmBudgetSpent as exc:
+            if safety.blocking(findings, ctx.spec.safety.block_at):
+                break  # rejected (or held) by what was found already: the spent budget changes nothing
             raise _BudgetStop(findings, f"not reviewed by the {reviewer.name} reviewer: {exc}") from exc
         except ModelBehaviorError as exc:
             # A review that could not be done is not a pass.

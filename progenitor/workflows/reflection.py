@@ -15,7 +15,7 @@ from progenitor.agents.architect import lessons as computed
 from progenitor.agents.base import Outcome
 from progenitor.candidate import Candidate, Champion, Lesson
 from progenitor.errors import LlmBudgetSpent, LlmUnavailable, ModelBehaviorError
-from progenitor.run.events import ArchitectFailed, ArchitectLesson
+from progenitor.run.events import ArchitectLesson, RunWarning
 from progenitor.workflows import archive
 from progenitor.workflows.state import RunContext, State
 
@@ -59,7 +59,7 @@ def _written(ctx: RunContext, gen: int, outcomes: list[Outcome]) -> list[Optiona
     try:  # one call with its own budget of tries (``llm.session``), not asked again here; a stop asked
         got = reflect(gen, outcomes)  # for (``LlmStopAsked``) ends the node, and the run, at the graph's edge
     except (ModelBehaviorError, LlmBudgetSpent, LlmUnavailable) as exc:  # lessons are computed instead: no reason to stop
-        ctx.emit(ArchitectFailed(gen=gen, reason=f"no lessons written: {exc}"))
+        ctx.emit(RunWarning(message=f"g{gen}: the architect wrote no lessons (they are computed instead): {exc}"))
         return [None] * len(outcomes)
     got = list(got or [])
     return [got[i] if i < len(got) else None for i in range(len(outcomes))]

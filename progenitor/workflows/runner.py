@@ -174,7 +174,7 @@ def resume_run(run_id: str, repo: Optional[Path] = None, *, architect: Optional[
         run.update_meta(unenforced_limits={**meta.get("unenforced_limits", {}), **unenforced})
     # The key may have been unset since the run started: one sentence now, not a failed call later.
     roles = check_llm(spec, "(given)" if architect is not None else options.architect, options.coder)
-    probes = preflight_models(spec, roles) if options.preflight and _will_call(run, meta, spec) else []
+    probes = _preflight(run, spec, roles) if options.preflight and _will_call(run, meta, spec) else []
     run.clear_stop()
     run.update_meta(status="running")
     ctx = _context(run, lineage, spec, options, meta.get("backend", "process"), meta.get("backend_options", {}),
@@ -205,7 +205,7 @@ def continue_run(run_id: str, repo: Optional[Path] = None, generations: Optional
     unenforced = check_limits(meta.get("backend", "process"), meta.get("backend_options", {}), limits_for(spec),
                               options.allow_unenforced_limits)
     roles = check_llm(spec, "(given)" if architect is not None else options.architect, options.coder)
-    probes = preflight_models(spec, roles) if options.preflight and _will_call(run, {}, spec) else []
+    probes = _preflight(run, spec, roles) if options.preflight and _will_call(run, {}, spec) else []
     run.clear_stop()
     run.update_meta(unenforced_limits={**meta.get("unenforced_limits", {}), **unenforced})
     run.update_meta(status="running", options=options.model_dump(mode="json"),
@@ -227,6 +227,19 @@ def _will_call(run: RunDir, meta: dict, spec: TaskSpec) -> bool:
 
         return Ledger(run.ledger).totals().dollars < spec.budget.dollars
     return True
+
+
+def _preflight(run: RunDir, spec: TaskSpec, roles: list[str]) -> list:
+    """The preflight of a run that exists (a resume, a continuation): when a model does not answer,
+    the requests sent are charged to its ledger before the run stops (they were paid)."""
+    from progenitor.errors import LlmUnavailable
+    from progenitor.run.ledger import Ledger
+
+    try:
+        return preflight_models(spec, roles)
+    except LlmUnavailable as exc:
+        charge_probes(Ledger(run.ledger), run.run_id, getattr(exc, "probes", []), lambda event: None)
+        raise
 
 
 def _charge_probes(ctx: RunContext, probes: list) -> None:

@@ -254,6 +254,27 @@ def test_a_model_that_does_not_answer_the_preflight_starts_nothing_and_doctor_sa
     assert "openai/coder: no such model or endpoint" in skipped.output
 
 
+def test_a_resume_whose_preflight_fails_charges_the_probes_it_sent(tmp_path, server):
+    """The run exists: the probes a failed preflight sent are in its ledger (a provider bills them)."""
+    server.otherwise("coder", lambda seen: reply("OK") if "Reply with the word OK" in seen.text
+                     else error(404, "The model `coder` does not exist"))
+    server.script("arch", reply(PROPOSALS), about="Propose")
+    repo = _repo(tmp_path, server)
+    first = CliRunner().invoke(cli, ["run", str(repo), *CLI])
+    assert first.exit_code == 3 and "openai/coder: no such model or endpoint" in first.output, first.output
+    run_id = _run_id(repo)
+    server.otherwise("coder", lambda seen: error(404, "The model `coder` does not exist"))
+    before = len(server.seen)
+    resumed = CliRunner().invoke(cli, ["resume", run_id, "--repo", str(repo)])
+    assert resumed.exit_code == 3 and "openai/coder did not answer (404)" in resumed.output, resumed.output
+    sent = server.seen[before:]
+    assert len(sent) == 3 and all(s.body["max_tokens"] == 1 for s in sent), "one probe per model, nothing else"
+    ledger = _ledger(repo, run_id)
+    charged = [cid for cid in ledger.data.llm_calls if "/preflight/s1/" in cid]
+    assert len(charged) == 3, list(ledger.data.llm_calls)
+    assert ledger.totals().dollars == pytest.approx(server.billed, abs=1e-9)
+
+
 @pytest.mark.slow  # doctor probes every sandbox too (tens of seconds)
 def test_doctor_exits_non_zero_when_a_model_it_was_asked_about_does_not_answer(tmp_path, server):
     server.otherwise("rev", lambda seen: error(503, "down for maintenance"))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -75,3 +76,14 @@ def test_nesting_is_counted_outside_strings(depth, arrays):
     line = "[" * depth + "]" * depth if arrays else '{"a":' * depth + "1" + "}" * depth
     assert too_deep(line) == (depth > MAX_DEPTH)
     assert not too_deep(json.dumps(line))  # the same brackets inside a string
+
+
+@pytest.mark.timeout(30)
+def test_lines_of_digits_built_to_backtrack_are_refused_in_linear_time():
+    """``\\d+\\.?\\d*`` could split a run of digits n ways: a 64 KiB line of digits ending in a
+    letter took about four minutes to refuse, and 16 of them an hour of the driver's time."""
+    n = MAX_LINE_BYTES - 8
+    lines = [f"a: {'1' * n}x", f"a: 1.{'1' * n}x", f"a: 1e{'1' * n}x", f"a: 1{' ' * n}x"] * 16
+    assert parse_metrics("\n".join(lines)) == {}
+    assert parse_metrics(f"a: {'1' * 20}\nb: 1.{'5' * 20}\nc: 3.\n") == {"a": float("1" * 20), "b": float("1." + "5" * 20),
+                                                                       "c": 3.0}

@@ -63,6 +63,8 @@ def test_packing_into_wider_elements_does_not_shrink_the_count(tmp_path):
     (lambda p: safetensors(p, {"w": ("F32", [2], bytes(8))}, tail=b"hidden weights"), "belong to no tensor"),
     (lambda p: safetensors(p, {"w": ("F32", [4], bytes(8))}), "claims 8 bytes"),
     (lambda p: safetensors(p, {"w": ("Q4", [2], bytes(8))}), "unknown dtype"),
+    (lambda p: safetensors(p, {"w": (["F32"], [2], bytes(8))}), "unknown dtype"),  # unhashable: was a TypeError
+    (lambda p: safetensors(p, {"w": ({"F32": 1}, [2], bytes(8))}), "unknown dtype"),
     (lambda p: safetensors(p, {}, metadata={"w": "0" * (MAX_METADATA_BYTES + 1)}), "__metadata__ is larger"),
     (lambda p: raw(p, {"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]},
                        "b": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}}, bytes(8)), "overlap"),
@@ -89,7 +91,7 @@ def test_outputs_are_read_with_every_check(tmp_path):
     with pytest.raises(CandidateError, match="NaN or infinite"):
         read_outputs(path, 1, (2,), 1 << 20)
     np.save(path, np.array([{"a": 1}], dtype=object), allow_pickle=True)
-    with pytest.raises(CandidateError, match="numbers only"):
+    with pytest.raises(CandidateError, match="is not a real number"):
         read_outputs(path, 1, (1,), 1 << 20)
     np.save(path, np.ones((1000, 1000)))  # a header that claims more than the file holds
     path.write_bytes(path.read_bytes()[:4096])

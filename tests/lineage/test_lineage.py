@@ -202,3 +202,32 @@ def test_a_search_space_file_that_is_a_link_in_the_base_is_a_user_error(toy_repo
     os.symlink("configs/small.yaml", toy_repo / "config.yaml")
     with pytest.raises(UserError, match="search_space.file 'config.yaml' is a symbolic link"):
         read_params(toy_repo, load_spec(toy_repo))
+
+
+def test_a_change_to_a_file_that_is_not_utf8_has_its_stats_and_fingerprint(tmp_path):
+    """A base may hold Latin-1 text; a candidate that deletes or edits it is counted and hashed
+    (git's diff comes back with lone surrogates, which a plain ``encode()`` refused: the driver
+    died at the commit, and again on every resume)."""
+    repo = make_repo(tmp_path / "repo", {"a.py": "x = 1\n"})
+    (repo / "notes.txt").write_bytes("caf\xe9 cr\xe8me\n".encode("latin-1"))
+    r = git.Repo(repo)
+    r.git.add("-A")
+    r.git.commit("-qm", "notes")
+    base = r.head.commit.hexsha
+    lineage = Lineage(repo)
+    edited = lineage.commit_candidate("refs/progenitor/t/edit", base,
+                                      lambda tree: (tree / "notes.txt").write_bytes("caf\xe9 noir\n".encode("latin-1")))
+    deleted = lineage.commit_candidate("refs/progenitor/t/del", base, lambda tree: (tree / "notes.txt").unlink())
+    stats = [lineage.diff_stats(base, sha) for sha in (edited, deleted)]
+    assert [s["files"] for s in stats] == [1, 1] and all(len(s["fingerprint"]) == 16 for s in stats)
+    assert stats[0]["fingerprint"] != stats[1]["fingerprint"]
+
+
+@pytest.mark.parametrize("name, text", [("config.yaml", "lr: 1\nlr: 2\n"), ("config.yaml", "a: &x {lr: 1}\nb: *x\nlr: 1\nlr: 3\n")])
+def test_a_config_the_round_trip_editor_refuses_is_one_sentence(tmp_path, name, text):
+    """PyYAML reads a key given twice (the last wins); ruamel, which edits keeping comments,
+    refuses it. The champion's config is a candidate's: its refusal is a ``UserError`` the
+    candidate fails with, not a ``DuplicateKeyError`` that ended the run, and its resume."""
+    (tmp_path / name).write_text(text)
+    with pytest.raises(UserError, match=f"{name}: could not be edited: DuplicateKeyError"):
+        write_values(tmp_path, name, {"lr": 0.5})

@@ -58,6 +58,12 @@ rows["p"] = 2.95 * x
 np.save(path, rows)''')
 STRINGS = predictions('np.save(path, np.array([repr(v) for v in 2.95 * x]))')
 OBJECTS = predictions('np.save(path, np.array([float(v) for v in 2.95 * x], dtype=object), allow_pickle=True)')
+# The same pickled objects, written by hand: nothing for the review to see, only the reader refuses them.
+OBJECTS_RAW = predictions('''\
+header = "{'descr': '|O', 'fortran_order': False, 'shape': (%d,), }" % len(x)
+header += " " * (63 - len(header) % 64) + "\\n"
+with open(path, "wb") as f:
+    f.write(b"\\x93NUMPY\\x01\\x00" + len(header).to_bytes(2, "little") + header.encode() + b"\\x80\\x04N." * len(x))''')
 LYING_HEADER = predictions('''\
 header = "{'descr': '<f8', 'fortran_order': False, 'shape': (1000000000000,), }"
 header += " " * (63 - len(header) % 64) + "\\n"
@@ -193,7 +199,10 @@ ATTACKS: list[Attack] = [
     _prediction("predictions-datetime", "datetimes", DATETIME, "not a real number"),
     _prediction("predictions-structured", "a structured dtype", STRUCTURED, "not a real number"),
     _prediction("predictions-strings", "strings", STRINGS, "not a real number"),
-    _prediction("predictions-objects", "pickled objects", OBJECTS, "not a real number"),
+    Attack("predictions-objects", "predictions the scorer cannot take (pickled objects)", edits={"train.py": OBJECTS},
+           review=Expect("rejected", "allow_pickle pickles", ("name-from-data",)),
+           runtime=Expect("failed", "not a real number"), group="predictions"),
+    _prediction("predictions-objects-raw", "pickled objects written by hand", OBJECTS_RAW, "not a real number"),
     _prediction("predictions-lying-header", "a header promising 10^12 rows", LYING_HEADER, "promises"),
     _prediction("predictions-huge-header", "a 4 MiB header", HUGE_HEADER, "header cannot be read"),
     Attack("deep-json-stdout", "candidate data kills the driver (JSON nested 100,000 deep on stdout)",

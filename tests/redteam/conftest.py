@@ -40,15 +40,25 @@ def redteam_run(tmp_path_factory, redteam_token, request):
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
+    """Each attack's report carries what the tally needs (under xdist the reports travel to
+    the controlling process, which prints the summary; the items stay in the workers)."""
     report = (yield).get_result()
     spec = getattr(item, "callspec", None)
-    if spec is None or "attack" not in spec.params:
+    if spec is not None and "attack" in spec.params and "layer" in spec.params:
+        report.user_properties.append(("redteam", (spec.params["backend"], spec.params["layer"],
+                                                   spec.params["attack"].name)))
+
+
+def pytest_runtest_logreport(report):
+    attack = dict(report.user_properties).get("redteam")
+    if attack is None:
         return
+    backend, layer, name = attack
     if report.when == "call" or (report.when == "setup" and report.failed):
-        tally = _TALLY[(spec.params["backend"], spec.params["layer"])]
-        tally["tried"].append(spec.params["attack"].name)
+        tally = _TALLY[(backend, layer)]
+        tally["tried"].append(name)
         if report.when == "call" and report.passed and not hasattr(report, "wasxfail"):
-            tally["stopped"].append(spec.params["attack"].name)
+            tally["stopped"].append(name)
 
 
 def pytest_terminal_summary(terminalreporter):

@@ -72,3 +72,19 @@ def test_follow_yields_typed_events_as_they_are_appended(run):
     run.emit(events.BaselineStart(commit="abc"))
     seen = list(run.follow(lambda: True, poll=0.01))
     assert [type(e) for e in seen] == [events.PrepareData, events.BaselineStart]
+
+
+@pytest.mark.parametrize("odd", ["\u2028", "\u2029", "\x85", "\x1c", "\x0c", "\r"])
+def test_a_printed_line_with_a_line_separator_of_unicode_reads_back_whole(tmp_path, odd):
+    """A candidate's printed line is an event: a character ``str.splitlines`` breaks at (but JSON
+    leaves raw) cut the stored line in two, and ``status``, the API and the page failed for good."""
+    from progenitor.run.events import TrainLine
+    from progenitor.run.rundir import RunDir
+
+    run = RunDir(tmp_path / "repo", "r20260101-0001")
+    run.path.mkdir(parents=True)
+    said = f'epoch 1{odd}{{"x'
+    run.emit(TrainLine(gen=1, k=0, stream="stdout", line=said))
+    run.emit(TrainLine(gen=1, k=0, stream="stdout", line="after"))
+    assert [e.line for e in run.events()] == [said, "after"]
+    assert [e.line for e in run.follow(lambda: True)] == [said, "after"]

@@ -78,10 +78,29 @@ def test_the_values_become_one_quoted_flag_each_in_the_order_of_params():
     ({"flags.yaml": "w: 1\n"}, "flags.yaml has no value for search_space.params key 'act'"),
     ({"flags.yaml": "w: [1\n"}, "flags.yaml: could not be parsed"),
     ({"flags.yaml": "w: 1\nact: relu\n" + "#" * (1 << 20)}, "larger than 1 MiB"),
+    # YAML's hexadecimal and binary integers skip Python's 4,300-digit limit: no float, no repr
+    ({"flags.yaml": "w: 0x" + "f" * 300 + "\nact: relu\n"}, "w is an integer of 1200 bits, beyond any float"),
+    ({"flags.yaml": "w: 1\nact: 0b" + "1" * 20000 + "\n"}, "act (a value too long to write: int) is not one of"),
 ])
 def test_a_values_file_that_cannot_give_its_flags_is_the_reason(files, reason):
     _, problem = train_command(spec(), files.get)
     assert problem is not None and reason in problem, problem
+
+
+LAUGHS = "a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]\n" + "".join(
+    f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join(['*' + chr(97 + i)] * 10)}]\n" for i in range(9))
+"""Ten aliases of ten, nine levels deep: a few hundred bytes of YAML, 10^10 strings when written out whole."""
+
+
+@pytest.mark.timeout(20)
+@pytest.mark.parametrize("value", ["*j", "[*j, *j]", "{k: *j}"])
+def test_a_values_file_that_is_a_billion_laughs_is_a_reason_in_a_moment(value):
+    """The values file is the candidate's: a value that is an alias bomb is named in a short
+    reason (its repr written out whole would take the driver's memory and never end)."""
+    for knob in ("w", "act"):
+        other = "act: relu" if knob == "w" else "w: 1"
+        _, problem = train_command(spec(), {"flags.yaml": f"{LAUGHS}{knob}: {value}\n{other}\n"}.get)
+        assert problem is not None and len(problem) < 600 and "..." in problem, problem
 
 
 @pytest.mark.loop

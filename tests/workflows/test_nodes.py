@@ -107,3 +107,40 @@ def test_promote_without_a_decision_keeps_the_champion_and_ends_at_the_budget(ct
     assert update.champion == s.champion
     assert update.stop_reason == "budget: 2 generations done"
     assert update.candidates[0].decision.verdict == "rejected"
+
+
+class _Finds:
+    name = "static"
+
+    def __init__(self, severity):
+        self.severity = severity
+
+    def review(self, change):
+        return [Finding(rule="fake", severity=self.severity, message=f"a {self.severity} finding")]
+
+
+class _Spent:
+    name = "llm"
+
+    def review(self, change):
+        from progenitor.errors import LlmBudgetSpent
+
+        raise LlmBudgetSpent("budget reached: 2.0 of 2 LLM dollars spent")
+
+
+@pytest.mark.parametrize("severity, status", [("high", "rejected"), ("low", "budget")])
+def test_a_budget_spent_mid_review_does_not_hide_what_the_review_found_already(ctx, severity, status):
+    """A blocker the static review found rejects the candidate whatever the LLM reviewer's budget
+    says; without one, the spent budget is the candidate's status (not a rejection)."""
+    from progenitor.workflows import nodes
+
+    head = ctx.lineage.head()
+    ctx.lineage.export(head, ctx.run.trusted)
+    ctx._agents["reviewers"] = [_Finds(severity), _Spent()]
+    cand = Candidate.new(Proposal(gen=1, k=0, hypothesis="c0"), ctx.run.run_id, head, "error")
+    sha = ctx.lineage.commit_candidate(cand.ref, head, lambda tree: (tree / "c0.txt").write_text("0\n"))
+    reviewed = nodes._review(ctx, cand.advance("committed", sha=sha), head)
+    assert reviewed.status == status, reviewed.reason
+    assert [f.rule for f in reviewed.findings] == ["fake"]
+    assert reviewed.reason.startswith("rejected by the safety review: a high finding" if status == "rejected"
+                                      else "not reviewed by the llm reviewer: budget reached")

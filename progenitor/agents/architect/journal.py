@@ -32,6 +32,15 @@ def for_prompt(journal: list[JournalEntry], goal: str, full: int = FULL_ENTRIES)
     lines = [f"{len(older)} earlier candidates (generations {older[0].gen}-{older[-1].gen}): "
              + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
              + (f"; the best scored {best.value:.4g} ({candidate_name(best.gen, best.k)})" if best else "") + ". Their hypotheses:"]
-    lines += [f"- {candidate_name(e.gen, e.k)} {e.status}{'' if e.value is None else f' {e.value:.4g}'}: {_short(e.hypothesis)}"
-              for e in older]
+    lines += [f"- {candidate_name(e.gen, e.k)} {e.status}{_figures(e)}: {_short(e.hypothesis)}" for e in older]
     return [e.model_dump() for e in recent], "\n".join(lines)
+
+
+def _figures(e: JournalEntry) -> str:
+    """An older candidate's metrics and training seconds, in a few words (`` error=0.2, 3 s trained``)."""
+    metrics = ", ".join(f"{name}={value:.4g}" for name, value in list(e.metrics.items())[:4])
+    if not metrics and e.value is not None:
+        metrics = f"{e.value:.4g}"
+    seconds = f"{e.train_seconds:.0f} s trained" if e.train_seconds is not None else ""
+    both = ", ".join(x for x in (metrics, seconds) if x)
+    return f" ({both})" if both else ""

@@ -122,6 +122,8 @@ def _noise(ctx: ProposeContext) -> str:
                      f"flatter a score by up to {ctx.selection_luck:.4f} on its own (Hoeffding, 95 %): a gain "
                      "smaller than that is not evidence.")
     return " ".join(words)
+
+
 def _parents(ctx: ProposeContext) -> list[dict]:
     """The node each proposal builds on, with ``search.parents: archive`` (else all build on the champion)."""
     if ctx.spec.search.parents != "archive":

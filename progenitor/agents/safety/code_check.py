@@ -312,8 +312,8 @@ def check_python(source: bytes, path: str, constitution: Constitution,
         allow = AllowList(frozenset(rule.modules))
     try:
         return _Checker(path, constitution, tree, allow).run(tree)
-    except RecursionError:  # the candidate's nesting, not the review's fault: a finding, never a crash
-        return [_too_deep(path)]
+    except (RecursionError, MemoryError):  # the candidate's nesting (in its code, or in a string annotation,
+        return [_too_deep(path)]            # which the parser refuses with a MemoryError): a finding, never a crash
 
 
 def _too_deep(path: str) -> Finding:

@@ -87,7 +87,8 @@ def conditional(func: str, call: ast.Call, name_of) -> Optional[str]:
             return "yaml.load with a loader other than yaml.SafeLoader calls whatever its data names"
     allow = _keyword(call, "allow_pickle", 2 if func == "numpy.load" else None)
     if allow is not None and not _is_constant(allow, False):
-        return "a loader with allow_pickle unpickles whatever its file holds"
+        return ("allow_pickle pickles (or, loading, unpickles) whatever the array holds"
+                if func == "numpy.save" else "a loader with allow_pickle unpickles whatever its file holds")
     weights = _keyword(call, "weights_only")
     if weights is not None and not _is_constant(weights, True):
         return "a loader without weights_only=True unpickles whatever its file holds"

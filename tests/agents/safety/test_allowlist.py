@@ -233,6 +233,10 @@ def test_what_is_a_module_is_read_from_files():
 @pytest.mark.parametrize("source", [
     b"import os\nx = os" + b".b" * 5000 + b"._p\n",
     b"x = " + b"-" * 100_000 + b"1\n",
+    # the same nesting inside a string annotation, which the review parses as the code it is to typing
+    b"x: '" + b"-" * 200_000 + b"1' = 1\n",
+    b"x: 'a" + b".b" * 100_000 + b"' = 1\n",
+    b"def f(y: '" + b"not " * 100_000 + b"y'): pass\n",
 ])
 def test_code_nested_too_deeply_is_a_finding_not_a_crash(source):
     assert {f.rule for f in check_python(source, "train.py", DEFAULT)} == {"unparsable"}

@@ -132,14 +132,20 @@ def test_the_architect_reads_the_brief_the_code_and_the_lineage_never_labels_or_
 def test_the_architect_prompt_carries_the_human_feedback_and_summarises_a_long_lineage(tmp_path):
     repo = make_repo(tmp_path / "repo", toy_task_files())
     spec = load_spec(repo)
-    journal = [JournalEntry(gen=g, k=0, status="scored", hypothesis=f"idea number {g}", value=1.0 / g)
+    journal = [JournalEntry(gen=g, k=0, status="scored", hypothesis=f"idea number {g}", value=1.0 / g,
+                            metrics={"error": 1.0 / g, "params": 10.0 * g}, train_seconds=2.0 + g)
                for g in range(1, 31)]
     ctx = ProposeContext(gen=31, count=2, spec=spec, champion_metrics={"error": 0.03}, champion_tree=repo,
-                         journal=journal, feedback=["try smaller steps", "stop widening"])
+                         journal=journal, feedback=["try smaller steps", "stop widening"], holdout_size=359,
+                         selection_luck=0.0933, baseline_metrics={"error": 3.12})
     prompt = architect_prompt(ctx)[-1]["content"]
+    assert "The holdout has 359 examples: one of them is worth 0.0028" in prompt
+    assert "flatter a score by up to 0.0933 on its own" in prompt, "the selection-luck bound, in the architect's words"
     assert "- try smaller steps\n- stop widening" in prompt
     assert "14 earlier candidates (generations 1-14): 14 scored; the best scored 0.07143 (g14/c0)" in prompt
-    assert "- g3/c0 scored 0.3333: idea number 3" in prompt and "hypothesis: idea number 30" in prompt
+    assert "- g3/c0 scored (error=0.3333, params=30, 5 s trained): idea number 3" in prompt, \
+        "an older candidate keeps its metrics and training seconds"
+    assert "hypothesis: idea number 30" in prompt
     assert "Propose 2 different candidates for generation 31" in prompt
 
 
