@@ -17,6 +17,8 @@ from progenitor.testing import FakeExecutor, FakeRun, make_repo, toy_task_files,
 from tests.helpers.llm_helpers import KEY_VAR, NO_FINDINGS, draft, edit, lessons, llm_section, proposals, review
 from tests.helpers.records import lineage_json
 
+pytestmark = pytest.mark.loop  # runs the loop or a sandbox end to end: `make test` runs it, `make test-fast` does not
+
 FAST = RunOptions(executor="fake", sandbox="process")
 W_TO_3 = edit("config.yaml", "w: 1.0", "w: 3.0")
 

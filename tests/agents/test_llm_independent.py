@@ -90,6 +90,7 @@ PROPOSALS = _proposals(("the labels' slope is three times w", "train.py: multipl
                        ("a larger w fits better", "config.yaml: set w to 2.0"))
 
 
+@pytest.mark.loop
 def test_a_code_change_is_promoted_through_429s_cut_replies_bad_edits_bad_reviews_and_timeouts(tmp_path, server):
     half = len(PROPOSALS) // 2
     server.script("arch", error(429, "Rate limit reached", retry_after=1), reply(PROPOSALS[:half], finish="length"),
@@ -138,6 +139,7 @@ def test_a_code_change_is_promoted_through_429s_cut_replies_bad_edits_bad_review
     assert "architect: openai/arch error 429: Rate limit reached" in result.output
 
 
+@pytest.mark.loop
 def test_failures_that_end_generations_are_printed_in_full_and_a_stalled_run_exits_3(tmp_path, server):
     server.script("arch", error(500, "The server had an error while processing your request"),
                   reply('{"proposals": [{"hypothesis": "h", "plan": "p"'),
@@ -164,6 +166,7 @@ def test_failures_that_end_generations_are_printed_in_full_and_a_stalled_run_exi
     assert status["ledger"]["dollars"] == pytest.approx(server.billed, abs=1e-9)
 
 
+@pytest.mark.loop
 def test_a_model_that_keeps_failing_costs_one_request_plus_its_retries_and_stops_the_run(tmp_path, server):
     server.script("arch", error(503, "overloaded"), error(503, "overloaded"), about="Propose")
     repo = _repo(tmp_path, server)
@@ -175,6 +178,7 @@ def test_a_model_that_keeps_failing_costs_one_request_plus_its_retries_and_stops
     assert status["ledger"]["dollars"] == pytest.approx(server.billed, abs=1e-9) and status["ledger"]["llm"]
 
 
+@pytest.mark.loop
 def test_kill_9_in_mid_call_then_resume_leaves_the_ledger_equal_to_the_servers_bill(tmp_path, server):
     server.script("arch", reply(PROPOSALS), about="Propose")
     server.script("coder", reply(OFF_BY_INDENT), about="(g1/c0)")
@@ -228,6 +232,7 @@ def test_a_run_with_no_key_stops_before_preparing_data_with_one_sentence_naming_
     assert result.output.strip() == "error: llm: the key of openai/arch is read from $OPENAI_API_KEY, which is not set"
 
 
+@pytest.mark.loop
 def test_a_model_that_does_not_answer_the_preflight_starts_nothing_and_doctor_says_so(tmp_path, server):
     from progenitor.checks.doctor import llm_checks, models_failed
 

@@ -103,6 +103,7 @@ class FlagsEverything:
         return [Finding(rule="picky", severity="high", message="the picky reviewer rejects every change")]
 
 
+@pytest.mark.loop
 def test_a_coder_and_a_reviewer_are_one_class_and_one_registration(tmp_path):
     registry.register("coder", "toy")(AddsAFile)
     files = toy_task_files(generations=1, candidates=2)
@@ -171,6 +172,7 @@ class Flaky:
         return None
 
 
+@pytest.mark.loop
 def test_a_misbehaving_agent_is_not_asked_again_by_the_node_its_failure_is_recorded(tmp_path):
     """An agent owns its budget of tries (the LLM agents' is ``llm.retries`` and ``llm.repairs``):
     a node that asked again would multiply it."""
@@ -183,6 +185,7 @@ def test_a_misbehaving_agent_is_not_asked_again_by_the_node_its_failure_is_recor
     assert flaky["coder"].calls == {0: 1}
 
 
+@pytest.mark.loop
 def test_each_note_is_written_once_when_its_record_is_final(tmp_path):
     repo = make_repo(tmp_path / "repo", toy_task_files(generations=2, candidates=2))
     summary = progenitor.start_run(repo, FAST)
@@ -211,6 +214,7 @@ def test_a_lineage_written_by_progenitor_0_1_is_still_read(tmp_path):
     assert table.exit_code == 0 and "g1/c1 *" in table.output
 
 
+@pytest.mark.loop
 def test_a_lineage_without_its_run_directory_is_read_from_git(tmp_path):
     repo = make_repo(tmp_path / "repo", toy_task_files(generations=1, candidates=2))
     summary = progenitor.start_run(repo, FAST)

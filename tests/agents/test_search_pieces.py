@@ -121,6 +121,7 @@ def test_computed_lessons_say_what_held_by_how_much_and_what_next():
     assert describe_changes({"a": 1, "b": "x"}, {"a": 2, "b": "y"}) == ["a 1->2 (up)", "b x->y"]
 
 
+@pytest.mark.loop
 def test_cmaes_is_a_sampler_choice_started_at_the_baseline():
     import warnings
 

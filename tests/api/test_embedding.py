@@ -23,6 +23,7 @@ def fake_executor():
     register_executor("fake", FakeExecutor)
 
 
+@pytest.mark.loop
 def test_stream_run_yields_the_run_as_it_happens_and_ends_with_its_summary(tmp_path):
     repo = make_repo(tmp_path / "repo", toy_task_files(generations=2, candidates=2))
     events = list(progenitor.stream_run(repo, FAST))
@@ -48,6 +49,7 @@ class LabState(RunState, total=False):
     report: Optional[str]
 
 
+@pytest.mark.loop
 def test_the_loop_embeds_as_a_subgraph_of_a_lab_graph(tmp_path):
     from langgraph.checkpoint.memory import InMemorySaver
     from langgraph.graph import END, START, StateGraph
@@ -73,6 +75,7 @@ def test_the_loop_embeds_as_a_subgraph_of_a_lab_graph(tmp_path):
     assert lineage["champion"] == final["champion"]["sha"]
 
 
+@pytest.mark.loop
 def test_a_langgraph_client_answers_the_human_gate_with_langchains_hitl_shape(tmp_path):
     """No progenitor surface in between: the lab's own code reads the interrupt and resumes it."""
     from langgraph.checkpoint.memory import InMemorySaver

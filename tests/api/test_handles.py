@@ -14,6 +14,8 @@ from progenitor.run import events
 from progenitor.run.status import RunStatus
 from progenitor.testing import FakeExecutor, make_repo, toy_task_files
 
+pytestmark = pytest.mark.loop  # runs the loop or a sandbox end to end: `make test` runs it, `make test-fast` does not
+
 FAST = RunOptions(executor="fake", sandbox="process")
 
 

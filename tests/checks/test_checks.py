@@ -103,6 +103,7 @@ def test_a_constitution_typo_gets_the_nearest_rule_name(tmp_path):
     assert "progenitor.yaml" not in line.split(":")[0]
 
 
+@pytest.mark.loop
 def test_a_baseline_outside_the_space_is_announced_with_its_values(tmp_path):
     repo = toy(tmp_path, **{"config.yaml": "w: 9.0\n"})
     result = run_cli("run", str(repo), "-g", "1", "-k", "1", "--executor", "local", "--sandbox", "process")
@@ -117,6 +118,7 @@ def test_a_baseline_outside_the_space_is_announced_with_its_values(tmp_path):
 
 # -- the scorer contract ----------------------------------------------------------------------
 
+@pytest.mark.loop
 def test_a_scorer_that_prints_a_json_object_is_read(tmp_path):
     repo = toy(tmp_path, replace={"objective: {metric: error, goal: minimize}": "objective: {metric: rmse, goal: minimize}"},
                **{"score.py": JSON_SCORE})
@@ -129,6 +131,7 @@ def test_a_scorer_that_prints_a_json_object_is_read(tmp_path):
     assert set(status["baseline"]["metrics"]) == {"rmse", "mae", "params"}  # numbers only: "model" is not one
 
 
+@pytest.mark.loop
 def test_a_scorer_without_the_objective_fails_the_baseline_showing_what_it_printed(tmp_path):
     repo = toy(tmp_path, replace={"objective: {metric: error, goal: minimize}": "objective: {metric: RMSE, goal: minimize}"},
                **{"score.py": JSON_SCORE})
@@ -140,6 +143,7 @@ def test_a_scorer_without_the_objective_fails_the_baseline_showing_what_it_print
     assert "progenitor resume" not in result.output, "a resume would replay the same commit"
 
 
+@pytest.mark.loop
 def test_a_baseline_that_crashes_says_what_ran_and_what_to_do(tmp_path):
     repo = toy(tmp_path, **{"train.py": "import sys\nprint('loading the data')\nsys.exit('no module named sklearn')\n"})
     result = run_cli("run", str(repo), "--executor", "local", "--sandbox", "process")
@@ -162,6 +166,7 @@ def check_lines(result) -> dict[str, list[str]]:
     return by_status
 
 
+@pytest.mark.loop
 def test_check_passes_a_good_repo_and_says_how_it_scored(tmp_path):
     repo = toy(tmp_path)
     result = run_cli("check", str(repo))
@@ -191,6 +196,7 @@ def test_check_reports_each_problem_in_one_line_and_trains_nothing(tmp_path):
     assert result.output.strip().splitlines()[-1].startswith("3 problems")
 
 
+@pytest.mark.loop
 def test_check_scores_a_given_predictions_file_and_shows_what_the_scorer_printed(tmp_path):
     import numpy as np
 
@@ -211,6 +217,7 @@ def test_check_of_a_directory_that_is_no_repo_is_one_problem(tmp_path):
     assert "not the root of a git repository" in result.output
 
 
+@pytest.mark.loop
 def test_run_refuses_visible_patterns_that_show_the_labels(tmp_path):
     repo = toy(tmp_path, replace={"visible: [train_*.npy, holdout_inputs.npy]": "visible: [train_*.npy, holdout_*]"})
     result = run_cli("run", str(repo), "--executor", "local", "--sandbox", "process")
@@ -235,6 +242,7 @@ def test_a_training_program_this_machine_lacks_may_be_in_a_docker_image(tmp_path
     assert train.status == status and "'nosuchtool-xyz' (not on its PATH)" in train.detail
 
 
+@pytest.mark.loop
 def test_braces_of_the_shell_and_awk_pass_through_every_command(tmp_path):
     # Once a KeyError traceback: str.format saw a placeholder in awk's program.
     repo = toy(tmp_path, replace={
@@ -255,6 +263,7 @@ def test_a_command_naming_a_path_is_looked_up_by_the_path_itself_not_its_letters
 
 # -- the test split: check runs its scorer too -----------------------------------------------
 
+@pytest.mark.loop
 def test_check_scores_the_test_split_on_the_baselines_outputs(tmp_path):
     repo = make_repo(tmp_path / "repo", toy_task_files(test_split=True))
     result = run_cli("check", str(repo))
@@ -264,6 +273,7 @@ def test_check_scores_the_test_split_on_the_baselines_outputs(tmp_path):
     assert result.output.strip().splitlines()[-1].startswith("all checks passed")
 
 
+@pytest.mark.loop
 def test_a_training_that_writes_no_test_predictions_is_a_problem_before_the_run(tmp_path):
     """Once 'ready to spend the budget', and the run failed after its baseline trained."""
     files = toy_task_files(test_split=True)
@@ -276,6 +286,7 @@ def test_a_training_that_writes_no_test_predictions_is_a_problem_before_the_run(
     assert "the training must write the test split's predictions too" in test
 
 
+@pytest.mark.loop
 def test_with_a_predictions_file_the_test_scorer_is_not_called_ready(tmp_path):
     import numpy as np
 
@@ -306,6 +317,7 @@ def test_run_and_check_list_every_problem_of_the_spec_each_with_its_fix(tmp_path
 
 # -- per-example scores: check says whether a run's paired test can read them -------------------
 
+@pytest.mark.loop
 @pytest.mark.parametrize("writes, status, needle", [
     ("np.abs(p - y)", "ok", "scorer.scores: wrote 20 per-example scores, mean 3.122 (a paired test at 0.05"),
     ("np.abs(p - y)[:3]", "problem", "scorer.scores: per_example.npy has 3 scores for 20 holdout examples; without it"),
@@ -323,6 +335,7 @@ def test_check_reads_the_per_example_scores_a_run_would_test(tmp_path, writes, s
     assert any(line.startswith(needle) for line in check_lines(result)[status]), result.output
 
 
+@pytest.mark.loop
 def test_check_says_nothing_of_per_example_scores_a_scorer_is_not_asked_for(tmp_path):
     result = run_cli("check", str(toy(tmp_path)))
     assert "scorer.scores" not in result.output

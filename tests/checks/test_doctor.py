@@ -3,6 +3,7 @@ candidate, or cannot give it what the task needs, is a "no" line, never an infer
 
 from __future__ import annotations
 
+import pytest
 from click.testing import CliRunner
 
 from progenitor.checks.probe import judge, probe_sandbox
@@ -15,6 +16,7 @@ def test_a_probe_whose_interpreter_cannot_run_says_so():
     assert not report.ok and report.detail.startswith("the probe candidate did not run: exit code 127")
 
 
+@pytest.mark.loop
 def test_a_probe_that_cannot_import_what_the_task_needs_names_it():
     report = probe_sandbox("process", {}, imports=("numpy", "no-such-distribution-here"))
     assert not report.ok and "it could not import no-such-distribution-here (PackageNotFoundError" in report.detail
@@ -27,6 +29,7 @@ def test_a_probe_that_read_the_labels_is_not_sealed():
     assert not report.ok and "NOT SEALED: it read the holdout labels in its run directory" in report.detail
 
 
+@pytest.mark.loop
 def test_doctor_of_a_repo_whose_requirements_are_missing_says_no(tmp_path):
     (tmp_path / "requirements.txt").write_text("numpy\nno-such-distribution-here\n")
     result = CliRunner().invoke(cli, ["doctor", str(tmp_path)])
@@ -34,6 +37,7 @@ def test_doctor_of_a_repo_whose_requirements_are_missing_says_no(tmp_path):
     assert " no " in process and "no-such-distribution" in result.output
 
 
+@pytest.mark.loop
 def test_doctor_measures_which_limits_hold():
     from progenitor.checks.limits_probe import probe_limits
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 
+import pytest
 from rich.console import Console
 
 from progenitor.cli.progress import Progress
@@ -42,6 +43,7 @@ def test_progress_lines_and_the_live_board_show_escapes_as_text():
     assert "\\x1b]52;c;cHduZWQ=\\x07" in out and "\\u202e" in out
 
 
+@pytest.mark.loop
 def test_the_page_shows_escapes_as_text(tmp_path):
     from fastapi.testclient import TestClient
 

@@ -5,7 +5,10 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
 
+
+@pytest.mark.loop
 def test_init_refuses_non_empty_dir_and_unknown_example(tmp_path):
     cli = [sys.executable, "-m", "progenitor.cli"]
     (tmp_path / "full").mkdir()
@@ -16,6 +19,7 @@ def test_init_refuses_non_empty_dir_and_unknown_example(tmp_path):
     assert proc.returncode == 2 and "unknown example 'nope'; choose one of: charlm, digits" in proc.stderr
 
 
+@pytest.mark.loop
 def test_init_template_writes_valid_spec_and_constitution(tmp_path):
     from progenitor.task.constitution import load_constitution
     from progenitor.task.spec import load_spec

@@ -5,9 +5,13 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 import progenitor
 from progenitor.options import RunOptions
 from tests.helpers.gating import OPTIONS, cli, toy_repo
+
+pytestmark = pytest.mark.loop  # runs the loop or a sandbox end to end: `make test` runs it, `make test-fast` does not
 
 
 def test_status_of_a_waiting_run_shows_its_gate_and_where_it_stands(tmp_path):

@@ -24,6 +24,7 @@ def _append(path, *points, metric="accuracy"):
             f.write(json.dumps({"step": step, metric: value}) + "\n")
 
 
+@pytest.mark.loop
 def test_a_candidate_clearly_behind_is_stopped_with_step_and_numbers(tmp_path):
     watch = PruneConfig(metric="accuracy", champion=CHAMPION).watcher("progress.jsonl")
     progress = tmp_path / "progress.jsonl"
@@ -42,6 +43,7 @@ def test_a_candidate_clearly_behind_is_stopped_with_step_and_numbers(tmp_path):
     assert "clearly behind the champion's" in verdict["reason"]
 
 
+@pytest.mark.loop
 @pytest.mark.parametrize("rule", ["wilcoxon", "median"])
 def test_a_candidate_ahead_or_level_runs_on(tmp_path, rule):
     watch = PruneConfig(metric="accuracy", champion=CHAMPION, rule=rule).watcher("p.jsonl")
@@ -132,6 +134,7 @@ def prune_job(key: str = "r/g1/c0") -> TrainJob:
     )
 
 
+@pytest.mark.loop
 def test_local_executor_prunes_a_job_behind_the_champion(tmp_path):
     executor = LocalExecutor(None, workdir=tmp_path)
     [result] = list(executor.run([prune_job()]))

@@ -109,6 +109,7 @@ def test_honest_labels_of_few_classes_never_share_blocks_by_chance(tmp_path, dty
                   "tiny_labels.npy": tmp_path / "tiny_labels.npy"}) == []
 
 
+@pytest.mark.loop
 def test_check_and_the_run_refuse_a_visible_copy_of_the_labels(tmp_path):
     """The toy task's prepare also saves its holdout labels under a training name."""
     files = toy_task_files()
@@ -127,6 +128,7 @@ def test_check_and_the_run_refuse_a_visible_copy_of_the_labels(tmp_path):
     assert not (run_dir / "visible").exists() and not (run_dir / "g0" / "c0" / "train.json").exists()
 
 
+@pytest.mark.loop
 def test_a_data_hidden_file_is_kept_out_and_said_to_be(tmp_path):
     files = toy_task_files()
     files["prepare.py"] += 'np.save(os.path.join(args.out, "train_notes.npy"), np.arange(3))\n'

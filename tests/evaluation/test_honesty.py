@@ -27,6 +27,7 @@ def fake_executor():
     register_executor("fake", FakeExecutor)
 
 
+@pytest.mark.loop
 def test_the_test_split_is_scored_for_the_baseline_and_each_champion_only(tmp_path):
     repo = make_repo(tmp_path / "repo", toy_task_files(generations=2, candidates=3, test_split=True))
     summary = progenitor.start_run(repo, FAST)
@@ -46,6 +47,7 @@ def test_the_test_split_is_scored_for_the_baseline_and_each_champion_only(tmp_pa
     assert "test_" not in (run / "study.log").read_text()
 
 
+@pytest.mark.loop
 def test_selection_does_not_change_when_the_test_labels_do(tmp_path):
     honest = make_repo(tmp_path / "honest", toy_task_files(generations=3, candidates=3, test_split=True))
     swapped = make_repo(tmp_path / "swapped", toy_task_files(generations=3, candidates=3, test_split=True,
@@ -60,6 +62,7 @@ def test_selection_does_not_change_when_the_test_labels_do(tmp_path):
     assert runs[0].honesty.champion_test != runs[1].honesty.champion_test
 
 
+@pytest.mark.loop
 def test_a_task_without_a_test_split_runs_as_before_and_says_so(tmp_path):
     repo = make_repo(tmp_path / "repo", toy_task_files(generations=1))
     result = CliRunner().invoke(cli, ["run", str(repo), "--executor", "local", "--sandbox", "process", "-q"])
@@ -70,6 +73,7 @@ def test_a_task_without_a_test_split_runs_as_before_and_says_so(tmp_path):
     assert status["summary"]["honesty"]["test_metric"] is None
 
 
+@pytest.mark.loop
 def test_the_cli_prints_holdout_and_test_figures_for_baseline_and_champion(tmp_path):
     repo = make_repo(tmp_path / "repo", toy_task_files(generations=1, test_split=True))
     result = CliRunner().invoke(cli, ["run", str(repo), "--executor", "local", "--sandbox", "process", "-q"])
@@ -85,6 +89,7 @@ def test_selection_luck_follows_hoeffding_with_a_union_over_the_candidates():
     assert selection_luck(360, 13, 2.0) == pytest.approx(2 * selection_luck(360, 13, 1.0))
 
 
+@pytest.mark.loop
 def test_the_summary_warns_when_the_gain_is_within_selection_luck(tmp_path):
     files = toy_task_files(generations=1, candidates=2)
     files["progenitor.yaml"] = files["progenitor.yaml"].replace(
@@ -112,6 +117,7 @@ def drift_training(tree, data, out):
     return played
 
 
+@pytest.mark.loop
 def test_small_guard_regressions_stop_being_promoted_once_they_add_up_past_the_baseline(tmp_path):
     register_executor("drifting", lambda data, **_: FakeExecutor(data, training=drift_training))
     files = toy_task_files(generations=4, candidates=1)
@@ -170,6 +176,7 @@ def test_a_directory_pattern_that_would_show_the_test_labels_is_refused(tmp_path
     assert data / "test" not in matched
 
 
+@pytest.mark.loop
 def test_a_champion_that_beats_the_baseline_on_the_holdout_but_not_on_the_test_split_is_shown_as_such(tmp_path):
     # The test split's labels follow w = 1 (the baseline's own value): any champion closer to
     # the holdout's w = 3 is worse there, and the summary says so instead of hiding it. (Not

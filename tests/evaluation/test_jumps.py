@@ -65,6 +65,7 @@ def _bpc_repo(tmp_path, oversight: str):
     return make_repo(tmp_path / "repo", files)
 
 
+@pytest.mark.loop
 def test_a_first_generation_gain_of_half_the_baseline_s_bits_per_character_waits_for_a_person_in_auto_mode(tmp_path):
     repo = _bpc_repo(tmp_path, "mode: auto, poll_seconds: 0.05")
     # w = 1 is the baseline (|1 - 3| = 2 in units of the inputs); w = 2 halves it exactly.
@@ -81,6 +82,7 @@ def test_a_first_generation_gain_of_half_the_baseline_s_bits_per_character_waits
     assert progenitor.resume_run(summary.run_id, repo=repo).champion == pytest.approx(baseline)
 
 
+@pytest.mark.loop
 def test_the_same_run_with_the_bound_raised_promotes_by_policy(tmp_path):
     repo = _bpc_repo(tmp_path, "mode: auto, max_relative_gain: 0.6")
     summary = progenitor.start_run(repo, RunOptions(**OPTIONS),

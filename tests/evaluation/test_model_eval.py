@@ -180,6 +180,7 @@ def independent_bits(toy, split="holdout") -> float:
     return float(-logp[inputs, targets].mean() / math.log(2))
 
 
+@pytest.mark.loop
 def test_an_honest_model_is_scored_as_an_independent_evaluation_scores_it(toy, tmp_path):
     result = score_with(toy, tmp_path)
     assert result.ok, result.reason
@@ -192,6 +193,7 @@ def test_an_honest_model_is_scored_as_an_independent_evaluation_scores_it(toy, t
     assert test.ok and test.metrics["bits"] == pytest.approx(independent_bits(toy, "test"), abs=1e-5)
 
 
+@pytest.mark.loop
 def test_unnormalised_outputs_gain_nothing(toy, tmp_path):
     scaled = toy["files"]["model.py"] + "\n_p = predict\ndef predict(x, a):\n    return _p(x, a) * 1 + 40.0\n"
     assert score_with(toy, tmp_path, model=scaled).metrics["bits"] == pytest.approx(score_with(toy, tmp_path).metrics["bits"])
@@ -207,11 +209,13 @@ def predict(x, a):
 '''
 
 
+@pytest.mark.loop
 def test_a_model_that_reads_ahead_fails_causality(toy, tmp_path):
     result = score_with(toy, tmp_path, model=toy["files"]["model.py"] + READS_AHEAD)
     assert not result.ok and result.reason.startswith("causality: ") and "reads ahead" in result.reason
 
 
+@pytest.mark.loop
 def test_last_position_mode_is_exact_without_probes(toy, tmp_path):
     cheat = score_with(toy, tmp_path, model=toy["files"]["model.py"] + READS_AHEAD,
                        predict__sequence={"context": 16, "positions": "last"})
@@ -220,6 +224,7 @@ def test_last_position_mode_is_exact_without_probes(toy, tmp_path):
     assert cheat.metrics["bits"] == pytest.approx(honest.metrics["bits"])  # reading ahead finds nothing to read
 
 
+@pytest.mark.loop
 @pytest.mark.parametrize("model, reason", [
     ("def other(x, a):\n    return x\n", "has no function predict"),
     ("import numpy as np\ndef predict(x, a):\n    return np.zeros((len(x), 3))\n", "expected"),
@@ -236,6 +241,7 @@ def test_a_broken_predict_fails_the_candidate_with_its_reason(toy, tmp_path, mod
     assert not result.ok and reason in result.reason, result.reason
 
 
+@pytest.mark.loop
 def test_a_missing_entry_file_and_missing_weights_are_reasons(toy, tmp_path):
     result = score_with(toy, tmp_path, predict__entry="nope.py:predict")
     assert not result.ok and "nope.py does not exist" in result.reason
@@ -273,6 +279,7 @@ def test_the_sandbox_gets_the_tensors_without_their_metadata(tmp_path):
     assert (load_file(str(tmp_path / "b.safetensors"))["w"] == np.arange(6).reshape(2, 3)).all()
 
 
+@pytest.mark.loop
 @pytest.mark.parametrize("change, sentence", [
     (lambda spec: spec.replace("  entry: model.py:predict\n", "").replace("predict:\n", "predict_typo:\n"),
      "unknown field 'predict_typo'"),

@@ -89,6 +89,7 @@ def test_a_prompt_is_rendered_strictly():
     assert prompts.render("reviewer", "repair", error="bad severity").startswith("Your reply could not be used: bad severity")
 
 
+@pytest.mark.loop
 def test_doctor_asks_each_model_for_one_token_and_says_what_it_costs(tmp_path, llm_server, monkeypatch):
     monkeypatch.setenv(KEY_VAR, "sk-doctor")
     llm_server.respond("arch", lambda request: "OK")

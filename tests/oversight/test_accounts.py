@@ -16,6 +16,7 @@ from progenitor.testing import scripted
 from tests.helpers.gating import OPTIONS, cli, toy_repo
 
 
+@pytest.mark.loop
 def test_users_are_made_listed_renewed_and_removed_and_a_token_is_never_stored(tmp_path):
     repo = toy_repo(tmp_path / "repo", "approver")
     made = cli("users", "add", "alice", "--role", "approver", "--repo", str(repo))
@@ -33,6 +34,7 @@ def test_users_are_made_listed_renewed_and_removed_and_a_token_is_never_stored(t
     assert "no accounts yet" in cli("users", "list", "--repo", str(repo)).stdout
 
 
+@pytest.mark.loop
 @pytest.mark.parametrize("args, says", [
     (["add", "Not A Name", "--role", "viewer"], "an account name is"),
     (["add", "bob", "--role", "viewer"], "there is an account 'bob' already"),
@@ -46,6 +48,7 @@ def test_bad_account_commands_are_one_sentence_and_exit_2(tmp_path, args, says):
     assert done.returncode == 2 and len(lines) == 1 and says in lines[0]
 
 
+@pytest.mark.loop
 def test_a_shell_decides_as_the_os_user_or_as_the_account_of_its_token_and_a_viewer_cannot(tmp_path):
     repo = toy_repo(tmp_path / "repo", "approver", candidates=1)
     summary = progenitor.start_run(repo, RunOptions(**OPTIONS), detach=True,

@@ -16,6 +16,8 @@ from progenitor.run.rundir import RunDir
 from progenitor.testing import scripted
 from tests.helpers.gating import OPTIONS, cli, toy_repo
 
+pytestmark = pytest.mark.loop  # runs the loop or a sandbox end to end: `make test` runs it, `make test-fast` does not
+
 
 @pytest.fixture
 def finished(tmp_path):

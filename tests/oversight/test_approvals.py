@@ -20,6 +20,7 @@ from tests.helpers.gating import OPTIONS, toy_repo, wait_for
 CLOSER = [[{"hypothesis": "closer to 3", "params": {"w": 2.9}}]]
 
 
+@pytest.mark.loop
 def test_a_gate_that_needs_two_approvals_waits_for_the_second_and_the_run_goes_on_after_it(tmp_path):
     repo = toy_repo(tmp_path / "repo", "approver", candidates=1, oversight="approvals: {promotion: 2}")
     result: dict = {}
@@ -49,6 +50,7 @@ def test_a_gate_that_needs_two_approvals_waits_for_the_second_and_the_run_goes_o
     assert record.decision.verdict == "promoted" and record.decision.by == "human:alice and human:bob"
 
 
+@pytest.mark.loop
 def test_any_rejection_closes_a_gate_that_needed_more_approvals(tmp_path):
     repo = toy_repo(tmp_path / "repo", "approver", candidates=1, oversight="approvals: {promotion: 3}")
     summary = progenitor.start_run(repo, RunOptions(**OPTIONS), detach=True, architect=scripted(CLOSER))
@@ -62,6 +64,7 @@ def test_any_rejection_closes_a_gate_that_needed_more_approvals(tmp_path):
     assert summary.status == "finished" and summary.champion == summary.baseline
 
 
+@pytest.mark.loop
 def test_an_escalation_can_need_more_people_than_an_ordinary_promotion(tmp_path):
     files = toy_task_files(generations=1, candidates=1, oversight=(
         "mode: auto, poll_seconds: 0.05, perfect: 0, approvals: {promotion: 1, capability-jump: 2}"))

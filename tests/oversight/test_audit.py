@@ -124,6 +124,7 @@ def test_a_rewrite_of_the_log_and_of_its_git_heads_is_exposed_by_an_earlier_clon
     assert runner.exit_code == 1 and "entry 3" in runner.output
 
 
+@pytest.mark.loop
 def test_appends_from_several_processes_keep_one_chain(repo):
     script = ("import sys; from progenitor.oversight.audit import audit_log; from pathlib import Path; "
               "log = audit_log(Path(sys.argv[1])); "

@@ -67,6 +67,7 @@ def _repo(tmp_path: Path, notify_fields: str, generations: int = 1) -> Path:
 STEPS = scripted([[{"hypothesis": "closer", "params": {"w": 2.5}}], [{"hypothesis": "closer still", "params": {"w": 2.9}}]])
 
 
+@pytest.mark.loop
 def test_a_webhook_on_loopback_gets_one_call_per_gate_opened(tmp_path, receiver):
     repo = _repo(tmp_path, f"webhook: '{receiver.url}'", generations=2)
     summary = progenitor.start_run(repo, RunOptions(**OPTIONS), detach=True, architect=STEPS)
@@ -88,6 +89,7 @@ def test_a_webhook_on_loopback_gets_one_call_per_gate_opened(tmp_path, receiver)
     assert "webhook http://127.0.0.1: told after 1 attempt(s) (HTTP 200)" in told[0]["comment"]
 
 
+@pytest.mark.loop
 def test_a_webhook_is_retried_and_a_failure_is_recorded_not_fatal(tmp_path):
     flaky = Receiver(statuses=(500, 503))
     try:
@@ -107,6 +109,7 @@ def test_a_webhook_is_retried_and_a_failure_is_recorded_not_fatal(tmp_path):
     assert "FAILED after 2 attempt(s)" in told["comment"] and told["notices"][0]["ok"] is False
 
 
+@pytest.mark.loop
 def test_a_command_gets_the_json_on_stdin_and_the_gate_in_its_environment(tmp_path):
     out = tmp_path / "told.json"
     env_out = tmp_path / "env.txt"

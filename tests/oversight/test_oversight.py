@@ -45,6 +45,7 @@ def _decisions(repo: Path) -> list[dict]:
     return [e for e in audit_log(repo).entries() if e["actor"].startswith("human:")]
 
 
+@pytest.mark.loop
 def test_approver_run_waits_at_the_gate_until_a_decision_from_another_shell(tmp_path):
     repo = toy_repo(tmp_path / "repo", "approver")
     thread, events, result = _start_in_thread(repo)
@@ -76,6 +77,7 @@ def test_approver_run_waits_at_the_gate_until_a_decision_from_another_shell(tmp_
     assert progenitor.verify_audit(repo).ok
 
 
+@pytest.mark.loop
 def test_two_decisions_for_one_gate_record_one_and_the_second_is_told_by_whom(tmp_path):
     repo = toy_repo(tmp_path / "repo", "approver")
     summary = progenitor.start_run(repo, RunOptions(**OPTIONS), detach=True)
@@ -106,6 +108,7 @@ def test_two_decisions_for_one_gate_record_one_and_the_second_is_told_by_whom(tm
     assert len(_decisions(repo)) == 1
 
 
+@pytest.mark.loop
 def test_run_detach_exits_0_while_waiting_then_a_decision_and_resume_finish_it(tmp_path):
     repo = toy_repo(tmp_path / "repo", "approver")
     done = cli("run", str(repo), "--sandbox", "process", "--executor", "local", "--detach", "-q")
@@ -120,6 +123,7 @@ def test_run_detach_exits_0_while_waiting_then_a_decision_and_resume_finish_it(t
     assert [e["surface"] for e in _decisions(repo)] == ["api"]
 
 
+@pytest.mark.loop
 def test_ctrl_c_while_waiting_leaves_the_run_waiting_and_exits_0(tmp_path):
     repo = toy_repo(tmp_path / "repo", "approver")
     proc = subprocess.Popen([sys.executable, "-m", "progenitor.cli", "run", str(repo), "--sandbox", "process",
@@ -140,6 +144,7 @@ def test_ctrl_c_while_waiting_leaves_the_run_waiting_and_exits_0(tmp_path):
     assert [p.gate for p in progenitor.pending(run_id, repo=repo)] == ["g1/promotion"]
 
 
+@pytest.mark.loop
 def test_request_changes_comment_reaches_the_next_proposal_and_is_recorded(tmp_path):
     repo = toy_repo(tmp_path / "repo", "approver", generations=2)
     summary = progenitor.start_run(repo, RunOptions(**OPTIONS), detach=True)
@@ -155,6 +160,7 @@ def test_request_changes_comment_reaches_the_next_proposal_and_is_recorded(tmp_p
     assert entry["action"] == "request-changes" and entry["comment"] == "stay close to w = 3"
 
 
+@pytest.mark.loop
 def test_a_request_for_changes_or_a_rejection_needs_a_comment(tmp_path):
     repo = toy_repo(tmp_path / "repo", "approver")
     summary = progenitor.start_run(repo, RunOptions(**OPTIONS), detach=True)
@@ -165,6 +171,7 @@ def test_a_request_for_changes_or_a_rejection_needs_a_comment(tmp_path):
     assert not _decisions(repo) and progenitor.pending(summary.run_id, repo=repo)
 
 
+@pytest.mark.loop
 def test_an_edit_before_costly_training_trains_the_edited_values_as_a_new_candidate(tmp_path):
     repo = toy_repo(tmp_path / "repo", "approver", oversight="approve_training_above: {cpu_hours: 0}")
     summary = progenitor.start_run(repo, RunOptions(**OPTIONS), detach=True)
@@ -197,6 +204,7 @@ def test_an_edit_before_costly_training_trains_the_edited_values_as_a_new_candid
     assert cands[0]["sha"] and Lineage(repo).resolve(cands[0]["ref"]) == cands[0]["sha"], "the original is kept"
 
 
+@pytest.mark.loop
 def test_auditor_run_never_blocks_and_a_revert_moves_the_champion_back_for_the_next_generation(tmp_path):
     repo = toy_repo(tmp_path / "repo", "auditor", generations=2)
     run: dict = {}
@@ -235,6 +243,7 @@ def test_auditor_run_never_blocks_and_a_revert_moves_the_champion_back_for_the_n
     assert summary.status == "finished" and progenitor.verify_audit(repo).ok
 
 
+@pytest.mark.loop
 def test_an_auto_run_whose_candidate_edits_the_constitution_waits_at_the_gate(tmp_path):
     repo = toy_repo(tmp_path / "repo", "auto", candidates=1, constitution=True)
     architect = scripted([[{"hypothesis": "loosen the rules", "params": {"w": 3.0},
@@ -258,6 +267,7 @@ def test_an_auto_run_whose_candidate_edits_the_constitution_waits_at_the_gate(tm
     assert cand["decision"]["by"] == "human:frank" and summary.champion_commit == Lineage(repo).head()
 
 
+@pytest.mark.loop
 def test_an_auditor_run_rejects_a_constitution_change_without_waiting(tmp_path):
     repo = toy_repo(tmp_path / "repo", "auditor", candidates=1, constitution=True)
     architect = scripted([[{"hypothesis": "loosen the rules", "edits": {"constitution.yaml": "principles: []\n"}}]])
@@ -267,6 +277,7 @@ def test_an_auditor_run_rejects_a_constitution_change_without_waiting(tmp_path):
     assert [e["action"] for e in audit_log(repo).entries()] == ["escalate"]
 
 
+@pytest.mark.loop
 def test_each_gate_records_its_question_once_however_often_the_run_resumes(tmp_path):
     repo = toy_repo(tmp_path / "repo", "approver")
     summary = progenitor.start_run(repo, RunOptions(**OPTIONS), detach=True)
@@ -288,6 +299,7 @@ def test_each_gate_records_its_question_once_however_often_the_run_resumes(tmp_p
     assert DecisionStore(repo).decision(summary.run_id, "g1/promotion").applied
 
 
+@pytest.mark.loop
 def test_pending_json_is_the_langchain_hitl_request(tmp_path):
     repo = toy_repo(tmp_path / "repo", "approver")
     summary = progenitor.start_run(repo, RunOptions(**OPTIONS), detach=True)
@@ -301,6 +313,7 @@ def test_pending_json_is_the_langchain_hitl_request(tmp_path):
     assert config["allowed_decisions"] == ["approve", "edit", "reject", "respond"]
 
 
+@pytest.mark.loop
 def test_a_revert_while_a_run_waits_keeps_its_next_promotion_off_the_reverted_line(tmp_path):
     repo = toy_repo(tmp_path / "repo", "approver", generations=2, oversight="approve_training_above: {cpu_hours: 0}")
     summary = progenitor.start_run(repo, RunOptions(**OPTIONS), detach=True)
@@ -371,6 +384,7 @@ def test_oversight_fields_are_checked_like_every_field(field, value, says):
     assert says in str(err.value)
 
 
+@pytest.mark.loop
 def test_looking_for_decisions_in_a_repo_without_runs_changes_nothing(tmp_path):
     repo = toy_repo(tmp_path / "repo", "approver")
     exclude = (repo / ".git" / "info" / "exclude").read_text() if (repo / ".git" / "info" / "exclude").exists() else None

@@ -43,6 +43,7 @@ def ssh_verify(allowed: Path, who: str, sig: str, message: bytes, tmp: Path) -> 
                            "-s", str(tmp / "sig")], input=message, capture_output=True).returncode == 0
 
 
+@pytest.mark.loop
 @pytest.mark.parametrize("kind", ["ed25519", "ecdsa -b 256", "ecdsa -b 521", "rsa -b 3072"])
 def test_our_verifier_agrees_with_ssh_keygen_on_good_and_bad_signatures(tmp_path, kind):
     key, public = keypair(tmp_path, "alice", kind)
@@ -139,6 +140,7 @@ def _rewrite_as_the_server(repo: Path, change) -> None:
         record_head(repo, Head(seq=e["seq"], hash=e["hash"], key=e["key"]), "rewritten")
 
 
+@pytest.mark.loop
 def test_a_signed_decision_verifies_and_a_forged_one_is_named_even_after_the_log_is_rewritten_whole(tmp_path):
     repo, alice, mallory = _signed_repo(tmp_path)
     summary = progenitor.start_run(repo, RunOptions(**OPTIONS), detach=True, architect=CLOSER)
@@ -171,6 +173,7 @@ def test_a_signed_decision_verifies_and_a_forged_one_is_named_even_after_the_log
     assert "reject g1/promotion" in line and "by human:alice" in line and "forged, or made for another decision" in line
 
 
+@pytest.mark.loop
 def test_an_unsigned_decision_where_signatures_are_required_is_refused_by_audit_verify(tmp_path):
     repo, alice, _ = _signed_repo(tmp_path)
     summary = progenitor.start_run(repo, RunOptions(**OPTIONS), detach=True, architect=CLOSER)
@@ -192,6 +195,7 @@ def test_an_unsigned_decision_where_signatures_are_required_is_refused_by_audit_
         in result.problem
 
 
+@pytest.mark.loop
 def test_a_signature_given_without_a_requirement_is_still_checked_and_recorded(tmp_path):
     repo, alice, mallory = _signed_repo(tmp_path, required=False)
     summary = progenitor.start_run(repo, RunOptions(**OPTIONS), detach=True, architect=CLOSER)

@@ -149,6 +149,7 @@ def test_thread_counts_follow_cpus(box):
     assert result.stdout.split() == [n, n, n, n, "[]"]
 
 
+@pytest.mark.loop
 def test_wall_timeout_kills_grandchildren(box):
     started = time.monotonic()
     # The grandchild takes its lock before the clock runs out (4 s: room for Python to start
@@ -168,6 +169,7 @@ def test_background_process_is_not_left_behind(box):
     assert lock_released(box.out), "the background process outlived the run"
 
 
+@pytest.mark.loop
 def test_memory_limit_reports_oom(box, limits_held):
     fits = box.run("python3 -c \"b = b'x' * (32 << 20); print('fits')\"", limits={"memory_bytes": 256 << 20})
     assert fits.ok, fits.reason
@@ -181,6 +183,7 @@ BOMB = "bomb() { [ $1 -gt 0 ] || { sleep 10; return; }; bomb $(($1 - 1)) & bomb 
 """Doubling ten times, 1,024 sleepers: bounded even if a backend's limit failed to hold."""
 
 
+@pytest.mark.loop
 def test_fork_bomb_is_contained_and_reported(box):
     started = time.monotonic()
     result = box.run(BOMB, limits={"processes": 64, "wall_time": 2.0})
@@ -192,6 +195,7 @@ def test_fork_bomb_is_contained_and_reported(box):
     assert after.ok, after.reason
 
 
+@pytest.mark.loop
 def test_stdout_flood_keeps_the_tail(box):
     cap = 10_000
     result = box.run("python3 -c \"[print(i) for i in range(200000)]\"; echo END", limits={"output_bytes": cap})
@@ -219,6 +223,7 @@ def test_cancel_stops_the_run(box):
     assert "cancel" in result.reason
 
 
+@pytest.mark.loop
 def test_lines_are_streamed_as_they_come(box):
     seen: list[tuple[str, str, float]] = []
     started = time.monotonic()
@@ -254,6 +259,7 @@ def limits_held(box):
         pytest.skip(f"not root, and no cgroup holds the limits here ({why})")
 
 
+@pytest.mark.loop
 @pytest.mark.parametrize("kind", MEMORY_KINDS)
 def test_memory_held_any_way_is_stopped_at_the_limit_as_oom(box, limits_held, kind):
     token = f"progenitor-hog-{uuid.uuid4().hex[:8]}"
@@ -281,6 +287,7 @@ def test_memory_held_any_way_is_stopped_at_the_limit_as_oom(box, limits_held, ki
         assert result.memory_peak <= MEMORY_LIMIT * SLACK, size(result.memory_peak)
 
 
+@pytest.mark.loop
 def test_four_busy_processes_share_a_quarter_core(box, limits_held):
     token = f"progenitor-busy-{uuid.uuid4().hex[:8]}"
     command = " & ".join([BUSY.format(token=token)] * 4) + " & wait"
@@ -295,6 +302,7 @@ def test_four_busy_processes_share_a_quarter_core(box, limits_held):
     assert result.cpu_seconds <= 0.25 * SLACK * result.duration + 0.1, result
 
 
+@pytest.mark.loop
 def test_process_limit_holds_counted_from_outside(box, limits_held):
     token = f"progenitor-forker-{uuid.uuid4().hex[:8]}"
     (box.tree / "forker.py").write_text(FORKER)

@@ -57,6 +57,7 @@ FILLER = ("i=0; while [ $i -lt 1000 ]; do head -c 8388608 /dev/urandom > {out}/a
 """8 MiB files, at most 8 GiB: a quota that does not hold fails the test, not the machine."""
 
 
+@pytest.mark.loop
 def test_a_disk_filler_is_killed_at_its_quota_and_the_host_keeps_its_space(job):
     with JobDisk() as disk:
         started = time.monotonic()
@@ -78,6 +79,7 @@ def test_one_file_past_the_quota_is_refused(job):
     assert "disk quota" in result.sandbox.reason
 
 
+@pytest.mark.loop
 def test_many_small_files_are_killed_at_the_file_quota(job):
     result = job("mkdir {out}/m; i=0; while [ $i -lt 300000 ]; do : > {out}/m/$i || exit 1; i=$((i+1)); done",
                  disk_files=2000)
@@ -122,6 +124,7 @@ def test_outputs_come_back_without_git_links_fifos_or_exec_bits(job, tmp_path):
     assert "dropped 5" in result.sandbox.reason and result.outputs_note
 
 
+@pytest.mark.loop
 def test_the_entries_cap_keeps_predictions_and_says_so(job, tmp_path):
     command = (f"mkdir {{out}}/aaa; cd {{out}}/aaa && seq 1 {OUTPUT_MAX_ENTRIES + 2000} | xargs touch; "
                "echo p > {out}/predictions.npy")
@@ -134,6 +137,7 @@ def test_the_entries_cap_keeps_predictions_and_says_so(job, tmp_path):
     assert sum(1 for _ in back.rglob("*")) == OUTPUT_MAX_ENTRIES
 
 
+@pytest.mark.loop
 def test_header_bytes_count_against_the_output_cap(job, tmp_path):
     # 3,000 empty files: no content at all, but 1.5 MB of tar headers.
     result = job("mkdir {out}/e; cd {out}/e && seq 1 3000 | xargs touch", output_cap_bytes=1 << 20)
@@ -148,6 +152,7 @@ def test_a_needed_output_that_does_not_fit_fails_the_job(job):
     assert result.sandbox.reason.startswith("outputs cut: predictions.npy did not fit the output cap")
 
 
+@pytest.mark.loop
 def test_packing_and_unpacking_many_files_is_bounded(tmp_path):
     out = tmp_path / "out"
     (out / "d").mkdir(parents=True)
@@ -221,6 +226,7 @@ def test_a_tree_larger_than_the_quota_is_a_disk_failure_before_anything_runs():
     assert "ran" not in result.sandbox.stdout
 
 
+@pytest.mark.loop
 def test_where_no_tmpfs_can_be_seen_the_watcher_holds_the_quota(job, monkeypatch):
     """A Docker daemon in another mount namespace (or no root): the quota is a walk, and a
     writer passes it by at most what it writes between two looks."""

@@ -113,6 +113,7 @@ def test_any_archive_unpacks_inside_its_directory_or_fails_the_candidate(tmp_pat
         assert not path.is_symlink() and (path.is_dir() or path.is_file())
 
 
+@pytest.mark.loop
 def test_a_watcher_that_fails_stops_watching_and_says_so_while_the_job_goes_on(tmp_path):
     def broken(out: Path):
         raise RecursionError("maximum recursion depth exceeded while decoding a JSON array")

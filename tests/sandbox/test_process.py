@@ -127,6 +127,7 @@ def test_data_closed_to_others_is_made_readable(box_for, mode):
     assert result.stdout == "visible data\n", result.reason
 
 
+@pytest.mark.loop
 @pytest.mark.parametrize("mode", MODES)
 def test_nothing_of_a_fork_bomb_survives(box_for, mode):
     box = box_for(ProcessSandbox(isolation=mode))
@@ -148,6 +149,7 @@ def _gone(pid: int) -> bool:
         return True
 
 
+@pytest.mark.loop
 def test_plain_timeout_kills_a_grandchild_that_left_the_session(box_for):
     box = box_for(ProcessSandbox(isolation="none"))
     result = box.run("setsid sleep 60 & echo $!; sleep 60 & echo $!; sleep 60", limits={"wall_time": 1.0})
@@ -164,6 +166,7 @@ def test_plain_mode_leaves_no_escaped_process_after_a_normal_exit(box_for):
     assert _gone(int(result.stdout))
 
 
+@pytest.mark.loop
 @needs_bwrap
 def test_torch_imports_under_a_2_gib_limit_and_allocating_past_it_is_oom(box_for):
     pytest.importorskip("torch")
@@ -229,6 +232,7 @@ ProcessSandbox(isolation=mode).run(SandboxSpec(command=command, tree=tree, out=o
 """
 
 
+@pytest.mark.loop
 @pytest.mark.parametrize("mode", MODES)
 def test_a_killed_driver_takes_its_candidate_along(box_for, mode):
     box = box_for(ProcessSandbox(isolation=mode))

@@ -103,6 +103,7 @@ def test_a_values_file_that_is_a_billion_laughs_is_a_reason_in_a_moment(value):
         assert problem is not None and len(problem) < 600 and "..." in problem, problem
 
 
+@pytest.mark.loop
 def test_a_run_passes_each_candidates_values_as_flags_and_its_commit_reproduces_it(tmp_path):
     repo = argparse_repo(tmp_path / "repo")
     checked = CliRunner().invoke(cli, ["check", str(repo)])

@@ -59,6 +59,7 @@ def test_outside_space_names_each_value():
     assert outside_space(SPACE, {"model.hidden": 32, "act": "relu"}) == ["lr is not set"]
 
 
+@pytest.mark.loop
 def test_an_int_knob_gets_an_int_and_a_bad_value_fails_only_its_candidate(tmp_path):
     files = toy_task_files(generations=1, candidates=3)
     files["progenitor.yaml"] = files["progenitor.yaml"].replace(

@@ -156,6 +156,7 @@ def test_under_tls_the_session_cookie_is_secure(waiting):
     assert done.status_code == 303 and "Secure" in done.headers["set-cookie"]
 
 
+@pytest.mark.loop
 def test_a_viewer_sees_but_cannot_decide_and_an_approver_decides_as_themselves(tmp_path):
     repo = toy_repo(tmp_path / "repo", "approver")
     summary = progenitor.start_run(repo, RunOptions(**OPTIONS), detach=True)
@@ -172,6 +173,7 @@ def test_a_viewer_sees_but_cannot_decide_and_an_approver_decides_as_themselves(t
     assert approver.get("/users").status_code == 403, "an approver does not manage accounts"
 
 
+@pytest.mark.loop
 def test_a_trusted_proxy_names_the_person_and_no_one_else_can(tmp_path):
     repo = toy_repo(tmp_path / "repo", "approver")
     summary = progenitor.start_run(repo, RunOptions(**OPTIONS), detach=True)
@@ -203,6 +205,7 @@ def test_a_removed_account_or_a_renewed_token_is_signed_out_at_once(waiting):
     assert fresh.get("/inbox").status_code == 401
 
 
+@pytest.mark.loop
 def test_messages_in_the_address_are_codes_and_say_only_what_the_store_holds(tmp_path):
     repo = toy_repo(tmp_path / "repo", "approver")
     summary = progenitor.start_run(repo, RunOptions(**OPTIONS), detach=True)
@@ -234,6 +237,7 @@ def test_enter_cannot_decide_the_first_button_of_every_decision_form_is_a_disabl
         assert "disabled" in first and "enter-trap" in first
 
 
+@pytest.mark.loop
 def test_a_decision_from_the_page_goes_through_the_one_api_and_a_second_is_told_the_first(tmp_path):
     repo = toy_repo(tmp_path / "repo", "approver")
     summary = progenitor.start_run(repo, RunOptions(**OPTIONS), detach=True)
@@ -250,6 +254,7 @@ def test_a_decision_from_the_page_goes_through_the_one_api_and_a_second_is_told_
     assert summary.status == "finished" and summary.champion_commit == _humans(repo)[0]["commit"]
 
 
+@pytest.mark.loop
 def test_a_revert_from_the_run_page_needs_an_admin_and_is_audited(tmp_path):
     from progenitor.lineage import Lineage, champion_ref
 
@@ -287,6 +292,7 @@ def test_an_admin_makes_an_account_whose_token_is_shown_once_on_the_page_never_i
     assert "account quinn removed" in gone.text and client(repo, token=None).get(f"/?token={token}").status_code == 401
 
 
+@pytest.mark.loop
 def test_an_edit_from_the_inbox_sends_only_the_changed_values(tmp_path):
     repo = toy_repo(tmp_path / "repo", "approver", oversight="approve_training_above: {cpu_hours: 0}")
     summary = progenitor.start_run(repo, RunOptions(**OPTIONS), detach=True)
@@ -303,6 +309,7 @@ def test_an_edit_from_the_inbox_sends_only_the_changed_values(tmp_path):
                                      {"type": "approve"}]
 
 
+@pytest.mark.loop
 def test_after_an_edit_the_next_gate_is_about_the_edited_candidate_and_says_so(tmp_path):
     repo = toy_repo(tmp_path / "repo", "approver")
     architect = scripted([[{"hypothesis": "close", "params": {"w": 2.9}}, {"hypothesis": "far", "params": {"w": 2.0}}]])
@@ -319,6 +326,7 @@ def test_after_an_edit_the_next_gate_is_about_the_edited_candidate_and_says_so(t
     assert "edited from g1/c0" in page and "the gate asks about the edited one" in page
 
 
+@pytest.mark.loop
 def test_approving_an_escalation_asks_to_confirm_first(tmp_path):
     files = toy_task_files(generations=1, candidates=1, oversight="mode: auto, poll_seconds: 0.05, perfect: 0")
     repo = make_repo(tmp_path / "repo", files)
@@ -337,6 +345,7 @@ def test_approving_an_escalation_asks_to_confirm_first(tmp_path):
     assert "approve by human:owner recorded" in done.text
 
 
+@pytest.mark.loop
 def test_hidden_and_direction_changing_characters_in_a_diff_are_marked(tmp_path):
     repo = toy_repo(tmp_path / "repo", "approver")
     trojan = "# if access != 'user\u202e \u2066': # admins only\u2069\u2066\nimport os  # \u200b\n"
@@ -362,6 +371,7 @@ def test_the_marker_cannot_be_faked_or_escaped_by_the_text_itself():
     assert "<mark" in str(diff_html("+a\u202eb\n")) and "\u202e" not in str(diff_html("+a\u202eb\n"))
 
 
+@pytest.mark.loop
 def test_the_card_shows_the_luck_bound_the_test_figures_directions_guards_and_the_generation(tmp_path):
     files = toy_task_files(generations=1, candidates=2, test_split=True,
                            oversight="mode: approver, poll_seconds: 0.05")
@@ -387,6 +397,7 @@ def test_the_card_shows_the_luck_bound_the_test_figures_directions_guards_and_th
     assert "{'cpu_seconds'" not in page and "{'w':" not in page, "no Python dicts on the card"
 
 
+@pytest.mark.loop
 def test_compare_puts_candidates_side_by_side_and_the_lineage_folds_by_generation(tmp_path):
     repo = toy_repo(tmp_path / "repo", "auto", generations=2)
     summary = progenitor.start_run(repo, RunOptions(**OPTIONS))
@@ -410,6 +421,7 @@ def test_a_non_loopback_bind_over_plain_http_exits_2_with_one_sentence(tmp_path)
     assert len(lines) == 1 and "in the clear" in lines[0] and "--certfile" in lines[0]
 
 
+@pytest.mark.loop
 def test_tls_serves_https_with_a_secure_cookie(tmp_path):
     """The real server, with a certificate made here: HTTPS answers, the cookie is Secure."""
     import http.client

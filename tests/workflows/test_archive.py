@@ -19,6 +19,8 @@ from progenitor.testing import FakeExecutor, make_repo, toy_task_files
 from progenitor.ui.views import _generations
 from tests.helpers.llm_helpers import KEY_VAR, draft, edit, llm_section, proposals
 
+pytestmark = pytest.mark.loop  # runs the loop or a sandbox end to end: `make test` runs it, `make test-fast` does not
+
 PLAYED: list[str] = []
 
 

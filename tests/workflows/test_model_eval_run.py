@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import shutil
 
+import pytest
+
 import progenitor
 from progenitor.candidate.keys import CandidateKey
 from progenitor.lineage import Lineage
@@ -16,6 +18,8 @@ from progenitor.task.spec import load_spec
 from progenitor.testing import make_repo, scripted, toy_lm_files
 from progenitor.workflows.nodes import score_dir
 from progenitor.workflows.state import RunContext
+
+pytestmark = pytest.mark.loop  # runs the loop or a sandbox end to end: `make test` runs it, `make test-fast` does not
 
 CRASHES = "def predict(inputs, artifacts):\n    raise RuntimeError('no model here')\n"
 

@@ -34,6 +34,7 @@ def finished(tmp_path_factory):
     return repo, run_id, result.output
 
 
+@pytest.mark.loop
 def test_a_finished_run_says_how_to_take_its_champion_and_the_command_works(finished, tmp_path):
     repo, run_id, output = finished
     merge = re.search(r"^take the champion into your branch: (git .*)$", output, re.MULTILINE).group(1)
@@ -51,6 +52,7 @@ def test_a_finished_run_says_how_to_take_its_champion_and_the_command_works(fini
     assert git.Repo(clone).head.commit.hexsha == champion  # the champion descends from HEAD: a fast-forward
 
 
+@pytest.mark.loop
 def test_a_run_that_beat_nothing_says_there_is_nothing_to_take(tmp_path):
     repo = make_repo(tmp_path / "repo", toy_task_files(generations=1, candidates=1, w=3.0))
     script = [[{"hypothesis": "worse", "params": {"w": 5.0}}]]
@@ -95,6 +97,7 @@ def _run_with(console: Console, repo: Path) -> None:
                              on_event=progress.on_event)
 
 
+@pytest.mark.loop
 def test_a_terminal_gets_a_live_board(tmp_path):
     buf = io.StringIO()
     _run_with(Console(file=buf, force_terminal=True, width=140), make_repo(tmp_path / "repo", toy_task_files()))
@@ -105,6 +108,7 @@ def test_a_terminal_gets_a_live_board(tmp_path):
     assert "baseline scored:" in out and "g1 decision" in out  # what matters is still a line above it
 
 
+@pytest.mark.loop
 def test_a_pipe_gets_plain_lines(tmp_path):
     buf = io.StringIO()
     _run_with(Console(file=buf, force_terminal=False, width=140), make_repo(tmp_path / "repo", toy_task_files()))

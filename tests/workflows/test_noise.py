@@ -101,6 +101,7 @@ def _repo(tmp_path: Path, mode: str = "auto", generations: int = 2, objective: s
 ONE_MORE, WORSE, TEN_MORE = {"params": {"w": 191.0}}, {"params": {"w": 150.0}}, {"params": {"w": 200.0}}
 
 
+@pytest.mark.loop
 def test_a_gain_of_one_example_of_359_is_not_promoted_and_ten_are(tmp_path):
     repo = _repo(tmp_path)
     summary = progenitor.start_run(repo, RunOptions(executor="threshold", sandbox="process"),
@@ -120,6 +121,7 @@ def test_a_gain_of_one_example_of_359_is_not_promoted_and_ten_are(tmp_path):
     assert [e.selection.noise is not None for e in RunDir(repo, summary.run_id).events() if e.type == "select"] == [True, False]
 
 
+@pytest.mark.loop
 def test_in_approver_mode_the_gate_shows_why_policy_would_not_promote_it(tmp_path):
     repo = _repo(tmp_path, mode="approver", generations=1)
     summary = progenitor.start_run(repo, RunOptions(executor="threshold", sandbox="process"),
@@ -141,6 +143,7 @@ def test_in_approver_mode_the_gate_shows_why_policy_would_not_promote_it(tmp_pat
     assert done.status == "finished" and done.champion == pytest.approx(349 / 359)
 
 
+@pytest.mark.loop
 def test_repeats_train_the_best_again_with_other_seeds_and_decide_on_the_mean(tmp_path):
     repo = _repo(tmp_path, generations=1, objective=", repeats: 3, significance: null", seed=" --seed {seed}")
     summary = progenitor.start_run(repo, RunOptions(executor="local", sandbox="process"),

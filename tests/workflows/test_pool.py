@@ -6,6 +6,8 @@ from __future__ import annotations
 import threading
 import time
 
+import pytest
+
 from progenitor.candidate.keys import CandidateKey
 from progenitor.compute import get_executor
 from progenitor.evaluation.scorer import Score
@@ -19,6 +21,8 @@ from progenitor.task.spec import load_spec
 from progenitor.testing import make_repo, toy_task_files
 from progenitor.workflows.pool import CandidatePool
 from progenitor.workflows.state import RunContext
+
+pytestmark = pytest.mark.loop  # runs the loop or a sandbox end to end: `make test` runs it, `make test-fast` does not
 
 SLEEPER = """import argparse, os, time, yaml
 p = argparse.ArgumentParser(); p.add_argument("--data"); p.add_argument("--out"); a = p.parse_args()

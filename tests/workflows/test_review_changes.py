@@ -32,6 +32,7 @@ def events(repo, run_id: str) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
+@pytest.mark.loop
 def test_upstream_findings_are_context_at_start_and_no_candidates_finding(tmp_path):
     files = toy_task_files(generations=2, candidates=2)
     files["train.py"] = UPSTREAM

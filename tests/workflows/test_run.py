@@ -39,6 +39,7 @@ def _train_events(run: RunDir) -> tuple[dict, dict]:
     return starts, ends
 
 
+@pytest.mark.loop
 def test_search_run_improves_and_records_everything(toy_repo):
     summary = progenitor.start_run(toy_repo, RunOptions(generations=2, candidates=2, sandbox="process", executor="local"))
     assert summary.status == "finished" and summary.stop_reason == "budget: 2 generations done"
@@ -194,6 +195,7 @@ def test_cli_not_a_repo_and_unknown_run(tmp_path):
     assert result.exit_code == 2 and "no run 'r20990101-dead'" in result.output
 
 
+@pytest.mark.loop
 def test_cli_run_status_lineage_json(toy_repo):
     runner = CliRunner()
     result = runner.invoke(cli, ["run", str(toy_repo), "-g", "1", "-k", "2", "--sandbox", "process", "--executor", "local", "-q"])
@@ -216,6 +218,7 @@ def test_importing_the_cli_loads_nothing_heavy():
     assert out.startswith("[]"), out
 
 
+@pytest.mark.loop
 def test_budget_cap_stops_with_reason_and_ledger_adds_up(tmp_path):
     files = toy_task_files(generations=5, candidates=2)
     files["progenitor.yaml"] = files["progenitor.yaml"].replace(
@@ -290,6 +293,7 @@ SIZED_TRAIN = toy_task_files()["train.py"].replace(
     'print(f"error:', 'open(os.path.join(args.out, "size.txt"), "w").write(str(config.get("size", 1)))\nprint(f"error:')
 
 
+@pytest.mark.loop
 def test_better_candidate_that_breaks_a_guard_is_not_promoted(tmp_path):
     files = toy_task_files(generations=1)
     files["score.py"], files["train.py"] = SIZED_SCORE, SIZED_TRAIN
@@ -318,6 +322,7 @@ def test_task_that_breaks_its_own_constitution_is_refused_at_start(tmp_path):
     assert not (repo / ".progenitor" / "runs").exists(), "refused before any run was made, let alone trained"
 
 
+@pytest.mark.loop
 def test_a_git_case_variant_fails_its_candidate_and_neither_the_run_nor_a_resume_crashes(tmp_path):
     repo = make_repo(tmp_path / "repo", toy_task_files(generations=1, candidates=2))
     script = [[{"hypothesis": "a hook", "edits": {".GIT/hooks/post-commit": "#!/bin/sh\n"}},
@@ -340,6 +345,7 @@ def test_a_git_case_variant_fails_its_candidate_and_neither_the_run_nor_a_resume
     assert cands[1]["decision"]["verdict"] == "promoted"
 
 
+@pytest.mark.loop
 def test_the_best_candidate_changing_requirements_waits_for_a_person_and_is_not_promoted_by_policy(tmp_path):
     files = {**toy_task_files(generations=1, candidates=2), "requirements.txt": "numpy\n"}
     repo = make_repo(tmp_path / "repo", files)

@@ -36,6 +36,7 @@ def test_the_template_lists_the_default_modules():
     assert Constitution().allowed_imports.modules == list(DEFAULT_ALLOWED_MODULES)
 
 
+@pytest.mark.loop
 def test_base_imports_and_declared_libraries_are_allowed(tmp_path: Path):
     (tmp_path / "train.py").write_text("import numpy as np\nfrom sklearn.neural_network import MLPClassifier\n")
     (tmp_path / "lib").mkdir()
@@ -246,6 +247,7 @@ def test_code_nested_too_deeply_is_a_finding_not_a_crash(source):
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 
 
+@pytest.mark.loop
 @pytest.mark.parametrize("example", ["charlm", "digits"])
 def test_a_shipped_examples_base_has_no_findings(example: str):
     """A run starts with the base's findings as context: the examples' own code, which every

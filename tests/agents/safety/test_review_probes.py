@@ -73,6 +73,7 @@ def run_probes(probes: list[Probe], root: Path) -> dict[str, bool]:
 QUICK = [p for p in PROBES if p.runs and "torch" not in p.needs]
 
 
+@pytest.mark.loop
 def test_every_probe_really_runs_its_command(tmp_path: Path):
     missing = [p.name for p in QUICK if not _have(p)]
     assert not missing, f"the host lacks a library these probes need: {missing}"
