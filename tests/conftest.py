@@ -8,6 +8,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import socket
+from collections import defaultdict
 from pathlib import Path
 
 import pytest
@@ -162,3 +163,41 @@ def llm_server():
 
     with ScriptedLLMServer() as server:
         yield server
+
+
+# -- the red team's tally (tests/redteam) ---------------------------------------------------------
+_TALLY: dict[tuple[str, str], dict[str, list[str]]] = defaultdict(lambda: {"tried": [], "stopped": []})
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Each red-team attack's report carries what the tally needs (under xdist the reports travel to
+    the controlling process, which prints the summary; the items stay in the workers)."""
+    report = (yield).get_result()
+    spec = getattr(item, "callspec", None)
+    if spec is not None and "attack" in spec.params and "layer" in spec.params:
+        report.user_properties.append(("redteam", (spec.params["backend"], spec.params["layer"],
+                                                   spec.params["attack"].name)))
+
+
+def pytest_runtest_logreport(report):
+    attack = dict(report.user_properties).get("redteam")
+    if attack is None:
+        return
+    backend, layer, name = attack
+    if report.when == "call" or (report.when == "setup" and report.failed):
+        tally = _TALLY[(backend, layer)]
+        tally["tried"].append(name)
+        if report.when == "call" and report.passed and not hasattr(report, "wasxfail"):
+            tally["stopped"].append(name)
+
+
+def pytest_terminal_summary(terminalreporter):
+    if not _TALLY:
+        return
+    terminalreporter.section("red team")
+    for (backend, layer), tally in sorted(_TALLY.items()):
+        missed = sorted(set(tally["tried"]) - set(tally["stopped"]))
+        line = (f"{backend} sandbox, {layer} layer: {len(tally['tried'])} attacks tried, "
+                f"{len(tally['stopped'])} stopped")
+        terminalreporter.write_line(line + (f"; NOT stopped: {', '.join(missed)}" if missed else ""))
