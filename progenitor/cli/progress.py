@@ -171,8 +171,8 @@ class Progress:
 
     @_show.register
     def _on_coder_failed(self, e: CoderFailed) -> None:
-        if e.reason.startswith("not coded: "):  # the LLM budget is spent: a stop, not a failure
-            self._line(f"{_name(e)} [yellow]not coded[/yellow]: {block(e.reason[len('not coded: '):])}")
+        if e.status == "budget":  # the LLM budget is spent: a stop, not a failure
+            self._line(f"{_name(e)} [yellow]not coded[/yellow]: {block(e.reason.removeprefix('not coded: '))}")
         else:
             self._line(f"{_name(e)} [red]coder failed[/red]: {block(e.reason)}")
 

@@ -2,9 +2,9 @@
 
 The file is the candidate's (its code ran in the process that wrote it), so it is read the
 careful way: opened without following a link, its header parsed by the boundary's reader
-(``boundary.arrays.read_header``: numpy's, bounded, no pickle, real numbers only), the shape,
-dtype and size checked against what the host expects *before* any data is read, the file's length held to exactly that, and then the
-values checked for NaN and infinities. A wrong file is a ``CandidateError`` in one sentence.
+(``boundary.arrays.read_header``: numpy's, bounded, no pickle, real numbers only), the shape
+and size checked against what the host expects *before* any data is read, the file's length
+held to exactly that, and then the values checked for NaN and infinities. A wrong file is a ``CandidateError`` in one sentence.
 """
 
 from __future__ import annotations
@@ -45,8 +45,6 @@ def read_outputs(path: Path, rows: int, ndim: tuple[int, ...], max_bytes: int, n
         if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
             raise CandidateError(f"{name} is not a regular file")
         shape, dtype, offset = _header(f, name)
-        if dtype.hasobject or dtype.kind not in "biuf" or dtype.fields is not None:
-            raise CandidateError(f"{name} have dtype {dtype}; numbers only (float or int)")
         if len(shape) not in ndim or shape[0] != rows:
             raise CandidateError(f"{name} have shape {shape}; expected {rows} rows and {' or '.join(map(str, ndim))} "
                                  "dimensions")

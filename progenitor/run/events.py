@@ -222,6 +222,9 @@ class CoderCommit(_Candidate):
 class CoderFailed(_Candidate):
     type: Literal["coder.failed"] = "coder.failed"
     reason: str
+    status: Literal["failed", "budget"] = "failed"
+    """The candidate's status: ``budget`` when the LLM budget was spent before it was coded (a
+    stop, not a failure); older event files have no such field and read as ``failed``."""
 
 
 class CoderDuplicate(_Candidate):

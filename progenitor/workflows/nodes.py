@@ -230,7 +230,7 @@ def _commit(ctx: RunContext, cand: Candidate, state: State) -> Candidate:
         sha = ctx.lineage.commit_candidate(cand.ref, cand.parent, edit)
     except LlmBudgetSpent as exc:
         cand = cand.advance("budget", reason=f"not coded: {exc}")
-        ctx.emit(CoderFailed(gen=cand.gen, k=cand.k, reason=cand.reason))
+        ctx.emit(CoderFailed(gen=cand.gen, k=cand.k, reason=cand.reason, status="budget"))
         return cand
     except COMMIT_FAILURES as exc:
         cand = cand.fail(f"the coder could not apply the proposal: {exc}")

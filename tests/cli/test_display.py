@@ -75,3 +75,15 @@ def test_a_reason_of_many_lines_keeps_them_indented_under_its_own():
     assert [line for line in lines if "Field required" in line] == ["    - proposals.0.plan: Field required"] * 2
     assert all(line.startswith("    ") for line in lines if "promoted" in line), lines
     assert "\t" not in buf.getvalue()
+
+
+def test_a_candidate_the_budget_stopped_before_coding_is_not_called_a_coder_failure():
+    buf = io.StringIO()
+    progress = Progress(Console(file=buf, force_terminal=False, color_system=None, width=300))
+    progress.on_event(parse_event({"type": "coder.failed", "gen": 1, "k": 0, "status": "budget", "v": 2,
+                                   "reason": "not coded: budget reached: 2.0 of 2 LLM dollars spent"}))
+    progress.on_event(parse_event({"type": "coder.failed", "gen": 1, "k": 1, "v": 2,  # an older file: no status
+                                   "reason": "not coded: the words of a failure, not a status"}))
+    lines = buf.getvalue().splitlines()
+    assert lines[0].endswith("g1/c0 not coded: budget reached: 2.0 of 2 LLM dollars spent"), lines
+    assert "g1/c1 coder failed: not coded: the words of a failure" in lines[1], lines
