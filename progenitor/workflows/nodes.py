@@ -190,6 +190,8 @@ def _proposals(ctx: RunContext, state: State, gen: int) -> list[Proposal]:
             write_json(ctx.run.architect_failure(gen), {"reason": reason})
             ctx.emit(ArchitectFailed(gen=gen, reason=reason))
             proposals = []
+    if ctx.spec.search.mode == "async":
+        proposals = proposals[:1]  # a generation of one: a slot freed for one candidate
     # Numbered here, whatever the architect wrote: keys must be unique and of this generation.
     proposals = [p.model_copy(update={"gen": gen, "k": k}) for k, p in enumerate(proposals)]
     write_json(ctx.run.proposals(gen), [p.model_dump() for p in proposals])
