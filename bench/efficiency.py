@@ -63,6 +63,7 @@ class Measured(BaseModel):
     score_lag: list[float]
     """Each candidate: from its training's end to its score."""
     champions: list[str]
+    """Each generation's promotion, by name (``g1/c2``), or ``-``."""
 
     @property
     def efficiency(self) -> float:
@@ -108,7 +109,8 @@ def measure(sandbox: str, run: Path, mode: str = "generations") -> Measured:
     attempts = [a for c in ledger["candidates"].values() for a in c["attempts"]]
     starts = {(e["gen"], e["k"]): e["t"] for e in events if e["type"] == "train.start"}
     ends = {(e["gen"], e["k"]): e["t"] for e in events if e["type"] == "train.end"}
-    scores = {(e["gen"], e["k"]): e["t"] for e in events if e["type"] == "score"}
+    scored = {key: (run / f"g{key[0]}" / f"c{key[1]}" / "score.json").stat().st_mtime for key in ends
+              if (run / f"g{key[0]}" / f"c{key[1]}" / "score.json").exists()}
     t0 = next(e["t"] for e in events if e["type"] == "run.start")
     t_end = next(e["t"] for e in reversed(events) if e["type"] == "run.end")
     gen_ends = {e["gen"]: e["t"] for e in events if e["type"] == "generation.end"}
@@ -125,8 +127,12 @@ def measure(sandbox: str, run: Path, mode: str = "generations") -> Measured:
         # in the asynchronous mode proposals overlap the trainings)
         propose=[first[g] - gen_ends[g - 1] for g in sorted(first) if g > 1 and g - 1 in gen_ends]
         if mode == "generations" else [],
-        score_lag=[scores[k] - ends[k] for k in candidates if k in scores and k in ends],
-        champions=[e["champion"][:12] for e in events if e["type"] == "generation.end"],
+        # the moment each score was written (the pool scores as a training ends; the score
+        # event comes later, from the node that takes the generation's scores)
+        score_lag=[scored[k] - ends[k] for k in candidates if k in scored and k in ends],
+        # by name (two demo repos have different commits): who each generation promoted, "-" none
+        champions=[f"g{e['gen']}/c{e['promoted']}" if e.get("promoted") is not None else "-"
+                   for e in events if e["type"] == "generation.end"],
     )
 
 
@@ -201,7 +207,8 @@ def main() -> None:
     print(f"\n{'sandbox':8} {'mode':12} {'wall s':>7} {'CPU-s':>7} {'efficiency':>10} {'busy':>6} {'wall/ideal':>10} "
           f"{'idle slot-s':>11}  champions")
     for m in measured:
-        champions = " ".join(m.champions) if m.mode == "generations" else f"{len(set(m.champions))} distinct"
+        champions = " ".join(m.champions) if m.mode == "generations" else (
+            f"{sum(c != '-' for c in m.champions)} promotions")
         print(f"{m.sandbox:8} {m.mode:12} {m.wall:7.1f} {m.cpu_seconds:7.1f} {m.efficiency:10.2f} {m.busy:6.2f} "
               f"{m.wall_over_ideal:10.2f} {m.idle_slot_seconds:11.1f}  {champions}")
     if before is not None:

@@ -21,6 +21,13 @@ candidates again with other seeds when ``objective.repeats`` asks for it (``evid
 requests its agents make are charged as each ends (``llm_usage.RunAccount``); a stop asked
 for during a node's LLM call (``LlmStopAsked``, the LLM layer's refusal) becomes the run's
 ``RunStopped`` here, at its edge.
+
+With ``search.mode: async`` (``workflows.asynchronous``) the same nodes run in another order:
+``launch`` opens a generation of one candidate before each ``architect``; ``submit`` takes the
+trainer's place after the training check (the candidate goes to the pool, nothing waits);
+``harvest`` waits for a free slot (back to ``launch``) or a finished generation (on through
+``trainer``, which looks its training up, to ``promote``), and ``promote`` goes back to
+``launch``, to ``harvest`` while candidates are still in the pool, or ends.
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ from progenitor.run.ledger import Ledger
 from progenitor.run.rundir import RunDir
 from progenitor.task.spec import load_spec
 from progenitor.testing import make_repo, toy_task_files
+from tests.helpers.gating import wait_for
 from tests.helpers.records import lineage_json, status_json
 
 SLEEPY_TRAIN = toy_task_files()["train.py"].replace(
@@ -137,3 +138,55 @@ def test_sigkill_of_an_async_run_then_resume_trains_nothing_twice(tmp_path):
     # The ledger has every training that started, the one the kill cut off included.
     starts = sum(1 for kind, _, _ in _times(run) if kind == "train.start")
     assert Ledger(run.ledger).totals().attempts == starts >= 5
+
+
+@pytest.mark.loop
+def test_async_promotion_gate_holds_the_promotion_while_trainings_go_on(tmp_path):
+    import threading
+
+    files = toy_task_files(generations=2, candidates=2, oversight="mode: approver, poll_seconds: 0.05")
+    files["progenitor.yaml"] += "search: {mode: async}\n"
+    files["train.py"] = SLEEPY_TRAIN
+    files["config.yaml"] += "sleep: 1.5\n"
+    repo = make_repo(tmp_path / "repo", files)
+    events: list = []
+    result: dict = {}
+
+    def work() -> None:
+        try:
+            result["summary"] = progenitor.start_run(
+                repo, RunOptions(sandbox="process", executor="local", max_parallel=2), on_event=events.append)
+        except BaseException as exc:  # noqa: BLE001 - the test reports it
+            result["error"] = exc
+
+    thread = threading.Thread(target=work, daemon=True)
+    thread.start()
+    decided: list[str] = []
+    overlapped = 0
+    deadline = time.time() + 240
+    while thread.is_alive() and time.time() < deadline:
+        waiting = [e for e in events if e.type == "gate.waiting" and e.gate not in decided]
+        if waiting:
+            gate = waiting[0]
+            at = events.index(gate)
+            started = {e.gen for e in events[:at] if e.type == "train.start"}
+            ended = {e.gen for e in events[:at] if e.type == "train.end"}
+            under_way = started - ended
+            if under_way:
+                # The person has not decided yet: what was training goes on and ends.
+                wait_for(lambda: under_way <= {e.gen for e in events if e.type == "train.end"}, timeout=60,
+                         what="the trainings under way at the gate to end before the decision")
+                overlapped += 1
+            progenitor.decide(gate.run, "approve", by="ann", comment="fine", repo=repo)
+            decided.append(gate.gate)
+        time.sleep(0.05)
+    thread.join(30)
+    assert "error" not in result, result.get("error")
+    summary = result["summary"]
+    assert summary.status == "finished" and summary.generations == 4
+    assert decided, "no promotion was asked about"
+    assert overlapped, "no gate opened while a training was under way"
+    promoted = [c for c in lineage_json(summary.run_id, repo=repo)["candidates"]
+                if c["decision"]["verdict"] == "promoted"]
+    assert promoted and all(c["decision"]["by"] == "human:ann" for c in promoted)
+    assert len(promoted) <= len(decided)
