@@ -757,6 +757,12 @@ class TaskSpec(_Strict):
         return 1 if self.search.mode == "async" else self.budget.candidates
 
     @property
+    def stall_generations(self) -> int:
+        """Generations in a row with no candidate trained that end the run: ``budget.stall_after``,
+        or in the asynchronous mode that many budget generations' worth of candidates."""
+        return self.budget.stall_after * self.budget.candidates if self.search.mode == "async" else self.budget.stall_after
+
+    @property
     def generations_total(self) -> int:
         """Generations the budget allows: ``budget.generations``, or in the asynchronous mode (a
         generation of one per candidate) ``budget.generations x budget.candidates``."""

@@ -103,8 +103,11 @@ def harvest(ctx: RunContext, state: State) -> Update:
     while True:
         pool.check()
         stop = ctx.run.stop_requested()
-        if stop and pool.training() == 0:
-            raise RunStopped(stop)  # the checkpoint stays before harvest: a resume hands them in again
+        if stop:  # nothing is taken back: the checkpoint stays before harvest, a resume hands them in again
+            if pool.training() == 0:
+                raise RunStopped(stop)
+            pool.wait(POLL_SECONDS)
+            continue
         if can_launch(ctx, state):
             return Update(flow=flow.model_copy(update={"step": "launch"}))
         for gen in flow.pending:

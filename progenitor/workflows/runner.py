@@ -459,7 +459,7 @@ def summarize_run(ctx: RunContext, values: dict, status: str) -> RunSummary:
         status = "stopped"
     from progenitor.workflows.selection import stalled
 
-    if status == "finished" and stalled(ctx.spec.budget.stall_after, state.history) == state.stop_reason:
+    if status == "finished" and stalled(ctx.spec.stall_generations, state.history) == state.stop_reason:
         status = "stalled"
     compared = 1 + counts.get("scored", 0)  # the baseline, and every candidate the scorer measured
     honesty = assess(ctx.spec, baseline, champion, compared, holdout_size(ctx.spec, ctx.run.data))

@@ -251,7 +251,7 @@ def stop_reason(ctx: RunContext, gen: int, champion_value: float, history: list[
         capped = ctx.ledger.check_caps(ctx.spec.budget)
         if capped:
             return capped
-    stall = stalled(ctx.spec.budget.stall_after, history)
+    stall = stalled(ctx.spec.stall_generations, history)
     if stall:
         return stall
     if gen >= ctx.spec.generations_total:

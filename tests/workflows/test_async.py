@@ -190,3 +190,35 @@ def test_async_promotion_gate_holds_the_promotion_while_trainings_go_on(tmp_path
                 if c["decision"]["verdict"] == "promoted"]
     assert promoted and all(c["decision"]["by"] == "human:ann" for c in promoted)
     assert len(promoted) <= len(decided)
+
+
+@pytest.mark.loop
+def test_a_stop_while_candidates_train_in_async_mode_leaves_the_run_resumable(tmp_path):
+    import threading
+
+    repo = _async_repo(tmp_path, generations=2, candidates=2, sleep=2.0)
+    events: list = []
+    result: dict = {}
+
+    def work() -> None:
+        result["summary"] = progenitor.start_run(repo, RunOptions(sandbox="process", executor="local", max_parallel=2),
+                                                 on_event=events.append)
+
+    worker = threading.Thread(target=work)
+    worker.start()
+    # Both slots busy: two candidates in the pool, neither decided.
+    wait_for(lambda: {e.gen for e in events if e.type == "train.start"} >= {1, 2}, timeout=300,
+             what="two candidates training")
+    progenitor.stop_run(events[0].run, repo=repo)
+    worker.join(300)
+    assert not worker.is_alive(), "the stopped run did not return"
+    assert result["summary"].status == "stopped"
+    resumed = progenitor.resume_run(result["summary"].run_id, repo=repo)
+    assert resumed.status == "finished" and resumed.generations == 4, resumed.stop_reason
+    ends: dict[int, int] = {}
+    for kind, gen, _ in _times(RunDir(repo, resumed.run_id)):
+        if kind == "train.end":
+            ends[gen] = ends.get(gen, 0) + 1
+    assert ends == {0: 1, 1: 1, 2: 1, 3: 1, 4: 1}, ends
+    lineage = lineage_json(resumed.run_id, repo=repo)
+    assert sorted(c["gen"] for c in lineage["candidates"] if c["status"] == "scored") == [1, 2, 3, 4]
