@@ -25,7 +25,7 @@ from progenitor.errors import RunStopped
 from progenitor.workflows.state import RunContext, State, Update
 from progenitor.workflows.training import prune_config
 
-__all__ = ["after_harvest", "after_promote", "after_submit", "can_launch", "harvest", "launch", "submit"]
+__all__ = ["after_harvest", "after_promote", "can_launch", "harvest", "launch", "submit"]
 
 POLL_SECONDS = 0.5
 """How often ``harvest`` looks again while nothing changed (the pool also wakes it at each change)."""
@@ -72,6 +72,7 @@ def launch(ctx: RunContext, state: State) -> Update:
 def submit(ctx: RunContext, state: State) -> Update:
     """Hand the generation's reviewed candidates to the pool (trained when a slot is free, scored
     as each ends) and keep the generation waiting, without waiting for it."""
+    _hand_in(ctx, state)  # after a resume, what the pool had before comes first
     pool = _pool(ctx)
     prune = prune_config(ctx, state.champion)
     for cand in state.candidates:
@@ -94,9 +95,10 @@ def _done(ctx: RunContext, cands: list) -> bool:
 
 
 def harvest(ctx: RunContext, state: State) -> Update:
-    """Wait until a slot frees (then launch) or a waiting generation is done (then take it back to
-    decide it, the oldest first). A slot comes first: deciding can wait a moment, an idle slot
-    cannot be made up for."""
+    """Take back a waiting generation that is done, trained and scored (the oldest first), to
+    decide it; else launch when a slot is free; else wait for either. Deciding comes first: its
+    results are in the pool already, it takes a moment, and the next proposal then knows them
+    (an architect slower than a training would otherwise propose the whole budget blind)."""
     _hand_in(ctx, state)
     pool = _pool(ctx)
     flow = state.flow
@@ -108,14 +110,14 @@ def harvest(ctx: RunContext, state: State) -> Update:
                 raise RunStopped(stop)
             pool.wait(POLL_SECONDS)
             continue
-        if can_launch(ctx, state):
-            return Update(flow=flow.model_copy(update={"step": "launch"}))
         for gen in flow.pending:
             cands = [c for c in flow.inflight if c.gen == gen]
             if _done(ctx, cands):
                 rest = [c for c in flow.inflight if c.gen != gen]
                 return Update(generation=gen, candidates=cands, selection=None, decision=None, request=None,
                               approved=[], flow=flow.model_copy(update={"inflight": rest, "step": "decide"}))
+        if can_launch(ctx, state):
+            return Update(flow=flow.model_copy(update={"step": "launch"}))
         if not flow.inflight:
             # Nothing waits and nothing may start (a cap reached since the last decision): the end.
             capped = ctx.ledger.check_caps(ctx.spec.budget) if ctx.ledger is not None else None
@@ -126,15 +128,14 @@ def harvest(ctx: RunContext, state: State) -> Update:
 
 
 # -- routers (they read the pool, so they close over the context) -------------------------------
-def after_submit(ctx: RunContext, state: State) -> str:
-    return "launch" if can_launch(ctx, state) else "harvest"
-
-
 def after_harvest(state: State) -> str:
     return {"launch": "launch", "end": "end"}.get(state.flow.step, "trainer")
 
 
 def after_promote(ctx: RunContext, state: State) -> str:
-    if can_launch(ctx, state):
-        return "launch"
-    return "harvest" if state.flow.inflight else "end"
+    """To ``harvest`` (which decides, launches or ends), or the end when a reason to end was found
+    and nothing is left in the pool. A stop asked for goes to ``harvest`` too, whose turn raises
+    it: the run stays resumable, never ended by a stop."""
+    if state.stop_reason and not state.flow.inflight and not ctx.run.stop_requested():
+        return "end"
+    return "harvest"

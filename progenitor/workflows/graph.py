@@ -25,9 +25,9 @@ for during a node's LLM call (``LlmStopAsked``, the LLM layer's refusal) becomes
 With ``search.mode: async`` (``workflows.asynchronous``) the same nodes run in another order:
 ``launch`` opens a generation of one candidate before each ``architect``; ``submit`` takes the
 trainer's place after the training check (the candidate goes to the pool, nothing waits);
-``harvest`` waits for a free slot (back to ``launch``) or a finished generation (on through
-``trainer``, which looks its training up, to ``promote``), and ``promote`` goes back to
-``launch``, to ``harvest`` while candidates are still in the pool, or ends.
+``harvest`` (after each ``submit`` and ``promote``) takes back a finished generation (on through
+``trainer``, which looks its training up, to ``promote``), or launches into a free slot, or waits
+for either, or ends once nothing is in the pool and nothing may start.
 """
 
 from __future__ import annotations
@@ -50,9 +50,9 @@ repeats, select, oversight, promote); a gate's interrupt ends an invocation, and
 resumes it counts its steps afresh."""
 
 
-ASYNC_NODES = 4
-"""The asynchronous mode's own steps of a generation: launch, submit, and harvest twice (once
-finding a free slot, once finding it done)."""
+ASYNC_NODES = 6
+"""The asynchronous mode's own steps of a generation: launch, submit and harvest (once finding a
+free slot, once finding it done), and for a crash's fix a second submit and harvest."""
 
 
 def recursion_limit(generations: int, asynchronous: bool = False) -> int:
@@ -129,12 +129,11 @@ def _asynchronous(graph: Any, ctx: RunContext, after_gate: dict) -> None:
     graph.add_conditional_edges("training_check", _route(gates.after_training_check), handed)
     graph.add_conditional_edges("training_decision", _route(gates.after_training_decision),
                                 {"coder": "coder", "trainer": "submit", "scorer": "scorer", "promote": "promote"})
-    graph.add_conditional_edges("submit", _route(partial(asynchronous.after_submit, ctx)),
-                                {"launch": "launch", "harvest": "harvest"})
+    graph.add_edge("submit", "harvest")
     graph.add_conditional_edges("harvest", _route(asynchronous.after_harvest),
                                 {"launch": "launch", "trainer": "trainer", "end": END})
     graph.add_conditional_edges("promote", _route(partial(asynchronous.after_promote, ctx)),
-                                {"launch": "launch", "harvest": "harvest", "end": END})
+                                {"harvest": "harvest", "end": END})
 
 
 def _run_node(name: str, fn: Node, ctx: RunContext, raw: RunState) -> dict:

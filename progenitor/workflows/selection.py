@@ -177,9 +177,12 @@ def promote(ctx: RunContext, state: State) -> Update:
     history = [*state.history, summary]
     _retain(ctx, _settled(ctx, state, gen), history)
     feedback = [*state.feedback, *([decision.comment] if decision.comment else [])]
-    done = state.flow.next - 1 if ctx.spec.search.mode == "async" else gen  # async: the generations launched
-    return Update(champion=champion, candidates=out, history=history, generation=gen + 1,
-                  stop_reason=stop_reason(ctx, done, champion.metrics[metric], history), feedback=feedback)
+    if ctx.spec.search.mode == "async":  # counted in generations launched; a reason found once holds
+        reason = state.stop_reason or stop_reason(ctx, state.flow.next - 1, champion.metrics[metric], history)
+    else:
+        reason = stop_reason(ctx, gen, champion.metrics[metric], history)
+    return Update(champion=champion, candidates=out, history=history, generation=gen + 1, stop_reason=reason,
+                  feedback=feedback)
 
 
 def _chosen_value(cands: list[Candidate], decision: PolicyDecision) -> Optional[float]:

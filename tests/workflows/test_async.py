@@ -222,3 +222,35 @@ def test_a_stop_while_candidates_train_in_async_mode_leaves_the_run_resumable(tm
     assert ends == {0: 1, 1: 1, 2: 1, 3: 1, 4: 1}, ends
     lineage = lineage_json(resumed.run_id, repo=repo)
     assert sorted(c["gen"] for c in lineage["candidates"] if c["status"] == "scored") == [1, 2, 3, 4]
+
+
+@pytest.mark.loop
+def test_with_one_slot_the_async_mode_is_reproducible_for_a_seed(tmp_path):
+    picks = []
+    for name in ("a", "b"):
+        repo = _async_repo(tmp_path / name, generations=2, candidates=2)
+        summary = progenitor.start_run(repo, RunOptions(sandbox="process", executor="local", max_parallel=1))
+        assert summary.status == "finished" and summary.slots == 1
+        lineage = lineage_json(summary.run_id, repo=repo)
+        picks.append([(c["gen"], c["proposal"]["params"], c["decision"]["verdict"]) for c in lineage["candidates"]])
+    assert picks[0] == picks[1]
+
+
+def test_after_a_decision_a_stop_asked_for_never_ends_the_graph():
+    """The pool empty (one slot) and a stop asked for while a candidate was decided: the graph goes
+    to harvest, whose turn raises the stop (resumable), never to its end (which no resume leaves)."""
+    from types import SimpleNamespace
+
+    from progenitor.candidate import Candidate, Proposal
+    from progenitor.workflows.asynchronous import after_promote
+    from progenitor.workflows.state import Flow, State
+
+    def ctx(stop):
+        return SimpleNamespace(run=SimpleNamespace(stop_requested=lambda: stop))
+
+    assert after_promote(ctx("interrupted (Ctrl-C)"), State()) == "harvest"
+    assert after_promote(ctx("interrupted (Ctrl-C)"), State(stop_reason="budget: 4 candidates proposed")) == "harvest"
+    assert after_promote(ctx(None), State(stop_reason="budget: 4 candidates proposed")) == "end"
+    waiting = Candidate.new(Proposal(gen=3, k=0, hypothesis="h"), "r1", "a" * 40, "error")
+    assert after_promote(ctx(None), State(stop_reason="target reached", flow=Flow(inflight=[waiting]))) == "harvest"
+    assert after_promote(ctx(None), State()) == "harvest"  # harvest launches, decides or ends
