@@ -76,14 +76,10 @@ class SearchArchitect:
     def _sampler(self) -> None:
         """(Re)make the study's sampler. Its random state is not stored with the study: seeding it
         with the number of trials so far keeps a run reproducible without a resumed run
-        repeating itself. CMA-ES starts from the baseline's values, once the study has them."""
+        repeating itself."""
         from progenitor.agents.architect.sampler import make_sampler
 
-        baseline = next((t for t in self.study.trials if t.user_attrs.get("baseline")), None)
-        start = None
-        if baseline is not None:
-            start = {n: v for n, v in baseline.params.items() if self.space.params[n].type != "categorical"}
-        self.study.sampler = make_sampler(self.seed_value + len(self.study.trials), self.search.sampler, start)
+        self.study.sampler = make_sampler(self.seed_value + len(self.study.trials), self.search.sampler)
 
     def seed(self, baseline: Baseline) -> None:
         """Tell the study what the human baseline scored, once, if its values lie in the space."""
