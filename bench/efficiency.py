@@ -8,6 +8,9 @@ sandbox and search mode (``generations``, ``async``) and reads back from its led
   held (CPU-seconds count only what the training computed: its sandbox's start and a core the
   driver's scorer shares are not in them);
 - **wall / ideal**: the run's wall against the ideal, the sum of training seconds / slots;
+- **ceiling**: the highest efficiency the machine allows when its cores are the slots: training
+  CPU-seconds over those and the scoring sandboxes' (``evaluate: model`` runs each candidate's
+  predict function on the same cores);
 - the idle slot-seconds the run's summary reports.
 
 Then it simulates the same run on 2, 8 and 64 slots for both search modes, with training
@@ -54,6 +57,9 @@ class Measured(BaseModel):
     cpu_seconds: float
     train_seconds: float
     idle_slot_seconds: float
+    scoring_cpu_seconds: float = 0.0
+    """CPU-seconds of the scoring sandboxes (``evaluate: model``: each candidate's predict function),
+    which share the machine's cores with the trainings."""
     trainings: list[float]
     """Wall seconds of each training."""
     prepare: float
@@ -68,6 +74,12 @@ class Measured(BaseModel):
     @property
     def efficiency(self) -> float:
         return self.cpu_seconds / (self.slots * self.wall)
+
+    @property
+    def ceiling(self) -> float:
+        """The highest efficiency the cores allow when they are the slots: training CPU over the
+        training and scoring CPU the run needed (the driver's own work left out)."""
+        return self.cpu_seconds / (self.cpu_seconds + self.scoring_cpu_seconds)
 
     @property
     def busy(self) -> float:
@@ -122,6 +134,9 @@ def measure(sandbox: str, run: Path, mode: str = "generations") -> Measured:
         sandbox=sandbox, mode=mode, slots=ledger.get("slots") or SLOTS, wall=t_end - t0,
         cpu_seconds=sum(a["cpu_seconds"] for a in attempts), train_seconds=sum(a["wall_seconds"] for a in attempts),
         idle_slot_seconds=summary.get("idle_slot_seconds") or 0.0,
+        scoring_cpu_seconds=sum(v for f in run.glob("g*/c*/*score.json")
+                                for k, v in (json.loads(f.read_text()).get("metrics") or {}).items()
+                                if k.endswith("eval_cpu_seconds")),
         trainings=[a["wall_seconds"] for a in attempts], prepare=min(first.values()) - t0,
         # proposing: from a generation's end to the next one's first training (generations only:
         # in the asynchronous mode proposals overlap the trainings)
@@ -205,12 +220,13 @@ def main() -> None:
                     for sb in args.sandbox for mode in args.mode]
         before = measure("process", run_demo("process", args.seed, where, args.compare, args.reuse)) if args.compare else None
     print(f"\n{'sandbox':8} {'mode':12} {'wall s':>7} {'CPU-s':>7} {'efficiency':>10} {'busy':>6} {'wall/ideal':>10} "
-          f"{'idle slot-s':>11}  champions")
+          f"{'idle slot-s':>11} {'scoring CPU-s':>13} {'ceiling':>7}  champions")
     for m in measured:
         champions = " ".join(m.champions) if m.mode == "generations" else (
             f"{sum(c != '-' for c in m.champions)} promotions")
         print(f"{m.sandbox:8} {m.mode:12} {m.wall:7.1f} {m.cpu_seconds:7.1f} {m.efficiency:10.2f} {m.busy:6.2f} "
-              f"{m.wall_over_ideal:10.2f} {m.idle_slot_seconds:11.1f}  {champions}")
+              f"{m.wall_over_ideal:10.2f} {m.idle_slot_seconds:11.1f} {m.scoring_cpu_seconds:13.1f} {m.ceiling:7.2f}  "
+              f"{champions}")
     if before is not None:
         m = before
         print(f"{'before':8} {'generations':12} {m.wall:7.1f} {m.cpu_seconds:7.1f} {m.efficiency:10.2f} {m.busy:6.2f} "

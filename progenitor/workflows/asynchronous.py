@@ -40,6 +40,10 @@ def _pool(ctx: RunContext):
 def _hand_in(ctx: RunContext, state: State) -> None:
     """Hand every waiting candidate to the pool (those it has already are left as they are): after a
     resume, the new session's pool gets what the one before was training."""
+    from progenitor.workflows.nodes import submit_baseline
+
+    if state.baseline is None:
+        submit_baseline(ctx, state.base)
     pool = _pool(ctx)
     prune = prune_config(ctx, state.champion)
     for cand in state.flow.inflight:
@@ -102,6 +106,7 @@ def harvest(ctx: RunContext, state: State) -> Update:
     _hand_in(ctx, state)
     pool = _pool(ctx)
     flow = state.flow
+    settled = _settled_baseline(ctx, state)
     while True:
         pool.check()
         stop = ctx.run.stop_requested()
@@ -110,21 +115,40 @@ def harvest(ctx: RunContext, state: State) -> Update:
                 raise RunStopped(stop)
             pool.wait(POLL_SECONDS)
             continue
-        for gen in flow.pending:
+        if not settled:
+            settled = _settled_baseline(ctx, state)
+        for gen in flow.pending if settled else []:  # nothing is decided before the baseline is
             cands = [c for c in flow.inflight if c.gen == gen]
             if _done(ctx, cands):
                 rest = [c for c in flow.inflight if c.gen != gen]
-                return Update(generation=gen, candidates=cands, selection=None, decision=None, request=None,
-                              approved=[], flow=flow.model_copy(update={"inflight": rest, "step": "decide"}))
+                return Update(**settled, generation=gen, candidates=cands, selection=None, decision=None,
+                              request=None, approved=[], flow=flow.model_copy(update={"inflight": rest, "step": "decide"}))
         if can_launch(ctx, state):
-            return Update(flow=flow.model_copy(update={"step": "launch"}))
-        if not flow.inflight:
+            return Update(**settled, flow=flow.model_copy(update={"step": "launch"}))
+        if not flow.inflight and settled:
             # Nothing waits and nothing may start (a cap reached since the last decision): the end.
             capped = ctx.ledger.check_caps(ctx.spec.budget) if ctx.ledger is not None else None
-            return Update(stop_reason=state.stop_reason or capped
+            return Update(**settled, stop_reason=state.stop_reason or capped
                           or f"budget: {ctx.spec.generations_total} candidates proposed",
                           flow=flow.model_copy(update={"step": "end"}))
         pool.wait(POLL_SECONDS)
+
+
+def _settled_baseline(ctx: RunContext, state: State) -> dict:
+    """The fields that make the trained baseline the first champion (``baseline``, ``champion``),
+    once its training and scores are in; ``{"baseline": ...}`` as it is when it was settled before;
+    ``{}`` while it still trains. Raises what a baseline that failed raises."""
+    if state.baseline is not None:
+        return {"baseline": state.baseline}
+    from progenitor.candidate.keys import CandidateKey
+    from progenitor.workflows.nodes import settle_baseline
+
+    entry = _pool(ctx).entry(CandidateKey(run=ctx.run.run_id, gen=0, k=0))
+    if entry is None or not entry.done or entry.cancelled:
+        return {}
+    _pool(ctx).check()
+    baseline = settle_baseline(ctx, state.base, entry.record)
+    return {"baseline": baseline, "champion": baseline}
 
 
 # -- routers (they read the pool, so they close over the context) -------------------------------

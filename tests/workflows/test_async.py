@@ -36,7 +36,7 @@ def _async_repo(tmp_path, generations=2, candidates=2, sleep=0.0):
 
 def _times(run: RunDir) -> list[tuple[str, int, float]]:
     return [(e.type, getattr(e, "gen", -1), e.t) for e in run.events()
-            if e.type in ("architect.proposal", "train.start", "train.end", "generation.end")]
+            if e.type in ("architect.proposal", "train.start", "train.end", "generation.end", "baseline.end")]
 
 
 def test_the_spec_takes_async_and_counts_a_generation_per_candidate(tmp_path):
@@ -56,6 +56,9 @@ def test_async_run_proposes_while_others_train_and_decides_each_candidate(tmp_pa
     run = RunDir(repo, summary.run_id)
     times = _times(run)
     at = {(kind, gen): t for kind, gen, t in times}
+    # The first candidate trains beside the human baseline, which is settled before any decision.
+    assert at[("architect.proposal", 1)] < at[("baseline.end", -1)] and at[("train.start", 1)] < at[("baseline.end", -1)]
+    assert at[("baseline.end", -1)] < min(t for kind, _, t in times if kind == "generation.end")
     # Two slots: the second candidate was proposed and started before the first one's training ended.
     assert at[("architect.proposal", 2)] < at[("train.end", 1)]
     assert at[("train.start", 2)] < at[("train.end", 1)]
@@ -254,3 +257,15 @@ def test_after_a_decision_a_stop_asked_for_never_ends_the_graph():
     waiting = Candidate.new(Proposal(gen=3, k=0, hypothesis="h"), "r1", "a" * 40, "error")
     assert after_promote(ctx(None), State(stop_reason="target reached", flow=Flow(inflight=[waiting]))) == "harvest"
     assert after_promote(ctx(None), State()) == "harvest"  # harvest launches, decides or ends
+
+
+@pytest.mark.loop
+def test_a_baseline_that_fails_to_train_in_async_mode_ends_the_run_with_what_to_do(tmp_path):
+    from progenitor.errors import UserError
+
+    files = toy_task_files()
+    files["progenitor.yaml"] += "search: {mode: async}\n"
+    files["train.py"] = "import sys\nsys.exit('no data here')\n"
+    repo = make_repo(tmp_path / "repo", files)
+    with pytest.raises(UserError, match="the human baseline .* failed to train"):
+        progenitor.start_run(repo, RunOptions(sandbox="process", executor="local", max_parallel=2))
