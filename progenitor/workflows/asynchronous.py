@@ -15,8 +15,9 @@ candidate per slot), and nothing new starts until the person decides.
 
 Resuming: the generations in the pool are kept in the checkpoint (``Flow.inflight``) and handed
 to the new session's pool again; a training that finished is looked up, one that was cut off
-trains again. Reproducible for a seed only with one slot: with more, what the architect knows
-when it proposes depends on which training ended first.
+trains again. Reproducible for a seed with one slot, where each proposal waits for the
+candidate before it to be decided; with more, what the architect knows when it proposes depends
+on which training ended first.
 """
 
 from __future__ import annotations
@@ -123,7 +124,9 @@ def harvest(ctx: RunContext, state: State) -> Update:
                 rest = [c for c in flow.inflight if c.gen != gen]
                 return Update(**settled, generation=gen, candidates=cands, selection=None, decision=None,
                               request=None, approved=[], flow=flow.model_copy(update={"inflight": rest, "step": "decide"}))
-        if can_launch(ctx, state):
+        # One slot: the next proposal waits for the last candidate's decision (a score takes
+        # seconds where a training takes minutes), so that a seed gives the same run twice.
+        if can_launch(ctx, state) and not (flow.inflight and pool.slots() == 1):
             return Update(**settled, flow=flow.model_copy(update={"step": "launch"}))
         if not flow.inflight and settled:
             # Nothing waits and nothing may start (a cap reached since the last decision): the end.
