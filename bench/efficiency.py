@@ -1,10 +1,16 @@
 """How busy a run keeps its training slots, measured on the digits demo and simulated at scale.
 
 Runs the digits example (3 generations x 4 candidates, 2 slots, the local executor) once per
-sandbox and reads back from its ledger and events:
+sandbox and search mode (``generations``, ``async``) and reads back from its ledger and events:
 
 - **slot efficiency**: training CPU-seconds / (slots x the run's wall), issue 22's figure;
+- **busy**: training wall-seconds / (slots x the run's wall), the share of slot-time a training
+  held (CPU-seconds count only what the training computed: its sandbox's start and a core the
+  driver's scorer shares are not in them);
 - **wall / ideal**: the run's wall against the ideal, the sum of training seconds / slots;
+- **ceiling**: the highest efficiency the machine allows when its cores are the slots: training
+  CPU-seconds over those and the scoring sandboxes' (``evaluate: model`` runs each candidate's
+  predict function on the same cores);
 - the idle slot-seconds the run's summary reports.
 
 Then it simulates the same run on 2, 8 and 64 slots for both search modes, with training
@@ -12,13 +18,11 @@ times drawn from the measured ones and the measured fixed costs (proposing, scor
 preparing) kept as they were, proposing and committing a candidate costing the measured
 generation's share per candidate: ``generations`` (K = slots candidates each, a barrier after
 the last score) against ``async`` (a candidate proposed each time a slot frees, proposals one
-at a time on the driver, which becomes the bottleneck when it cannot keep up with the slots). Each simulated run trains ``GENERATIONS x slots`` candidates.
+at a time on the driver, which becomes the bottleneck when it cannot keep up with the slots).
+Each simulated run trains ``GENERATIONS x slots`` candidates.
 
-    PYTHONPATH=. python bench/efficiency.py [--sandbox process docker] [--seed 0] [--compare OLD_CHECKOUT]
-        [--runs-dir DIR [--reuse]]
-
-The real runs use ``search.mode: generations``: the asynchronous mode is simulated only (the
-spec refuses ``search.mode: async`` until it is built; issue 22 item 3).
+    PYTHONPATH=. python bench/efficiency.py [--sandbox process docker] [--mode generations async] [--seed 0]
+        [--compare OLD_CHECKOUT] [--runs-dir DIR [--reuse]]
 """
 
 from __future__ import annotations
@@ -47,11 +51,15 @@ class Measured(BaseModel):
     """One real run, read back from its ledger and events."""
 
     sandbox: str
+    mode: str = "generations"
     slots: int
     wall: float
     cpu_seconds: float
     train_seconds: float
     idle_slot_seconds: float
+    scoring_cpu_seconds: float = 0.0
+    """CPU-seconds of the scoring sandboxes (``evaluate: model``: each candidate's predict function),
+    which share the machine's cores with the trainings."""
     trainings: list[float]
     """Wall seconds of each training."""
     prepare: float
@@ -61,20 +69,33 @@ class Measured(BaseModel):
     score_lag: list[float]
     """Each candidate: from its training's end to its score."""
     champions: list[str]
+    """Each generation's promotion, by name (``g1/c2``), or ``-``."""
 
     @property
     def efficiency(self) -> float:
         return self.cpu_seconds / (self.slots * self.wall)
 
     @property
+    def ceiling(self) -> float:
+        """The highest efficiency the cores allow when they are the slots: training CPU over the
+        training and scoring CPU the run needed (the driver's own work left out)."""
+        return self.cpu_seconds / (self.cpu_seconds + self.scoring_cpu_seconds)
+
+    @property
+    def busy(self) -> float:
+        return self.train_seconds / (self.slots * self.wall)
+
+    @property
     def wall_over_ideal(self) -> float:
         return self.wall / (self.train_seconds / self.slots)
 
 
-def run_demo(sandbox: str, seed: int, where: Path, tree: Optional[Path] = None, reuse: bool = False) -> Path:
+def run_demo(sandbox: str, seed: int, where: Path, tree: Optional[Path] = None, reuse: bool = False,
+             mode: str = "generations") -> Path:
     """The digits demo in a fresh repo under ``where`` (with progenitor from ``tree``, else this
-    one); returns its run directory (with ``reuse``, the one a run before left there)."""
-    repo = where / f"digits-{sandbox}{'-' + tree.name if tree else ''}"
+    one), in search mode ``mode``; returns its run directory (with ``reuse``, the one a run
+    before left there)."""
+    repo = where / f"digits-{sandbox}-{mode}{'-' + tree.name if tree else ''}"
     if reuse:
         (run,) = (repo / ".progenitor" / "runs").iterdir()
         return run
@@ -83,6 +104,10 @@ def run_demo(sandbox: str, seed: int, where: Path, tree: Optional[Path] = None, 
     env = {**os.environ, "PYTHONPATH": str((tree or Path(__file__).resolve().parents[1]).resolve())}
     subprocess.run([*cli, "init", "--example", "digits", str(repo)], check=True, capture_output=True, env=env,
                    cwd=where)
+    if mode != "generations":
+        spec = repo / "progenitor.yaml"
+        spec.write_text(spec.read_text() + f"\nsearch: {{mode: {mode}}}\n")
+        subprocess.run(["git", "-C", str(repo), "commit", "-qam", f"search.mode: {mode}"], check=True)
     subprocess.run([*cli, "run", str(repo), "--generations", str(GENERATIONS), "--candidates", str(CANDIDATES),
                     "--sandbox", sandbox, "--executor", "local", "--parallel", str(SLOTS), "--seed", str(seed),
                     "--quiet"], check=True, env=env, cwd=where, stdout=subprocess.DEVNULL)
@@ -90,27 +115,39 @@ def run_demo(sandbox: str, seed: int, where: Path, tree: Optional[Path] = None, 
     return run
 
 
-def measure(sandbox: str, run: Path) -> Measured:
+def measure(sandbox: str, run: Path, mode: str = "generations") -> Measured:
     ledger = json.loads((run / "ledger.json").read_text())
     events = [json.loads(line) for line in (run / "events.jsonl").read_text().splitlines() if line.strip()]
     attempts = [a for c in ledger["candidates"].values() for a in c["attempts"]]
     starts = {(e["gen"], e["k"]): e["t"] for e in events if e["type"] == "train.start"}
     ends = {(e["gen"], e["k"]): e["t"] for e in events if e["type"] == "train.end"}
-    scores = {(e["gen"], e["k"]): e["t"] for e in events if e["type"] == "score"}
+    scored = {key: (run / f"g{key[0]}" / f"c{key[1]}" / "score.json").stat().st_mtime for key in ends
+              if (run / f"g{key[0]}" / f"c{key[1]}" / "score.json").exists()}
     t0 = next(e["t"] for e in events if e["type"] == "run.start")
     t_end = next(e["t"] for e in reversed(events) if e["type"] == "run.end")
     gen_ends = {e["gen"]: e["t"] for e in events if e["type"] == "generation.end"}
     candidates = [key for key in starts if key[0] > 0]
-    first = {g: min(starts[key] for key in candidates if key[0] == g) for g in gen_ends}
+    first = {g: min(starts[key] for key in candidates if key[0] == g) for g in gen_ends
+             if any(key[0] == g for key in candidates)}
     summary = json.loads((run / "run.json").read_text()).get("summary") or {}
     return Measured(
-        sandbox=sandbox, slots=ledger.get("slots") or SLOTS, wall=t_end - t0,
+        sandbox=sandbox, mode=mode, slots=ledger.get("slots") or SLOTS, wall=t_end - t0,
         cpu_seconds=sum(a["cpu_seconds"] for a in attempts), train_seconds=sum(a["wall_seconds"] for a in attempts),
         idle_slot_seconds=summary.get("idle_slot_seconds") or 0.0,
-        trainings=[a["wall_seconds"] for a in attempts], prepare=first[1] - t0,
-        propose=[first[g] - gen_ends[g - 1] for g in sorted(gen_ends) if g > 1],
-        score_lag=[scores[k] - ends[k] for k in candidates if k in scores and k in ends],
-        champions=[e["champion"][:12] for e in events if e["type"] == "generation.end"],
+        scoring_cpu_seconds=sum(v for f in run.glob("g*/c*/*score.json")
+                                for k, v in (json.loads(f.read_text()).get("metrics") or {}).items()
+                                if k.endswith("eval_cpu_seconds")),
+        trainings=[a["wall_seconds"] for a in attempts], prepare=min(first.values()) - t0,
+        # proposing: from a generation's end to the next one's first training (generations only:
+        # in the asynchronous mode proposals overlap the trainings)
+        propose=[first[g] - gen_ends[g - 1] for g in sorted(first) if g > 1 and g - 1 in gen_ends]
+        if mode == "generations" else [],
+        # the moment each score was written (the pool scores as a training ends; the score
+        # event comes later, from the node that takes the generation's scores)
+        score_lag=[scored[k] - ends[k] for k in candidates if k in scored and k in ends],
+        # by name (two demo repos have different commits): who each generation promoted, "-" none
+        champions=[f"g{e['gen']}/c{e['promoted']}" if e.get("promoted") is not None else "-"
+                   for e in events if e["type"] == "generation.end"],
     )
 
 
@@ -166,6 +203,7 @@ def simulate(m: Measured, seed: int, rounds: int = 200) -> list[tuple[int, str, 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sandbox", nargs="+", default=["process"], choices=["process", "docker"])
+    parser.add_argument("--mode", nargs="+", default=["generations", "async"], choices=["generations", "async"])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--compare", type=Path, help="Also run the process demo with progenitor from this checkout "
                         "(the code before the pool): its figures and whether it promotes the same champions.")
@@ -178,22 +216,29 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         where = args.runs_dir or Path(tmp)
         where.mkdir(parents=True, exist_ok=True)
-        measured = [measure(sb, run_demo(sb, args.seed, where, reuse=args.reuse)) for sb in args.sandbox]
+        measured = [measure(sb, run_demo(sb, args.seed, where, reuse=args.reuse, mode=mode), mode)
+                    for sb in args.sandbox for mode in args.mode]
         before = measure("process", run_demo("process", args.seed, where, args.compare, args.reuse)) if args.compare else None
-    print(f"\n{'sandbox':8} {'mode':12} {'wall s':>7} {'CPU-s':>7} {'efficiency':>10} {'wall/ideal':>10} "
-          f"{'idle slot-s':>11}  champions")
+    print(f"\n{'sandbox':8} {'mode':12} {'wall s':>7} {'CPU-s':>7} {'efficiency':>10} {'busy':>6} {'wall/ideal':>10} "
+          f"{'idle slot-s':>11} {'scoring CPU-s':>13} {'ceiling':>7}  champions")
     for m in measured:
-        print(f"{m.sandbox:8} {'generations':12} {m.wall:7.1f} {m.cpu_seconds:7.1f} {m.efficiency:10.2f} "
-              f"{m.wall_over_ideal:10.2f} {m.idle_slot_seconds:11.1f}  {' '.join(m.champions)}")
-        print(f"{m.sandbox:8} {'async':12} {'(not built: simulated below)':>50}")
+        champions = " ".join(m.champions) if m.mode == "generations" else (
+            f"{sum(c != '-' for c in m.champions)} promotions")
+        print(f"{m.sandbox:8} {m.mode:12} {m.wall:7.1f} {m.cpu_seconds:7.1f} {m.efficiency:10.2f} {m.busy:6.2f} "
+              f"{m.wall_over_ideal:10.2f} {m.idle_slot_seconds:11.1f} {m.scoring_cpu_seconds:13.1f} {m.ceiling:7.2f}  "
+              f"{champions}")
     if before is not None:
         m = before
-        print(f"{'before':8} {'generations':12} {m.wall:7.1f} {m.cpu_seconds:7.1f} {m.efficiency:10.2f} "
+        print(f"{'before':8} {'generations':12} {m.wall:7.1f} {m.cpu_seconds:7.1f} {m.efficiency:10.2f} {m.busy:6.2f} "
               f"{m.wall_over_ideal:10.2f} {'':>11}  {' '.join(m.champions)}")
-        same = before.champions == next(x for x in measured if x.sandbox == "process").champions
-        ratio = measured[0].efficiency / before.efficiency
-        print(f"process efficiency now / before: {ratio:.2f}; the same champions for the seed: {same}")
-    m = measured[0]
+        now = next((x for x in measured if x.sandbox == "process" and x.mode == "generations"), None)
+        if now is not None:
+            print(f"process efficiency now / before: {now.efficiency / before.efficiency:.2f}; "
+                  f"the same champions for the seed: {before.champions == now.champions}")
+    generations = [x for x in measured if x.mode == "generations"]
+    if not generations:
+        return
+    m = generations[0]
     print(f"\nsimulated from the {m.sandbox} run: {len(m.trainings)} trainings "
           f"(median {statistics.median(m.trainings):.1f} s), preparing {m.prepare:.1f} s, proposing "
           f"{statistics.mean(m.propose or [0]):.1f} s a generation, scoring lag {statistics.mean(m.score_lag or [0]):.2f} s")

@@ -156,6 +156,10 @@ class ProposeContext(BaseModel):
     gen: int
     count: int
     """How many proposals the generation wants."""
+    pending: list[str] = []
+    """Candidates proposed before and not decided yet (``g<gen>/c<k>``): in the asynchronous mode,
+    those still training or being scored while this proposal is asked for. Their results come
+    later, through ``observe``."""
     spec: TaskSpec
     champion_params: dict[str, Any] = {}
     """Current values of the search-space keys in the champion's config file."""

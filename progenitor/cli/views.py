@@ -31,7 +31,7 @@ def print_summary(console: Console, s: Any) -> None:
         table.add_row("change", f"{s.champion - s.baseline:+.4f} ({s.goal})")
     _honest_rows(table, s)
     table.add_row("champion commit", f"{(s.champion_commit or '')[:12]}  ({s.champion_ref})")
-    table.add_row("generations", str(s.generations))
+    table.add_row("generations", str(s.generations) + (" (async: one candidate each)" if s.mode == "async" else ""))
     counts = ", ".join(f"{n} {k}" for k, n in sorted(s.counts.items())) or "none"
     table.add_row("candidates", f"{s.tried} tried: {counts}")
     table.add_row("sandbox / executor", f"{s.backend} / {s.executor}" + (f" ({text(s.isolation)})" if s.isolation else ""))

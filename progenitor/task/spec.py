@@ -657,15 +657,12 @@ class Search(_Strict):
 
     mode: Literal["generations", "async"] = "generations"
     """``generations``: propose K, train them (each scored as its training ends), decide, then
-    the next K (reproducible for a seed). ``async`` (a candidate proposed each time a slot frees)
-    is refused until it is built."""
-
-    @field_validator("mode")
-    @classmethod
-    def _built(cls, v: str) -> str:
-        if v == "async":
-            raise ValueError("'async' is not available yet; only 'generations' runs today")
-        return v
+    the next K (reproducible for a seed). ``async``: a candidate is proposed each time a slot
+    frees, against the champion and archive as they are then, and decided on its own the moment
+    its score comes: every candidate is a generation of one, ``budget.generations x
+    budget.candidates`` of them in all (docs/search.md, "The asynchronous mode"). Not
+    reproducible for a seed: what the architect knows when it proposes depends on which training
+    ended first."""
 
     parents: Literal["champion", "archive"] = "champion"
     """``champion``: every candidate is built on the champion (a hill-climb). ``archive``: each
@@ -709,8 +706,8 @@ class TaskSpec(_Strict):
     """The language models of the LLM agents; without it everything runs offline."""
     sandbox: SandboxConfig = SandboxConfig()
     search: Search = Search()
-    """How candidates are found: generations (or, once built, an asynchronous pool), their
-    parents, the offline sampler."""
+    """How candidates are found: generations or an asynchronous pool, their parents, the
+    offline sampler."""
     seed: int = 0
     """Seed of the search architect (and of the causality probe's windows)."""
     evaluate: Literal["predictions", "model"] = "predictions"
@@ -753,6 +750,25 @@ class TaskSpec(_Strict):
             raise ValueError(f"objective.repeats is {self.objective.repeats}, but train.command has no {{seed}}: "
                              "every repeat would train the same; pass {seed} to your training")
         return self
+
+    @property
+    def per_generation(self) -> int:
+        """Candidates a generation proposes: ``budget.candidates``, or one in the asynchronous mode."""
+        return 1 if self.search.mode == "async" else self.budget.candidates
+
+    @property
+    def stall_generations(self) -> int:
+        """Generations in a row with no candidate trained that end the run: ``budget.stall_after``,
+        or in the asynchronous mode that many budget generations' worth of candidates."""
+        return self.budget.stall_after * self.budget.candidates if self.search.mode == "async" else self.budget.stall_after
+
+    @property
+    def generations_total(self) -> int:
+        """Generations the budget allows: ``budget.generations``, or in the asynchronous mode (a
+        generation of one per candidate) ``budget.generations x budget.candidates``."""
+        if self.search.mode == "async":
+            return self.budget.generations * self.budget.candidates
+        return self.budget.generations
 
     @property
     def protected_paths(self) -> list[str]:

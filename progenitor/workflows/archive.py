@@ -52,7 +52,7 @@ def parents_for(ctx: RunContext, state: State, gen: int, count: int) -> list[Par
         chosen = [champion] * count
     else:
         debug = bool(getattr(ctx.architect, "debugs", False))
-        baseline = node_of(state.baseline, metric)
+        baseline = node_of(state.baseline or state.champion, metric)  # async: the baseline may still train
         nodes = rule.nodes_of(baseline, records(ctx, before=gen), debug=debug)
         chosen = []
         for k in range(count):

@@ -21,6 +21,13 @@ candidates again with other seeds when ``objective.repeats`` asks for it (``evid
 requests its agents make are charged as each ends (``llm_usage.RunAccount``); a stop asked
 for during a node's LLM call (``LlmStopAsked``, the LLM layer's refusal) becomes the run's
 ``RunStopped`` here, at its edge.
+
+With ``search.mode: async`` (``workflows.asynchronous``) the same nodes run in another order:
+``launch`` opens a generation of one candidate before each ``architect``; ``submit`` takes the
+trainer's place after the training check (the candidate goes to the pool, nothing waits);
+``harvest`` (after each ``submit`` and ``promote``) takes back a finished generation (on through
+``trainer``, which looks its training up, to ``promote``), or launches into a free slot, or waits
+for either, or ends once nothing is in the pool and nothing may start.
 """
 
 from __future__ import annotations
@@ -30,7 +37,7 @@ from typing import Any, Callable
 
 from progenitor.errors import LlmStopAsked, RunStopped
 from progenitor.run.events import NodeEnd, NodeStart
-from progenitor.workflows import evidence, fixing, gates, nodes, selection
+from progenitor.workflows import asynchronous, evidence, fixing, gates, nodes, selection
 from progenitor.workflows.state import RunContext, RunState, State, Update
 
 Node = Callable[[RunContext, State], Update]
@@ -43,9 +50,14 @@ repeats, select, oversight, promote); a gate's interrupt ends an invocation, and
 resumes it counts its steps afresh."""
 
 
-def recursion_limit(generations: int) -> int:
+ASYNC_NODES = 6
+"""The asynchronous mode's own steps of a generation: launch, submit and harvest (once finding a
+free slot, once finding it done), and for a crash's fix a second submit and harvest."""
+
+
+def recursion_limit(generations: int, asynchronous: bool = False) -> int:
     """Enough steps for every generation plus prepare, and no more: a runaway loop stops."""
-    return NODES_PER_GENERATION * generations + 10
+    return (NODES_PER_GENERATION + (ASYNC_NODES if asynchronous else 0)) * generations + 10
 
 
 def build_graph(ctx: RunContext, checkpointer: Any = None):
@@ -75,15 +87,11 @@ def build_graph(ctx: RunContext, checkpointer: Any = None):
     graph.add_node("training_gate", gates.human_gate)
     graph.add_node("promotion_gate", gates.human_gate)
     graph.add_edge(START, "prepare")
-    graph.add_edge("prepare", "architect")
     graph.add_edge("architect", "coder")
     graph.add_edge("coder", "safety_review")
     graph.add_edge("safety_review", "training_check")
     after_gate = {"training_gate": "training_gate", "trainer": "trainer", "scorer": "scorer", "promote": "promote"}
-    graph.add_conditional_edges("training_check", _route(gates.after_training_check), after_gate)
     graph.add_edge("training_gate", "training_decision")
-    graph.add_conditional_edges("training_decision", _route(gates.after_training_decision),
-                                {"coder": "coder", "trainer": "trainer", "scorer": "scorer", "promote": "promote"})
     graph.add_conditional_edges("trainer", _route(fixing.after_training), {"fixer": "fixer", "scorer": "scorer"})
     graph.add_edge("fixer", "safety_review")
     graph.add_edge("scorer", "repeats")
@@ -94,8 +102,38 @@ def build_graph(ctx: RunContext, checkpointer: Any = None):
     graph.add_edge("promotion_gate", "promotion_decision")
     graph.add_conditional_edges("promotion_decision", _route(gates.after_promotion_decision),
                                 {"coder": "coder", "promote": "promote"})
-    graph.add_conditional_edges("promote", _route(selection.after_promote), {"architect": "architect", "end": END})
+    if ctx.spec.search.mode == "async":
+        _asynchronous(graph, ctx, after_gate)
+    else:
+        graph.add_edge("prepare", "architect")
+        graph.add_conditional_edges("training_check", _route(gates.after_training_check), after_gate)
+        graph.add_conditional_edges("training_decision", _route(gates.after_training_decision),
+                                    {"coder": "coder", "trainer": "trainer", "scorer": "scorer", "promote": "promote"})
+        graph.add_conditional_edges("promote", _route(selection.after_promote), {"architect": "architect", "end": END})
     return graph.compile(checkpointer=checkpointer)
+
+
+def _asynchronous(graph: Any, ctx: RunContext, after_gate: dict) -> None:
+    """``search.mode: async`` (``workflows.asynchronous``): ``launch`` before each architect,
+    ``submit`` where the trainer was (hand to the pool, do not wait), ``harvest`` to wait for a
+    free slot or a finished generation, which goes on through the trainer (its training looked
+    up), scorer, select, oversight and promote as always."""
+    from langgraph.graph import END
+
+    for name, fn in (("launch", asynchronous.launch), ("submit", asynchronous.submit),
+                     ("harvest", asynchronous.harvest)):
+        graph.add_node(name, partial(_run_node, name, fn, ctx))
+    graph.add_edge("prepare", "launch")
+    graph.add_edge("launch", "architect")
+    handed = {**after_gate, "trainer": "submit"}
+    graph.add_conditional_edges("training_check", _route(gates.after_training_check), handed)
+    graph.add_conditional_edges("training_decision", _route(gates.after_training_decision),
+                                {"coder": "coder", "trainer": "submit", "scorer": "scorer", "promote": "promote"})
+    graph.add_edge("submit", "harvest")
+    graph.add_conditional_edges("harvest", _route(asynchronous.after_harvest),
+                                {"launch": "launch", "trainer": "trainer", "end": END})
+    graph.add_conditional_edges("promote", _route(partial(asynchronous.after_promote, ctx)),
+                                {"harvest": "harvest", "end": END})
 
 
 def _run_node(name: str, fn: Node, ctx: RunContext, raw: RunState) -> dict:

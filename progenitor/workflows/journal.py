@@ -57,7 +57,7 @@ def fingerprints(ctx: RunContext, before: int) -> dict[str, str]:
 def budget_left(ctx: RunContext, gen: int) -> list[str]:
     """What is left of the run's budget, in words (the generations, and each cap that is set)."""
     budget = ctx.spec.budget
-    lines = [f"this is generation {gen} of {budget.generations}"]
+    lines = [f"this is generation {gen} of {ctx.spec.generations_total}"]
     if ctx.ledger is None:
         return lines
     spent = ctx.ledger.totals()
@@ -78,17 +78,18 @@ def _luck(ctx: RunContext, state: State, gen: int) -> tuple[Optional[int], Optio
     if n is None or span is None:
         return n, None
     scored = sum(h.counts.get("scored", 0) for h in state.history)
-    compared = 1 + scored + ctx.spec.budget.candidates
+    compared = 1 + scored + ctx.spec.per_generation
     return n, selection_luck(n, compared, span[1] - span[0])
 
 
 def propose_context(ctx: RunContext, state: State, gen: int, tree: Path) -> ProposeContext:
     """All the architect is told for generation ``gen`` (``tree``: a checkout of the champion)."""
     champion = state.champion
-    count = ctx.spec.budget.candidates
+    count = ctx.spec.per_generation
     holdout, luck = _luck(ctx, state, gen)
     return ProposeContext(gen=gen, count=count, spec=ctx.spec, champion_params=champion.params,
                           champion_metrics=champion.metrics, champion_tree=tree, journal=journal(ctx, gen),
                           feedback=state.feedback, baseline_metrics=state.baseline.metrics if state.baseline else {},
                           holdout_size=holdout, selection_luck=luck, budget_left=budget_left(ctx, gen),
-                          parents=archive.parents_for(ctx, state, gen, count), earlier=archive.earlier_runs(ctx))
+                          parents=archive.parents_for(ctx, state, gen, count), earlier=archive.earlier_runs(ctx),
+                          pending=[c.key.name for c in state.flow.inflight])

@@ -45,7 +45,8 @@ from progenitor.workflows.scoring import score_dir, test_metrics
 from progenitor.workflows.state import RunContext, State, Update
 from progenitor.workflows.training import train
 
-__all__ = ["architect", "coder", "each", "prepare", "safety_review", "scorer", "test_metrics", "trainer"]
+__all__ = ["architect", "coder", "each", "prepare", "safety_review", "scorer", "settle_baseline", "submit_baseline",
+           "test_metrics", "trainer"]
 
 BASE_SHOWN = 20
 """Findings of the base's own code listed in the run-start event (all are counted)."""
@@ -151,15 +152,45 @@ def prepare(ctx: RunContext, state: State) -> Update:
         ctx.lineage.set_ref(champion_ref(run_id), base, "progenitor: baseline champion")
     ctx.emit(BaselineStart(commit=base))
     key = CandidateKey(run=run_id, gen=0, k=0)
-    # Scored on the holdout and the test split side by side, the moment its training ends.
-    splits = ("holdout", "test") if ctx.spec.scorer.test is not None else ("holdout",)
-    record = train(ctx, [(key, base)], splits=splits)[key]
+    if ctx.spec.search.mode == "async":
+        # The first candidates train beside the baseline: it is settled (its score, the
+        # champion's figures) before the first decision (``asynchronous.harvest``).
+        submit_baseline(ctx, base)
+        if ctx.ledger is not None:
+            ctx.ledger.mark("prepared")
+        provisional = Champion(sha=base, metrics={}, params=read_params(trusted, ctx.spec))
+        return Update(champion=provisional, generation=1, history=[], feedback=[], candidates=[], stop_reason=None)
+    record = train(ctx, [(key, base)], splits=_baseline_splits(ctx))[key]
+    baseline = settle_baseline(ctx, base, record)
+    if ctx.ledger is not None:
+        ctx.ledger.mark("prepared")  # where the first generation's time (and idle slots) begins
+    return Update(baseline=baseline, champion=baseline, generation=1, history=[], feedback=[], candidates=[],
+                  stop_reason=None)
+
+
+def _baseline_splits(ctx: RunContext) -> tuple[str, ...]:
+    """Scored on the holdout and the test split side by side, the moment its training ends."""
+    return ("holdout", "test") if ctx.spec.scorer.test is not None else ("holdout",)
+
+
+def submit_baseline(ctx: RunContext, base: str) -> None:
+    """Hand the human baseline's training to the pool without waiting (the asynchronous mode)."""
+    from progenitor.workflows import pool
+
+    pool.of(ctx).submit(CandidateKey(run=ctx.run.run_id, gen=0, k=0), base, splits=_baseline_splits(ctx))
+
+
+def settle_baseline(ctx: RunContext, base: str, record) -> Champion:
+    """The human baseline as the first champion, once trained (``record``): scored on the holdout
+    and the test split, told to the architect and written to the run; a baseline that failed to
+    train or be scored ends the run with what to do."""
+    key = CandidateKey(run=ctx.run.run_id, gen=0, k=0)
     if record.status != "ok":
         raise advice.baseline_failed(base, ctx.spec.train.command, record.reason, record.log_tail)
     scored = score_dir(ctx, key)
     if not scored.ok:
         raise advice.baseline_unscored(base, ctx.spec.scorer.command, scored.reason)
-    baseline = Champion(sha=base, metrics=scored.metrics, params=read_params(trusted, ctx.spec),
+    baseline = Champion(sha=base, metrics=scored.metrics, params=read_params(ctx.run.trusted, ctx.spec),
                         test_metrics=test_metrics(ctx, key))
     if ctx.spec.scorer.test is not None and not baseline.test_metrics:
         raise UserError(f"the human baseline (commit {base[:10]}) could not be scored on the test split: "
@@ -167,11 +198,8 @@ def prepare(ctx: RunContext, state: State) -> Update:
     ctx.architect.seed(Baseline(params=baseline.params, metrics=baseline.metrics,
                                 value=baseline.metrics[ctx.spec.objective.metric]))
     ctx.run.update_meta(baseline=baseline.model_dump())
-    if ctx.ledger is not None:
-        ctx.ledger.mark("prepared")  # where the first generation's time (and idle slots) begins
     ctx.emit(BaselineEnd(metrics=baseline.metrics))
-    return Update(baseline=baseline, champion=baseline, generation=1, history=[], feedback=[], candidates=[],
-                  stop_reason=None)
+    return baseline
 
 
 # -- architect --------------------------------------------------------------------------------
@@ -190,6 +218,8 @@ def _proposals(ctx: RunContext, state: State, gen: int) -> list[Proposal]:
             write_json(ctx.run.architect_failure(gen), {"reason": reason})
             ctx.emit(ArchitectFailed(gen=gen, reason=reason))
             proposals = []
+    if ctx.spec.search.mode == "async":
+        proposals = proposals[:1]  # a generation of one: a slot freed for one candidate
     # Numbered here, whatever the architect wrote: keys must be unique and of this generation.
     proposals = [p.model_copy(update={"gen": gen, "k": k}) for k, p in enumerate(proposals)]
     write_json(ctx.run.proposals(gen), [p.model_dump() for p in proposals])

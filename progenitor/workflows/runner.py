@@ -199,7 +199,11 @@ def continue_run(run_id: str, repo: Optional[Path] = None, generations: Optional
     options = RunOptions.model_validate(meta.get("options", {}))
     done = int((meta.get("summary") or {}).get("generations") or 0)
     extra = generations or lineage.spec_at(meta["base"]).budget.generations
-    options = options.model_copy(update={"generations": done + extra})
+    before = effective_spec(lineage.spec_at(meta["base"]), options)
+    # The budget's generations: in the asynchronous mode, a generation of the budget is
+    # budget.candidates of the run's generations of one.
+    spent = -(-done // before.budget.candidates) if before.search.mode == "async" else done
+    options = options.model_copy(update={"generations": spent + extra})
     spec = effective_spec(lineage.spec_at(meta["base"]), options)
     check_sealed(meta.get("backend", "process"), options.allow_unsealed)
     unenforced = check_limits(meta.get("backend", "process"), meta.get("backend_options", {}), limits_for(spec),
@@ -409,7 +413,7 @@ def _drive(ctx: RunContext, graph_input: Optional[dict], detach: bool = False, r
     from progenitor.workflows.waiting import drive
 
     config = {"configurable": {"thread_id": ctx.run.run_id},
-              "recursion_limit": recursion_limit(ctx.spec.budget.generations)}
+              "recursion_limit": recursion_limit(ctx.spec.generations_total, ctx.spec.search.mode == "async")}
     status = "finished"
     try:
         with session(ctx), checkpointer(ctx) as saver, _StopWatch(ctx):
@@ -455,7 +459,7 @@ def summarize_run(ctx: RunContext, values: dict, status: str) -> RunSummary:
         status = "stopped"
     from progenitor.workflows.selection import stalled
 
-    if status == "finished" and stalled(ctx.spec.budget.stall_after, state.history) == state.stop_reason:
+    if status == "finished" and stalled(ctx.spec.stall_generations, state.history) == state.stop_reason:
         status = "stalled"
     compared = 1 + counts.get("scored", 0)  # the baseline, and every candidate the scorer measured
     honesty = assess(ctx.spec, baseline, champion, compared, holdout_size(ctx.spec, ctx.run.data))

@@ -175,10 +175,14 @@ def promote(ctx: RunContext, state: State) -> Update:
         summary.noise = f"{state.selection.reason}, but {state.selection.noise}"
     ctx.emit(GenerationEnd(**summary.model_dump()))
     history = [*state.history, summary]
-    _retain(ctx, gen, history)
+    _retain(ctx, _settled(ctx, state, gen), history)
     feedback = [*state.feedback, *([decision.comment] if decision.comment else [])]
-    return Update(champion=champion, candidates=out, history=history, generation=gen + 1,
-                  stop_reason=stop_reason(ctx, gen, champion.metrics[metric], history), feedback=feedback)
+    if ctx.spec.search.mode == "async":  # counted in generations launched; a reason found once holds
+        reason = state.stop_reason or stop_reason(ctx, state.flow.next - 1, champion.metrics[metric], history)
+    else:
+        reason = stop_reason(ctx, gen, champion.metrics[metric], history)
+    return Update(champion=champion, candidates=out, history=history, generation=gen + 1, stop_reason=reason,
+                  feedback=feedback)
 
 
 def _chosen_value(cands: list[Candidate], decision: PolicyDecision) -> Optional[float]:
@@ -192,6 +196,15 @@ def _untrained(ctx: RunContext, gen: int, cands: list[Candidate]) -> str:
         failed = read_json(ctx.run.architect_failure(gen))
         return failed["reason"] if failed else "the architect proposed nothing"
     return "; ".join(f"{c.key.name} {c.status}: {c.reason or 'no reason given'}" for c in cands)
+
+
+def _settled(ctx: RunContext, state: State, gen: int) -> int:
+    """The last generation whose every earlier one is decided: ``gen``, or in the asynchronous
+    mode (where generations end out of order) the one before the oldest still in the pool."""
+    if ctx.spec.search.mode != "async":
+        return gen
+    pending = state.flow.pending
+    return pending[0] - 1 if pending else state.flow.next - 1
 
 
 def _retain(ctx: RunContext, gen: int, history: list[GenerationSummary]) -> None:
@@ -233,16 +246,20 @@ def slot_time(ctx: RunContext, history: list[GenerationSummary]) -> dict:
 
 
 def stop_reason(ctx: RunContext, gen: int, champion_value: float, history: list[GenerationSummary]) -> Optional[str]:
+    """Why the run ends (or, in the asynchronous mode, launches nothing more) after generation
+    ``gen`` (asynchronous: after ``gen`` generations were launched), else None."""
     if ctx.spec.objective.reached(champion_value):
         return f"target reached: {ctx.spec.objective.metric} {champion_value:.4g}"
     if ctx.ledger is not None:
         capped = ctx.ledger.check_caps(ctx.spec.budget)
         if capped:
             return capped
-    stall = stalled(ctx.spec.budget.stall_after, history)
+    stall = stalled(ctx.spec.stall_generations, history)
     if stall:
         return stall
-    if gen >= ctx.spec.budget.generations:
+    if gen >= ctx.spec.generations_total:
+        if ctx.spec.search.mode == "async":
+            return f"budget: {ctx.spec.generations_total} candidates proposed"
         return f"budget: {ctx.spec.budget.generations} generations done"
     # A stop request is not an end: the next node raises RunStopped and the run stays resumable.
     return None

@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from progenitor.run.ledger import Ledger
     from progenitor.workflows.pool import CandidatePool
 
-__all__ = ["AgentFactory", "EventListener", "RunContext", "RunState", "State", "Update"]
+__all__ = ["AgentFactory", "EventListener", "Flow", "RunContext", "RunState", "State", "Update"]
 
 
 class RunState(TypedDict, total=False):
@@ -68,6 +68,35 @@ class RunState(TypedDict, total=False):
     """Every gate this run opened (``g1/promotion``, ...), oldest first."""
     approved: list[int]
     """Candidates of this generation a person approved for training (or edited into being)."""
+    flow: dict
+    """``Flow`` JSON: the asynchronous mode's own bookkeeping (``search.mode: async``)."""
+
+
+class Flow(BaseModel):
+    """What the asynchronous mode (``workflows.asynchronous``) keeps between its steps. There,
+    ``generation`` and ``candidates`` are the generation the graph works on at the moment (the
+    one being proposed, or the one being decided), and the generations handed to the pool and
+    not decided yet wait here."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    next: int = 1
+    """The generation the next launch opens (every candidate is a generation of one)."""
+    inflight: list[Candidate] = []
+    """The candidates of every generation handed to the pool and not yet taken back to be decided,
+    oldest first: a resumed run hands their trainings to its new pool again."""
+    step: str = "decide"
+    """What ``harvest`` found to do: ``launch`` (a slot is free) or ``decide`` (a generation is done)."""
+
+    @field_validator("inflight", mode="before")
+    @classmethod
+    def _records(cls, value: Any) -> Any:
+        return [Candidate.from_record(c) if isinstance(c, dict) else c for c in value or []]
+
+    @property
+    def pending(self) -> list[int]:
+        """The generations waiting in the pool, oldest first."""
+        return sorted({c.gen for c in self.inflight})
 
 
 class State(BaseModel):
@@ -90,6 +119,7 @@ class State(BaseModel):
     answer: Optional[dict] = None
     gates: list[str] = []
     approved: list[int] = []
+    flow: Flow = Flow()
 
     @field_validator("candidates", mode="before")
     @classmethod
@@ -123,6 +153,7 @@ class Update(BaseModel):
     answer: Optional[dict] = None
     gates: Optional[list[str]] = None
     approved: Optional[list[int]] = None
+    flow: Optional[Flow] = None
 
     def to_json(self) -> dict:
         """The fields set, as the JSON ``RunState`` holds (a candidate as its whole record)."""

@@ -28,8 +28,8 @@ def prune_config(ctx: RunContext, champion: Optional[Champion]) -> Optional[Prun
     and the curve agrees with the champion's trusted score (``pruning.check_curve``): a
     champion cannot get a better candidate pruned by writing a flattering curve."""
     rule, progress = ctx.spec.train.early_stop, ctx.spec.train.progress
-    if rule is None or progress is None or champion is None:
-        return None
+    if rule is None or progress is None or champion is None or not champion.metrics:
+        return None  # no champion yet, or one not scored yet (the asynchronous mode's first candidates)
     curve = read_curve(ctx.run.outputs(champion.gen, champion.k) / progress, rule.metric)
     if not curve:
         return None

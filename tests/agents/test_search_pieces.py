@@ -122,14 +122,14 @@ def test_computed_lessons_say_what_held_by_how_much_and_what_next():
 
 
 @pytest.mark.loop
-def test_cmaes_is_a_sampler_choice_started_at_the_baseline():
+def test_cmaes_is_a_sampler_choice_started_at_the_centre():
     import warnings
 
     from progenitor.agents.architect.sampler import make_sampler
 
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no deprecation or experimental warning reaches the user
-        sampler = make_sampler(3, "cmaes", {"lr": 0.003})
-    assert type(sampler).__name__ == "CmaEsSampler"
+        sampler = make_sampler(3, "cmaes")
+    assert type(sampler).__name__ == "CmaEsSampler" and sampler._x0 is None  # the centre of the space
     with pytest.raises(ValueError, match="unknown sampler"):
         make_sampler(3, "bogus")

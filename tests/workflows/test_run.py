@@ -174,7 +174,7 @@ def _drop_scorer(text: str) -> str:
     (lambda t: t.replace("timeout: 30", "timeout: soon"), "train.timeout"),
     (lambda t: t.replace("name: toy", "name: toy\nnmae: typo"), "nmae"),
     (_drop_scorer, "scorer"),
-    (lambda t: t + "search: {mode: async}\n", "search.mode"),  # not built yet: refused, never run as generations
+    (lambda t: t + "search: {mode: asynchronous}\n", "search.mode"),  # 'async' is the name
 ])
 def test_cli_bad_spec_exits_2_with_one_sentence(tmp_path, break_it, field):
     files = toy_task_files()

@@ -101,7 +101,7 @@ def architect_prompt(ctx: ProposeContext) -> list[dict]:
         repo_map=[f.model_dump() for f in tree.files], files=tree.shown(), omitted=tree.omitted,
         journal=journal, earlier=earlier, feedback=ctx.feedback, search_space=_knobs(spec),
         search_space_file=spec.search_space.file if spec.search_space else "",
-        earlier_runs=[e.model_dump() for e in ctx.earlier], parents=_parents(ctx),
+        earlier_runs=[e.model_dump() for e in ctx.earlier], parents=_parents(ctx), pending=ctx.pending,
     )
 
 

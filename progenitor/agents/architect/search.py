@@ -76,14 +76,10 @@ class SearchArchitect:
     def _sampler(self) -> None:
         """(Re)make the study's sampler. Its random state is not stored with the study: seeding it
         with the number of trials so far keeps a run reproducible without a resumed run
-        repeating itself. CMA-ES starts from the baseline's values, once the study has them."""
+        repeating itself."""
         from progenitor.agents.architect.sampler import make_sampler
 
-        baseline = next((t for t in self.study.trials if t.user_attrs.get("baseline")), None)
-        start = None
-        if baseline is not None:
-            start = {n: v for n, v in baseline.params.items() if self.space.params[n].type != "categorical"}
-        self.study.sampler = make_sampler(self.seed_value + len(self.study.trials), self.search.sampler, start)
+        self.study.sampler = make_sampler(self.seed_value + len(self.study.trials), self.search.sampler)
 
     def seed(self, baseline: Baseline) -> None:
         """Tell the study what the human baseline scored, once, if its values lie in the space."""
@@ -103,15 +99,17 @@ class SearchArchitect:
         self.study.add_trial(trial)
         self._sampler()
 
-    def _fail_orphans(self) -> None:
+    def _fail_orphans(self, pending: list[str]) -> None:
         """Trials asked for (or queued) by a run that died before saving its proposals: told
-        failed, so that the sampler's constant liar does not weigh them forever."""
+        failed, so that the sampler's constant liar does not weigh them forever. The trials of
+        candidates still under way (``pending``: the asynchronous mode) keep running."""
         from optuna.trial import TrialState
 
         for _ in self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
             self.study.tell(self.study.ask(self.dists), state=TrialState.FAIL)
         for trial in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            self.study.tell(trial.number, state=TrialState.FAIL)
+            if trial.user_attrs.get("candidate") not in pending:
+                self.study.tell(trial.number, state=TrialState.FAIL)
 
     def _ask(self, ctx: ProposeContext, k: int, parent: Optional[Parent], local: bool) -> tuple[Any, str]:
         """One trial for candidate ``k``, and how it was made."""
@@ -127,7 +125,7 @@ class SearchArchitect:
         return trial, how
 
     def propose(self, ctx: ProposeContext) -> list[Proposal]:
-        self._fail_orphans()  # every trial of earlier generations was told in promote
+        self._fail_orphans(ctx.pending)  # every other trial was told when its candidate was decided
         local = set(local_slots(ctx.count, self.search.local))
         proposals = []
         for k in range(ctx.count):
@@ -146,8 +144,10 @@ class SearchArchitect:
         from optuna.trial import TrialState
 
         key = candidate_name(proposal.gen, proposal.k)
-        trial = next((t for t in self.study.get_trials(deepcopy=False) if t.user_attrs.get("candidate") == key), None)
-        if trial is None or trial.state != TrialState.RUNNING:
+        # The running trial of that name (an orphan of a killed run, told failed, may carry it too).
+        trial = next((t for t in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+                      if t.user_attrs.get("candidate") == key), None)
+        if trial is None:
             return  # not one of ours, or told already (a resumed run)
         if observation.status == "scored" and observation.value is not None:
             self.study.tell(trial.number, observation.value)
