@@ -660,9 +660,9 @@ class Search(_Strict):
     the next K (reproducible for a seed). ``async``: a candidate is proposed each time a slot
     frees, against the champion and archive as they are then, and decided on its own the moment
     its score comes: every candidate is a generation of one, ``budget.generations x
-    budget.candidates`` of them in all (docs/search.md, "The asynchronous mode"). Not
-    reproducible for a seed: what the architect knows when it proposes depends on which training
-    ended first."""
+    budget.candidates`` of them in all (docs/search.md, "The asynchronous mode"). Reproducible
+    for a seed with one slot only: with more, what the architect knows when it proposes depends
+    on which training ended first."""
 
     parents: Literal["champion", "archive"] = "champion"
     """``champion``: every candidate is built on the champion (a hill-climb). ``archive``: each

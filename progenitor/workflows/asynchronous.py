@@ -77,14 +77,10 @@ def launch(ctx: RunContext, state: State) -> Update:
 def submit(ctx: RunContext, state: State) -> Update:
     """Hand the generation's reviewed candidates to the pool (trained when a slot is free, scored
     as each ends) and keep the generation waiting, without waiting for it."""
-    _hand_in(ctx, state)  # after a resume, what the pool had before comes first
-    pool = _pool(ctx)
-    prune = prune_config(ctx, state.champion)
-    for cand in state.candidates:
-        if cand.status == "reviewed":
-            pool.submit(cand.key, cand.sha, prune)
     kept = [c for c in state.flow.inflight if c.gen != state.generation]
-    return Update(candidates=[], flow=state.flow.model_copy(update={"inflight": [*kept, *state.candidates]}))
+    flow = state.flow.model_copy(update={"inflight": [*kept, *state.candidates]})
+    _hand_in(ctx, state.model_copy(update={"flow": flow}))  # after a resume, what the pool had before comes first
+    return Update(candidates=[], flow=flow)
 
 
 def _done(ctx: RunContext, cands: list) -> bool:

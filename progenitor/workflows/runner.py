@@ -198,13 +198,14 @@ def continue_run(run_id: str, repo: Optional[Path] = None, generations: Optional
     lineage = Lineage(run.repo_root)
     options = RunOptions.model_validate(meta.get("options", {}))
     done = int((meta.get("summary") or {}).get("generations") or 0)
-    extra = generations or lineage.spec_at(meta["base"]).budget.generations
-    before = effective_spec(lineage.spec_at(meta["base"]), options)
+    base_spec = lineage.spec_at(meta["base"])
+    extra = generations or base_spec.budget.generations
+    before = effective_spec(base_spec, options)
     # The budget's generations: in the asynchronous mode, a generation of the budget is
     # budget.candidates of the run's generations of one.
     spent = -(-done // before.budget.candidates) if before.search.mode == "async" else done
     options = options.model_copy(update={"generations": spent + extra})
-    spec = effective_spec(lineage.spec_at(meta["base"]), options)
+    spec = effective_spec(base_spec, options)
     check_sealed(meta.get("backend", "process"), options.allow_unsealed)
     unenforced = check_limits(meta.get("backend", "process"), meta.get("backend_options", {}), limits_for(spec),
                               options.allow_unenforced_limits)
