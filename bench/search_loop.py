@@ -56,8 +56,11 @@ def _spec(task: Task, candidates: int, generations: int, search: dict, significa
 
 def simulate(task: Task, seed: int, generations: int = 9, candidates: int = 4, search: Optional[dict] = None,
              significance: Any = "spec", record: tuple[int, ...] = (12, 36),
-             steps: Optional[list[Step]] = None) -> dict[int, Pick]:
-    """The champion after each number of trainings in ``record``; ``steps`` (when given) gets each generation."""
+             steps: Optional[list[Step]] = None, baseline_overlaps: bool = False) -> dict[int, Pick]:
+    """The champion after each number of trainings in ``record``; ``steps`` (when given) gets each generation.
+
+    ``baseline_overlaps``: the asynchronous mode, in which the baseline trains beside the first
+    candidate, so the architect proposes it before it is told the baseline's figure."""
     from progenitor.agents.architect import parents as rule
     from progenitor.agents.architect.search import SearchArchitect
     from progenitor.agents.base import AgentContext, Baseline, Observation, Parent, ProposeContext
@@ -71,7 +74,9 @@ def simulate(task: Task, seed: int, generations: int = 9, candidates: int = 4, s
                       metrics=base.metrics)
     with tempfile.TemporaryDirectory() as tmp:
         architect = SearchArchitect(AgentContext(spec=spec, run_id=f"bench-{seed}", workdir=Path(tmp), seed=seed))
-        architect.seed(Baseline(params=baseline.params, metrics=base.metrics, value=baseline.value))
+        told = Baseline(params=baseline.params, metrics=base.metrics, value=baseline.value)
+        if not baseline_overlaps:
+            architect.seed(told)
         state = _State(baseline=baseline, base=base)
         picks: dict[int, Pick] = {}
         for gen in range(1, generations + 1):
@@ -79,6 +84,8 @@ def simulate(task: Task, seed: int, generations: int = 9, candidates: int = 4, s
             proposals = architect.propose(ProposeContext(
                 gen=gen, count=candidates, spec=spec, champion_params=state.champion.params,
                 champion_metrics=state.champion.metrics, parents=parents))
+            if baseline_overlaps and gen == 1:
+                architect.seed(told)  # settled before the first candidate is decided
             cands = []
             for p in proposals:
                 node = parents[p.k]

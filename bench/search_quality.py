@@ -5,7 +5,8 @@ examples trained with their own code (``bench/search_tasks.py``), over several s
 
 - **progenitor**: the loop's offline search (``bench/search_loop.py``: the real SearchArchitect,
   parent selection, checks, guards and paired test), with each parent policy (``champion``,
-  ``archive``), its samplers, and the paired test on or off;
+  ``archive``), its samplers, and the paired test on or off; and ``search.mode: async`` with one
+  slot (each candidate a generation of one, every result told before the next ask);
 - **Optuna driven directly**, one trial at a time (so with more information per trial than a
   generation of 4 has): TPE with Optuna's defaults; TPE with progenitor's start-up (told the
   human baseline first, TPE from the next trial, multivariate, constant liar); CMA-ES with
@@ -13,8 +14,12 @@ examples trained with their own code (``bench/search_tasks.py``), over several s
   when it was told it) among those within the task's absolute guards (a size limit).
 
 For each it prints the median and interquartile range of the final pick's holdout figure and of
-its test-split figure (never used to choose), how often the pick beats the human baseline on the
-test split, and how often progenitor's search promoted anything.
+its test-split figure (never used to choose), a 95% bootstrap interval of that test median (how
+far the seeds alone move it: two rows whose intervals overlap are not told apart by this many
+seeds), how often the pick beats the human baseline on the test split, how often
+progenitor's search promoted anything, and (with 20 seeds or more) how often the row would pass
+issue 21's first check in a draw of 10 of the seeds: a test median at least as good as every
+direct optimiser's and better than one's.
 
     PYTHONPATH=. python bench/search_quality.py [--tasks tabular digits] [--seeds 10] [--workers 2]
                                                 [--cache DIR] [--markdown FILE]
@@ -96,9 +101,12 @@ def direct(task: Task, seed: int, kind: str) -> dict[int, Pick]:
 
 
 # -- the methods compared ------------------------------------------------------------------------
-def _progenitor(search: dict, significance: Any = "spec") -> Callable[[Task, int], dict[int, Pick]]:
-    return lambda task, seed: simulate(task, seed, generations=max(BUDGETS) // K, candidates=K, search=search,
-                                       significance=significance, record=BUDGETS)
+def _progenitor(search: dict, significance: Any = "spec", slots: int = 0) -> Callable[[Task, int], dict[int, Pick]]:
+    """The loop's search; ``slots=1``: the async mode with one slot, i.e. generations of one
+    candidate (each decided against the champion before the next is proposed)."""
+    per = 1 if slots == 1 else K
+    return lambda task, seed: simulate(task, seed, generations=max(BUDGETS) // per, candidates=per, search=search,
+                                       significance=significance, record=BUDGETS, baseline_overlaps=slots == 1)
 
 
 CHAMPION_TPE = {"parents": "champion", "sampler": "tpe", "local": 0.0}
@@ -106,11 +114,13 @@ METHODS: dict[str, Callable[[Task, int], dict[int, Pick]]] = {
     "progenitor: champion parents, TPE": _progenitor(CHAMPION_TPE, significance=None),
     "progenitor: champion parents, TPE, paired test 0.05": _progenitor(CHAMPION_TPE, significance=0.05),
     "progenitor: champion parents, TPE, paired test 0.2": _progenitor(CHAMPION_TPE, significance=0.2),
+    "progenitor: champion parents, TPE, paired test 0.8": _progenitor(CHAMPION_TPE, significance=0.8),
     "progenitor: champion parents, TPE + 1 local step of 4": _progenitor(
         {**CHAMPION_TPE, "local": 0.25}, significance=None),
     "progenitor: archive parents, TPE + 2 local steps of 4": _progenitor(
         {"parents": "archive", "sampler": "tpe", "local": 0.5}, significance=None),
     "progenitor: champion parents, CMA-ES": _progenitor({**CHAMPION_TPE, "sampler": "cmaes"}, significance=None),
+    "progenitor: async, 1 slot, champion parents, TPE": _progenitor(CHAMPION_TPE, significance=None, slots=1),
     **{f"Optuna {kind}": (lambda kind: lambda task, seed: direct(task, seed, kind))(kind)
        for kind in ("TPE, Optuna's defaults", "TPE, progenitor's start-up", "CMA-ES, Optuna's defaults", "random")},
 }
@@ -135,6 +145,44 @@ def _quartiles(values: list[float]) -> tuple[float, float, float]:
     return q[0], statistics.median(values), q[2]
 
 
+def median_interval(values: list[float], draws: int = 4000, seed: int = 0) -> tuple[float, float]:
+    """A 95% percentile-bootstrap interval of the median over the seeds."""
+    import numpy as np
+
+    v = np.asarray(values, dtype=float)
+    medians = np.median(v[np.random.default_rng(seed).integers(0, len(v), size=(draws, len(v)))], axis=1)
+    low, high = np.percentile(medians, [2.5, 97.5])
+    return float(low), float(high)
+
+
+DRAW = 10
+"""Seeds per draw in ``check_draws``: the number issue 21's first check is measured over."""
+
+
+def check_draws(rows: dict[str, list[dict]], goal: str, draws: int = 5000, seed: int = 0) -> dict[str, float]:
+    """For each row, the share of draws of ``DRAW`` of the seeds (the same seeds for every row)
+    in which its test median is at least as good as every direct optimiser's and better than at
+    least one: issue 21's first check, as often as the seeds alone let a row pass it. A direct
+    optimiser's row is held to the other direct optimisers. Empty with fewer than 2 x ``DRAW`` seeds."""
+    import numpy as np
+
+    direct_rows = [m for m in rows if m.startswith("Optuna")]
+    seeds = min(len(v) for v in rows.values())
+    if seeds < 2 * DRAW or len(direct_rows) < 2:
+        return {}
+    sign = 1.0 if goal == "maximize" else -1.0
+    test = {m: sign * np.array([p["test"] for p in v[:seeds]]) for m, v in rows.items()}  # higher is better
+    rng = np.random.default_rng(seed)
+    passed = dict.fromkeys(rows, 0)
+    for _ in range(draws):
+        idx = rng.choice(seeds, DRAW, replace=False)
+        medians = {m: float(np.median(v[idx])) for m, v in test.items()}
+        for m in rows:
+            rivals = [medians[d] for d in direct_rows if d != m]
+            passed[m] += medians[m] >= max(rivals) and medians[m] > min(rivals)
+    return {m: n / draws for m, n in passed.items()}
+
+
 def table(task: Task, budget: int, rows: dict[str, list[dict]]) -> list[str]:
     """Markdown rows for one task and budget."""
     spec = task.spec
@@ -143,16 +191,21 @@ def table(task: Task, budget: int, rows: dict[str, list[dict]]) -> list[str]:
     metric = spec.objective.metric
     out = [f"**{task.name}, {budget} trainings** ({metric}, {'higher' if sign > 0 else 'lower'} is better; "
            f"baseline {base.metrics[metric]:.4g} holdout, {base.test:.4g} test)", "",
-           "| search | holdout: median [IQR] | test: median [IQR] | beats the baseline on test | not the baseline |",
-           "|---|---|---|---|---|"]
+           "| search | holdout: median [IQR] | test: median [IQR] | test median: 95% interval | "
+           "beats the baseline on test | not the baseline | passes the check |",
+           "|---|---|---|---|---|---|---|"]
+    passes = check_draws(rows, spec.objective.goal)
     for method, picks in rows.items():
         h = _quartiles([p["holdout"] for p in picks])
         t = _quartiles([p["test"] for p in picks])
         wins = sum(sign * (p["test"] - base.test) > 0 for p in picks)
         moved = sum(p["promoted"] for p in picks)
+        ci = median_interval([p["test"] for p in picks])
         out.append(f"| {method} | {h[1]:.4g} [{h[0]:.4g}, {h[2]:.4g}] | {t[1]:.4g} [{t[0]:.4g}, {t[2]:.4g}] | "
-                   f"{wins}/{len(picks)} | {moved}/{len(picks)} |")
-    return out + [""]
+                   f"{ci[0]:.4g} to {ci[1]:.4g} | {wins}/{len(picks)} | {moved}/{len(picks)} | "
+                   f"{f'{passes[method]:.0%}' if method in passes else '-'} |")
+    return out + (["", f"(passes the check: the share of draws of {DRAW} of these seeds in which the row's test median "
+                   "is at least as good as every direct optimiser's and better than one.)", ""] if passes else [""])
 
 
 def report(results: dict, tasks: list[str], seeds: int, cache: Optional[str]) -> list[str]:

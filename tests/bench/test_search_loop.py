@@ -35,8 +35,10 @@ def _fit(tree: Path, data: Path, out: Path) -> FakeRun:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("search", ["", "search: {parents: archive, local: 0.5}\n"])
+@pytest.mark.parametrize("search", ["", "search: {parents: archive, local: 0.5}\n", "search: {mode: async}\n"])
 def test_the_simulated_loop_proposes_and_promotes_as_a_real_run(tmp_path, search):
+    """The async mode with one slot (the executor's default here) is simulated as generations of
+    one candidate: the bench's "async, 1 slot" row."""
     register_executor("in-process", lambda data, **_: FakeExecutor(data, training=_fit))
     example = ROOT / "examples" / "tabular"
     files = {p.name: p.read_text() for p in example.iterdir() if p.is_file()}
@@ -46,11 +48,16 @@ def test_the_simulated_loop_proposes_and_promotes_as_a_real_run(tmp_path, search
     real = progenitor.get_lineage(summary.run_id, repo).candidates
 
     task = load_task("tabular")
-    if search:
+    if "async" in search:
+        generations, candidates = 9, 1
+    else:
+        generations, candidates = 3, 3
+    if "archive" in search:
         task.spec = task.spec.model_copy(update={"search": task.spec.search.model_copy(
             update={"parents": "archive", "local": 0.5})})
     steps: list[Step] = []
-    picks = simulate(task, 5, generations=3, candidates=3, record=(9,), steps=steps)
+    picks = simulate(task, 5, generations=generations, candidates=candidates, record=(9,), steps=steps,
+                     baseline_overlaps="async" in search)
     for step in steps:
         mine = [c for c in real if c.gen == step.gen]
         assert [c.parent_name for c in mine] == step.parents
