@@ -91,13 +91,14 @@ def simulate(task: Task, seed: int, generations: int = 9, candidates: int = 4, s
                 node = parents[p.k]
                 params = {**node.params, **p.params}
                 result = task.evaluate(params)
-                cand = Candidate(run="bench", gen=gen, k=p.k, objective=metric, status="scored", proposal=p,
+                cand = Candidate(run="bench", gen=gen, k=p.k, objective=metric,
+                                 status="scored" if metric in result.metrics else "failed", proposal=p,
                                  parent=node.sha, sha=f"g{gen}c{p.k}", params=params, metrics=result.metrics,
                                  parent_name=node.name)
                 cands.append((cand, result))
-            promoted = _decide(spec, state, cands)
+            promoted = _decide(spec, state, [(c, r) for c, r in cands if c.status == "scored"])
             for cand, _ in cands:
-                architect.observe(cand.proposal, Observation(status="scored", value=cand.value))
+                architect.observe(cand.proposal, Observation(status=cand.status, value=cand.value))
             state.records += [c for c, _ in cands]
             if steps is not None:
                 steps.append(Step(gen=gen, params=[c.params for c, _ in cands], parents=[n.name for n in parents],

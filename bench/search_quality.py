@@ -21,8 +21,10 @@ progenitor's search promoted anything, and (with 20 seeds or more) how often the
 issue 21's first check in a draw of 10 of the seeds: a test median at least as good as every
 direct optimiser's and better than one's.
 
-    PYTHONPATH=. python bench/search_quality.py [--tasks tabular digits] [--seeds 10] [--workers 2]
-                                                [--cache DIR] [--markdown FILE]
+    PYTHONPATH=. python bench/search_quality.py [--tasks tabular digits] [--repo PATH ...] [--seeds 10]
+                                                [--workers 2] [--cache DIR] [--markdown FILE]
+
+``--repo`` benches a task repository of one's own (``bench/search_tasks.py``'s ``RepoTask``).
 """
 
 from __future__ import annotations
@@ -91,9 +93,12 @@ def direct(task: Task, seed: int, kind: str) -> dict[int, Pick]:
     for n in range(1, max(BUDGETS) + 1):
         trial = study.ask(dists)
         result = task.evaluate(trial.params)
-        study.tell(trial, result.metrics[metric])
-        if _within_guards(task, result.metrics):
-            tried.append((result.metrics[metric], result.test, True))
+        if metric not in result.metrics:  # the training or its scoring failed
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        else:
+            study.tell(trial, result.metrics[metric])
+            if _within_guards(task, result.metrics):
+                tried.append((result.metrics[metric], result.test, True))
         if n in BUDGETS and tried:
             best = max(tried, key=lambda t: sign * t[0])
             picks[n] = Pick(holdout=best[0], test=best[1], promoted=best[2])
@@ -243,9 +248,39 @@ def _save(cache: Optional[str], results: dict) -> None:
         path.write_text(json.dumps({"|".join(map(str, k)): v for k, v in results.items()}))
 
 
+def _refuse(message: str) -> None:
+    print(message, file=sys.stderr)
+    raise SystemExit(2)
+
+
+def _repo_task(repo: Path, cache: Optional[str]) -> str:
+    """A task repository's name for the jobs (its path), after one training of its baseline:
+    a repository the bench cannot train ends the bench with one sentence and exit code 2."""
+    from progenitor.errors import UserError
+
+    name = str(repo.resolve())
+    try:
+        task = load_task(name, Path(cache) if cache else None)
+        try:
+            base = task.evaluate(task.baseline)
+        finally:
+            task.close()
+    except (UserError, OSError) as exc:
+        _refuse(f"bench: {repo}: {exc}")
+    if task.spec.objective.metric not in base.metrics:
+        _refuse(f"bench: {repo}: the baseline's training or scoring failed: {base.failure}")
+    print(f"{task.name}: baseline {task.spec.objective.metric} {base.metrics[task.spec.objective.metric]:.4g} holdout, "
+          f"{base.test:.4g} test", flush=True)
+    return name
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS))
+    parser.add_argument("--tasks", nargs="+", choices=list(TASKS),
+                        help="Bundled tasks (all of them when neither this nor --repo is given).")
+    parser.add_argument("--repo", nargs="+", type=Path, default=[],
+                        help="Task repositories of one's own, trained and scored by their own commands, no sandbox "
+                             "(predictions scored, a scorer.test needed).")
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
     parser.add_argument("--methods", nargs="*", help="Only these methods (names as printed).")
@@ -255,6 +290,7 @@ def main() -> None:
     parser.add_argument("--report", action="store_true",
                         help="Run nothing: the tables of the searches saved in --cache (the seeds all methods finished).")
     args = parser.parse_args()
+    args.tasks = list(args.tasks or ([] if args.repo else TASKS)) + [_repo_task(r, args.cache) for r in args.repo]
     if args.methods:
         for name in list(METHODS):
             if name not in args.methods:

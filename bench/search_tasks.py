@@ -6,6 +6,12 @@ a candidate would be: the example's ``train.py`` with the values written over it
 ``config.yaml``, scored like its ``score.py`` scores (the same functions), on the holdout (with
 per-example scores) and on the test split. A training is deterministic, so its result is cached
 by its values (``--cache``), shared by every search of the run.
+
+``RepoTask`` benches any task repository the same way, through its own commands: the trusted
+``data.prepare`` once, then for each set of values a copy of the repository with the values
+written into its ``search_space.file`` (as the loop's coder writes them), its ``train.command``
+run there (no sandbox: a bench of one's own code) and its trusted scorer and test scorer run on
+the outputs. ``--repo PATH`` on ``bench/search_quality.py`` compares the searches on it.
 """
 
 from __future__ import annotations
@@ -27,18 +33,20 @@ from pydantic import BaseModel
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
 
-__all__ = ["Eval", "Task", "TASKS", "load_task"]
+__all__ = ["Eval", "RepoTask", "Task", "TASKS", "load_task"]
 
 
 class Eval(BaseModel):
     """One training of one set of values."""
 
     metrics: dict[str, float]
-    """The scorer's holdout figures (the objective and the guards' metrics)."""
+    """The scorer's holdout figures (the objective and the guards' metrics); empty when the
+    training or its scoring failed (``failure`` says why)."""
     test: float
     """The objective on the test split."""
     per_example: list[float]
     """The per-example holdout scores the paired test reads."""
+    failure: str = ""
 
 
 def _module(path: Path, name: str):
@@ -163,9 +171,81 @@ class Digits(Task):
                     test=float(score.correct(test_probs, test_labels).mean()), per_example=[float(v) for v in right])
 
 
+class RepoTask(Task):
+    """A task repository of one's own, trained and scored by its own commands."""
+
+    def __init__(self, repo: Path, cache: Optional[Path] = None):
+        from progenitor.agents.coder.offline import read_params
+        from progenitor.errors import UserError
+        from progenitor.task.config_files import read_config
+        from progenitor.task.spec import load_spec
+
+        self.dir = repo.resolve()
+        self.name = self.dir.name
+        self.spec = load_spec(self.dir)
+        if self.spec.search_space is None:
+            raise UserError(f"{repo}: progenitor.yaml has no search_space, so there is nothing to search")
+        if self.spec.evaluate != "predictions":
+            raise UserError(f"{repo}: the bench scores predictions; this task has evaluate: {self.spec.evaluate}")
+        if self.spec.scorer.test is None:
+            raise UserError(f"{repo}: the bench compares test-split figures; this task has no scorer.test")
+        self.config = read_config(self.dir, self.spec.search_space.file)
+        self.baseline = read_params(self.dir, self.spec)
+        self.cache_file = cache / f"repo-{self.name}.jsonl" if cache else None
+        self._cache = {}
+        self._data = None
+        self._visible: Optional[Path] = None
+
+    @property
+    def data(self) -> Path:
+        if self._data is None:
+            from progenitor.evaluation.scorer import prepare_data
+
+            self._data = Path(tempfile.mkdtemp(prefix=f"bench-{self.name}-"))
+            self._visible = self._data / "visible"
+            prepare_data(self.spec, self.dir, self._data / "data", self._visible)
+        return self._data
+
+    def train(self, config: dict[str, Any]) -> Eval:
+        from progenitor.evaluation.scorer import run_trusted, score, score_test
+        from progenitor.evaluation.significance import PER_EXAMPLE_FILE, load_per_example
+        from progenitor.task.config_files import config_text, set_values
+        from progenitor.task.placeholders import fill
+
+        spec, metric = self.spec, self.spec.objective.metric
+        data = self.data / "data"
+        values = {name: config[name] for name in spec.search_space.params}
+        with tempfile.TemporaryDirectory(prefix=f"bench-{self.name}-run-") as tmp:
+            tree, out, scores = Path(tmp, "tree"), Path(tmp, "out"), Path(tmp, "scores")
+            shutil.copytree(self.dir, tree, ignore=shutil.ignore_patterns(".git"), symlinks=True)
+            out.mkdir()
+            rel = spec.search_space.file
+            (tree / rel).write_text(set_values(config_text(tree, rel), rel, values))
+            command = fill(spec.train.command, {"data": self._visible, "out": out, "tree": tree, "seed": "0"},
+                           "train.command")
+            proc = run_trusted(command, tree, spec.train.timeout, "train.command")
+            if proc.returncode != 0:
+                tail = (proc.stdout + proc.stderr).strip().splitlines()[-3:]
+                return Eval(metrics={}, test=float("nan"), per_example=[],
+                            failure=f"train.command exited {proc.returncode}: " + " | ".join(tail))
+            held = score(spec, self.dir, data, out, scores)
+            if not held.ok:
+                return Eval(metrics={}, test=float("nan"), per_example=[], failure=held.reason)
+            per_example, _ = load_per_example(scores / PER_EXAMPLE_FILE)
+            test = score_test(spec, self.dir, data, out, Path(tmp, "test-scores"))
+            if test is None or not test.ok:
+                return Eval(metrics={}, test=float("nan"), per_example=[],
+                            failure=test.reason if test is not None else "no test scorer")
+        return Eval(metrics=held.metrics, test=test.metrics[f"test_{metric}"],
+                    per_example=[] if per_example is None else [float(v) for v in per_example])
+
+
 TASKS: dict[str, type[Task]] = {"digits": Digits, "tabular": Tabular}
 
 
 def load_task(name: str, cache: Optional[Path] = None) -> Task:
+    """A bundled task by its name, or a task repository by its path (``RepoTask``)."""
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    return TASKS[name](cache)
+    if name in TASKS:
+        return TASKS[name](cache)
+    return RepoTask(Path(name), cache)

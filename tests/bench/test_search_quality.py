@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -64,3 +65,40 @@ def test_too_few_seeds_give_no_figure():
 def test_every_row_gets_a_share(seeds):
     rows = _rows(**{"progenitor": [1.0] * seeds, "Optuna a": [2.0] * seeds, "Optuna b": [3.0] * seeds})
     assert set(check_draws(rows, "minimize", draws=10)) == set(rows)
+
+
+@pytest.mark.slow
+def test_a_task_repository_is_benched_through_its_own_commands_as_the_bundled_task_is(tmp_path):
+    """``--repo``: the example copied as a repository of one's own gives, through its own
+    prepare, train and scorer commands, the figures the in-process task gives."""
+    import shutil
+
+    from bench.search_tasks import load_task
+
+    repo = tmp_path / "mine"
+    shutil.copytree(Path(__file__).resolve().parents[2] / "examples" / "tabular", repo)
+    mine, bundled = load_task(str(repo)), load_task("tabular")
+    try:
+        for values in (mine.baseline, {**mine.baseline, "learning_rate": 0.03, "max_depth": 2, "subsample": 0.8}):
+            got, want = mine.evaluate(values), bundled.evaluate(values)
+            assert got.failure == ""
+            assert got.metrics["rmse"] == pytest.approx(want.metrics["rmse"], rel=1e-6)  # printed to 6 places
+            assert got.test == pytest.approx(want.test, rel=1e-6)
+            assert got.per_example == pytest.approx(want.per_example, rel=1e-9)
+        broken = mine.evaluate({**mine.baseline, "n_estimators": 0})  # train.py refuses it (ge=1)
+        assert broken.metrics == {} and "train.command exited" in broken.failure
+    finally:
+        mine.close()
+        bundled.close()
+
+
+def test_a_directory_that_is_no_task_ends_the_bench_with_one_sentence_and_exit_2(tmp_path):
+    import subprocess
+
+    root = Path(__file__).resolve().parents[2]
+    proc = subprocess.run([sys.executable, "bench/search_quality.py", "--repo", str(tmp_path), "--seeds", "1"],
+                          cwd=root, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(root)})
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"bench: {tmp_path}:")
