@@ -47,6 +47,7 @@ class Eval(BaseModel):
     per_example: list[float]
     """The per-example holdout scores the paired test reads."""
     failure: str = ""
+    """Why the training or its scoring failed (``RepoTask``): a failed trial for every search."""
 
 
 def _module(path: Path, name: str):
