@@ -3,19 +3,16 @@ not even after the driver is killed mid-training and the run resumed."""
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
 import progenitor
 from progenitor.options import RunOptions
-from progenitor.run.rundir import RunDir
 from progenitor.testing import make_repo, toy_task_files
 from tests.helpers.records import lineage_json
+from tests.helpers.waiting import run_then_kill
 
 pytestmark = pytest.mark.docker
 
@@ -91,22 +88,12 @@ def test_killed_run_leaves_no_container_after_resume(tmp_path, toy_image):
     files["config.yaml"] += "sleep: 8\n"
     files["progenitor.yaml"] = files["progenitor.yaml"].replace("timeout: 30", "timeout: 60")
     repo = make_repo(tmp_path / "repo", files)
-    proc = subprocess.Popen([sys.executable, "-m", "progenitor.cli", "run", str(repo), "--sandbox", "docker", "--executor", "local", "-q"],
-                            start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    runs = repo / ".progenitor" / "runs"
-    try:
-        deadline = time.time() + 120
-        while time.time() < deadline:
-            if runs.is_dir() and any(runs.iterdir()):
-                run = RunDir(repo, next(runs.iterdir()).name)
-                if sum(e.type == "train.start" and e.gen == 1 for e in run.events()) == 2 and len(_containers(run.run_id)) >= 2:
-                    break
-            time.sleep(0.2)
-        else:
-            pytest.fail("the run never had its candidates training in containers")
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+    def both_training_in_containers(run) -> bool:
+        return (sum(e.type == "train.start" and e.gen == 1 for e in run.events()) == 2
+                and len(_containers(run.run_id)) >= 2)
+
+    run = run_then_kill(repo, ["--sandbox", "docker", "--executor", "local", "-q"], both_training_in_containers, 120,
+                        "its candidates training in containers")
     assert _containers(run.run_id), "the killed driver left its containers (the resume must sweep them)"
     summary = progenitor.resume_run(run.run_id, repo=repo)
     assert summary.status == "finished"

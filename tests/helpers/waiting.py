@@ -44,3 +44,37 @@ def lock_released(out: Path, timeout: float = 30.0) -> bool:
             return True
 
     return wait_for(free, timeout)
+
+
+def run_then_kill(repo: Path, args: list[str], ready: Callable, timeout: float, what: str):
+    """Start ``progenitor run REPO ARGS`` in a session of its own, wait until its run (the first
+    under the repository's runs) satisfies ``ready(run)``, then SIGKILL the whole session, as a
+    machine that dies would, and return the run. The test fails, naming ``what``, if the run
+    never gets there within ``timeout`` seconds."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    import pytest
+
+    from progenitor.run.rundir import RunDir
+
+    proc = subprocess.Popen([sys.executable, "-m", "progenitor.cli", "run", str(repo), *args],
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"}, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    runs_dir = repo / ".progenitor" / "runs"
+    run = None
+    try:
+        def reached() -> bool:
+            nonlocal run
+            if run is None and runs_dir.is_dir() and any(runs_dir.iterdir()):
+                run = RunDir(repo, next(runs_dir.iterdir()).name)
+            return run is not None and ready(run)
+
+        if not wait_for(reached, timeout):
+            pytest.fail(f"the run never got there: {what}")
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    return run

@@ -3,10 +3,6 @@ decided on its own as its score comes, and a killed run that resumes without tra
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import time
 
 import pytest
@@ -19,6 +15,7 @@ from progenitor.task.spec import load_spec
 from progenitor.testing import make_repo, toy_task_files
 from tests.helpers.gating import wait_for
 from tests.helpers.records import lineage_json, status_json
+from tests.helpers.waiting import run_then_kill
 
 SLEEPY_TRAIN = toy_task_files()["train.py"].replace(
     'w = float(config["w"])', 'w = float(config["w"])\nimport time; time.sleep(float(config.get("sleep", 0)))'
@@ -106,29 +103,13 @@ def test_async_continue_adds_candidates(tmp_path):
 @pytest.mark.slow
 def test_sigkill_of_an_async_run_then_resume_trains_nothing_twice(tmp_path):
     repo = _async_repo(tmp_path, generations=2, candidates=2, sleep=1.5)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "progenitor.cli", "run", str(repo), "--sandbox", "process", "--executor", "local",
-         "--parallel", "2", "-q"],
-        env={**os.environ, "PYTHONUNBUFFERED": "1"}, start_new_session=True,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    runs_dir = repo / ".progenitor" / "runs"
-    deadline, run = time.time() + 300, None
-    try:
-        while time.time() < deadline:
-            if run is None and runs_dir.is_dir() and any(runs_dir.iterdir()):
-                run = RunDir(repo, next(runs_dir.iterdir()).name)
-            if run is not None:
-                kinds = {(kind, gen) for kind, gen, _ in _times(run)}
-                if ("generation.end", 1) in kinds or ("generation.end", 2) in kinds:
-                    if ("train.start", 3) in kinds and ("train.end", 3) not in kinds:
-                        break  # one candidate decided, a later one training right now
-            time.sleep(0.05)
-        else:
-            pytest.fail("the run never had a candidate decided while another trained")
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+    def one_decided_while_a_later_one_trains(run) -> bool:
+        kinds = {(kind, gen) for kind, gen, _ in _times(run)}
+        decided = ("generation.end", 1) in kinds or ("generation.end", 2) in kinds
+        return decided and ("train.start", 3) in kinds and ("train.end", 3) not in kinds
+
+    run = run_then_kill(repo, ["--sandbox", "process", "--executor", "local", "--parallel", "2", "-q"],
+                        one_decided_while_a_later_one_trains, 300, "a candidate decided while another trained")
     summary = progenitor.resume_run(run.run_id, repo=repo)
     assert summary.status == "finished" and summary.generations == 4, summary.stop_reason
     ends: dict[int, int] = {}

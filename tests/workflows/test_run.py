@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
-import time
 
 import git
 import pytest
@@ -20,7 +17,7 @@ from progenitor.run.ledger import Ledger
 from progenitor.run.rundir import RunDir
 from progenitor.testing import curve_train, make_repo, scripted, toy_task_files
 from tests.helpers.records import lineage_json, status_json
-from tests.helpers.waiting import wait_for
+from tests.helpers.waiting import run_then_kill, wait_for
 
 SLEEPY_TRAIN = toy_task_files()["train.py"].replace(
     'w = float(config["w"])', 'w = float(config["w"])\nimport time; time.sleep(float(config.get("sleep", 0)))'
@@ -118,28 +115,12 @@ def test_sigkill_while_training_then_resume_trains_nothing_twice(tmp_path):
     files["train.py"] = SLEEPY_TRAIN
     files["config.yaml"] += "sleep: 1.5\n"
     repo = make_repo(tmp_path / "repo", files)
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "progenitor.cli", "run", str(repo), "--sandbox", "process", "--executor", "local", "--parallel", "1", "-q"],
-        env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    runs_dir = repo / ".progenitor" / "runs"
-    deadline = time.time() + 300
-    run = None
-    try:
-        while time.time() < deadline:
-            if run is None and runs_dir.is_dir() and any(runs_dir.iterdir()):
-                run = RunDir(repo, next(runs_dir.iterdir()).name)
-            if run is not None:
-                starts, ends = _train_events(run)
-                if ends.get((1, 0)) and starts.get((1, 1)):
-                    break  # g1/c0 has finished, g1/c1 is training right now
-            time.sleep(0.1)
-        else:
-            pytest.fail("the run never reached the second candidate's training")
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+    def second_training_under_way(run) -> bool:
+        starts, ends = _train_events(run)
+        return bool(ends.get((1, 0)) and starts.get((1, 1)))  # g1/c0 finished, g1/c1 training now
+
+    run = run_then_kill(repo, ["--sandbox", "process", "--executor", "local", "--parallel", "1", "-q"],
+                        second_training_under_way, 300, "the second candidate's training")
     assert not (run.candidate(1, 1) / "train.json").exists()
     summary = progenitor.resume_run(run.run_id, repo=repo)
     assert summary.status == "finished" and summary.generations == 2
