@@ -48,6 +48,9 @@ class Eval(BaseModel):
     """The per-example holdout scores the paired test reads."""
     failure: str = ""
     """Why the training or its scoring failed (``RepoTask``): a failed trial for every search."""
+    timed_out: bool = False
+    """The failure was a timeout: kept for this run of the bench, not in ``--cache`` (a busy
+    machine's timeout is no property of the values)."""
 
 
 def _module(path: Path, name: str):
@@ -109,7 +112,7 @@ class Task:
         key = json.dumps(params, sort_keys=True, default=str)
         if key not in self._cache:
             self._cache[key] = self.train({**self.config, **params})
-            if self.cache_file is not None:
+            if self.cache_file is not None and not self._cache[key].timed_out:
                 self.cache_file.parent.mkdir(parents=True, exist_ok=True)
                 with open(self.cache_file, "a") as f:  # one short line per write: appends do not interleave
                     f.write(json.dumps([key, self._cache[key].model_dump()]) + "\n")
@@ -225,9 +228,10 @@ class RepoTask(Task):
             command = fill(spec.train.command, {"data": self._visible, "out": out, "tree": tree, "seed": "0"},
                            "train.command")
             proc = run_trusted(command, tree, spec.train.timeout, "train.command")
+            timed_out = f"train.command timed out after {spec.train.timeout:g} s"  # what run_trusted says
             if proc.returncode != 0:
                 tail = (proc.stdout + proc.stderr).strip().splitlines()[-3:]
-                return Eval(metrics={}, test=float("nan"), per_example=[],
+                return Eval(metrics={}, test=float("nan"), per_example=[], timed_out=proc.stderr == timed_out,
                             failure=f"train.command exited {proc.returncode}: " + " | ".join(tail))
             held = score(spec, self.dir, data, out, scores)
             if not held.ok:

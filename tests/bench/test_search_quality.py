@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
@@ -77,7 +78,7 @@ def test_a_task_repository_is_benched_through_its_own_commands_as_the_bundled_ta
 
     repo = tmp_path / "mine"
     shutil.copytree(Path(__file__).resolve().parents[2] / "examples" / "tabular", repo)
-    mine, bundled = load_task(str(repo)), load_task("tabular")
+    mine, bundled = load_task(str(repo), tmp_path / "cache"), load_task("tabular")
     try:
         for values in (mine.baseline, {**mine.baseline, "learning_rate": 0.03, "max_depth": 2, "subsample": 0.8}):
             got, want = mine.evaluate(values), bundled.evaluate(values)
@@ -86,7 +87,14 @@ def test_a_task_repository_is_benched_through_its_own_commands_as_the_bundled_ta
             assert got.test == pytest.approx(want.test, rel=1e-6)
             assert got.per_example == pytest.approx(want.per_example, rel=1e-9)
         broken = mine.evaluate({**mine.baseline, "n_estimators": 0})  # train.py refuses it (ge=1)
-        assert broken.metrics == {} and "train.command exited" in broken.failure
+        assert broken.metrics == {} and "train.command exited" in broken.failure and not broken.timed_out
+        # A timeout is no property of the values: it is a failure for this run, not kept in the cache.
+        train = mine.spec.train.model_copy(update={"timeout": 0.001})
+        mine.spec = mine.spec.model_copy(update={"train": train})
+        slow = mine.evaluate({**mine.baseline, "max_depth": 5})
+        assert slow.timed_out and "timed out" in slow.failure
+        kept = [json.loads(line)[1] for line in (tmp_path / "cache" / "repo-mine.jsonl").read_text().splitlines()]
+        assert len(kept) == 3 and kept[-1]["failure"] == broken.failure
     finally:
         mine.close()
         bundled.close()
