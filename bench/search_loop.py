@@ -149,7 +149,8 @@ def _decide(spec, state: _State, cands: list) -> Optional[int]:
     if ranked:
         best, result, escalate = ranked[0]
         improves = objective.better(best.value, state.champion.value)
-        if improves and objective.significance is not None:
+        # As the loop does (workflows/evidence.py): no per-example scores, no paired test.
+        if improves and objective.significance is not None and result.per_example and state.champion_eval.per_example:
             test = paired_test(np.array(result.per_example), np.array(state.champion_eval.per_example),
                                objective.goal, objective.significance, len(ranked))
             improves = test.significant

@@ -15,8 +15,7 @@ examples trained with their own code (``bench/search_tasks.py``), over several s
 
 For each it prints the median and interquartile range of the final pick's holdout figure and of
 its test-split figure (never used to choose), a 95% bootstrap interval of that test median (how
-far the seeds alone move it: two rows whose intervals overlap are not told apart by this many
-seeds), how often the pick beats the human baseline on the test split, how often
+far the seeds alone move it, each row on its own), how often the pick beats the human baseline on the test split, how often
 progenitor's search promoted anything, and (with 20 seeds or more) how often the row would pass
 issue 21's first check in a draw of 10 of the seeds: a test median at least as good as every
 direct optimiser's and better than one's.
@@ -99,10 +98,15 @@ def direct(task: Task, seed: int, kind: str) -> dict[int, Pick]:
             study.tell(trial, result.metrics[metric])
             if _within_guards(task, result.metrics):
                 tried.append((result.metrics[metric], result.test, True))
-        if n in BUDGETS and tried:
-            best = max(tried, key=lambda t: sign * t[0])
+        if n in BUDGETS:  # nothing trained yet: the human baseline is what the search leaves
+            best = max(tried, key=lambda t: sign * t[0]) if tried else (base.metrics[metric], base.test, False)
             picks[n] = Pick(holdout=best[0], test=best[1], promoted=best[2])
     return picks
+
+
+class BenchError(Exception):
+    """A search that cannot go on; the bench ends with its one sentence and exit code 2 (the
+    searches finished before it stay saved in ``--cache``)."""
 
 
 # -- the methods compared ------------------------------------------------------------------------
@@ -138,6 +142,9 @@ def _job(args: tuple) -> tuple[tuple, dict]:
     task_name, method, seed, cache = args
     task = load_task(task_name, Path(cache) if cache else None)
     try:
+        base = task.evaluate(task.baseline)
+        if task.spec.objective.metric not in base.metrics:  # it trained in the main process: a timeout here
+            raise BenchError(f"bench: {task_name}: the baseline's training failed in a worker: {base.failure}")
         picks = METHODS[method](task, seed)
     finally:
         task.close()
@@ -249,7 +256,9 @@ def _save(cache: Optional[str], results: dict) -> None:
 
 
 def _refuse(message: str) -> None:
-    print(message, file=sys.stderr)
+    """End the bench with ``message`` on one line (a parser's several lines joined) and exit code 2."""
+    parts = [line.strip() for line in message.splitlines() if line.strip().strip("^")]
+    print("; ".join(parts), file=sys.stderr)
     raise SystemExit(2)
 
 
@@ -304,10 +313,13 @@ def main() -> None:
     jobs = [(t, m, s, args.cache) for t in args.tasks for s in range(args.seeds) for m in METHODS
             if (t, m, s) not in results]
     began = time.monotonic()
-    with ProcessPoolExecutor(args.workers) as pool:
-        for key, picks in pool.map(_job, jobs, chunksize=1):
-            results[key[:3]] = {int(n): p for n, p in picks.items()}
-            _save(args.cache, results)
+    try:
+        with ProcessPoolExecutor(args.workers) as pool:
+            for key, picks in pool.map(_job, jobs, chunksize=1):
+                results[key[:3]] = {int(n): p for n, p in picks.items()}
+                _save(args.cache, results)
+    except BenchError as exc:
+        _refuse(str(exc))
     lines = report(results, args.tasks, args.seeds, args.cache)
     lines.append(f"{len(jobs)} searches of {max(BUDGETS)} trainings each run now ({args.seeds} seeds, the rest "
                  f"saved before), in {time.monotonic() - began:.0f} s on {args.workers} workers.")

@@ -175,6 +175,24 @@ class Digits(Task):
                     test=float(score.correct(test_probs, test_labels).mean()), per_example=[float(v) for v in right])
 
 
+NOT_COPIED = (".git", ".progenitor")
+"""What a training's copy of a repository leaves out: its history, and progenitor's runs."""
+
+
+def _digest(repo: Path) -> str:
+    """A short hash of the repository's files (what is copied for a training), names and bytes."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for top, dirs, files in os.walk(repo):
+        dirs[:] = sorted(d for d in dirs if d != "__pycache__" and not (Path(top) == repo and d in NOT_COPIED))
+        for name in sorted(files):
+            path = Path(top, name)
+            if path.is_file():
+                h.update(str(path.relative_to(repo)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return h.hexdigest()[:12]
+
+
 class RepoTask(Task):
     """A task repository of one's own, trained and scored by its own commands."""
 
@@ -195,7 +213,9 @@ class RepoTask(Task):
             raise UserError(f"{repo}: the bench compares test-split figures; this task has no scorer.test")
         self.config = read_config(self.dir, self.spec.search_space.file)
         self.baseline = read_params(self.dir, self.spec)
-        self.cache_file = cache / f"repo-{self.name}.jsonl" if cache else None
+        # Keyed by the repository's content: another repository of the same name, or this one
+        # edited (its train.py, its prepare), does not read results that are not its own.
+        self.cache_file = cache / f"repo-{self.name}-{_digest(self.dir)}.jsonl" if cache else None
         self._cache = {}
         self._data = None
         self._visible: Optional[Path] = None
@@ -221,7 +241,7 @@ class RepoTask(Task):
         values = {name: config[name] for name in spec.search_space.params}
         with tempfile.TemporaryDirectory(prefix=f"bench-{self.name}-run-") as tmp:
             tree, out, scores = Path(tmp, "tree"), Path(tmp, "out"), Path(tmp, "scores")
-            shutil.copytree(self.dir, tree, ignore=shutil.ignore_patterns(".git"), symlinks=True)
+            shutil.copytree(self.dir, tree, ignore=shutil.ignore_patterns(*NOT_COPIED), symlinks=True)
             out.mkdir()
             rel = spec.search_space.file
             (tree / rel).write_text(set_values(config_text(tree, rel), rel, values))

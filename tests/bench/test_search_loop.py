@@ -70,3 +70,19 @@ def test_the_simulated_loop_proposes_and_promotes_as_a_real_run(tmp_path, search
     assert summary.champion == pytest.approx(picks[9].holdout, abs=1e-5)
     assert summary.honesty.champion_test == pytest.approx(picks[9].test, abs=1e-5)
     task.close()
+
+
+def test_without_per_example_scores_the_simulated_loop_promotes_on_the_holdout_figure_as_the_loop_does():
+    """The paired test needs per-example scores; a task whose scorer writes none is promoted on
+    its holdout figure (workflows/evidence.py), in the bench as in a run."""
+    task = load_task("tabular")
+    try:
+        held = simulate(task, 0, generations=3, candidates=4, significance=0.05, record=(12,))[12]
+        assert not held.promoted, "on 88 patients the paired test at 0.05 holds this seed's gains back"
+        plain = task.evaluate
+        task.evaluate = lambda params: plain(params).model_copy(update={"per_example": []})
+        moved = simulate(task, 0, generations=3, candidates=4, significance=0.05, record=(12,))[12]
+        assert moved == simulate(task, 0, generations=3, candidates=4, significance=None, record=(12,))[12]
+        assert moved.promoted
+    finally:
+        task.close()

@@ -56,6 +56,27 @@ def test_equal_rows_pass_about_as_often_as_the_seeds_let_them():
     assert 0.05 < share < 0.6
 
 
+def test_a_tie_with_the_best_passes_and_a_tie_with_every_rival_does_not():
+    """At least as good as every direct optimiser (a tie counts) and better than at least one."""
+    rows = _rows(**{"progenitor: ties the best": [60.0] * 20,
+                    "Optuna a": [60.0] * 20, "Optuna b": [61.0] * 20})
+    passes = check_draws(rows, "minimize", draws=50)
+    assert passes["progenitor: ties the best"] == 1.0
+    rows = _rows(**{"progenitor": [61.0] * 20, "Optuna a": [61.0] * 20, "Optuna b": [61.0] * 20})
+    assert check_draws(rows, "minimize", draws=50)["progenitor"] == 0.0
+
+
+def test_every_row_is_drawn_on_the_same_seeds():
+    """A row equal to a direct optimiser seed by seed ties it in every draw: drawn on other seeds
+    (each row its own draw) they would part in some draws."""
+    rng = np.random.default_rng(2)
+    a = list(rng.normal(60, 3, 40))
+    rows = _rows(**{"progenitor": a, "Optuna a": a, "Optuna b": [100.0] * 40})
+    assert check_draws(rows, "minimize", draws=500)["progenitor"] == 1.0
+    rows = _rows(**{"progenitor": a, "Optuna a": [x - 1e-9 for x in a], "Optuna b": [100.0] * 40})
+    assert check_draws(rows, "minimize", draws=500)["progenitor"] == 0.0
+
+
 def test_too_few_seeds_give_no_figure():
     rows = _rows(**{"progenitor": [1.0] * (2 * DRAW - 1), "Optuna a": [2.0] * (2 * DRAW - 1),
                     "Optuna b": [3.0] * (2 * DRAW - 1)})
@@ -93,8 +114,12 @@ def test_a_task_repository_is_benched_through_its_own_commands_as_the_bundled_ta
         mine.spec = mine.spec.model_copy(update={"train": train})
         slow = mine.evaluate({**mine.baseline, "max_depth": 5})
         assert slow.timed_out and "timed out" in slow.failure
-        kept = [json.loads(line)[1] for line in (tmp_path / "cache" / "repo-mine.jsonl").read_text().splitlines()]
+        cache_file, = (tmp_path / "cache").glob("repo-mine-*.jsonl")
+        kept = [json.loads(line)[1] for line in cache_file.read_text().splitlines()]
         assert len(kept) == 3 and kept[-1]["failure"] == broken.failure
+        # The cache is the repository's own: an edit to its training code reads none of it.
+        (repo / "train.py").write_text((repo / "train.py").read_text() + "\n# edited\n")
+        assert load_task(str(repo), tmp_path / "cache").cache_file != cache_file
     finally:
         mine.close()
         bundled.close()
