@@ -134,7 +134,7 @@ def _decide(spec, state: _State, cands: list) -> Optional[int]:
     """select, oversight (auto, escalations not promoted) and promote, as the loop does them."""
     from progenitor.agents.base import Parent
     from progenitor.evaluation import after_scoring
-    from progenitor.evaluation.significance import paired_test
+    from progenitor.evaluation.significance import versus
 
     objective = spec.objective
     ranked = []
@@ -149,11 +149,10 @@ def _decide(spec, state: _State, cands: list) -> Optional[int]:
     if ranked:
         best, result, escalate = ranked[0]
         improves = objective.better(best.value, state.champion.value)
-        # As the loop does (workflows/evidence.py): no per-example scores, no paired test.
-        if improves and objective.significance is not None and result.per_example and state.champion_eval.per_example:
-            test = paired_test(np.array(result.per_example), np.array(state.champion_eval.per_example),
-                               objective.goal, objective.significance, len(ranked))
-            improves = test.significant
+        if improves:  # the loop's rule: no per-example scores (or a null level), no paired test
+            test = versus(np.array(result.per_example), np.array(state.champion_eval.per_example),
+                          objective.goal, objective.significance, len(ranked))
+            improves = test is None or test.significant
         if improves and escalate:
             state.escalated += 1
         elif improves:

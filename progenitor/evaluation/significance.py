@@ -29,7 +29,7 @@ import numpy as np
 
 from progenitor.candidate.evidence import BOOTSTRAP, PairedTest
 
-__all__ = ["BOOTSTRAP", "MAX_EXAMPLES", "PER_EXAMPLE_FILE", "PairedTest", "load_per_example", "paired_test"]
+__all__ = ["BOOTSTRAP", "MAX_EXAMPLES", "PER_EXAMPLE_FILE", "PairedTest", "load_per_example", "paired_test", "versus"]
 
 PER_EXAMPLE_FILE = "per_example.npy"
 """What a scorer may write into ``{scores}``: one score per holdout example (1-D, numeric)."""
@@ -81,6 +81,18 @@ def _bootstrap_p(diff: np.ndarray, seed: int = 0) -> float:
         not_gains += int((means <= 0).sum())
         done += size
     return (not_gains + 1) / (BOOTSTRAP + 1)
+
+
+def versus(candidate: Optional[np.ndarray], champion: Optional[np.ndarray], goal: str,
+           significance: Optional[float], compared: int = 1) -> Optional[PairedTest]:
+    """The paired test of ``candidate`` against ``champion``, or None where none applies: the
+    level is null, or either model has no per-example scores (None or empty), or they are of
+    different lengths. Without a test a gain is promoted on the holdout figure."""
+    if significance is None or candidate is None or champion is None:
+        return None
+    if candidate.size == 0 or candidate.shape != champion.shape:
+        return None
+    return paired_test(candidate, champion, goal, significance, compared)
 
 
 def paired_test(candidate: np.ndarray, champion: np.ndarray, goal: str, significance: float,

@@ -20,8 +20,9 @@ import numpy as np
 from progenitor.candidate import Candidate, Champion
 from progenitor.candidate.evidence import PairedTest
 from progenitor.candidate.keys import CandidateKey
+from progenitor.evaluation import significance
 from progenitor.evaluation.honesty import holdout_size
-from progenitor.evaluation.significance import PER_EXAMPLE_FILE, load_per_example, paired_test
+from progenitor.evaluation.significance import PER_EXAMPLE_FILE, load_per_example
 from progenitor.run.events import Repeated
 from progenitor.run.summary import Honesty
 from progenitor.workflows.nodes import save, score_dir
@@ -51,11 +52,9 @@ def versus(ctx: RunContext, key: CandidateKey, other: Champion, compared: int = 
     both, or ``objective.significance`` is null)."""
     objective = ctx.spec.objective
     if objective.significance is None:
-        return None
+        return None  # the per-example files are not read
     mine, theirs = per_example(ctx, key.gen, key.k), per_example(ctx, other.gen, other.k)
-    if mine is None or theirs is None or mine.shape != theirs.shape:
-        return None
-    return paired_test(mine, theirs, objective.goal, objective.significance, compared)
+    return significance.versus(mine, theirs, objective.goal, objective.significance, compared)
 
 
 def mean_metrics(first: dict[str, float], more: list[dict[str, float]]) -> dict[str, float]:

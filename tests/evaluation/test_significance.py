@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from progenitor.evaluation.significance import load_per_example, paired_test
+from progenitor.evaluation.significance import load_per_example, paired_test, versus
 
 
 def _accuracy(n: int, wrong: list[int]) -> np.ndarray:
@@ -76,3 +76,12 @@ def test_the_per_example_file_is_read_with_bounds(tmp_path):
         assert scores is None and why, name
     (tmp_path / "junk.npy").write_bytes(b"not an array")
     assert load_per_example(tmp_path / "junk.npy")[0] is None
+
+
+def test_versus_tests_only_where_both_models_have_scores_of_one_length_and_a_level_is_set():
+    ten, none = np.ones(10), np.zeros(10)
+    assert versus(ten, none, "maximize", 0.05).significant
+    assert versus(ten, none, "maximize", None) is None
+    assert versus(None, none, "maximize", 0.05) is None and versus(ten, None, "maximize", 0.05) is None
+    assert versus(np.array([]), np.array([]), "maximize", 0.05) is None
+    assert versus(ten, np.zeros(9), "maximize", 0.05) is None
