@@ -231,7 +231,7 @@ class RepoTask(Task):
         return self._data
 
     def train(self, config: dict[str, Any]) -> Eval:
-        from progenitor.evaluation.scorer import run_trusted, score, score_test
+        from progenitor.evaluation.scorer import TimedOut, run_trusted, score, score_test
         from progenitor.evaluation.significance import PER_EXAMPLE_FILE, load_per_example
         from progenitor.task.config_files import config_text, set_values
         from progenitor.task.placeholders import fill
@@ -248,10 +248,9 @@ class RepoTask(Task):
             command = fill(spec.train.command, {"data": self._visible, "out": out, "tree": tree, "seed": "0"},
                            "train.command")
             proc = run_trusted(command, tree, spec.train.timeout, "train.command")
-            timed_out = f"train.command timed out after {spec.train.timeout:g} s"  # what run_trusted says
             if proc.returncode != 0:
                 tail = (proc.stdout + proc.stderr).strip().splitlines()[-3:]
-                return Eval(metrics={}, test=float("nan"), per_example=[], timed_out=proc.stderr == timed_out,
+                return Eval(metrics={}, test=float("nan"), per_example=[], timed_out=isinstance(proc, TimedOut),
                             failure=f"train.command exited {proc.returncode}: " + " | ".join(tail))
             held = score(spec, self.dir, data, out, scores)
             if not held.ok:

@@ -57,14 +57,21 @@ def trusted_env() -> dict[str, str]:
     return env
 
 
+class TimedOut(subprocess.CompletedProcess):
+    """What ``run_trusted`` returns for a command that ran past its timeout: exit code -9, the
+    reason (``<what> timed out after <timeout> s``) as its stderr."""
+
+
 def run_trusted(command: str, cwd: Path, timeout: float, what: str) -> subprocess.CompletedProcess:
+    """Run a trusted command in ``cwd`` with its output captured; past ``timeout`` seconds it is
+    killed and the result is a ``TimedOut``."""
     try:
         return subprocess.run(
             command, shell=True, cwd=cwd, capture_output=True, text=True, timeout=timeout,
             stdin=subprocess.DEVNULL, env=trusted_env(),
         )
     except subprocess.TimeoutExpired:
-        return subprocess.CompletedProcess(command, -9, "", f"{what} timed out after {timeout:g} s")
+        return TimedOut(command, -9, "", f"{what} timed out after {timeout:g} s")
 
 
 def run_prepare(spec: TaskSpec, trusted: Path, data: Path) -> None:

@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Callable, TypeVar
+
+import pytest
+
+from progenitor.run.rundir import RunDir
 
 T = TypeVar("T")
 
@@ -46,20 +54,11 @@ def lock_released(out: Path, timeout: float = 30.0) -> bool:
     return wait_for(free, timeout)
 
 
-def run_then_kill(repo: Path, args: list[str], ready: Callable, timeout: float, what: str):
+def run_then_kill(repo: Path, args: list[str], ready: Callable[[RunDir], bool], timeout: float, what: str) -> RunDir:
     """Start ``progenitor run REPO ARGS`` in a session of its own, wait until its run (the first
     under the repository's runs) satisfies ``ready(run)``, then SIGKILL the whole session, as a
     machine that dies would, and return the run. The test fails, naming ``what``, if the run
     never gets there within ``timeout`` seconds."""
-    import os
-    import signal
-    import subprocess
-    import sys
-
-    import pytest
-
-    from progenitor.run.rundir import RunDir
-
     proc = subprocess.Popen([sys.executable, "-m", "progenitor.cli", "run", str(repo), *args],
                             env={**os.environ, "PYTHONUNBUFFERED": "1"}, start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
